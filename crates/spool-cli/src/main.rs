@@ -1,0 +1,6 @@
+//! The `spool` command. All of it lives in `spool::cli`, so an app can embed the same
+//! command with its own job types registered (see `examples/embedded-cli`).
+
+fn main() -> anyhow::Result<std::process::ExitCode> {
+    spool::cli::main(spool::Registry::with_builtins())
+}

@@ -1,0 +1,380 @@
+//! Dispatching: the [`Spool`] handle apps keep, and the [`PendingDispatch`] builder that sets
+//! per-dispatch options before the job is pushed.
+
+use std::{
+    future::{Future, IntoFuture},
+    pin::Pin,
+    sync::Arc,
+    time::Duration,
+};
+
+use crate::{
+    envelope::{DEFAULT_MAX_PAYLOAD_BYTES, ENVELOPE_VERSION, Envelope, TraceContext, now_ms},
+    job::{Job, JobContext, JobResult},
+    options::{Backoff, JobOptions},
+    registry::Registry,
+    store::{NewJob, PushOutcome, Store, StoreError},
+    testing::Recorder,
+};
+
+/// A dispatch was refused. Nothing was enqueued.
+#[derive(Debug, thiserror::Error)]
+pub enum DispatchError {
+    /// The encoded job is larger than the payload limit.
+    #[error("job `{job}` is {size} bytes encoded, over the {limit}-byte payload limit; pass an id and load the data in the handler instead")]
+    PayloadTooLarge {
+        /// Job name.
+        job: String,
+        /// Encoded size.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// The job could not be serialized.
+    #[error("job `{job}` could not be serialized: {source}")]
+    Serialize {
+        /// Job name.
+        job: String,
+        /// The serde error.
+        source: serde_json::Error,
+    },
+    /// An option is out of range.
+    #[error("invalid option: {0}")]
+    InvalidOption(String),
+    /// The store refused or could not be reached.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// In inline mode, the job ran and failed.
+    #[error("job `{job}` failed inline: {message}")]
+    Inline {
+        /// Job name.
+        job: String,
+        /// The handler's error.
+        message: String,
+    },
+}
+
+/// What happened to a dispatched job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DispatchOutcome {
+    /// The job's id.
+    pub id: String,
+    /// Queued, already queued, skipped (a false `when`), recorded (fake) or ran (inline).
+    pub status: DispatchStatus,
+}
+
+/// See [`DispatchOutcome`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DispatchStatus {
+    /// Stored.
+    Queued,
+    /// A job with this id exists already; nothing was added.
+    AlreadyQueued,
+    /// `when(false)` / `unless(true)`: not dispatched.
+    Skipped,
+    /// Recorded by a fake [`Spool`].
+    Recorded,
+    /// Run at once by an inline [`Spool`].
+    RanInline,
+}
+
+#[derive(Clone)]
+enum Mode {
+    Store(Arc<dyn Store>),
+    Fake(Arc<Recorder>),
+    Inline(Registry),
+}
+
+/// The handle an app dispatches jobs through. Cheap to clone.
+///
+/// ```no_run
+/// # use serde::{Deserialize, Serialize};
+/// # #[derive(Serialize, Deserialize)] struct Report { id: u64 }
+/// # impl spool::Job for Report {
+/// #     const NAME: &'static str = "report";
+/// #     async fn handle(self, _: spool::JobContext) -> spool::JobResult { Ok(()) }
+/// # }
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// use std::time::Duration;
+/// let spool = spool::Spool::connect("sqlite://jobs.db").await?;
+/// spool.dispatch(Report { id: 1 }).await?;
+/// spool.dispatch(Report { id: 2 }).on_queue("reports").delay(Duration::from_secs(60)).tries(5).await?;
+/// spool.dispatch(Report { id: 3 }).when(false).await?; // skipped
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Spool {
+    mode: Mode,
+    max_payload: usize,
+}
+
+impl std::fmt::Debug for Spool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mode = match &self.mode {
+            Mode::Store(s) => s.backend(),
+            Mode::Fake(_) => "fake",
+            Mode::Inline(_) => "inline",
+        };
+        f.debug_struct("Spool").field("mode", &mode).finish()
+    }
+}
+
+impl Spool {
+    /// Connects to (and migrates) the store a URL names.
+    pub async fn connect(url: &str) -> Result<Spool, StoreError> {
+        Ok(Spool::new(crate::store::connect(url).await?))
+    }
+
+    /// Dispatches to an open store.
+    pub fn new(store: Arc<dyn Store>) -> Spool {
+        Spool { mode: Mode::Store(store), max_payload: DEFAULT_MAX_PAYLOAD_BYTES }
+    }
+
+    /// For app tests: records dispatches instead of storing them; inspect them through the
+    /// returned [`Recorder`].
+    pub fn fake() -> (Spool, Arc<Recorder>) {
+        let recorder = Arc::new(Recorder::default());
+        (Spool { mode: Mode::Fake(recorder.clone()), max_payload: DEFAULT_MAX_PAYLOAD_BYTES }, recorder)
+    }
+
+    /// For app tests: runs every dispatched job at once, in the caller's task, through
+    /// `registry`; a job's error comes back as [`DispatchError::Inline`].
+    pub fn inline(registry: Registry) -> Spool {
+        Spool { mode: Mode::Inline(registry), max_payload: DEFAULT_MAX_PAYLOAD_BYTES }
+    }
+
+    /// Sets the largest encoded envelope accepted (default 256 KiB).
+    pub fn with_max_payload(mut self, bytes: usize) -> Spool {
+        self.max_payload = bytes;
+        self
+    }
+
+    /// The store behind this handle (`None` for fake and inline handles).
+    pub fn store(&self) -> Option<Arc<dyn Store>> {
+        match &self.mode {
+            Mode::Store(store) => Some(store.clone()),
+            _ => None,
+        }
+    }
+
+    /// Starts a dispatch; set options on the builder, then `.await` it.
+    pub fn dispatch<J: Job>(&self, job: J) -> PendingDispatch<'_, J> {
+        PendingDispatch {
+            spool: self,
+            job,
+            options: JobOptions::default(),
+            queue: None,
+            delay: Duration::ZERO,
+            id: None,
+            enabled: true,
+            trace: None,
+        }
+    }
+
+    /// Dispatches many jobs of one type in one store round trip, with the type's options.
+    pub async fn dispatch_many<J: Job>(
+        &self,
+        jobs: impl IntoIterator<Item = J>,
+    ) -> Result<Vec<DispatchOutcome>, DispatchError> {
+        let mut requests = Vec::new();
+        for job in jobs {
+            let envelope = self.envelope(&job, job.queue().to_string(), job.options(), None, None)?;
+            requests.push((envelope, Duration::ZERO));
+        }
+        self.dispatch_envelopes(requests).await
+    }
+
+    /// Runs a job now, in this task: no store, no retries; its error reaches the caller
+    /// (S-DISP-3).
+    pub async fn dispatch_sync<J: Job>(&self, job: J) -> JobResult {
+        let id = crate::envelope::new_id();
+        let queue = job.queue().to_string();
+        job.handle(JobContext::inline(&id, J::NAME, &queue)).await
+    }
+
+    /// Dispatches ready-made envelopes (used by `spool dispatch --stdin`), all or nothing.
+    pub async fn dispatch_envelopes(
+        &self,
+        requests: Vec<(Envelope, Duration)>,
+    ) -> Result<Vec<DispatchOutcome>, DispatchError> {
+        let mut jobs = Vec::with_capacity(requests.len());
+        for (envelope, delay) in &requests {
+            let job = NewJob::new(envelope, *delay).map_err(|source| DispatchError::Serialize {
+                job: envelope.job.clone(),
+                source,
+            })?;
+            if job.envelope.len() > self.max_payload {
+                return Err(DispatchError::PayloadTooLarge {
+                    job: envelope.job.clone(),
+                    size: job.envelope.len(),
+                    limit: self.max_payload,
+                });
+            }
+            jobs.push(job);
+        }
+        let outcome = |id: &str, status| DispatchOutcome { id: id.to_string(), status };
+        match &self.mode {
+            Mode::Store(store) => {
+                let pushed = store.push(&jobs).await?;
+                Ok(jobs
+                    .iter()
+                    .zip(pushed)
+                    .map(|(job, p)| match p {
+                        PushOutcome::Queued => outcome(&job.id, DispatchStatus::Queued),
+                        PushOutcome::AlreadyQueued => outcome(&job.id, DispatchStatus::AlreadyQueued),
+                    })
+                    .collect())
+            }
+            Mode::Fake(recorder) => {
+                for (envelope, delay) in requests {
+                    recorder.record(envelope, delay);
+                }
+                Ok(jobs.iter().map(|j| outcome(&j.id, DispatchStatus::Recorded)).collect())
+            }
+            Mode::Inline(registry) => {
+                let mut out = Vec::new();
+                for (envelope, _) in requests {
+                    run_inline(registry, &envelope).await?;
+                    out.push(outcome(&envelope.id, DispatchStatus::RanInline));
+                }
+                Ok(out)
+            }
+        }
+    }
+
+    fn envelope<J: Job>(
+        &self,
+        job: &J,
+        queue: String,
+        options: JobOptions,
+        id: Option<String>,
+        trace: Option<TraceContext>,
+    ) -> Result<Envelope, DispatchError> {
+        if let Some(tries) = options.tries
+            && tries > i32::MAX as u32
+        {
+            return Err(DispatchError::InvalidOption(format!("tries {tries} is out of range")));
+        }
+        if queue.is_empty() {
+            return Err(DispatchError::InvalidOption("the queue name is empty".into()));
+        }
+        let payload = serde_json::value::to_raw_value(job)
+            .map_err(|source| DispatchError::Serialize { job: J::NAME.to_string(), source })?;
+        Ok(Envelope {
+            v: ENVELOPE_VERSION,
+            id: id.unwrap_or_else(crate::envelope::new_id),
+            job: J::NAME.to_string(),
+            queue,
+            payload,
+            options,
+            created_at: now_ms(),
+            trace,
+        })
+    }
+}
+
+async fn run_inline(registry: &Registry, envelope: &Envelope) -> Result<(), DispatchError> {
+    let handler = registry.get(&envelope.job).ok_or_else(|| DispatchError::Inline {
+        job: envelope.job.clone(),
+        message: format!("unknown job type `{}`", envelope.job),
+    })?;
+    let ctx = JobContext::inline(&envelope.id, &envelope.job, &envelope.queue);
+    handler
+        .run(envelope.payload.get(), ctx)
+        .await
+        .map_err(|e| DispatchError::Inline { job: envelope.job.clone(), message: e.message })
+}
+
+/// A dispatch being built; `.await` it to push the job.
+#[must_use = "a dispatch does nothing until awaited"]
+pub struct PendingDispatch<'a, J: Job> {
+    spool: &'a Spool,
+    job: J,
+    options: JobOptions,
+    queue: Option<String>,
+    delay: Duration,
+    id: Option<String>,
+    enabled: bool,
+    trace: Option<TraceContext>,
+}
+
+impl<J: Job> PendingDispatch<'_, J> {
+    /// Sends the job to this queue.
+    pub fn on_queue(mut self, queue: impl Into<String>) -> Self {
+        self.queue = Some(queue.into());
+        self
+    }
+    /// Makes the job available only after `delay` (measured by the store's clock).
+    pub fn delay(mut self, delay: Duration) -> Self {
+        self.delay = delay;
+        self
+    }
+    /// Maximum attempts; 0 = unlimited.
+    pub fn tries(mut self, tries: u32) -> Self {
+        self.options.tries = Some(tries);
+        self
+    }
+    /// Delay before retries after errors.
+    pub fn backoff(mut self, backoff: Backoff) -> Self {
+        self.options.backoff = Some(backoff);
+        self
+    }
+    /// Longest one attempt may run; zero disables the limit.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.options.timeout = Some(timeout);
+        self
+    }
+    /// Retry without an attempt limit for this long after dispatch.
+    pub fn retry_for(mut self, window: Duration) -> Self {
+        self.options.retry_for = Some(window);
+        self
+    }
+    /// Fail after this many errors or timeouts, even if tries remain.
+    pub fn max_exceptions(mut self, n: u32) -> Self {
+        self.options.max_exceptions = Some(n);
+        self
+    }
+    /// Fail at the first timeout.
+    pub fn fail_on_timeout(mut self) -> Self {
+        self.options.fail_on_timeout = true;
+        self
+    }
+    /// Uses a caller-chosen id: dispatching the same id again is a no-op while the job exists
+    /// (idempotent dispatch).
+    pub fn id(mut self, id: impl Into<String>) -> Self {
+        self.id = Some(id.into());
+        self
+    }
+    /// Dispatches only if `condition` holds.
+    pub fn when(mut self, condition: bool) -> Self {
+        self.enabled &= condition;
+        self
+    }
+    /// Dispatches only if `condition` does not hold.
+    pub fn unless(self, condition: bool) -> Self {
+        self.when(!condition)
+    }
+    /// Carries the caller's W3C trace context.
+    pub fn trace(mut self, trace: TraceContext) -> Self {
+        self.trace = Some(trace);
+        self
+    }
+}
+
+impl<'a, J: Job> IntoFuture for PendingDispatch<'a, J> {
+    type Output = Result<DispatchOutcome, DispatchError>;
+    type IntoFuture = Pin<Box<dyn Future<Output = Self::Output> + Send + 'a>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(async move {
+            if !self.enabled {
+                return Ok(DispatchOutcome { id: String::new(), status: DispatchStatus::Skipped });
+            }
+            let queue = self.queue.unwrap_or_else(|| self.job.queue().to_string());
+            let options = self.options.or(&self.job.options());
+            let envelope = self.spool.envelope(&self.job, queue, options, self.id, self.trace)?;
+            let mut out = self.spool.dispatch_envelopes(vec![(envelope, self.delay)]).await?;
+            Ok(out.remove(0))
+        })
+    }
+}

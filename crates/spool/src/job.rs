@@ -1,0 +1,202 @@
+//! The `Job` trait apps implement, the context a handler sees, and the error that is its
+//! retry decision.
+
+use std::{fmt, future::Future, time::Duration};
+
+use serde::{Serialize, de::DeserializeOwned};
+
+use crate::{envelope::DEFAULT_QUEUE, options::JobOptions};
+
+/// A background job: a serde type with an async handler.
+///
+/// ```
+/// use serde::{Deserialize, Serialize};
+/// use spool::{Job, JobContext, JobResult};
+///
+/// #[derive(Serialize, Deserialize)]
+/// struct SendEmail { to: String }
+///
+/// impl Job for SendEmail {
+///     const NAME: &'static str = "send_email";
+///     async fn handle(self, ctx: JobContext) -> JobResult {
+///         println!("attempt {} of job {}: mailing {}", ctx.attempt(), ctx.id(), self.to);
+///         Ok(())
+///     }
+/// }
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a Spool job",
+    note = "implement `spool::Job` for it: a `NAME` and an async `handle`; see the `Job` docs"
+)]
+pub trait Job: Serialize + DeserializeOwned + Send + 'static {
+    /// The name the job is registered and stored under. Keep it stable across deploys.
+    const NAME: &'static str;
+
+    /// The queue this job goes to unless the dispatch names another.
+    fn queue(&self) -> &str {
+        DEFAULT_QUEUE
+    }
+
+    /// Options of this job type; a dispatch may override each one.
+    fn options(&self) -> JobOptions {
+        JobOptions::default()
+    }
+
+    /// Runs the job. Return `Err` to retry per the options, or use [`JobError::fail`],
+    /// [`JobError::release`] and [`JobError::defer`] to decide otherwise.
+    fn handle(self, ctx: JobContext) -> impl Future<Output = JobResult> + Send;
+
+    /// Called once when the job has failed for good, on a freshly decoded copy of the job
+    /// (state changed inside `handle` is not seen here).
+    fn failed(self, ctx: JobContext, error: &JobFailure) -> impl Future<Output = ()> + Send {
+        let _ = (ctx, error);
+        async {}
+    }
+}
+
+/// What a handler returns.
+pub type JobResult = Result<(), JobError>;
+
+/// Facts about the running attempt.
+#[derive(Debug, Clone)]
+pub struct JobContext {
+    pub(crate) id: String,
+    pub(crate) job: String,
+    pub(crate) queue: String,
+    pub(crate) attempt: u32,
+    pub(crate) recoveries: u32,
+    pub(crate) deferrals: u32,
+}
+
+impl JobContext {
+    /// The job's id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+    /// The job's registered name.
+    pub fn job(&self) -> &str {
+        &self.job
+    }
+    /// The queue it was taken from.
+    pub fn queue(&self) -> &str {
+        &self.queue
+    }
+    /// This attempt's number, from 1.
+    pub fn attempt(&self) -> u32 {
+        self.attempt
+    }
+    /// How often a worker died while running this job.
+    pub fn recoveries(&self) -> u32 {
+        self.recoveries
+    }
+    /// How often the job was deferred (rate limits, Retry-After) without using an attempt.
+    pub fn deferrals(&self) -> u32 {
+        self.deferrals
+    }
+
+    pub(crate) fn inline(id: &str, job: &str, queue: &str) -> Self {
+        JobContext {
+            id: id.to_string(),
+            job: job.to_string(),
+            queue: queue.to_string(),
+            attempt: 1,
+            recoveries: 0,
+            deferrals: 0,
+        }
+    }
+}
+
+/// A handler's error, which is also its retry decision.
+///
+/// Any `std::error::Error` converts into a retryable `JobError`, so `?` just works.
+#[derive(Debug)]
+pub struct JobError {
+    pub(crate) kind: JobErrorKind,
+    pub(crate) message: String,
+    pub(crate) causes: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum JobErrorKind {
+    /// Retry per the job's tries and backoff.
+    Retry,
+    /// Fail now, whatever tries remain.
+    Fail,
+    /// Put back after a delay; uses the attempt.
+    Release(Duration),
+    /// Put back after a delay without using an attempt (rate limit, Retry-After).
+    Defer(Duration),
+}
+
+impl JobError {
+    /// A retryable error with a message.
+    pub fn retry(message: impl fmt::Display) -> Self {
+        Self::new(JobErrorKind::Retry, message)
+    }
+
+    /// Fail the job now, whatever tries remain.
+    pub fn fail(message: impl fmt::Display) -> Self {
+        Self::new(JobErrorKind::Fail, message)
+    }
+
+    /// Put the job back after `delay`; this attempt counts (Laravel's `release`).
+    pub fn release(delay: Duration) -> Self {
+        Self::new(JobErrorKind::Release(delay), format!("released for {delay:?}"))
+    }
+
+    /// Defer the job by `delay` without using an attempt, e.g. on HTTP 429 with Retry-After.
+    /// `reason` is what the failure record names if deferrals run out.
+    pub fn defer(delay: Duration, reason: impl fmt::Display) -> Self {
+        Self::new(JobErrorKind::Defer(delay), reason)
+    }
+
+    /// The error's message.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// Messages of the errors that caused this one, outermost first.
+    pub fn causes(&self) -> &[String] {
+        &self.causes
+    }
+
+    /// Adds cause messages (e.g. captured command output) to the record.
+    pub fn with_causes(mut self, causes: impl IntoIterator<Item = String>) -> Self {
+        self.causes.extend(causes);
+        self
+    }
+
+    fn new(kind: JobErrorKind, message: impl fmt::Display) -> Self {
+        JobError { kind, message: message.to_string(), causes: Vec::new() }
+    }
+}
+
+impl<E: std::error::Error + Send + Sync + 'static> From<E> for JobError {
+    fn from(err: E) -> Self {
+        JobError {
+            kind: JobErrorKind::Retry,
+            message: err.to_string(),
+            causes: cause_chain(&err),
+        }
+    }
+}
+
+/// The messages of an error's `source()` chain, outermost first.
+pub fn cause_chain(err: &dyn std::error::Error) -> Vec<String> {
+    let mut causes = Vec::new();
+    let mut next = err.source();
+    while let Some(e) = next {
+        causes.push(e.to_string());
+        next = e.source();
+    }
+    causes
+}
+
+/// Why a job failed for good, as recorded in the failed store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobFailure {
+    /// The error message.
+    pub error: String,
+    /// Messages of its causes, outermost first.
+    pub causes: Vec<String>,
+}

@@ -1,0 +1,96 @@
+//! Job name -> type-erased handler. Payloads are data; only registered names run (S-SEC-2).
+
+use std::{collections::HashMap, future::Future, pin::Pin, sync::Arc};
+
+use crate::job::{Job, JobContext, JobError, JobFailure, JobResult};
+
+pub(crate) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+/// A handler that takes the payload as JSON text.
+pub(crate) trait ErasedJob: Send + Sync {
+    fn run(&self, payload: &str, ctx: JobContext) -> BoxFuture<JobResult>;
+    fn failed(&self, payload: &str, ctx: JobContext, failure: JobFailure) -> BoxFuture<()>;
+}
+
+struct Typed<J>(std::marker::PhantomData<fn() -> J>);
+
+impl<J: Job> ErasedJob for Typed<J> {
+    fn run(&self, payload: &str, ctx: JobContext) -> BoxFuture<JobResult> {
+        match decode::<J>(payload) {
+            Ok(job) => Box::pin(job.handle(ctx)),
+            Err(e) => Box::pin(async move { Err(e) }),
+        }
+    }
+
+    fn failed(&self, payload: &str, ctx: JobContext, failure: JobFailure) -> BoxFuture<()> {
+        match decode::<J>(payload) {
+            Ok(job) => Box::pin(async move { job.failed(ctx, &failure).await }),
+            Err(_) => Box::pin(async {}),
+        }
+    }
+}
+
+fn decode<J: Job>(payload: &str) -> Result<J, JobError> {
+    serde_json::from_str(payload).map_err(|e| {
+        JobError::fail(format!("payload does not match job `{}`: {e}", J::NAME))
+    })
+}
+
+/// The job types a worker can run, by name.
+///
+/// ```
+/// # use serde::{Deserialize, Serialize};
+/// # #[derive(Serialize, Deserialize)] struct Resize { image: u64 }
+/// # impl spool::Job for Resize {
+/// #     const NAME: &'static str = "resize";
+/// #     async fn handle(self, _: spool::JobContext) -> spool::JobResult { Ok(()) }
+/// # }
+/// let registry = spool::Registry::with_builtins().register::<Resize>();
+/// assert!(registry.contains("resize") && registry.contains("noop"));
+/// ```
+#[derive(Clone, Default)]
+pub struct Registry {
+    handlers: HashMap<String, Arc<dyn ErasedJob>>,
+}
+
+impl Registry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A registry with Spool's built-in jobs (`noop`, `sleep`, `fail`, `flaky`, `panic`,
+    /// `shell`, `http`).
+    pub fn with_builtins() -> Self {
+        Self::new()
+    }
+
+    /// Registers job type `J` under `J::NAME` (replacing an earlier one of that name).
+    pub fn register<J: Job>(mut self, ) -> Self {
+        self.handlers
+            .insert(J::NAME.to_string(), Arc::new(Typed::<J>(std::marker::PhantomData)));
+        self
+    }
+
+    /// Whether a job name is registered.
+    pub fn contains(&self, name: &str) -> bool {
+        self.handlers.contains_key(name)
+    }
+
+    /// Registered names, sorted.
+    pub fn names(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self.handlers.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        names
+    }
+
+    pub(crate) fn get(&self, name: &str) -> Option<&Arc<dyn ErasedJob>> {
+        self.handlers.get(name)
+    }
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry").field("jobs", &self.names()).finish()
+    }
+}

@@ -1,0 +1,57 @@
+//! Typed store errors: they tell the worker whether to reconnect, drop a result, or give up.
+
+/// Something a store operation could not do.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The server or file can't be reached right now; retry with backoff (D-3).
+    #[error("store unavailable: {0}; check that the server is running and the URL is right")]
+    Unavailable(String),
+    /// The URL names no store this build knows.
+    #[error("unsupported store URL `{0}`: use sqlite://PATH or postgres://USER@HOST/DB")]
+    BadUrl(String),
+    /// The store kind exists but this build was compiled without it.
+    #[error("this build has no {0} store; enable the cargo feature `{0}`")]
+    NotCompiled(&'static str),
+    /// The schema was written by a newer Spool.
+    #[error("the store's schema is version {found}, newer than this build's {supported}; upgrade Spool")]
+    SchemaTooNew {
+        /// Version found in the store.
+        found: i64,
+        /// Newest version this build knows.
+        supported: i64,
+    },
+    /// A bad argument to a store operation.
+    #[error("{0}")]
+    Invalid(String),
+    /// Any other database error.
+    #[error("store error: {0}")]
+    Other(String),
+}
+
+impl StoreError {
+    /// Whether retrying after a reconnect may help.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_))
+    }
+}
+
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        use sqlx::Error as E;
+        match &e {
+            E::Io(_) | E::Tls(_) | E::PoolTimedOut | E::PoolClosed | E::WorkerCrashed
+            | E::Protocol(_) => StoreError::Unavailable(e.to_string()),
+            E::Database(db) => match db.code().as_deref() {
+                // PostgreSQL: connection exceptions, admin shutdown, cannot connect now.
+                Some(code) if code.starts_with("08") || code.starts_with("57P") => {
+                    StoreError::Unavailable(e.to_string())
+                }
+                // SQLite: busy / locked beyond the busy timeout.
+                Some("5") | Some("6") | Some("517") => StoreError::Unavailable(e.to_string()),
+                _ => StoreError::Other(e.to_string()),
+            },
+            _ => StoreError::Other(e.to_string()),
+        }
+    }
+}

@@ -1,0 +1,105 @@
+//! Row decoding shared by the SQL stores: each store selects the same columns in the same
+//! order, so one function per value type serves them all.
+
+use sqlx::{ColumnIndex, Decode, Row, Type};
+
+use super::{FailedJob, JobInfo, JobState, ReservedJob, types::rfc3339_ms};
+
+/// Columns a reservation returns, in this order.
+pub(crate) const RESERVED_COLUMNS: &str = "id, queue, envelope, token, attempts, recoveries, \
+     deferrals, exceptions, retry_until, last_error, reserved_at, available_at, seq";
+
+/// Columns a job listing selects, in this order (followed by the store's "now").
+pub(crate) const JOB_COLUMNS: &str =
+    "id, queue, job, worker_id, available_at, attempts, recoveries, deferrals, last_error, envelope";
+
+/// Columns a failed listing selects, in this order.
+pub(crate) const FAILED_COLUMNS: &str =
+    "id, queue, job, envelope, error, causes, attempts, failed_at";
+
+fn count(n: i64) -> u32 {
+    u32::try_from(n.max(0)).unwrap_or(u32::MAX)
+}
+
+/// Decodes a row of [`RESERVED_COLUMNS`]; also returns `seq` for ordering.
+pub(crate) fn reserved<'r, R>(row: &'r R) -> Result<(ReservedJob, i64), sqlx::Error>
+where
+    R: Row,
+    usize: ColumnIndex<R>,
+    String: Decode<'r, R::Database> + Type<R::Database>,
+    i64: Decode<'r, R::Database> + Type<R::Database>,
+{
+    let job = ReservedJob {
+        id: row.try_get(0)?,
+        queue: row.try_get(1)?,
+        envelope: row.try_get(2)?,
+        token: row.try_get(3)?,
+        attempts: count(row.try_get(4)?),
+        recoveries: count(row.try_get(5)?),
+        deferrals: count(row.try_get(6)?),
+        exceptions: count(row.try_get(7)?),
+        retry_until: row.try_get(8)?,
+        last_error: row.try_get(9)?,
+        reserved_at: row.try_get(10)?,
+        available_at: row.try_get(11)?,
+    };
+    Ok((job, row.try_get(12)?))
+}
+
+/// Decodes a row of [`JOB_COLUMNS`] followed by the store's now (ms).
+pub(crate) fn job_info<'r, R>(row: &'r R) -> Result<JobInfo, sqlx::Error>
+where
+    R: Row,
+    usize: ColumnIndex<R>,
+    String: Decode<'r, R::Database> + Type<R::Database>,
+    i64: Decode<'r, R::Database> + Type<R::Database>,
+{
+    let worker: Option<String> = row.try_get(3)?;
+    let available_at: i64 = row.try_get(4)?;
+    let now: i64 = row.try_get(10)?;
+    let state = match (&worker, available_at > now) {
+        (Some(_), _) => JobState::Reserved,
+        (None, true) => JobState::Delayed,
+        (None, false) => JobState::Pending,
+    };
+    Ok(JobInfo {
+        id: row.try_get(0)?,
+        queue: row.try_get(1)?,
+        job: row.try_get(2)?,
+        state,
+        attempts: count(row.try_get(5)?),
+        recoveries: count(row.try_get(6)?),
+        deferrals: count(row.try_get(7)?),
+        last_error: row.try_get(8)?,
+        available_at,
+        worker,
+        envelope: row.try_get(9)?,
+    })
+}
+
+/// Decodes a row of [`FAILED_COLUMNS`].
+pub(crate) fn failed_job<'r, R>(row: &'r R) -> Result<FailedJob, sqlx::Error>
+where
+    R: Row,
+    usize: ColumnIndex<R>,
+    String: Decode<'r, R::Database> + Type<R::Database>,
+    i64: Decode<'r, R::Database> + Type<R::Database>,
+{
+    let causes: String = row.try_get(5)?;
+    Ok(FailedJob {
+        id: row.try_get(0)?,
+        queue: row.try_get(1)?,
+        job: row.try_get(2)?,
+        envelope: row.try_get(3)?,
+        error: row.try_get(4)?,
+        causes: serde_json::from_str(&causes).unwrap_or_else(|_| vec![causes]),
+        attempts: count(row.try_get(6)?),
+        failed_at: rfc3339_ms(row.try_get(7)?),
+    })
+}
+
+/// Sorts reserved rows into claim order (RETURNING gives no order).
+pub(crate) fn in_claim_order(mut rows: Vec<(ReservedJob, i64)>) -> Vec<ReservedJob> {
+    rows.sort_by_key(|(job, seq)| (job.available_at, *seq));
+    rows.into_iter().map(|(job, _)| job).collect()
+}

@@ -1,0 +1,323 @@
+//! The values that cross the store contract.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::envelope::Envelope;
+
+/// A job to enqueue: its encoded envelope plus when it becomes available.
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    /// The job's id (from the envelope).
+    pub id: String,
+    /// The queue (from the envelope).
+    pub queue: String,
+    /// The job name (from the envelope), kept in a column for listings.
+    pub job: String,
+    /// The encoded envelope, stored as is.
+    pub envelope: String,
+    /// How long after the store's "now" the job becomes available.
+    pub delay: Duration,
+    /// Retry window; the store turns it into an absolute deadline with its own clock.
+    pub retry_for: Option<Duration>,
+}
+
+impl NewJob {
+    /// Encodes an envelope for pushing.
+    pub fn new(envelope: &Envelope, delay: Duration) -> Result<NewJob, serde_json::Error> {
+        Ok(NewJob {
+            id: envelope.id.clone(),
+            queue: envelope.queue.clone(),
+            job: envelope.job.clone(),
+            envelope: envelope.encode()?,
+            delay,
+            retry_for: envelope.options.retry_for,
+        })
+    }
+}
+
+/// What a push did with one job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PushOutcome {
+    /// Stored.
+    Queued,
+    /// A job with this id already exists; nothing changed (idempotent dispatch).
+    AlreadyQueued,
+}
+
+/// A worker process, as registered in the store.
+#[derive(Debug, Clone, Serialize)]
+pub struct WorkerInfo {
+    /// Unique per process.
+    pub id: String,
+    /// Host name.
+    pub host: String,
+    /// Process id.
+    pub pid: u32,
+    /// Queues served, in priority order.
+    pub queues: Vec<String>,
+}
+
+/// The answer to a heartbeat.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Heartbeat {
+    /// False when the worker's lease had already expired and its jobs were handed to others.
+    pub lease_kept: bool,
+    /// The current restart epoch (see [`crate::Store::signal_restart`]).
+    pub restart_epoch: i64,
+}
+
+/// A job handed to a worker under its lease.
+#[derive(Debug, Clone)]
+pub struct ReservedJob {
+    /// The job's id.
+    pub id: String,
+    /// The queue it came from.
+    pub queue: String,
+    /// The encoded envelope, exactly as pushed (it may be malformed: the worker checks).
+    pub envelope: String,
+    /// The fencing token: bumped on every reservation; settlements must present it.
+    pub token: i64,
+    /// Attempts including this one.
+    pub attempts: u32,
+    /// Times its worker died while running it.
+    pub recoveries: u32,
+    /// Times it was deferred without using an attempt.
+    pub deferrals: u32,
+    /// Attempts that ended in an error or timeout.
+    pub exceptions: u32,
+    /// Absolute retry deadline, ms since the epoch.
+    pub retry_until: Option<i64>,
+    /// The error of the previous attempt, if any.
+    pub last_error: Option<String>,
+    /// The store's clock at reservation, ms since the epoch.
+    pub reserved_at: i64,
+    /// When the job became available, ms since the epoch (for wait-time metrics).
+    pub available_at: i64,
+}
+
+/// How a worker settles a reserved job. Every settlement is fenced on `(worker, token)`.
+#[derive(Debug, Clone)]
+pub enum Settlement {
+    /// Done: delete the job and count it processed.
+    Complete {
+        /// Job id.
+        id: String,
+        /// Fencing token from the reservation.
+        token: i64,
+    },
+    /// Put back, available after `delay`.
+    Release {
+        /// Job id.
+        id: String,
+        /// Fencing token from the reservation.
+        token: i64,
+        /// How long until it is available again.
+        delay: Duration,
+        /// What the release means for the counters.
+        kind: ReleaseKind,
+        /// The error to remember for the next attempt's failure message.
+        error: Option<String>,
+    },
+    /// Failed for good: move to the failed store.
+    Fail {
+        /// Job id.
+        id: String,
+        /// Fencing token from the reservation.
+        token: i64,
+        /// The final error.
+        error: String,
+        /// Its causes, outermost first.
+        causes: Vec<String>,
+    },
+}
+
+impl Settlement {
+    /// The job id this settles.
+    pub fn id(&self) -> &str {
+        match self {
+            Settlement::Complete { id, .. }
+            | Settlement::Release { id, .. }
+            | Settlement::Fail { id, .. } => id,
+        }
+    }
+}
+
+/// The counter effect of a release (D-2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReleaseKind {
+    /// A retry after an error or timeout: the attempt counts and so does the exception.
+    RetryAfterError,
+    /// A release by the handler: the attempt counts.
+    Released,
+    /// A deferral (rate limit, Retry-After): the attempt is refunded, deferrals + 1.
+    Deferred,
+    /// Handed back by a graceful shutdown: the attempt is refunded.
+    Shutdown,
+}
+
+/// What the reaper did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReapReport {
+    /// Jobs of dead workers put back on their queues.
+    pub recovered: u64,
+    /// Jobs failed as poison pills ("worker lost N times").
+    pub failed: u64,
+    /// Worker registrations removed.
+    pub workers_removed: u64,
+}
+
+/// Counts for one queue.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct QueueStats {
+    /// Queue name.
+    pub name: String,
+    /// Ready to run now.
+    pub pending: u64,
+    /// Waiting for a delay, backoff or deferral.
+    pub delayed: u64,
+    /// Held by a worker.
+    pub reserved: u64,
+    /// Age of the oldest ready job, ms (0 when none).
+    pub oldest_ready_age_ms: u64,
+}
+
+/// A live worker, for `spool status`.
+#[derive(Debug, Clone, Serialize)]
+pub struct WorkerStatus {
+    /// Worker id.
+    pub id: String,
+    /// Host name.
+    pub host: String,
+    /// Process id.
+    pub pid: u32,
+    /// Queues served.
+    pub queues: Vec<String>,
+    /// Ids of the jobs it holds.
+    pub busy: Vec<String>,
+}
+
+/// Everything `spool status` shows.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Stats {
+    /// Per-queue counts, sorted by name.
+    pub queues: Vec<QueueStats>,
+    /// Jobs completed since the store was created.
+    pub processed: u64,
+    /// Records in the failed store.
+    pub failed: u64,
+    /// Registered workers whose lease is current.
+    pub workers: Vec<WorkerStatus>,
+}
+
+/// The state of a job that is still queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    /// Ready to run.
+    Pending,
+    /// Waiting until its available time.
+    Delayed,
+    /// Held by a worker.
+    Reserved,
+}
+
+impl std::str::FromStr for JobState {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "pending" => Ok(JobState::Pending),
+            "delayed" => Ok(JobState::Delayed),
+            "reserved" => Ok(JobState::Reserved),
+            _ => Err(format!("unknown state `{s}`: use pending, delayed or reserved")),
+        }
+    }
+}
+
+/// A queued job, for `spool jobs` and `spool job ID`.
+#[derive(Debug, Clone, Serialize)]
+pub struct JobInfo {
+    /// Job id.
+    pub id: String,
+    /// Queue.
+    pub queue: String,
+    /// Job name.
+    pub job: String,
+    /// State now.
+    pub state: JobState,
+    /// Attempts so far.
+    pub attempts: u32,
+    /// Worker deaths survived.
+    pub recoveries: u32,
+    /// Deferrals.
+    pub deferrals: u32,
+    /// The last attempt's error.
+    pub last_error: Option<String>,
+    /// When it is (or was) available, ms since the epoch.
+    pub available_at: i64,
+    /// The worker holding it.
+    pub worker: Option<String>,
+    /// The envelope as stored.
+    pub envelope: String,
+}
+
+/// Which queued jobs to list.
+#[derive(Debug, Clone, Default)]
+pub struct JobFilter {
+    /// Only this queue.
+    pub queue: Option<String>,
+    /// Only this state.
+    pub state: Option<JobState>,
+    /// At most this many (default 100).
+    pub limit: Option<u32>,
+}
+
+/// A record in the failed store.
+#[derive(Debug, Clone, Serialize)]
+pub struct FailedJob {
+    /// The job's id (what `retry`, `forget` and `failed show` take).
+    pub id: String,
+    /// Queue.
+    pub queue: String,
+    /// Job name.
+    pub job: String,
+    /// The final error.
+    pub error: String,
+    /// Its cause chain, outermost first.
+    pub causes: Vec<String>,
+    /// Attempts made.
+    pub attempts: u32,
+    /// When it failed, RFC 3339.
+    pub failed_at: String,
+    /// The envelope as stored (for `failed show`).
+    #[serde(skip)]
+    pub envelope: String,
+}
+
+/// Which failed records to list.
+#[derive(Debug, Clone, Default)]
+pub struct FailedFilter {
+    /// Only this queue.
+    pub queue: Option<String>,
+    /// At most this many (default 100).
+    pub limit: Option<u32>,
+}
+
+/// Which failed jobs to retry.
+#[derive(Debug, Clone)]
+pub enum RetrySelector {
+    /// These ids.
+    Ids(Vec<String>),
+    /// All of them, optionally only on one queue.
+    All {
+        /// Only this queue.
+        queue: Option<String>,
+    },
+}
+
+pub(crate) fn rfc3339_ms(ms: i64) -> String {
+    let t = std::time::UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64);
+    humantime::format_rfc3339_millis(t).to_string()
+}

@@ -4,7 +4,7 @@
 //! timeouts, leases with heartbeats so a long job never runs twice, a failed store, and a CLI.
 //! SQLite is embedded by default; PostgreSQL scales to many machines.
 //!
-//! ```ignore
+//! ```no_run
 //! use serde::{Deserialize, Serialize};
 //! use spool::{Job, JobContext, JobResult, Registry, Spool, Worker, WorkerConfig};
 //!
@@ -31,8 +31,8 @@
 //!
 //! The guarantees and every default are listed in the README and `docs/`.
 
-// pub mod builtin;
-// #[cfg(feature = "cli")]
+pub mod builtin;
+#[cfg(feature = "cli")]
 // pub mod cli;
 mod dispatch;
 mod duration;
@@ -43,7 +43,7 @@ mod registry;
 mod retry;
 pub mod store;
 pub mod testing;
-// pub mod worker;
+pub mod worker;
 
 pub use dispatch::{DispatchError, DispatchOutcome, PendingDispatch, Spool};
 pub use duration::{DurationError, format_duration, parse_duration, parse_duration_list};
@@ -55,4 +55,4 @@ pub use job::{Job, JobContext, JobError, JobFailure, JobResult, cause_chain};
 pub use options::{Backoff, JobOptions};
 pub use registry::Registry;
 pub use store::{Store, StoreError, connect};
-// pub use worker::{Worker, WorkerConfig, WorkerError, WorkerExit};
+pub use worker::{Worker, WorkerConfig, WorkerError, WorkerExit};

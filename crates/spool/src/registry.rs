@@ -51,6 +51,7 @@ fn decode<J: Job>(payload: &str) -> Result<J, JobError> {
 #[derive(Clone, Default)]
 pub struct Registry {
     handlers: HashMap<String, Arc<dyn ErasedJob>>,
+    privileged: std::collections::HashSet<String>,
 }
 
 impl Registry {
@@ -62,14 +63,26 @@ impl Registry {
     /// A registry with Spool's built-in jobs (`noop`, `sleep`, `fail`, `flaky`, `panic`,
     /// `shell`, `http`).
     pub fn with_builtins() -> Self {
-        Self::new()
+        crate::builtin::register_all(Self::new())
     }
 
     /// Registers job type `J` under `J::NAME` (replacing an earlier one of that name).
-    pub fn register<J: Job>(mut self, ) -> Self {
+    pub fn register<J: Job>(mut self) -> Self {
         self.handlers
             .insert(J::NAME.to_string(), Arc::new(Typed::<J>(std::marker::PhantomData)));
         self
+    }
+
+    /// Registers a job type that only workers started with `--allow NAME` may run (D-9), such
+    /// as the built-in `shell` and `http` jobs.
+    pub fn register_privileged<J: Job>(mut self) -> Self {
+        self.privileged.insert(J::NAME.to_string());
+        self.register::<J>()
+    }
+
+    /// Whether running `name` needs an explicit `--allow`.
+    pub fn is_privileged(&self, name: &str) -> bool {
+        self.privileged.contains(name)
     }
 
     /// Whether a job name is registered.

@@ -44,6 +44,10 @@ pub trait Store: Send + Sync + 'static {
     /// Creates or upgrades Spool's tables. Safe to call concurrently and repeatedly.
     async fn migrate(&self) -> StoreResult<()>;
 
+    /// Opens a second handle to the same store with its own connections, for use on another
+    /// runtime (the worker's heartbeat thread, which busy handlers must not starve).
+    async fn reopen(&self) -> StoreResult<Arc<dyn Store>>;
+
     /// Enqueues jobs; one outcome per job, in input order. A job whose id already exists is
     /// left untouched and reported as [`PushOutcome::AlreadyQueued`].
     async fn push(&self, jobs: &[NewJob]) -> StoreResult<Vec<PushOutcome>>;

@@ -30,6 +30,7 @@ const PUSH_CHUNK: usize = 1000;
 
 /// The SQLite store. Open it with [`crate::connect`] and a `sqlite://PATH` URL.
 pub struct SqliteStore {
+    url: String,
     writer: SqlitePool,
     reader: SqlitePool,
     wakeup: WakeupSignal,
@@ -58,7 +59,7 @@ impl SqliteStore {
             .await?;
         let wakeup = WakeupSignal::default();
         let watcher = watch::DirWatcher::start(options.get_filename(), wakeup.clone());
-        Ok(SqliteStore { writer, reader, wakeup, _watcher: watcher })
+        Ok(SqliteStore { url: url.to_string(), writer, reader, wakeup, _watcher: watcher })
     }
 
     async fn begin_write(&self) -> StoreResult<sqlx::Transaction<'static, Sqlite>> {
@@ -99,6 +100,10 @@ impl Store for SqliteStore {
         }
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn reopen(&self) -> StoreResult<Arc<dyn Store>> {
+        Ok(Arc::new(SqliteStore::open(&self.url).await?))
     }
 
     async fn push(&self, jobs: &[NewJob]) -> StoreResult<Vec<PushOutcome>> {
@@ -593,13 +598,5 @@ impl Store for SqliteStore {
 impl std::fmt::Debug for SqliteStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SqliteStore").finish_non_exhaustive()
-    }
-}
-
-// Shared so that a store handle can be cloned cheaply into tasks.
-impl SqliteStore {
-    /// Wraps the store in an `Arc<dyn Store>`.
-    pub fn into_dyn(self) -> Arc<dyn Store> {
-        Arc::new(self)
     }
 }

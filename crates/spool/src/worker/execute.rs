@@ -1,0 +1,205 @@
+//! Runs one reserved job: decode, checks, the handler under its timeout with panics caught,
+//! then the retry decision turned into a settlement.
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use tokio::sync::watch;
+use tracing::Instrument;
+
+use super::{
+    WorkerConfig,
+    lifecycle::{Shutdown, reached},
+};
+use crate::{
+    envelope::Envelope,
+    job::{JobContext, JobFailure},
+    options::Backoff,
+    registry::Registry,
+    retry::{self, AttemptEnd, Counters, Decision, Policy},
+    store::{ReleaseKind, ReservedJob, Settlement},
+};
+
+/// What the worker counts.
+#[derive(Debug, Default)]
+pub(crate) struct Tally {
+    pub(crate) completed: AtomicU64,
+    pub(crate) failed: AtomicU64,
+    pub(crate) handed_back: AtomicU64,
+}
+
+/// Everything a job run needs from its worker.
+pub(crate) struct Executor {
+    pub(crate) registry: Arc<Registry>,
+    pub(crate) config: Arc<WorkerConfig>,
+    pub(crate) tally: Arc<Tally>,
+}
+
+impl Executor {
+    /// Runs the job and returns how to settle it.
+    pub(crate) async fn run(&self, job: ReservedJob, shutdown: watch::Receiver<Shutdown>) -> Settlement {
+        let settlement = self.settle(job, shutdown).await;
+        let counter = match &settlement {
+            Settlement::Complete { .. } => &self.tally.completed,
+            Settlement::Fail { .. } => &self.tally.failed,
+            Settlement::Release { kind: ReleaseKind::Shutdown, .. } => &self.tally.handed_back,
+            Settlement::Release { .. } => return settlement,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        settlement
+    }
+
+    async fn settle(&self, job: ReservedJob, shutdown: watch::Receiver<Shutdown>) -> Settlement {
+        let fail = |error: String| Settlement::Fail {
+            id: job.id.clone(),
+            token: job.token,
+            error,
+            causes: vec![],
+        };
+        let envelope = match Envelope::decode(&job.envelope) {
+            Ok(envelope) => envelope,
+            Err(e) => {
+                tracing::warn!(job_id = %job.id, queue = %job.queue, "{e}");
+                return fail(e.to_string());
+            }
+        };
+        let Some(handler) = self.registry.get(&envelope.job).cloned() else {
+            let error = format!(
+                "unknown job type `{}`: no handler is registered under that name in this worker",
+                envelope.job
+            );
+            tracing::warn!(job_id = %job.id, queue = %job.queue, "{error}");
+            return fail(error);
+        };
+        if self.registry.is_privileged(&envelope.job) && !self.config.allow.contains(&envelope.job) {
+            return fail(format!("start the worker with --allow {}", envelope.job));
+        }
+
+        let options = envelope.options.clone().or(&self.config.defaults);
+        let policy = Policy {
+            tries: options.tries.unwrap_or(1),
+            backoff: options.backoff.clone().unwrap_or_else(|| Backoff::List(vec![])),
+            max_exceptions: options.max_exceptions,
+            fail_on_timeout: options.fail_on_timeout,
+            max_deferrals: self.config.max_deferrals,
+        };
+        let counters = Counters {
+            attempts: job.attempts,
+            exceptions: job.exceptions,
+            deferrals: job.deferrals,
+            retry_until: job.retry_until,
+            now: job.reserved_at,
+        };
+        if let Err(error) = retry::check_at_pickup(&policy, counters, job.last_error.as_deref()) {
+            tracing::warn!(job_id = %job.id, queue = %job.queue, "{error}");
+            return fail(error);
+        }
+
+        let ctx = JobContext {
+            id: envelope.id.clone(),
+            job: envelope.job.clone(),
+            queue: job.queue.clone(),
+            attempt: job.attempts,
+            recoveries: job.recoveries,
+            deferrals: job.deferrals,
+        };
+        let span = tracing::info_span!(
+            "job",
+            id = %job.id,
+            job = %envelope.job,
+            queue = %job.queue,
+            attempt = job.attempts,
+            elapsed_ms = tracing::field::Empty,
+        );
+        let timeout = options.timeout.filter(|t| !t.is_zero());
+        let started = Instant::now();
+        let end = run_handler(handler.run(envelope.payload.get(), ctx.clone()), timeout, shutdown, &span).await;
+        span.record("elapsed_ms", started.elapsed().as_millis() as u64);
+        let Some(end) = end else {
+            span.in_scope(|| tracing::info!("handed back by shutdown"));
+            return Settlement::Release {
+                id: job.id,
+                token: job.token,
+                delay: Duration::ZERO,
+                kind: ReleaseKind::Shutdown,
+                error: None,
+            };
+        };
+        let counters = Counters { now: job.reserved_at + started.elapsed().as_millis() as i64, ..counters };
+        let (id, token) = (job.id, job.token);
+        match retry::decide(&policy, counters, end) {
+            Decision::Complete => {
+                span.in_scope(|| tracing::debug!("done"));
+                Settlement::Complete { id, token }
+            }
+            Decision::Retry { delay, exception, error } => {
+                span.in_scope(|| tracing::info!(retry_in_ms = delay.as_millis() as u64, "{error}"));
+                let kind = if exception { ReleaseKind::RetryAfterError } else { ReleaseKind::Released };
+                Settlement::Release { id, token, delay, kind, error: Some(error) }
+            }
+            Decision::Defer { delay, reason } => {
+                span.in_scope(|| tracing::info!(defer_ms = delay.as_millis() as u64, "deferred: {reason}"));
+                Settlement::Release { id, token, delay, kind: ReleaseKind::Deferred, error: Some(reason) }
+            }
+            Decision::Fail { error, causes } => {
+                span.in_scope(|| tracing::warn!("failed: {error}"));
+                let failure = JobFailure { error: error.clone(), causes: causes.clone() };
+                // The hook gets a freshly decoded job (S-JOB-5) and its own time limit.
+                let hook = handler.failed(envelope.payload.get(), ctx, failure);
+                let limit = timeout.unwrap_or(Duration::from_secs(60));
+                if tokio::time::timeout(limit, hook.instrument(span.clone())).await.is_err() {
+                    span.in_scope(|| tracing::warn!("the failed() hook timed out"));
+                }
+                Settlement::Fail { id, token, error, causes }
+            }
+        }
+    }
+}
+
+/// Runs the handler in its own task (so a panic is caught and a timeout can abandon it).
+/// `None` means the worker is stopping now and the job must be handed back.
+async fn run_handler(
+    handler: crate::registry::BoxFuture<crate::job::JobResult>,
+    timeout: Option<Duration>,
+    mut shutdown: watch::Receiver<Shutdown>,
+    span: &tracing::Span,
+) -> Option<AttemptEnd> {
+    let mut task = tokio::spawn(handler.instrument(span.clone()));
+    let deadline = async {
+        match timeout {
+            Some(t) => tokio::time::sleep(t).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        joined = &mut task => Some(match joined {
+            Ok(Ok(())) => AttemptEnd::Success,
+            Ok(Err(e)) => AttemptEnd::Error { kind: e.kind, message: e.message, causes: e.causes },
+            Err(join) if join.is_panic() => AttemptEnd::Panicked { message: panic_message(join.into_panic()) },
+            Err(_) => AttemptEnd::Panicked { message: "the job's task was cancelled".into() },
+        }),
+        () = deadline => {
+            // A handler stuck in blocking code cannot be stopped from here; its result is
+            // ignored and the job is settled now (W-10: cancel the task, not the process).
+            task.abort();
+            Some(AttemptEnd::TimedOut { after: timeout.unwrap_or_default() })
+        }
+        () = reached(&mut shutdown, Shutdown::Immediate) => {
+            task.abort();
+            None
+        }
+    }
+}
+
+fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a non-string panic payload".into())
+}

@@ -1,0 +1,39 @@
+//! Housekeeping every worker does: return the jobs of dead workers (the reaper) and prune old
+//! failed records. Any worker may do it; the store makes each step atomic.
+
+use std::{sync::Arc, time::Duration};
+
+use tokio::task::JoinHandle;
+
+use super::WorkerConfig;
+use crate::store::Store;
+
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
+pub(crate) fn start(store: Arc<dyn Store>, config: Arc<WorkerConfig>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        // Reap at a third of the lease, so a dead worker's jobs return within about
+        // 1.33 leases of its last heartbeat.
+        let every = (config.lease / 3).max(Duration::from_millis(100));
+        let mut last_prune: Option<tokio::time::Instant> = None;
+        loop {
+            match store.reap(config.max_recoveries).await {
+                Ok(r) if r.recovered > 0 || r.failed > 0 => tracing::warn!(
+                    recovered = r.recovered,
+                    failed = r.failed,
+                    "returned the jobs of workers whose lease expired"
+                ),
+                Ok(_) => {}
+                Err(e) => tracing::debug!("reaper: {e}"),
+            }
+            if last_prune.is_none_or(|t| t.elapsed() >= PRUNE_EVERY) {
+                last_prune = Some(tokio::time::Instant::now());
+                if let Err(e) = store.prune_failed(config.failed_retention).await {
+                    tracing::debug!("pruning failed records: {e}");
+                }
+            }
+            // Jitter keeps many workers from reaping in lockstep.
+            tokio::time::sleep(every.mul_f64(0.75 + fastrand::f64() / 2.0)).await;
+        }
+    })
+}

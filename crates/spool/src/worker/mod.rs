@@ -1,0 +1,174 @@
+//! The worker: reserves jobs from the store and runs many at once.
+//!
+//! The path of a job through a worker, one file each:
+//! [`fetch`] (reserve in priority order, never more than free slots) → [`execute`] (timeout,
+//! panic capture, retry decision) → [`complete`] (settlements batched into one store call),
+//! with [`heartbeat`] keeping the worker's lease on its own thread, [`maintenance`] returning
+//! the jobs of dead workers, and [`lifecycle`] deciding when to stop.
+
+use std::{collections::HashSet, sync::Arc, time::Duration};
+
+use crate::{
+    options::{Backoff, JobOptions},
+    registry::Registry,
+    store::{Store, StoreError, WorkerInfo},
+};
+
+mod complete;
+mod execute;
+mod fetch;
+mod heartbeat;
+mod lifecycle;
+mod maintenance;
+
+pub use lifecycle::{ExitReason, Shutdown, ShutdownHandle, WorkerExit};
+
+/// How a worker runs. Every field has a documented default (see the README's table).
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// Queues served, in strict priority order. Default `["default"]`.
+    pub queues: Vec<String>,
+    /// Jobs run at once in this process. Default 10.
+    pub concurrency: usize,
+    /// How long the worker's lease lasts without a heartbeat. Default 30 s; heartbeats every
+    /// third of it. A dead worker's jobs return to the queue about one lease after it died.
+    pub lease: Duration,
+    /// On SIGTERM/SIGINT: how long running jobs may finish before they are handed back.
+    /// Default 30 s.
+    pub grace: Duration,
+    /// Longest idle wait before polling again (wake-ups usually come sooner). Default 1 s.
+    pub sleep: Duration,
+    /// Pause after each job before its slot takes another. Default 0.
+    pub rest: Duration,
+    /// Stop after reserving this many jobs.
+    pub max_jobs: Option<u64>,
+    /// Stop fetching after running this long.
+    pub max_time: Option<Duration>,
+    /// Stop (exit code 12) once resident memory reaches this many MB. Off unless set (D-4).
+    pub memory_mb: Option<u64>,
+    /// Stop when nothing is ready to run (Laravel's `--stop-when-empty`).
+    pub stop_when_empty: bool,
+    /// Stop when nothing is pending, delayed or reserved in the served queues.
+    pub until_done: bool,
+    /// Run one job, then stop.
+    pub once: bool,
+    /// Options for jobs that set none: tries 3, exponential backoff from 1 s to 10 min with
+    /// jitter, timeout 60 s.
+    pub defaults: JobOptions,
+    /// A job whose worker died this many times fails as a poison pill. Default 3.
+    pub max_recoveries: u32,
+    /// A job deferred this many times (rate limits, Retry-After) fails. Default 100.
+    pub max_deferrals: u32,
+    /// Privileged built-in jobs this worker may run (`shell`, `http`; D-9). Default none.
+    pub allow: HashSet<String>,
+    /// Failed records older than this are pruned by the worker's maintenance. Default 7 days.
+    pub failed_retention: Duration,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        WorkerConfig {
+            queues: vec![crate::envelope::DEFAULT_QUEUE.to_string()],
+            concurrency: 10,
+            lease: Duration::from_secs(30),
+            grace: Duration::from_secs(30),
+            sleep: Duration::from_secs(1),
+            rest: Duration::ZERO,
+            max_jobs: None,
+            max_time: None,
+            memory_mb: None,
+            stop_when_empty: false,
+            until_done: false,
+            once: false,
+            defaults: default_job_options(),
+            max_recoveries: 3,
+            max_deferrals: 100,
+            allow: HashSet::new(),
+            failed_retention: Duration::from_secs(7 * 24 * 3600),
+        }
+    }
+}
+
+/// The options a job gets when neither its type nor its dispatch set them.
+pub fn default_job_options() -> JobOptions {
+    JobOptions {
+        tries: Some(3),
+        backoff: Some(Backoff::exponential(Duration::from_secs(1), Duration::from_secs(600))),
+        timeout: Some(Duration::from_secs(60)),
+        ..JobOptions::default()
+    }
+}
+
+/// A worker could not start or keep going.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    /// A setting is out of range.
+    #[error("invalid worker setting: {0}")]
+    Config(String),
+    /// The store failed in a way reconnecting cannot fix.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A worker process's job runner. Build it, then [`run`](Worker::run) it.
+pub struct Worker {
+    store: Arc<dyn Store>,
+    registry: Arc<Registry>,
+    config: WorkerConfig,
+    shutdown: ShutdownHandle,
+    info: WorkerInfo,
+}
+
+impl Worker {
+    /// A worker over `store` running the jobs in `registry`.
+    pub fn new(store: Arc<dyn Store>, registry: Registry, config: WorkerConfig) -> Worker {
+        let info = WorkerInfo {
+            id: format!(
+                "{}-{}-{}",
+                lifecycle::hostname(),
+                std::process::id(),
+                &format!("{:08x}", fastrand::u32(..))
+            ),
+            host: lifecycle::hostname(),
+            pid: std::process::id(),
+            queues: config.queues.clone(),
+        };
+        Worker {
+            store,
+            registry: Arc::new(registry),
+            config,
+            shutdown: ShutdownHandle::default(),
+            info,
+        }
+    }
+
+    /// A handle that asks the worker to stop (what SIGTERM does in the CLI).
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        self.shutdown.clone()
+    }
+
+    /// This worker's id as registered in the store.
+    pub fn id(&self) -> &str {
+        &self.info.id
+    }
+
+    /// Runs until a stop condition, a shutdown request, or a limit; see [`ExitReason`].
+    pub async fn run(self) -> Result<WorkerExit, WorkerError> {
+        self.validate()?;
+        fetch::run(self).await
+    }
+
+    fn validate(&self) -> Result<(), WorkerError> {
+        let c = &self.config;
+        if c.concurrency == 0 {
+            return Err(WorkerError::Config("--concurrency must be at least 1".into()));
+        }
+        if c.queues.is_empty() || c.queues.iter().any(String::is_empty) {
+            return Err(WorkerError::Config("--queue needs at least one non-empty name".into()));
+        }
+        if c.lease < Duration::from_millis(300) {
+            return Err(WorkerError::Config("the lease must be at least 300ms".into()));
+        }
+        Ok(())
+    }
+}

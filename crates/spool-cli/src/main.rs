@@ -2,5 +2,5 @@
 //! command with its own job types registered (see `examples/embedded-cli`).
 
 fn main() -> anyhow::Result<std::process::ExitCode> {
-    spool::cli::main(spool::Registry::with_builtins())
+    Ok(spool::cli::main(spool::Registry::with_builtins())?)
 }

@@ -33,7 +33,7 @@
 
 pub mod builtin;
 #[cfg(feature = "cli")]
-// pub mod cli;
+pub mod cli;
 mod dispatch;
 mod duration;
 mod envelope;

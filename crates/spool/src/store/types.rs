@@ -317,7 +317,8 @@ pub enum RetrySelector {
     },
 }
 
-pub(crate) fn rfc3339_ms(ms: i64) -> String {
+/// Formats milliseconds since the epoch as RFC 3339 (UTC, millisecond precision).
+pub fn rfc3339_ms(ms: i64) -> String {
     let t = std::time::UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64);
     humantime::format_rfc3339_millis(t).to_string()
 }

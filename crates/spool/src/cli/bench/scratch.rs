@@ -1,0 +1,78 @@
+//! The bench's store: never `./spool.db`. Without `--url`, a fresh SQLite file in a temporary
+//! directory; with a `sqlite://` URL, that file, wiped first; with `postgres://`, a dedicated
+//! `spool_bench` schema in that database, dropped and recreated for every run.
+
+use std::{path::PathBuf, sync::Arc};
+
+use crate::{Store, cli::CliError, store::connect};
+
+pub(crate) struct Scratch {
+    /// The URL both the bench and its worker process open.
+    pub(crate) url: String,
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) backend: &'static str,
+    _dir: Option<tempfile_dir::TempDir>,
+}
+
+impl Scratch {
+    pub(crate) async fn new(url: Option<&str>, run: usize) -> Result<Scratch, CliError> {
+        let (url, dir) = match url {
+            None => {
+                let dir = tempfile_dir::TempDir::new()?;
+                let url = format!("sqlite://{}", dir.path().join(format!("bench-{run}.db")).display());
+                (url, Some(dir))
+            }
+            Some(url) if url.starts_with("sqlite://") => {
+                let path = PathBuf::from(url.trim_start_matches("sqlite://"));
+                for suffix in ["", "-wal", "-shm"] {
+                    let mut p = path.clone().into_os_string();
+                    p.push(suffix);
+                    let _ = std::fs::remove_file(p);
+                }
+                (url.to_string(), None)
+            }
+            Some(url) => (postgres_scratch(url).await?, None),
+        };
+        let store = connect(&url).await?;
+        let backend = store.backend();
+        Ok(Scratch { url, store, backend, _dir: dir })
+    }
+}
+
+#[cfg(feature = "postgres")]
+async fn postgres_scratch(url: &str) -> Result<String, CliError> {
+    const SCHEMA: &str = "spool_bench";
+    crate::store::postgres::PostgresStore::drop_schema(url, SCHEMA).await?;
+    let sep = if url.contains('?') { '&' } else { '?' };
+    Ok(format!("{url}{sep}spool_schema={SCHEMA}"))
+}
+
+#[cfg(not(feature = "postgres"))]
+async fn postgres_scratch(url: &str) -> Result<String, CliError> {
+    Err(crate::store::StoreError::BadUrl(url.to_string()).into())
+}
+
+/// A temporary directory removed on drop (std has none; this keeps the bench free of a
+/// dev-only crate).
+mod tempfile_dir {
+    use std::path::{Path, PathBuf};
+
+    pub(crate) struct TempDir(PathBuf);
+
+    impl TempDir {
+        pub(crate) fn new() -> std::io::Result<TempDir> {
+            let path = std::env::temp_dir().join(format!("spool-bench-{}-{:08x}", std::process::id(), fastrand::u32(..)));
+            std::fs::create_dir_all(&path)?;
+            Ok(TempDir(path))
+        }
+        pub(crate) fn path(&self) -> &Path {
+            &self.0
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}

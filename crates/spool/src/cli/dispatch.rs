@@ -1,0 +1,273 @@
+//! `spool dispatch`: one job from flags, or many from `--stdin` (one JSON request per line,
+//! all or nothing).
+
+use std::{io::BufRead, process::ExitCode, sync::Arc, time::Duration};
+
+use clap::Args;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+use super::{CliError, args, output};
+use crate::{
+    Backoff, Envelope, JobOptions, Spool, Store,
+    dispatch::{DispatchOutcome, DispatchStatus},
+    envelope::{ENVELOPE_VERSION, now_ms},
+};
+
+#[derive(Debug, Args)]
+pub(crate) struct DispatchArgs {
+    /// The job name (e.g. `noop`, `sleep`, or one of your app's jobs).
+    #[arg(required_unless_present = "stdin", conflicts_with = "stdin")]
+    job: Option<String>,
+    /// The job's payload as JSON.
+    #[arg(long, default_value = "{}")]
+    payload: String,
+    /// Queue to send it to.
+    #[arg(long, default_value = crate::DEFAULT_QUEUE)]
+    queue: String,
+    /// Make it available after this long (`5s`, `2m`, bare seconds).
+    #[arg(long, value_parser = args::duration, conflicts_with = "at")]
+    delay: Option<Duration>,
+    /// Make it available at this RFC 3339 time.
+    #[arg(long)]
+    at: Option<String>,
+    /// Maximum attempts (0 = unlimited).
+    #[arg(long, value_parser = args::tries, allow_hyphen_values = true)]
+    tries: Option<u32>,
+    /// Delays between retries, e.g. `1,5,10` (seconds) or `500ms,2s`.
+    #[arg(long, value_parser = args::duration_list)]
+    backoff: Option<Vec<Duration>>,
+    /// Longest one attempt may run.
+    #[arg(long, value_parser = args::duration)]
+    timeout: Option<Duration>,
+    /// A caller-chosen id: dispatching it again while the job exists changes nothing.
+    #[arg(long)]
+    id: Option<String>,
+    /// Dispatch this many copies.
+    #[arg(long, default_value_t = 1)]
+    count: usize,
+    /// Read one request per line from stdin: {"job": .., "payload": .., "queue": ..,
+    /// "delay": .., "at": .., "tries": .., "backoff": .., "timeout": .., "id": ..}.
+    #[arg(long)]
+    stdin: bool,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// One `--stdin` line.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Request {
+    job: String,
+    #[serde(default)]
+    payload: Option<Box<RawValue>>,
+    #[serde(default)]
+    queue: Option<String>,
+    #[serde(default)]
+    delay: Option<DurationValue>,
+    #[serde(default)]
+    at: Option<String>,
+    #[serde(default)]
+    tries: Option<i64>,
+    #[serde(default)]
+    backoff: Option<BackoffValue>,
+    #[serde(default)]
+    timeout: Option<DurationValue>,
+    #[serde(default)]
+    id: Option<String>,
+}
+
+/// A duration as a number of seconds or a string like `"500ms"`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum DurationValue {
+    Seconds(f64),
+    Text(String),
+}
+
+impl DurationValue {
+    fn get(&self) -> Result<Duration, String> {
+        match self {
+            DurationValue::Seconds(s) => args::duration(&s.to_string()),
+            DurationValue::Text(t) => args::duration(t),
+        }
+    }
+}
+
+/// Backoff as a list of durations or a comma string.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum BackoffValue {
+    List(Vec<DurationValue>),
+    Text(String),
+}
+
+#[derive(Serialize)]
+struct Queued<'a> {
+    id: &'a str,
+    queue: &'a str,
+    status: &'static str,
+}
+
+fn status_name(status: DispatchStatus) -> &'static str {
+    match status {
+        DispatchStatus::AlreadyQueued => "already_queued",
+        _ => "queued",
+    }
+}
+
+pub(crate) async fn run(store: Arc<dyn Store>, a: DispatchArgs) -> Result<ExitCode, CliError> {
+    let requests = if a.stdin {
+        match read_stdin() {
+            Ok(requests) => requests,
+            Err(message) => {
+                eprintln!("{message}");
+                eprintln!("nothing was enqueued");
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+    } else {
+        from_flags(&a).map_err(CliError::Usage)?
+    };
+    let queues: Vec<String> = requests.iter().map(|(e, _)| e.queue.clone()).collect();
+    let outcomes = Spool::new(store).dispatch_envelopes(requests).await?;
+    print(&outcomes, &queues, a.json, a.stdin || a.count > 1);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print(outcomes: &[DispatchOutcome], queues: &[String], json: bool, many: bool) {
+    if !json {
+        for o in outcomes {
+            println!("{}", o.id);
+        }
+        return;
+    }
+    let docs: Vec<Queued> = outcomes
+        .iter()
+        .zip(queues)
+        .map(|(o, q)| Queued { id: &o.id, queue: q, status: status_name(o.status) })
+        .collect();
+    if many { output::json(&docs) } else { output::json(&docs[0]) }
+}
+
+fn from_flags(a: &DispatchArgs) -> Result<Vec<(Envelope, Duration)>, String> {
+    let job = a.job.clone().ok_or("name the job to dispatch, or pass --stdin")?;
+    if a.count == 0 {
+        return Err("--count must be at least 1".into());
+    }
+    if a.id.is_some() && a.count > 1 {
+        return Err("--id names one job; it cannot be combined with --count above 1".into());
+    }
+    let payload = RawValue::from_string(a.payload.clone())
+        .map_err(|e| format!("--payload is not valid JSON: {e}"))?;
+    let delay = match &a.at {
+        Some(at) => args::until(at)?,
+        None => a.delay.unwrap_or_default(),
+    };
+    let options = JobOptions {
+        tries: a.tries,
+        backoff: a.backoff.clone().map(Backoff::List),
+        timeout: a.timeout,
+        ..JobOptions::default()
+    };
+    Ok((0..a.count)
+        .map(|_| {
+            let envelope = envelope(&job, &a.queue, payload.clone(), options.clone(), a.id.clone());
+            (envelope, delay)
+        })
+        .collect())
+}
+
+fn envelope(job: &str, queue: &str, payload: Box<RawValue>, options: JobOptions, id: Option<String>) -> Envelope {
+    Envelope {
+        v: ENVELOPE_VERSION,
+        id: id.unwrap_or_else(crate::new_id),
+        job: job.to_string(),
+        queue: queue.to_string(),
+        payload,
+        options,
+        created_at: now_ms(),
+        trace: None,
+    }
+}
+
+/// Reads every line first; any bad line refuses the whole input.
+fn read_stdin() -> Result<Vec<(Envelope, Duration)>, String> {
+    let mut out = Vec::new();
+    for (n, line) in std::io::stdin().lock().lines().enumerate() {
+        let line = line.map_err(|e| format!("line {}: cannot read: {e}", n + 1))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        out.push(parse_line(&line).map_err(|e| format!("line {}: {e}", n + 1))?);
+    }
+    Ok(out)
+}
+
+fn parse_line(line: &str) -> Result<(Envelope, Duration), String> {
+    let r: Request = serde_json::from_str(line).map_err(|e| e.to_string())?;
+    if r.job.is_empty() {
+        return Err("`job` is empty".into());
+    }
+    let delay = match (&r.delay, &r.at) {
+        (Some(_), Some(_)) => return Err("give `delay` or `at`, not both".into()),
+        (Some(d), None) => d.get()?,
+        (None, Some(at)) => args::until(at)?,
+        (None, None) => Duration::ZERO,
+    };
+    let tries = match r.tries {
+        Some(t) => Some(args::tries(&t.to_string())?),
+        None => None,
+    };
+    let backoff = match &r.backoff {
+        Some(BackoffValue::List(list)) => {
+            Some(list.iter().map(DurationValue::get).collect::<Result<Vec<_>, _>>()?)
+        }
+        Some(BackoffValue::Text(text)) => Some(args::duration_list(text)?),
+        None => None,
+    };
+    let options = JobOptions {
+        tries,
+        backoff: backoff.map(Backoff::List),
+        timeout: r.timeout.as_ref().map(DurationValue::get).transpose()?,
+        ..JobOptions::default()
+    };
+    let payload = r.payload.unwrap_or_else(|| RawValue::from_string("{}".into()).expect("valid"));
+    let queue = r.queue.unwrap_or_else(|| crate::DEFAULT_QUEUE.to_string());
+    if queue.is_empty() {
+        return Err("`queue` is empty".into());
+    }
+    Ok((envelope(&r.job, &queue, payload, options, r.id), delay))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_parse_with_every_option() {
+        let (e, delay) = parse_line(
+            r#"{"job":"sleep","payload":{"ms":5},"queue":"q","delay":"2s","tries":3,"backoff":[1,"500ms"],"timeout":30,"id":"abc"}"#,
+        )
+        .unwrap();
+        assert_eq!((e.job.as_str(), e.queue.as_str(), e.id.as_str()), ("sleep", "q", "abc"));
+        assert_eq!(e.payload.get(), r#"{"ms":5}"#);
+        assert_eq!(delay, Duration::from_secs(2));
+        assert_eq!(e.options.tries, Some(3));
+        assert_eq!(
+            e.options.backoff,
+            Some(Backoff::List(vec![Duration::from_secs(1), Duration::from_millis(500)]))
+        );
+        assert_eq!(e.options.timeout, Some(Duration::from_secs(30)));
+    }
+
+    #[test]
+    fn bad_lines_say_why() {
+        assert!(parse_line(r#"{"payload":{}}"#).unwrap_err().contains("missing field `job`"));
+        assert!(parse_line(r#"{"job":"x","colour":1}"#).unwrap_err().contains("unknown field `colour`"));
+        assert!(parse_line(r#"{"job":"x","tries":-1}"#).unwrap_err().contains("tries must be 0"));
+        assert!(parse_line(r#"{"job":"x","delay":"soon"}"#).unwrap_err().contains("invalid duration"));
+        assert!(parse_line("not json").is_err());
+    }
+}

@@ -1,0 +1,238 @@
+//! `spool status`, `spool jobs`, `spool job ID`, `spool size`.
+
+use std::{process::ExitCode, sync::Arc, time::Duration};
+
+use clap::Args;
+use serde::Serialize;
+
+use super::{CliError, output};
+use crate::{
+    Store, format_duration,
+    store::{JobFilter, JobInfo, JobState, QueueStats, Stats},
+};
+
+#[derive(Debug, Args)]
+pub(crate) struct JsonFlag {
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// The stats with the default queue always listed, so scripts can rely on it.
+async fn stats_with_default(store: &dyn Store) -> Result<Stats, CliError> {
+    let mut stats = store.stats().await?;
+    if !stats.queues.iter().any(|q| q.name == crate::DEFAULT_QUEUE) {
+        stats.queues.push(QueueStats { name: crate::DEFAULT_QUEUE.into(), ..Default::default() });
+        stats.queues.sort_by(|a, b| a.name.cmp(&b.name));
+    }
+    Ok(stats)
+}
+
+pub(crate) async fn status(store: Arc<dyn Store>, a: JsonFlag) -> Result<ExitCode, CliError> {
+    let stats = stats_with_default(store.as_ref()).await?;
+    if a.json {
+        output::json(&stats);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let rows: Vec<Vec<String>> = stats
+        .queues
+        .iter()
+        .map(|q| {
+            vec![
+                q.name.clone(),
+                q.pending.to_string(),
+                q.delayed.to_string(),
+                q.reserved.to_string(),
+                format_duration(Duration::from_millis(q.oldest_ready_age_ms)),
+            ]
+        })
+        .collect();
+    output::table(&["QUEUE", "PENDING", "DELAYED", "RESERVED", "OLDEST READY"], &rows);
+    println!("\nprocessed: {}   failed: {}   store: {}", stats.processed, stats.failed, store.backend());
+    if stats.workers.is_empty() {
+        println!("workers: none running");
+    } else {
+        println!("workers:");
+        let rows: Vec<Vec<String>> = stats
+            .workers
+            .iter()
+            .map(|w| {
+                vec![w.id.clone(), w.host.clone(), w.pid.to_string(), w.queues.join(","), w.busy.len().to_string()]
+            })
+            .collect();
+        output::table(&["  ID", "HOST", "PID", "QUEUES", "BUSY"], &rows);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct JobsArgs {
+    /// Only this queue.
+    #[arg(long)]
+    queue: Option<String>,
+    /// Only jobs in this state: pending, delayed or reserved.
+    #[arg(long)]
+    state: Option<JobState>,
+    /// At most this many.
+    #[arg(long, default_value_t = 100)]
+    limit: u32,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// A job as `spool jobs --json` and `spool job ID --json` print it.
+#[derive(Serialize)]
+struct JobView<'a> {
+    id: &'a str,
+    queue: &'a str,
+    job: &'a str,
+    state: JobState,
+    attempts: u32,
+    recoveries: u32,
+    deferrals: u32,
+    last_error: Option<&'a str>,
+    available_at: String,
+    worker: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    payload: Option<serde_json::Value>,
+}
+
+fn view(j: &JobInfo, with_payload: bool) -> JobView<'_> {
+    let payload = with_payload.then(|| {
+        serde_json::from_str::<serde_json::Value>(&j.envelope)
+            .ok()
+            .and_then(|e| e.get("payload").cloned())
+            .unwrap_or(serde_json::Value::Null)
+    });
+    JobView {
+        id: &j.id,
+        queue: &j.queue,
+        job: &j.job,
+        state: j.state,
+        attempts: j.attempts,
+        recoveries: j.recoveries,
+        deferrals: j.deferrals,
+        last_error: j.last_error.as_deref(),
+        available_at: crate::store::rfc3339_ms(j.available_at),
+        worker: j.worker.as_deref(),
+        payload,
+    }
+}
+
+fn state_name(s: JobState) -> &'static str {
+    match s {
+        JobState::Pending => "pending",
+        JobState::Delayed => "delayed",
+        JobState::Reserved => "reserved",
+    }
+}
+
+pub(crate) async fn jobs(store: Arc<dyn Store>, a: JobsArgs) -> Result<ExitCode, CliError> {
+    let filter = JobFilter { queue: a.queue, state: a.state, limit: Some(a.limit) };
+    let jobs = store.jobs(&filter).await?;
+    if a.json {
+        #[derive(Serialize)]
+        struct Doc<'a> {
+            jobs: Vec<JobView<'a>>,
+        }
+        output::json(&Doc { jobs: jobs.iter().map(|j| view(j, false)).collect() });
+        return Ok(ExitCode::SUCCESS);
+    }
+    let rows: Vec<Vec<String>> = jobs
+        .iter()
+        .map(|j| {
+            vec![
+                j.id.clone(),
+                j.queue.clone(),
+                j.job.clone(),
+                state_name(j.state).into(),
+                j.attempts.to_string(),
+                j.last_error.as_deref().map(|e| output::one_line(e, 50)).unwrap_or_default(),
+            ]
+        })
+        .collect();
+    output::table(&["ID", "QUEUE", "JOB", "STATE", "ATTEMPTS", "LAST ERROR"], &rows);
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct JobArgs {
+    /// The job's id.
+    id: String,
+    /// Delete it (if no worker holds it).
+    #[arg(long, conflicts_with = "run_now")]
+    delete: bool,
+    /// Make a delayed or retrying job available now.
+    #[arg(long)]
+    run_now: bool,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+pub(crate) async fn job(store: Arc<dyn Store>, a: JobArgs) -> Result<ExitCode, CliError> {
+    let Some(info) = store.job(&a.id).await? else {
+        eprintln!("no queued job has id `{}` (see `spool failed show {}` for failed jobs)", a.id, a.id);
+        return Ok(ExitCode::FAILURE);
+    };
+    if a.delete {
+        if store.delete_job(&a.id).await? {
+            println!("deleted job {}", a.id);
+            return Ok(ExitCode::SUCCESS);
+        }
+        eprintln!("job {} is held by a worker; it can be deleted once released", a.id);
+        return Ok(ExitCode::FAILURE);
+    }
+    if a.run_now {
+        if store.run_job_now(&a.id).await? {
+            println!("job {} is available now", a.id);
+            return Ok(ExitCode::SUCCESS);
+        }
+        eprintln!("job {} is {}, not delayed", a.id, state_name(info.state));
+        return Ok(ExitCode::FAILURE);
+    }
+    let v = view(&info, true);
+    if a.json {
+        output::json(&v);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("id:           {}", v.id);
+    println!("job:          {}", v.job);
+    println!("queue:        {}", v.queue);
+    println!("state:        {}", state_name(v.state));
+    println!("attempts:     {}", v.attempts);
+    println!("recoveries:   {}", v.recoveries);
+    println!("deferrals:    {}", v.deferrals);
+    println!("available at: {}", v.available_at);
+    println!("worker:       {}", v.worker.unwrap_or("-"));
+    println!("last error:   {}", v.last_error.unwrap_or("-"));
+    println!("payload:      {}", v.payload.unwrap_or_default());
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct SizeArgs {
+    /// Queues to count (all if none).
+    queues: Vec<String>,
+}
+
+pub(crate) async fn size(store: Arc<dyn Store>, a: SizeArgs) -> Result<ExitCode, CliError> {
+    let stats = store.stats().await?;
+    let size = |name: &str| {
+        stats
+            .queues
+            .iter()
+            .find(|q| q.name == name)
+            .map_or(0, |q| q.pending + q.delayed + q.reserved)
+    };
+    let names: Vec<String> = if a.queues.is_empty() {
+        stats.queues.iter().map(|q| q.name.clone()).collect()
+    } else {
+        a.queues
+    };
+    for name in names {
+        println!("{name} {}", size(&name));
+    }
+    Ok(ExitCode::SUCCESS)
+}

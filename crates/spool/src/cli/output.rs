@@ -1,0 +1,52 @@
+//! Printing: JSON documents, plain tables, and logging set-up.
+
+use serde::Serialize;
+
+/// Prints one JSON document on stdout.
+pub(crate) fn json<T: Serialize>(value: &T) {
+    println!("{}", serde_json::to_string(value).expect("plain data encodes"));
+}
+
+/// Prints rows as left-aligned columns.
+pub(crate) fn table(header: &[&str], rows: &[Vec<String>]) {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<String>| {
+        let padded: Vec<String> =
+            cells.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        println!("{}", padded.join("  ").trim_end());
+    };
+    line(header.iter().map(|h| h.to_string()).collect());
+    for row in rows {
+        line(row.clone());
+    }
+}
+
+/// Shortens a message to one line of at most `max` characters.
+pub(crate) fn one_line(text: &str, max: usize) -> String {
+    let line = text.lines().next().unwrap_or_default();
+    if line.chars().count() <= max && !text.contains('\n') {
+        return line.to_string();
+    }
+    let cut: String = line.chars().take(max.saturating_sub(1)).collect();
+    format!("{cut}…")
+}
+
+/// Logs go to stderr; `SPOOL_LOG` or `RUST_LOG` pick the level (`info` for long-running
+/// commands, `warn` otherwise).
+pub(crate) fn init_logging(long_running: bool) {
+    use tracing_subscriber::EnvFilter;
+    let default = if long_running { "info" } else { "warn" };
+    let filter = std::env::var("SPOOL_LOG")
+        .or_else(|_| std::env::var("RUST_LOG"))
+        .unwrap_or_else(|_| default.to_string());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new(default)))
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}

@@ -1,0 +1,147 @@
+//! `spool work`: run a worker until a signal or a limit.
+
+use std::{process::ExitCode, sync::Arc, time::Duration};
+
+use clap::Args;
+
+use super::{CliError, args};
+use crate::{
+    Backoff, Registry, Store, Worker, WorkerConfig,
+    worker::{ShutdownHandle, WorkerExit},
+};
+
+#[derive(Debug, Args)]
+pub(crate) struct WorkArgs {
+    /// Queues to serve in strict priority order, e.g. `high,default,low`.
+    #[arg(long, value_parser = args::names, default_value = crate::DEFAULT_QUEUE)]
+    queue: Vec<String>,
+    /// Jobs run at once.
+    #[arg(long, short = 'c', default_value_t = 10)]
+    concurrency: usize,
+    /// On SIGTERM/SIGINT, how long running jobs may finish before they are handed back.
+    #[arg(long, value_parser = args::duration, default_value = "30s")]
+    grace: Duration,
+    /// The worker's lease (heartbeats every third of it).
+    #[arg(long, value_parser = args::duration, default_value = "30s")]
+    lease: Duration,
+    /// Stop after this many jobs.
+    #[arg(long)]
+    max_jobs: Option<u64>,
+    /// Stop fetching after this long; running jobs finish.
+    #[arg(long, value_parser = args::duration)]
+    max_time: Option<Duration>,
+    /// Stop (exit code 12) once resident memory reaches this many MB.
+    #[arg(long)]
+    memory: Option<u64>,
+    /// Stop when nothing is ready to run.
+    #[arg(long)]
+    stop_when_empty: bool,
+    /// Stop when nothing is pending, delayed or reserved in these queues (exit 0 even if
+    /// some jobs failed).
+    #[arg(long)]
+    until_done: bool,
+    /// Run one job, then stop.
+    #[arg(long)]
+    once: bool,
+    /// Longest idle wait before polling again.
+    #[arg(long, value_parser = args::duration, default_value = "1s")]
+    sleep: Duration,
+    /// Pause after each job.
+    #[arg(long, value_parser = args::duration, default_value = "0")]
+    rest: Duration,
+    /// Attempts for jobs that set none (0 = unlimited).
+    #[arg(long, value_parser = args::tries, allow_hyphen_values = true)]
+    tries: Option<u32>,
+    /// Timeout for jobs that set none (0 = none).
+    #[arg(long, value_parser = args::duration)]
+    timeout: Option<Duration>,
+    /// Backoff for jobs that set none, e.g. `1,5,10`.
+    #[arg(long, value_parser = args::duration_list)]
+    backoff: Option<Vec<Duration>>,
+    /// Privileged built-in jobs this worker may run: `shell`, `http`.
+    #[arg(long, value_parser = args::names)]
+    allow: Option<Vec<String>>,
+    /// A job whose worker died this many times fails.
+    #[arg(long, default_value_t = 3)]
+    max_recoveries: u32,
+}
+
+impl WorkArgs {
+    fn config(self) -> Result<WorkerConfig, CliError> {
+        let mut c = WorkerConfig {
+            queues: self.queue,
+            concurrency: self.concurrency,
+            grace: self.grace,
+            lease: self.lease,
+            max_jobs: self.max_jobs,
+            max_time: self.max_time,
+            memory_mb: self.memory,
+            stop_when_empty: self.stop_when_empty,
+            until_done: self.until_done,
+            once: self.once,
+            sleep: self.sleep,
+            rest: self.rest,
+            max_recoveries: self.max_recoveries,
+            ..WorkerConfig::default()
+        };
+        if let Some(tries) = self.tries {
+            c.defaults.tries = Some(tries);
+        }
+        if let Some(timeout) = self.timeout {
+            c.defaults.timeout = Some(timeout);
+        }
+        if let Some(backoff) = self.backoff {
+            c.defaults.backoff = Some(Backoff::List(backoff));
+        }
+        for name in self.allow.unwrap_or_default() {
+            if !matches!(name.as_str(), "shell" | "http") {
+                return Err(CliError::Usage(format!("--allow takes shell and http, not `{name}`")));
+            }
+            c.allow.insert(name);
+        }
+        Ok(c)
+    }
+}
+
+pub(crate) async fn run(store: Arc<dyn Store>, registry: Registry, a: WorkArgs) -> Result<ExitCode, CliError> {
+    let worker = Worker::new(store, registry, a.config()?);
+    stop_on_signals(worker.shutdown_handle());
+    let exit = worker.run().await?;
+    report(&exit);
+    Ok(ExitCode::from(exit.reason.exit_code()))
+}
+
+pub(crate) fn report(exit: &WorkerExit) {
+    eprintln!(
+        "worker stopped ({:?}): {} reserved, {} completed, {} failed, {} handed back",
+        exit.reason, exit.reserved, exit.completed, exit.failed, exit.handed_back
+    );
+}
+
+/// SIGTERM or SIGINT: stop gracefully; a second one: hand back running jobs now (D-10).
+pub(crate) fn stop_on_signals(shutdown: ShutdownHandle) {
+    tokio::spawn(async move {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let (Ok(mut term), Ok(mut int)) =
+                (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
+            else {
+                tracing::warn!("cannot install signal handlers; stop the worker with --max-time");
+                return;
+            };
+            loop {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+                tracing::info!("stop requested by signal");
+                shutdown.signal();
+            }
+        }
+        #[cfg(not(unix))]
+        while tokio::signal::ctrl_c().await.is_ok() {
+            shutdown.signal();
+        }
+    });
+}

@@ -45,7 +45,7 @@ pub mod store;
 pub mod testing;
 pub mod worker;
 
-pub use dispatch::{DispatchError, DispatchOutcome, PendingDispatch, Spool};
+pub use dispatch::{DispatchError, DispatchOutcome, DispatchStatus, PendingDispatch, Spool};
 pub use duration::{DurationError, format_duration, parse_duration, parse_duration_list};
 pub use envelope::{
     DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_QUEUE, ENVELOPE_VERSION, Envelope, EnvelopeError,

@@ -96,7 +96,7 @@ pub fn main(registry: Registry) -> Result<ExitCode, CliError> {
     // The bench never touches the default store: it uses --url only when given explicitly.
     let explicit_url = matches.value_source("url") == Some(clap::parser::ValueSource::CommandLine);
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
-    output::init_logging(matches!(cli.command, Command::Work(_) | Command::Demo(_)));
+    output::init_logging(matches!(cli.command, Command::Work(_)));
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let result = runtime.block_on(run(cli, registry, explicit_url));
     // Don't wait for stray blocking tasks (a runaway handler) at exit.

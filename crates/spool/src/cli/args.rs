@@ -36,3 +36,9 @@ pub(crate) fn until(at: &str) -> Result<Duration, String> {
         .map_err(|e| format!("invalid time `{at}` ({e}); use RFC 3339, e.g. 2026-01-31T09:00:00Z"))?;
     Ok(t.duration_since(std::time::SystemTime::now()).unwrap_or_default())
 }
+
+/// A list of durations; an alias so clap takes the whole list as one value.
+pub(crate) type DurationList = Vec<std::time::Duration>;
+
+/// A list of names; an alias so clap takes the whole list as one value.
+pub(crate) type NameList = Vec<String>;

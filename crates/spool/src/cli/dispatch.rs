@@ -36,7 +36,7 @@ pub(crate) struct DispatchArgs {
     tries: Option<u32>,
     /// Delays between retries, e.g. `1,5,10` (seconds) or `500ms,2s`.
     #[arg(long, value_parser = args::duration_list)]
-    backoff: Option<Vec<Duration>>,
+    backoff: Option<args::DurationList>,
     /// Longest one attempt may run.
     #[arg(long, value_parser = args::duration)]
     timeout: Option<Duration>,

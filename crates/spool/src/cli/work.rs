@@ -14,7 +14,7 @@ use crate::{
 pub(crate) struct WorkArgs {
     /// Queues to serve in strict priority order, e.g. `high,default,low`.
     #[arg(long, value_parser = args::names, default_value = crate::DEFAULT_QUEUE)]
-    queue: Vec<String>,
+    queue: args::NameList,
     /// Jobs run at once.
     #[arg(long, short = 'c', default_value_t = 10)]
     concurrency: usize,
@@ -57,10 +57,10 @@ pub(crate) struct WorkArgs {
     timeout: Option<Duration>,
     /// Backoff for jobs that set none, e.g. `1,5,10`.
     #[arg(long, value_parser = args::duration_list)]
-    backoff: Option<Vec<Duration>>,
+    backoff: Option<args::DurationList>,
     /// Privileged built-in jobs this worker may run: `shell`, `http`.
     #[arg(long, value_parser = args::names)]
-    allow: Option<Vec<String>>,
+    allow: Option<args::NameList>,
     /// A job whose worker died this many times fails.
     #[arg(long, default_value_t = 3)]
     max_recoveries: u32,

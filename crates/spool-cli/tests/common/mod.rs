@@ -1,0 +1,70 @@
+//! Helpers for driving the real `spool` binary against a scratch SQLite file.
+#![allow(dead_code, missing_docs)]
+
+use std::{
+    io::Write,
+    path::PathBuf,
+    process::{Child, Command, Output, Stdio},
+};
+
+pub struct Env {
+    pub dir: PathBuf,
+    pub url: String,
+}
+
+impl Env {
+    pub fn new() -> Env {
+        let dir = tempfile::tempdir().expect("temp dir").keep();
+        let url = format!("sqlite://{}", dir.join("spool.db").display());
+        Env { dir, url }
+    }
+
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_spool"));
+        cmd.arg("--url").arg(&self.url).args(args).env("SPOOL_LOG", "warn").current_dir(&self.dir);
+        cmd
+    }
+
+    /// Runs to completion; panics on a non-zero exit.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(out.status.success(), "spool {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).expect("utf-8")
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().expect("spool runs")
+    }
+
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        let out = self.ok(args);
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("not one JSON document ({e}): {out}"))
+    }
+
+    pub fn with_stdin(&self, args: &[&str], input: &str) -> Output {
+        let mut child = self.cmd(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        child.wait_with_output().unwrap()
+    }
+
+    pub fn spawn(&self, args: &[&str]) -> Child {
+        self.cmd(args).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("spool starts")
+    }
+
+    /// pending + delayed + reserved over all queues.
+    pub fn queued(&self) -> u64 {
+        let status = self.json(&["status", "--json"]);
+        status["queues"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|q| q["pending"].as_u64().unwrap() + q["delayed"].as_u64().unwrap() + q["reserved"].as_u64().unwrap())
+            .sum()
+    }
+}
+
+/// Sends a signal (`"KILL"`, `"TERM"`) with the system's `kill`.
+pub fn signal(child: &Child, sig: &str) {
+    let status = Command::new("kill").arg(format!("-{sig}")).arg(child.id().to_string()).status().unwrap();
+    assert!(status.success(), "kill -{sig} failed");
+}

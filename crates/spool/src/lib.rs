@@ -56,3 +56,8 @@ pub use options::{Backoff, JobOptions};
 pub use registry::Registry;
 pub use store::{Store, StoreError, connect};
 pub use worker::{Worker, WorkerConfig, WorkerError, WorkerExit};
+
+/// The README's Rust examples, compiled as doc-tests so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;

@@ -229,7 +229,7 @@ impl Store for SqliteStore {
         if let Some(json) = &batch.complete {
             let done: Vec<(String,)> = sqlx::query_as(
                 "DELETE FROM spool_jobs WHERE seq IN (
-                    SELECT j.seq FROM json_each(?1) e JOIN spool_jobs j ON j.id = e.value ->> 'id'
+                    SELECT j.seq FROM json_each(?1) e CROSS JOIN spool_jobs j ON j.id = e.value ->> 'id'
                     WHERE j.worker_id = ?2 AND j.token = e.value ->> 'token')
                  RETURNING id",
             )
@@ -273,7 +273,7 @@ impl Store for SqliteStore {
             sqlx::query(
                 "INSERT INTO spool_failed (id, queue, job, envelope, error, causes, attempts, failed_at)
                  SELECT j.id, j.queue, j.job, j.envelope, e.value ->> 'error', e.value ->> 'causes', j.attempts, ?3
-                 FROM json_each(?1) e JOIN spool_jobs j ON j.id = e.value ->> 'id'
+                 FROM json_each(?1) e CROSS JOIN spool_jobs j ON j.id = e.value ->> 'id'
                  WHERE j.worker_id = ?2 AND j.token = e.value ->> 'token'
                  ON CONFLICT (id) DO UPDATE SET queue = excluded.queue, job = excluded.job,
                      envelope = excluded.envelope, error = excluded.error, causes = excluded.causes,
@@ -286,7 +286,7 @@ impl Store for SqliteStore {
             .await?;
             let failed: Vec<(String,)> = sqlx::query_as(
                 "DELETE FROM spool_jobs WHERE seq IN (
-                    SELECT j.seq FROM json_each(?1) e JOIN spool_jobs j ON j.id = e.value ->> 'id'
+                    SELECT j.seq FROM json_each(?1) e CROSS JOIN spool_jobs j ON j.id = e.value ->> 'id'
                     WHERE j.worker_id = ?2 AND j.token = e.value ->> 'token')
                  RETURNING id",
             )

@@ -30,7 +30,10 @@ fn url() -> String {
 }
 
 fn unix_secs() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 fn new_schema_name() -> String {
@@ -43,7 +46,9 @@ async fn open_fresh_schema() -> Option<PostgresStore> {
     let url = url();
     match PostgresStore::open_in_schema(&url, &new_schema_name()).await {
         Ok(store) => {
-            LEFTOVERS_DROPPED.get_or_init(|| drop_leftover_schemas(&url)).await;
+            LEFTOVERS_DROPPED
+                .get_or_init(|| drop_leftover_schemas(&url))
+                .await;
             Some(store)
         }
         Err(e) if e.is_unavailable() => {
@@ -95,7 +100,10 @@ async fn drop_leftover_schemas(url: &str) {
         if created.is_some_and(|secs| secs < cutoff) {
             // The name came from the catalogue and matched our own pattern: plain identifier.
             let drop = format!("DROP SCHEMA IF EXISTS \"{name}\" CASCADE");
-            if let Err(e) = sqlx::raw_sql(sqlx::AssertSqlSafe(drop)).execute(&mut conn).await {
+            if let Err(e) = sqlx::raw_sql(sqlx::AssertSqlSafe(drop))
+                .execute(&mut conn)
+                .await
+            {
                 eprintln!("cannot drop leftover test schema {name}: {e}");
             }
         }
@@ -110,18 +118,31 @@ spool::conformance_tests!(fresh());
 #[tokio::test]
 async fn schema_names_must_be_plain_identifiers() {
     // Validation happens before connecting, so no server is needed.
-    for bad in ["Spool", "1jobs", "my-jobs", "a\"; DROP TABLE x; --", "pg_spool", ""] {
-        let err = PostgresStore::open_in_schema("postgres://nowhere.invalid/db", bad).await.unwrap_err();
+    for bad in [
+        "Spool",
+        "1jobs",
+        "my-jobs",
+        "a\"; DROP TABLE x; --",
+        "pg_spool",
+        "",
+    ] {
+        let err = PostgresStore::open_in_schema("postgres://nowhere.invalid/db", bad)
+            .await
+            .unwrap_err();
         assert!(matches!(err, StoreError::Invalid(_)), "{bad}: {err}");
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_first_migrations_are_safe() {
-    let Some(first) = open_fresh_schema().await else { return };
+    let Some(first) = open_fresh_schema().await else {
+        return;
+    };
     let mut stores = vec![Arc::new(first)];
     for _ in 0..3 {
-        let store = PostgresStore::open_in_schema(&url(), stores[0].schema()).await.unwrap();
+        let store = PostgresStore::open_in_schema(&url(), stores[0].schema())
+            .await
+            .unwrap();
         stores.push(Arc::new(store));
     }
     let tasks: Vec<_> = stores
@@ -134,22 +155,33 @@ async fn concurrent_first_migrations_are_safe() {
     for t in tasks {
         t.await.unwrap().expect("concurrent migrate");
     }
-    stores[0].push(&[new_job("default", Duration::ZERO)]).await.unwrap();
+    stores[0]
+        .push(&[new_job("default", Duration::ZERO)])
+        .await
+        .unwrap();
     assert_eq!(stores[3].stats().await.unwrap().queues[0].pending, 1);
 }
 
 #[tokio::test]
 async fn a_newer_schema_is_refused() {
-    let Some(store) = open_fresh_schema().await else { return };
+    let Some(store) = open_fresh_schema().await else {
+        return;
+    };
     store.migrate().await.unwrap();
     let mut conn = PgConnection::connect(&url()).await.unwrap();
     let bump = format!(
         "INSERT INTO \"{}\".spool_migrations (version, applied_at) VALUES (99, 0)",
         store.schema()
     );
-    sqlx::query(sqlx::AssertSqlSafe(bump)).execute(&mut conn).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(bump))
+        .execute(&mut conn)
+        .await
+        .unwrap();
     match store.migrate().await {
-        Err(StoreError::SchemaTooNew { found: 99, supported: 1 }) => {}
+        Err(StoreError::SchemaTooNew {
+            found: 99,
+            supported: 1,
+        }) => {}
         other => panic!("expected SchemaTooNew, got {other:?}"),
     }
 }
@@ -165,44 +197,81 @@ async fn listeners(conn: &mut PgConnection, schema: &str) -> Vec<i32> {
 
 /// Waits up to ten seconds for the store in `schema` to have `want` listening connections
 /// other than `old`; returns their pids.
-async fn await_listeners(conn: &mut PgConnection, schema: &str, want: usize, old: Option<i32>) -> Vec<i32> {
+async fn await_listeners(
+    conn: &mut PgConnection,
+    schema: &str,
+    want: usize,
+    old: Option<i32>,
+) -> Vec<i32> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
         let pids = listeners(conn, schema).await;
         if pids.len() == want && old.is_none_or(|old| !pids.contains(&old)) {
             return pids;
         }
-        assert!(tokio::time::Instant::now() < deadline, "still {pids:?} listening, want {want}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "still {pids:?} listening, want {want}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pushes_from_another_process_wake_idle_workers() {
-    let Some(listening) = open_fresh_schema().await else { return };
+    let Some(listening) = open_fresh_schema().await else {
+        return;
+    };
     listening.migrate().await.unwrap();
     let schema = listening.schema().to_string();
     // Another process: its own store (own pool, own local signal) on the same schema.
-    let pusher = PostgresStore::open_in_schema(&url(), &schema).await.unwrap();
+    let pusher = PostgresStore::open_in_schema(&url(), &schema)
+        .await
+        .unwrap();
     let mut conn = PgConnection::connect(&url()).await.unwrap();
 
     let mut wakeups = listening.wakeups();
     // The first wake-up comes when the listener is connected (it cannot know what it missed).
-    assert!(wakeups.wait(Duration::from_secs(10)).await, "no wake-up once listening");
-    assert!(!wakeups.wait(Duration::from_millis(200)).await, "nothing happened yet");
-    pusher.push(&[new_job("default", Duration::ZERO)]).await.unwrap();
-    assert!(wakeups.wait(Duration::from_secs(5)).await, "no wake-up after another store's push");
+    assert!(
+        wakeups.wait(Duration::from_secs(10)).await,
+        "no wake-up once listening"
+    );
+    assert!(
+        !wakeups.wait(Duration::from_millis(200)).await,
+        "nothing happened yet"
+    );
+    pusher
+        .push(&[new_job("default", Duration::ZERO)])
+        .await
+        .unwrap();
+    assert!(
+        wakeups.wait(Duration::from_secs(5)).await,
+        "no wake-up after another store's push"
+    );
 
     // A lost listening connection is re-established, and its loss itself wakes the workers
     // (notifications sent meanwhile are gone).
     let before = await_listeners(&mut conn, &schema, 1, None).await;
     assert_eq!(before.len(), 1, "one listening connection per store");
-    sqlx::query("SELECT pg_terminate_backend($1)").bind(before[0]).execute(&mut conn).await.unwrap();
-    assert!(wakeups.wait(Duration::from_secs(10)).await, "no wake-up after reconnecting");
+    sqlx::query("SELECT pg_terminate_backend($1)")
+        .bind(before[0])
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    assert!(
+        wakeups.wait(Duration::from_secs(10)).await,
+        "no wake-up after reconnecting"
+    );
     await_listeners(&mut conn, &schema, 1, Some(before[0])).await;
     while wakeups.wait(Duration::from_millis(200)).await {}
-    pusher.push(&[new_job("default", Duration::ZERO)]).await.unwrap();
-    assert!(wakeups.wait(Duration::from_secs(5)).await, "no wake-up after the reconnect");
+    pusher
+        .push(&[new_job("default", Duration::ZERO)])
+        .await
+        .unwrap();
+    assert!(
+        wakeups.wait(Duration::from_secs(5)).await,
+        "no wake-up after the reconnect"
+    );
 
     // Dropping the store stops the listener and closes its connection.
     drop(wakeups);
@@ -212,17 +281,27 @@ async fn pushes_from_another_process_wake_idle_workers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn releases_retries_and_run_now_wake_other_processes() {
-    let Some(listening) = open_fresh_schema().await else { return };
+    let Some(listening) = open_fresh_schema().await else {
+        return;
+    };
     listening.migrate().await.unwrap();
-    let other = PostgresStore::open_in_schema(&url(), listening.schema()).await.unwrap();
+    let other = PostgresStore::open_in_schema(&url(), listening.schema())
+        .await
+        .unwrap();
     let mut wakeups = listening.wakeups();
-    assert!(wakeups.wait(Duration::from_secs(10)).await, "no wake-up once listening");
+    assert!(
+        wakeups.wait(Duration::from_secs(10)).await,
+        "no wake-up once listening"
+    );
 
     let later = new_job("default", Duration::from_secs(3600));
     other.push(std::slice::from_ref(&later)).await.unwrap();
     while wakeups.wait(Duration::from_millis(200)).await {}
     assert!(other.run_job_now(&later.id).await.unwrap());
-    assert!(wakeups.wait(Duration::from_secs(5)).await, "no wake-up after run-now");
+    assert!(
+        wakeups.wait(Duration::from_secs(5)).await,
+        "no wake-up after run-now"
+    );
 
     let info = spool::store::WorkerInfo {
         id: "w".into(),
@@ -230,8 +309,14 @@ async fn releases_retries_and_run_now_wake_other_processes() {
         pid: 1,
         queues: vec!["default".into()],
     };
-    other.register_worker(&info, Duration::from_secs(30)).await.unwrap();
-    let got = other.reserve("w", &["default".to_string()], 1).await.unwrap();
+    other
+        .register_worker(&info, Duration::from_secs(30))
+        .await
+        .unwrap();
+    let got = other
+        .reserve("w", &["default".to_string()], 1)
+        .await
+        .unwrap();
     while wakeups.wait(Duration::from_millis(200)).await {}
     let fail = spool::store::Settlement::Fail {
         id: got[0].id.clone(),
@@ -240,12 +325,24 @@ async fn releases_retries_and_run_now_wake_other_processes() {
         causes: vec![],
     };
     assert_eq!(other.settle("w", &[fail]).await.unwrap(), [true]);
-    assert!(!wakeups.wait(Duration::from_millis(300)).await, "a failure frees nothing to run");
-    let retried = other.retry_failed(&spool::store::RetrySelector::All { queue: None }).await.unwrap();
-    assert_eq!(retried, [later.id.clone()]);
-    assert!(wakeups.wait(Duration::from_secs(5)).await, "no wake-up after a retry");
+    assert!(
+        !wakeups.wait(Duration::from_millis(300)).await,
+        "a failure frees nothing to run"
+    );
+    let retried = other
+        .retry_failed(&spool::store::RetrySelector::All { queue: None })
+        .await
+        .unwrap();
+    assert_eq!(retried, std::slice::from_ref(&later.id));
+    assert!(
+        wakeups.wait(Duration::from_secs(5)).await,
+        "no wake-up after a retry"
+    );
 
-    let got = other.reserve("w", &["default".to_string()], 1).await.unwrap();
+    let got = other
+        .reserve("w", &["default".to_string()], 1)
+        .await
+        .unwrap();
     while wakeups.wait(Duration::from_millis(200)).await {}
     let release = spool::store::Settlement::Release {
         id: got[0].id.clone(),
@@ -255,5 +352,8 @@ async fn releases_retries_and_run_now_wake_other_processes() {
         error: None,
     };
     assert_eq!(other.settle("w", &[release]).await.unwrap(), [true]);
-    assert!(wakeups.wait(Duration::from_secs(5)).await, "no wake-up after a release");
+    assert!(
+        wakeups.wait(Duration::from_secs(5)).await,
+        "no wake-up after a release"
+    );
 }

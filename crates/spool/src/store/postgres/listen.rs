@@ -26,7 +26,11 @@ pub(super) struct Listener {
 impl Listener {
     /// Starts the task on the current Tokio runtime; `None` (and workers rely on local signals
     /// and polling) when called outside one.
-    pub(super) fn start(options: PgConnectOptions, channel: String, wakeup: WakeupSignal) -> Option<Self> {
+    pub(super) fn start(
+        options: PgConnectOptions,
+        channel: String,
+        wakeup: WakeupSignal,
+    ) -> Option<Self> {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             tracing::warn!(
                 channel,

@@ -108,7 +108,10 @@ impl PostgresStore {
 
     /// Wakes this process's idle workers now and, once `tx` commits, every other process's.
     async fn notify_in(&self, tx: &mut sqlx::PgConnection) -> StoreResult<()> {
-        sqlx::query("SELECT pg_notify($1, '')").bind(&self.channel).execute(tx).await?;
+        sqlx::query("SELECT pg_notify($1, '')")
+            .bind(&self.channel)
+            .execute(tx)
+            .await?;
         Ok(())
     }
 
@@ -120,7 +123,9 @@ impl PostgresStore {
 
 fn validate_schema(schema: &str) -> StoreResult<()> {
     let mut chars = schema.chars();
-    let plain = chars.next().is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+    let plain = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
         && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
     if !plain {
         return Err(StoreError::Invalid(format!(
@@ -181,7 +186,9 @@ impl Store for PostgresStore {
                 .fetch_one(&mut *tx)
                 .await?;
         if !exists {
-            sqlx::query(self.sql("CREATE SCHEMA {schema}")).execute(&mut *tx).await?;
+            sqlx::query(self.sql("CREATE SCHEMA {schema}"))
+                .execute(&mut *tx)
+                .await?;
         }
         sqlx::query(self.sql(
             "CREATE TABLE IF NOT EXISTS {schema}.spool_migrations (
@@ -197,10 +204,15 @@ impl Store for PostgresStore {
                 .await?;
         let current = current.unwrap_or(0);
         if current > SCHEMA_VERSION {
-            return Err(StoreError::SchemaTooNew { found: current, supported: SCHEMA_VERSION });
+            return Err(StoreError::SchemaTooNew {
+                found: current,
+                supported: SCHEMA_VERSION,
+            });
         }
         if current < 1 {
-            sqlx::raw_sql(self.sql(include_str!("schema.sql"))).execute(&mut *tx).await?;
+            sqlx::raw_sql(self.sql(include_str!("schema.sql")))
+                .execute(&mut *tx)
+                .await?;
             sqlx::query(self.sql(
                 "INSERT INTO {schema}.spool_migrations (version, applied_at)
                  VALUES (1, {schema}.now_ms())",
@@ -285,7 +297,10 @@ impl Store for PostgresStore {
         .bind(offset_ms(lease))
         .fetch_one(&self.pool)
         .await?;
-        Ok(Heartbeat { lease_kept: kept, restart_epoch: epoch })
+        Ok(Heartbeat {
+            lease_kept: kept,
+            restart_epoch: epoch,
+        })
     }
 
     async fn deregister_worker(&self, worker_id: &str) -> StoreResult<()> {
@@ -348,7 +363,10 @@ impl Store for PostgresStore {
                 .bind(i64::try_from(want).unwrap_or(i64::MAX))
                 .fetch_all(&self.pool)
                 .await?;
-            let found = found.iter().map(rows::reserved).collect::<Result<Vec<_>, _>>()?;
+            let found = found
+                .iter()
+                .map(rows::reserved)
+                .collect::<Result<Vec<_>, _>>()?;
             out.extend(rows::in_claim_order(found));
         }
         Ok(out)
@@ -501,9 +519,14 @@ impl Store for PostgresStore {
     }
 
     async fn next_available_in(&self, queues: &[String]) -> StoreResult<Option<Duration>> {
+        // Idle workers ask this often: one short walk of the ready index per queue instead of
+        // a scan of the whole backlog.
         let wait: Option<i64> = sqlx::query_scalar(self.sql(
-            "SELECT MIN(available_at) - {schema}.now_ms() FROM {schema}.jobs
-             WHERE worker_id IS NULL AND queue = ANY($1)",
+            "SELECT MIN(first.available_at) - {schema}.now_ms()
+             FROM UNNEST($1::text[]) AS q (name),
+                  LATERAL (SELECT available_at FROM {schema}.jobs
+                           WHERE queue = q.name AND worker_id IS NULL
+                           ORDER BY available_at LIMIT 1) AS first",
         ))
         .bind(queues)
         .fetch_one(&self.pool)
@@ -515,15 +538,21 @@ impl Store for PostgresStore {
         // A poisoned lock only means another caller panicked mid-start; the slot is still sound.
         let mut listener = self.listener.lock().unwrap_or_else(|e| e.into_inner());
         if !listener.as_ref().is_some_and(listen::Listener::is_running) {
-            *listener =
-                listen::Listener::start(self.options.clone(), self.channel.clone(), self.wakeup.clone());
+            *listener = listen::Listener::start(
+                self.options.clone(),
+                self.channel.clone(),
+                self.wakeup.clone(),
+            );
         }
         self.wakeup.subscribe()
     }
 
     async fn stats(&self) -> StoreResult<Stats> {
         // One snapshot, so the counts agree with each other.
-        let mut tx = self.pool.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").await?;
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .await?;
         // COLLATE "C": byte order, as in SQLite, whatever the database's collation.
         let queue_rows: Vec<(String, i64, i64, i64, Option<i64>)> = sqlx::query_as(self.sql(
             "WITH clock AS MATERIALIZED (SELECT {schema}.now_ms() AS ms)
@@ -540,13 +569,15 @@ impl Store for PostgresStore {
         .await?;
         let queues = queue_rows
             .into_iter()
-            .map(|(name, pending, delayed, reserved, oldest_age)| QueueStats {
-                name,
-                pending: count(pending),
-                delayed: count(delayed),
-                reserved: count(reserved),
-                oldest_ready_age_ms: oldest_age.map(count).unwrap_or(0),
-            })
+            .map(
+                |(name, pending, delayed, reserved, oldest_age)| QueueStats {
+                    name,
+                    pending: count(pending),
+                    delayed: count(delayed),
+                    reserved: count(reserved),
+                    oldest_ready_age_ms: oldest_age.map(count).unwrap_or(0),
+                },
+            )
             .collect();
         let (processed, failed): (i64, i64) = sqlx::query_as(self.sql(
             "SELECT COALESCE((SELECT value FROM {schema}.meta WHERE name = 'processed'), 0),
@@ -576,15 +607,23 @@ impl Store for PostgresStore {
                 busy,
             })
             .collect();
-        Ok(Stats { queues, processed: count(processed), failed: count(failed), workers })
+        Ok(Stats {
+            queues,
+            processed: count(processed),
+            failed: count(failed),
+            workers,
+        })
     }
 
     async fn jobs(&self, filter: &JobFilter) -> StoreResult<Vec<JobInfo>> {
-        let mut q = QueryBuilder::<Postgres>::new(self.sql(&format!(
-            "WITH clock AS MATERIALIZED (SELECT {{schema}}.now_ms() AS ms)
+        let mut q = QueryBuilder::<Postgres>::new(
+            self.sql(&format!(
+                "WITH clock AS MATERIALIZED (SELECT {{schema}}.now_ms() AS ms)
              SELECT {}, clock.ms FROM {{schema}}.jobs, clock WHERE true",
-            rows::JOB_COLUMNS
-        )).0);
+                rows::JOB_COLUMNS
+            ))
+            .0,
+        );
         if let Some(queue) = &filter.queue {
             q.push(" AND queue = ").push_bind(queue);
         }
@@ -600,7 +639,8 @@ impl Store for PostgresStore {
             }
             None => {}
         }
-        q.push(" ORDER BY available_at, seq LIMIT ").push_bind(i64::from(filter.limit.unwrap_or(100)));
+        q.push(" ORDER BY available_at, seq LIMIT ")
+            .push_bind(i64::from(filter.limit.unwrap_or(100)));
         let found = q.build().fetch_all(&self.pool).await?;
         Ok(found.iter().map(rows::job_info).collect::<Result<_, _>>()?)
     }
@@ -617,11 +657,12 @@ impl Store for PostgresStore {
     }
 
     async fn delete_job(&self, id: &str) -> StoreResult<bool> {
-        let n = sqlx::query(self.sql("DELETE FROM {schema}.jobs WHERE id = $1 AND worker_id IS NULL"))
-            .bind(id)
-            .execute(&self.pool)
-            .await?
-            .rows_affected();
+        let n =
+            sqlx::query(self.sql("DELETE FROM {schema}.jobs WHERE id = $1 AND worker_id IS NULL"))
+                .bind(id)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
         Ok(n > 0)
     }
 
@@ -647,16 +688,21 @@ impl Store for PostgresStore {
     }
 
     async fn clear(&self, queue: &str) -> StoreResult<u64> {
-        let n = sqlx::query(self.sql("DELETE FROM {schema}.jobs WHERE queue = $1 AND worker_id IS NULL"))
-            .bind(queue)
-            .execute(&self.pool)
-            .await?
-            .rows_affected();
+        let n = sqlx::query(
+            self.sql("DELETE FROM {schema}.jobs WHERE queue = $1 AND worker_id IS NULL"),
+        )
+        .bind(queue)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
         Ok(n)
     }
 
     async fn failed_jobs(&self, filter: &FailedFilter) -> StoreResult<(Vec<FailedJob>, u64)> {
-        let mut tx = self.pool.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").await?;
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .await?;
         let found = sqlx::query(self.sql(&format!(
             "SELECT {} FROM {{schema}}.failed WHERE ($1::text IS NULL OR queue = $1)
              ORDER BY failed_at DESC, id COLLATE \"C\" LIMIT $2",
@@ -673,7 +719,10 @@ impl Store for PostgresStore {
         .fetch_one(&mut *tx)
         .await?;
         tx.commit().await?;
-        let jobs = found.iter().map(rows::failed_job).collect::<Result<_, _>>()?;
+        let jobs = found
+            .iter()
+            .map(rows::failed_job)
+            .collect::<Result<_, _>>()?;
         Ok((jobs, count(total)))
     }
 
@@ -747,9 +796,9 @@ impl Store for PostgresStore {
     }
 
     async fn prune_failed(&self, age: Duration) -> StoreResult<u64> {
-        let n = sqlx::query(self.sql(
-            "DELETE FROM {schema}.failed WHERE failed_at < {schema}.now_ms() - $1",
-        ))
+        let n = sqlx::query(
+            self.sql("DELETE FROM {schema}.failed WHERE failed_at < {schema}.now_ms() - $1"),
+        )
         .bind(offset_ms(age))
         .execute(&self.pool)
         .await?
@@ -771,17 +820,20 @@ impl Store for PostgresStore {
     }
 
     async fn restart_epoch(&self) -> StoreResult<i64> {
-        let epoch: Option<i64> =
-            sqlx::query_scalar(self.sql("SELECT value FROM {schema}.meta WHERE name = 'restart_epoch'"))
-                .fetch_optional(&self.pool)
-                .await?;
+        let epoch: Option<i64> = sqlx::query_scalar(
+            self.sql("SELECT value FROM {schema}.meta WHERE name = 'restart_epoch'"),
+        )
+        .fetch_optional(&self.pool)
+        .await?;
         Ok(epoch.unwrap_or(0))
     }
 }
 
 impl std::fmt::Debug for PostgresStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PostgresStore").field("schema", &self.schema).finish_non_exhaustive()
+        f.debug_struct("PostgresStore")
+            .field("schema", &self.schema)
+            .finish_non_exhaustive()
     }
 }
 
@@ -802,8 +854,21 @@ mod tests {
             assert!(validate_schema(good).is_ok(), "{good}");
         }
         let too_long = "a".repeat(MAX_SCHEMA_LEN + 1);
-        for bad in ["", "Spool", "2jobs", "my-jobs", "a.b", "x\"y", "spool; drop", "pg_jobs", &too_long] {
-            assert!(matches!(validate_schema(bad), Err(StoreError::Invalid(_))), "{bad}");
+        for bad in [
+            "",
+            "Spool",
+            "2jobs",
+            "my-jobs",
+            "a.b",
+            "x\"y",
+            "spool; drop",
+            "pg_jobs",
+            &too_long,
+        ] {
+            assert!(
+                matches!(validate_schema(bad), Err(StoreError::Invalid(_))),
+                "{bad}"
+            );
         }
     }
 

@@ -19,7 +19,7 @@ use std::{
 
 use async_trait::async_trait;
 use sqlx::{
-    AssertSqlSafe, PgPool, Postgres, QueryBuilder,
+    AssertSqlSafe, Connection, PgConnection, PgPool, Postgres, QueryBuilder,
     postgres::{PgConnectOptions, PgPoolOptions},
 };
 
@@ -78,12 +78,15 @@ impl PostgresStore {
         validate_schema(schema)?;
         let options = PgConnectOptions::from_str(url)
             .map_err(|e| StoreError::BadUrl(format!("{url} ({e})")))?;
+        // One direct connection first: the pool retries a refused connection until its acquire
+        // timeout and then reports only that it timed out, while this fails at once and says
+        // why (refused, unknown database, bad password).
+        PgConnection::connect_with(&options).await?.close().await?;
         let pool = PgPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
             .min_connections(0)
             .acquire_timeout(ACQUIRE_TIMEOUT)
-            .connect_with(options.clone())
-            .await?;
+            .connect_lazy_with(options.clone());
         Ok(PostgresStore {
             pool,
             schema: schema.to_string(),
@@ -107,7 +110,7 @@ impl PostgresStore {
     }
 
     /// Wakes this process's idle workers now and, once `tx` commits, every other process's.
-    async fn notify_in(&self, tx: &mut sqlx::PgConnection) -> StoreResult<()> {
+    async fn notify_in(&self, tx: &mut PgConnection) -> StoreResult<()> {
         sqlx::query("SELECT pg_notify($1, '')")
             .bind(&self.channel)
             .execute(tx)

@@ -357,3 +357,117 @@ async fn releases_retries_and_run_now_wake_other_processes() {
         "no wake-up after a release"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_settle_batch_mixes_every_kind() {
+    use spool::store::{NewJob, ReleaseKind, RetrySelector, Settlement, WorkerInfo};
+    let Some(store) = open_fresh_schema().await else {
+        return;
+    };
+    store.migrate().await.unwrap();
+    // The last job's envelope is not JSON: the store keeps it as is and must still be able to
+    // fail and retry it (the worker is the one that reports a malformed envelope).
+    let mut jobs: Vec<NewJob> = (0..3).map(|_| new_job("default", Duration::ZERO)).collect();
+    jobs[2].envelope = "not json {".into();
+    store.push(&jobs).await.unwrap();
+    let info = WorkerInfo {
+        id: "w".into(),
+        host: "h".into(),
+        pid: 1,
+        queues: vec![],
+    };
+    store
+        .register_worker(&info, Duration::from_secs(30))
+        .await
+        .unwrap();
+    let got = store
+        .reserve("w", &["default".to_string()], 3)
+        .await
+        .unwrap();
+    assert_eq!(
+        got.iter().map(|j| j.id.as_str()).collect::<Vec<_>>(),
+        [&jobs[0].id, &jobs[1].id, &jobs[2].id]
+    );
+    assert_eq!(got[2].envelope, "not json {");
+    let batch = [
+        Settlement::Fail {
+            id: got[2].id.clone(),
+            token: got[2].token,
+            error: "bad".into(),
+            causes: vec![],
+        },
+        Settlement::Complete {
+            id: got[0].id.clone(),
+            token: got[0].token + 1,
+        },
+        Settlement::Release {
+            id: got[1].id.clone(),
+            token: got[1].token,
+            delay: Duration::ZERO,
+            kind: ReleaseKind::RetryAfterError,
+            error: Some("again".into()),
+        },
+        Settlement::Complete {
+            id: got[0].id.clone(),
+            token: got[0].token,
+        },
+    ];
+    // The stale completion of job 0 is refused, the fresh one applied: results are per id.
+    assert_eq!(
+        store.settle("w", &batch).await.unwrap(),
+        [true, true, true, true]
+    );
+    let stats = store.stats().await.unwrap();
+    assert_eq!(
+        (stats.processed, stats.failed, stats.queues[0].pending),
+        (1, 1, 1)
+    );
+    let retried = store
+        .retry_failed(&RetrySelector::Ids(vec![jobs[2].id.clone()]))
+        .await
+        .unwrap();
+    assert_eq!(retried, std::slice::from_ref(&jobs[2].id));
+    let again = store
+        .reserve("w", &["default".to_string()], 3)
+        .await
+        .unwrap();
+    let bad = again
+        .iter()
+        .find(|j| j.id == jobs[2].id)
+        .expect("retried job");
+    assert_eq!(
+        (bad.attempts, bad.retry_until, bad.envelope.as_str()),
+        (1, None, "not json {")
+    );
+
+    // A retried job's deadline is recomputed from its envelope's window, from the retry on.
+    let mut envelope = spool::Envelope::new("noop", "windowed", serde_json::json!({}));
+    envelope.options.retry_for = Some(Duration::from_secs(60));
+    store
+        .push(&[NewJob::new(&envelope, Duration::ZERO).unwrap()])
+        .await
+        .unwrap();
+    let queue = ["windowed".to_string()];
+    let got = store.reserve("w", &queue, 1).await.unwrap();
+    let fail = Settlement::Fail {
+        id: envelope.id.clone(),
+        token: got[0].token,
+        error: "x".into(),
+        causes: vec![],
+    };
+    assert_eq!(store.settle("w", &[fail]).await.unwrap(), [true]);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    store
+        .retry_failed(&RetrySelector::All {
+            queue: Some("windowed".into()),
+        })
+        .await
+        .unwrap();
+    let again = store.reserve("w", &queue, 1).await.unwrap();
+    let window = again[0].retry_until.expect("a deadline") - again[0].reserved_at;
+    assert!((55_000..=60_000).contains(&window), "{window}");
+    assert!(
+        again[0].retry_until > got[0].retry_until,
+        "the deadline moved with the retry"
+    );
+}

@@ -754,8 +754,11 @@ impl Store for PostgresStore {
              requeued AS (
                  INSERT INTO {schema}.jobs (id, queue, job, envelope, available_at, retry_until, created_at)
                  SELECT f.id, f.queue, f.job, f.envelope, c.ms,
-                        c.ms + LEAST({schema}.retry_window_ms(f.envelope), $4), c.ms
-                 FROM {schema}.failed f, clock c
+                        -- No window, no deadline (LEAST alone would turn NULL into the cap).
+                        CASE WHEN w.ms IS NOT NULL THEN c.ms + LEAST(w.ms, $4) END,
+                        c.ms
+                 FROM {schema}.failed f, clock c,
+                      LATERAL (SELECT {schema}.retry_window_ms(f.envelope) AS ms) w
                  WHERE ($1 AND ($2::text IS NULL OR f.queue = $2)) OR (NOT $1 AND f.id = ANY($3))
                  ORDER BY f.failed_at, f.id COLLATE \"C\"
                  ON CONFLICT (id) DO NOTHING

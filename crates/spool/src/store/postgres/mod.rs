@@ -6,10 +6,10 @@
 //! `FOR UPDATE SKIP LOCKED` walking a partial index of ready jobs, settle whole batches with
 //! one statement per kind, and wake each other with `LISTEN`/`NOTIFY` on `<schema>_jobs`.
 //!
-//! Statements are written with a `{schema}` placeholder that [`PostgresStore::sql`] replaces
-//! with the quoted, validated schema name. Most use a `clock` CTE so that one statement reads
-//! the clock once: the volatile `now_ms()` is then evaluated a single time and the planner can
-//! use the value as an index bound.
+//! Statements are written with a `{schema}` placeholder that is replaced by the quoted,
+//! validated schema name. Most use a `clock` CTE so that a statement reads the clock once: the
+//! volatile `now_ms()` is evaluated a single time and the planner can use its value as an
+//! index bound.
 
 use std::{
     str::FromStr,
@@ -109,7 +109,8 @@ impl PostgresStore {
         AssertSqlSafe(template.replace("{schema}", &self.quoted_schema))
     }
 
-    /// Wakes this process's idle workers now and, once `tx` commits, every other process's.
+    /// Queues a notification for every store listening on this schema (this one included);
+    /// PostgreSQL delivers it only if and when `tx` commits.
     async fn notify_in(&self, tx: &mut PgConnection) -> StoreResult<()> {
         sqlx::query("SELECT pg_notify($1, '')")
             .bind(&self.channel)

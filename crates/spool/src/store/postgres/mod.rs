@@ -1,0 +1,888 @@
+//! The PostgreSQL store: many worker processes on many machines share one database.
+//!
+//! Spool's tables live in a schema of their own (default `spool`) with their own migrations
+//! table, so they can sit next to an app's tables. Every time comes from the database clock
+//! (`<schema>.now_ms()`, D-7), never from the caller's. Workers claim jobs with
+//! `FOR UPDATE SKIP LOCKED` walking a partial index of ready jobs, settle whole batches with
+//! one statement per kind, and wake each other with `LISTEN`/`NOTIFY` on `<schema>_jobs`.
+//!
+//! Statements are written with a `{schema}` placeholder that is replaced by the quoted,
+//! validated schema name. Most use a `clock` CTE so that a statement reads the clock once: the
+//! volatile `now_ms()` is evaluated a single time and the planner can use its value as an
+//! index bound.
+
+use std::{
+    str::FromStr,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use async_trait::async_trait;
+use sqlx::{
+    AssertSqlSafe, Connection, PgConnection, PgPool, Postgres, QueryBuilder,
+    postgres::{PgConnectOptions, PgPoolOptions},
+};
+
+use super::{
+    FailedFilter, FailedJob, Heartbeat, JobFilter, JobInfo, JobState, NewJob, PushOutcome,
+    QueueStats, ReapReport, ReservedJob, RetrySelector, Settlement, Stats, Store, StoreError,
+    StoreResult, WakeupSignal, Wakeups, WorkerInfo, WorkerStatus,
+    batch::{SettlementBatch, applied_in_order, push_outcomes},
+    rows,
+};
+use crate::duration::millis;
+
+mod listen;
+
+const SCHEMA_VERSION: i64 = 1;
+/// The schema Spool uses when none is named.
+pub const DEFAULT_SCHEMA: &str = "spool";
+/// Connections per store. Each worker process holds one store; its queries are short, so a
+/// few connections serve many concurrent jobs without crowding the server's connection limit.
+const MAX_CONNECTIONS: u32 = 8;
+/// How long a query waits for a free connection before the store reports itself unavailable.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest delay or retry window a time is offset by (about 100 years): larger ones mean
+/// "practically never" and would otherwise overflow BIGINT milliseconds.
+const MAX_OFFSET_MS: i64 = 100 * 365 * 24 * 3600 * 1000;
+/// A notification channel name is an identifier: at most 63 bytes, `_jobs` included.
+const MAX_SCHEMA_LEN: usize = 63 - "_jobs".len();
+
+/// The PostgreSQL store. Open it with [`crate::connect`] and a `postgres://` URL, or with
+/// [`PostgresStore::open_in_schema`] to keep Spool's tables in a schema other than `spool`.
+pub struct PostgresStore {
+    pool: PgPool,
+    /// The schema name as validated (unquoted).
+    schema: String,
+    /// `"<schema>"`, substituted for `{schema}` in statements.
+    quoted_schema: String,
+    /// The notification channel: `<schema>_jobs`.
+    channel: String,
+    /// Where the listener connects (the store's own options).
+    options: PgConnectOptions,
+    wakeup: WakeupSignal,
+    /// Started by the first [`Store::wakeups`] call; stopped when the store is dropped.
+    listener: Mutex<Option<listen::Listener>>,
+}
+
+impl PostgresStore {
+    /// Opens a pool to the database a `postgres://` URL names, with Spool's tables in the
+    /// `spool` schema. Call [`Store::migrate`] (or use [`crate::connect`]) before first use.
+    pub async fn open(url: &str) -> StoreResult<Self> {
+        Self::open_in_schema(url, DEFAULT_SCHEMA).await
+    }
+
+    /// Like [`PostgresStore::open`], with Spool's tables in `schema`: a plain lower-case
+    /// identifier (`[a-z_][a-z0-9_]*`, at most 58 bytes, not starting with `pg_`).
+    pub async fn open_in_schema(url: &str, schema: &str) -> StoreResult<Self> {
+        validate_schema(schema)?;
+        let options = PgConnectOptions::from_str(url)
+            .map_err(|e| StoreError::BadUrl(format!("{url} ({e})")))?;
+        // One direct connection first: the pool retries a refused connection until its acquire
+        // timeout and then reports only that it timed out, while this fails at once and says
+        // why (refused, unknown database, bad password).
+        PgConnection::connect_with(&options).await?.close().await?;
+        let pool = PgPoolOptions::new()
+            .max_connections(MAX_CONNECTIONS)
+            .min_connections(0)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_lazy_with(options.clone());
+        Ok(PostgresStore {
+            pool,
+            schema: schema.to_string(),
+            quoted_schema: format!("\"{schema}\""),
+            channel: format!("{schema}_jobs"),
+            options,
+            wakeup: WakeupSignal::default(),
+            listener: Mutex::new(None),
+        })
+    }
+
+    /// The schema holding Spool's tables.
+    pub fn schema(&self) -> &str {
+        &self.schema
+    }
+
+    /// A statement with `{schema}` replaced by the quoted schema name. The name was validated
+    /// as a plain identifier when the store was opened, so the result is safe to run.
+    fn sql(&self, template: &str) -> AssertSqlSafe<String> {
+        AssertSqlSafe(template.replace("{schema}", &self.quoted_schema))
+    }
+
+    /// Queues a notification for every store listening on this schema (this one included);
+    /// PostgreSQL delivers it only if and when `tx` commits.
+    async fn notify_in(&self, tx: &mut PgConnection) -> StoreResult<()> {
+        sqlx::query("SELECT pg_notify($1, '')")
+            .bind(&self.channel)
+            .execute(tx)
+            .await?;
+        Ok(())
+    }
+
+    /// The advisory lock that serialises migrations of this schema (and only this schema).
+    fn migration_lock_key(&self) -> i64 {
+        fnv1a(format!("spool migrate {}", self.schema).as_bytes()) as i64
+    }
+}
+
+fn validate_schema(schema: &str) -> StoreResult<()> {
+    let mut chars = schema.chars();
+    let plain = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if !plain {
+        return Err(StoreError::Invalid(format!(
+            "invalid schema name `{schema}`: use lower-case letters, digits and `_`, not starting with a digit"
+        )));
+    }
+    if schema.len() > MAX_SCHEMA_LEN {
+        return Err(StoreError::Invalid(format!(
+            "schema name `{schema}` is too long: at most {MAX_SCHEMA_LEN} characters"
+        )));
+    }
+    if schema.starts_with("pg_") {
+        return Err(StoreError::Invalid(format!(
+            "schema name `{schema}` is reserved: PostgreSQL keeps `pg_` names for itself"
+        )));
+    }
+    Ok(())
+}
+
+/// 64-bit FNV-1a: a stable hash (unlike std's) so every process derives the same lock key.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, b| {
+        (hash ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+fn offset_ms(d: Duration) -> i64 {
+    millis(d).min(MAX_OFFSET_MS)
+}
+
+fn fenced_ids(rows: Vec<(String,)>) -> Vec<String> {
+    rows.into_iter().map(|(id,)| id).collect()
+}
+
+fn count(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    fn backend(&self) -> &'static str {
+        "postgres"
+    }
+
+    async fn migrate(&self) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        // Held until commit: concurrent first-time migrations of the same schema queue here
+        // instead of racing on CREATE.
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(self.migration_lock_key())
+            .execute(&mut *tx)
+            .await?;
+        // CREATE SCHEMA IF NOT EXISTS checks the CREATE privilege even when the schema exists,
+        // so look first: a DBA may have created it for a role that cannot create schemas.
+        let exists: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)")
+                .bind(&self.schema)
+                .fetch_one(&mut *tx)
+                .await?;
+        if !exists {
+            sqlx::query(self.sql("CREATE SCHEMA {schema}"))
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query(self.sql(
+            "CREATE TABLE IF NOT EXISTS {schema}.spool_migrations (
+                 version    BIGINT PRIMARY KEY,
+                 applied_at BIGINT NOT NULL
+             )",
+        ))
+        .execute(&mut *tx)
+        .await?;
+        let current: Option<i64> =
+            sqlx::query_scalar(self.sql("SELECT MAX(version) FROM {schema}.spool_migrations"))
+                .fetch_one(&mut *tx)
+                .await?;
+        let current = current.unwrap_or(0);
+        if current > SCHEMA_VERSION {
+            return Err(StoreError::SchemaTooNew {
+                found: current,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        if current < 1 {
+            sqlx::raw_sql(self.sql(include_str!("schema.sql")))
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(self.sql(
+                "INSERT INTO {schema}.spool_migrations (version, applied_at)
+                 VALUES (1, {schema}.now_ms())",
+            ))
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn push(&self, jobs: &[NewJob]) -> StoreResult<Vec<PushOutcome>> {
+        if jobs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<&str> = jobs.iter().map(|j| j.id.as_str()).collect();
+        let queues: Vec<&str> = jobs.iter().map(|j| j.queue.as_str()).collect();
+        let names: Vec<&str> = jobs.iter().map(|j| j.job.as_str()).collect();
+        let envelopes: Vec<&str> = jobs.iter().map(|j| j.envelope.as_str()).collect();
+        let delays: Vec<i64> = jobs.iter().map(|j| offset_ms(j.delay)).collect();
+        let windows: Vec<Option<i64>> = jobs.iter().map(|j| j.retry_for.map(offset_ms)).collect();
+        let mut tx = self.pool.begin().await?;
+        // One statement for the whole batch; ORDER BY ord keeps `seq` in push order, and a
+        // repeated id (already stored or earlier in the batch) is skipped by ON CONFLICT.
+        let inserted: Vec<(String,)> = sqlx::query_as(self.sql(
+            "WITH clock AS MATERIALIZED (SELECT {schema}.now_ms() AS ms)
+             INSERT INTO {schema}.jobs (id, queue, job, envelope, available_at, retry_until, created_at)
+             SELECT n.id, n.queue, n.job, n.envelope, c.ms + n.delay_ms, c.ms + n.retry_for_ms, c.ms
+             FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[])
+                  WITH ORDINALITY AS n (id, queue, job, envelope, delay_ms, retry_for_ms, ord),
+                  clock c
+             ORDER BY n.ord
+             ON CONFLICT (id) DO NOTHING
+             RETURNING id",
+        ))
+        .bind(&ids)
+        .bind(&queues)
+        .bind(&names)
+        .bind(&envelopes)
+        .bind(&delays)
+        .bind(&windows)
+        .fetch_all(&mut *tx)
+        .await?;
+        let inserted = fenced_ids(inserted);
+        if !inserted.is_empty() {
+            self.notify_in(&mut tx).await?;
+        }
+        tx.commit().await?;
+        if !inserted.is_empty() {
+            self.wakeup.notify();
+        }
+        Ok(push_outcomes(&ids, &inserted))
+    }
+
+    async fn register_worker(&self, worker: &WorkerInfo, lease: Duration) -> StoreResult<()> {
+        sqlx::query(self.sql(
+            "WITH clock AS MATERIALIZED (SELECT {schema}.now_ms() AS ms)
+             INSERT INTO {schema}.workers (id, host, pid, queues, started_at, expires_at)
+             SELECT $1, $2, $3, $4, c.ms, c.ms + $5 FROM clock c
+             ON CONFLICT (id) DO UPDATE SET expires_at = excluded.expires_at",
+        ))
+        .bind(&worker.id)
+        .bind(&worker.host)
+        .bind(i64::from(worker.pid))
+        .bind(&worker.queues)
+        .bind(offset_ms(lease))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn heartbeat(&self, worker_id: &str, lease: Duration) -> StoreResult<Heartbeat> {
+        // One round trip: extend the lease and read the restart epoch together.
+        let (kept, epoch): (bool, i64) = sqlx::query_as(self.sql(
+            "WITH beat AS (
+                 UPDATE {schema}.workers SET expires_at = {schema}.now_ms() + $2
+                 WHERE id = $1 RETURNING 1)
+             SELECT EXISTS (SELECT 1 FROM beat),
+                    COALESCE((SELECT value FROM {schema}.meta WHERE name = 'restart_epoch'), 0)",
+        ))
+        .bind(worker_id)
+        .bind(offset_ms(lease))
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(Heartbeat {
+            lease_kept: kept,
+            restart_epoch: epoch,
+        })
+    }
+
+    async fn deregister_worker(&self, worker_id: &str) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        let returned = sqlx::query(self.sql(
+            "UPDATE {schema}.jobs SET worker_id = NULL, reserved_at = NULL, attempts = attempts - 1
+             WHERE worker_id = $1",
+        ))
+        .bind(worker_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        sqlx::query(self.sql("DELETE FROM {schema}.workers WHERE id = $1"))
+            .bind(worker_id)
+            .execute(&mut *tx)
+            .await?;
+        if returned > 0 {
+            self.notify_in(&mut tx).await?;
+        }
+        tx.commit().await?;
+        if returned > 0 {
+            self.wakeup.notify();
+        }
+        Ok(())
+    }
+
+    async fn reserve(
+        &self,
+        worker_id: &str,
+        queues: &[String],
+        limit: usize,
+    ) -> StoreResult<Vec<ReservedJob>> {
+        // The candidates are picked in a materialised CTE so that they are chosen (and locked)
+        // exactly once; SKIP LOCKED lets concurrent reservers take different jobs instead of
+        // queueing behind each other.
+        let sql = self.sql(&format!(
+            "WITH clock AS MATERIALIZED (SELECT {{schema}}.now_ms() AS ms),
+             picked AS MATERIALIZED (
+                 SELECT seq FROM {{schema}}.jobs
+                 WHERE queue = $2 AND worker_id IS NULL AND available_at <= (SELECT ms FROM clock)
+                 ORDER BY available_at, seq
+                 LIMIT $3
+                 FOR UPDATE SKIP LOCKED)
+             UPDATE {{schema}}.jobs
+             SET worker_id = $1, token = token + 1, reserved_at = (SELECT ms FROM clock),
+                 attempts = attempts + 1
+             WHERE seq IN (SELECT seq FROM picked)
+             RETURNING {}",
+            rows::RESERVED_COLUMNS
+        ));
+        let mut out = Vec::new();
+        for queue in queues {
+            let want = limit.saturating_sub(out.len());
+            if want == 0 {
+                break;
+            }
+            let found = sqlx::query(AssertSqlSafe(sql.0.clone()))
+                .bind(worker_id)
+                .bind(queue)
+                .bind(i64::try_from(want).unwrap_or(i64::MAX))
+                .fetch_all(&self.pool)
+                .await?;
+            let found = found
+                .iter()
+                .map(rows::reserved)
+                .collect::<Result<Vec<_>, _>>()?;
+            out.extend(rows::in_claim_order(found));
+        }
+        Ok(out)
+    }
+
+    async fn settle(&self, worker_id: &str, settlements: &[Settlement]) -> StoreResult<Vec<bool>> {
+        if settlements.is_empty() {
+            return Ok(Vec::new());
+        }
+        let batch = SettlementBatch::new(settlements);
+        let mut applied: Vec<String> = Vec::with_capacity(settlements.len());
+        let mut tx = self.pool.begin().await?;
+        if let Some(json) = &batch.complete {
+            // The processed counter is bumped in the same statement, only when something was
+            // completed: its row is the one every worker writes, so it is locked as briefly as
+            // possible and never for an empty batch.
+            let done: Vec<(String,)> = sqlx::query_as(self.sql(
+                "WITH done AS (
+                     DELETE FROM {schema}.jobs j
+                     USING json_to_recordset($1::json) AS d (id text, token bigint)
+                     WHERE j.id = d.id AND j.worker_id = $2 AND j.token = d.token
+                     RETURNING j.id),
+                 counted AS (
+                     INSERT INTO {schema}.meta (name, value)
+                     SELECT 'processed', COUNT(*) FROM done HAVING COUNT(*) > 0
+                     ON CONFLICT (name) DO UPDATE SET value = meta.value + excluded.value)
+                 SELECT id FROM done",
+            ))
+            .bind(json)
+            .bind(worker_id)
+            .fetch_all(&mut *tx)
+            .await?;
+            applied.extend(fenced_ids(done));
+        }
+        let mut released_any = false;
+        if let Some(json) = &batch.release {
+            let released: Vec<(String,)> = sqlx::query_as(self.sql(
+                "WITH clock AS MATERIALIZED (SELECT {schema}.now_ms() AS ms)
+                 UPDATE {schema}.jobs j
+                 SET worker_id = NULL, reserved_at = NULL,
+                     available_at = (SELECT ms FROM clock) + LEAST(d.delay_ms, $3),
+                     attempts = j.attempts - d.refund,
+                     deferrals = j.deferrals + d.deferral,
+                     exceptions = j.exceptions + d.exception,
+                     last_error = COALESCE(d.error, j.last_error)
+                 FROM json_to_recordset($1::json) AS d (
+                     id text, token bigint, delay_ms bigint, refund bigint, deferral bigint,
+                     exception bigint, error text)
+                 WHERE j.id = d.id AND j.worker_id = $2 AND j.token = d.token
+                 RETURNING j.id",
+            ))
+            .bind(json)
+            .bind(worker_id)
+            .bind(MAX_OFFSET_MS)
+            .fetch_all(&mut *tx)
+            .await?;
+            released_any = !released.is_empty();
+            applied.extend(fenced_ids(released));
+        }
+        if let Some(json) = &batch.fail {
+            // Delete and record in one statement: exactly the jobs the fence let through are
+            // recorded, even if the reaper takes others between statements.
+            let failed: Vec<(String,)> = sqlx::query_as(self.sql(
+                "WITH clock AS MATERIALIZED (SELECT {schema}.now_ms() AS ms),
+                 gone AS (
+                     DELETE FROM {schema}.jobs j
+                     USING json_to_recordset($1::json) AS d (id text, token bigint, error text, causes text)
+                     WHERE j.id = d.id AND j.worker_id = $2 AND j.token = d.token
+                     RETURNING j.id, j.queue, j.job, j.envelope, j.attempts, d.error, d.causes),
+                 recorded AS (
+                     INSERT INTO {schema}.failed (id, queue, job, envelope, error, causes, attempts, failed_at)
+                     SELECT id, queue, job, envelope, error, causes, attempts, (SELECT ms FROM clock)
+                     FROM gone
+                     ON CONFLICT (id) DO UPDATE SET queue = excluded.queue, job = excluded.job,
+                         envelope = excluded.envelope, error = excluded.error,
+                         causes = excluded.causes, attempts = excluded.attempts,
+                         failed_at = excluded.failed_at)
+                 SELECT id FROM gone",
+            ))
+            .bind(json)
+            .bind(worker_id)
+            .fetch_all(&mut *tx)
+            .await?;
+            applied.extend(fenced_ids(failed));
+        }
+        if released_any {
+            self.notify_in(&mut tx).await?;
+        }
+        tx.commit().await?;
+        if released_any {
+            self.wakeup.notify();
+        }
+        Ok(applied_in_order(settlements, &applied))
+    }
+
+    async fn reap(&self, max_recoveries: u32) -> StoreResult<ReapReport> {
+        // One statement, so one clock reading and one snapshot decide which workers are dead.
+        // The jobs are matched on (seq, worker, token): if the holder settles a job while this
+        // runs, PostgreSQL re-checks the updated row and the stale match drops out.
+        let mut tx = self.pool.begin().await?;
+        let (failed, recovered, workers_removed): (i64, i64, i64) = sqlx::query_as(self.sql(
+            "WITH clock AS MATERIALIZED (SELECT {schema}.now_ms() AS ms),
+             lost AS MATERIALIZED (
+                 SELECT j.seq, j.worker_id, j.token FROM {schema}.jobs j
+                 WHERE j.worker_id IS NOT NULL
+                   AND NOT EXISTS (SELECT 1 FROM {schema}.workers w
+                                   WHERE w.id = j.worker_id AND w.expires_at > (SELECT ms FROM clock))),
+             poisoned AS (
+                 DELETE FROM {schema}.jobs j USING lost
+                 WHERE j.seq = lost.seq AND j.worker_id = lost.worker_id AND j.token = lost.token
+                   AND j.recoveries + 1 > $1
+                 RETURNING j.id, j.queue, j.job, j.envelope, j.attempts, j.recoveries, j.last_error),
+             recorded AS (
+                 INSERT INTO {schema}.failed (id, queue, job, envelope, error, causes, attempts, failed_at)
+                 SELECT id, queue, job, envelope,
+                        'worker lost ' || (recoveries + 1) || ' times while running this job',
+                        json_build_array(COALESCE(last_error, 'no error recorded before the losses'))::text,
+                        attempts, (SELECT ms FROM clock)
+                 FROM poisoned
+                 ON CONFLICT (id) DO UPDATE SET error = excluded.error, causes = excluded.causes,
+                     attempts = excluded.attempts, failed_at = excluded.failed_at),
+             recovered AS (
+                 UPDATE {schema}.jobs j
+                 SET worker_id = NULL, reserved_at = NULL, available_at = (SELECT ms FROM clock),
+                     attempts = j.attempts - 1, recoveries = j.recoveries + 1
+                 FROM lost
+                 WHERE j.seq = lost.seq AND j.worker_id = lost.worker_id AND j.token = lost.token
+                   AND j.recoveries + 1 <= $1
+                 RETURNING 1),
+             removed AS (
+                 DELETE FROM {schema}.workers WHERE expires_at <= (SELECT ms FROM clock) RETURNING 1)
+             SELECT (SELECT COUNT(*) FROM poisoned), (SELECT COUNT(*) FROM recovered),
+                    (SELECT COUNT(*) FROM removed)",
+        ))
+        .bind(i64::from(max_recoveries))
+        .fetch_one(&mut *tx)
+        .await?;
+        if recovered > 0 {
+            self.notify_in(&mut tx).await?;
+        }
+        tx.commit().await?;
+        if recovered > 0 {
+            self.wakeup.notify();
+        }
+        Ok(ReapReport {
+            recovered: count(recovered),
+            failed: count(failed),
+            workers_removed: count(workers_removed),
+        })
+    }
+
+    async fn next_available_in(&self, queues: &[String]) -> StoreResult<Option<Duration>> {
+        // Idle workers ask this often: one short walk of the ready index per queue instead of
+        // a scan of the whole backlog.
+        let wait: Option<i64> = sqlx::query_scalar(self.sql(
+            "SELECT MIN(first.available_at) - {schema}.now_ms()
+             FROM UNNEST($1::text[]) AS q (name),
+                  LATERAL (SELECT available_at FROM {schema}.jobs
+                           WHERE queue = q.name AND worker_id IS NULL
+                           ORDER BY available_at LIMIT 1) AS first",
+        ))
+        .bind(queues)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(wait.map(|ms| Duration::from_millis(u64::try_from(ms).unwrap_or(0))))
+    }
+
+    fn wakeups(&self) -> Wakeups {
+        // A poisoned lock only means another caller panicked mid-start; the slot is still sound.
+        let mut listener = self.listener.lock().unwrap_or_else(|e| e.into_inner());
+        if !listener.as_ref().is_some_and(listen::Listener::is_running) {
+            *listener = listen::Listener::start(
+                self.options.clone(),
+                self.channel.clone(),
+                self.wakeup.clone(),
+            );
+        }
+        self.wakeup.subscribe()
+    }
+
+    async fn stats(&self) -> StoreResult<Stats> {
+        // One snapshot, so the counts agree with each other.
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .await?;
+        // COLLATE "C": byte order, as in SQLite, whatever the database's collation.
+        let queue_rows: Vec<(String, i64, i64, i64, Option<i64>)> = sqlx::query_as(self.sql(
+            "WITH clock AS MATERIALIZED (SELECT {schema}.now_ms() AS ms)
+             SELECT j.queue,
+                    COUNT(*) FILTER (WHERE j.worker_id IS NULL AND j.available_at <= c.ms),
+                    COUNT(*) FILTER (WHERE j.worker_id IS NULL AND j.available_at > c.ms),
+                    COUNT(*) FILTER (WHERE j.worker_id IS NOT NULL),
+                    c.ms - MIN(j.available_at) FILTER (WHERE j.worker_id IS NULL AND j.available_at <= c.ms)
+             FROM {schema}.jobs j, clock c
+             GROUP BY j.queue, c.ms
+             ORDER BY j.queue COLLATE \"C\"",
+        ))
+        .fetch_all(&mut *tx)
+        .await?;
+        let queues = queue_rows
+            .into_iter()
+            .map(
+                |(name, pending, delayed, reserved, oldest_age)| QueueStats {
+                    name,
+                    pending: count(pending),
+                    delayed: count(delayed),
+                    reserved: count(reserved),
+                    oldest_ready_age_ms: oldest_age.map(count).unwrap_or(0),
+                },
+            )
+            .collect();
+        let (processed, failed): (i64, i64) = sqlx::query_as(self.sql(
+            "SELECT COALESCE((SELECT value FROM {schema}.meta WHERE name = 'processed'), 0),
+                    (SELECT COUNT(*) FROM {schema}.failed)",
+        ))
+        .fetch_one(&mut *tx)
+        .await?;
+        let worker_rows: Vec<(String, String, i64, Vec<String>, Vec<String>)> =
+            sqlx::query_as(self.sql(
+                "SELECT w.id, w.host, w.pid, w.queues,
+                        COALESCE((SELECT array_agg(j.id ORDER BY j.seq) FROM {schema}.jobs j
+                                  WHERE j.worker_id = w.id), '{}')
+                 FROM {schema}.workers w
+                 WHERE w.expires_at > {schema}.now_ms()
+                 ORDER BY w.started_at, w.id COLLATE \"C\"",
+            ))
+            .fetch_all(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        let workers = worker_rows
+            .into_iter()
+            .map(|(id, host, pid, queues, busy)| WorkerStatus {
+                id,
+                host,
+                pid: u32::try_from(pid).unwrap_or(0),
+                queues,
+                busy,
+            })
+            .collect();
+        Ok(Stats {
+            queues,
+            processed: count(processed),
+            failed: count(failed),
+            workers,
+        })
+    }
+
+    async fn jobs(&self, filter: &JobFilter) -> StoreResult<Vec<JobInfo>> {
+        let mut q = QueryBuilder::<Postgres>::new(
+            self.sql(&format!(
+                "WITH clock AS MATERIALIZED (SELECT {{schema}}.now_ms() AS ms)
+             SELECT {}, clock.ms FROM {{schema}}.jobs, clock WHERE true",
+                rows::JOB_COLUMNS
+            ))
+            .0,
+        );
+        if let Some(queue) = &filter.queue {
+            q.push(" AND queue = ").push_bind(queue);
+        }
+        match filter.state {
+            Some(JobState::Pending) => {
+                q.push(" AND worker_id IS NULL AND available_at <= clock.ms");
+            }
+            Some(JobState::Delayed) => {
+                q.push(" AND worker_id IS NULL AND available_at > clock.ms");
+            }
+            Some(JobState::Reserved) => {
+                q.push(" AND worker_id IS NOT NULL");
+            }
+            None => {}
+        }
+        q.push(" ORDER BY available_at, seq LIMIT ")
+            .push_bind(i64::from(filter.limit.unwrap_or(100)));
+        let found = q.build().fetch_all(&self.pool).await?;
+        Ok(found.iter().map(rows::job_info).collect::<Result<_, _>>()?)
+    }
+
+    async fn job(&self, id: &str) -> StoreResult<Option<JobInfo>> {
+        let row = sqlx::query(self.sql(&format!(
+            "SELECT {}, {{schema}}.now_ms() FROM {{schema}}.jobs WHERE id = $1",
+            rows::JOB_COLUMNS
+        )))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(rows::job_info).transpose()?)
+    }
+
+    async fn delete_job(&self, id: &str) -> StoreResult<bool> {
+        let n =
+            sqlx::query(self.sql("DELETE FROM {schema}.jobs WHERE id = $1 AND worker_id IS NULL"))
+                .bind(id)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+        Ok(n > 0)
+    }
+
+    async fn run_job_now(&self, id: &str) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await?;
+        let n = sqlx::query(self.sql(
+            "WITH clock AS MATERIALIZED (SELECT {schema}.now_ms() AS ms)
+             UPDATE {schema}.jobs SET available_at = (SELECT ms FROM clock)
+             WHERE id = $1 AND worker_id IS NULL AND available_at > (SELECT ms FROM clock)",
+        ))
+        .bind(id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if n > 0 {
+            self.notify_in(&mut tx).await?;
+        }
+        tx.commit().await?;
+        if n > 0 {
+            self.wakeup.notify();
+        }
+        Ok(n > 0)
+    }
+
+    async fn clear(&self, queue: &str) -> StoreResult<u64> {
+        let n = sqlx::query(
+            self.sql("DELETE FROM {schema}.jobs WHERE queue = $1 AND worker_id IS NULL"),
+        )
+        .bind(queue)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(n)
+    }
+
+    async fn failed_jobs(&self, filter: &FailedFilter) -> StoreResult<(Vec<FailedJob>, u64)> {
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .await?;
+        let found = sqlx::query(self.sql(&format!(
+            "SELECT {} FROM {{schema}}.failed WHERE ($1::text IS NULL OR queue = $1)
+             ORDER BY failed_at DESC, id COLLATE \"C\" LIMIT $2",
+            rows::FAILED_COLUMNS
+        )))
+        .bind(&filter.queue)
+        .bind(i64::from(filter.limit.unwrap_or(100)))
+        .fetch_all(&mut *tx)
+        .await?;
+        let total: i64 = sqlx::query_scalar(
+            self.sql("SELECT COUNT(*) FROM {schema}.failed WHERE ($1::text IS NULL OR queue = $1)"),
+        )
+        .bind(&filter.queue)
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        let jobs = found
+            .iter()
+            .map(rows::failed_job)
+            .collect::<Result<_, _>>()?;
+        Ok((jobs, count(total)))
+    }
+
+    async fn failed_job(&self, id: &str) -> StoreResult<Option<FailedJob>> {
+        let row = sqlx::query(self.sql(&format!(
+            "SELECT {} FROM {{schema}}.failed WHERE id = $1",
+            rows::FAILED_COLUMNS
+        )))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(rows::failed_job).transpose()?)
+    }
+
+    async fn retry_failed(&self, selector: &RetrySelector) -> StoreResult<Vec<String>> {
+        let (all, queue, ids): (bool, Option<&str>, &[String]) = match selector {
+            RetrySelector::Ids(ids) => (false, None, ids),
+            RetrySelector::All { queue } => (true, queue.as_deref(), &[]),
+        };
+        let mut tx = self.pool.begin().await?;
+        // Requeued oldest failure first, with fresh counters; the retry deadline is recomputed
+        // from the envelope's retry window with the database clock (S-RETRY-4). A failed
+        // record whose id is queued again meanwhile stays where it is.
+        let retried: Vec<(String,)> = sqlx::query_as(self.sql(
+            "WITH clock AS MATERIALIZED (SELECT {schema}.now_ms() AS ms),
+             requeued AS (
+                 INSERT INTO {schema}.jobs (id, queue, job, envelope, available_at, retry_until, created_at)
+                 SELECT f.id, f.queue, f.job, f.envelope, c.ms,
+                        -- No window, no deadline (LEAST alone would turn NULL into the cap).
+                        CASE WHEN w.ms IS NOT NULL THEN c.ms + LEAST(w.ms, $4) END,
+                        c.ms
+                 FROM {schema}.failed f, clock c,
+                      LATERAL (SELECT {schema}.retry_window_ms(f.envelope) AS ms) w
+                 WHERE ($1 AND ($2::text IS NULL OR f.queue = $2)) OR (NOT $1 AND f.id = ANY($3))
+                 ORDER BY f.failed_at, f.id COLLATE \"C\"
+                 ON CONFLICT (id) DO NOTHING
+                 RETURNING id),
+             forgotten AS (
+                 DELETE FROM {schema}.failed WHERE id IN (SELECT id FROM requeued))
+             SELECT id FROM requeued",
+        ))
+        .bind(all)
+        .bind(queue)
+        .bind(ids)
+        .bind(MAX_OFFSET_MS)
+        .fetch_all(&mut *tx)
+        .await?;
+        let retried = fenced_ids(retried);
+        if !retried.is_empty() {
+            self.notify_in(&mut tx).await?;
+        }
+        tx.commit().await?;
+        if !retried.is_empty() {
+            self.wakeup.notify();
+        }
+        Ok(retried)
+    }
+
+    async fn forget_failed(&self, id: &str) -> StoreResult<bool> {
+        let n = sqlx::query(self.sql("DELETE FROM {schema}.failed WHERE id = $1"))
+            .bind(id)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok(n > 0)
+    }
+
+    async fn flush_failed(&self) -> StoreResult<u64> {
+        let n = sqlx::query(self.sql("DELETE FROM {schema}.failed"))
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok(n)
+    }
+
+    async fn prune_failed(&self, age: Duration) -> StoreResult<u64> {
+        let n = sqlx::query(
+            self.sql("DELETE FROM {schema}.failed WHERE failed_at < {schema}.now_ms() - $1"),
+        )
+        .bind(offset_ms(age))
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(n)
+    }
+
+    async fn signal_restart(&self) -> StoreResult<i64> {
+        // The epoch is the clock's reading, but always at least one past the previous epoch,
+        // so it strictly increases even if the clock stands still or steps back.
+        let epoch: i64 = sqlx::query_scalar(self.sql(
+            "INSERT INTO {schema}.meta (name, value) VALUES ('restart_epoch', {schema}.now_ms())
+             ON CONFLICT (name) DO UPDATE SET value = GREATEST(excluded.value, meta.value + 1)
+             RETURNING value",
+        ))
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(epoch)
+    }
+
+    async fn restart_epoch(&self) -> StoreResult<i64> {
+        let epoch: Option<i64> = sqlx::query_scalar(
+            self.sql("SELECT value FROM {schema}.meta WHERE name = 'restart_epoch'"),
+        )
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(epoch.unwrap_or(0))
+    }
+}
+
+impl std::fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresStore")
+            .field("schema", &self.schema)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PostgresStore {
+    /// Wraps the store in an `Arc<dyn Store>`.
+    pub fn into_dyn(self) -> Arc<dyn Store> {
+        Arc::new(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schema_names_are_plain_identifiers() {
+        for good in ["spool", "_x", "jobs_2", &"a".repeat(MAX_SCHEMA_LEN)] {
+            assert!(validate_schema(good).is_ok(), "{good}");
+        }
+        let too_long = "a".repeat(MAX_SCHEMA_LEN + 1);
+        for bad in [
+            "",
+            "Spool",
+            "2jobs",
+            "my-jobs",
+            "a.b",
+            "x\"y",
+            "spool; drop",
+            "pg_jobs",
+            &too_long,
+        ] {
+            assert!(
+                matches!(validate_schema(bad), Err(StoreError::Invalid(_))),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn lock_keys_are_stable_and_per_schema() {
+        assert_eq!(fnv1a(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c);
+        assert_ne!(fnv1a(b"spool migrate a"), fnv1a(b"spool migrate b"));
+    }
+}

@@ -2,7 +2,10 @@
 
 mod common;
 
-use std::{io::{BufRead, BufReader, Write}, net::TcpListener};
+use std::{
+    io::{BufRead, BufReader, Write},
+    net::TcpListener,
+};
 
 use common::Env;
 use serde_json::Value;
@@ -11,10 +14,24 @@ use serde_json::Value;
 fn dispatch_is_idempotent_with_an_id_and_prints_json() {
     let env = Env::new();
     let first = env.json(&["dispatch", "noop", "--id", "order-1", "--json"]);
-    assert_eq!(first, serde_json::json!({"id": "order-1", "queue": "default", "status": "queued"}));
-    let again = env.json(&["dispatch", "noop", "--id", "order-1", "--json", "--queue", "default"]);
+    assert_eq!(
+        first,
+        serde_json::json!({"id": "order-1", "queue": "default", "status": "queued"})
+    );
+    let again = env.json(&[
+        "dispatch", "noop", "--id", "order-1", "--json", "--queue", "default",
+    ]);
     assert_eq!(again["status"], "already_queued");
-    let plain = env.ok(&["dispatch", "sleep", "--payload", r#"{"ms":1}"#, "--queue", "emails", "--delay", "60"]);
+    let plain = env.ok(&[
+        "dispatch",
+        "sleep",
+        "--payload",
+        r#"{"ms":1}"#,
+        "--queue",
+        "emails",
+        "--delay",
+        "60",
+    ]);
     assert_eq!(plain.trim().len(), 36, "a UUID: {plain}");
     let many = env.ok(&["dispatch", "noop", "--count", "3"]);
     assert_eq!(many.lines().count(), 3);
@@ -23,15 +40,28 @@ fn dispatch_is_idempotent_with_an_id_and_prints_json() {
     let queues = status["queues"].as_array().unwrap();
     let names: Vec<&str> = queues.iter().map(|q| q["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["default", "emails"]);
-    assert_eq!((queues[0]["pending"].as_u64(), queues[1]["delayed"].as_u64()), (Some(4), Some(1)));
+    assert_eq!(
+        (queues[0]["pending"].as_u64(), queues[1]["delayed"].as_u64()),
+        (Some(4), Some(1))
+    );
     for key in ["pending", "delayed", "reserved", "oldest_ready_age_ms"] {
         assert!(queues[0][key].is_u64(), "{key}");
     }
-    assert_eq!((status["processed"].as_u64(), status["failed"].as_u64()), (Some(0), Some(0)));
+    assert_eq!(
+        (status["processed"].as_u64(), status["failed"].as_u64()),
+        (Some(0), Some(0))
+    );
     assert!(status["workers"].as_array().unwrap().is_empty());
 
     let job = env.json(&["job", "order-1", "--json"]);
-    assert_eq!((job["state"].as_str(), job["attempts"].as_u64(), job["job"].as_str()), (Some("pending"), Some(0), Some("noop")));
+    assert_eq!(
+        (
+            job["state"].as_str(),
+            job["attempts"].as_u64(),
+            job["job"].as_str()
+        ),
+        (Some("pending"), Some(0), Some("noop"))
+    );
     let delayed = env.json(&["jobs", "--state", "delayed", "--json"]);
     assert_eq!(delayed["jobs"].as_array().unwrap().len(), 1);
     assert_eq!(env.ok(&["size", "emails"]).trim(), "emails 1");
@@ -41,7 +71,10 @@ fn dispatch_is_idempotent_with_an_id_and_prints_json() {
     assert_eq!(env.json(&["job", &id, "--json"])["state"], "pending");
     env.ok(&["job", &id, "--delete"]);
     assert_eq!(env.run(&["job", &id]).status.code(), Some(1));
-    assert!(env.ok(&["clear", "--queue", "default"]).contains("cleared 4 job(s)"));
+    assert!(
+        env.ok(&["clear", "--queue", "default"])
+            .contains("cleared 4 job(s)")
+    );
 }
 
 #[test]
@@ -60,8 +93,16 @@ fn stdin_dispatch_is_all_or_nothing() {
     let env = Env::new();
     let good = "{\"job\":\"noop\"}\n{\"job\":\"sleep\",\"payload\":{\"ms\":1},\"queue\":\"q2\",\"delay\":\"1s\",\"tries\":2,\"backoff\":[1,2],\"timeout\":\"5s\"}\n\n{\"job\":\"noop\",\"id\":\"fixed\"}\n";
     let out = env.with_stdin(&["dispatch", "--stdin"], good);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let ids: Vec<String> = String::from_utf8(out.stdout).unwrap().lines().map(String::from).collect();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ids: Vec<String> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
     assert_eq!(ids.len(), 3);
     assert_eq!(ids[2], "fixed");
     assert_eq!(env.queued(), 3);
@@ -71,35 +112,82 @@ fn stdin_dispatch_is_all_or_nothing() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("line 2: unknown field `colour`"), "{err}");
-    assert_eq!(env.queued(), 3, "nothing from the refused input was enqueued");
+    assert_eq!(
+        env.queued(),
+        3,
+        "nothing from the refused input was enqueued"
+    );
 }
 
 #[test]
 fn failed_jobs_can_be_listed_shown_retried_forgotten_and_flushed() {
     let env = Env::new();
-    let id = env.ok(&["dispatch", "fail", "--payload", r#"{"message":"card declined"}"#, "--tries", "1", "--queue", "billing"]);
+    let id = env.ok(&[
+        "dispatch",
+        "fail",
+        "--payload",
+        r#"{"message":"card declined"}"#,
+        "--tries",
+        "1",
+        "--queue",
+        "billing",
+    ]);
     let id = id.trim();
-    env.ok(&["dispatch", "shell", "--payload", r#"{"cmd":"echo partial output; exit 3"}"#, "--tries", "1"]);
+    env.ok(&[
+        "dispatch",
+        "shell",
+        "--payload",
+        r#"{"cmd":"echo partial output; exit 3"}"#,
+        "--tries",
+        "1",
+    ]);
     env.ok(&["dispatch", "panic", "--tries", "1"]);
-    let out = env.run(&["work", "--queue", "billing,default", "--until-done", "--allow", "shell", "--sleep", "100ms"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = env.run(&[
+        "work",
+        "--queue",
+        "billing,default",
+        "--until-done",
+        "--allow",
+        "shell",
+        "--sleep",
+        "100ms",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let failed = env.json(&["failed", "--json"]);
     assert_eq!(failed["total"], 3);
     let records = failed["failed"].as_array().unwrap();
     let by_job = |job: &str| records.iter().find(|r| r["job"] == job).unwrap().clone();
     let card = by_job("fail");
-    assert_eq!((card["id"].as_str(), card["error"].as_str()), (Some(id), Some("card declined")));
+    assert_eq!(
+        (card["id"].as_str(), card["error"].as_str()),
+        (Some(id), Some("card declined"))
+    );
     for key in ["queue", "causes", "attempts", "failed_at"] {
         assert!(!card[key].is_null(), "{key}");
     }
     let shell = by_job("shell");
-    assert_eq!(shell["error"], "command `echo partial output; exit 3` failed with exit status 3");
+    assert_eq!(
+        shell["error"],
+        "command `echo partial output; exit 3` failed with exit status 3"
+    );
     assert_eq!(shell["causes"][0], "stdout: partial output");
-    assert!(by_job("panic")["error"].as_str().unwrap().starts_with("panicked: "));
+    assert!(
+        by_job("panic")["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("panicked: ")
+    );
     let billing = env.json(&["failed", "--queue", "billing", "--json"]);
     assert_eq!(billing["total"], 1);
-    assert!(env.ok(&["failed", "show", id]).contains("error:     card declined"));
+    assert!(
+        env.ok(&["failed", "show", id])
+            .contains("error:     card declined")
+    );
 
     env.ok(&["retry", id]);
     assert_eq!(env.json(&["job", id, "--json"])["attempts"], 0);
@@ -107,8 +195,14 @@ fn failed_jobs_can_be_listed_shown_retried_forgotten_and_flushed() {
     assert_eq!(env.run(&["forget", "nope"]).status.code(), Some(1));
     let shell_id = shell["id"].as_str().unwrap();
     env.ok(&["forget", shell_id]);
-    assert!(env.ok(&["flush"]).contains("deleted 1 failed job record(s)"));
-    assert!(env.ok(&["prune-failed", "--hours", "1"]).contains("pruned 0"));
+    assert!(
+        env.ok(&["flush"])
+            .contains("deleted 1 failed job record(s)")
+    );
+    assert!(
+        env.ok(&["prune-failed", "--hours", "1"])
+            .contains("pruned 0")
+    );
     assert!(env.ok(&["restart"]).contains("restart signalled"));
     assert!(env.ok(&["migrate"]).contains("up to date"));
 }
@@ -121,9 +215,19 @@ fn privileged_jobs_need_allow() {
     let record = env.json(&["failed", "show", id.trim(), "--json"]);
     assert_eq!(record["error"], "start the worker with --allow shell");
     env.ok(&["retry", "all"]);
-    env.ok(&["work", "--until-done", "--allow", "shell", "--sleep", "100ms"]);
+    env.ok(&[
+        "work",
+        "--until-done",
+        "--allow",
+        "shell",
+        "--sleep",
+        "100ms",
+    ]);
     let status = env.json(&["status", "--json"]);
-    assert_eq!((status["processed"].as_u64(), status["failed"].as_u64()), (Some(1), Some(0)));
+    assert_eq!(
+        (status["processed"].as_u64(), status["failed"].as_u64()),
+        (Some(1), Some(0))
+    );
 }
 
 /// A one-connection-at-a-time HTTP server answering with the given responses in turn.
@@ -155,15 +259,41 @@ fn http_jobs_defer_on_retry_after_and_fail_with_the_status() {
     let payload = format!(r#"{{"url":"{url}","method":"POST","body":{{"a":1}}}}"#);
     env.ok(&["dispatch", "http", "--payload", &payload, "--tries", "1"]);
     let started = std::time::Instant::now();
-    env.ok(&["work", "--until-done", "--allow", "http", "--concurrency", "1", "--sleep", "100ms"]);
-    assert!(started.elapsed() >= std::time::Duration::from_secs(1), "the Retry-After was honoured");
+    env.ok(&[
+        "work",
+        "--until-done",
+        "--allow",
+        "http",
+        "--concurrency",
+        "1",
+        "--sleep",
+        "100ms",
+    ]);
+    assert!(
+        started.elapsed() >= std::time::Duration::from_secs(1),
+        "the Retry-After was honoured"
+    );
     let status: Value = env.json(&["status", "--json"]);
-    assert_eq!((status["processed"].as_u64(), status["failed"].as_u64()), (Some(1), Some(0)), "deferral used no attempt");
+    assert_eq!(
+        (status["processed"].as_u64(), status["failed"].as_u64()),
+        (Some(1), Some(0)),
+        "deferral used no attempt"
+    );
 
     let id = env.ok(&["dispatch", "http", "--payload", &payload, "--tries", "1"]);
-    env.ok(&["work", "--until-done", "--allow", "http", "--sleep", "100ms"]);
+    env.ok(&[
+        "work",
+        "--until-done",
+        "--allow",
+        "http",
+        "--sleep",
+        "100ms",
+    ]);
     let record = env.json(&["failed", "show", id.trim(), "--json"]);
-    assert_eq!(record["error"], format!("POST {url} answered HTTP 500 Internal Server Error"));
+    assert_eq!(
+        record["error"],
+        format!("POST {url} answered HTTP 500 Internal Server Error")
+    );
     assert_eq!(record["causes"][0], "body: bad gateway");
 }
 

@@ -21,7 +21,9 @@ use crate::{
 #[derive(Debug, thiserror::Error)]
 pub enum DispatchError {
     /// The encoded job is larger than the payload limit.
-    #[error("job `{job}` is {size} bytes encoded, over the {limit}-byte payload limit; pass an id and load the data in the handler instead")]
+    #[error(
+        "job `{job}` is {size} bytes encoded, over the {limit}-byte payload limit; pass an id and load the data in the handler instead"
+    )]
     PayloadTooLarge {
         /// Job name.
         job: String,
@@ -127,20 +129,32 @@ impl Spool {
 
     /// Dispatches to an open store.
     pub fn new(store: Arc<dyn Store>) -> Spool {
-        Spool { mode: Mode::Store(store), max_payload: DEFAULT_MAX_PAYLOAD_BYTES }
+        Spool {
+            mode: Mode::Store(store),
+            max_payload: DEFAULT_MAX_PAYLOAD_BYTES,
+        }
     }
 
     /// For app tests: records dispatches instead of storing them; inspect them through the
     /// returned [`Recorder`].
     pub fn fake() -> (Spool, Arc<Recorder>) {
         let recorder = Arc::new(Recorder::default());
-        (Spool { mode: Mode::Fake(recorder.clone()), max_payload: DEFAULT_MAX_PAYLOAD_BYTES }, recorder)
+        (
+            Spool {
+                mode: Mode::Fake(recorder.clone()),
+                max_payload: DEFAULT_MAX_PAYLOAD_BYTES,
+            },
+            recorder,
+        )
     }
 
     /// For app tests: runs every dispatched job at once, in the caller's task, through
     /// `registry`; a job's error comes back as [`DispatchError::Inline`].
     pub fn inline(registry: Registry) -> Spool {
-        Spool { mode: Mode::Inline(registry), max_payload: DEFAULT_MAX_PAYLOAD_BYTES }
+        Spool {
+            mode: Mode::Inline(registry),
+            max_payload: DEFAULT_MAX_PAYLOAD_BYTES,
+        }
     }
 
     /// Sets the largest encoded envelope accepted (default 256 KiB).
@@ -178,7 +192,8 @@ impl Spool {
     ) -> Result<Vec<DispatchOutcome>, DispatchError> {
         let mut requests = Vec::new();
         for job in jobs {
-            let envelope = self.envelope(&job, job.queue().to_string(), job.options(), None, None)?;
+            let envelope =
+                self.envelope(&job, job.queue().to_string(), job.options(), None, None)?;
             requests.push((envelope, Duration::ZERO));
         }
         self.dispatch_envelopes(requests).await
@@ -199,6 +214,11 @@ impl Spool {
     ) -> Result<Vec<DispatchOutcome>, DispatchError> {
         let mut jobs = Vec::with_capacity(requests.len());
         for (envelope, delay) in &requests {
+            if envelope.id.is_empty() || envelope.queue.is_empty() || envelope.job.is_empty() {
+                return Err(DispatchError::InvalidOption(
+                    "a job needs a non-empty id, queue and job name".into(),
+                ));
+            }
             let job = NewJob::new(envelope, *delay).map_err(|source| DispatchError::Serialize {
                 job: envelope.job.clone(),
                 source,
@@ -212,7 +232,10 @@ impl Spool {
             }
             jobs.push(job);
         }
-        let outcome = |id: &str, status| DispatchOutcome { id: id.to_string(), status };
+        let outcome = |id: &str, status| DispatchOutcome {
+            id: id.to_string(),
+            status,
+        };
         match &self.mode {
             Mode::Store(store) => {
                 let pushed = store.push(&jobs).await?;
@@ -221,7 +244,9 @@ impl Spool {
                     .zip(pushed)
                     .map(|(job, p)| match p {
                         PushOutcome::Queued => outcome(&job.id, DispatchStatus::Queued),
-                        PushOutcome::AlreadyQueued => outcome(&job.id, DispatchStatus::AlreadyQueued),
+                        PushOutcome::AlreadyQueued => {
+                            outcome(&job.id, DispatchStatus::AlreadyQueued)
+                        }
                     })
                     .collect())
             }
@@ -229,7 +254,10 @@ impl Spool {
                 for (envelope, delay) in requests {
                     recorder.record(envelope, delay);
                 }
-                Ok(jobs.iter().map(|j| outcome(&j.id, DispatchStatus::Recorded)).collect())
+                Ok(jobs
+                    .iter()
+                    .map(|j| outcome(&j.id, DispatchStatus::Recorded))
+                    .collect())
             }
             Mode::Inline(registry) => {
                 let mut out = Vec::new();
@@ -253,13 +281,20 @@ impl Spool {
         if let Some(tries) = options.tries
             && tries > i32::MAX as u32
         {
-            return Err(DispatchError::InvalidOption(format!("tries {tries} is out of range")));
+            return Err(DispatchError::InvalidOption(format!(
+                "tries {tries} is out of range"
+            )));
         }
         if queue.is_empty() {
-            return Err(DispatchError::InvalidOption("the queue name is empty".into()));
+            return Err(DispatchError::InvalidOption(
+                "the queue name is empty".into(),
+            ));
         }
-        let payload = serde_json::value::to_raw_value(job)
-            .map_err(|source| DispatchError::Serialize { job: J::NAME.to_string(), source })?;
+        let payload =
+            serde_json::value::to_raw_value(job).map_err(|source| DispatchError::Serialize {
+                job: J::NAME.to_string(),
+                source,
+            })?;
         Ok(Envelope {
             v: ENVELOPE_VERSION,
             id: id.unwrap_or_else(crate::envelope::new_id),
@@ -274,15 +309,20 @@ impl Spool {
 }
 
 async fn run_inline(registry: &Registry, envelope: &Envelope) -> Result<(), DispatchError> {
-    let handler = registry.get(&envelope.job).ok_or_else(|| DispatchError::Inline {
-        job: envelope.job.clone(),
-        message: format!("unknown job type `{}`", envelope.job),
-    })?;
+    let handler = registry
+        .get(&envelope.job)
+        .ok_or_else(|| DispatchError::Inline {
+            job: envelope.job.clone(),
+            message: format!("unknown job type `{}`", envelope.job),
+        })?;
     let ctx = JobContext::inline(&envelope.id, &envelope.job, &envelope.queue);
     handler
         .run(envelope.payload.get(), ctx)
         .await
-        .map_err(|e| DispatchError::Inline { job: envelope.job.clone(), message: e.message })
+        .map_err(|e| DispatchError::Inline {
+            job: envelope.job.clone(),
+            message: e.message,
+        })
 }
 
 /// A dispatch being built; `.await` it to push the job.
@@ -368,12 +408,20 @@ impl<'a, J: Job> IntoFuture for PendingDispatch<'a, J> {
     fn into_future(self) -> Self::IntoFuture {
         Box::pin(async move {
             if !self.enabled {
-                return Ok(DispatchOutcome { id: String::new(), status: DispatchStatus::Skipped });
+                return Ok(DispatchOutcome {
+                    id: String::new(),
+                    status: DispatchStatus::Skipped,
+                });
             }
             let queue = self.queue.unwrap_or_else(|| self.job.queue().to_string());
             let options = self.options.or(&self.job.options());
-            let envelope = self.spool.envelope(&self.job, queue, options, self.id, self.trace)?;
-            let mut out = self.spool.dispatch_envelopes(vec![(envelope, self.delay)]).await?;
+            let envelope = self
+                .spool
+                .envelope(&self.job, queue, options, self.id, self.trace)?;
+            let mut out = self
+                .spool
+                .dispatch_envelopes(vec![(envelope, self.delay)])
+                .await?;
             Ok(out.remove(0))
         })
     }

@@ -4,7 +4,9 @@ use std::time::Duration;
 
 /// A duration string could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid duration `{input}`: use a number of seconds (`5`, `0.5`) or a unit: `500ms`, `5s`, `2m`, `1h`")]
+#[error(
+    "invalid duration `{input}`: use a number of seconds (`5`, `0.5`) or a unit: `500ms`, `5s`, `2m`, `1h`"
+)]
 pub struct DurationError {
     input: String,
 }
@@ -19,7 +21,9 @@ pub struct DurationError {
 /// assert!(spool::parse_duration("soon").is_err());
 /// ```
 pub fn parse_duration(input: &str) -> Result<Duration, DurationError> {
-    let err = || DurationError { input: input.to_string() };
+    let err = || DurationError {
+        input: input.to_string(),
+    };
     let s = input.trim();
     let split = s
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
@@ -35,7 +39,7 @@ pub fn parse_duration(input: &str) -> Result<Duration, DurationError> {
         _ => return Err(err()),
     };
     let secs = value * seconds_per_unit;
-    if !secs.is_finite() || secs < 0.0 || secs > 1e12 {
+    if !secs.is_finite() || !(0.0..=1e12).contains(&secs) {
         return Err(err());
     }
     Ok(Duration::from_secs_f64(secs))
@@ -79,7 +83,11 @@ mod tests {
             (" 3s ", 3_000),
         ];
         for (input, ms) in cases {
-            assert_eq!(parse_duration(input).unwrap(), Duration::from_millis(ms), "{input}");
+            assert_eq!(
+                parse_duration(input).unwrap(),
+                Duration::from_millis(ms),
+                "{input}"
+            );
         }
     }
 
@@ -94,7 +102,11 @@ mod tests {
     fn lists() {
         assert_eq!(
             parse_duration_list("1,5,10").unwrap(),
-            vec![Duration::from_secs(1), Duration::from_secs(5), Duration::from_secs(10)]
+            vec![
+                Duration::from_secs(1),
+                Duration::from_secs(5),
+                Duration::from_secs(10)
+            ]
         );
         assert!(parse_duration_list("1,,2").is_err());
     }

@@ -64,7 +64,9 @@ pub enum EnvelopeError {
     #[error("malformed envelope: {0}")]
     Malformed(#[from] serde_json::Error),
     /// Written by a newer Spool.
-    #[error("unsupported envelope version {0} (this build reads version {ENVELOPE_VERSION}); upgrade the worker")]
+    #[error(
+        "unsupported envelope version {0} (this build reads version {ENVELOPE_VERSION}); upgrade the worker"
+    )]
     Version(u32),
 }
 
@@ -118,7 +120,10 @@ mod tests {
     #[test]
     fn round_trip_keeps_payload_bytes() {
         let mut env = Envelope::new("x", "default", serde_json::json!({"a": [1, 2]}));
-        env.trace = Some(TraceContext { traceparent: "00-abc-def-01".into(), tracestate: None });
+        env.trace = Some(TraceContext {
+            traceparent: "00-abc-def-01".into(),
+            tracestate: None,
+        });
         let back = Envelope::decode(&env.encode().unwrap()).unwrap();
         assert_eq!(back.payload.get(), r#"{"a":[1,2]}"#);
         assert_eq!(back.trace, env.trace);
@@ -133,6 +138,9 @@ mod tests {
             .unwrap_err();
         assert!(err.to_string().contains("missing field `job`"), "{err}");
         let future = r#"{"v":9,"id":"a","job":"j","queue":"q","payload":{},"created_at":0}"#;
-        assert!(matches!(Envelope::decode(future), Err(EnvelopeError::Version(9))));
+        assert!(matches!(
+            Envelope::decode(future),
+            Err(EnvelopeError::Version(9))
+        ));
     }
 }

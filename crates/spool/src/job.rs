@@ -141,7 +141,10 @@ impl JobError {
 
     /// Put the job back after `delay`; this attempt counts (Laravel's `release`).
     pub fn release(delay: Duration) -> Self {
-        Self::new(JobErrorKind::Release(delay), format!("released for {delay:?}"))
+        Self::new(
+            JobErrorKind::Release(delay),
+            format!("released for {delay:?}"),
+        )
     }
 
     /// Defer the job by `delay` without using an attempt, e.g. on HTTP 429 with Retry-After.
@@ -167,7 +170,11 @@ impl JobError {
     }
 
     fn new(kind: JobErrorKind, message: impl fmt::Display) -> Self {
-        JobError { kind, message: message.to_string(), causes: Vec::new() }
+        JobError {
+            kind,
+            message: message.to_string(),
+            causes: Vec::new(),
+        }
     }
 }
 

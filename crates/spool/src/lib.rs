@@ -25,7 +25,7 @@
 //!
 //! let registry = Registry::new().register::<Greet>();
 //! let config = WorkerConfig { stop_when_empty: true, ..WorkerConfig::default() };
-//! Worker::new(spool.store(), registry, config).run().await?;
+//! Worker::new(spool.store().unwrap(), registry, config).run().await?;
 //! # Ok(()) }
 //! ```
 //!

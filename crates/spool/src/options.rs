@@ -38,7 +38,11 @@ impl Backoff {
 
     /// Exponential backoff with jitter, from `base`, capped at `max`.
     pub fn exponential(base: Duration, max: Duration) -> Self {
-        Backoff::Exponential { base, max, jitter: true }
+        Backoff::Exponential {
+            base,
+            max,
+            jitter: true,
+        }
     }
 
     /// The delay before the retry that follows failed attempt `attempt` (1-based).
@@ -194,7 +198,10 @@ mod tests {
         let jittered = Backoff::exponential(Duration::from_secs(4), Duration::from_secs(60));
         for _ in 0..100 {
             let d = jittered.delay(2);
-            assert!(d >= Duration::from_secs(4) && d <= Duration::from_secs(8), "{d:?}");
+            assert!(
+                d >= Duration::from_secs(4) && d <= Duration::from_secs(8),
+                "{d:?}"
+            );
         }
     }
 
@@ -207,13 +214,19 @@ mod tests {
             ..Default::default()
         };
         let json = serde_json::to_string(&o).unwrap();
-        assert_eq!(json, r#"{"tries":3,"backoff":{"list":[1000]},"timeout_ms":1500}"#);
+        assert_eq!(
+            json,
+            r#"{"tries":3,"backoff":{"list":[1000]},"timeout_ms":1500}"#
+        );
         assert_eq!(serde_json::from_str::<JobOptions>(&json).unwrap(), o);
     }
 
     #[test]
     fn or_fills_only_unset_fields() {
-        let job = JobOptions { tries: Some(5), ..Default::default() };
+        let job = JobOptions {
+            tries: Some(5),
+            ..Default::default()
+        };
         let worker = JobOptions {
             tries: Some(1),
             timeout: Some(Duration::from_secs(60)),

@@ -31,9 +31,8 @@ impl<J: Job> ErasedJob for Typed<J> {
 }
 
 fn decode<J: Job>(payload: &str) -> Result<J, JobError> {
-    serde_json::from_str(payload).map_err(|e| {
-        JobError::fail(format!("payload does not match job `{}`: {e}", J::NAME))
-    })
+    serde_json::from_str(payload)
+        .map_err(|e| JobError::fail(format!("payload does not match job `{}`: {e}", J::NAME)))
 }
 
 /// The job types a worker can run, by name.
@@ -68,8 +67,10 @@ impl Registry {
 
     /// Registers job type `J` under `J::NAME` (replacing an earlier one of that name).
     pub fn register<J: Job>(mut self) -> Self {
-        self.handlers
-            .insert(J::NAME.to_string(), Arc::new(Typed::<J>(std::marker::PhantomData)));
+        self.handlers.insert(
+            J::NAME.to_string(),
+            Arc::new(Typed::<J>(std::marker::PhantomData)),
+        );
         self
     }
 
@@ -104,6 +105,8 @@ impl Registry {
 
 impl std::fmt::Debug for Registry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Registry").field("jobs", &self.names()).finish()
+        f.debug_struct("Registry")
+            .field("jobs", &self.names())
+            .finish()
     }
 }

@@ -10,9 +10,17 @@ use crate::{job::JobErrorKind, options::Backoff};
 #[derive(Debug)]
 pub(crate) enum AttemptEnd {
     Success,
-    Error { kind: JobErrorKind, message: String, causes: Vec<String> },
-    TimedOut { after: Duration },
-    Panicked { message: String },
+    Error {
+        kind: JobErrorKind,
+        message: String,
+        causes: Vec<String>,
+    },
+    TimedOut {
+        after: Duration,
+    },
+    Panicked {
+        message: String,
+    },
 }
 
 /// The effective options of a running job (job options filled in from the worker's).
@@ -45,11 +53,21 @@ pub(crate) struct Counters {
 pub(crate) enum Decision {
     Complete,
     /// Re-queue after `delay`; the attempt counts; `exception` raises the exception count.
-    Retry { delay: Duration, exception: bool, error: String },
+    Retry {
+        delay: Duration,
+        exception: bool,
+        error: String,
+    },
     /// Re-queue after `delay` without using the attempt.
-    Defer { delay: Duration, reason: String },
+    Defer {
+        delay: Duration,
+        reason: String,
+    },
     /// Move to the failed store.
-    Fail { error: String, causes: Vec<String> },
+    Fail {
+        error: String,
+        causes: Vec<String>,
+    },
 }
 
 /// Whether a job may run at pickup; `Err` is the failure message (S-RETRY-3 a, S-RETRY-4).
@@ -58,14 +76,15 @@ pub(crate) fn check_at_pickup(
     c: Counters,
     last_error: Option<&str>,
 ) -> Result<(), String> {
-    let last = last_error.map(|e| format!("; last error: {e}")).unwrap_or_default();
+    let last = last_error
+        .map(|e| format!("; last error: {e}"))
+        .unwrap_or_default();
     match c.retry_until {
         Some(deadline) if c.now >= deadline => Err(format!("retry deadline passed{last}")),
         Some(_) => Ok(()),
-        None if policy.tries > 0 && c.attempts > policy.tries => Err(format!(
-            "max attempts ({}) exceeded{last}",
-            policy.tries
-        )),
+        None if policy.tries > 0 && c.attempts > policy.tries => {
+            Err(format!("max attempts ({}) exceeded{last}", policy.tries))
+        }
         None => Ok(()),
     }
 }
@@ -74,14 +93,33 @@ pub(crate) fn check_at_pickup(
 pub(crate) fn decide(policy: &Policy, c: Counters, end: AttemptEnd) -> Decision {
     let (message, causes, timed_out) = match end {
         AttemptEnd::Success => return Decision::Complete,
-        AttemptEnd::Error { kind: JobErrorKind::Fail, message, causes } => {
-            return Decision::Fail { error: message, causes };
+        AttemptEnd::Error {
+            kind: JobErrorKind::Fail,
+            message,
+            causes,
+        } => {
+            return Decision::Fail {
+                error: message,
+                causes,
+            };
         }
-        AttemptEnd::Error { kind: JobErrorKind::Release(delay), message, .. } => {
+        AttemptEnd::Error {
+            kind: JobErrorKind::Release(delay),
+            message,
+            ..
+        } => {
             // A release uses the attempt but is no exception; exhaustion is noticed at pickup.
-            return Decision::Retry { delay, exception: false, error: message };
+            return Decision::Retry {
+                delay,
+                exception: false,
+                error: message,
+            };
         }
-        AttemptEnd::Error { kind: JobErrorKind::Defer(delay), message, causes } => {
+        AttemptEnd::Error {
+            kind: JobErrorKind::Defer(delay),
+            message,
+            causes,
+        } => {
             let deadline_passed = c.retry_until.is_some_and(|d| c.now >= d);
             if c.deferrals + 1 > policy.max_deferrals || deadline_passed {
                 let why = if deadline_passed {
@@ -89,18 +127,29 @@ pub(crate) fn decide(policy: &Policy, c: Counters, end: AttemptEnd) -> Decision 
                 } else {
                     format!("deferred {} times", c.deferrals + 1)
                 };
-                return Decision::Fail { error: message, causes: with_note(causes, why) };
+                return Decision::Fail {
+                    error: message,
+                    causes: with_note(causes, why),
+                };
             }
-            return Decision::Defer { delay, reason: message };
+            return Decision::Defer {
+                delay,
+                reason: message,
+            };
         }
-        AttemptEnd::Error { kind: JobErrorKind::Retry, message, causes } => {
-            (message, causes, false)
-        }
+        AttemptEnd::Error {
+            kind: JobErrorKind::Retry,
+            message,
+            causes,
+        } => (message, causes, false),
         AttemptEnd::TimedOut { after } => (format!("timed out after {after:?}"), vec![], true),
         AttemptEnd::Panicked { message } => (format!("panicked: {message}"), vec![], false),
     };
     let exceptions = c.exceptions + 1;
-    let fail = |error: String| Decision::Fail { error, causes: causes.clone() };
+    let fail = |error: String| Decision::Fail {
+        error,
+        causes: causes.clone(),
+    };
     if timed_out && policy.fail_on_timeout {
         return fail(message);
     }
@@ -113,7 +162,11 @@ pub(crate) fn decide(policy: &Policy, c: Counters, end: AttemptEnd) -> Decision 
         None if policy.tries > 0 && c.attempts >= policy.tries => return fail(message),
         None => {}
     }
-    Decision::Retry { delay: policy.backoff.delay(c.attempts), exception: true, error: message }
+    Decision::Retry {
+        delay: policy.backoff.delay(c.attempts),
+        exception: true,
+        error: message,
+    }
 }
 
 fn with_note(mut causes: Vec<String>, note: String) -> Vec<String> {
@@ -136,19 +189,36 @@ mod tests {
     }
 
     fn at(attempts: u32) -> Counters {
-        Counters { attempts, exceptions: attempts - 1, deferrals: 0, retry_until: None, now: 1_000 }
+        Counters {
+            attempts,
+            exceptions: attempts - 1,
+            deferrals: 0,
+            retry_until: None,
+            now: 1_000,
+        }
     }
 
     fn err(message: &str) -> AttemptEnd {
-        AttemptEnd::Error { kind: JobErrorKind::Retry, message: message.into(), causes: vec![] }
+        AttemptEnd::Error {
+            kind: JobErrorKind::Retry,
+            message: message.into(),
+            causes: vec![],
+        }
     }
 
     fn retry(secs: u64, error: &str) -> Decision {
-        Decision::Retry { delay: Duration::from_secs(secs), exception: true, error: error.into() }
+        Decision::Retry {
+            delay: Duration::from_secs(secs),
+            exception: true,
+            error: error.into(),
+        }
     }
 
     fn fail(error: &str) -> Decision {
-        Decision::Fail { error: error.into(), causes: vec![] }
+        Decision::Fail {
+            error: error.into(),
+            causes: vec![],
+        }
     }
 
     #[test]
@@ -167,8 +237,15 @@ mod tests {
 
     #[test]
     fn success_completes_and_fail_is_immediate() {
-        assert_eq!(decide(&policy(3), at(1), AttemptEnd::Success), Decision::Complete);
-        let end = AttemptEnd::Error { kind: JobErrorKind::Fail, message: "bad".into(), causes: vec![] };
+        assert_eq!(
+            decide(&policy(3), at(1), AttemptEnd::Success),
+            Decision::Complete
+        );
+        let end = AttemptEnd::Error {
+            kind: JobErrorKind::Fail,
+            message: "bad".into(),
+            causes: vec![],
+        };
         assert_eq!(decide(&policy(3), at(1), end), fail("bad"));
     }
 
@@ -181,8 +258,20 @@ mod tests {
             message: "released".into(),
             causes: vec![],
         };
-        assert!(matches!(decide(&p, at(1), release()), Decision::Retry { exception: false, .. }));
-        assert!(matches!(decide(&p, at(2), release()), Decision::Retry { exception: false, .. }));
+        assert!(matches!(
+            decide(&p, at(1), release()),
+            Decision::Retry {
+                exception: false,
+                ..
+            }
+        ));
+        assert!(matches!(
+            decide(&p, at(2), release()),
+            Decision::Retry {
+                exception: false,
+                ..
+            }
+        ));
         assert!(check_at_pickup(&p, at(2), None).is_ok());
         let msg = check_at_pickup(&p, at(3), Some("released")).unwrap_err();
         assert_eq!(msg, "max attempts (2) exceeded; last error: released");
@@ -192,9 +281,15 @@ mod tests {
     fn deadline_beats_tries() {
         // S-RETRY-4: with a deadline, tries is ignored until the deadline passes.
         let p = policy(1);
-        let before = Counters { retry_until: Some(2_000), ..at(7) };
+        let before = Counters {
+            retry_until: Some(2_000),
+            ..at(7)
+        };
         assert_eq!(decide(&p, before, err("x")), retry(5, "x"));
-        let after = Counters { now: 2_000, ..before };
+        let after = Counters {
+            now: 2_000,
+            ..before
+        };
         assert_eq!(decide(&p, after, err("x")), fail("x"));
         assert!(check_at_pickup(&p, after, None).is_err());
         assert!(check_at_pickup(&p, before, None).is_ok());
@@ -202,26 +297,47 @@ mod tests {
 
     #[test]
     fn max_exceptions_counts_errors_and_timeouts() {
-        let p = Policy { max_exceptions: Some(3), ..policy(25) };
-        let c = Counters { exceptions: 1, ..at(4) };
+        let p = Policy {
+            max_exceptions: Some(3),
+            ..policy(25)
+        };
+        let c = Counters {
+            exceptions: 1,
+            ..at(4)
+        };
         assert!(matches!(decide(&p, c, err("x")), Decision::Retry { .. }));
-        let c = Counters { exceptions: 2, ..at(6) };
+        let c = Counters {
+            exceptions: 2,
+            ..at(6)
+        };
         assert_eq!(decide(&p, c, err("third")), fail("third"));
-        let timeout = AttemptEnd::TimedOut { after: Duration::from_secs(2) };
+        let timeout = AttemptEnd::TimedOut {
+            after: Duration::from_secs(2),
+        };
         assert!(matches!(decide(&p, c, timeout), Decision::Fail { .. }));
     }
 
     #[test]
     fn timeouts_retry_unless_fail_on_timeout() {
-        let timeout = || AttemptEnd::TimedOut { after: Duration::from_secs(2) };
-        assert!(matches!(decide(&policy(5), at(1), timeout()), Decision::Retry { .. }));
-        let p = Policy { fail_on_timeout: true, ..policy(5) };
+        let timeout = || AttemptEnd::TimedOut {
+            after: Duration::from_secs(2),
+        };
+        assert!(matches!(
+            decide(&policy(5), at(1), timeout()),
+            Decision::Retry { .. }
+        ));
+        let p = Policy {
+            fail_on_timeout: true,
+            ..policy(5)
+        };
         assert_eq!(decide(&p, at(1), timeout()), fail("timed out after 2s"));
     }
 
     #[test]
     fn panics_are_errors() {
-        let end = AttemptEnd::Panicked { message: "boom".into() };
+        let end = AttemptEnd::Panicked {
+            message: "boom".into(),
+        };
         assert_eq!(decide(&policy(1), at(1), end), fail("panicked: boom"));
     }
 
@@ -233,13 +349,24 @@ mod tests {
             message: "HTTP 429".into(),
             causes: vec![],
         };
-        let c = Counters { deferrals: 2, ..at(1) };
+        let c = Counters {
+            deferrals: 2,
+            ..at(1)
+        };
         assert_eq!(
             decide(&p, c, defer()),
-            Decision::Defer { delay: Duration::from_secs(7), reason: "HTTP 429".into() }
+            Decision::Defer {
+                delay: Duration::from_secs(7),
+                reason: "HTTP 429".into()
+            }
         );
-        let c = Counters { deferrals: 3, ..at(1) };
-        let Decision::Fail { error, causes } = decide(&p, c, defer()) else { panic!() };
+        let c = Counters {
+            deferrals: 3,
+            ..at(1)
+        };
+        let Decision::Fail { error, causes } = decide(&p, c, defer()) else {
+            panic!()
+        };
         assert_eq!(error, "HTTP 429");
         assert_eq!(causes, ["deferred 4 times"]);
     }

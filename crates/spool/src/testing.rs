@@ -31,7 +31,9 @@ impl Recorder {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(Envelope, Duration)>> {
-        self.dispatched.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.dispatched
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Every recorded envelope with its delay, in dispatch order.
@@ -50,7 +52,11 @@ impl Recorder {
 
     /// The recorded envelopes sent to `queue`.
     pub fn on_queue(&self, queue: &str) -> Vec<Envelope> {
-        self.lock().iter().filter(|(e, _)| e.queue == queue).map(|(e, _)| e.clone()).collect()
+        self.lock()
+            .iter()
+            .filter(|(e, _)| e.queue == queue)
+            .map(|(e, _)| e.clone())
+            .collect()
     }
 
     /// Panics unless at least one job of type `J` was dispatched.
@@ -59,7 +65,10 @@ impl Recorder {
             self.lock().iter().any(|(e, _)| e.job == J::NAME),
             "expected a `{}` job to be dispatched; dispatched: {:?}",
             J::NAME,
-            self.lock().iter().map(|(e, _)| e.job.clone()).collect::<Vec<_>>()
+            self.lock()
+                .iter()
+                .map(|(e, _)| e.job.clone())
+                .collect::<Vec<_>>()
         );
     }
 

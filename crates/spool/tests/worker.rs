@@ -61,12 +61,19 @@ impl Job for Probe {
             deferrals: ctx.deferrals(),
             queue: ctx.queue().to_string(),
         };
-        RUNS.lock().unwrap().entry(self.key.clone()).or_default().push(run);
+        RUNS.lock()
+            .unwrap()
+            .entry(self.key.clone())
+            .or_default()
+            .push(run);
         if self.panic {
             panic!("boom from {}", self.key);
         }
         if ctx.deferrals() < self.defer_first {
-            return Err(JobError::defer(Duration::from_millis(50), "HTTP 429 from the provider"));
+            return Err(JobError::defer(
+                Duration::from_millis(50),
+                "HTTP 429 from the provider",
+            ));
         }
         if ctx.attempt() <= self.release_first {
             return Err(JobError::release(Duration::from_millis(50)));
@@ -75,14 +82,21 @@ impl Job for Probe {
             tokio::time::sleep(Duration::from_millis(self.sleep_ms)).await;
         }
         if ctx.attempt() <= self.fail_first {
-            return Err(JobError::retry(format!("planned failure {}", ctx.attempt())));
+            return Err(JobError::retry(format!(
+                "planned failure {}",
+                ctx.attempt()
+            )));
         }
-        RUNS.lock().unwrap().entry(format!("{}:done", self.key)).or_default().push(Run {
-            started: Instant::now(),
-            attempt: ctx.attempt(),
-            deferrals: ctx.deferrals(),
-            queue: ctx.queue().to_string(),
-        });
+        RUNS.lock()
+            .unwrap()
+            .entry(format!("{}:done", self.key))
+            .or_default()
+            .push(Run {
+                started: Instant::now(),
+                attempt: ctx.attempt(),
+                deferrals: ctx.deferrals(),
+                queue: ctx.queue().to_string(),
+            });
         Ok(())
     }
 }
@@ -93,7 +107,9 @@ fn key() -> String {
 
 async fn store() -> Arc<dyn Store> {
     let dir = tempfile::tempdir().unwrap().keep();
-    spool::connect(&format!("sqlite://{}", dir.join("t.db").display())).await.unwrap()
+    spool::connect(&format!("sqlite://{}", dir.join("t.db").display()))
+        .await
+        .unwrap()
 }
 
 fn registry() -> Registry {
@@ -101,7 +117,10 @@ fn registry() -> Registry {
 }
 
 fn config() -> WorkerConfig {
-    WorkerConfig { sleep: Duration::from_millis(50), ..WorkerConfig::default() }
+    WorkerConfig {
+        sleep: Duration::from_millis(50),
+        ..WorkerConfig::default()
+    }
 }
 
 /// Runs a worker until its stop condition (at most 30 s).
@@ -114,11 +133,19 @@ async fn work(store: &Arc<dyn Store>, config: WorkerConfig) -> spool::WorkerExit
 }
 
 fn until_done() -> WorkerConfig {
-    WorkerConfig { until_done: true, ..config() }
+    WorkerConfig {
+        until_done: true,
+        ..config()
+    }
 }
 
 async fn failed_error(store: &Arc<dyn Store>, id: &str) -> String {
-    store.failed_job(id).await.unwrap().expect("a failed record").error
+    store
+        .failed_job(id)
+        .await
+        .unwrap()
+        .expect("a failed record")
+        .error
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -128,17 +155,35 @@ async fn retries_follow_the_backoff_list_then_fail_with_the_last_error() {
     let spool = Spool::new(store.clone());
     let k = key();
     let backoff = Backoff::List(vec![Duration::from_millis(200), Duration::from_millis(500)]);
-    let out = spool.dispatch(Probe { key: k.clone(), fail_first: 99, ..Default::default() }).tries(3).backoff(backoff).await.unwrap();
+    let out = spool
+        .dispatch(Probe {
+            key: k.clone(),
+            fail_first: 99,
+            ..Default::default()
+        })
+        .tries(3)
+        .backoff(backoff)
+        .await
+        .unwrap();
     let exit = work(&store, until_done()).await;
     assert_eq!(exit.reason, ExitReason::Done);
     let runs = runs(&k);
-    assert_eq!(runs.iter().map(|r| r.attempt).collect::<Vec<_>>(), [1, 2, 3]);
+    assert_eq!(
+        runs.iter().map(|r| r.attempt).collect::<Vec<_>>(),
+        [1, 2, 3]
+    );
     assert!(runs[1].started - runs[0].started >= Duration::from_millis(200));
     assert!(runs[2].started - runs[1].started >= Duration::from_millis(500));
     assert!(runs[2].started - runs[0].started < Duration::from_secs(4));
     let record = store.failed_job(&out.id).await.unwrap().unwrap();
-    assert_eq!((record.error.as_str(), record.attempts), ("planned failure 3", 3));
-    assert_eq!(store.failed_jobs(&FailedFilter::default()).await.unwrap().1, 1);
+    assert_eq!(
+        (record.error.as_str(), record.attempts),
+        ("planned failure 3", 3)
+    );
+    assert_eq!(
+        store.failed_jobs(&FailedFilter::default()).await.unwrap().1,
+        1
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -146,7 +191,11 @@ async fn a_job_that_recovers_on_retry_completes() {
     let store = store().await;
     let k = key();
     Spool::new(store.clone())
-        .dispatch(Probe { key: k.clone(), fail_first: 2, ..Default::default() })
+        .dispatch(Probe {
+            key: k.clone(),
+            fail_first: 2,
+            ..Default::default()
+        })
         .tries(0)
         .backoff(Backoff::fixed(Duration::ZERO))
         .await
@@ -163,15 +212,26 @@ async fn timeouts_cancel_the_attempt_and_fail_it() {
     let store = store().await;
     let k = key();
     let out = Spool::new(store.clone())
-        .dispatch(Probe { key: k.clone(), sleep_ms: 3000, ..Default::default() })
+        .dispatch(Probe {
+            key: k.clone(),
+            sleep_ms: 3000,
+            ..Default::default()
+        })
         .tries(1)
         .timeout(Duration::from_millis(300))
         .await
         .unwrap();
     let started = Instant::now();
     work(&store, until_done()).await;
-    assert!(started.elapsed() < Duration::from_millis(2500), "{:?}", started.elapsed());
-    assert!(runs(&format!("{k}:done")).is_empty(), "the handler was not cancelled");
+    assert!(
+        started.elapsed() < Duration::from_millis(2500),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        runs(&format!("{k}:done")).is_empty(),
+        "the handler was not cancelled"
+    );
     assert_eq!(failed_error(&store, &out.id).await, "timed out after 300ms");
 }
 
@@ -180,12 +240,29 @@ async fn panics_are_caught_recorded_and_the_worker_goes_on() {
     let store = store().await;
     let spool = Spool::new(store.clone());
     let k = key();
-    let bad = spool.dispatch(Probe { key: k.clone(), panic: true, ..Default::default() }).tries(1).await.unwrap();
+    let bad = spool
+        .dispatch(Probe {
+            key: k.clone(),
+            panic: true,
+            ..Default::default()
+        })
+        .tries(1)
+        .await
+        .unwrap();
     let good_key = key();
-    spool.dispatch(Probe { key: good_key.clone(), ..Default::default() }).await.unwrap();
+    spool
+        .dispatch(Probe {
+            key: good_key.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     let exit = work(&store, until_done()).await;
     assert_eq!((exit.completed, exit.failed), (1, 1));
-    assert_eq!(failed_error(&store, &bad.id).await, format!("panicked: boom from {k}"));
+    assert_eq!(
+        failed_error(&store, &bad.id).await,
+        format!("panicked: boom from {k}")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -215,17 +292,35 @@ async fn bad_input_ends_in_the_failed_store_with_a_precise_reason() {
         .unwrap();
     let exit = work(&store, until_done()).await;
     assert_eq!((exit.completed, exit.failed), (1, 5));
-    assert!(failed_error(&store, "malformed").await.starts_with("malformed envelope: "));
-    assert!(failed_error(&store, "future").await.contains("unsupported envelope version 9"));
+    assert!(
+        failed_error(&store, "malformed")
+            .await
+            .starts_with("malformed envelope: ")
+    );
+    assert!(
+        failed_error(&store, "future")
+            .await
+            .contains("unsupported envelope version 9")
+    );
     assert_eq!(
         failed_error(&store, &unknown.id).await,
         "unknown job type `no_such_job`: no handler is registered under that name in this worker"
     );
-    assert!(failed_error(&store, &bad_payload.id).await.starts_with("payload does not match job `sleep`"));
-    assert_eq!(failed_error(&store, &shell.id).await, "start the worker with --allow shell");
+    assert!(
+        failed_error(&store, &bad_payload.id)
+            .await
+            .starts_with("payload does not match job `sleep`")
+    );
+    assert_eq!(
+        failed_error(&store, &shell.id).await,
+        "start the worker with --allow shell"
+    );
     // Retrying from the failed store works like any retry.
-    let retried = store.retry_failed(&spool::store::RetrySelector::Ids(vec![shell.id.clone()])).await.unwrap();
-    assert_eq!(retried, [shell.id.clone()]);
+    let retried = store
+        .retry_failed(&spool::store::RetrySelector::Ids(vec![shell.id.clone()]))
+        .await
+        .unwrap();
+    assert_eq!(retried, vec![shell.id.clone()]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -234,9 +329,25 @@ async fn deferrals_do_not_use_attempts_but_releases_do() {
     let store = store().await;
     let spool = Spool::new(store.clone());
     let deferred = key();
-    spool.dispatch(Probe { key: deferred.clone(), defer_first: 2, ..Default::default() }).tries(1).await.unwrap();
+    spool
+        .dispatch(Probe {
+            key: deferred.clone(),
+            defer_first: 2,
+            ..Default::default()
+        })
+        .tries(1)
+        .await
+        .unwrap();
     let released = key();
-    spool.dispatch(Probe { key: released.clone(), release_first: 1, ..Default::default() }).tries(2).await.unwrap();
+    spool
+        .dispatch(Probe {
+            key: released.clone(),
+            release_first: 1,
+            ..Default::default()
+        })
+        .tries(2)
+        .await
+        .unwrap();
     let exit = work(&store, until_done()).await;
     assert_eq!((exit.completed, exit.failed), (2, 0));
     let done = runs(&format!("{deferred}:done"));
@@ -249,7 +360,11 @@ async fn max_exceptions_fails_before_tries_run_out() {
     let store = store().await;
     let k = key();
     let out = Spool::new(store.clone())
-        .dispatch(Probe { key: k.clone(), fail_first: 99, ..Default::default() })
+        .dispatch(Probe {
+            key: k.clone(),
+            fail_first: 99,
+            ..Default::default()
+        })
         .tries(25)
         .max_exceptions(3)
         .backoff(Backoff::fixed(Duration::ZERO))
@@ -266,7 +381,11 @@ async fn retry_deadline_beats_tries() {
     let store = store().await;
     let k = key();
     Spool::new(store.clone())
-        .dispatch(Probe { key: k.clone(), fail_first: 99, ..Default::default() })
+        .dispatch(Probe {
+            key: k.clone(),
+            fail_first: 99,
+            ..Default::default()
+        })
         .tries(1)
         .retry_for(Duration::from_secs(1))
         .backoff(Backoff::fixed(Duration::from_millis(200)))
@@ -285,15 +404,34 @@ async fn a_free_slot_takes_the_higher_priority_queue_first() {
     let spool = Spool::new(store.clone());
     let k = key();
     for _ in 0..5 {
-        spool.dispatch(Probe { key: k.clone(), sleep_ms: 150, ..Default::default() }).on_queue("low").await.unwrap();
+        spool
+            .dispatch(Probe {
+                key: k.clone(),
+                sleep_ms: 150,
+                ..Default::default()
+            })
+            .on_queue("low")
+            .await
+            .unwrap();
     }
     let pusher = spool.clone();
     let high_key = k.clone();
     tokio::spawn(async move {
         tokio::time::sleep(Duration::from_millis(50)).await;
-        pusher.dispatch(Probe { key: high_key, ..Default::default() }).on_queue("high").await.unwrap();
+        pusher
+            .dispatch(Probe {
+                key: high_key,
+                ..Default::default()
+            })
+            .on_queue("high")
+            .await
+            .unwrap();
     });
-    let config = WorkerConfig { queues: vec!["high".into(), "low".into()], concurrency: 1, ..until_done() };
+    let config = WorkerConfig {
+        queues: vec!["high".into(), "low".into()],
+        concurrency: 1,
+        ..until_done()
+    };
     work(&store, config).await;
     let order: Vec<String> = runs(&k).into_iter().map(|r| r.queue).collect();
     assert_eq!(order, ["low", "high", "low", "low", "low", "low"]);
@@ -305,11 +443,18 @@ async fn a_job_longer_than_the_lease_runs_once() {
     let store = store().await;
     let k = key();
     Spool::new(store.clone())
-        .dispatch(Probe { key: k.clone(), sleep_ms: 1500, ..Default::default() })
+        .dispatch(Probe {
+            key: k.clone(),
+            sleep_ms: 1500,
+            ..Default::default()
+        })
         .tries(1)
         .await
         .unwrap();
-    let config = WorkerConfig { lease: Duration::from_millis(400), ..until_done() };
+    let config = WorkerConfig {
+        lease: Duration::from_millis(400),
+        ..until_done()
+    };
     let (a, b) = tokio::join!(work(&store, config.clone()), work(&store, config));
     assert_eq!(runs(&k).len(), 1);
     assert_eq!(a.completed + b.completed, 1);
@@ -321,49 +466,137 @@ async fn shutdown_waits_for_the_grace_period_then_hands_jobs_back() {
     let store = store().await;
     let spool = Spool::new(store.clone());
     let (quick, slow) = (key(), key());
-    spool.dispatch(Probe { key: quick.clone(), sleep_ms: 200, ..Default::default() }).await.unwrap();
-    let slow_job = spool.dispatch(Probe { key: slow.clone(), sleep_ms: 5000, ..Default::default() }).await.unwrap();
-    let worker = Worker::new(store.clone(), registry(), WorkerConfig { grace: Duration::from_millis(500), ..config() });
+    spool
+        .dispatch(Probe {
+            key: quick.clone(),
+            sleep_ms: 200,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let slow_job = spool
+        .dispatch(Probe {
+            key: slow.clone(),
+            sleep_ms: 5000,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let worker = Worker::new(
+        store.clone(),
+        registry(),
+        WorkerConfig {
+            grace: Duration::from_millis(500),
+            ..config()
+        },
+    );
     let stop = worker.shutdown_handle();
     let running = tokio::spawn(worker.run());
     tokio::time::sleep(Duration::from_millis(100)).await;
     stop.signal();
-    let exit = tokio::time::timeout(Duration::from_secs(5), running).await.unwrap().unwrap().unwrap();
+    let exit = tokio::time::timeout(Duration::from_secs(5), running)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
     assert_eq!(exit.reason, ExitReason::Signal);
     assert_eq!((exit.completed, exit.handed_back), (1, 1));
-    assert_eq!(runs(&format!("{quick}:done")).len(), 1, "the short job finished within the grace");
-    let info = store.job(&slow_job.id).await.unwrap().expect("handed back, not lost");
-    assert_eq!((info.state, info.attempts, info.recoveries), (JobState::Pending, 0, 0));
+    assert_eq!(
+        runs(&format!("{quick}:done")).len(),
+        1,
+        "the short job finished within the grace"
+    );
+    let info = store
+        .job(&slow_job.id)
+        .await
+        .unwrap()
+        .expect("handed back, not lost");
+    assert_eq!(
+        (info.state, info.attempts, info.recoveries),
+        (JobState::Pending, 0, 0)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stop_conditions() {
     let store = store().await;
     let spool = Spool::new(store.clone());
-    spool.dispatch(Probe { key: key(), ..Default::default() }).await.unwrap();
-    spool.dispatch(Probe { key: key(), ..Default::default() }).delay(Duration::from_secs(60)).await.unwrap();
+    spool
+        .dispatch(Probe {
+            key: key(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    spool
+        .dispatch(Probe {
+            key: key(),
+            ..Default::default()
+        })
+        .delay(Duration::from_secs(60))
+        .await
+        .unwrap();
     // S-WORK-2: --stop-when-empty runs the due job and exits though a delayed one exists.
-    let exit = work(&store, WorkerConfig { stop_when_empty: true, ..config() }).await;
+    let exit = work(
+        &store,
+        WorkerConfig {
+            stop_when_empty: true,
+            ..config()
+        },
+    )
+    .await;
     assert_eq!((exit.reason, exit.completed), (ExitReason::Empty, 1));
     // --once on an empty queue exits after one sleep.
-    let exit = work(&store, WorkerConfig { once: true, ..config() }).await;
+    let exit = work(
+        &store,
+        WorkerConfig {
+            once: true,
+            ..config()
+        },
+    )
+    .await;
     assert_eq!((exit.reason, exit.reserved), (ExitReason::Once, 0));
     // --max-jobs counts reservations.
     for _ in 0..3 {
-        spool.dispatch(Probe { key: key(), ..Default::default() }).await.unwrap();
+        spool
+            .dispatch(Probe {
+                key: key(),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
     }
-    let exit = work(&store, WorkerConfig { max_jobs: Some(2), concurrency: 1, ..config() }).await;
+    let exit = work(
+        &store,
+        WorkerConfig {
+            max_jobs: Some(2),
+            concurrency: 1,
+            ..config()
+        },
+    )
+    .await;
     assert_eq!((exit.reason, exit.completed), (ExitReason::MaxJobs, 2));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_restart_signal_stops_running_workers() {
     let store = store().await;
-    let worker = Worker::new(store.clone(), registry(), WorkerConfig { lease: Duration::from_millis(600), ..config() });
+    let worker = Worker::new(
+        store.clone(),
+        registry(),
+        WorkerConfig {
+            lease: Duration::from_millis(600),
+            ..config()
+        },
+    );
     let running = tokio::spawn(worker.run());
     tokio::time::sleep(Duration::from_millis(300)).await;
     store.signal_restart().await.unwrap();
-    let exit = tokio::time::timeout(Duration::from_secs(5), running).await.unwrap().unwrap().unwrap();
+    let exit = tokio::time::timeout(Duration::from_secs(5), running)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
     assert_eq!(exit.reason, ExitReason::Restart);
 }
 
@@ -375,36 +608,87 @@ async fn dispatch_variants() {
     let skipped = spool.dispatch(Probe::default()).when(false).await.unwrap();
     assert_eq!(skipped.status, spool::DispatchStatus::Skipped);
     // Idempotent ids.
-    let first = spool.dispatch(Probe::default()).id("order-42").await.unwrap();
-    let again = spool.dispatch(Probe::default()).id("order-42").await.unwrap();
-    assert_eq!((first.id.as_str(), again.status), ("order-42", spool::DispatchStatus::AlreadyQueued));
+    let first = spool
+        .dispatch(Probe::default())
+        .id("order-42")
+        .await
+        .unwrap();
+    let again = spool
+        .dispatch(Probe::default())
+        .id("order-42")
+        .await
+        .unwrap();
+    assert_eq!(
+        (first.id.as_str(), again.status),
+        ("order-42", spool::DispatchStatus::AlreadyQueued)
+    );
     // Oversized payloads are refused with a clear error; nothing is stored.
-    let big = Probe { key: "x".repeat(300 * 1024), ..Default::default() };
+    let big = Probe {
+        key: "x".repeat(300 * 1024),
+        ..Default::default()
+    };
     let err = spool.dispatch(big).await.unwrap_err();
-    assert!(err.to_string().contains("over the 262144-byte payload limit"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("over the 262144-byte payload limit"),
+        "{err}"
+    );
     // Bulk dispatch.
-    let many = spool.dispatch_many((0..50).map(|_| Probe::default())).await.unwrap();
+    let many = spool
+        .dispatch_many((0..50).map(|_| Probe::default()))
+        .await
+        .unwrap();
     assert_eq!(many.len(), 50);
     assert_eq!(store.stats().await.unwrap().queues[0].pending, 51);
     // Synchronous dispatch: runs inline, errors reach the caller, nothing stored.
-    let err = spool.dispatch_sync(Probe { key: key(), fail_first: 1, ..Default::default() }).await.unwrap_err();
+    let err = spool
+        .dispatch_sync(Probe {
+            key: key(),
+            fail_first: 1,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
     assert_eq!(err.message(), "planned failure 1");
-    assert_eq!(store.failed_jobs(&FailedFilter::default()).await.unwrap().1, 0);
+    assert_eq!(
+        store.failed_jobs(&FailedFilter::default()).await.unwrap().1,
+        0
+    );
 }
 
 #[tokio::test]
 async fn fake_and_inline_modes_for_app_tests() {
     let (spool, recorder) = Spool::fake();
     recorder.assert_nothing_dispatched();
-    spool.dispatch(Probe { key: "a".into(), ..Default::default() }).on_queue("mail").await.unwrap();
+    spool
+        .dispatch(Probe {
+            key: "a".into(),
+            ..Default::default()
+        })
+        .on_queue("mail")
+        .await
+        .unwrap();
     recorder.assert_dispatched::<Probe>();
     assert_eq!(recorder.dispatched::<Probe>()[0].key, "a");
     assert_eq!(recorder.on_queue("mail").len(), 1);
 
     let inline = Spool::inline(registry());
     let k = key();
-    inline.dispatch(Probe { key: k.clone(), ..Default::default() }).await.unwrap();
+    inline
+        .dispatch(Probe {
+            key: k.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     assert_eq!(runs(&format!("{k}:done")).len(), 1);
-    let err = inline.dispatch(Probe { key: key(), fail_first: 1, ..Default::default() }).await.unwrap_err();
+    let err = inline
+        .dispatch(Probe {
+            key: key(),
+            fail_first: 1,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("planned failure 1"), "{err}");
 }

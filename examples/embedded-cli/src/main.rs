@@ -33,5 +33,7 @@ impl Job for ResizeImage {
 
 fn main() -> anyhow::Result<std::process::ExitCode> {
     // The built-in jobs stay available next to the app's own.
-    Ok(spool::cli::main(Registry::with_builtins().register::<ResizeImage>())?)
+    Ok(spool::cli::main(
+        Registry::with_builtins().register::<ResizeImage>(),
+    )?)
 }

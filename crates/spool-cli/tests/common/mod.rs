@@ -21,14 +21,22 @@ impl Env {
 
     pub fn cmd(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_spool"));
-        cmd.arg("--url").arg(&self.url).args(args).env("SPOOL_LOG", "warn").current_dir(&self.dir);
+        cmd.arg("--url")
+            .arg(&self.url)
+            .args(args)
+            .env("SPOOL_LOG", "warn")
+            .current_dir(&self.dir);
         cmd
     }
 
     /// Runs to completion; panics on a non-zero exit.
     pub fn ok(&self, args: &[&str]) -> String {
         let out = self.run(args);
-        assert!(out.status.success(), "spool {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "spool {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8(out.stdout).expect("utf-8")
     }
 
@@ -42,13 +50,28 @@ impl Env {
     }
 
     pub fn with_stdin(&self, args: &[&str], input: &str) -> Output {
-        let mut child = self.cmd(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        let mut child = self
+            .cmd(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
         child.wait_with_output().unwrap()
     }
 
     pub fn spawn(&self, args: &[&str]) -> Child {
-        self.cmd(args).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("spool starts")
+        self.cmd(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spool starts")
     }
 
     /// pending + delayed + reserved over all queues.
@@ -58,13 +81,21 @@ impl Env {
             .as_array()
             .unwrap()
             .iter()
-            .map(|q| q["pending"].as_u64().unwrap() + q["delayed"].as_u64().unwrap() + q["reserved"].as_u64().unwrap())
+            .map(|q| {
+                q["pending"].as_u64().unwrap()
+                    + q["delayed"].as_u64().unwrap()
+                    + q["reserved"].as_u64().unwrap()
+            })
             .sum()
     }
 }
 
 /// Sends a signal (`"KILL"`, `"TERM"`) with the system's `kill`.
 pub fn signal(child: &Child, sig: &str) {
-    let status = Command::new("kill").arg(format!("-{sig}")).arg(child.id().to_string()).status().unwrap();
+    let status = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
     assert!(status.success(), "kill -{sig} failed");
 }

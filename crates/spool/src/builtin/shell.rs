@@ -35,10 +35,12 @@ impl Job for Shell {
             Some(code) => format!("exit status {code}"),
             None => "killed by a signal".to_string(),
         };
-        Err(JobError::retry(format!("command `{}` failed with {status}", self.cmd)).with_causes([
-            format!("stdout: {}", excerpt(&output.stdout)),
-            format!("stderr: {}", excerpt(&output.stderr)),
-        ]))
+        Err(
+            JobError::retry(format!("command `{}` failed with {status}", self.cmd)).with_causes([
+                format!("stdout: {}", excerpt(&output.stdout)),
+                format!("stderr: {}", excerpt(&output.stderr)),
+            ]),
+        )
     }
 }
 

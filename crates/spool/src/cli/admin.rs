@@ -16,7 +16,10 @@ pub(crate) struct ClearArgs {
 
 pub(crate) async fn clear(store: Arc<dyn Store>, a: ClearArgs) -> Result<ExitCode, CliError> {
     let n = store.clear(&a.queue).await?;
-    println!("cleared {n} job(s) from queue `{}` (reserved jobs finish)", a.queue);
+    println!(
+        "cleared {n} job(s) from queue `{}` (reserved jobs finish)",
+        a.queue
+    );
     Ok(ExitCode::SUCCESS)
 }
 

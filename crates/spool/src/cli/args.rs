@@ -32,9 +32,11 @@ pub(crate) fn names(s: &str) -> Result<Vec<String>, String> {
 
 /// Time until an RFC 3339 instant (zero if it has passed).
 pub(crate) fn until(at: &str) -> Result<Duration, String> {
-    let t = humantime::parse_rfc3339_weak(at)
-        .map_err(|e| format!("invalid time `{at}` ({e}); use RFC 3339, e.g. 2026-01-31T09:00:00Z"))?;
-    Ok(t.duration_since(std::time::SystemTime::now()).unwrap_or_default())
+    let t = humantime::parse_rfc3339_weak(at).map_err(|e| {
+        format!("invalid time `{at}` ({e}); use RFC 3339, e.g. 2026-01-31T09:00:00Z")
+    })?;
+    Ok(t.duration_since(std::time::SystemTime::now())
+        .unwrap_or_default())
 }
 
 /// A list of durations; an alias so clap takes the whole list as one value.

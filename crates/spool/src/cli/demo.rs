@@ -27,7 +27,11 @@ pub(crate) struct DemoArgs {
     concurrency: usize,
 }
 
-pub(crate) async fn run(store: Arc<dyn Store>, registry: Registry, a: DemoArgs) -> Result<ExitCode, CliError> {
+pub(crate) async fn run(
+    store: Arc<dyn Store>,
+    registry: Registry,
+    a: DemoArgs,
+) -> Result<ExitCode, CliError> {
     let spool = Spool::new(store.clone());
     let started = std::time::Instant::now();
     let quick = Backoff::List(vec![Duration::from_millis(200), Duration::from_millis(400)]);
@@ -36,12 +40,22 @@ pub(crate) async fn run(store: Arc<dyn Store>, registry: Registry, a: DemoArgs) 
         match i % 10 {
             0..=2 => {
                 slow += 1;
-                spool.dispatch(Sleep { ms: 100 + (i as u64 * 37) % 400 }).on_queue(QUEUE).await?;
+                spool
+                    .dispatch(Sleep {
+                        ms: 100 + (i as u64 * 37) % 400,
+                    })
+                    .on_queue(QUEUE)
+                    .await?;
             }
             3 => {
                 flaky += 1;
                 let fail_times = 1 + (i as u32 / 10) % 2;
-                spool.dispatch(Flaky { fail_times }).on_queue(QUEUE).tries(3).backoff(quick.clone()).await?;
+                spool
+                    .dispatch(Flaky { fail_times })
+                    .on_queue(QUEUE)
+                    .tries(3)
+                    .backoff(quick.clone())
+                    .await?;
             }
             _ => {
                 fast += 1;
@@ -50,7 +64,9 @@ pub(crate) async fn run(store: Arc<dyn Store>, registry: Registry, a: DemoArgs) 
         }
     }
     let doomed = spool
-        .dispatch(Fail { message: "the demo's payment provider said no (this one fails for good)".into() })
+        .dispatch(Fail {
+            message: "the demo's payment provider said no (this one fails for good)".into(),
+        })
         .on_queue(QUEUE)
         .tries(2)
         .backoff(quick)
@@ -75,7 +91,10 @@ pub(crate) async fn run(store: Arc<dyn Store>, registry: Registry, a: DemoArgs) 
     progress.abort();
 
     let (failed, _) = store
-        .failed_jobs(&FailedFilter { queue: Some(QUEUE.into()), limit: Some(5) })
+        .failed_jobs(&FailedFilter {
+            queue: Some(QUEUE.into()),
+            limit: Some(5),
+        })
         .await?;
     println!(
         "\ndone in {:.1}s: {} attempts completed, {} failed for good ({} attempts in all, retries included)",
@@ -87,10 +106,20 @@ pub(crate) async fn run(store: Arc<dyn Store>, registry: Registry, a: DemoArgs) 
     println!("\n$ spool failed --queue {QUEUE}");
     let rows: Vec<Vec<String>> = failed
         .iter()
-        .map(|f| vec![f.id.clone(), f.job.clone(), f.attempts.to_string(), output::one_line(&f.error, 70)])
+        .map(|f| {
+            vec![
+                f.id.clone(),
+                f.job.clone(),
+                f.attempts.to_string(),
+                output::one_line(&f.error, 70),
+            ]
+        })
         .collect();
     output::table(&["ID", "JOB", "ATTEMPTS", "ERROR"], &rows);
-    println!("\nnext: `spool failed show {}`, `spool retry {}`, `spool status`", doomed.id, doomed.id);
+    println!(
+        "\nnext: `spool failed show {}`, `spool retry {}`, `spool status`",
+        doomed.id, doomed.id
+    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -110,11 +139,17 @@ fn progress(store: Arc<dyn Store>, total: u64) -> tokio::task::JoinHandle<()> {
         loop {
             tokio::time::sleep(Duration::from_millis(100)).await;
             ticks += 1;
-            let Ok(stats) = store.stats().await else { continue };
+            let Ok(stats) = store.stats().await else {
+                continue;
+            };
             let q = stats.queues.iter().find(|q| q.name == QUEUE);
             let left = q.map_or(0, |q| q.pending + q.delayed + q.reserved);
             let done = total.saturating_sub(left);
-            let msg = format!("{} running, {} waiting to retry", q.map_or(0, |q| q.reserved), q.map_or(0, |q| q.delayed));
+            let msg = format!(
+                "{} running, {} waiting to retry",
+                q.map_or(0, |q| q.reserved),
+                q.map_or(0, |q| q.delayed)
+            );
             match &bar {
                 Some(bar) => {
                     bar.set_position(done);

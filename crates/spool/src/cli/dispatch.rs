@@ -46,9 +46,9 @@ pub(crate) struct DispatchArgs {
     /// Dispatch this many copies.
     #[arg(long, default_value_t = 1)]
     count: usize,
-    /// Read one request per line from stdin: {"job": .., "payload": .., "queue": ..,
+    /// Read one request per line from stdin (each line carries its own options): {"job": .., "payload": .., "queue": ..,
     /// "delay": .., "at": .., "tries": .., "backoff": .., "timeout": .., "id": ..}.
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["payload", "queue", "delay", "at", "tries", "backoff", "timeout", "id", "count"])]
     stdin: bool,
     /// Print JSON.
     #[arg(long)]
@@ -146,13 +146,24 @@ fn print(outcomes: &[DispatchOutcome], queues: &[String], json: bool, many: bool
     let docs: Vec<Queued> = outcomes
         .iter()
         .zip(queues)
-        .map(|(o, q)| Queued { id: &o.id, queue: q, status: status_name(o.status) })
+        .map(|(o, q)| Queued {
+            id: &o.id,
+            queue: q,
+            status: status_name(o.status),
+        })
         .collect();
-    if many { output::json(&docs) } else { output::json(&docs[0]) }
+    if many {
+        output::json(&docs)
+    } else {
+        output::json(&docs[0])
+    }
 }
 
 fn from_flags(a: &DispatchArgs) -> Result<Vec<(Envelope, Duration)>, String> {
-    let job = a.job.clone().ok_or("name the job to dispatch, or pass --stdin")?;
+    let job = a
+        .job
+        .clone()
+        .ok_or("name the job to dispatch, or pass --stdin")?;
     if a.count == 0 {
         return Err("--count must be at least 1".into());
     }
@@ -173,13 +184,25 @@ fn from_flags(a: &DispatchArgs) -> Result<Vec<(Envelope, Duration)>, String> {
     };
     Ok((0..a.count)
         .map(|_| {
-            let envelope = envelope(&job, &a.queue, payload.clone(), options.clone(), a.id.clone());
+            let envelope = envelope(
+                &job,
+                &a.queue,
+                payload.clone(),
+                options.clone(),
+                a.id.clone(),
+            );
             (envelope, delay)
         })
         .collect())
 }
 
-fn envelope(job: &str, queue: &str, payload: Box<RawValue>, options: JobOptions, id: Option<String>) -> Envelope {
+fn envelope(
+    job: &str,
+    queue: &str,
+    payload: Box<RawValue>,
+    options: JobOptions,
+    id: Option<String>,
+) -> Envelope {
     Envelope {
         v: ENVELOPE_VERSION,
         id: id.unwrap_or_else(crate::new_id),
@@ -221,9 +244,11 @@ fn parse_line(line: &str) -> Result<(Envelope, Duration), String> {
         None => None,
     };
     let backoff = match &r.backoff {
-        Some(BackoffValue::List(list)) => {
-            Some(list.iter().map(DurationValue::get).collect::<Result<Vec<_>, _>>()?)
-        }
+        Some(BackoffValue::List(list)) => Some(
+            list.iter()
+                .map(DurationValue::get)
+                .collect::<Result<Vec<_>, _>>()?,
+        ),
         Some(BackoffValue::Text(text)) => Some(args::duration_list(text)?),
         None => None,
     };
@@ -233,7 +258,9 @@ fn parse_line(line: &str) -> Result<(Envelope, Duration), String> {
         timeout: r.timeout.as_ref().map(DurationValue::get).transpose()?,
         ..JobOptions::default()
     };
-    let payload = r.payload.unwrap_or_else(|| RawValue::from_string("{}".into()).expect("valid"));
+    let payload = r
+        .payload
+        .unwrap_or_else(|| RawValue::from_string("{}".into()).expect("valid"));
     let queue = r.queue.unwrap_or_else(|| crate::DEFAULT_QUEUE.to_string());
     if queue.is_empty() {
         return Err("`queue` is empty".into());
@@ -251,23 +278,45 @@ mod tests {
             r#"{"job":"sleep","payload":{"ms":5},"queue":"q","delay":"2s","tries":3,"backoff":[1,"500ms"],"timeout":30,"id":"abc"}"#,
         )
         .unwrap();
-        assert_eq!((e.job.as_str(), e.queue.as_str(), e.id.as_str()), ("sleep", "q", "abc"));
+        assert_eq!(
+            (e.job.as_str(), e.queue.as_str(), e.id.as_str()),
+            ("sleep", "q", "abc")
+        );
         assert_eq!(e.payload.get(), r#"{"ms":5}"#);
         assert_eq!(delay, Duration::from_secs(2));
         assert_eq!(e.options.tries, Some(3));
         assert_eq!(
             e.options.backoff,
-            Some(Backoff::List(vec![Duration::from_secs(1), Duration::from_millis(500)]))
+            Some(Backoff::List(vec![
+                Duration::from_secs(1),
+                Duration::from_millis(500)
+            ]))
         );
         assert_eq!(e.options.timeout, Some(Duration::from_secs(30)));
     }
 
     #[test]
     fn bad_lines_say_why() {
-        assert!(parse_line(r#"{"payload":{}}"#).unwrap_err().contains("missing field `job`"));
-        assert!(parse_line(r#"{"job":"x","colour":1}"#).unwrap_err().contains("unknown field `colour`"));
-        assert!(parse_line(r#"{"job":"x","tries":-1}"#).unwrap_err().contains("tries must be 0"));
-        assert!(parse_line(r#"{"job":"x","delay":"soon"}"#).unwrap_err().contains("invalid duration"));
+        assert!(
+            parse_line(r#"{"payload":{}}"#)
+                .unwrap_err()
+                .contains("missing field `job`")
+        );
+        assert!(
+            parse_line(r#"{"job":"x","colour":1}"#)
+                .unwrap_err()
+                .contains("unknown field `colour`")
+        );
+        assert!(
+            parse_line(r#"{"job":"x","tries":-1}"#)
+                .unwrap_err()
+                .contains("tries must be 0")
+        );
+        assert!(
+            parse_line(r#"{"job":"x","delay":"soon"}"#)
+                .unwrap_err()
+                .contains("invalid duration")
+        );
         assert!(parse_line("not json").is_err());
     }
 }

@@ -44,14 +44,23 @@ struct FailedList<'a> {
     total: u64,
 }
 
-pub(crate) async fn list_or_show(store: Arc<dyn Store>, a: FailedArgs) -> Result<ExitCode, CliError> {
+pub(crate) async fn list_or_show(
+    store: Arc<dyn Store>,
+    a: FailedArgs,
+) -> Result<ExitCode, CliError> {
     if let Some(FailedAction::Show { id, json }) = a.action {
         return show(store, &id, json || a.json).await;
     }
-    let filter = FailedFilter { queue: a.queue, limit: Some(a.limit) };
+    let filter = FailedFilter {
+        queue: a.queue,
+        limit: Some(a.limit),
+    };
     let (failed, total) = store.failed_jobs(&filter).await?;
     if a.json {
-        output::json(&FailedList { failed: &failed, total });
+        output::json(&FailedList {
+            failed: &failed,
+            total,
+        });
         return Ok(ExitCode::SUCCESS);
     }
     if failed.is_empty() {
@@ -71,7 +80,10 @@ pub(crate) async fn list_or_show(store: Arc<dyn Store>, a: FailedArgs) -> Result
             ]
         })
         .collect();
-    output::table(&["ID", "QUEUE", "JOB", "ATTEMPTS", "FAILED AT", "ERROR"], &rows);
+    output::table(
+        &["ID", "QUEUE", "JOB", "ATTEMPTS", "FAILED AT", "ERROR"],
+        &rows,
+    );
     if total > failed.len() as u64 {
         println!("… {} of {total} shown (use --limit)", failed.len());
     }
@@ -138,7 +150,11 @@ pub(crate) async fn retry(store: Arc<dyn Store>, a: RetryArgs) -> Result<ExitCod
         println!("{id}");
     }
     eprintln!("retried {} job(s)", retried.len());
-    let missing: Vec<&String> = if all { vec![] } else { a.ids.iter().filter(|i| !retried.contains(i)).collect() };
+    let missing: Vec<&String> = if all {
+        vec![]
+    } else {
+        a.ids.iter().filter(|i| !retried.contains(i)).collect()
+    };
     if !missing.is_empty() {
         for id in missing {
             eprintln!("no failed job has id `{id}`");
@@ -178,7 +194,12 @@ pub(crate) struct PruneArgs {
 }
 
 pub(crate) async fn prune(store: Arc<dyn Store>, a: PruneArgs) -> Result<ExitCode, CliError> {
-    let n = store.prune_failed(Duration::from_secs(a.hours * 3600)).await?;
-    println!("pruned {n} failed job record(s) older than {} hours", a.hours);
+    let n = store
+        .prune_failed(Duration::from_secs(a.hours * 3600))
+        .await?;
+    println!(
+        "pruned {n} failed job record(s) older than {} hours",
+        a.hours
+    );
     Ok(ExitCode::SUCCESS)
 }

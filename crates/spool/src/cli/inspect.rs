@@ -22,7 +22,10 @@ pub(crate) struct JsonFlag {
 async fn stats_with_default(store: &dyn Store) -> Result<Stats, CliError> {
     let mut stats = store.stats().await?;
     if !stats.queues.iter().any(|q| q.name == crate::DEFAULT_QUEUE) {
-        stats.queues.push(QueueStats { name: crate::DEFAULT_QUEUE.into(), ..Default::default() });
+        stats.queues.push(QueueStats {
+            name: crate::DEFAULT_QUEUE.into(),
+            ..Default::default()
+        });
         stats.queues.sort_by(|a, b| a.name.cmp(&b.name));
     }
     Ok(stats)
@@ -47,8 +50,16 @@ pub(crate) async fn status(store: Arc<dyn Store>, a: JsonFlag) -> Result<ExitCod
             ]
         })
         .collect();
-    output::table(&["QUEUE", "PENDING", "DELAYED", "RESERVED", "OLDEST READY"], &rows);
-    println!("\nprocessed: {}   failed: {}   store: {}", stats.processed, stats.failed, store.backend());
+    output::table(
+        &["QUEUE", "PENDING", "DELAYED", "RESERVED", "OLDEST READY"],
+        &rows,
+    );
+    println!(
+        "\nprocessed: {}   failed: {}   store: {}",
+        stats.processed,
+        stats.failed,
+        store.backend()
+    );
     if stats.workers.is_empty() {
         println!("workers: none running");
     } else {
@@ -57,7 +68,13 @@ pub(crate) async fn status(store: Arc<dyn Store>, a: JsonFlag) -> Result<ExitCod
             .workers
             .iter()
             .map(|w| {
-                vec![w.id.clone(), w.host.clone(), w.pid.to_string(), w.queues.join(","), w.busy.len().to_string()]
+                vec![
+                    w.id.clone(),
+                    w.host.clone(),
+                    w.pid.to_string(),
+                    w.queues.join(","),
+                    w.busy.len().to_string(),
+                ]
             })
             .collect();
         output::table(&["  ID", "HOST", "PID", "QUEUES", "BUSY"], &rows);
@@ -129,14 +146,20 @@ fn state_name(s: JobState) -> &'static str {
 }
 
 pub(crate) async fn jobs(store: Arc<dyn Store>, a: JobsArgs) -> Result<ExitCode, CliError> {
-    let filter = JobFilter { queue: a.queue, state: a.state, limit: Some(a.limit) };
+    let filter = JobFilter {
+        queue: a.queue,
+        state: a.state,
+        limit: Some(a.limit),
+    };
     let jobs = store.jobs(&filter).await?;
     if a.json {
         #[derive(Serialize)]
         struct Doc<'a> {
             jobs: Vec<JobView<'a>>,
         }
-        output::json(&Doc { jobs: jobs.iter().map(|j| view(j, false)).collect() });
+        output::json(&Doc {
+            jobs: jobs.iter().map(|j| view(j, false)).collect(),
+        });
         return Ok(ExitCode::SUCCESS);
     }
     let rows: Vec<Vec<String>> = jobs
@@ -148,11 +171,17 @@ pub(crate) async fn jobs(store: Arc<dyn Store>, a: JobsArgs) -> Result<ExitCode,
                 j.job.clone(),
                 state_name(j.state).into(),
                 j.attempts.to_string(),
-                j.last_error.as_deref().map(|e| output::one_line(e, 50)).unwrap_or_default(),
+                j.last_error
+                    .as_deref()
+                    .map(|e| output::one_line(e, 50))
+                    .unwrap_or_default(),
             ]
         })
         .collect();
-    output::table(&["ID", "QUEUE", "JOB", "STATE", "ATTEMPTS", "LAST ERROR"], &rows);
+    output::table(
+        &["ID", "QUEUE", "JOB", "STATE", "ATTEMPTS", "LAST ERROR"],
+        &rows,
+    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -173,7 +202,10 @@ pub(crate) struct JobArgs {
 
 pub(crate) async fn job(store: Arc<dyn Store>, a: JobArgs) -> Result<ExitCode, CliError> {
     let Some(info) = store.job(&a.id).await? else {
-        eprintln!("no queued job has id `{}` (see `spool failed show {}` for failed jobs)", a.id, a.id);
+        eprintln!(
+            "no queued job has id `{}` (see `spool failed show {}` for failed jobs)",
+            a.id, a.id
+        );
         return Ok(ExitCode::FAILURE);
     };
     if a.delete {
@@ -181,7 +213,10 @@ pub(crate) async fn job(store: Arc<dyn Store>, a: JobArgs) -> Result<ExitCode, C
             println!("deleted job {}", a.id);
             return Ok(ExitCode::SUCCESS);
         }
-        eprintln!("job {} is held by a worker; it can be deleted once released", a.id);
+        eprintln!(
+            "job {} is held by a worker; it can be deleted once released",
+            a.id
+        );
         return Ok(ExitCode::FAILURE);
     }
     if a.run_now {

@@ -97,7 +97,9 @@ pub fn main(registry: Registry) -> Result<ExitCode, CliError> {
     let explicit_url = matches.value_source("url") == Some(clap::parser::ValueSource::CommandLine);
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     output::init_logging(matches!(cli.command, Command::Work(_)));
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     let result = runtime.block_on(run(cli, registry, explicit_url));
     // Don't wait for stray blocking tasks (a runaway handler) at exit.
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));

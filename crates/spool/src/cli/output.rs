@@ -4,7 +4,10 @@ use serde::Serialize;
 
 /// Prints one JSON document on stdout.
 pub(crate) fn json<T: Serialize>(value: &T) {
-    println!("{}", serde_json::to_string(value).expect("plain data encodes"));
+    println!(
+        "{}",
+        serde_json::to_string(value).expect("plain data encodes")
+    );
 }
 
 /// Prints rows as left-aligned columns.
@@ -16,8 +19,11 @@ pub(crate) fn table(header: &[&str], rows: &[Vec<String>]) {
         }
     }
     let line = |cells: Vec<String>| {
-        let padded: Vec<String> =
-            cells.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
         println!("{}", padded.join("  ").trim_end());
     };
     line(header.iter().map(|h| h.to_string()).collect());

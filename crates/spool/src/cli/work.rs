@@ -95,7 +95,9 @@ impl WorkArgs {
         }
         for name in self.allow.unwrap_or_default() {
             if !matches!(name.as_str(), "shell" | "http") {
-                return Err(CliError::Usage(format!("--allow takes shell and http, not `{name}`")));
+                return Err(CliError::Usage(format!(
+                    "--allow takes shell and http, not `{name}`"
+                )));
             }
             c.allow.insert(name);
         }
@@ -103,7 +105,11 @@ impl WorkArgs {
     }
 }
 
-pub(crate) async fn run(store: Arc<dyn Store>, registry: Registry, a: WorkArgs) -> Result<ExitCode, CliError> {
+pub(crate) async fn run(
+    store: Arc<dyn Store>,
+    registry: Registry,
+    a: WorkArgs,
+) -> Result<ExitCode, CliError> {
     let worker = Worker::new(store, registry, a.config()?);
     stop_on_signals(worker.shutdown_handle());
     let exit = worker.run().await?;
@@ -124,9 +130,10 @@ pub(crate) fn stop_on_signals(shutdown: ShutdownHandle) {
         #[cfg(unix)]
         {
             use tokio::signal::unix::{SignalKind, signal};
-            let (Ok(mut term), Ok(mut int)) =
-                (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
-            else {
+            let (Ok(mut term), Ok(mut int)) = (
+                signal(SignalKind::terminate()),
+                signal(SignalKind::interrupt()),
+            ) else {
                 tracing::warn!("cannot install signal handlers; stop the worker with --max-time");
                 return;
             };

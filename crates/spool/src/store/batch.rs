@@ -48,16 +48,30 @@ impl SettlementBatch {
         for s in settlements {
             match s {
                 Settlement::Complete { id, token } => done.push(Done { id, token: *token }),
-                Settlement::Release { id, token, delay, kind, error } => released.push(Released {
+                Settlement::Release {
+                    id,
+                    token,
+                    delay,
+                    kind,
+                    error,
+                } => released.push(Released {
                     id,
                     token: *token,
                     delay_ms: millis(*delay),
-                    refund: i64::from(matches!(kind, ReleaseKind::Deferred | ReleaseKind::Shutdown)),
+                    refund: i64::from(matches!(
+                        kind,
+                        ReleaseKind::Deferred | ReleaseKind::Shutdown
+                    )),
                     deferral: i64::from(*kind == ReleaseKind::Deferred),
                     exception: i64::from(*kind == ReleaseKind::RetryAfterError),
                     error: error.as_deref(),
                 }),
-                Settlement::Fail { id, token, error, causes } => failed.push(Failed {
+                Settlement::Fail {
+                    id,
+                    token,
+                    error,
+                    causes,
+                } => failed.push(Failed {
                     id,
                     token: *token,
                     error,
@@ -68,14 +82,21 @@ impl SettlementBatch {
         fn encode<T: Serialize>(items: &[T]) -> Option<String> {
             (!items.is_empty()).then(|| serde_json::to_string(items).expect("plain data encodes"))
         }
-        SettlementBatch { complete: encode(&done), release: encode(&released), fail: encode(&failed) }
+        SettlementBatch {
+            complete: encode(&done),
+            release: encode(&released),
+            fail: encode(&failed),
+        }
     }
 }
 
 /// Maps the ids a store reports as applied back onto the input order.
 pub(crate) fn applied_in_order(settlements: &[Settlement], applied: &[String]) -> Vec<bool> {
     let applied: std::collections::HashSet<&str> = applied.iter().map(String::as_str).collect();
-    settlements.iter().map(|s| applied.contains(s.id())).collect()
+    settlements
+        .iter()
+        .map(|s| applied.contains(s.id()))
+        .collect()
 }
 
 /// Maps the ids a push inserted back onto the input order; a repeated id within one batch is

@@ -12,8 +12,8 @@
 use std::{sync::Arc, time::Duration};
 
 use super::{
-    FailedFilter, JobFilter, JobState, NewJob, PushOutcome, ReleaseKind, RetrySelector,
-    Settlement, Store, WorkerInfo,
+    FailedFilter, JobFilter, JobState, NewJob, PushOutcome, ReleaseKind, RetrySelector, Settlement,
+    Store, WorkerInfo,
 };
 use crate::envelope::Envelope;
 
@@ -36,7 +36,10 @@ async fn worker(store: &Arc<dyn Store>, name: &str, lease: Duration) -> String {
         pid: std::process::id(),
         queues: vec!["default".into()],
     };
-    store.register_worker(&info, lease).await.expect("register worker");
+    store
+        .register_worker(&info, lease)
+        .await
+        .expect("register worker");
     id
 }
 
@@ -45,7 +48,10 @@ fn q(names: &[&str]) -> Vec<String> {
 }
 
 fn complete(id: &str, token: i64) -> Settlement {
-    Settlement::Complete { id: id.into(), token }
+    Settlement::Complete {
+        id: id.into(),
+        token,
+    }
 }
 
 /// Jobs come back in push order, each with attempt 1 and a token; reserved jobs are hidden.
@@ -55,24 +61,49 @@ pub async fn push_then_reserve_in_order(store: Arc<dyn Store>) {
     assert_eq!(outcomes, vec![PushOutcome::Queued; 5]);
     let w = worker(&store, "w", LEASE).await;
     let got = store.reserve(&w, &q(&["default"]), 3).await.unwrap();
-    assert_eq!(got.iter().map(|j| j.id.clone()).collect::<Vec<_>>(), ids(&jobs)[..3]);
-    assert!(got.iter().all(|j| j.attempts == 1 && j.recoveries == 0 && j.queue == "default"));
+    assert_eq!(
+        got.iter().map(|j| j.id.clone()).collect::<Vec<_>>(),
+        ids(&jobs)[..3]
+    );
+    assert!(
+        got.iter()
+            .all(|j| j.attempts == 1 && j.recoveries == 0 && j.queue == "default")
+    );
     let envelope = Envelope::decode(&got[0].envelope).unwrap();
     assert_eq!(envelope.id, jobs[0].id);
     let rest = store.reserve(&w, &q(&["default"]), 10).await.unwrap();
-    assert_eq!(rest.iter().map(|j| j.id.clone()).collect::<Vec<_>>(), ids(&jobs)[3..]);
-    assert!(store.reserve(&w, &q(&["default"]), 10).await.unwrap().is_empty());
+    assert_eq!(
+        rest.iter().map(|j| j.id.clone()).collect::<Vec<_>>(),
+        ids(&jobs)[3..]
+    );
+    assert!(
+        store
+            .reserve(&w, &q(&["default"]), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 /// A job id that already exists is reported, not duplicated, also within one batch.
 pub async fn duplicate_ids_are_already_queued(store: Arc<dyn Store>) {
     let job = new_job("default", Duration::ZERO);
-    assert_eq!(store.push(std::slice::from_ref(&job)).await.unwrap(), [PushOutcome::Queued]);
+    assert_eq!(
+        store.push(std::slice::from_ref(&job)).await.unwrap(),
+        [PushOutcome::Queued]
+    );
     let other = new_job("default", Duration::ZERO);
-    let outcomes = store.push(&[job.clone(), other.clone(), other]).await.unwrap();
+    let outcomes = store
+        .push(&[job.clone(), other.clone(), other])
+        .await
+        .unwrap();
     assert_eq!(
         outcomes,
-        [PushOutcome::AlreadyQueued, PushOutcome::Queued, PushOutcome::AlreadyQueued]
+        [
+            PushOutcome::AlreadyQueued,
+            PushOutcome::Queued,
+            PushOutcome::AlreadyQueued
+        ]
     );
     let stats = store.stats().await.unwrap();
     assert_eq!(stats.queues[0].pending, 2);
@@ -83,15 +114,34 @@ pub async fn delayed_jobs_wait_their_turn(store: Arc<dyn Store>) {
     let delayed = new_job("default", Duration::from_millis(400));
     store.push(std::slice::from_ref(&delayed)).await.unwrap();
     let w = worker(&store, "w", LEASE).await;
-    assert!(store.reserve(&w, &q(&["default"]), 1).await.unwrap().is_empty());
-    let next = store.next_available_in(&q(&["default"])).await.unwrap().expect("a delayed job");
-    assert!(next <= Duration::from_millis(400) && next > Duration::from_millis(100), "{next:?}");
+    assert!(
+        store
+            .reserve(&w, &q(&["default"]), 1)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let next = store
+        .next_available_in(&q(&["default"]))
+        .await
+        .unwrap()
+        .expect("a delayed job");
+    assert!(
+        next <= Duration::from_millis(400) && next > Duration::from_millis(100),
+        "{next:?}"
+    );
     let stats = store.stats().await.unwrap();
     assert_eq!((stats.queues[0].pending, stats.queues[0].delayed), (0, 1));
     tokio::time::sleep(Duration::from_millis(450)).await;
     let got = store.reserve(&w, &q(&["default"]), 1).await.unwrap();
     assert_eq!(got.len(), 1);
-    assert!(store.next_available_in(&q(&["default"])).await.unwrap().is_none());
+    assert!(
+        store
+            .next_available_in(&q(&["default"]))
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
 
 /// Queues are drained in the order given, and never more than `limit` jobs are taken.
@@ -104,7 +154,13 @@ pub async fn reserve_follows_queue_priority(store: Arc<dyn Store>) {
     let got = store.reserve(&w, &q(&["high", "low"]), 3).await.unwrap();
     let queues: Vec<&str> = got.iter().map(|j| j.queue.as_str()).collect();
     assert_eq!(queues, ["high", "high", "low"]);
-    assert!(store.reserve(&w, &q(&["other"]), 3).await.unwrap().is_empty());
+    assert!(
+        store
+            .reserve(&w, &q(&["other"]), 3)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 /// Completing deletes the job and counts it; settlements are fenced on worker and token.
@@ -115,15 +171,33 @@ pub async fn settlements_are_fenced(store: Arc<dyn Store>) {
     let b = worker(&store, "b", LEASE).await;
     let got = store.reserve(&a, &q(&["default"]), 2).await.unwrap();
     // Another worker, or a stale token, cannot settle the job.
-    assert_eq!(store.settle(&b, &[complete(&got[0].id, got[0].token)]).await.unwrap(), [false]);
+    assert_eq!(
+        store
+            .settle(&b, &[complete(&got[0].id, got[0].token)])
+            .await
+            .unwrap(),
+        [false]
+    );
     let stale = complete(&got[0].id, got[0].token - 1);
     assert_eq!(store.settle(&a, &[stale]).await.unwrap(), [false]);
-    let done = [complete(&got[0].id, got[0].token), complete(&got[1].id, got[1].token)];
+    let done = [
+        complete(&got[0].id, got[0].token),
+        complete(&got[1].id, got[1].token),
+    ];
     assert_eq!(store.settle(&a, &done).await.unwrap(), [true, true]);
-    assert_eq!(store.settle(&a, &done[..1]).await.unwrap(), [false], "already completed");
+    assert_eq!(
+        store.settle(&a, &done[..1]).await.unwrap(),
+        [false],
+        "already completed"
+    );
     let stats = store.stats().await.unwrap();
     assert_eq!(stats.processed, 2);
-    assert!(stats.queues.iter().all(|q| q.pending + q.delayed + q.reserved == 0));
+    assert!(
+        stats
+            .queues
+            .iter()
+            .all(|q| q.pending + q.delayed + q.reserved == 0)
+    );
 }
 
 /// Releases put the job back with the counters D-2 asks for.
@@ -150,11 +224,21 @@ pub async fn releases_keep_the_counters_right(store: Arc<dyn Store>) {
         assert_eq!(store.settle(&w, &[release]).await.unwrap(), [true]);
         let info = store.job(&job.id).await.unwrap().expect("still queued");
         assert_eq!(info.state, JobState::Pending);
-        assert_eq!((info.attempts, info.deferrals), (attempts, deferrals), "{kind:?}");
-        assert_eq!(info.last_error.as_deref(), Some(format!("{kind:?}").as_str()));
+        assert_eq!(
+            (info.attempts, info.deferrals),
+            (attempts, deferrals),
+            "{kind:?}"
+        );
+        assert_eq!(
+            info.last_error.as_deref(),
+            Some(format!("{kind:?}").as_str())
+        );
         let again = store.reserve(&w, &q(&["default"]), 1).await.unwrap();
         assert_eq!(again[0].exceptions, exceptions, "{kind:?}");
-        assert!(again[0].token > got[0].token, "a new reservation gets a new token");
+        assert!(
+            again[0].token > got[0].token,
+            "a new reservation gets a new token"
+        );
         let back = Settlement::Release {
             id: job.id.clone(),
             token: again[0].token,
@@ -174,7 +258,10 @@ pub async fn releases_keep_the_counters_right(store: Arc<dyn Store>) {
         error: None,
     };
     store.settle(&w, &[later]).await.unwrap();
-    assert_eq!(store.job(&job.id).await.unwrap().unwrap().state, JobState::Delayed);
+    assert_eq!(
+        store.job(&job.id).await.unwrap().unwrap().state,
+        JobState::Delayed
+    );
 }
 
 /// Failing moves the job to the failed store with its error and causes; the failed store can
@@ -184,7 +271,10 @@ pub async fn failed_store_keeps_records(store: Arc<dyn Store>) {
     let b = new_job("default", Duration::ZERO);
     store.push(&[a.clone(), b.clone()]).await.unwrap();
     let w = worker(&store, "w", LEASE).await;
-    let got = store.reserve(&w, &q(&["mail", "default"]), 2).await.unwrap();
+    let got = store
+        .reserve(&w, &q(&["mail", "default"]), 2)
+        .await
+        .unwrap();
     let fails: Vec<Settlement> = got
         .iter()
         .map(|j| Settlement::Fail {
@@ -199,45 +289,82 @@ pub async fn failed_store_keeps_records(store: Arc<dyn Store>) {
     let (all, total) = store.failed_jobs(&FailedFilter::default()).await.unwrap();
     assert_eq!((all.len(), total), (2, 2));
     let (mail, total) = store
-        .failed_jobs(&FailedFilter { queue: Some("mail".into()), limit: None })
+        .failed_jobs(&FailedFilter {
+            queue: Some("mail".into()),
+            limit: None,
+        })
         .await
         .unwrap();
     assert_eq!((mail.len(), total), (1, 1));
     let record = store.failed_job(&a.id).await.unwrap().expect("recorded");
     assert_eq!(record.error, "boom mail");
     assert_eq!(record.causes, ["inner", "root"]);
-    assert_eq!((record.queue.as_str(), record.job.as_str(), record.attempts), ("mail", "noop", 1));
+    assert_eq!(
+        (record.queue.as_str(), record.job.as_str(), record.attempts),
+        ("mail", "noop", 1)
+    );
     assert_eq!(Envelope::decode(&record.envelope).unwrap().id, a.id);
     assert_eq!(store.stats().await.unwrap().failed, 2);
     assert!(store.forget_failed(&a.id).await.unwrap());
     assert!(!store.forget_failed(&a.id).await.unwrap());
-    assert_eq!(store.prune_failed(Duration::from_secs(3600)).await.unwrap(), 0);
+    assert_eq!(
+        store.prune_failed(Duration::from_secs(3600)).await.unwrap(),
+        0
+    );
     tokio::time::sleep(Duration::from_millis(20)).await;
-    assert_eq!(store.prune_failed(Duration::from_millis(1)).await.unwrap(), 1);
+    assert_eq!(
+        store.prune_failed(Duration::from_millis(1)).await.unwrap(),
+        1
+    );
     assert_eq!(store.flush_failed().await.unwrap(), 0);
 }
 
 /// Retrying a failed job puts it back with the same id and fresh counters.
 pub async fn retry_requeues_failed_jobs(store: Arc<dyn Store>) {
-    let jobs: Vec<NewJob> = ["a", "a", "b"].iter().map(|q| new_job(q, Duration::ZERO)).collect();
+    let jobs: Vec<NewJob> = ["a", "a", "b"]
+        .iter()
+        .map(|q| new_job(q, Duration::ZERO))
+        .collect();
     store.push(&jobs).await.unwrap();
     let w = worker(&store, "w", LEASE).await;
     let got = store.reserve(&w, &q(&["a", "b"]), 3).await.unwrap();
     let fails: Vec<Settlement> = got
         .iter()
-        .map(|j| Settlement::Fail { id: j.id.clone(), token: j.token, error: "x".into(), causes: vec![] })
+        .map(|j| Settlement::Fail {
+            id: j.id.clone(),
+            token: j.token,
+            error: "x".into(),
+            causes: vec![],
+        })
         .collect();
     store.settle(&w, &fails).await.unwrap();
-    let one = store.retry_failed(&RetrySelector::Ids(vec![jobs[0].id.clone()])).await.unwrap();
+    let one = store
+        .retry_failed(&RetrySelector::Ids(vec![jobs[0].id.clone()]))
+        .await
+        .unwrap();
     assert_eq!(one, [jobs[0].id.clone()]);
     let info = store.job(&jobs[0].id).await.unwrap().expect("queued again");
     assert_eq!((info.state, info.attempts), (JobState::Pending, 0));
-    let by_queue = store.retry_failed(&RetrySelector::All { queue: Some("b".into()) }).await.unwrap();
+    let by_queue = store
+        .retry_failed(&RetrySelector::All {
+            queue: Some("b".into()),
+        })
+        .await
+        .unwrap();
     assert_eq!(by_queue, [jobs[2].id.clone()]);
-    let rest = store.retry_failed(&RetrySelector::All { queue: None }).await.unwrap();
+    let rest = store
+        .retry_failed(&RetrySelector::All { queue: None })
+        .await
+        .unwrap();
     assert_eq!(rest, [jobs[1].id.clone()]);
-    assert_eq!(store.failed_jobs(&FailedFilter::default()).await.unwrap().1, 0);
-    let unknown = store.retry_failed(&RetrySelector::Ids(vec!["nope".into()])).await.unwrap();
+    assert_eq!(
+        store.failed_jobs(&FailedFilter::default()).await.unwrap().1,
+        0
+    );
+    let unknown = store
+        .retry_failed(&RetrySelector::Ids(vec!["nope".into()]))
+        .await
+        .unwrap();
     assert!(unknown.is_empty());
 }
 
@@ -251,38 +378,64 @@ pub async fn reaper_recovers_jobs_of_dead_workers(store: Arc<dyn Store>) {
     let alive = worker(&store, "alive", short).await;
     let d = store.reserve(&dead, &q(&["default"]), 1).await.unwrap();
     let a = store.reserve(&alive, &q(&["default"]), 1).await.unwrap();
-    assert_eq!(store.reap(3).await.unwrap().recovered, 0, "leases still current");
+    assert_eq!(
+        store.reap(3).await.unwrap().recovered,
+        0,
+        "leases still current"
+    );
     for _ in 0..4 {
         tokio::time::sleep(Duration::from_millis(100)).await;
         assert!(store.heartbeat(&alive, short).await.unwrap().lease_kept);
     }
     let report = store.reap(3).await.unwrap();
-    assert_eq!((report.recovered, report.failed, report.workers_removed), (1, 0, 1));
+    assert_eq!(
+        (report.recovered, report.failed, report.workers_removed),
+        (1, 0, 1)
+    );
     let info = store.job(&d[0].id).await.unwrap().unwrap();
-    assert_eq!((info.state, info.attempts, info.recoveries), (JobState::Pending, 0, 1));
-    assert_eq!(store.job(&a[0].id).await.unwrap().unwrap().state, JobState::Reserved);
+    assert_eq!(
+        (info.state, info.attempts, info.recoveries),
+        (JobState::Pending, 0, 1)
+    );
+    assert_eq!(
+        store.job(&a[0].id).await.unwrap().unwrap().state,
+        JobState::Reserved
+    );
     // The dead worker's late result is refused, and its heartbeat says the lease is gone.
-    assert_eq!(store.settle(&dead, &[complete(&d[0].id, d[0].token)]).await.unwrap(), [false]);
+    assert_eq!(
+        store
+            .settle(&dead, &[complete(&d[0].id, d[0].token)])
+            .await
+            .unwrap(),
+        [false]
+    );
     assert!(!store.heartbeat(&dead, short).await.unwrap().lease_kept);
 }
 
-/// A job whose workers keep dying fails as a poison pill after `max_recoveries`.
+/// A job whose workers keep dying fails as a poison pill at the `max_recoveries`-th loss.
 pub async fn poison_pills_fail_after_max_recoveries(store: Arc<dyn Store>) {
     let job = new_job("default", Duration::ZERO);
     store.push(std::slice::from_ref(&job)).await.unwrap();
     let short = Duration::from_millis(100);
     for round in 1..=3 {
         let w = worker(&store, "doomed", short).await;
-        assert_eq!(store.reserve(&w, &q(&["default"]), 1).await.unwrap().len(), 1);
+        assert_eq!(
+            store.reserve(&w, &q(&["default"]), 1).await.unwrap().len(),
+            1
+        );
         tokio::time::sleep(Duration::from_millis(150)).await;
-        let report = store.reap(2).await.unwrap();
+        let report = store.reap(3).await.unwrap();
         if round < 3 {
             assert_eq!((report.recovered, report.failed), (1, 0), "round {round}");
         } else {
             assert_eq!((report.recovered, report.failed), (0, 1), "round {round}");
         }
     }
-    let record = store.failed_job(&job.id).await.unwrap().expect("failed as poison pill");
+    let record = store
+        .failed_job(&job.id)
+        .await
+        .unwrap()
+        .expect("failed as poison pill");
     assert_eq!(record.error, "worker lost 3 times while running this job");
 }
 
@@ -292,7 +445,10 @@ pub async fn deregister_hands_jobs_back(store: Arc<dyn Store>) {
     store.push(std::slice::from_ref(&job)).await.unwrap();
     let w = worker(&store, "w", LEASE).await;
     store.reserve(&w, &q(&["default"]), 1).await.unwrap();
-    assert_eq!(store.stats().await.unwrap().workers[0].busy, [job.id.clone()]);
+    assert_eq!(
+        store.stats().await.unwrap().workers[0].busy,
+        vec![job.id.clone()]
+    );
     store.deregister_worker(&w).await.unwrap();
     let info = store.job(&job.id).await.unwrap().unwrap();
     assert_eq!((info.state, info.attempts), (JobState::Pending, 0));
@@ -308,7 +464,10 @@ pub async fn inspection_and_job_commands(store: Arc<dyn Store>) {
     store.push(std::slice::from_ref(&held)).await.unwrap();
     let w = worker(&store, "w", LEASE).await;
     store.reserve(&w, &q(&["default"]), 1).await.unwrap();
-    store.push(&[ready.clone(), later.clone(), other.clone()]).await.unwrap();
+    store
+        .push(&[ready.clone(), later.clone(), other.clone()])
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(30)).await;
     let stats = store.stats().await.unwrap();
     let names: Vec<&str> = stats.queues.iter().map(|q| q.name.as_str()).collect();
@@ -318,22 +477,41 @@ pub async fn inspection_and_job_commands(store: Arc<dyn Store>) {
     assert!(d.oldest_ready_age_ms >= 20, "{}", d.oldest_ready_age_ms);
     assert_eq!(stats.workers.len(), 1);
     let delayed = store
-        .jobs(&JobFilter { state: Some(JobState::Delayed), ..Default::default() })
+        .jobs(&JobFilter {
+            state: Some(JobState::Delayed),
+            ..Default::default()
+        })
         .await
         .unwrap();
-    assert_eq!(delayed.iter().map(|j| j.id.clone()).collect::<Vec<_>>(), [later.id.clone()]);
+    let delayed: Vec<String> = delayed.into_iter().map(|j| j.id).collect();
+    assert_eq!(delayed, vec![later.id.clone()]);
     let emails = store
-        .jobs(&JobFilter { queue: Some("emails".into()), ..Default::default() })
+        .jobs(&JobFilter {
+            queue: Some("emails".into()),
+            ..Default::default()
+        })
         .await
         .unwrap();
     assert_eq!(emails.len(), 1);
     assert_eq!(store.jobs(&JobFilter::default()).await.unwrap().len(), 4);
-    assert_eq!(store.job(&held.id).await.unwrap().unwrap().worker.as_deref(), Some(w.as_str()));
+    assert_eq!(
+        store
+            .job(&held.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .worker
+            .as_deref(),
+        Some(w.as_str())
+    );
     assert!(store.job("missing").await.unwrap().is_none());
     // run-now makes a delayed job pending; a pending one is not "delayed".
     assert!(store.run_job_now(&later.id).await.unwrap());
     assert!(!store.run_job_now(&ready.id).await.unwrap());
-    assert_eq!(store.job(&later.id).await.unwrap().unwrap().state, JobState::Pending);
+    assert_eq!(
+        store.job(&later.id).await.unwrap().unwrap().state,
+        JobState::Pending
+    );
     // A held job can't be deleted; a pending one can.
     assert!(!store.delete_job(&held.id).await.unwrap());
     assert!(store.delete_job(&ready.id).await.unwrap());
@@ -352,7 +530,10 @@ pub async fn restart_epoch_moves_forward(store: Arc<dyn Store>) {
     assert!(first > 0 && second > first);
     assert_eq!(store.restart_epoch().await.unwrap(), second);
     let w = worker(&store, "w", LEASE).await;
-    assert_eq!(store.heartbeat(&w, LEASE).await.unwrap().restart_epoch, second);
+    assert_eq!(
+        store.heartbeat(&w, LEASE).await.unwrap().restart_epoch,
+        second
+    );
 }
 
 /// A push wakes an idle subscriber.
@@ -361,10 +542,16 @@ pub async fn pushes_wake_idle_workers(store: Arc<dyn Store>) {
     let pusher = store.clone();
     tokio::spawn(async move {
         tokio::time::sleep(Duration::from_millis(50)).await;
-        pusher.push(&[new_job("default", Duration::ZERO)]).await.unwrap();
+        pusher
+            .push(&[new_job("default", Duration::ZERO)])
+            .await
+            .unwrap();
     });
     let started = std::time::Instant::now();
-    assert!(wakeups.wait(Duration::from_secs(10)).await, "no wake-up after a push");
+    assert!(
+        wakeups.wait(Duration::from_secs(10)).await,
+        "no wake-up after a push"
+    );
     assert!(started.elapsed() < Duration::from_secs(5));
 }
 
@@ -372,7 +559,10 @@ pub async fn pushes_wake_idle_workers(store: Arc<dyn Store>) {
 pub async fn retry_deadline_comes_from_the_store_clock(store: Arc<dyn Store>) {
     let mut envelope = Envelope::new("noop", "default", serde_json::json!({}));
     envelope.options.retry_for = Some(Duration::from_secs(60));
-    store.push(&[NewJob::new(&envelope, Duration::ZERO).unwrap()]).await.unwrap();
+    store
+        .push(&[NewJob::new(&envelope, Duration::ZERO).unwrap()])
+        .await
+        .unwrap();
     let w = worker(&store, "w", LEASE).await;
     let got = store.reserve(&w, &q(&["default"]), 1).await.unwrap();
     let until = got[0].retry_until.expect("a deadline");
@@ -382,7 +572,9 @@ pub async fn retry_deadline_comes_from_the_store_clock(store: Arc<dyn Store>) {
 
 /// Many workers reserving at once never get the same job twice, and nothing is lost.
 pub async fn concurrent_reservers_never_share_a_job(store: Arc<dyn Store>) {
-    let jobs: Vec<NewJob> = (0..400).map(|_| new_job("default", Duration::ZERO)).collect();
+    let jobs: Vec<NewJob> = (0..400)
+        .map(|_| new_job("default", Duration::ZERO))
+        .collect();
     store.push(&jobs).await.unwrap();
     let mut tasks = Vec::new();
     for n in 0..8 {
@@ -413,7 +605,10 @@ pub async fn concurrent_reservers_never_share_a_job(store: Arc<dyn Store>) {
 
 /// Migrating again is harmless.
 pub async fn migrate_is_idempotent(store: Arc<dyn Store>) {
-    store.push(&[new_job("default", Duration::ZERO)]).await.unwrap();
+    store
+        .push(&[new_job("default", Duration::ZERO)])
+        .await
+        .unwrap();
     store.migrate().await.unwrap();
     store.migrate().await.unwrap();
     assert_eq!(store.stats().await.unwrap().queues[0].pending, 1);

@@ -13,7 +13,9 @@ pub enum StoreError {
     #[error("this build has no {0} store; enable the cargo feature `{0}`")]
     NotCompiled(&'static str),
     /// The schema was written by a newer Spool.
-    #[error("the store's schema is version {found}, newer than this build's {supported}; upgrade Spool")]
+    #[error(
+        "the store's schema is version {found}, newer than this build's {supported}; upgrade Spool"
+    )]
     SchemaTooNew {
         /// Version found in the store.
         found: i64,
@@ -40,7 +42,11 @@ impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
         use sqlx::Error as E;
         match &e {
-            E::Io(_) | E::Tls(_) | E::PoolTimedOut | E::PoolClosed | E::WorkerCrashed
+            E::Io(_)
+            | E::Tls(_)
+            | E::PoolTimedOut
+            | E::PoolClosed
+            | E::WorkerCrashed
             | E::Protocol(_) => StoreError::Unavailable(e.to_string()),
             E::Database(db) => match db.code().as_deref() {
                 // PostgreSQL: connection exceptions, admin shutdown, cannot connect now.

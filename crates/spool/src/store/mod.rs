@@ -75,7 +75,8 @@ pub trait Store: Send + Sync + 'static {
     async fn settle(&self, worker_id: &str, settlements: &[Settlement]) -> StoreResult<Vec<bool>>;
 
     /// Returns the jobs of workers whose lease expired to their queues (refunding the attempt,
-    /// counting a recovery); jobs recovered more than `max_recoveries` times fail instead.
+    /// counting a recovery); a job losing its worker for the `max_recoveries`-th time fails
+    /// instead, as "worker lost N times".
     async fn reap(&self, max_recoveries: u32) -> StoreResult<ReapReport>;
 
     /// Time until the earliest delayed job in `queues` becomes available, if any is delayed.

@@ -10,8 +10,7 @@ pub(crate) const RESERVED_COLUMNS: &str = "id, queue, envelope, token, attempts,
      deferrals, exceptions, retry_until, last_error, reserved_at, available_at, seq";
 
 /// Columns a job listing selects, in this order (followed by the store's "now").
-pub(crate) const JOB_COLUMNS: &str =
-    "id, queue, job, worker_id, available_at, attempts, recoveries, deferrals, last_error, envelope";
+pub(crate) const JOB_COLUMNS: &str = "id, queue, job, worker_id, available_at, attempts, recoveries, deferrals, last_error, envelope";
 
 /// Columns a failed listing selects, in this order.
 pub(crate) const FAILED_COLUMNS: &str =

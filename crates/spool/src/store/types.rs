@@ -231,7 +231,9 @@ impl std::str::FromStr for JobState {
             "pending" => Ok(JobState::Pending),
             "delayed" => Ok(JobState::Delayed),
             "reserved" => Ok(JobState::Reserved),
-            _ => Err(format!("unknown state `{s}`: use pending, delayed or reserved")),
+            _ => Err(format!(
+                "unknown state `{s}`: use pending, delayed or reserved"
+            )),
         }
     }
 }

@@ -16,7 +16,9 @@ pub struct WakeupSignal {
 
 impl Default for WakeupSignal {
     fn default() -> Self {
-        WakeupSignal { tx: Arc::new(watch::channel(0).0) }
+        WakeupSignal {
+            tx: Arc::new(watch::channel(0).0),
+        }
     }
 }
 
@@ -28,7 +30,9 @@ impl WakeupSignal {
 
     /// A new subscription.
     pub fn subscribe(&self) -> Wakeups {
-        Wakeups { rx: Some(self.tx.subscribe()) }
+        Wakeups {
+            rx: Some(self.tx.subscribe()),
+        }
     }
 }
 
@@ -48,7 +52,10 @@ impl Wakeups {
     /// signal arrived.
     pub async fn wait(&mut self, timeout: Duration) -> bool {
         match &mut self.rx {
-            Some(rx) => matches!(tokio::time::timeout(timeout, rx.changed()).await, Ok(Ok(()))),
+            Some(rx) => matches!(
+                tokio::time::timeout(timeout, rx.changed()).await,
+                Ok(Ok(()))
+            ),
             None => {
                 tokio::time::sleep(timeout).await;
                 false

@@ -36,7 +36,11 @@ impl Completer {
     }
 }
 
-async fn run(store: Arc<dyn Store>, worker_id: String, mut rx: mpsc::UnboundedReceiver<Settlement>) {
+async fn run(
+    store: Arc<dyn Store>,
+    worker_id: String,
+    mut rx: mpsc::UnboundedReceiver<Settlement>,
+) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
         settle(store.as_ref(), &worker_id, &batch).await;
@@ -64,7 +68,10 @@ async fn settle(store: &dyn Store, worker_id: &str, batch: &[Settlement]) {
             }
             Err(e) if e.is_unavailable() || failures < 5 => {
                 failures += 1;
-                tracing::warn!(jobs = batch.len(), "settling failed ({failures} in a row), retrying: {e}");
+                tracing::warn!(
+                    jobs = batch.len(),
+                    "settling failed ({failures} in a row), retrying: {e}"
+                );
                 tokio::time::sleep(reconnect_delay(failures)).await;
             }
             Err(e) => {

@@ -42,12 +42,19 @@ pub(crate) struct Executor {
 
 impl Executor {
     /// Runs the job and returns how to settle it.
-    pub(crate) async fn run(&self, job: ReservedJob, shutdown: watch::Receiver<Shutdown>) -> Settlement {
+    pub(crate) async fn run(
+        &self,
+        job: ReservedJob,
+        shutdown: watch::Receiver<Shutdown>,
+    ) -> Settlement {
         let settlement = self.settle(job, shutdown).await;
         let counter = match &settlement {
             Settlement::Complete { .. } => &self.tally.completed,
             Settlement::Fail { .. } => &self.tally.failed,
-            Settlement::Release { kind: ReleaseKind::Shutdown, .. } => &self.tally.handed_back,
+            Settlement::Release {
+                kind: ReleaseKind::Shutdown,
+                ..
+            } => &self.tally.handed_back,
             Settlement::Release { .. } => return settlement,
         };
         counter.fetch_add(1, Ordering::Relaxed);
@@ -76,14 +83,20 @@ impl Executor {
             tracing::warn!(job_id = %job.id, queue = %job.queue, "{error}");
             return fail(error);
         };
-        if self.registry.is_privileged(&envelope.job) && !self.config.allow.contains(&envelope.job) {
-            return fail(format!("start the worker with --allow {}", envelope.job));
+        if self.registry.is_privileged(&envelope.job) && !self.config.allow.contains(&envelope.job)
+        {
+            let error = format!("start the worker with --allow {}", envelope.job);
+            tracing::warn!(job_id = %job.id, queue = %job.queue, "{error}");
+            return fail(error);
         }
 
         let options = envelope.options.clone().or(&self.config.defaults);
         let policy = Policy {
             tries: options.tries.unwrap_or(1),
-            backoff: options.backoff.clone().unwrap_or_else(|| Backoff::List(vec![])),
+            backoff: options
+                .backoff
+                .clone()
+                .unwrap_or_else(|| Backoff::List(vec![])),
             max_exceptions: options.max_exceptions,
             fail_on_timeout: options.fail_on_timeout,
             max_deferrals: self.config.max_deferrals,
@@ -118,7 +131,13 @@ impl Executor {
         );
         let timeout = options.timeout.filter(|t| !t.is_zero());
         let started = Instant::now();
-        let end = run_handler(handler.run(envelope.payload.get(), ctx.clone()), timeout, shutdown, &span).await;
+        let end = run_handler(
+            handler.run(envelope.payload.get(), ctx.clone()),
+            timeout,
+            shutdown,
+            &span,
+        )
+        .await;
         span.record("elapsed_ms", started.elapsed().as_millis() as u64);
         let Some(end) = end else {
             span.in_scope(|| tracing::info!("handed back by shutdown"));
@@ -130,32 +149,68 @@ impl Executor {
                 error: None,
             };
         };
-        let counters = Counters { now: job.reserved_at + started.elapsed().as_millis() as i64, ..counters };
+        let counters = Counters {
+            now: job.reserved_at + started.elapsed().as_millis() as i64,
+            ..counters
+        };
         let (id, token) = (job.id, job.token);
         match retry::decide(&policy, counters, end) {
             Decision::Complete => {
                 span.in_scope(|| tracing::debug!("done"));
                 Settlement::Complete { id, token }
             }
-            Decision::Retry { delay, exception, error } => {
+            Decision::Retry {
+                delay,
+                exception,
+                error,
+            } => {
                 span.in_scope(|| tracing::info!(retry_in_ms = delay.as_millis() as u64, "{error}"));
-                let kind = if exception { ReleaseKind::RetryAfterError } else { ReleaseKind::Released };
-                Settlement::Release { id, token, delay, kind, error: Some(error) }
+                let kind = if exception {
+                    ReleaseKind::RetryAfterError
+                } else {
+                    ReleaseKind::Released
+                };
+                Settlement::Release {
+                    id,
+                    token,
+                    delay,
+                    kind,
+                    error: Some(error),
+                }
             }
             Decision::Defer { delay, reason } => {
-                span.in_scope(|| tracing::info!(defer_ms = delay.as_millis() as u64, "deferred: {reason}"));
-                Settlement::Release { id, token, delay, kind: ReleaseKind::Deferred, error: Some(reason) }
+                span.in_scope(|| {
+                    tracing::info!(defer_ms = delay.as_millis() as u64, "deferred: {reason}")
+                });
+                Settlement::Release {
+                    id,
+                    token,
+                    delay,
+                    kind: ReleaseKind::Deferred,
+                    error: Some(reason),
+                }
             }
             Decision::Fail { error, causes } => {
                 span.in_scope(|| tracing::warn!("failed: {error}"));
-                let failure = JobFailure { error: error.clone(), causes: causes.clone() };
+                let failure = JobFailure {
+                    error: error.clone(),
+                    causes: causes.clone(),
+                };
                 // The hook gets a freshly decoded job (S-JOB-5) and its own time limit.
                 let hook = handler.failed(envelope.payload.get(), ctx, failure);
                 let limit = timeout.unwrap_or(Duration::from_secs(60));
-                if tokio::time::timeout(limit, hook.instrument(span.clone())).await.is_err() {
+                if tokio::time::timeout(limit, hook.instrument(span.clone()))
+                    .await
+                    .is_err()
+                {
                     span.in_scope(|| tracing::warn!("the failed() hook timed out"));
                 }
-                Settlement::Fail { id, token, error, causes }
+                Settlement::Fail {
+                    id,
+                    token,
+                    error,
+                    causes,
+                }
             }
         }
     }

@@ -7,11 +7,7 @@ use std::{
     time::Duration,
 };
 
-use tokio::{
-    sync::Semaphore,
-    task::JoinSet,
-    time::Instant,
-};
+use tokio::{sync::Semaphore, task::JoinSet, time::Instant};
 
 use super::{
     Worker, WorkerError,
@@ -24,21 +20,34 @@ use super::{
 use crate::store::{Store, StoreError, StoreResult};
 
 pub(super) async fn run(worker: Worker) -> Result<WorkerExit, WorkerError> {
-    let Worker { store, registry, config, shutdown, info } = worker;
+    let Worker {
+        store,
+        registry,
+        config,
+        shutdown,
+        info,
+    } = worker;
     let config = Arc::new(config);
     let mut shutdown_rx = shutdown.subscribe();
 
-    let Some(()) = with_reconnect(&shutdown, || store.register_worker(&info, config.lease)).await? else {
+    let Some(()) = with_reconnect(&shutdown, || store.register_worker(&info, config.lease)).await?
+    else {
         return Ok(exit(ExitReason::Signal, 0, &Tally::default()));
     };
-    let start_epoch = with_reconnect(&shutdown, || store.restart_epoch()).await?.unwrap_or(0);
+    let start_epoch = with_reconnect(&shutdown, || store.restart_epoch())
+        .await?
+        .unwrap_or(0);
     let heartbeat = Heartbeat::start(store.clone(), info.clone(), config.lease, start_epoch)
         .map_err(|e| WorkerError::Config(format!("cannot start the heartbeat thread: {e}")))?;
     let mut restart = heartbeat.restart.clone();
     let completer = Completer::start(store.clone(), info.id.clone());
     let maintenance = maintenance::start(store.clone(), config.clone());
     let tally = Arc::new(Tally::default());
-    let executor = Arc::new(Executor { registry, config: config.clone(), tally: tally.clone() });
+    let executor = Arc::new(Executor {
+        registry,
+        config: config.clone(),
+        tally: tally.clone(),
+    });
     let slots = Arc::new(Semaphore::new(config.concurrency));
     let mut wakeups = store.wakeups();
     let mut running = JoinSet::new();
@@ -64,7 +73,10 @@ pub(super) async fn run(worker: Worker) -> Result<WorkerExit, WorkerError> {
         if config.once && reserved > 0 {
             break ExitReason::Once;
         }
-        if config.memory_mb.is_some_and(|max| rss_mb().is_some_and(|rss| rss >= max)) {
+        if config
+            .memory_mb
+            .is_some_and(|max| rss_mb().is_some_and(|rss| rss >= max))
+        {
             break ExitReason::Memory;
         }
 
@@ -111,7 +123,10 @@ pub(super) async fn run(worker: Worker) -> Result<WorkerExit, WorkerError> {
                 }
                 break ExitReason::Once;
             }
-            if config.until_done && running.is_empty() && nothing_left(store.as_ref(), &config.queues).await {
+            if config.until_done
+                && running.is_empty()
+                && nothing_left(store.as_ref(), &config.queues).await
+            {
                 break ExitReason::Done;
             }
             let next_due = store.next_available_in(&config.queues).await.ok().flatten();
@@ -126,7 +141,10 @@ pub(super) async fn run(worker: Worker) -> Result<WorkerExit, WorkerError> {
 
         reserved += jobs.len() as u64;
         for job in jobs {
-            let permit = slots.clone().try_acquire_owned().expect("reserved no more than free slots");
+            let permit = slots
+                .clone()
+                .try_acquire_owned()
+                .expect("reserved no more than free slots");
             let executor = executor.clone();
             let done = completer.sender();
             let stop = shutdown.subscribe();
@@ -171,7 +189,12 @@ fn exit(reason: ExitReason, reserved: u64, tally: &Tally) -> WorkerExit {
 /// reservations come in batches rather than one job per round trip.
 async fn free_slots(slots: &Semaphore, concurrency: usize) -> usize {
     if slots.available_permits() == 0 {
-        drop(slots.acquire().await.expect("the semaphore is never closed"));
+        drop(
+            slots
+                .acquire()
+                .await
+                .expect("the semaphore is never closed"),
+        );
     }
     if slots.available_permits() < concurrency {
         tokio::task::yield_now().await;
@@ -187,15 +210,16 @@ async fn drain(
     rx: &mut tokio::sync::watch::Receiver<Shutdown>,
     grace: Duration,
 ) {
-    let all_done = async {
-        while running.join_next().await.is_some() {}
-    };
+    let all_done = async { while running.join_next().await.is_some() {} };
     tokio::pin!(all_done);
     tokio::select! {
         () = &mut all_done => return,
         () = reached(rx, Shutdown::Graceful) => {}
     }
-    tracing::info!(grace_ms = grace.as_millis() as u64, "waiting for running jobs");
+    tracing::info!(
+        grace_ms = grace.as_millis() as u64,
+        "waiting for running jobs"
+    );
     tokio::select! {
         () = &mut all_done => return,
         () = tokio::time::sleep(grace) => shutdown.request(Shutdown::Immediate),

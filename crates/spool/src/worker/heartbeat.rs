@@ -33,14 +33,31 @@ impl Heartbeat {
         let (stop_tx, stop_rx) = oneshot::channel();
         let (restart_tx, restart_rx) = watch::channel(false);
         let healthy = Arc::new(AtomicBool::new(true));
-        let thread = std::thread::Builder::new().name("spool-heartbeat".into()).spawn(move || {
-            let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-                Ok(rt) => rt,
-                Err(e) => return tracing::error!("heartbeat runtime failed to start: {e}"),
-            };
-            runtime.block_on(beat(store, info, lease, start_epoch, stop_rx, restart_tx, healthy));
-        })?;
-        Ok(Heartbeat { stop: Some(stop_tx), thread: Some(thread), restart: restart_rx })
+        let thread = std::thread::Builder::new()
+            .name("spool-heartbeat".into())
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => return tracing::error!("heartbeat runtime failed to start: {e}"),
+                };
+                runtime.block_on(beat(
+                    store,
+                    info,
+                    lease,
+                    start_epoch,
+                    stop_rx,
+                    restart_tx,
+                    healthy,
+                ));
+            })?;
+        Ok(Heartbeat {
+            stop: Some(stop_tx),
+            thread: Some(thread),
+            restart: restart_rx,
+        })
     }
 
     /// Stops beating and waits for the thread.
@@ -67,7 +84,11 @@ async fn beat(
     let mut store: Option<Arc<dyn Store>> = None;
     let mut failures = 0u32;
     loop {
-        let wait = if failures == 0 { interval } else { reconnect_delay(failures).min(interval) };
+        let wait = if failures == 0 {
+            interval
+        } else {
+            reconnect_delay(failures).min(interval)
+        };
         tokio::select! {
             _ = &mut stop => return,
             _ = tokio::time::sleep(wait) => {}

@@ -23,7 +23,9 @@ pub struct ShutdownHandle {
 
 impl Default for ShutdownHandle {
     fn default() -> Self {
-        ShutdownHandle { tx: std::sync::Arc::new(watch::channel(Shutdown::Running).0) }
+        ShutdownHandle {
+            tx: std::sync::Arc::new(watch::channel(Shutdown::Running).0),
+        }
     }
 }
 

@@ -93,7 +93,10 @@ impl Default for WorkerConfig {
 pub fn default_job_options() -> JobOptions {
     JobOptions {
         tries: Some(3),
-        backoff: Some(Backoff::exponential(Duration::from_secs(1), Duration::from_secs(600))),
+        backoff: Some(Backoff::exponential(
+            Duration::from_secs(1),
+            Duration::from_secs(600),
+        )),
         timeout: Some(Duration::from_secs(60)),
         ..JobOptions::default()
     }
@@ -161,13 +164,19 @@ impl Worker {
     fn validate(&self) -> Result<(), WorkerError> {
         let c = &self.config;
         if c.concurrency == 0 {
-            return Err(WorkerError::Config("--concurrency must be at least 1".into()));
+            return Err(WorkerError::Config(
+                "--concurrency must be at least 1".into(),
+            ));
         }
         if c.queues.is_empty() || c.queues.iter().any(String::is_empty) {
-            return Err(WorkerError::Config("--queue needs at least one non-empty name".into()));
+            return Err(WorkerError::Config(
+                "--queue needs at least one non-empty name".into(),
+            ));
         }
         if c.lease < Duration::from_millis(300) {
-            return Err(WorkerError::Config("the lease must be at least 300ms".into()));
+            return Err(WorkerError::Config(
+                "the lease must be at least 300ms".into(),
+            ));
         }
         Ok(())
     }

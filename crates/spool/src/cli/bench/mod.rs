@@ -81,7 +81,13 @@ fn print(result: &serde_json::Value, json: bool) {
         return;
     }
     let get = |k: &str| result.get(k).map(|v| v.to_string()).unwrap_or_default();
-    let mut line = format!("{} {} {} run {}:", get("peer"), get("backend"), get("workload"), get("run"));
+    let mut line = format!(
+        "{} {} {} run {}:",
+        get("peer"),
+        get("backend"),
+        get("workload"),
+        get("run")
+    );
     if let Some(fields) = result.as_object() {
         for (k, v) in fields {
             if !matches!(k.as_str(), "peer" | "backend" | "workload" | "run") {

@@ -89,14 +89,21 @@ pub(crate) struct BenchWorkerArgs {
     expect: u64,
 }
 
-pub(crate) async fn run_worker(store: Arc<dyn Store>, a: BenchWorkerArgs) -> Result<ExitCode, CliError> {
+pub(crate) async fn run_worker(
+    store: Arc<dyn Store>,
+    a: BenchWorkerArgs,
+) -> Result<ExitCode, CliError> {
     let config = WorkerConfig {
         queues: vec![QUEUE.into()],
         concurrency: a.concurrency,
         ..WorkerConfig::default()
     };
     let worker = Worker::new(store, Registry::new().register::<Probe>(), config);
-    let recorder = Recorder { report: Mutex::default(), expect: a.expect, shutdown: worker.shutdown_handle() };
+    let recorder = Recorder {
+        report: Mutex::default(),
+        expect: a.expect,
+        shutdown: worker.shutdown_handle(),
+    };
     if RECORDER.set(recorder).is_err() {
         return Err(CliError::Usage("bench-worker runs once per process".into()));
     }

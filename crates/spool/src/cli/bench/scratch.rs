@@ -1,5 +1,6 @@
 //! The bench's store: never `./spool.db`. Without `--url`, a fresh SQLite file in a temporary
-//! directory; with a `sqlite://` URL, that file, wiped first; with `postgres://`, a dedicated
+//! directory; with a `sqlite://` URL, that file, wiped first (only if it does not exist yet
+//! or its name contains `bench`); with `postgres://`, a dedicated
 //! `spool_bench` schema in that database, dropped and recreated for every run.
 
 use std::{path::PathBuf, sync::Arc};
@@ -19,11 +20,24 @@ impl Scratch {
         let (url, dir) = match url {
             None => {
                 let dir = tempfile_dir::TempDir::new()?;
-                let url = format!("sqlite://{}", dir.path().join(format!("bench-{run}.db")).display());
+                let url = format!(
+                    "sqlite://{}",
+                    dir.path().join(format!("bench-{run}.db")).display()
+                );
                 (url, Some(dir))
             }
             Some(url) if url.starts_with("sqlite://") => {
                 let path = PathBuf::from(url.trim_start_matches("sqlite://"));
+                let named_bench = path
+                    .file_name()
+                    .is_some_and(|f| f.to_string_lossy().contains("bench"));
+                if path.exists() && !named_bench {
+                    return Err(CliError::Usage(format!(
+                        "refusing to wipe {}: the bench recreates its database for every run; \
+                         point --url at a file whose name contains `bench`",
+                        path.display()
+                    )));
+                }
                 for suffix in ["", "-wal", "-shm"] {
                     let mut p = path.clone().into_os_string();
                     p.push(suffix);
@@ -35,7 +49,12 @@ impl Scratch {
         };
         let store = connect(&url).await?;
         let backend = store.backend();
-        Ok(Scratch { url, store, backend, _dir: dir })
+        Ok(Scratch {
+            url,
+            store,
+            backend,
+            _dir: dir,
+        })
     }
 }
 
@@ -61,7 +80,11 @@ mod tempfile_dir {
 
     impl TempDir {
         pub(crate) fn new() -> std::io::Result<TempDir> {
-            let path = std::env::temp_dir().join(format!("spool-bench-{}-{:08x}", std::process::id(), fastrand::u32(..)));
+            let path = std::env::temp_dir().join(format!(
+                "spool-bench-{}-{:08x}",
+                std::process::id(),
+                fastrand::u32(..)
+            ));
             std::fs::create_dir_all(&path)?;
             Ok(TempDir(path))
         }

@@ -31,7 +31,11 @@ pub(crate) struct Spec {
 
 fn probe_job(probe: &Probe) -> NewJob {
     let payload = serde_json::to_value(probe).expect("plain data");
-    NewJob::new(&Envelope::new("bench_probe", QUEUE, payload), Duration::ZERO).expect("encodes")
+    NewJob::new(
+        &Envelope::new("bench_probe", QUEUE, payload),
+        Duration::ZERO,
+    )
+    .expect("encodes")
 }
 
 fn head(peer: &str, scratch: &Scratch, spec: &Spec) -> serde_json::Map<String, Value> {
@@ -69,7 +73,15 @@ pub(crate) async fn measure(scratch: &Scratch, spec: &Spec) -> Result<Value, Cli
     let mut out = head("spool", scratch, spec);
     match spec.workload {
         Workload::W1 => {
-            let jobs: Vec<NewJob> = (0..spec.jobs).map(|n| probe_job(&Probe { n: n as i64, t: None, sleep_ms: 0 })).collect();
+            let jobs: Vec<NewJob> = (0..spec.jobs)
+                .map(|n| {
+                    probe_job(&Probe {
+                        n: n as i64,
+                        t: None,
+                        sleep_ms: 0,
+                    })
+                })
+                .collect();
             let enqueue_s = push_bulk(store, &jobs).await?;
             let child = spawn_worker(&scratch.url, spec.concurrency, spec.jobs).await?;
             let report = finish(child).await?;
@@ -77,14 +89,23 @@ pub(crate) async fn measure(scratch: &Scratch, spec: &Spec) -> Result<Value, Cli
             let n = spec.jobs as f64;
             out.insert("enqueue_jobs_per_s".into(), json!(round(n / enqueue_s, 0)));
             out.insert("process_jobs_per_s".into(), json!(round(n / process_s, 0)));
-            out.insert("e2e_jobs_per_s".into(), json!(round(n / (enqueue_s + process_s), 0)));
+            out.insert(
+                "e2e_jobs_per_s".into(),
+                json!(round(n / (enqueue_s + process_s), 0)),
+            );
         }
         Workload::W2 => {
             let child = spawn_worker(&scratch.url, spec.concurrency, WARMUP + spec.jobs).await?;
             warm_up(store).await?;
             for n in 0..spec.jobs {
                 let t = epoch_s();
-                store.push(&[probe_job(&Probe { n: n as i64, t: Some(t), sleep_ms: 0 })]).await?;
+                store
+                    .push(&[probe_job(&Probe {
+                        n: n as i64,
+                        t: Some(t),
+                        sleep_ms: 0,
+                    })])
+                    .await?;
                 tokio::time::sleep(Duration::from_millis(2)).await;
             }
             let mut report = finish(child).await?;
@@ -93,12 +114,23 @@ pub(crate) async fn measure(scratch: &Scratch, spec: &Spec) -> Result<Value, Cli
             out.insert("p50_ms".into(), json!(round(percentile(l, 50.0), 3)));
             out.insert("p95_ms".into(), json!(round(percentile(l, 95.0), 3)));
             out.insert("p99_ms".into(), json!(round(percentile(l, 99.0), 3)));
-            out.insert("max_ms".into(), json!(round(l.last().copied().unwrap_or(0.0), 3)));
+            out.insert(
+                "max_ms".into(),
+                json!(round(l.last().copied().unwrap_or(0.0), 3)),
+            );
         }
         Workload::W3 => {
             let child = spawn_worker(&scratch.url, spec.concurrency, WARMUP + spec.jobs).await?;
             warm_up(store).await?;
-            let jobs: Vec<NewJob> = (0..spec.jobs).map(|n| probe_job(&Probe { n: n as i64, t: None, sleep_ms: 100 })).collect();
+            let jobs: Vec<NewJob> = (0..spec.jobs)
+                .map(|n| {
+                    probe_job(&Probe {
+                        n: n as i64,
+                        t: None,
+                        sleep_ms: 100,
+                    })
+                })
+                .collect();
             let t0 = epoch_s();
             push_bulk(store, &jobs).await?;
             let report = finish(child).await?;
@@ -115,10 +147,25 @@ pub(crate) async fn measure(scratch: &Scratch, spec: &Spec) -> Result<Value, Cli
 /// The floor Spool's worker adds its cost to.
 pub(crate) async fn baseline(scratch: &Scratch, spec: &Spec) -> Result<Value, CliError> {
     let store = scratch.store.as_ref();
-    let jobs: Vec<NewJob> = (0..spec.jobs).map(|n| probe_job(&Probe { n: n as i64, t: None, sleep_ms: 0 })).collect();
+    let jobs: Vec<NewJob> = (0..spec.jobs)
+        .map(|n| {
+            probe_job(&Probe {
+                n: n as i64,
+                t: None,
+                sleep_ms: 0,
+            })
+        })
+        .collect();
     let enqueue_s = push_bulk(store, &jobs).await?;
-    let worker = WorkerInfo { id: "baseline".into(), host: "bench".into(), pid: std::process::id(), queues: vec![QUEUE.into()] };
-    store.register_worker(&worker, Duration::from_secs(60)).await?;
+    let worker = WorkerInfo {
+        id: "baseline".into(),
+        host: "bench".into(),
+        pid: std::process::id(),
+        queues: vec![QUEUE.into()],
+    };
+    store
+        .register_worker(&worker, Duration::from_secs(60))
+        .await?;
     let queues = [QUEUE.to_string()];
     let t0 = epoch_s();
     loop {
@@ -126,16 +173,32 @@ pub(crate) async fn baseline(scratch: &Scratch, spec: &Spec) -> Result<Value, Cl
         if got.is_empty() {
             break;
         }
-        let done: Vec<Settlement> = got.into_iter().map(|j| Settlement::Complete { id: j.id, token: j.token }).collect();
+        let done: Vec<Settlement> = got
+            .into_iter()
+            .map(|j| Settlement::Complete {
+                id: j.id,
+                token: j.token,
+            })
+            .collect();
         store.settle(&worker.id, &done).await?;
     }
     let process_s = epoch_s() - t0;
     store.deregister_worker(&worker.id).await?;
-    let mut out = head("spool-baseline", scratch, &Spec { concurrency: 1, ..*spec });
+    let mut out = head(
+        "spool-baseline",
+        scratch,
+        &Spec {
+            concurrency: 1,
+            ..*spec
+        },
+    );
     let n = spec.jobs as f64;
     out.insert("enqueue_jobs_per_s".into(), json!(round(n / enqueue_s, 0)));
     out.insert("process_jobs_per_s".into(), json!(round(n / process_s, 0)));
-    out.insert("e2e_jobs_per_s".into(), json!(round(n / (enqueue_s + process_s), 0)));
+    out.insert(
+        "e2e_jobs_per_s".into(),
+        json!(round(n / (enqueue_s + process_s), 0)),
+    );
     Ok(Value::Object(out))
 }
 
@@ -151,19 +214,34 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 
 /// Pushes the warm-up jobs and waits until the worker has taken them all.
 async fn warm_up(store: &dyn Store) -> Result<(), CliError> {
-    let jobs: Vec<NewJob> = (0..WARMUP).map(|_| probe_job(&Probe { n: -1, t: None, sleep_ms: 0 })).collect();
+    let jobs: Vec<NewJob> = (0..WARMUP)
+        .map(|_| {
+            probe_job(&Probe {
+                n: -1,
+                t: None,
+                sleep_ms: 0,
+            })
+        })
+        .collect();
     store.push(&jobs).await?;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
         let stats = store.stats().await?;
-        let left: u64 = stats.queues.iter().filter(|q| q.name == QUEUE).map(|q| q.pending + q.reserved).sum();
+        let left: u64 = stats
+            .queues
+            .iter()
+            .filter(|q| q.name == QUEUE)
+            .map(|q| q.pending + q.reserved)
+            .sum();
         if left == 0 {
             // Let the worker settle into its idle wait.
             tokio::time::sleep(Duration::from_millis(200)).await;
             return Ok(());
         }
         if tokio::time::Instant::now() > deadline {
-            return Err(CliError::Usage("the bench worker did not take the warm-up jobs within 60s".into()));
+            return Err(CliError::Usage(
+                "the bench worker did not take the warm-up jobs within 60s".into(),
+            ));
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -176,9 +254,21 @@ struct BenchWorker {
 }
 
 /// Starts `bench-worker` in its own process and waits for its "ready" line.
-async fn spawn_worker(url: &str, concurrency: usize, expect: usize) -> Result<BenchWorker, CliError> {
+async fn spawn_worker(
+    url: &str,
+    concurrency: usize,
+    expect: usize,
+) -> Result<BenchWorker, CliError> {
     let mut child = Command::new(std::env::current_exe()?)
-        .args(["--url", url, "bench-worker", "--concurrency", &concurrency.to_string(), "--expect", &expect.to_string()])
+        .args([
+            "--url",
+            url,
+            "bench-worker",
+            "--concurrency",
+            &concurrency.to_string(),
+            "--expect",
+            &expect.to_string(),
+        ])
         .env("SPOOL_LOG", "warn")
         .stdout(std::process::Stdio::piped())
         .kill_on_drop(true)
@@ -187,13 +277,18 @@ async fn spawn_worker(url: &str, concurrency: usize, expect: usize) -> Result<Be
     let mut lines = BufReader::new(stdout).lines();
     match lines.next_line().await? {
         Some(line) if line == "ready" => Ok(BenchWorker { child, lines }),
-        other => Err(CliError::Usage(format!("the bench worker did not start: {other:?}"))),
+        other => Err(CliError::Usage(format!(
+            "the bench worker did not start: {other:?}"
+        ))),
     }
 }
 
 /// Waits (at most 10 minutes) for the worker to finish and reads its report.
 async fn finish(worker: BenchWorker) -> Result<Report, CliError> {
-    let BenchWorker { mut child, mut lines } = worker;
+    let BenchWorker {
+        mut child,
+        mut lines,
+    } = worker;
     let read = async {
         let mut last = None;
         while let Some(line) = lines.next_line().await? {
@@ -205,10 +300,14 @@ async fn finish(worker: BenchWorker) -> Result<Report, CliError> {
         Ok(last) => last?,
         Err(_) => {
             let _ = child.kill().await;
-            return Err(CliError::Usage("the bench worker did not finish within 10 minutes".into()));
+            return Err(CliError::Usage(
+                "the bench worker did not finish within 10 minutes".into(),
+            ));
         }
     };
     let status = child.wait().await?;
-    let last = last.ok_or_else(|| CliError::Usage(format!("the bench worker printed no report ({status})")))?;
-    serde_json::from_str(&last).map_err(|e| CliError::Usage(format!("bad bench worker report `{last}`: {e}")))
+    let last = last
+        .ok_or_else(|| CliError::Usage(format!("the bench worker printed no report ({status})")))?;
+    serde_json::from_str(&last)
+        .map_err(|e| CliError::Usage(format!("bad bench worker report `{last}`: {e}")))
 }

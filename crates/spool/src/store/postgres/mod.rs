@@ -51,6 +51,8 @@ const MAX_SCHEMA_LEN: usize = 63 - "_jobs".len();
 /// The PostgreSQL store. Open it with [`crate::connect`] and a `postgres://` URL, or with
 /// [`PostgresStore::open_in_schema`] to keep Spool's tables in a schema other than `spool`.
 pub struct PostgresStore {
+    /// The URL it was opened with (without `spool_schema`), for [`Store::reopen`].
+    url: String,
     pool: PgPool,
     /// The schema name as validated (unquoted).
     schema: String,
@@ -68,8 +70,28 @@ pub struct PostgresStore {
 impl PostgresStore {
     /// Opens a pool to the database a `postgres://` URL names, with Spool's tables in the
     /// `spool` schema. Call [`Store::migrate`] (or use [`crate::connect`]) before first use.
+    ///
+    /// A `spool_schema=NAME` query parameter picks another schema (it is removed before the
+    /// URL reaches the driver): `postgres://app@db/app?spool_schema=jobs`.
     pub async fn open(url: &str) -> StoreResult<Self> {
-        Self::open_in_schema(url, DEFAULT_SCHEMA).await
+        let (url, schema) = split_schema_param(url);
+        Self::open_in_schema(&url, schema.as_deref().unwrap_or(DEFAULT_SCHEMA)).await
+    }
+
+    /// Drops a schema and everything in it (used by `spool bench` for its scratch schema).
+    pub async fn drop_schema(url: &str, schema: &str) -> StoreResult<()> {
+        validate_schema(schema)?;
+        let (url, _) = split_schema_param(url);
+        let options = PgConnectOptions::from_str(&url)
+            .map_err(|e| StoreError::BadUrl(format!("{url} ({e})")))?;
+        let mut conn = PgConnection::connect_with(&options).await?;
+        sqlx::query(AssertSqlSafe(format!(
+            "DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"
+        )))
+        .execute(&mut conn)
+        .await?;
+        conn.close().await?;
+        Ok(())
     }
 
     /// Like [`PostgresStore::open`], with Spool's tables in `schema`: a plain lower-case
@@ -88,6 +110,7 @@ impl PostgresStore {
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_lazy_with(options.clone());
         Ok(PostgresStore {
+            url: url.to_string(),
             pool,
             schema: schema.to_string(),
             quoted_schema: format!("\"{schema}\""),
@@ -123,6 +146,30 @@ impl PostgresStore {
     fn migration_lock_key(&self) -> i64 {
         fnv1a(format!("spool migrate {}", self.schema).as_bytes()) as i64
     }
+}
+
+/// Splits a `spool_schema=NAME` query parameter off a URL.
+fn split_schema_param(url: &str) -> (String, Option<String>) {
+    let Some((base, query)) = url.split_once('?') else {
+        return (url.to_string(), None);
+    };
+    let mut schema = None;
+    let rest: Vec<&str> = query
+        .split('&')
+        .filter(|kv| match kv.strip_prefix("spool_schema=") {
+            Some(name) => {
+                schema = Some(name.to_string());
+                false
+            }
+            None => true,
+        })
+        .collect();
+    let url = if rest.is_empty() {
+        base.to_string()
+    } else {
+        format!("{base}?{}", rest.join("&"))
+    };
+    (url, schema)
 }
 
 fn validate_schema(schema: &str) -> StoreResult<()> {
@@ -172,6 +219,12 @@ fn count(n: i64) -> u64 {
 impl Store for PostgresStore {
     fn backend(&self) -> &'static str {
         "postgres"
+    }
+
+    async fn reopen(&self) -> StoreResult<Arc<dyn Store>> {
+        Ok(Arc::new(
+            PostgresStore::open_in_schema(&self.url, &self.schema).await?,
+        ))
     }
 
     async fn migrate(&self) -> StoreResult<()> {
@@ -481,7 +534,7 @@ impl Store for PostgresStore {
              poisoned AS (
                  DELETE FROM {schema}.jobs j USING lost
                  WHERE j.seq = lost.seq AND j.worker_id = lost.worker_id AND j.token = lost.token
-                   AND j.recoveries + 1 > $1
+                   AND j.recoveries + 1 >= $1
                  RETURNING j.id, j.queue, j.job, j.envelope, j.attempts, j.recoveries, j.last_error),
              recorded AS (
                  INSERT INTO {schema}.failed (id, queue, job, envelope, error, causes, attempts, failed_at)
@@ -498,7 +551,7 @@ impl Store for PostgresStore {
                      attempts = j.attempts - 1, recoveries = j.recoveries + 1
                  FROM lost
                  WHERE j.seq = lost.seq AND j.worker_id = lost.worker_id AND j.token = lost.token
-                   AND j.recoveries + 1 <= $1
+                   AND j.recoveries + 1 < $1
                  RETURNING 1),
              removed AS (
                  DELETE FROM {schema}.workers WHERE expires_at <= (SELECT ms FROM clock) RETURNING 1)
@@ -844,16 +897,28 @@ impl std::fmt::Debug for PostgresStore {
     }
 }
 
-impl PostgresStore {
-    /// Wraps the store in an `Arc<dyn Store>`.
-    pub fn into_dyn(self) -> Arc<dyn Store> {
-        Arc::new(self)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn schema_parameter_is_split_off() {
+        assert_eq!(
+            split_schema_param("postgres://a@h/db"),
+            ("postgres://a@h/db".into(), None)
+        );
+        assert_eq!(
+            split_schema_param("postgres://a@h/db?spool_schema=jobs"),
+            ("postgres://a@h/db".into(), Some("jobs".into()))
+        );
+        assert_eq!(
+            split_schema_param("postgres://a@h/db?sslmode=disable&spool_schema=jobs"),
+            (
+                "postgres://a@h/db?sslmode=disable".into(),
+                Some("jobs".into())
+            )
+        );
+    }
 
     #[test]
     fn schema_names_are_plain_identifiers() {

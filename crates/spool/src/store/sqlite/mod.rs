@@ -59,7 +59,13 @@ impl SqliteStore {
             .await?;
         let wakeup = WakeupSignal::default();
         let watcher = watch::DirWatcher::start(options.get_filename(), wakeup.clone());
-        Ok(SqliteStore { url: url.to_string(), writer, reader, wakeup, _watcher: watcher })
+        Ok(SqliteStore {
+            url: url.to_string(),
+            writer,
+            reader,
+            wakeup,
+            _watcher: watcher,
+        })
     }
 
     async fn begin_write(&self) -> StoreResult<sqlx::Transaction<'static, Sqlite>> {
@@ -89,10 +95,15 @@ impl Store for SqliteStore {
             .await?;
         let current = current.unwrap_or(0);
         if current > SCHEMA_VERSION {
-            return Err(StoreError::SchemaTooNew { found: current, supported: SCHEMA_VERSION });
+            return Err(StoreError::SchemaTooNew {
+                found: current,
+                supported: SCHEMA_VERSION,
+            });
         }
         if current < 1 {
-            sqlx::raw_sql(include_str!("schema.sql")).execute(&mut *tx).await?;
+            sqlx::raw_sql(include_str!("schema.sql"))
+                .execute(&mut *tx)
+                .await?;
             sqlx::query("INSERT INTO spool_migrations (version, applied_at) VALUES (1, ?)")
                 .bind(now_ms())
                 .execute(&mut *tx)
@@ -161,7 +172,10 @@ impl Store for SqliteStore {
             .await?
             .rows_affected()
             > 0;
-        Ok(Heartbeat { lease_kept: kept, restart_epoch: self.restart_epoch().await? })
+        Ok(Heartbeat {
+            lease_kept: kept,
+            restart_epoch: self.restart_epoch().await?,
+        })
     }
 
     async fn deregister_worker(&self, worker_id: &str) -> StoreResult<()> {
@@ -212,7 +226,10 @@ impl Store for SqliteStore {
                 .bind(want as i64)
                 .fetch_all(&self.writer)
                 .await?;
-            let found = found.iter().map(rows::reserved).collect::<Result<Vec<_>, _>>()?;
+            let found = found
+                .iter()
+                .map(rows::reserved)
+                .collect::<Result<Vec<_>, _>>()?;
             out.extend(rows::in_claim_order(found));
         }
         Ok(out)
@@ -314,7 +331,7 @@ impl Store for SqliteStore {
                     'worker lost ' || (recoveries + 1) || ' times while running this job',
                     json_array(COALESCE(last_error, 'no error recorded before the losses')),
                     attempts, ?1
-             FROM spool_jobs WHERE {dead_holder} AND recoveries + 1 > ?2
+             FROM spool_jobs WHERE {dead_holder} AND recoveries + 1 >= ?2
              ON CONFLICT (id) DO UPDATE SET error = excluded.error, causes = excluded.causes,
                  attempts = excluded.attempts, failed_at = excluded.failed_at"
         )))
@@ -323,7 +340,7 @@ impl Store for SqliteStore {
         .execute(&mut *tx)
         .await?;
         let failed = sqlx::query(AssertSqlSafe(format!(
-            "DELETE FROM spool_jobs WHERE {dead_holder} AND recoveries + 1 > ?2"
+            "DELETE FROM spool_jobs WHERE {dead_holder} AND recoveries + 1 >= ?2"
         )))
         .bind(now)
         .bind(max_recoveries as i64)
@@ -348,7 +365,11 @@ impl Store for SqliteStore {
         if recovered > 0 {
             self.wakeup.notify();
         }
-        Ok(ReapReport { recovered, failed, workers_removed })
+        Ok(ReapReport {
+            recovered,
+            failed,
+            workers_removed,
+        })
     }
 
     async fn next_available_in(&self, queues: &[String]) -> StoreResult<Option<Duration>> {
@@ -412,10 +433,17 @@ impl Store for SqliteStore {
                 host,
                 pid: pid as u32,
                 queues: serde_json::from_str(&queues).unwrap_or_default(),
-                busy: busy.and_then(|b| serde_json::from_str(&b).ok()).unwrap_or_default(),
+                busy: busy
+                    .and_then(|b| serde_json::from_str(&b).ok())
+                    .unwrap_or_default(),
             })
             .collect();
-        Ok(Stats { queues, processed: processed.unwrap_or(0) as u64, failed: failed as u64, workers })
+        Ok(Stats {
+            queues,
+            processed: processed.unwrap_or(0) as u64,
+            failed: failed as u64,
+            workers,
+        })
     }
 
     async fn jobs(&self, filter: &JobFilter) -> StoreResult<Vec<JobInfo>> {
@@ -427,17 +455,20 @@ impl Store for SqliteStore {
         }
         match filter.state {
             Some(JobState::Pending) => {
-                q.push(" AND worker_id IS NULL AND available_at <= ").push_bind(now);
+                q.push(" AND worker_id IS NULL AND available_at <= ")
+                    .push_bind(now);
             }
             Some(JobState::Delayed) => {
-                q.push(" AND worker_id IS NULL AND available_at > ").push_bind(now);
+                q.push(" AND worker_id IS NULL AND available_at > ")
+                    .push_bind(now);
             }
             Some(JobState::Reserved) => {
                 q.push(" AND worker_id IS NOT NULL");
             }
             None => {}
         }
-        q.push(" ORDER BY available_at, seq LIMIT ").push_bind(filter.limit.unwrap_or(100) as i64);
+        q.push(" ORDER BY available_at, seq LIMIT ")
+            .push_bind(filter.limit.unwrap_or(100) as i64);
         let found = q.build().fetch_all(&self.reader).await?;
         Ok(found.iter().map(rows::job_info).collect::<Result<_, _>>()?)
     }
@@ -498,20 +529,27 @@ impl Store for SqliteStore {
         .bind(filter.limit.unwrap_or(100) as i64)
         .fetch_all(&self.reader)
         .await?;
-        let total: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM spool_failed WHERE (?1 IS NULL OR queue = ?1)")
-                .bind(&filter.queue)
-                .fetch_one(&self.reader)
-                .await?;
-        let jobs = rows.iter().map(rows::failed_job).collect::<Result<_, _>>()?;
+        let total: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM spool_failed WHERE (?1 IS NULL OR queue = ?1)",
+        )
+        .bind(&filter.queue)
+        .fetch_one(&self.reader)
+        .await?;
+        let jobs = rows
+            .iter()
+            .map(rows::failed_job)
+            .collect::<Result<_, _>>()?;
         Ok((jobs, total as u64))
     }
 
     async fn failed_job(&self, id: &str) -> StoreResult<Option<FailedJob>> {
-        let row = sqlx::query(AssertSqlSafe(format!("SELECT {} FROM spool_failed WHERE id = ?", rows::FAILED_COLUMNS)))
-            .bind(id)
-            .fetch_optional(&self.reader)
-            .await?;
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {} FROM spool_failed WHERE id = ?",
+            rows::FAILED_COLUMNS
+        )))
+        .bind(id)
+        .fetch_optional(&self.reader)
+        .await?;
         Ok(row.as_ref().map(rows::failed_job).transpose()?)
     }
 
@@ -561,7 +599,10 @@ impl Store for SqliteStore {
     }
 
     async fn flush_failed(&self) -> StoreResult<u64> {
-        let n = sqlx::query("DELETE FROM spool_failed").execute(&self.writer).await?.rows_affected();
+        let n = sqlx::query("DELETE FROM spool_failed")
+            .execute(&self.writer)
+            .await?
+            .rows_affected();
         Ok(n)
     }
 

@@ -19,20 +19,25 @@ impl DirWatcher {
         let db_file = std::path::absolute(db_file).ok()?;
         let dir = db_file.parent()?.to_path_buf();
         let name = db_file.file_name()?.to_string_lossy().into_owned();
-        let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-            let Ok(event) = event else { return };
-            if !matches!(event.kind, notify::EventKind::Modify(_) | notify::EventKind::Create(_)) {
-                return;
-            }
-            let ours = event.paths.iter().any(|p| {
-                p.file_name().is_some_and(|f| f.to_string_lossy().starts_with(name.as_str()))
-            });
-            if ours {
-                wakeup.notify();
-            }
-        })
-        .map_err(|e| tracing::warn!("cannot watch {}: {e}; polling instead", dir.display()))
-        .ok()?;
+        let mut watcher =
+            notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+                let Ok(event) = event else { return };
+                if !matches!(
+                    event.kind,
+                    notify::EventKind::Modify(_) | notify::EventKind::Create(_)
+                ) {
+                    return;
+                }
+                let ours = event.paths.iter().any(|p| {
+                    p.file_name()
+                        .is_some_and(|f| f.to_string_lossy().starts_with(name.as_str()))
+                });
+                if ours {
+                    wakeup.notify();
+                }
+            })
+            .map_err(|e| tracing::warn!("cannot watch {}: {e}; polling instead", dir.display()))
+            .ok()?;
         watcher
             .watch(&dir, RecursiveMode::NonRecursive)
             .map_err(|e| tracing::warn!("cannot watch {}: {e}; polling instead", dir.display()))

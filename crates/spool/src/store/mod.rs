@@ -74,6 +74,35 @@ pub trait Store: Send + Sync + 'static {
     /// holds the job under that token, so the result is dropped).
     async fn settle(&self, worker_id: &str, settlements: &[Settlement]) -> StoreResult<Vec<bool>>;
 
+    /// Settles `settlements`, then reserves up to `limit` jobs, in one round trip where the
+    /// store can (one transaction: "ack batch k and claim batch k+1"). This is the worker's hot
+    /// path. The default runs [`settle`](Store::settle) then [`reserve`](Store::reserve); if the
+    /// settle succeeded and the reserve failed, it returns the settle's result and no jobs.
+    async fn settle_and_reserve(
+        &self,
+        worker_id: &str,
+        settlements: &[Settlement],
+        queues: &[String],
+        limit: usize,
+    ) -> StoreResult<(Vec<bool>, Vec<ReservedJob>)> {
+        let applied = if settlements.is_empty() {
+            Vec::new()
+        } else {
+            self.settle(worker_id, settlements).await?
+        };
+        if limit == 0 {
+            return Ok((applied, Vec::new()));
+        }
+        match self.reserve(worker_id, queues, limit).await {
+            Ok(jobs) => Ok((applied, jobs)),
+            Err(e) if !applied.is_empty() => {
+                tracing::warn!("reserving failed after settling: {e}");
+                Ok((applied, Vec::new()))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     /// Returns the jobs of workers whose lease expired to their queues (refunding the attempt,
     /// counting a recovery); a job losing its worker for the `max_recoveries`-th time fails
     /// instead, as "worker lost N times".

@@ -1,85 +1,89 @@
-//! Settlements are batched: whatever finished while the previous store call ran goes into the
-//! next one, so a busy worker settles hundreds of jobs per round trip (River's job completer).
+//! Settlements wait here until the fetcher's next round trip carries them to the store together
+//! with its next reservation (one transaction: ack batch k, claim batch k+1). Every finished job
+//! frees a slot, which wakes the fetcher, so a settlement never waits long.
 
-use std::sync::Arc;
-
-use tokio::{sync::mpsc, task::JoinHandle};
+use tokio::sync::mpsc;
 
 use super::lifecycle::reconnect_delay;
 use crate::store::{Settlement, Store};
 
-const MAX_BATCH: usize = 1000;
-
-/// The completer task and its inbox.
-pub(crate) struct Completer {
+/// Finished jobs' settlements not yet written.
+pub(crate) struct Settlements {
     tx: mpsc::UnboundedSender<Settlement>,
-    task: JoinHandle<()>,
+    rx: mpsc::UnboundedReceiver<Settlement>,
+    pending: Vec<Settlement>,
 }
 
-impl Completer {
-    pub(crate) fn start(store: Arc<dyn Store>, worker_id: String) -> Completer {
+impl Settlements {
+    pub(crate) fn new() -> Settlements {
         let (tx, rx) = mpsc::unbounded_channel();
-        let task = tokio::spawn(run(store, worker_id, rx));
-        Completer { tx, task }
+        Settlements {
+            tx,
+            rx,
+            pending: Vec::new(),
+        }
     }
 
+    /// Where an executor sends its job's settlement.
     pub(crate) fn sender(&self) -> mpsc::UnboundedSender<Settlement> {
         self.tx.clone()
     }
 
-    /// Settles everything still queued, then ends.
-    pub(crate) async fn finish(self) {
-        drop(self.tx);
-        if let Err(e) = self.task.await {
-            tracing::error!("the completer stopped unexpectedly: {e}");
+    /// Everything finished so far (kept until [`Settlements::written`]).
+    pub(crate) fn collect(&mut self) -> &[Settlement] {
+        while let Ok(s) = self.rx.try_recv() {
+            self.pending.push(s);
+        }
+        &self.pending
+    }
+
+    /// Waits until a settlement arrives (it is kept for the next `collect`).
+    pub(crate) async fn arrived(&mut self) {
+        if let Some(s) = self.rx.recv().await {
+            self.pending.push(s);
         }
     }
-}
 
-async fn run(
-    store: Arc<dyn Store>,
-    worker_id: String,
-    mut rx: mpsc::UnboundedReceiver<Settlement>,
-) {
-    let mut batch = Vec::with_capacity(MAX_BATCH);
-    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        settle(store.as_ref(), &worker_id, &batch).await;
-        batch.clear();
-    }
-}
-
-/// Settles one batch, retrying while the store is unreachable (D-3): a result is never dropped
-/// because of a lost connection. If it cannot be written at all, the jobs stay reserved and
-/// return to the queue with the worker's lease: at-least-once, never lost.
-async fn settle(store: &dyn Store, worker_id: &str, batch: &[Settlement]) {
-    let mut failures = 0u32;
-    loop {
-        match store.settle(worker_id, batch).await {
-            Ok(applied) => {
-                for (settlement, ok) in batch.iter().zip(applied) {
-                    if !ok {
-                        tracing::warn!(
-                            job = settlement.id(),
-                            "result dropped: this worker no longer holds the job (its lease expired)"
-                        );
-                    }
-                }
-                return;
-            }
-            Err(e) if e.is_unavailable() || failures < 5 => {
-                failures += 1;
+    /// The store wrote the pending settlements; `applied` says which still held their job.
+    pub(crate) fn written(&mut self, applied: &[bool]) {
+        for (settlement, ok) in self.pending.iter().zip(applied) {
+            if !ok {
                 tracing::warn!(
-                    jobs = batch.len(),
-                    "settling failed ({failures} in a row), retrying: {e}"
+                    job = settlement.id(),
+                    "result dropped: this worker no longer holds the job (its lease expired)"
                 );
-                tokio::time::sleep(reconnect_delay(failures)).await;
             }
-            Err(e) => {
-                tracing::error!(
-                    jobs = batch.len(),
-                    "settling failed for good; the jobs return to the queue when the lease ends: {e}"
-                );
-                return;
+        }
+        self.pending.clear();
+    }
+
+    /// Writes what is left before the worker exits, retrying while the store is unreachable
+    /// (D-3). If it cannot be written at all, the jobs stay reserved and return to the queue
+    /// with the worker's lease: at-least-once, never lost.
+    pub(crate) async fn flush(&mut self, store: &dyn Store, worker_id: &str) {
+        self.collect();
+        if self.pending.is_empty() {
+            return;
+        }
+        let mut failures = 0u32;
+        loop {
+            match store.settle(worker_id, &self.pending).await {
+                Ok(applied) => return self.written(&applied),
+                Err(e) if e.is_unavailable() || failures < 5 => {
+                    failures += 1;
+                    tracing::warn!(
+                        jobs = self.pending.len(),
+                        "settling failed ({failures} in a row), retrying: {e}"
+                    );
+                    tokio::time::sleep(reconnect_delay(failures)).await;
+                }
+                Err(e) => {
+                    tracing::error!(
+                        jobs = self.pending.len(),
+                        "settling failed for good; the jobs return to the queue when the lease ends: {e}"
+                    );
+                    return;
+                }
             }
         }
     }

@@ -11,7 +11,7 @@ use tokio::{sync::Semaphore, task::JoinSet, time::Instant};
 
 use super::{
     Worker, WorkerError,
-    complete::Completer,
+    complete::Settlements,
     execute::{Executor, Tally},
     heartbeat::Heartbeat,
     lifecycle::{ExitReason, Shutdown, WorkerExit, reached, reconnect_delay, rss_mb},
@@ -40,7 +40,7 @@ pub(super) async fn run(worker: Worker) -> Result<WorkerExit, WorkerError> {
     let heartbeat = Heartbeat::start(store.clone(), info.clone(), config.lease, start_epoch)
         .map_err(|e| WorkerError::Config(format!("cannot start the heartbeat thread: {e}")))?;
     let mut restart = heartbeat.restart.clone();
-    let completer = Completer::start(store.clone(), info.id.clone());
+    let mut settlements = Settlements::new();
     let maintenance = maintenance::start(store.clone(), config.clone());
     let tally = Arc::new(Tally::default());
     let executor = Arc::new(Executor {
@@ -93,8 +93,13 @@ pub(super) async fn run(worker: Worker) -> Result<WorkerExit, WorkerError> {
             limit = 1;
         }
 
-        let jobs = match store.reserve(&info.id, &config.queues, limit).await {
-            Ok(jobs) => {
+        let finished = settlements.collect();
+        let jobs = match store
+            .settle_and_reserve(&info.id, finished, &config.queues, limit)
+            .await
+        {
+            Ok((applied, jobs)) => {
+                settlements.written(&applied);
                 if failures > 0 {
                     tracing::info!("reached the store again after {failures} failed attempts");
                 }
@@ -135,6 +140,8 @@ pub(super) async fn run(worker: Worker) -> Result<WorkerExit, WorkerError> {
                 _ = wakeups.wait(wait) => {}
                 () = reached(&mut shutdown_rx, Shutdown::Graceful) => {}
                 _ = restart.changed() => {}
+                // A job finished while idle: write its settlement now.
+                () = settlements.arrived() => {}
             }
             continue;
         }
@@ -146,12 +153,12 @@ pub(super) async fn run(worker: Worker) -> Result<WorkerExit, WorkerError> {
                 .try_acquire_owned()
                 .expect("reserved no more than free slots");
             let executor = executor.clone();
-            let done = completer.sender();
+            let done = settlements.sender();
             let stop = shutdown.subscribe();
             let rest = config.rest;
             running.spawn(async move {
                 let settlement = executor.run(job, stop).await;
-                // If the completer is gone the worker is exiting; the lease returns the job.
+                // The receiver lives as long as the worker; if it is gone the lease returns the job.
                 let _ = done.send(settlement);
                 if !rest.is_zero() {
                     tokio::time::sleep(rest).await;
@@ -163,7 +170,7 @@ pub(super) async fn run(worker: Worker) -> Result<WorkerExit, WorkerError> {
 
     tracing::info!(worker = %info.id, reason = ?reason, running = running.len(), "worker stopping");
     drain(&mut running, &shutdown, &mut shutdown_rx, config.grace).await;
-    completer.finish().await;
+    settlements.flush(store.as_ref(), &info.id).await;
     maintenance.abort();
     let _ = tokio::task::spawn_blocking(move || heartbeat.stop()).await;
     // Hands back anything still held (e.g. settlements that could not be written).

@@ -142,6 +142,142 @@ impl PostgresStore {
         Ok(())
     }
 
+    /// Reserves on `conn` (inside the caller's transaction, or autocommit).
+    async fn reserve_in(
+        &self,
+        conn: &mut PgConnection,
+        worker_id: &str,
+        queues: &[String],
+        limit: usize,
+    ) -> StoreResult<Vec<ReservedJob>> {
+        // The candidates are picked in a materialised CTE so that they are chosen (and locked)
+        // exactly once; SKIP LOCKED lets concurrent reservers take different jobs instead of
+        // queueing behind each other.
+        let sql = self.sql(&format!(
+            "WITH clock AS MATERIALIZED (SELECT {{schema}}.now_ms() AS ms),
+             picked AS MATERIALIZED (
+                 SELECT seq FROM {{schema}}.jobs
+                 WHERE queue = $2 AND worker_id IS NULL AND available_at <= (SELECT ms FROM clock)
+                 ORDER BY available_at, seq
+                 LIMIT $3
+                 FOR UPDATE SKIP LOCKED)
+             UPDATE {{schema}}.jobs
+             SET worker_id = $1, token = token + 1, reserved_at = (SELECT ms FROM clock),
+                 attempts = attempts + 1
+             WHERE seq IN (SELECT seq FROM picked)
+             RETURNING {}",
+            rows::RESERVED_COLUMNS
+        ));
+        let mut out = Vec::new();
+        for queue in queues {
+            let want = limit.saturating_sub(out.len());
+            if want == 0 {
+                break;
+            }
+            let found = sqlx::query(AssertSqlSafe(sql.0.clone()))
+                .bind(worker_id)
+                .bind(queue)
+                .bind(i64::try_from(want).unwrap_or(i64::MAX))
+                .fetch_all(&mut *conn)
+                .await?;
+            let found = found
+                .iter()
+                .map(rows::reserved)
+                .collect::<Result<Vec<_>, _>>()?;
+            out.extend(rows::in_claim_order(found));
+        }
+        Ok(out)
+    }
+
+    /// Settles inside the caller's transaction; returns the applied flags and whether any job
+    /// was released (a notification is queued in the transaction).
+    async fn settle_in(
+        &self,
+        conn: &mut PgConnection,
+        worker_id: &str,
+        settlements: &[Settlement],
+    ) -> StoreResult<(Vec<bool>, bool)> {
+        let batch = SettlementBatch::new(settlements);
+        let mut applied: Vec<String> = Vec::with_capacity(settlements.len());
+        if let Some(json) = &batch.complete {
+            // The processed counter is bumped in the same statement, only when something was
+            // completed: its row is the one every worker writes, so it is locked as briefly as
+            // possible and never for an empty batch.
+            let done: Vec<(String,)> = sqlx::query_as(self.sql(
+                "WITH done AS (
+                     DELETE FROM {schema}.jobs j
+                     USING json_to_recordset($1::json) AS d (id text, token bigint)
+                     WHERE j.id = d.id AND j.worker_id = $2 AND j.token = d.token
+                     RETURNING j.id),
+                 counted AS (
+                     INSERT INTO {schema}.meta (name, value)
+                     SELECT 'processed', COUNT(*) FROM done HAVING COUNT(*) > 0
+                     ON CONFLICT (name) DO UPDATE SET value = meta.value + excluded.value)
+                 SELECT id FROM done",
+            ))
+            .bind(json)
+            .bind(worker_id)
+            .fetch_all(&mut *conn)
+            .await?;
+            applied.extend(fenced_ids(done));
+        }
+        let mut released_any = false;
+        if let Some(json) = &batch.release {
+            let released: Vec<(String,)> = sqlx::query_as(self.sql(
+                "WITH clock AS MATERIALIZED (SELECT {schema}.now_ms() AS ms)
+                 UPDATE {schema}.jobs j
+                 SET worker_id = NULL, reserved_at = NULL,
+                     available_at = (SELECT ms FROM clock) + LEAST(d.delay_ms, $3),
+                     attempts = j.attempts - d.refund,
+                     deferrals = j.deferrals + d.deferral,
+                     exceptions = j.exceptions + d.exception,
+                     last_error = COALESCE(d.error, j.last_error)
+                 FROM json_to_recordset($1::json) AS d (
+                     id text, token bigint, delay_ms bigint, refund bigint, deferral bigint,
+                     exception bigint, error text)
+                 WHERE j.id = d.id AND j.worker_id = $2 AND j.token = d.token
+                 RETURNING j.id",
+            ))
+            .bind(json)
+            .bind(worker_id)
+            .bind(MAX_OFFSET_MS)
+            .fetch_all(&mut *conn)
+            .await?;
+            released_any = !released.is_empty();
+            applied.extend(fenced_ids(released));
+        }
+        if let Some(json) = &batch.fail {
+            // Delete and record in one statement: exactly the jobs the fence let through are
+            // recorded, even if the reaper takes others between statements.
+            let failed: Vec<(String,)> = sqlx::query_as(self.sql(
+                "WITH clock AS MATERIALIZED (SELECT {schema}.now_ms() AS ms),
+                 gone AS (
+                     DELETE FROM {schema}.jobs j
+                     USING json_to_recordset($1::json) AS d (id text, token bigint, error text, causes text)
+                     WHERE j.id = d.id AND j.worker_id = $2 AND j.token = d.token
+                     RETURNING j.id, j.queue, j.job, j.envelope, j.attempts, d.error, d.causes),
+                 recorded AS (
+                     INSERT INTO {schema}.failed (id, queue, job, envelope, error, causes, attempts, failed_at)
+                     SELECT id, queue, job, envelope, error, causes, attempts, (SELECT ms FROM clock)
+                     FROM gone
+                     ON CONFLICT (id) DO UPDATE SET queue = excluded.queue, job = excluded.job,
+                         envelope = excluded.envelope, error = excluded.error,
+                         causes = excluded.causes, attempts = excluded.attempts,
+                         failed_at = excluded.failed_at)
+                 SELECT id FROM gone",
+            ))
+            .bind(json)
+            .bind(worker_id)
+            .fetch_all(&mut *conn)
+            .await?;
+            applied.extend(fenced_ids(failed));
+        }
+        if released_any {
+            self.notify_in(conn).await?;
+        }
+        Ok((applied_in_order(settlements, &applied), released_any))
+    }
+
     /// The advisory lock that serialises migrations of this schema (and only this schema).
     fn migration_lock_key(&self) -> i64 {
         fnv1a(format!("spool migrate {}", self.schema).as_bytes()) as i64
@@ -390,133 +526,48 @@ impl Store for PostgresStore {
         queues: &[String],
         limit: usize,
     ) -> StoreResult<Vec<ReservedJob>> {
-        // The candidates are picked in a materialised CTE so that they are chosen (and locked)
-        // exactly once; SKIP LOCKED lets concurrent reservers take different jobs instead of
-        // queueing behind each other.
-        let sql = self.sql(&format!(
-            "WITH clock AS MATERIALIZED (SELECT {{schema}}.now_ms() AS ms),
-             picked AS MATERIALIZED (
-                 SELECT seq FROM {{schema}}.jobs
-                 WHERE queue = $2 AND worker_id IS NULL AND available_at <= (SELECT ms FROM clock)
-                 ORDER BY available_at, seq
-                 LIMIT $3
-                 FOR UPDATE SKIP LOCKED)
-             UPDATE {{schema}}.jobs
-             SET worker_id = $1, token = token + 1, reserved_at = (SELECT ms FROM clock),
-                 attempts = attempts + 1
-             WHERE seq IN (SELECT seq FROM picked)
-             RETURNING {}",
-            rows::RESERVED_COLUMNS
-        ));
-        let mut out = Vec::new();
-        for queue in queues {
-            let want = limit.saturating_sub(out.len());
-            if want == 0 {
-                break;
-            }
-            let found = sqlx::query(AssertSqlSafe(sql.0.clone()))
-                .bind(worker_id)
-                .bind(queue)
-                .bind(i64::try_from(want).unwrap_or(i64::MAX))
-                .fetch_all(&self.pool)
-                .await?;
-            let found = found
-                .iter()
-                .map(rows::reserved)
-                .collect::<Result<Vec<_>, _>>()?;
-            out.extend(rows::in_claim_order(found));
-        }
-        Ok(out)
+        let mut conn = self.pool.acquire().await?;
+        self.reserve_in(&mut conn, worker_id, queues, limit).await
     }
 
     async fn settle(&self, worker_id: &str, settlements: &[Settlement]) -> StoreResult<Vec<bool>> {
         if settlements.is_empty() {
             return Ok(Vec::new());
         }
-        let batch = SettlementBatch::new(settlements);
-        let mut applied: Vec<String> = Vec::with_capacity(settlements.len());
         let mut tx = self.pool.begin().await?;
-        if let Some(json) = &batch.complete {
-            // The processed counter is bumped in the same statement, only when something was
-            // completed: its row is the one every worker writes, so it is locked as briefly as
-            // possible and never for an empty batch.
-            let done: Vec<(String,)> = sqlx::query_as(self.sql(
-                "WITH done AS (
-                     DELETE FROM {schema}.jobs j
-                     USING json_to_recordset($1::json) AS d (id text, token bigint)
-                     WHERE j.id = d.id AND j.worker_id = $2 AND j.token = d.token
-                     RETURNING j.id),
-                 counted AS (
-                     INSERT INTO {schema}.meta (name, value)
-                     SELECT 'processed', COUNT(*) FROM done HAVING COUNT(*) > 0
-                     ON CONFLICT (name) DO UPDATE SET value = meta.value + excluded.value)
-                 SELECT id FROM done",
-            ))
-            .bind(json)
-            .bind(worker_id)
-            .fetch_all(&mut *tx)
-            .await?;
-            applied.extend(fenced_ids(done));
-        }
-        let mut released_any = false;
-        if let Some(json) = &batch.release {
-            let released: Vec<(String,)> = sqlx::query_as(self.sql(
-                "WITH clock AS MATERIALIZED (SELECT {schema}.now_ms() AS ms)
-                 UPDATE {schema}.jobs j
-                 SET worker_id = NULL, reserved_at = NULL,
-                     available_at = (SELECT ms FROM clock) + LEAST(d.delay_ms, $3),
-                     attempts = j.attempts - d.refund,
-                     deferrals = j.deferrals + d.deferral,
-                     exceptions = j.exceptions + d.exception,
-                     last_error = COALESCE(d.error, j.last_error)
-                 FROM json_to_recordset($1::json) AS d (
-                     id text, token bigint, delay_ms bigint, refund bigint, deferral bigint,
-                     exception bigint, error text)
-                 WHERE j.id = d.id AND j.worker_id = $2 AND j.token = d.token
-                 RETURNING j.id",
-            ))
-            .bind(json)
-            .bind(worker_id)
-            .bind(MAX_OFFSET_MS)
-            .fetch_all(&mut *tx)
-            .await?;
-            released_any = !released.is_empty();
-            applied.extend(fenced_ids(released));
-        }
-        if let Some(json) = &batch.fail {
-            // Delete and record in one statement: exactly the jobs the fence let through are
-            // recorded, even if the reaper takes others between statements.
-            let failed: Vec<(String,)> = sqlx::query_as(self.sql(
-                "WITH clock AS MATERIALIZED (SELECT {schema}.now_ms() AS ms),
-                 gone AS (
-                     DELETE FROM {schema}.jobs j
-                     USING json_to_recordset($1::json) AS d (id text, token bigint, error text, causes text)
-                     WHERE j.id = d.id AND j.worker_id = $2 AND j.token = d.token
-                     RETURNING j.id, j.queue, j.job, j.envelope, j.attempts, d.error, d.causes),
-                 recorded AS (
-                     INSERT INTO {schema}.failed (id, queue, job, envelope, error, causes, attempts, failed_at)
-                     SELECT id, queue, job, envelope, error, causes, attempts, (SELECT ms FROM clock)
-                     FROM gone
-                     ON CONFLICT (id) DO UPDATE SET queue = excluded.queue, job = excluded.job,
-                         envelope = excluded.envelope, error = excluded.error,
-                         causes = excluded.causes, attempts = excluded.attempts,
-                         failed_at = excluded.failed_at)
-                 SELECT id FROM gone",
-            ))
-            .bind(json)
-            .bind(worker_id)
-            .fetch_all(&mut *tx)
-            .await?;
-            applied.extend(fenced_ids(failed));
-        }
-        if released_any {
-            self.notify_in(&mut tx).await?;
-        }
+        let (applied, released) = self.settle_in(&mut tx, worker_id, settlements).await?;
         tx.commit().await?;
-        if released_any {
+        if released {
             self.wakeup.notify();
         }
-        Ok(applied_in_order(settlements, &applied))
+        Ok(applied)
+    }
+
+    async fn settle_and_reserve(
+        &self,
+        worker_id: &str,
+        settlements: &[Settlement],
+        queues: &[String],
+        limit: usize,
+    ) -> StoreResult<(Vec<bool>, Vec<ReservedJob>)> {
+        let mut tx = self.pool.begin().await?;
+        // Acks and claims may skip the WAL flush: if the server crashes before it, completed
+        // jobs come back and run again, and claims return to the queue, which at-least-once
+        // allows. Pushes never do this: a dispatched job is durable once `push` returns.
+        sqlx::query("SET LOCAL synchronous_commit = off")
+            .execute(&mut *tx)
+            .await?;
+        let (applied, released) = if settlements.is_empty() {
+            (Vec::new(), false)
+        } else {
+            self.settle_in(&mut tx, worker_id, settlements).await?
+        };
+        let jobs = self.reserve_in(&mut tx, worker_id, queues, limit).await?;
+        tx.commit().await?;
+        if released {
+            self.wakeup.notify();
+        }
+        Ok((applied, jobs))
     }
 
     async fn reap(&self, max_recoveries: u32) -> StoreResult<ReapReport> {

@@ -9,7 +9,7 @@ use std::{str::FromStr, sync::Arc, time::Duration};
 
 use async_trait::async_trait;
 use sqlx::{
-    AssertSqlSafe, QueryBuilder, Sqlite, SqlitePool,
+    AssertSqlSafe, QueryBuilder, Sqlite, SqliteConnection, SqlitePool,
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
 };
 
@@ -70,6 +70,131 @@ impl SqliteStore {
 
     async fn begin_write(&self) -> StoreResult<sqlx::Transaction<'static, Sqlite>> {
         Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
+    /// Reserves on `conn` (inside the caller's transaction, or autocommit).
+    async fn reserve_in(
+        &self,
+        conn: &mut SqliteConnection,
+        worker_id: &str,
+        queues: &[String],
+        limit: usize,
+    ) -> StoreResult<Vec<ReservedJob>> {
+        let sql = format!(
+            "UPDATE spool_jobs SET worker_id = ?1, token = token + 1, reserved_at = ?2, attempts = attempts + 1
+             WHERE seq IN (SELECT seq FROM spool_jobs
+                           WHERE queue = ?3 AND worker_id IS NULL AND available_at <= ?2
+                           ORDER BY available_at, seq LIMIT ?4)
+             RETURNING {}",
+            rows::RESERVED_COLUMNS
+        );
+        let mut out = Vec::new();
+        for queue in queues {
+            let want = limit - out.len();
+            if want == 0 {
+                break;
+            }
+            let found = sqlx::query(AssertSqlSafe(sql.clone()))
+                .bind(worker_id)
+                .bind(now_ms())
+                .bind(queue)
+                .bind(want as i64)
+                .fetch_all(&mut *conn)
+                .await?;
+            let found = found
+                .iter()
+                .map(rows::reserved)
+                .collect::<Result<Vec<_>, _>>()?;
+            out.extend(rows::in_claim_order(found));
+        }
+        Ok(out)
+    }
+
+    /// Settles inside the caller's transaction; returns the applied flags and whether any job
+    /// was released (waiting workers should look again).
+    async fn settle_in(
+        &self,
+        conn: &mut SqliteConnection,
+        worker_id: &str,
+        settlements: &[Settlement],
+    ) -> StoreResult<(Vec<bool>, bool)> {
+        let batch = SettlementBatch::new(settlements);
+        let now = now_ms();
+        let mut applied: Vec<String> = Vec::with_capacity(settlements.len());
+        if let Some(json) = &batch.complete {
+            let done: Vec<(String,)> = sqlx::query_as(
+                "DELETE FROM spool_jobs WHERE seq IN (
+                    SELECT j.seq FROM json_each(?1) e CROSS JOIN spool_jobs j ON j.id = e.value ->> 'id'
+                    WHERE j.worker_id = ?2 AND j.token = e.value ->> 'token')
+                 RETURNING id",
+            )
+            .bind(json)
+            .bind(worker_id)
+            .fetch_all(&mut *conn)
+            .await?;
+            sqlx::query(
+                "INSERT INTO spool_meta (name, value) VALUES ('processed', ?)
+                 ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",
+            )
+            .bind(done.len() as i64)
+            .execute(&mut *conn)
+            .await?;
+            applied.extend(fenced_ids(done));
+        }
+        if let Some(json) = &batch.release {
+            let released: Vec<(String,)> = sqlx::query_as(
+                "UPDATE spool_jobs SET worker_id = NULL, reserved_at = NULL,
+                        available_at = ?3 + d.delay_ms,
+                        attempts = attempts - d.refund,
+                        deferrals = deferrals + d.deferral,
+                        exceptions = exceptions + d.exception,
+                        last_error = COALESCE(d.error, last_error)
+                 FROM (SELECT value ->> 'id' AS id, value ->> 'token' AS token,
+                              value ->> 'delay_ms' AS delay_ms, value ->> 'refund' AS refund,
+                              value ->> 'deferral' AS deferral, value ->> 'exception' AS exception,
+                              value ->> 'error' AS error
+                       FROM json_each(?1)) AS d
+                 WHERE spool_jobs.id = d.id AND spool_jobs.worker_id = ?2 AND spool_jobs.token = d.token
+                 RETURNING spool_jobs.id",
+            )
+            .bind(json)
+            .bind(worker_id)
+            .bind(now)
+            .fetch_all(&mut *conn)
+            .await?;
+            applied.extend(fenced_ids(released));
+        }
+        if let Some(json) = &batch.fail {
+            sqlx::query(
+                "INSERT INTO spool_failed (id, queue, job, envelope, error, causes, attempts, failed_at)
+                 SELECT j.id, j.queue, j.job, j.envelope, e.value ->> 'error', e.value ->> 'causes', j.attempts, ?3
+                 FROM json_each(?1) e CROSS JOIN spool_jobs j ON j.id = e.value ->> 'id'
+                 WHERE j.worker_id = ?2 AND j.token = e.value ->> 'token'
+                 ON CONFLICT (id) DO UPDATE SET queue = excluded.queue, job = excluded.job,
+                     envelope = excluded.envelope, error = excluded.error, causes = excluded.causes,
+                     attempts = excluded.attempts, failed_at = excluded.failed_at",
+            )
+            .bind(json)
+            .bind(worker_id)
+            .bind(now)
+            .execute(&mut *conn)
+            .await?;
+            let failed: Vec<(String,)> = sqlx::query_as(
+                "DELETE FROM spool_jobs WHERE seq IN (
+                    SELECT j.seq FROM json_each(?1) e CROSS JOIN spool_jobs j ON j.id = e.value ->> 'id'
+                    WHERE j.worker_id = ?2 AND j.token = e.value ->> 'token')
+                 RETURNING id",
+            )
+            .bind(json)
+            .bind(worker_id)
+            .fetch_all(&mut *conn)
+            .await?;
+            applied.extend(fenced_ids(failed));
+        }
+        Ok((
+            applied_in_order(settlements, &applied),
+            batch.release.is_some(),
+        ))
     }
 }
 
@@ -205,119 +330,42 @@ impl Store for SqliteStore {
         queues: &[String],
         limit: usize,
     ) -> StoreResult<Vec<ReservedJob>> {
-        let sql = format!(
-            "UPDATE spool_jobs SET worker_id = ?1, token = token + 1, reserved_at = ?2, attempts = attempts + 1
-             WHERE seq IN (SELECT seq FROM spool_jobs
-                           WHERE queue = ?3 AND worker_id IS NULL AND available_at <= ?2
-                           ORDER BY available_at, seq LIMIT ?4)
-             RETURNING {}",
-            rows::RESERVED_COLUMNS
-        );
-        let mut out = Vec::new();
-        for queue in queues {
-            let want = limit - out.len();
-            if want == 0 {
-                break;
-            }
-            let found = sqlx::query(AssertSqlSafe(sql.clone()))
-                .bind(worker_id)
-                .bind(now_ms())
-                .bind(queue)
-                .bind(want as i64)
-                .fetch_all(&self.writer)
-                .await?;
-            let found = found
-                .iter()
-                .map(rows::reserved)
-                .collect::<Result<Vec<_>, _>>()?;
-            out.extend(rows::in_claim_order(found));
-        }
-        Ok(out)
+        let mut conn = self.writer.acquire().await?;
+        self.reserve_in(&mut conn, worker_id, queues, limit).await
     }
 
     async fn settle(&self, worker_id: &str, settlements: &[Settlement]) -> StoreResult<Vec<bool>> {
         if settlements.is_empty() {
             return Ok(Vec::new());
         }
-        let batch = SettlementBatch::new(settlements);
-        let now = now_ms();
-        let mut applied: Vec<String> = Vec::with_capacity(settlements.len());
         let mut tx = self.begin_write().await?;
-        if let Some(json) = &batch.complete {
-            let done: Vec<(String,)> = sqlx::query_as(
-                "DELETE FROM spool_jobs WHERE seq IN (
-                    SELECT j.seq FROM json_each(?1) e CROSS JOIN spool_jobs j ON j.id = e.value ->> 'id'
-                    WHERE j.worker_id = ?2 AND j.token = e.value ->> 'token')
-                 RETURNING id",
-            )
-            .bind(json)
-            .bind(worker_id)
-            .fetch_all(&mut *tx)
-            .await?;
-            sqlx::query(
-                "INSERT INTO spool_meta (name, value) VALUES ('processed', ?)
-                 ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",
-            )
-            .bind(done.len() as i64)
-            .execute(&mut *tx)
-            .await?;
-            applied.extend(fenced_ids(done));
-        }
-        if let Some(json) = &batch.release {
-            let released: Vec<(String,)> = sqlx::query_as(
-                "UPDATE spool_jobs SET worker_id = NULL, reserved_at = NULL,
-                        available_at = ?3 + d.delay_ms,
-                        attempts = attempts - d.refund,
-                        deferrals = deferrals + d.deferral,
-                        exceptions = exceptions + d.exception,
-                        last_error = COALESCE(d.error, last_error)
-                 FROM (SELECT value ->> 'id' AS id, value ->> 'token' AS token,
-                              value ->> 'delay_ms' AS delay_ms, value ->> 'refund' AS refund,
-                              value ->> 'deferral' AS deferral, value ->> 'exception' AS exception,
-                              value ->> 'error' AS error
-                       FROM json_each(?1)) AS d
-                 WHERE spool_jobs.id = d.id AND spool_jobs.worker_id = ?2 AND spool_jobs.token = d.token
-                 RETURNING spool_jobs.id",
-            )
-            .bind(json)
-            .bind(worker_id)
-            .bind(now)
-            .fetch_all(&mut *tx)
-            .await?;
-            applied.extend(fenced_ids(released));
-        }
-        if let Some(json) = &batch.fail {
-            sqlx::query(
-                "INSERT INTO spool_failed (id, queue, job, envelope, error, causes, attempts, failed_at)
-                 SELECT j.id, j.queue, j.job, j.envelope, e.value ->> 'error', e.value ->> 'causes', j.attempts, ?3
-                 FROM json_each(?1) e CROSS JOIN spool_jobs j ON j.id = e.value ->> 'id'
-                 WHERE j.worker_id = ?2 AND j.token = e.value ->> 'token'
-                 ON CONFLICT (id) DO UPDATE SET queue = excluded.queue, job = excluded.job,
-                     envelope = excluded.envelope, error = excluded.error, causes = excluded.causes,
-                     attempts = excluded.attempts, failed_at = excluded.failed_at",
-            )
-            .bind(json)
-            .bind(worker_id)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-            let failed: Vec<(String,)> = sqlx::query_as(
-                "DELETE FROM spool_jobs WHERE seq IN (
-                    SELECT j.seq FROM json_each(?1) e CROSS JOIN spool_jobs j ON j.id = e.value ->> 'id'
-                    WHERE j.worker_id = ?2 AND j.token = e.value ->> 'token')
-                 RETURNING id",
-            )
-            .bind(json)
-            .bind(worker_id)
-            .fetch_all(&mut *tx)
-            .await?;
-            applied.extend(fenced_ids(failed));
-        }
+        let (applied, released) = self.settle_in(&mut tx, worker_id, settlements).await?;
         tx.commit().await?;
-        if batch.release.is_some() {
+        if released {
             self.wakeup.notify();
         }
-        Ok(applied_in_order(settlements, &applied))
+        Ok(applied)
+    }
+
+    async fn settle_and_reserve(
+        &self,
+        worker_id: &str,
+        settlements: &[Settlement],
+        queues: &[String],
+        limit: usize,
+    ) -> StoreResult<(Vec<bool>, Vec<ReservedJob>)> {
+        let mut tx = self.begin_write().await?;
+        let (applied, released) = if settlements.is_empty() {
+            (Vec::new(), false)
+        } else {
+            self.settle_in(&mut tx, worker_id, settlements).await?
+        };
+        let jobs = self.reserve_in(&mut tx, worker_id, queues, limit).await?;
+        tx.commit().await?;
+        if released {
+            self.wakeup.notify();
+        }
+        Ok((applied, jobs))
     }
 
     async fn reap(&self, max_recoveries: u32) -> StoreResult<ReapReport> {

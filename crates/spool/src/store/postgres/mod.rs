@@ -107,6 +107,9 @@ impl PostgresStore {
         let pool = PgPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
             .min_connections(0)
+            // No ping before every use (it would double the hot path's round trips); a dead
+            // connection fails its query, is dropped, and the worker retries (D-3).
+            .test_before_acquire(false)
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_lazy_with(options.clone());
         Ok(PostgresStore {

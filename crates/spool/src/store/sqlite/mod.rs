@@ -50,11 +50,15 @@ impl SqliteStore {
             .pragma("cache_size", "-32000");
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
+            // A ping before every use would double the round trips of the hot path; a broken
+            // connection shows up as an error on use, which the worker retries.
+            .test_before_acquire(false)
             .acquire_timeout(Duration::from_secs(60))
             .connect_with(options.clone())
             .await?;
         let reader = SqlitePoolOptions::new()
             .max_connections(4)
+            .test_before_acquire(false)
             .connect_with(options.clone().read_only(true))
             .await?;
         let wakeup = WakeupSignal::default();

@@ -45,6 +45,9 @@ pub(crate) struct BenchArgs {
     /// Print JSON lines (one object per run).
     #[arg(long)]
     json: bool,
+    /// W3 only: how long each job sleeps, ms.
+    #[arg(long, default_value_t = 100)]
+    job_ms: u64,
     /// W1 only: also run the bare single-task baseline (1,000-job claim and delete batches
     /// straight on the store, no worker), reported as peer `spool-baseline`.
     #[arg(long)]
@@ -61,6 +64,7 @@ pub(crate) async fn run(url: Option<String>, a: BenchArgs) -> Result<ExitCode, C
                 Workload::W3 => 1_000,
             }),
             concurrency: a.concurrency,
+            job_ms: a.job_ms,
             run,
         };
         let scratch = scratch::Scratch::new(url.as_deref(), run).await?;

@@ -39,6 +39,17 @@ pub(crate) struct Report {
     pub(crate) first_start: f64,
     pub(crate) last_end: f64,
     pub(crate) latencies_ms: Vec<f64>,
+    /// Peak resident memory of the worker process (Linux `VmHWM`), MB.
+    #[serde(default)]
+    pub(crate) max_rss_mb: Option<f64>,
+}
+
+/// Peak resident set size of this process, where the OS reports it.
+fn peak_rss_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
 }
 
 struct Recorder {
@@ -110,7 +121,8 @@ pub(crate) async fn run_worker(
     println!("ready");
     worker.run().await?;
     let rec = RECORDER.get().expect("set above");
-    let report = rec.report.lock().unwrap_or_else(|p| p.into_inner());
+    let mut report = rec.report.lock().unwrap_or_else(|p| p.into_inner());
+    report.max_rss_mb = peak_rss_mb();
     println!("{}", serde_json::to_string(&*report).expect("plain data"));
     Ok(ExitCode::SUCCESS)
 }

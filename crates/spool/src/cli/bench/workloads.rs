@@ -26,6 +26,7 @@ pub(crate) struct Spec {
     pub(crate) workload: Workload,
     pub(crate) jobs: usize,
     pub(crate) concurrency: usize,
+    pub(crate) job_ms: u64,
     pub(crate) run: usize,
 }
 
@@ -135,9 +136,13 @@ pub(crate) async fn measure(scratch: &Scratch, spec: &Spec) -> Result<Value, Cli
             push_bulk(store, &jobs).await?;
             let report = finish(child).await?;
             let wall = report.last_end - t0;
-            let ideal = spec.jobs as f64 * 0.1 / spec.concurrency as f64;
+            let job_s = spec.job_ms as f64 / 1000.0;
+            let ideal = (spec.jobs as f64 / spec.concurrency as f64).ceil() * job_s;
             out.insert("wall_s".into(), json!(round(wall, 3)));
             out.insert("efficiency".into(), json!(round(ideal / wall, 3)));
+            if let Some(rss) = report.max_rss_mb {
+                out.insert("worker_max_rss_mb".into(), json!(round(rss, 1)));
+            }
         }
     }
     Ok(Value::Object(out))

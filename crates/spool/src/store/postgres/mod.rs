@@ -40,6 +40,8 @@ pub const DEFAULT_SCHEMA: &str = "spool";
 /// Connections per store. Each worker process holds one store; its queries are short, so a
 /// few connections serve many concurrent jobs without crowding the server's connection limit.
 const MAX_CONNECTIONS: u32 = 8;
+/// Connections for the worker's acks and claims (one fetch loop per worker process).
+const HOT_CONNECTIONS: u32 = 2;
 /// How long a query waits for a free connection before the store reports itself unavailable.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Longest delay or retry window a time is offset by (about 100 years): larger ones mean
@@ -54,6 +56,11 @@ pub struct PostgresStore {
     /// The URL it was opened with (without `spool_schema`), for [`Store::reopen`].
     url: String,
     pool: PgPool,
+    /// The worker's hot path (acks and claims): sessions with `synchronous_commit = off`, so
+    /// they don't wait for the WAL flush. If the server crashes before it, completed jobs come
+    /// back and run again and claims return to the queue, which at-least-once allows. Pushes
+    /// never use it: a dispatched job is durable once `push` returns.
+    hot: PgPool,
     /// The schema name as validated (unquoted).
     schema: String,
     /// `"<schema>"`, substituted for `{schema}` in statements.
@@ -112,9 +119,16 @@ impl PostgresStore {
             .test_before_acquire(false)
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_lazy_with(options.clone());
+        let hot = PgPoolOptions::new()
+            .max_connections(HOT_CONNECTIONS)
+            .min_connections(0)
+            .test_before_acquire(false)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_lazy_with(options.clone().options([("synchronous_commit", "off")]));
         Ok(PostgresStore {
             url: url.to_string(),
             pool,
+            hot,
             schema: schema.to_string(),
             quoted_schema: format!("\"{schema}\""),
             channel: format!("{schema}_jobs"),
@@ -553,18 +567,16 @@ impl Store for PostgresStore {
         queues: &[String],
         limit: usize,
     ) -> StoreResult<(Vec<bool>, Vec<ReservedJob>)> {
-        let mut tx = self.pool.begin().await?;
-        // Acks and claims may skip the WAL flush: if the server crashes before it, completed
-        // jobs come back and run again, and claims return to the queue, which at-least-once
-        // allows. Pushes never do this: a dispatched job is durable once `push` returns.
-        sqlx::query("SET LOCAL synchronous_commit = off")
-            .execute(&mut *tx)
-            .await?;
-        let (applied, released) = if settlements.is_empty() {
-            (Vec::new(), false)
-        } else {
-            self.settle_in(&mut tx, worker_id, settlements).await?
-        };
+        if settlements.is_empty() {
+            // A lone claim needs no transaction around it: one round trip per queue.
+            let mut conn = self.hot.acquire().await?;
+            return Ok((
+                Vec::new(),
+                self.reserve_in(&mut conn, worker_id, queues, limit).await?,
+            ));
+        }
+        let mut tx = self.hot.begin().await?;
+        let (applied, released) = self.settle_in(&mut tx, worker_id, settlements).await?;
         let jobs = self.reserve_in(&mut tx, worker_id, queues, limit).await?;
         tx.commit().await?;
         if released {

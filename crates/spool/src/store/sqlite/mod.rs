@@ -358,12 +358,13 @@ impl Store for SqliteStore {
         queues: &[String],
         limit: usize,
     ) -> StoreResult<(Vec<bool>, Vec<ReservedJob>)> {
+        if settlements.is_empty() {
+            // Nothing to settle: a lone claim statement needs no transaction around it (and
+            // saves the idle worker's wake-up two round trips).
+            return Ok((Vec::new(), self.reserve(worker_id, queues, limit).await?));
+        }
         let mut tx = self.begin_write().await?;
-        let (applied, released) = if settlements.is_empty() {
-            (Vec::new(), false)
-        } else {
-            self.settle_in(&mut tx, worker_id, settlements).await?
-        };
+        let (applied, released) = self.settle_in(&mut tx, worker_id, settlements).await?;
         let jobs = self.reserve_in(&mut tx, worker_id, queues, limit).await?;
         tx.commit().await?;
         if released {

@@ -55,9 +55,39 @@ fn head(peer: &str, scratch: &Scratch, spec: &Spec) -> serde_json::Map<String, V
     m
 }
 
+/// W1's figures, as the peer lab computes them.
+fn throughput(
+    out: &mut serde_json::Map<String, Value>,
+    jobs: usize,
+    enqueue_s: f64,
+    process_s: f64,
+) {
+    let n = jobs as f64;
+    out.insert("enqueue_jobs_per_s".into(), json!(round(n / enqueue_s, 0)));
+    out.insert("process_jobs_per_s".into(), json!(round(n / process_s, 0)));
+    out.insert(
+        "e2e_jobs_per_s".into(),
+        json!(round(n / (enqueue_s + process_s), 0)),
+    );
+}
+
 fn round(x: f64, places: i32) -> f64 {
     let f = 10f64.powi(places);
     (x * f).round() / f
+}
+
+/// W1's backlog: `n` no-op probes pushed in 1,000-job batches; returns the seconds it took.
+async fn push_noops(store: &dyn Store, n: usize) -> Result<f64, CliError> {
+    let jobs: Vec<NewJob> = (0..n)
+        .map(|n| {
+            probe_job(&Probe {
+                n: n as i64,
+                t: None,
+                sleep_ms: 0,
+            })
+        })
+        .collect();
+    push_bulk(store, &jobs).await
 }
 
 /// Pushes `jobs` in 1,000-job batches; returns the seconds it took.
@@ -74,26 +104,11 @@ pub(crate) async fn measure(scratch: &Scratch, spec: &Spec) -> Result<Value, Cli
     let mut out = head("spool", scratch, spec);
     match spec.workload {
         Workload::W1 => {
-            let jobs: Vec<NewJob> = (0..spec.jobs)
-                .map(|n| {
-                    probe_job(&Probe {
-                        n: n as i64,
-                        t: None,
-                        sleep_ms: 0,
-                    })
-                })
-                .collect();
-            let enqueue_s = push_bulk(store, &jobs).await?;
+            let enqueue_s = push_noops(store, spec.jobs).await?;
             let child = spawn_worker(&scratch.url, spec.concurrency, spec.jobs).await?;
             let report = finish(child).await?;
             let process_s = report.last_end - report.first_start;
-            let n = spec.jobs as f64;
-            out.insert("enqueue_jobs_per_s".into(), json!(round(n / enqueue_s, 0)));
-            out.insert("process_jobs_per_s".into(), json!(round(n / process_s, 0)));
-            out.insert(
-                "e2e_jobs_per_s".into(),
-                json!(round(n / (enqueue_s + process_s), 0)),
-            );
+            throughput(&mut out, spec.jobs, enqueue_s, process_s);
         }
         Workload::W2 => {
             let child = spawn_worker(&scratch.url, spec.concurrency, WARMUP + spec.jobs).await?;
@@ -152,16 +167,7 @@ pub(crate) async fn measure(scratch: &Scratch, spec: &Spec) -> Result<Value, Cli
 /// The floor Spool's worker adds its cost to.
 pub(crate) async fn baseline(scratch: &Scratch, spec: &Spec) -> Result<Value, CliError> {
     let store = scratch.store.as_ref();
-    let jobs: Vec<NewJob> = (0..spec.jobs)
-        .map(|n| {
-            probe_job(&Probe {
-                n: n as i64,
-                t: None,
-                sleep_ms: 0,
-            })
-        })
-        .collect();
-    let enqueue_s = push_bulk(store, &jobs).await?;
+    let enqueue_s = push_noops(store, spec.jobs).await?;
     let worker = WorkerInfo {
         id: "baseline".into(),
         host: "bench".into(),
@@ -197,13 +203,7 @@ pub(crate) async fn baseline(scratch: &Scratch, spec: &Spec) -> Result<Value, Cl
             ..*spec
         },
     );
-    let n = spec.jobs as f64;
-    out.insert("enqueue_jobs_per_s".into(), json!(round(n / enqueue_s, 0)));
-    out.insert("process_jobs_per_s".into(), json!(round(n / process_s, 0)));
-    out.insert(
-        "e2e_jobs_per_s".into(),
-        json!(round(n / (enqueue_s + process_s), 0)),
-    );
+    throughput(&mut out, spec.jobs, enqueue_s, process_s);
     Ok(Value::Object(out))
 }
 

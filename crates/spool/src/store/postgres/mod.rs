@@ -444,19 +444,24 @@ impl Store for PostgresStore {
         let envelopes: Vec<&str> = jobs.iter().map(|j| j.envelope.as_str()).collect();
         let delays: Vec<i64> = jobs.iter().map(|j| offset_ms(j.delay)).collect();
         let windows: Vec<Option<i64>> = jobs.iter().map(|j| j.retry_for.map(offset_ms)).collect();
-        let mut tx = self.pool.begin().await?;
-        // One statement for the whole batch; ORDER BY ord keeps `seq` in push order, and a
-        // repeated id (already stored or earlier in the batch) is skipped by ON CONFLICT.
+        // One statement, so one round trip, for the whole batch: ORDER BY ord keeps `seq` in
+        // push order, a repeated id (already stored or earlier in the batch) is skipped by ON
+        // CONFLICT, and the notification is queued once if anything was inserted (PostgreSQL
+        // delivers it when the statement commits).
         let inserted: Vec<(String,)> = sqlx::query_as(self.sql(
-            "WITH clock AS MATERIALIZED (SELECT {schema}.now_ms() AS ms)
-             INSERT INTO {schema}.jobs (id, queue, job, envelope, available_at, retry_until, created_at)
-             SELECT n.id, n.queue, n.job, n.envelope, c.ms + n.delay_ms, c.ms + n.retry_for_ms, c.ms
-             FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[])
-                  WITH ORDINALITY AS n (id, queue, job, envelope, delay_ms, retry_for_ms, ord),
-                  clock c
-             ORDER BY n.ord
-             ON CONFLICT (id) DO NOTHING
-             RETURNING id",
+            "WITH clock AS MATERIALIZED (SELECT {schema}.now_ms() AS ms),
+             ins AS (
+                 INSERT INTO {schema}.jobs (id, queue, job, envelope, available_at, retry_until, created_at)
+                 SELECT n.id, n.queue, n.job, n.envelope, c.ms + n.delay_ms, c.ms + n.retry_for_ms, c.ms
+                 FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[])
+                      WITH ORDINALITY AS n (id, queue, job, envelope, delay_ms, retry_for_ms, ord),
+                      clock c
+                 ORDER BY n.ord
+                 ON CONFLICT (id) DO NOTHING
+                 RETURNING id),
+             notified AS MATERIALIZED (
+                 SELECT pg_notify($7, '') FROM (SELECT 1 FROM ins LIMIT 1) AS any_inserted)
+             SELECT ins.id FROM ins LEFT JOIN notified ON true",
         ))
         .bind(&ids)
         .bind(&queues)
@@ -464,13 +469,10 @@ impl Store for PostgresStore {
         .bind(&envelopes)
         .bind(&delays)
         .bind(&windows)
-        .fetch_all(&mut *tx)
+        .bind(&self.channel)
+        .fetch_all(&self.pool)
         .await?;
         let inserted = fenced_ids(inserted);
-        if !inserted.is_empty() {
-            self.notify_in(&mut tx).await?;
-        }
-        tx.commit().await?;
         if !inserted.is_empty() {
             self.wakeup.notify();
         }

@@ -22,8 +22,7 @@ use std::{
 
 use async_trait::async_trait;
 use rusqlite::{
-    Connection, OpenFlags, OptionalExtension, Row, TransactionBehavior, params, params_from_iter,
-    types::Value,
+    Connection, OpenFlags, OptionalExtension, Row, params, params_from_iter, types::Value,
 };
 use tokio::sync::oneshot;
 
@@ -74,9 +73,12 @@ impl SqliteStore {
     ) -> StoreResult<R> {
         self.writer
             .run(move |conn| {
-                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                let out = op(&tx)?;
-                tx.commit()?;
+                // Cached statements, not `Connection::transaction`, which parses both every
+                // time. A transaction left open by an error or panic is rolled back by the
+                // connection thread before its next operation.
+                conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
+                let out = op(conn)?;
+                conn.prepare_cached("COMMIT")?.execute([])?;
                 Ok(out)
             })
             .await
@@ -142,11 +144,15 @@ impl DbThread {
                     }
                 };
                 while let Ok(task) = rx.recv() {
-                    // A panicking operation drops its reply (its caller gets an error) and
-                    // rolls back its transaction; the thread and connection carry on.
+                    // A panicking operation drops its reply (its caller gets an error); a
+                    // failed or panicked one's transaction is rolled back; the thread and
+                    // connection carry on.
                     let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                         task(&mut conn);
                     }));
+                    if !conn.is_autocommit() {
+                        let _ = conn.execute_batch("ROLLBACK");
+                    }
                 }
             })
             .map_err(|e| StoreError::Other(format!("cannot start a SQLite thread: {e}")))?;
@@ -176,9 +182,8 @@ fn open_connection(path: &Path, read_only: bool) -> StoreResult<Connection> {
             | OpenFlags::SQLITE_OPEN_CREATE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX
     };
-    let conn = Connection::open_with_flags(path, flags).map_err(|e| {
-        StoreError::Unavailable(format!("cannot open {}: {e}", path.display()))
-    })?;
+    let conn = Connection::open_with_flags(path, flags)
+        .map_err(|e| StoreError::Unavailable(format!("cannot open {}: {e}", path.display())))?;
     conn.busy_timeout(Duration::from_secs(10))?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     if !read_only {
@@ -288,7 +293,10 @@ fn reserve_in(
             break;
         }
         found.clear();
-        let rows = claim.query_map(params![worker_id, now_ms(), queue, want as i64], reserved_row)?;
+        let rows = claim.query_map(
+            params![worker_id, now_ms(), queue, want as i64],
+            reserved_row,
+        )?;
         for row in rows {
             found.push(row?);
         }
@@ -351,8 +359,7 @@ fn settle_in(
                     deferral,
                     exception,
                     error
-                ])?
-                    > 0
+                ])? > 0
             }
             Settlement::Fail {
                 id,

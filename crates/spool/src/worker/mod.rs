@@ -1,10 +1,10 @@
 //! The worker: reserves jobs from the store and runs many at once.
 //!
 //! The path of a job through a worker, one file each:
-//! [`fetch`] (reserve in priority order, never more than free slots) → [`execute`] (timeout,
-//! panic capture, retry decision) → [`complete`] (settlements batched into one store call),
-//! with [`heartbeat`] keeping the worker's lease on its own thread, [`maintenance`] returning
-//! the jobs of dead workers, and [`lifecycle`] deciding when to stop.
+//! `fetch` (reserve in priority order, never more than free slots) → `execute` (timeout,
+//! panic capture, retry decision) → `complete` (settlements batched into one store call),
+//! with `heartbeat` keeping the worker's lease on its own thread, `maintenance` returning
+//! the jobs of dead workers, and `lifecycle` deciding when to stop.
 
 use std::{collections::HashSet, sync::Arc, time::Duration};
 

@@ -931,7 +931,7 @@ impl Store for SqliteStore {
     }
 
     async fn restart_epoch(&self) -> StoreResult<i64> {
-        self.read(|conn| restart_epoch_in(conn)).await
+        self.read(restart_epoch_in).await
     }
 }
 

@@ -1,5 +1,5 @@
-//! Settlements grouped by kind and encoded as JSON arrays, so a SQL store settles a whole batch
-//! with one statement per kind (`json_each` in SQLite, `json_to_recordset` in PostgreSQL).
+//! Settlements grouped by kind and encoded as JSON arrays, so the PostgreSQL store settles a whole
+//! batch with one statement per kind (`json_to_recordset`).
 
 use serde::Serialize;
 

@@ -37,7 +37,7 @@ impl StoreError {
     }
 }
 
-#[cfg(any(feature = "sqlite", feature = "postgres"))]
+#[cfg(feature = "postgres")]
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
         use sqlx::Error as E;
@@ -53,10 +53,27 @@ impl From<sqlx::Error> for StoreError {
                 Some(code) if code.starts_with("08") || code.starts_with("57P") => {
                     StoreError::Unavailable(e.to_string())
                 }
-                // SQLite: busy / locked beyond the busy timeout.
-                Some("5") | Some("6") | Some("517") => StoreError::Unavailable(e.to_string()),
                 _ => StoreError::Other(e.to_string()),
             },
+            _ => StoreError::Other(e.to_string()),
+        }
+    }
+}
+
+#[cfg(feature = "sqlite")]
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        use rusqlite::ErrorCode as C;
+        match e.sqlite_error_code() {
+            // Busy / locked beyond the busy timeout, or the file can't be read or written.
+            Some(
+                C::DatabaseBusy
+                | C::DatabaseLocked
+                | C::SystemIoFailure
+                | C::CannotOpen
+                | C::DiskFull
+                | C::FileLockingProtocolFailed,
+            ) => StoreError::Unavailable(e.to_string()),
             _ => StoreError::Other(e.to_string()),
         }
     }

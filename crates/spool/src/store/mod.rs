@@ -10,10 +10,10 @@ use std::{sync::Arc, time::Duration};
 
 use async_trait::async_trait;
 
-#[cfg(any(feature = "sqlite", feature = "postgres"))]
+#[cfg(feature = "postgres")]
 mod batch;
 mod error;
-#[cfg(any(feature = "sqlite", feature = "postgres"))]
+#[cfg(feature = "postgres")]
 mod rows;
 mod types;
 mod wakeup;

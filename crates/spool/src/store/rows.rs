@@ -1,5 +1,4 @@
-//! Row decoding shared by the SQL stores: each store selects the same columns in the same
-//! order, so one function per value type serves them all.
+//! Row decoding for the PostgreSQL store: one function per value type.
 
 use sqlx::{ColumnIndex, Decode, Row, Type};
 

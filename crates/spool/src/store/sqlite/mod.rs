@@ -1,38 +1,50 @@
 //! The embedded SQLite store: one file, WAL mode, created and migrated on first use.
 //!
-//! Writes go through one connection (SQLite has one writer anyway, and queueing writers in
-//! the process beats spinning on `SQLITE_BUSY`); multi-statement writes use `BEGIN IMMEDIATE`
-//! so they never hit a snapshot conflict. Other processes are noticed by watching the
-//! database's directory (the `-wal` file comes and goes, so the directory is what is watched).
+//! Writes go through one connection owned by one plain thread (SQLite has one writer anyway,
+//! and queueing writers in the process beats spinning on `SQLITE_BUSY`). A store operation is
+//! sent to that thread as one closure and runs there whole, so the worker's hot path
+//! ([`Store::settle_and_reserve`]) costs one hand-over between threads however many statements
+//! it runs. Multi-statement writes use `BEGIN IMMEDIATE` so they never hit a snapshot conflict.
+//! Listings and counts run on a second thread with a read-only connection, so they never wait
+//! for the writer.
+//!
+//! Neither thread belongs to a tokio runtime: replies come back on a oneshot channel, which
+//! any runtime can await (the worker's heartbeat runs on a runtime of its own).
+//!
+//! Other processes are noticed by watching the database's directory (the `-wal` file comes and
+//! goes, so the directory is what is watched).
 
-use std::{str::FromStr, sync::Arc, time::Duration};
+use std::{
+    path::{Path, PathBuf},
+    sync::{Arc, mpsc},
+    time::Duration,
+};
 
 use async_trait::async_trait;
-use sqlx::{
-    AssertSqlSafe, QueryBuilder, Sqlite, SqliteConnection, SqlitePool,
-    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
+use rusqlite::{
+    Connection, OpenFlags, OptionalExtension, Row, params, params_from_iter, types::Value,
 };
+use tokio::sync::oneshot;
 
 use super::{
     FailedFilter, FailedJob, Heartbeat, JobFilter, JobInfo, JobState, NewJob, PushOutcome,
-    QueueStats, ReapReport, ReservedJob, RetrySelector, Settlement, Stats, Store, StoreError,
-    StoreResult, WakeupSignal, Wakeups, WorkerInfo, WorkerStatus,
-    batch::{SettlementBatch, applied_in_order, push_outcomes},
-    rows,
+    QueueStats, ReapReport, ReleaseKind, ReservedJob, RetrySelector, Settlement, Stats, Store,
+    StoreError, StoreResult, WakeupSignal, Wakeups, WorkerInfo, WorkerStatus, rfc3339_ms,
 };
 use crate::{duration::millis, envelope::now_ms};
 
 mod watch;
 
 const SCHEMA_VERSION: i64 = 1;
-/// Rows per INSERT statement (8 binds each stays well under SQLite's 32,766-variable limit).
-const PUSH_CHUNK: usize = 1000;
+
+/// Statements kept prepared per connection.
+const STATEMENT_CACHE: usize = 64;
 
 /// The SQLite store. Open it with [`crate::connect`] and a `sqlite://PATH` URL.
 pub struct SqliteStore {
     url: String,
-    writer: SqlitePool,
-    reader: SqlitePool,
+    writer: DbThread,
+    reader: DbThread,
     wakeup: WakeupSignal,
     _watcher: Option<watch::DirWatcher>,
 }
@@ -40,29 +52,11 @@ pub struct SqliteStore {
 impl SqliteStore {
     /// Opens (creating if needed) the database file a `sqlite://PATH` URL names.
     pub async fn open(url: &str) -> StoreResult<Self> {
-        let options = SqliteConnectOptions::from_str(url)
-            .map_err(|e| StoreError::BadUrl(format!("{url} ({e})")))?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(10))
-            .pragma("temp_store", "memory")
-            .pragma("cache_size", "-32000");
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
-            // A ping before every use would double the round trips of the hot path; a broken
-            // connection shows up as an error on use, which the worker retries.
-            .test_before_acquire(false)
-            .acquire_timeout(Duration::from_secs(60))
-            .connect_with(options.clone())
-            .await?;
-        let reader = SqlitePoolOptions::new()
-            .max_connections(4)
-            .test_before_acquire(false)
-            .connect_with(options.clone().read_only(true))
-            .await?;
+        let path = db_path(url)?;
+        let writer = DbThread::start(path.clone(), false, "spool-sqlite-writer").await?;
+        let reader = DbThread::start(path.clone(), true, "spool-sqlite-reader").await?;
         let wakeup = WakeupSignal::default();
-        let watcher = watch::DirWatcher::start(options.get_filename(), wakeup.clone());
+        let watcher = watch::DirWatcher::start(&path, wakeup.clone());
         Ok(SqliteStore {
             url: url.to_string(),
             writer,
@@ -72,138 +66,350 @@ impl SqliteStore {
         })
     }
 
-    async fn begin_write(&self) -> StoreResult<sqlx::Transaction<'static, Sqlite>> {
-        Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
+    /// Runs `op` in one `BEGIN IMMEDIATE` transaction on the writer thread.
+    async fn write<R: Send + 'static>(
+        &self,
+        op: impl FnOnce(&Connection) -> StoreResult<R> + Send + 'static,
+    ) -> StoreResult<R> {
+        self.writer
+            .run(move |conn| {
+                // Cached statements, not `Connection::transaction`, which parses both every
+                // time. A transaction left open by an error or panic is rolled back by the
+                // connection thread before its next operation.
+                conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
+                let out = op(conn)?;
+                conn.prepare_cached("COMMIT")?.execute([])?;
+                Ok(out)
+            })
+            .await
     }
 
-    /// Reserves on `conn` (inside the caller's transaction, or autocommit).
-    async fn reserve_in(
+    /// Runs one statement's worth of work in autocommit mode on the writer thread.
+    async fn write_one<R: Send + 'static>(
         &self,
-        conn: &mut SqliteConnection,
-        worker_id: &str,
-        queues: &[String],
-        limit: usize,
-    ) -> StoreResult<Vec<ReservedJob>> {
-        let sql = format!(
-            "UPDATE spool_jobs SET worker_id = ?1, token = token + 1, reserved_at = ?2, attempts = attempts + 1
-             WHERE seq IN (SELECT seq FROM spool_jobs
-                           WHERE queue = ?3 AND worker_id IS NULL AND available_at <= ?2
-                           ORDER BY available_at, seq LIMIT ?4)
-             RETURNING {}",
-            rows::RESERVED_COLUMNS
-        );
-        let mut out = Vec::new();
-        for queue in queues {
-            let want = limit - out.len();
-            if want == 0 {
-                break;
-            }
-            let found = sqlx::query(AssertSqlSafe(sql.clone()))
-                .bind(worker_id)
-                .bind(now_ms())
-                .bind(queue)
-                .bind(want as i64)
-                .fetch_all(&mut *conn)
-                .await?;
-            let found = found
-                .iter()
-                .map(rows::reserved)
-                .collect::<Result<Vec<_>, _>>()?;
-            out.extend(rows::in_claim_order(found));
-        }
-        Ok(out)
+        op: impl FnOnce(&Connection) -> StoreResult<R> + Send + 'static,
+    ) -> StoreResult<R> {
+        self.writer.run(move |conn| op(conn)).await
     }
 
-    /// Settles inside the caller's transaction; returns the applied flags and whether any job
-    /// was released (waiting workers should look again).
-    async fn settle_in(
+    /// Runs `op` on the read-only connection.
+    async fn read<R: Send + 'static>(
         &self,
-        conn: &mut SqliteConnection,
-        worker_id: &str,
-        settlements: &[Settlement],
-    ) -> StoreResult<(Vec<bool>, bool)> {
-        let batch = SettlementBatch::new(settlements);
-        let now = now_ms();
-        let mut applied: Vec<String> = Vec::with_capacity(settlements.len());
-        if let Some(json) = &batch.complete {
-            let done: Vec<(String,)> = sqlx::query_as(
-                "DELETE FROM spool_jobs WHERE seq IN (
-                    SELECT j.seq FROM json_each(?1) e CROSS JOIN spool_jobs j ON j.id = e.value ->> 'id'
-                    WHERE j.worker_id = ?2 AND j.token = e.value ->> 'token')
-                 RETURNING id",
-            )
-            .bind(json)
-            .bind(worker_id)
-            .fetch_all(&mut *conn)
-            .await?;
-            sqlx::query(
-                "INSERT INTO spool_meta (name, value) VALUES ('processed', ?)
-                 ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",
-            )
-            .bind(done.len() as i64)
-            .execute(&mut *conn)
-            .await?;
-            applied.extend(fenced_ids(done));
-        }
-        if let Some(json) = &batch.release {
-            let released: Vec<(String,)> = sqlx::query_as(
-                "UPDATE spool_jobs SET worker_id = NULL, reserved_at = NULL,
-                        available_at = ?3 + d.delay_ms,
-                        attempts = attempts - d.refund,
-                        deferrals = deferrals + d.deferral,
-                        exceptions = exceptions + d.exception,
-                        last_error = COALESCE(d.error, last_error)
-                 FROM (SELECT value ->> 'id' AS id, value ->> 'token' AS token,
-                              value ->> 'delay_ms' AS delay_ms, value ->> 'refund' AS refund,
-                              value ->> 'deferral' AS deferral, value ->> 'exception' AS exception,
-                              value ->> 'error' AS error
-                       FROM json_each(?1)) AS d
-                 WHERE spool_jobs.id = d.id AND spool_jobs.worker_id = ?2 AND spool_jobs.token = d.token
-                 RETURNING spool_jobs.id",
-            )
-            .bind(json)
-            .bind(worker_id)
-            .bind(now)
-            .fetch_all(&mut *conn)
-            .await?;
-            applied.extend(fenced_ids(released));
-        }
-        if let Some(json) = &batch.fail {
-            sqlx::query(
-                "INSERT INTO spool_failed (id, queue, job, envelope, error, causes, attempts, failed_at)
-                 SELECT j.id, j.queue, j.job, j.envelope, e.value ->> 'error', e.value ->> 'causes', j.attempts, ?3
-                 FROM json_each(?1) e CROSS JOIN spool_jobs j ON j.id = e.value ->> 'id'
-                 WHERE j.worker_id = ?2 AND j.token = e.value ->> 'token'
-                 ON CONFLICT (id) DO UPDATE SET queue = excluded.queue, job = excluded.job,
-                     envelope = excluded.envelope, error = excluded.error, causes = excluded.causes,
-                     attempts = excluded.attempts, failed_at = excluded.failed_at",
-            )
-            .bind(json)
-            .bind(worker_id)
-            .bind(now)
-            .execute(&mut *conn)
-            .await?;
-            let failed: Vec<(String,)> = sqlx::query_as(
-                "DELETE FROM spool_jobs WHERE seq IN (
-                    SELECT j.seq FROM json_each(?1) e CROSS JOIN spool_jobs j ON j.id = e.value ->> 'id'
-                    WHERE j.worker_id = ?2 AND j.token = e.value ->> 'token')
-                 RETURNING id",
-            )
-            .bind(json)
-            .bind(worker_id)
-            .fetch_all(&mut *conn)
-            .await?;
-            applied.extend(fenced_ids(failed));
-        }
-        Ok((
-            applied_in_order(settlements, &applied),
-            batch.release.is_some(),
-        ))
+        op: impl FnOnce(&Connection) -> StoreResult<R> + Send + 'static,
+    ) -> StoreResult<R> {
+        self.reader.run(move |conn| op(conn)).await
     }
 }
 
-fn fenced_ids(rows: Vec<(String,)>) -> Vec<String> {
-    rows.into_iter().map(|(id,)| id).collect()
+/// The file a `sqlite://PATH` URL names (`sqlite:///abs/path` or `sqlite://relative/path`);
+/// a query string, if any, is ignored.
+fn db_path(url: &str) -> StoreResult<PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .ok_or_else(|| StoreError::BadUrl(url.to_string()))?;
+    let path = rest.split_once('?').map_or(rest, |(path, _)| path);
+    if path.is_empty() {
+        return Err(StoreError::BadUrl(format!("{url} (no file name)")));
+    }
+    Ok(PathBuf::from(path))
+}
+
+type Task = Box<dyn FnOnce(&mut Connection) + Send>;
+
+/// A connection owned by a plain thread that runs one operation (a closure) at a time.
+/// Dropping the handle ends the thread and closes the connection.
+struct DbThread {
+    tx: mpsc::Sender<Task>,
+}
+
+fn thread_gone() -> StoreError {
+    StoreError::Unavailable("the SQLite connection thread stopped".into())
+}
+
+impl DbThread {
+    async fn start(path: PathBuf, read_only: bool, name: &str) -> StoreResult<Self> {
+        let (tx, rx) = mpsc::channel::<Task>();
+        let (ready_tx, ready_rx) = oneshot::channel();
+        std::thread::Builder::new()
+            .name(name.to_string())
+            .spawn(move || {
+                let mut conn = match open_connection(&path, read_only) {
+                    Ok(conn) => {
+                        let _ = ready_tx.send(Ok(()));
+                        conn
+                    }
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                        return;
+                    }
+                };
+                while let Ok(task) = rx.recv() {
+                    // A panicking operation drops its reply (its caller gets an error); a
+                    // failed or panicked one's transaction is rolled back; the thread and
+                    // connection carry on.
+                    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        task(&mut conn);
+                    }));
+                    if !conn.is_autocommit() {
+                        let _ = conn.execute_batch("ROLLBACK");
+                    }
+                }
+            })
+            .map_err(|e| StoreError::Other(format!("cannot start a SQLite thread: {e}")))?;
+        ready_rx.await.map_err(|_| thread_gone())??;
+        Ok(DbThread { tx })
+    }
+
+    async fn run<R: Send + 'static>(
+        &self,
+        op: impl FnOnce(&mut Connection) -> StoreResult<R> + Send + 'static,
+    ) -> StoreResult<R> {
+        let (reply, answer) = oneshot::channel();
+        self.tx
+            .send(Box::new(move |conn: &mut Connection| {
+                let _ = reply.send(op(conn));
+            }))
+            .map_err(|_| thread_gone())?;
+        answer.await.map_err(|_| thread_gone())?
+    }
+}
+
+fn open_connection(path: &Path, read_only: bool) -> StoreResult<Connection> {
+    let flags = if read_only {
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
+    } else {
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+    };
+    let conn = Connection::open_with_flags(path, flags)
+        .map_err(|e| StoreError::Unavailable(format!("cannot open {}: {e}", path.display())))?;
+    conn.busy_timeout(Duration::from_secs(10))?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    if !read_only {
+        let _mode: String =
+            conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
+    }
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
+    conn.pragma_update(None, "cache_size", -32000)?;
+    Ok(conn)
+}
+
+fn count(n: i64) -> u32 {
+    u32::try_from(n.max(0)).unwrap_or(u32::MAX)
+}
+
+/// Claims up to N available jobs of one queue, oldest first.
+const RESERVE_SQL: &str = "UPDATE spool_jobs
+     SET worker_id = ?1, token = token + 1, reserved_at = ?2, attempts = attempts + 1
+     WHERE seq IN (SELECT seq FROM spool_jobs
+                   WHERE queue = ?3 AND worker_id IS NULL AND available_at <= ?2
+                   ORDER BY available_at, seq LIMIT ?4)
+     RETURNING id, queue, envelope, token, attempts, recoveries, deferrals, exceptions,
+               retry_until, last_error, reserved_at, available_at, seq";
+
+/// Decodes a row of [`RESERVE_SQL`]'s columns; also returns `seq` for ordering.
+fn reserved_row(row: &Row<'_>) -> rusqlite::Result<(ReservedJob, i64)> {
+    let job = ReservedJob {
+        id: row.get(0)?,
+        queue: row.get(1)?,
+        envelope: row.get(2)?,
+        token: row.get(3)?,
+        attempts: count(row.get(4)?),
+        recoveries: count(row.get(5)?),
+        deferrals: count(row.get(6)?),
+        exceptions: count(row.get(7)?),
+        retry_until: row.get(8)?,
+        last_error: row.get(9)?,
+        reserved_at: row.get(10)?,
+        available_at: row.get(11)?,
+    };
+    Ok((job, row.get(12)?))
+}
+
+/// Columns a job listing selects, in this order (followed by the store's "now").
+const JOB_COLUMNS: &str = "id, queue, job, worker_id, available_at, attempts, recoveries, deferrals, last_error, envelope";
+
+/// Decodes a row of [`JOB_COLUMNS`] followed by the store's now (ms).
+fn job_row(row: &Row<'_>) -> rusqlite::Result<JobInfo> {
+    let worker: Option<String> = row.get(3)?;
+    let available_at: i64 = row.get(4)?;
+    let now: i64 = row.get(10)?;
+    let state = match (&worker, available_at > now) {
+        (Some(_), _) => JobState::Reserved,
+        (None, true) => JobState::Delayed,
+        (None, false) => JobState::Pending,
+    };
+    Ok(JobInfo {
+        id: row.get(0)?,
+        queue: row.get(1)?,
+        job: row.get(2)?,
+        state,
+        attempts: count(row.get(5)?),
+        recoveries: count(row.get(6)?),
+        deferrals: count(row.get(7)?),
+        last_error: row.get(8)?,
+        available_at,
+        worker,
+        envelope: row.get(9)?,
+    })
+}
+
+/// Columns a failed listing selects, in this order.
+const FAILED_COLUMNS: &str = "id, queue, job, envelope, error, causes, attempts, failed_at";
+
+/// Decodes a row of [`FAILED_COLUMNS`].
+fn failed_row(row: &Row<'_>) -> rusqlite::Result<FailedJob> {
+    let causes: String = row.get(5)?;
+    Ok(FailedJob {
+        id: row.get(0)?,
+        queue: row.get(1)?,
+        job: row.get(2)?,
+        envelope: row.get(3)?,
+        error: row.get(4)?,
+        causes: serde_json::from_str(&causes).unwrap_or_else(|_| vec![causes]),
+        attempts: count(row.get(6)?),
+        failed_at: rfc3339_ms(row.get(7)?),
+    })
+}
+
+/// Reserves on `conn` (inside the caller's transaction, or autocommit), queue by queue.
+fn reserve_in(
+    conn: &Connection,
+    worker_id: &str,
+    queues: &[String],
+    limit: usize,
+) -> StoreResult<Vec<ReservedJob>> {
+    let mut out = Vec::with_capacity(limit.min(1024));
+    if limit == 0 {
+        return Ok(out);
+    }
+    let mut claim = conn.prepare_cached(RESERVE_SQL)?;
+    let mut found = Vec::new();
+    for queue in queues {
+        let want = limit - out.len();
+        if want == 0 {
+            break;
+        }
+        found.clear();
+        let rows = claim.query_map(
+            params![worker_id, now_ms(), queue, want as i64],
+            reserved_row,
+        )?;
+        for row in rows {
+            found.push(row?);
+        }
+        // RETURNING gives no order: put them in claim order.
+        found.sort_unstable_by_key(|(job, seq)| (job.available_at, *seq));
+        out.extend(found.drain(..).map(|(job, _)| job));
+    }
+    Ok(out)
+}
+
+/// Settles inside the caller's transaction, one fenced statement per job; returns the applied
+/// flags (in input order) and whether any job was released (waiting workers should look again).
+fn settle_in(
+    conn: &Connection,
+    worker_id: &str,
+    settlements: &[Settlement],
+) -> StoreResult<(Vec<bool>, bool)> {
+    let now = now_ms();
+    let mut applied = Vec::with_capacity(settlements.len());
+    let mut completed: i64 = 0;
+    let mut released = false;
+    for settlement in settlements {
+        let done = match settlement {
+            Settlement::Complete { id, token } => {
+                let n = conn
+                    .prepare_cached(
+                        "DELETE FROM spool_jobs WHERE id = ?1 AND worker_id = ?2 AND token = ?3",
+                    )?
+                    .execute(params![id, worker_id, token])?;
+                completed += n as i64;
+                n > 0
+            }
+            Settlement::Release {
+                id,
+                token,
+                delay,
+                kind,
+                error,
+            } => {
+                released = true;
+                let refund = i64::from(matches!(
+                    kind,
+                    ReleaseKind::Deferred | ReleaseKind::Shutdown
+                ));
+                let deferral = i64::from(*kind == ReleaseKind::Deferred);
+                let exception = i64::from(*kind == ReleaseKind::RetryAfterError);
+                conn.prepare_cached(
+                    "UPDATE spool_jobs SET worker_id = NULL, reserved_at = NULL,
+                            available_at = ?4, attempts = attempts - ?5,
+                            deferrals = deferrals + ?6, exceptions = exceptions + ?7,
+                            last_error = COALESCE(?8, last_error)
+                     WHERE id = ?1 AND worker_id = ?2 AND token = ?3",
+                )?
+                .execute(params![
+                    id,
+                    worker_id,
+                    token,
+                    now + millis(*delay),
+                    refund,
+                    deferral,
+                    exception,
+                    error
+                ])? > 0
+            }
+            Settlement::Fail {
+                id,
+                token,
+                error,
+                causes,
+            } => {
+                let causes = serde_json::to_string(causes).unwrap_or_else(|_| "[]".into());
+                conn.prepare_cached(
+                    "INSERT INTO spool_failed (id, queue, job, envelope, error, causes, attempts, failed_at)
+                     SELECT id, queue, job, envelope, ?4, ?5, attempts, ?6
+                     FROM spool_jobs WHERE id = ?1 AND worker_id = ?2 AND token = ?3
+                     ON CONFLICT (id) DO UPDATE SET queue = excluded.queue, job = excluded.job,
+                         envelope = excluded.envelope, error = excluded.error,
+                         causes = excluded.causes, attempts = excluded.attempts,
+                         failed_at = excluded.failed_at",
+                )?
+                .execute(params![id, worker_id, token, error, causes, now])?;
+                conn.prepare_cached(
+                    "DELETE FROM spool_jobs WHERE id = ?1 AND worker_id = ?2 AND token = ?3",
+                )?
+                .execute(params![id, worker_id, token])?
+                    > 0
+            }
+        };
+        applied.push(done);
+    }
+    if completed > 0 {
+        conn.prepare_cached(
+            "INSERT INTO spool_meta (name, value) VALUES ('processed', ?1)
+             ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",
+        )?
+        .execute([completed])?;
+    }
+    Ok((applied, released))
+}
+
+fn restart_epoch_in(conn: &Connection) -> StoreResult<i64> {
+    let epoch: Option<i64> = conn
+        .prepare_cached("SELECT value FROM spool_meta WHERE name = 'restart_epoch'")?
+        .query_row([], |row| row.get(0))
+        .optional()?;
+    Ok(epoch.unwrap_or(0))
+}
+
+/// Jobs held by a worker whose lease is no longer current (`?1` is now).
+macro_rules! dead_holder {
+    () => {
+        "worker_id IS NOT NULL AND worker_id NOT IN (SELECT id FROM spool_workers WHERE expires_at > ?1)"
+    };
 }
 
 #[async_trait]
@@ -213,33 +419,32 @@ impl Store for SqliteStore {
     }
 
     async fn migrate(&self) -> StoreResult<()> {
-        let mut tx = self.begin_write().await?;
-        sqlx::query(
-            "CREATE TABLE IF NOT EXISTS spool_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)",
-        )
-        .execute(&mut *tx)
-        .await?;
-        let current: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM spool_migrations")
-            .fetch_one(&mut *tx)
-            .await?;
-        let current = current.unwrap_or(0);
-        if current > SCHEMA_VERSION {
-            return Err(StoreError::SchemaTooNew {
-                found: current,
-                supported: SCHEMA_VERSION,
-            });
-        }
-        if current < 1 {
-            sqlx::raw_sql(include_str!("schema.sql"))
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query("INSERT INTO spool_migrations (version, applied_at) VALUES (1, ?)")
-                .bind(now_ms())
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(())
+        self.write(|conn| {
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS spool_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)",
+                [],
+            )?;
+            let current: Option<i64> =
+                conn.query_row("SELECT MAX(version) FROM spool_migrations", [], |row| {
+                    row.get(0)
+                })?;
+            let current = current.unwrap_or(0);
+            if current > SCHEMA_VERSION {
+                return Err(StoreError::SchemaTooNew {
+                    found: current,
+                    supported: SCHEMA_VERSION,
+                });
+            }
+            if current < 1 {
+                conn.execute_batch(include_str!("schema.sql"))?;
+                conn.execute(
+                    "INSERT INTO spool_migrations (version, applied_at) VALUES (1, ?1)",
+                    [now_ms()],
+                )?;
+            }
+            Ok(())
+        })
+        .await
     }
 
     async fn reopen(&self) -> StoreResult<Arc<dyn Store>> {
@@ -250,78 +455,91 @@ impl Store for SqliteStore {
         if jobs.is_empty() {
             return Ok(Vec::new());
         }
-        let now = now_ms();
-        let mut inserted = Vec::with_capacity(jobs.len());
-        let mut tx = self.begin_write().await?;
-        for chunk in jobs.chunks(PUSH_CHUNK) {
-            let mut q = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO spool_jobs (id, queue, job, envelope, available_at, retry_until, created_at) ",
-            );
-            q.push_values(chunk, |mut row, job| {
-                row.push_bind(&job.id)
-                    .push_bind(&job.queue)
-                    .push_bind(&job.job)
-                    .push_bind(&job.envelope)
-                    .push_bind(now + millis(job.delay))
-                    .push_bind(job.retry_for.map(|d| now + millis(d)))
-                    .push_bind(now);
-            });
-            q.push(" ON CONFLICT (id) DO NOTHING RETURNING id");
-            let ids: Vec<(String,)> = q.build_query_as().fetch_all(&mut *tx).await?;
-            inserted.extend(fenced_ids(ids));
-        }
-        tx.commit().await?;
+        let jobs = jobs.to_vec();
+        let outcomes = self
+            .write(move |conn| {
+                let now = now_ms();
+                let mut insert = conn.prepare_cached(
+                    "INSERT INTO spool_jobs (id, queue, job, envelope, available_at, retry_until, created_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (id) DO NOTHING",
+                )?;
+                let mut outcomes = Vec::with_capacity(jobs.len());
+                for job in &jobs {
+                    let n = insert.execute(params![
+                        job.id,
+                        job.queue,
+                        job.job,
+                        job.envelope,
+                        now + millis(job.delay),
+                        job.retry_for.map(|d| now + millis(d)),
+                        now
+                    ])?;
+                    // A repeated id within one batch is already queued after its first row.
+                    outcomes.push(if n > 0 {
+                        PushOutcome::Queued
+                    } else {
+                        PushOutcome::AlreadyQueued
+                    });
+                }
+                Ok(outcomes)
+            })
+            .await?;
         self.wakeup.notify();
-        let ids: Vec<&str> = jobs.iter().map(|j| j.id.as_str()).collect();
-        Ok(push_outcomes(&ids, &inserted))
+        Ok(outcomes)
     }
 
     async fn register_worker(&self, worker: &WorkerInfo, lease: Duration) -> StoreResult<()> {
-        let now = now_ms();
-        sqlx::query(
-            "INSERT INTO spool_workers (id, host, pid, queues, started_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)
-             ON CONFLICT (id) DO UPDATE SET expires_at = excluded.expires_at",
-        )
-        .bind(&worker.id)
-        .bind(&worker.host)
-        .bind(worker.pid as i64)
-        .bind(serde_json::to_string(&worker.queues).unwrap_or_default())
-        .bind(now)
-        .bind(now + millis(lease))
-        .execute(&self.writer)
-        .await?;
-        Ok(())
+        let worker = worker.clone();
+        self.write_one(move |conn| {
+            let now = now_ms();
+            conn.prepare_cached(
+                "INSERT INTO spool_workers (id, host, pid, queues, started_at, expires_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (id) DO UPDATE SET expires_at = excluded.expires_at",
+            )?
+            .execute(params![
+                worker.id,
+                worker.host,
+                worker.pid as i64,
+                serde_json::to_string(&worker.queues).unwrap_or_default(),
+                now,
+                now + millis(lease)
+            ])?;
+            Ok(())
+        })
+        .await
     }
 
     async fn heartbeat(&self, worker_id: &str, lease: Duration) -> StoreResult<Heartbeat> {
-        let kept = sqlx::query("UPDATE spool_workers SET expires_at = ? WHERE id = ?")
-            .bind(now_ms() + millis(lease))
-            .bind(worker_id)
-            .execute(&self.writer)
-            .await?
-            .rows_affected()
-            > 0;
-        Ok(Heartbeat {
-            lease_kept: kept,
-            restart_epoch: self.restart_epoch().await?,
+        let worker_id = worker_id.to_string();
+        self.write_one(move |conn| {
+            let kept = conn
+                .prepare_cached("UPDATE spool_workers SET expires_at = ?1 WHERE id = ?2")?
+                .execute(params![now_ms() + millis(lease), worker_id])?
+                > 0;
+            Ok(Heartbeat {
+                lease_kept: kept,
+                restart_epoch: restart_epoch_in(conn)?,
+            })
         })
+        .await
     }
 
     async fn deregister_worker(&self, worker_id: &str) -> StoreResult<()> {
-        let mut tx = self.begin_write().await?;
-        let returned = sqlx::query(
-            "UPDATE spool_jobs SET worker_id = NULL, reserved_at = NULL, attempts = attempts - 1
-             WHERE worker_id = ?",
-        )
-        .bind(worker_id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        sqlx::query("DELETE FROM spool_workers WHERE id = ?")
-            .bind(worker_id)
-            .execute(&mut *tx)
+        let worker_id = worker_id.to_string();
+        let returned = self
+            .write(move |conn| {
+                let returned = conn
+                    .prepare_cached(
+                        "UPDATE spool_jobs SET worker_id = NULL, reserved_at = NULL, attempts = attempts - 1
+                         WHERE worker_id = ?1",
+                    )?
+                    .execute([&worker_id])?;
+                conn.prepare_cached("DELETE FROM spool_workers WHERE id = ?1")?
+                    .execute([&worker_id])?;
+                Ok(returned)
+            })
             .await?;
-        tx.commit().await?;
         if returned > 0 {
             self.wakeup.notify();
         }
@@ -334,17 +552,21 @@ impl Store for SqliteStore {
         queues: &[String],
         limit: usize,
     ) -> StoreResult<Vec<ReservedJob>> {
-        let mut conn = self.writer.acquire().await?;
-        self.reserve_in(&mut conn, worker_id, queues, limit).await
+        let worker_id = worker_id.to_string();
+        let queues = queues.to_vec();
+        self.write(move |conn| reserve_in(conn, &worker_id, &queues, limit))
+            .await
     }
 
     async fn settle(&self, worker_id: &str, settlements: &[Settlement]) -> StoreResult<Vec<bool>> {
         if settlements.is_empty() {
             return Ok(Vec::new());
         }
-        let mut tx = self.begin_write().await?;
-        let (applied, released) = self.settle_in(&mut tx, worker_id, settlements).await?;
-        tx.commit().await?;
+        let worker_id = worker_id.to_string();
+        let settlements = settlements.to_vec();
+        let (applied, released) = self
+            .write(move |conn| settle_in(conn, &worker_id, &settlements))
+            .await?;
         if released {
             self.wakeup.notify();
         }
@@ -358,15 +580,23 @@ impl Store for SqliteStore {
         queues: &[String],
         limit: usize,
     ) -> StoreResult<(Vec<bool>, Vec<ReservedJob>)> {
-        if settlements.is_empty() {
-            // Nothing to settle: a lone claim statement needs no transaction around it (and
-            // saves the idle worker's wake-up two round trips).
-            return Ok((Vec::new(), self.reserve(worker_id, queues, limit).await?));
+        if settlements.is_empty() && limit == 0 {
+            return Ok((Vec::new(), Vec::new()));
         }
-        let mut tx = self.begin_write().await?;
-        let (applied, released) = self.settle_in(&mut tx, worker_id, settlements).await?;
-        let jobs = self.reserve_in(&mut tx, worker_id, queues, limit).await?;
-        tx.commit().await?;
+        let worker_id = worker_id.to_string();
+        let settlements = settlements.to_vec();
+        let queues = queues.to_vec();
+        let (applied, released, jobs) = self
+            .write(move |conn| {
+                let (applied, released) = if settlements.is_empty() {
+                    (Vec::new(), false)
+                } else {
+                    settle_in(conn, &worker_id, &settlements)?
+                };
+                let jobs = reserve_in(conn, &worker_id, &queues, limit)?;
+                Ok((applied, released, jobs))
+            })
+            .await?;
         if released {
             self.wakeup.notify();
         }
@@ -374,66 +604,65 @@ impl Store for SqliteStore {
     }
 
     async fn reap(&self, max_recoveries: u32) -> StoreResult<ReapReport> {
-        let now = now_ms();
-        let dead_holder = "worker_id IS NOT NULL AND worker_id NOT IN
-                           (SELECT id FROM spool_workers WHERE expires_at > ?1)";
-        let mut tx = self.begin_write().await?;
-        sqlx::query(AssertSqlSafe(format!(
-            "INSERT INTO spool_failed (id, queue, job, envelope, error, causes, attempts, failed_at)
-             SELECT id, queue, job, envelope,
-                    'worker lost ' || (recoveries + 1) || ' times while running this job',
-                    json_array(COALESCE(last_error, 'no error recorded before the losses')),
-                    attempts, ?1
-             FROM spool_jobs WHERE {dead_holder} AND recoveries + 1 >= ?2
-             ON CONFLICT (id) DO UPDATE SET error = excluded.error, causes = excluded.causes,
-                 attempts = excluded.attempts, failed_at = excluded.failed_at"
-        )))
-        .bind(now)
-        .bind(max_recoveries as i64)
-        .execute(&mut *tx)
-        .await?;
-        let failed = sqlx::query(AssertSqlSafe(format!(
-            "DELETE FROM spool_jobs WHERE {dead_holder} AND recoveries + 1 >= ?2"
-        )))
-        .bind(now)
-        .bind(max_recoveries as i64)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        let recovered = sqlx::query(AssertSqlSafe(format!(
-            "UPDATE spool_jobs SET worker_id = NULL, reserved_at = NULL, available_at = ?1,
-                    attempts = attempts - 1, recoveries = recoveries + 1
-             WHERE {dead_holder}"
-        )))
-        .bind(now)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        let workers_removed = sqlx::query("DELETE FROM spool_workers WHERE expires_at <= ?")
-            .bind(now)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        tx.commit().await?;
-        if recovered > 0 {
+        let report = self
+            .write(move |conn| {
+                let now = now_ms();
+                conn.prepare_cached(concat!(
+                    "INSERT INTO spool_failed (id, queue, job, envelope, error, causes, attempts, failed_at)
+                     SELECT id, queue, job, envelope,
+                            'worker lost ' || (recoveries + 1) || ' times while running this job',
+                            json_array(COALESCE(last_error, 'no error recorded before the losses')),
+                            attempts, ?1
+                     FROM spool_jobs WHERE ",
+                    dead_holder!(),
+                    " AND recoveries + 1 >= ?2
+                     ON CONFLICT (id) DO UPDATE SET error = excluded.error, causes = excluded.causes,
+                         attempts = excluded.attempts, failed_at = excluded.failed_at"
+                ))?
+                .execute(params![now, max_recoveries as i64])?;
+                let failed = conn
+                    .prepare_cached(concat!(
+                        "DELETE FROM spool_jobs WHERE ",
+                        dead_holder!(),
+                        " AND recoveries + 1 >= ?2"
+                    ))?
+                    .execute(params![now, max_recoveries as i64])?;
+                let recovered = conn
+                    .prepare_cached(concat!(
+                        "UPDATE spool_jobs SET worker_id = NULL, reserved_at = NULL, available_at = ?1,
+                                attempts = attempts - 1, recoveries = recoveries + 1
+                         WHERE ",
+                        dead_holder!()
+                    ))?
+                    .execute([now])?;
+                let workers_removed = conn
+                    .prepare_cached("DELETE FROM spool_workers WHERE expires_at <= ?1")?
+                    .execute([now])?;
+                Ok(ReapReport {
+                    recovered: recovered as u64,
+                    failed: failed as u64,
+                    workers_removed: workers_removed as u64,
+                })
+            })
+            .await?;
+        if report.recovered > 0 {
             self.wakeup.notify();
         }
-        Ok(ReapReport {
-            recovered,
-            failed,
-            workers_removed,
-        })
+        Ok(report)
     }
 
     async fn next_available_in(&self, queues: &[String]) -> StoreResult<Option<Duration>> {
         let queues = serde_json::to_string(queues).unwrap_or_default();
-        let next: Option<i64> = sqlx::query_scalar(
-            "SELECT MIN(available_at) FROM spool_jobs
-             WHERE worker_id IS NULL AND queue IN (SELECT value FROM json_each(?))",
-        )
-        .bind(queues)
-        .fetch_one(&self.reader)
-        .await?;
+        let next: Option<i64> = self
+            .read(move |conn| {
+                Ok(conn
+                    .prepare_cached(
+                        "SELECT MIN(available_at) FROM spool_jobs
+                         WHERE worker_id IS NULL AND queue IN (SELECT value FROM json_each(?1))",
+                    )?
+                    .query_row([queues], |row| row.get(0))?)
+            })
+            .await?;
         Ok(next.map(|at| Duration::from_millis((at - now_ms()).max(0) as u64)))
     }
 
@@ -442,168 +671,186 @@ impl Store for SqliteStore {
     }
 
     async fn stats(&self) -> StoreResult<Stats> {
-        let now = now_ms();
-        let queue_rows: Vec<(String, i64, i64, i64, Option<i64>)> = sqlx::query_as(
-            "SELECT queue,
-                    SUM(worker_id IS NULL AND available_at <= ?1),
-                    SUM(worker_id IS NULL AND available_at > ?1),
-                    SUM(worker_id IS NOT NULL),
-                    MIN(CASE WHEN worker_id IS NULL AND available_at <= ?1 THEN available_at END)
-             FROM spool_jobs GROUP BY queue ORDER BY queue",
-        )
-        .bind(now)
-        .fetch_all(&self.reader)
-        .await?;
-        let queues = queue_rows
-            .into_iter()
-            .map(|(name, pending, delayed, reserved, oldest)| QueueStats {
-                name,
-                pending: pending as u64,
-                delayed: delayed as u64,
-                reserved: reserved as u64,
-                oldest_ready_age_ms: oldest.map(|t| (now - t).max(0) as u64).unwrap_or(0),
+        self.read(|conn| {
+            // One read transaction: the counts agree with each other.
+            let tx = conn.unchecked_transaction()?;
+            let now = now_ms();
+            let queues = tx
+                .prepare_cached(
+                    "SELECT queue,
+                            SUM(worker_id IS NULL AND available_at <= ?1),
+                            SUM(worker_id IS NULL AND available_at > ?1),
+                            SUM(worker_id IS NOT NULL),
+                            MIN(CASE WHEN worker_id IS NULL AND available_at <= ?1 THEN available_at END)
+                     FROM spool_jobs GROUP BY queue ORDER BY queue",
+                )?
+                .query_map([now], |row| {
+                    let oldest: Option<i64> = row.get(4)?;
+                    Ok(QueueStats {
+                        name: row.get(0)?,
+                        pending: row.get::<_, i64>(1)? as u64,
+                        delayed: row.get::<_, i64>(2)? as u64,
+                        reserved: row.get::<_, i64>(3)? as u64,
+                        oldest_ready_age_ms: oldest.map(|t| (now - t).max(0) as u64).unwrap_or(0),
+                    })
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            let processed: Option<i64> = tx
+                .prepare_cached("SELECT value FROM spool_meta WHERE name = 'processed'")?
+                .query_row([], |row| row.get(0))
+                .optional()?;
+            let failed: i64 = tx
+                .prepare_cached("SELECT COUNT(*) FROM spool_failed")?
+                .query_row([], |row| row.get(0))?;
+            let workers = tx
+                .prepare_cached(
+                    "SELECT w.id, w.host, w.pid, w.queues,
+                            (SELECT json_group_array(j.id) FROM spool_jobs j WHERE j.worker_id = w.id)
+                     FROM spool_workers w WHERE w.expires_at > ?1 ORDER BY w.started_at",
+                )?
+                .query_map([now], |row| {
+                    let queues: String = row.get(3)?;
+                    let busy: Option<String> = row.get(4)?;
+                    Ok(WorkerStatus {
+                        id: row.get(0)?,
+                        host: row.get(1)?,
+                        pid: row.get::<_, i64>(2)? as u32,
+                        queues: serde_json::from_str(&queues).unwrap_or_default(),
+                        busy: busy
+                            .and_then(|b| serde_json::from_str(&b).ok())
+                            .unwrap_or_default(),
+                    })
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            tx.finish()?;
+            Ok(Stats {
+                queues,
+                processed: processed.unwrap_or(0) as u64,
+                failed: failed as u64,
+                workers,
             })
-            .collect();
-        let processed: Option<i64> =
-            sqlx::query_scalar("SELECT value FROM spool_meta WHERE name = 'processed'")
-                .fetch_optional(&self.reader)
-                .await?;
-        let failed: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM spool_failed")
-            .fetch_one(&self.reader)
-            .await?;
-        let worker_rows: Vec<(String, String, i64, String, Option<String>)> = sqlx::query_as(
-            "SELECT w.id, w.host, w.pid, w.queues,
-                    (SELECT json_group_array(j.id) FROM spool_jobs j WHERE j.worker_id = w.id)
-             FROM spool_workers w WHERE w.expires_at > ? ORDER BY w.started_at",
-        )
-        .bind(now)
-        .fetch_all(&self.reader)
-        .await?;
-        let workers = worker_rows
-            .into_iter()
-            .map(|(id, host, pid, queues, busy)| WorkerStatus {
-                id,
-                host,
-                pid: pid as u32,
-                queues: serde_json::from_str(&queues).unwrap_or_default(),
-                busy: busy
-                    .and_then(|b| serde_json::from_str(&b).ok())
-                    .unwrap_or_default(),
-            })
-            .collect();
-        Ok(Stats {
-            queues,
-            processed: processed.unwrap_or(0) as u64,
-            failed: failed as u64,
-            workers,
         })
+        .await
     }
 
     async fn jobs(&self, filter: &JobFilter) -> StoreResult<Vec<JobInfo>> {
         let now = now_ms();
-        let mut q = QueryBuilder::<Sqlite>::new(format!("SELECT {}, ", rows::JOB_COLUMNS));
-        q.push_bind(now).push(" FROM spool_jobs WHERE 1 = 1");
+        let mut sql = format!("SELECT {JOB_COLUMNS}, ? FROM spool_jobs WHERE 1 = 1");
+        let mut args = vec![Value::Integer(now)];
         if let Some(queue) = &filter.queue {
-            q.push(" AND queue = ").push_bind(queue);
+            sql.push_str(" AND queue = ?");
+            args.push(Value::Text(queue.clone()));
         }
         match filter.state {
             Some(JobState::Pending) => {
-                q.push(" AND worker_id IS NULL AND available_at <= ")
-                    .push_bind(now);
+                sql.push_str(" AND worker_id IS NULL AND available_at <= ?");
+                args.push(Value::Integer(now));
             }
             Some(JobState::Delayed) => {
-                q.push(" AND worker_id IS NULL AND available_at > ")
-                    .push_bind(now);
+                sql.push_str(" AND worker_id IS NULL AND available_at > ?");
+                args.push(Value::Integer(now));
             }
-            Some(JobState::Reserved) => {
-                q.push(" AND worker_id IS NOT NULL");
-            }
+            Some(JobState::Reserved) => sql.push_str(" AND worker_id IS NOT NULL"),
             None => {}
         }
-        q.push(" ORDER BY available_at, seq LIMIT ")
-            .push_bind(filter.limit.unwrap_or(100) as i64);
-        let found = q.build().fetch_all(&self.reader).await?;
-        Ok(found.iter().map(rows::job_info).collect::<Result<_, _>>()?)
+        sql.push_str(" ORDER BY available_at, seq LIMIT ?");
+        args.push(Value::Integer(i64::from(filter.limit.unwrap_or(100))));
+        self.read(move |conn| {
+            Ok(conn
+                .prepare_cached(&sql)?
+                .query_map(params_from_iter(args), job_row)?
+                .collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
     }
 
     async fn job(&self, id: &str) -> StoreResult<Option<JobInfo>> {
-        let row = sqlx::query(AssertSqlSafe(format!(
-            "SELECT {}, ? FROM spool_jobs WHERE id = ?",
-            rows::JOB_COLUMNS
-        )))
-        .bind(now_ms())
-        .bind(id)
-        .fetch_optional(&self.reader)
-        .await?;
-        Ok(row.as_ref().map(rows::job_info).transpose()?)
+        let id = id.to_string();
+        self.read(move |conn| {
+            Ok(conn
+                .prepare_cached(&format!(
+                    "SELECT {JOB_COLUMNS}, ?1 FROM spool_jobs WHERE id = ?2"
+                ))?
+                .query_row(params![now_ms(), id], job_row)
+                .optional()?)
+        })
+        .await
     }
 
     async fn delete_job(&self, id: &str) -> StoreResult<bool> {
-        let n = sqlx::query("DELETE FROM spool_jobs WHERE id = ? AND worker_id IS NULL")
-            .bind(id)
-            .execute(&self.writer)
-            .await?
-            .rows_affected();
-        Ok(n > 0)
+        let id = id.to_string();
+        self.write_one(move |conn| {
+            Ok(conn
+                .prepare_cached("DELETE FROM spool_jobs WHERE id = ?1 AND worker_id IS NULL")?
+                .execute([id])?
+                > 0)
+        })
+        .await
     }
 
     async fn run_job_now(&self, id: &str) -> StoreResult<bool> {
-        let now = now_ms();
-        let n = sqlx::query(
-            "UPDATE spool_jobs SET available_at = ?1 WHERE id = ?2 AND worker_id IS NULL AND available_at > ?1",
-        )
-        .bind(now)
-        .bind(id)
-        .execute(&self.writer)
-        .await?
-        .rows_affected();
-        if n > 0 {
+        let id = id.to_string();
+        let found = self
+            .write_one(move |conn| {
+                Ok(conn
+                    .prepare_cached(
+                        "UPDATE spool_jobs SET available_at = ?1
+                         WHERE id = ?2 AND worker_id IS NULL AND available_at > ?1",
+                    )?
+                    .execute(params![now_ms(), id])?
+                    > 0)
+            })
+            .await?;
+        if found {
             self.wakeup.notify();
         }
-        Ok(n > 0)
+        Ok(found)
     }
 
     async fn clear(&self, queue: &str) -> StoreResult<u64> {
-        let n = sqlx::query("DELETE FROM spool_jobs WHERE queue = ? AND worker_id IS NULL")
-            .bind(queue)
-            .execute(&self.writer)
-            .await?
-            .rows_affected();
-        Ok(n)
+        let queue = queue.to_string();
+        self.write_one(move |conn| {
+            Ok(conn
+                .prepare_cached("DELETE FROM spool_jobs WHERE queue = ?1 AND worker_id IS NULL")?
+                .execute([queue])? as u64)
+        })
+        .await
     }
 
     async fn failed_jobs(&self, filter: &FailedFilter) -> StoreResult<(Vec<FailedJob>, u64)> {
-        let rows = sqlx::query(AssertSqlSafe(format!(
-            "SELECT {} FROM spool_failed WHERE (?1 IS NULL OR queue = ?1)
-             ORDER BY failed_at DESC, id LIMIT ?2",
-            rows::FAILED_COLUMNS
-        )))
-        .bind(&filter.queue)
-        .bind(filter.limit.unwrap_or(100) as i64)
-        .fetch_all(&self.reader)
-        .await?;
-        let total: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM spool_failed WHERE (?1 IS NULL OR queue = ?1)",
-        )
-        .bind(&filter.queue)
-        .fetch_one(&self.reader)
-        .await?;
-        let jobs = rows
-            .iter()
-            .map(rows::failed_job)
-            .collect::<Result<_, _>>()?;
-        Ok((jobs, total as u64))
+        let queue = filter.queue.clone();
+        let limit = i64::from(filter.limit.unwrap_or(100));
+        self.read(move |conn| {
+            let tx = conn.unchecked_transaction()?;
+            let jobs = tx
+                .prepare_cached(&format!(
+                    "SELECT {FAILED_COLUMNS} FROM spool_failed WHERE (?1 IS NULL OR queue = ?1)
+                     ORDER BY failed_at DESC, id LIMIT ?2"
+                ))?
+                .query_map(params![queue, limit], failed_row)?
+                .collect::<Result<Vec<_>, _>>()?;
+            let total: i64 = tx
+                .prepare_cached(
+                    "SELECT COUNT(*) FROM spool_failed WHERE (?1 IS NULL OR queue = ?1)",
+                )?
+                .query_row([&queue], |row| row.get(0))?;
+            tx.finish()?;
+            Ok((jobs, total as u64))
+        })
+        .await
     }
 
     async fn failed_job(&self, id: &str) -> StoreResult<Option<FailedJob>> {
-        let row = sqlx::query(AssertSqlSafe(format!(
-            "SELECT {} FROM spool_failed WHERE id = ?",
-            rows::FAILED_COLUMNS
-        )))
-        .bind(id)
-        .fetch_optional(&self.reader)
-        .await?;
-        Ok(row.as_ref().map(rows::failed_job).transpose()?)
+        let id = id.to_string();
+        self.read(move |conn| {
+            Ok(conn
+                .prepare_cached(&format!(
+                    "SELECT {FAILED_COLUMNS} FROM spool_failed WHERE id = ?1"
+                ))?
+                .query_row([id], failed_row)
+                .optional()?)
+        })
+        .await
     }
 
     async fn retry_failed(&self, selector: &RetrySelector) -> StoreResult<Vec<String>> {
@@ -611,31 +858,30 @@ impl Store for SqliteStore {
             RetrySelector::Ids(ids) => (serde_json::to_string(ids).unwrap_or_default(), None, 0),
             RetrySelector::All { queue } => ("[]".to_string(), queue.clone(), 1),
         };
-        let now = now_ms();
-        let mut tx = self.begin_write().await?;
-        // The retry deadline is recomputed from the envelope's retry window (S-RETRY-4).
-        let retried: Vec<(String,)> = sqlx::query_as(
-            "INSERT INTO spool_jobs (id, queue, job, envelope, available_at, retry_until, created_at)
-             SELECT f.id, f.queue, f.job, f.envelope, ?1,
-                    ?1 + (f.envelope ->> '$.options.retry_for_ms'), ?1
-             FROM spool_failed f
-             WHERE (?2 = 1 AND (?3 IS NULL OR f.queue = ?3))
-                OR (?2 = 0 AND f.id IN (SELECT value FROM json_each(?4)))
-             ON CONFLICT (id) DO NOTHING
-             RETURNING id",
-        )
-        .bind(now)
-        .bind(all)
-        .bind(&queue)
-        .bind(&ids)
-        .fetch_all(&mut *tx)
-        .await?;
-        let retried = fenced_ids(retried);
-        sqlx::query("DELETE FROM spool_failed WHERE id IN (SELECT value FROM json_each(?))")
-            .bind(serde_json::to_string(&retried).unwrap_or_default())
-            .execute(&mut *tx)
+        let retried = self
+            .write(move |conn| {
+                let now = now_ms();
+                // The retry deadline is recomputed from the envelope's retry window (S-RETRY-4).
+                let retried = conn
+                    .prepare_cached(
+                        "INSERT INTO spool_jobs (id, queue, job, envelope, available_at, retry_until, created_at)
+                         SELECT f.id, f.queue, f.job, f.envelope, ?1,
+                                ?1 + (f.envelope ->> '$.options.retry_for_ms'), ?1
+                         FROM spool_failed f
+                         WHERE (?2 = 1 AND (?3 IS NULL OR f.queue = ?3))
+                            OR (?2 = 0 AND f.id IN (SELECT value FROM json_each(?4)))
+                         ON CONFLICT (id) DO NOTHING
+                         RETURNING id",
+                    )?
+                    .query_map(params![now, all, queue, ids], |row| row.get(0))?
+                    .collect::<Result<Vec<String>, _>>()?;
+                let mut forget = conn.prepare_cached("DELETE FROM spool_failed WHERE id = ?1")?;
+                for id in &retried {
+                    forget.execute([id])?;
+                }
+                Ok(retried)
+            })
             .await?;
-        tx.commit().await?;
         if !retried.is_empty() {
             self.wakeup.notify();
         }
@@ -643,49 +889,49 @@ impl Store for SqliteStore {
     }
 
     async fn forget_failed(&self, id: &str) -> StoreResult<bool> {
-        let n = sqlx::query("DELETE FROM spool_failed WHERE id = ?")
-            .bind(id)
-            .execute(&self.writer)
-            .await?
-            .rows_affected();
-        Ok(n > 0)
+        let id = id.to_string();
+        self.write_one(move |conn| {
+            Ok(conn
+                .prepare_cached("DELETE FROM spool_failed WHERE id = ?1")?
+                .execute([id])?
+                > 0)
+        })
+        .await
     }
 
     async fn flush_failed(&self) -> StoreResult<u64> {
-        let n = sqlx::query("DELETE FROM spool_failed")
-            .execute(&self.writer)
-            .await?
-            .rows_affected();
-        Ok(n)
+        self.write_one(|conn| {
+            Ok(conn
+                .prepare_cached("DELETE FROM spool_failed")?
+                .execute([])? as u64)
+        })
+        .await
     }
 
     async fn prune_failed(&self, age: Duration) -> StoreResult<u64> {
-        let n = sqlx::query("DELETE FROM spool_failed WHERE failed_at < ?")
-            .bind(now_ms() - millis(age))
-            .execute(&self.writer)
-            .await?
-            .rows_affected();
-        Ok(n)
+        self.write_one(move |conn| {
+            Ok(conn
+                .prepare_cached("DELETE FROM spool_failed WHERE failed_at < ?1")?
+                .execute([now_ms() - millis(age)])? as u64)
+        })
+        .await
     }
 
     async fn signal_restart(&self) -> StoreResult<i64> {
-        let epoch: i64 = sqlx::query_scalar(
-            "INSERT INTO spool_meta (name, value) VALUES ('restart_epoch', ?)
-             ON CONFLICT (name) DO UPDATE SET value = MAX(excluded.value, value + 1)
-             RETURNING value",
-        )
-        .bind(now_ms())
-        .fetch_one(&self.writer)
-        .await?;
-        Ok(epoch)
+        self.write_one(|conn| {
+            Ok(conn
+                .prepare_cached(
+                    "INSERT INTO spool_meta (name, value) VALUES ('restart_epoch', ?1)
+                     ON CONFLICT (name) DO UPDATE SET value = MAX(excluded.value, value + 1)
+                     RETURNING value",
+                )?
+                .query_row([now_ms()], |row| row.get(0))?)
+        })
+        .await
     }
 
     async fn restart_epoch(&self) -> StoreResult<i64> {
-        let epoch: Option<i64> =
-            sqlx::query_scalar("SELECT value FROM spool_meta WHERE name = 'restart_epoch'")
-                .fetch_optional(&self.reader)
-                .await?;
-        Ok(epoch.unwrap_or(0))
+        self.read(restart_epoch_in).await
     }
 }
 

@@ -143,7 +143,7 @@ pub(crate) async fn measure(scratch: &Scratch, spec: &Spec) -> Result<Value, Cli
                     probe_job(&Probe {
                         n: n as i64,
                         t: None,
-                        sleep_ms: 100,
+                        sleep_ms: spec.job_ms,
                     })
                 })
                 .collect();

@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use super::{ReleaseKind, Settlement};
+use super::Settlement;
 use crate::duration::millis;
 
 #[derive(Serialize)]
@@ -54,18 +54,18 @@ impl SettlementBatch {
                     delay,
                     kind,
                     error,
-                } => released.push(Released {
-                    id,
-                    token: *token,
-                    delay_ms: millis(*delay),
-                    refund: i64::from(matches!(
-                        kind,
-                        ReleaseKind::Deferred | ReleaseKind::Shutdown
-                    )),
-                    deferral: i64::from(*kind == ReleaseKind::Deferred),
-                    exception: i64::from(*kind == ReleaseKind::RetryAfterError),
-                    error: error.as_deref(),
-                }),
+                } => {
+                    let (refund, deferral, exception) = kind.counter_effects();
+                    released.push(Released {
+                        id,
+                        token: *token,
+                        delay_ms: millis(*delay),
+                        refund,
+                        deferral,
+                        exception,
+                        error: error.as_deref(),
+                    })
+                }
                 Settlement::Fail {
                     id,
                     token,

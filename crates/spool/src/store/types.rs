@@ -158,6 +158,19 @@ pub enum ReleaseKind {
     Shutdown,
 }
 
+impl ReleaseKind {
+    /// How the release changes the job's counters, as 0/1 for SQL:
+    /// `(attempt refunded, deferral added, exception added)`.
+    pub fn counter_effects(self) -> (i64, i64, i64) {
+        match self {
+            ReleaseKind::RetryAfterError => (0, 0, 1),
+            ReleaseKind::Released => (0, 0, 0),
+            ReleaseKind::Deferred => (1, 1, 0),
+            ReleaseKind::Shutdown => (1, 0, 0),
+        }
+    }
+}
+
 /// What the reaper did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ReapReport {

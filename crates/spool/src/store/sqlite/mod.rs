@@ -28,8 +28,8 @@ use tokio::sync::oneshot;
 
 use super::{
     FailedFilter, FailedJob, Heartbeat, JobFilter, JobInfo, JobState, NewJob, PushOutcome,
-    QueueStats, ReapReport, ReleaseKind, ReservedJob, RetrySelector, Settlement, Stats, Store,
-    StoreError, StoreResult, WakeupSignal, Wakeups, WorkerInfo, WorkerStatus, rfc3339_ms,
+    QueueStats, ReapReport, ReservedJob, RetrySelector, Settlement, Stats, Store, StoreError,
+    StoreResult, WakeupSignal, Wakeups, WorkerInfo, WorkerStatus, rfc3339_ms,
 };
 use crate::{duration::millis, envelope::now_ms};
 
@@ -337,12 +337,7 @@ fn settle_in(
                 error,
             } => {
                 released = true;
-                let refund = i64::from(matches!(
-                    kind,
-                    ReleaseKind::Deferred | ReleaseKind::Shutdown
-                ));
-                let deferral = i64::from(*kind == ReleaseKind::Deferred);
-                let exception = i64::from(*kind == ReleaseKind::RetryAfterError);
+                let (refund, deferral, exception) = kind.counter_effects();
                 conn.prepare_cached(
                     "UPDATE spool_jobs SET worker_id = NULL, reserved_at = NULL,
                             available_at = ?4, attempts = attempts - ?5,

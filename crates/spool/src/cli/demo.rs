@@ -97,7 +97,7 @@ pub(crate) async fn run(
         })
         .await?;
     println!(
-        "\ndone in {:.1}s: {} attempts completed, {} failed for good ({} attempts in all, retries included)",
+        "\ndone in {:.1}s: {} jobs completed, {} failed for good ({} attempts in all, retries included)",
         started.elapsed().as_secs_f64(),
         exit.completed,
         exit.failed,

@@ -37,21 +37,45 @@ pub(crate) async fn status(store: Arc<dyn Store>, a: JsonFlag) -> Result<ExitCod
         output::json(&stats);
         return Ok(ExitCode::SUCCESS);
     }
+    // S-DISP-2: a job on a queue no worker serves waits forever, silently; say so.
+    let consumers = |queue: &str| {
+        stats
+            .workers
+            .iter()
+            .filter(|w| w.queues.iter().any(|q| q == queue))
+            .count()
+    };
     let rows: Vec<Vec<String>> = stats
         .queues
         .iter()
         .map(|q| {
+            let workers = consumers(&q.name);
+            let note = if workers == 0 && q.pending + q.delayed > 0 {
+                "no consumer"
+            } else {
+                ""
+            };
             vec![
                 q.name.clone(),
                 q.pending.to_string(),
                 q.delayed.to_string(),
                 q.reserved.to_string(),
                 format_duration(Duration::from_millis(q.oldest_ready_age_ms)),
+                workers.to_string(),
+                note.to_string(),
             ]
         })
         .collect();
     output::table(
-        &["QUEUE", "PENDING", "DELAYED", "RESERVED", "OLDEST READY"],
+        &[
+            "QUEUE",
+            "PENDING",
+            "DELAYED",
+            "RESERVED",
+            "OLDEST READY",
+            "WORKERS",
+            "",
+        ],
         &rows,
     );
     println!(

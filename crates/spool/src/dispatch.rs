@@ -285,11 +285,6 @@ impl Spool {
                 "tries {tries} is out of range"
             )));
         }
-        if queue.is_empty() {
-            return Err(DispatchError::InvalidOption(
-                "the queue name is empty".into(),
-            ));
-        }
         let payload =
             serde_json::value::to_raw_value(job).map_err(|source| DispatchError::Serialize {
                 job: J::NAME.to_string(),

@@ -10,11 +10,7 @@ use std::{sync::Arc, time::Duration};
 
 use async_trait::async_trait;
 
-#[cfg(feature = "postgres")]
-mod batch;
 mod error;
-#[cfg(feature = "postgres")]
-mod rows;
 mod types;
 mod wakeup;
 

@@ -1,14 +1,7 @@
 //! The worker's lease, kept alive from a dedicated OS thread with its own runtime and its own
 //! store connections, so handlers that block or hog the main runtime cannot starve it (D-1).
 
-use std::{
-    sync::{
-        Arc,
-        atomic::{AtomicBool, Ordering},
-    },
-    thread::JoinHandle,
-    time::Duration,
-};
+use std::{sync::Arc, thread::JoinHandle, time::Duration};
 
 use tokio::sync::{oneshot, watch};
 
@@ -32,7 +25,6 @@ impl Heartbeat {
     ) -> std::io::Result<Heartbeat> {
         let (stop_tx, stop_rx) = oneshot::channel();
         let (restart_tx, restart_rx) = watch::channel(false);
-        let healthy = Arc::new(AtomicBool::new(true));
         let thread = std::thread::Builder::new()
             .name("spool-heartbeat".into())
             .spawn(move || {
@@ -43,15 +35,7 @@ impl Heartbeat {
                     Ok(rt) => rt,
                     Err(e) => return tracing::error!("heartbeat runtime failed to start: {e}"),
                 };
-                runtime.block_on(beat(
-                    store,
-                    info,
-                    lease,
-                    start_epoch,
-                    stop_rx,
-                    restart_tx,
-                    healthy,
-                ));
+                runtime.block_on(beat(store, info, lease, start_epoch, stop_rx, restart_tx));
             })?;
         Ok(Heartbeat {
             stop: Some(stop_tx),
@@ -78,7 +62,6 @@ async fn beat(
     start_epoch: i64,
     mut stop: oneshot::Receiver<()>,
     restart: watch::Sender<bool>,
-    healthy: Arc<AtomicBool>,
 ) {
     let interval = lease / 3;
     let mut store: Option<Arc<dyn Store>> = None;
@@ -103,7 +86,6 @@ async fn beat(
                 }
                 Err(e) => {
                     failures += 1;
-                    healthy.store(false, Ordering::Relaxed);
                     tracing::warn!(worker = %info.id, "heartbeat cannot reach the store: {e}");
                     continue;
                 }
@@ -115,7 +97,6 @@ async fn beat(
                     tracing::info!(worker = %info.id, "heartbeat reached the store again");
                 }
                 failures = 0;
-                healthy.store(true, Ordering::Relaxed);
                 if !hb.lease_kept {
                     tracing::warn!(
                         worker = %info.id,
@@ -132,7 +113,6 @@ async fn beat(
             }
             Err(e) => {
                 failures += 1;
-                healthy.store(false, Ordering::Relaxed);
                 tracing::warn!(worker = %info.id, "heartbeat failed ({failures} in a row): {e}");
                 if e.is_unavailable() {
                     store = None;

@@ -125,15 +125,12 @@ pub struct Worker {
 impl Worker {
     /// A worker over `store` running the jobs in `registry`.
     pub fn new(store: Arc<dyn Store>, registry: Registry, config: WorkerConfig) -> Worker {
+        let host = lifecycle::hostname();
+        let pid = std::process::id();
         let info = WorkerInfo {
-            id: format!(
-                "{}-{}-{}",
-                lifecycle::hostname(),
-                std::process::id(),
-                &format!("{:08x}", fastrand::u32(..))
-            ),
-            host: lifecycle::hostname(),
-            pid: std::process::id(),
+            id: format!("{host}-{pid}-{:08x}", fastrand::u32(..)),
+            host,
+            pid,
             queues: config.queues.clone(),
         };
         Worker {

@@ -27,12 +27,14 @@ use super::{
     FailedFilter, FailedJob, Heartbeat, JobFilter, JobInfo, JobState, NewJob, PushOutcome,
     QueueStats, ReapReport, ReservedJob, RetrySelector, Settlement, Stats, Store, StoreError,
     StoreResult, WakeupSignal, Wakeups, WorkerInfo, WorkerStatus,
-    batch::{SettlementBatch, applied_in_order, push_outcomes},
-    rows,
 };
 use crate::duration::millis;
 
+mod batch;
 mod listen;
+mod rows;
+
+use batch::{SettlementBatch, applied_in_order, push_outcomes};
 
 const SCHEMA_VERSION: i64 = 1;
 /// The schema Spool uses when none is named.

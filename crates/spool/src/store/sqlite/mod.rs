@@ -554,17 +554,10 @@ impl Store for SqliteStore {
     }
 
     async fn settle(&self, worker_id: &str, settlements: &[Settlement]) -> StoreResult<Vec<bool>> {
-        if settlements.is_empty() {
-            return Ok(Vec::new());
-        }
-        let worker_id = worker_id.to_string();
-        let settlements = settlements.to_vec();
-        let (applied, released) = self
-            .write(move |conn| settle_in(conn, &worker_id, &settlements))
+        // The same write with nothing to claim.
+        let (applied, _) = self
+            .settle_and_reserve(worker_id, settlements, &[], 0)
             .await?;
-        if released {
-            self.wakeup.notify();
-        }
         Ok(applied)
     }
 

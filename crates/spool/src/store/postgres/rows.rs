@@ -2,7 +2,7 @@
 
 use sqlx::{ColumnIndex, Decode, Row, Type};
 
-use super::{FailedJob, JobInfo, JobState, ReservedJob, types::rfc3339_ms};
+use crate::store::{FailedJob, JobInfo, JobState, ReservedJob, rfc3339_ms};
 
 /// Columns a reservation returns, in this order.
 pub(crate) const RESERVED_COLUMNS: &str = "id, queue, envelope, token, attempts, recoveries, \

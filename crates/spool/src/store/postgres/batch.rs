@@ -3,8 +3,8 @@
 
 use serde::Serialize;
 
-use super::Settlement;
 use crate::duration::millis;
+use crate::store::{PushOutcome, Settlement};
 
 #[derive(Serialize)]
 pub(crate) struct Done<'a> {
@@ -101,15 +101,15 @@ pub(crate) fn applied_in_order(settlements: &[Settlement], applied: &[String]) -
 
 /// Maps the ids a push inserted back onto the input order; a repeated id within one batch is
 /// `AlreadyQueued` after its first occurrence.
-pub(crate) fn push_outcomes(ids: &[&str], inserted: &[String]) -> Vec<super::PushOutcome> {
+pub(crate) fn push_outcomes(ids: &[&str], inserted: &[String]) -> Vec<PushOutcome> {
     let mut inserted: std::collections::HashSet<&str> =
         inserted.iter().map(String::as_str).collect();
     ids.iter()
         .map(|id| {
             if inserted.remove(id) {
-                super::PushOutcome::Queued
+                PushOutcome::Queued
             } else {
-                super::PushOutcome::AlreadyQueued
+                PushOutcome::AlreadyQueued
             }
         })
         .collect()

@@ -9,7 +9,7 @@ use std::{
 };
 
 use crate::{
-    envelope::{DEFAULT_MAX_PAYLOAD_BYTES, ENVELOPE_VERSION, Envelope, TraceContext, now_ms},
+    envelope::{DEFAULT_MAX_PAYLOAD_BYTES, Envelope, TraceContext},
     job::{Job, JobContext, JobResult},
     options::{Backoff, JobOptions},
     registry::Registry,
@@ -290,16 +290,13 @@ impl Spool {
                 job: J::NAME.to_string(),
                 source,
             })?;
-        Ok(Envelope {
-            v: ENVELOPE_VERSION,
-            id: id.unwrap_or_else(crate::envelope::new_id),
-            job: J::NAME.to_string(),
-            queue,
-            payload,
-            options,
-            created_at: now_ms(),
-            trace,
-        })
+        let mut envelope = Envelope::from_raw(J::NAME, &queue, payload);
+        envelope.options = options;
+        envelope.trace = trace;
+        if let Some(id) = id {
+            envelope.id = id;
+        }
+        Ok(envelope)
     }
 }
 

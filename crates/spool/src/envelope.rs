@@ -45,6 +45,37 @@ pub struct Envelope {
     /// W3C trace context (`traceparent`, `tracestate`), if the dispatcher had one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trace: Option<TraceContext>,
+    /// The batch this job belongs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch_id: Option<String>,
+    /// The rest of the chain this job heads: pushed, one link at a time, when it completes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chain: Option<Box<ChainRest>>,
+}
+
+/// The links of a chain still to run after the current job, and its catch handler.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ChainRest {
+    /// The next jobs, in order. Each has its id already, so pushing it twice is harmless.
+    pub links: Vec<ChainLink>,
+    /// Pushed once when a link fails for good; its payload gets `failed_job_id` and `error`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub catch: Option<Box<Envelope>>,
+}
+
+/// One later job of a chain.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ChainLink {
+    /// The job, complete (its own `chain` is empty: the rest travels with the head).
+    pub envelope: Envelope,
+    /// How long after its predecessor completes it becomes available.
+    #[serde(
+        default,
+        rename = "delay_ms",
+        with = "crate::options::ms",
+        skip_serializing_if = "std::time::Duration::is_zero"
+    )]
+    pub delay: std::time::Duration,
 }
 
 /// W3C trace context carried so a job's span can join the dispatcher's trace.
@@ -74,6 +105,11 @@ impl Envelope {
     /// A new envelope with a fresh id and default options.
     pub fn new(job: &str, queue: &str, payload: serde_json::Value) -> Self {
         let payload = RawValue::from_string(payload.to_string()).expect("a Value is valid JSON");
+        Envelope::from_raw(job, queue, payload)
+    }
+
+    /// A new envelope around an already encoded payload, with a fresh id and default options.
+    pub fn from_raw(job: &str, queue: &str, payload: Box<RawValue>) -> Self {
         Envelope {
             v: ENVELOPE_VERSION,
             id: new_id(),
@@ -83,6 +119,8 @@ impl Envelope {
             options: JobOptions::default(),
             created_at: now_ms(),
             trace: None,
+            batch_id: None,
+            chain: None,
         }
     }
 

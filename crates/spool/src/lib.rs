@@ -48,11 +48,11 @@ pub mod worker;
 pub use dispatch::{DispatchError, DispatchOutcome, DispatchStatus, PendingDispatch, Spool};
 pub use duration::{DurationError, format_duration, parse_duration, parse_duration_list};
 pub use envelope::{
-    DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_QUEUE, ENVELOPE_VERSION, Envelope, EnvelopeError,
-    TraceContext, new_id,
+    ChainLink, ChainRest, DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_QUEUE, ENVELOPE_VERSION, Envelope,
+    EnvelopeError, TraceContext, new_id,
 };
 pub use job::{Job, JobContext, JobError, JobFailure, JobResult, cause_chain};
-pub use options::{Backoff, JobOptions};
+pub use options::{Backoff, JobOptions, Unique, UniqueUntil};
 pub use registry::Registry;
 pub use store::{Store, StoreError, connect};
 pub use worker::{Worker, WorkerConfig, WorkerError, WorkerExit};

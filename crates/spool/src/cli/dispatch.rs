@@ -11,7 +11,6 @@ use super::{CliError, args, output};
 use crate::{
     Backoff, Envelope, JobOptions, Spool, Store,
     dispatch::{DispatchOutcome, DispatchStatus},
-    envelope::{ENVELOPE_VERSION, now_ms},
 };
 
 #[derive(Debug, Args)]
@@ -203,16 +202,12 @@ fn envelope(
     options: JobOptions,
     id: Option<String>,
 ) -> Envelope {
-    Envelope {
-        v: ENVELOPE_VERSION,
-        id: id.unwrap_or_else(crate::new_id),
-        job: job.to_string(),
-        queue: queue.to_string(),
-        payload,
-        options,
-        created_at: now_ms(),
-        trace: None,
+    let mut envelope = Envelope::from_raw(job, queue, payload);
+    envelope.options = options;
+    if let Some(id) = id {
+        envelope.id = id;
     }
+    envelope
 }
 
 /// Reads every line first; any bad line refuses the whole input.

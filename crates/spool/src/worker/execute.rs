@@ -15,6 +15,7 @@ use tracing::Instrument;
 use super::{
     WorkerConfig,
     lifecycle::{Shutdown, reached},
+    workflow,
 };
 use crate::{
     envelope::Envelope,
@@ -62,12 +63,7 @@ impl Executor {
     }
 
     async fn settle(&self, job: ReservedJob, shutdown: watch::Receiver<Shutdown>) -> Settlement {
-        let fail = |error: String| Settlement::Fail {
-            id: job.id.clone(),
-            token: job.token,
-            error,
-            causes: vec![],
-        };
+        let fail = |error: String| Settlement::fail(job.id.clone(), job.token, error, vec![]);
         let envelope = match Envelope::decode(&job.envelope) {
             Ok(envelope) => envelope,
             Err(e) => {
@@ -157,7 +153,12 @@ impl Executor {
         match retry::decide(&policy, counters, end) {
             Decision::Complete => {
                 span.in_scope(|| tracing::debug!("done"));
-                Settlement::Complete { id, token }
+                Settlement::Complete {
+                    id,
+                    token,
+                    follow_ups: workflow::next_links(&envelope),
+                    result: None,
+                }
             }
             Decision::Retry {
                 delay,
@@ -205,11 +206,13 @@ impl Executor {
                 {
                     span.in_scope(|| tracing::warn!("the failed() hook timed out"));
                 }
+                let follow_ups = workflow::chain_catch(&envelope, &error);
                 Settlement::Fail {
                     id,
                     token,
                     error,
                     causes,
+                    follow_ups,
                 }
             }
         }

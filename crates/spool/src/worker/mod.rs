@@ -20,6 +20,7 @@ mod fetch;
 mod heartbeat;
 mod lifecycle;
 mod maintenance;
+mod workflow;
 
 pub use lifecycle::{ExitReason, Shutdown, ShutdownHandle, WorkerExit};
 

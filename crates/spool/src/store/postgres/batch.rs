@@ -47,7 +47,7 @@ impl SettlementBatch {
         let mut failed = Vec::new();
         for s in settlements {
             match s {
-                Settlement::Complete { id, token } => done.push(Done { id, token: *token }),
+                Settlement::Complete { id, token, .. } => done.push(Done { id, token: *token }),
                 Settlement::Release {
                     id,
                     token,
@@ -71,6 +71,7 @@ impl SettlementBatch {
                     token,
                     error,
                     causes,
+                    ..
                 } => failed.push(Failed {
                     id,
                     token: *token,

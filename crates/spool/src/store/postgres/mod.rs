@@ -951,6 +951,7 @@ impl Store for PostgresStore {
         let (all, queue, ids): (bool, Option<&str>, &[String]) = match selector {
             RetrySelector::Ids(ids) => (false, None, ids),
             RetrySelector::All { queue } => (true, queue.as_deref(), &[]),
+            RetrySelector::Batch(_) => return Err(self.unsupported("batches")),
         };
         let mut tx = self.pool.begin().await?;
         // Requeued oldest failure first, with fresh counters; the retry deadline is recomputed

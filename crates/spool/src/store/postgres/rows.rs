@@ -72,6 +72,7 @@ where
         available_at,
         worker,
         envelope: row.try_get(9)?,
+        progress: None,
     })
 }
 

@@ -17,6 +17,8 @@ use super::{
 };
 use crate::envelope::Envelope;
 
+pub mod workflow;
+
 const LEASE: Duration = Duration::from_secs(30);
 
 /// A new job for `queue` with `delay`.

@@ -36,7 +36,10 @@ pub mod builtin;
 pub mod cli;
 mod dispatch;
 mod duration;
+#[cfg(feature = "encryption")]
+pub mod encryption;
 mod envelope;
+pub mod events;
 mod job;
 mod options;
 mod registry;
@@ -48,7 +51,7 @@ pub mod worker;
 pub use dispatch::{DispatchError, DispatchOutcome, DispatchStatus, PendingDispatch, Spool};
 pub use duration::{DurationError, format_duration, parse_duration, parse_duration_list};
 pub use envelope::{
-    DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_QUEUE, ENVELOPE_VERSION, Envelope, EnvelopeError,
+    DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_QUEUE, ENVELOPE_VERSION, Envelope, EnvelopeError, Payload,
     TraceContext, new_id,
 };
 pub use job::{Job, JobContext, JobError, JobFailure, JobResult, cause_chain};

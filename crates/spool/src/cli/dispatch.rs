@@ -208,7 +208,7 @@ fn envelope(
         id: id.unwrap_or_else(crate::new_id),
         job: job.to_string(),
         queue: queue.to_string(),
-        payload,
+        payload: crate::Payload::Plain(payload),
         options,
         created_at: now_ms(),
         trace: None,
@@ -282,7 +282,7 @@ mod tests {
             (e.job.as_str(), e.queue.as_str(), e.id.as_str()),
             ("sleep", "q", "abc")
         );
-        assert_eq!(e.payload.get(), r#"{"ms":5}"#);
+        assert_eq!(e.payload.plain(), Some(r#"{"ms":5}"#));
         assert_eq!(delay, Duration::from_secs(2));
         assert_eq!(e.options.tries, Some(3));
         assert_eq!(

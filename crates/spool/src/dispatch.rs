@@ -403,6 +403,7 @@ impl Spool {
 impl Spool {
     /// Seals a plain envelope's payload (for `spool dispatch` of a job type registered as
     /// encrypted); an already sealed one is left alone.
+    #[cfg(feature = "cli")]
     pub(crate) fn seal_envelope(&self, mut envelope: Envelope) -> Result<Envelope, DispatchError> {
         if let Payload::Plain(raw) = &envelope.payload {
             envelope.payload = self.seal(&envelope.job, &envelope.id, raw)?;

@@ -186,7 +186,7 @@ async fn round_trip_with_readable_metadata() {
 
     let exit = work(&store, Some(keyring)).await;
     assert_eq!((exit.completed, exit.failed), (1, 0));
-    assert_eq!(seen(&out.id), [token.clone()]);
+    assert_eq!(seen(&out.id), vec![token.clone()]);
     assert!(!store_bytes(&dir).contains(&token));
     assert!(!logs().contains(&token));
 }

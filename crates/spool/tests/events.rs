@@ -465,7 +465,7 @@ async fn retry_failed_emits_retry_requested() {
         .retry_failed(&spool::store::RetrySelector::Ids(vec![id.clone()]))
         .await
         .unwrap();
-    assert_eq!(retried, [id.clone()]);
+    assert_eq!(retried, vec![id.clone()]);
     assert!(
         s.log
             .all()

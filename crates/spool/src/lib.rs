@@ -64,3 +64,13 @@ pub use worker::{Worker, WorkerConfig, WorkerError, WorkerExit};
 #[cfg(doctest)]
 #[doc = include_str!("../../../README.md")]
 pub struct ReadmeDoctests;
+
+/// `docs/events.md`'s examples, compiled as doc-tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/events.md")]
+pub struct EventsDoctests;
+
+/// `docs/encryption.md`'s examples, compiled as doc-tests.
+#[cfg(all(doctest, feature = "encryption"))]
+#[doc = include_str!("../../../docs/encryption.md")]
+pub struct EncryptionDoctests;

@@ -32,6 +32,26 @@ pub trait Job: Serialize + DeserializeOwned + Send + 'static {
     /// The name the job is registered and stored under. Keep it stable across deploys.
     const NAME: &'static str;
 
+    /// Whether this job's payload is encrypted in the store (S-SEC-1). Default `false`.
+    ///
+    /// When `true`, dispatching seals the payload with the current key (`SPOOL_KEY`, or the
+    /// handle's [`Keyring`](crate::encryption::Keyring)) and refuses to dispatch if there is
+    /// none; the worker opens it with its keys, and fails the job at once, without retries, if
+    /// it cannot. Needs the `encryption` feature (on by default). See `docs/encryption.md`.
+    ///
+    /// ```
+    /// # use serde::{Deserialize, Serialize};
+    /// #[derive(Serialize, Deserialize)]
+    /// struct ChargeCard { card_token: String, cents: u64 }
+    ///
+    /// impl spool::Job for ChargeCard {
+    ///     const NAME: &'static str = "charge_card";
+    ///     const ENCRYPTED: bool = true;
+    ///     async fn handle(self, _ctx: spool::JobContext) -> spool::JobResult { Ok(()) }
+    /// }
+    /// ```
+    const ENCRYPTED: bool = false;
+
     /// The queue this job goes to unless the dispatch names another.
     fn queue(&self) -> &str {
         DEFAULT_QUEUE

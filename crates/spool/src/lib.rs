@@ -36,7 +36,10 @@ pub mod builtin;
 pub mod cli;
 mod dispatch;
 mod duration;
+#[cfg(feature = "encryption")]
+pub mod encryption;
 mod envelope;
+pub mod events;
 mod job;
 mod options;
 mod registry;
@@ -49,7 +52,7 @@ pub use dispatch::{DispatchError, DispatchOutcome, DispatchStatus, PendingDispat
 pub use duration::{DurationError, format_duration, parse_duration, parse_duration_list};
 pub use envelope::{
     ChainLink, ChainRest, DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_QUEUE, ENVELOPE_VERSION, Envelope,
-    EnvelopeError, TraceContext, new_id,
+    EnvelopeError, Payload, TraceContext, new_id,
 };
 pub use job::{Job, JobContext, JobError, JobFailure, JobResult, cause_chain};
 pub use options::{Backoff, JobOptions, Unique, UniqueUntil};
@@ -61,3 +64,13 @@ pub use worker::{Worker, WorkerConfig, WorkerError, WorkerExit};
 #[cfg(doctest)]
 #[doc = include_str!("../../../README.md")]
 pub struct ReadmeDoctests;
+
+/// `docs/events.md`'s examples, compiled as doc-tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/events.md")]
+pub struct EventsDoctests;
+
+/// `docs/encryption.md`'s examples, compiled as doc-tests.
+#[cfg(all(doctest, feature = "encryption"))]
+#[doc = include_str!("../../../docs/encryption.md")]
+pub struct EncryptionDoctests;

@@ -9,7 +9,7 @@ use serde_json::value::RawValue;
 
 use super::{CliError, args, output};
 use crate::{
-    Backoff, Envelope, JobOptions, Spool, Store,
+    Backoff, Envelope, JobOptions, Registry, Spool, Store,
     dispatch::{DispatchOutcome, DispatchStatus},
 };
 
@@ -116,7 +116,11 @@ fn status_name(status: DispatchStatus) -> &'static str {
     }
 }
 
-pub(crate) async fn run(store: Arc<dyn Store>, a: DispatchArgs) -> Result<ExitCode, CliError> {
+pub(crate) async fn run(
+    store: Arc<dyn Store>,
+    registry: &Registry,
+    a: DispatchArgs,
+) -> Result<ExitCode, CliError> {
     let requests = if a.stdin {
         match read_stdin() {
             Ok(requests) => requests,
@@ -130,7 +134,20 @@ pub(crate) async fn run(store: Arc<dyn Store>, a: DispatchArgs) -> Result<ExitCo
         from_flags(&a).map_err(CliError::Usage)?
     };
     let queues: Vec<String> = requests.iter().map(|(e, _)| e.queue.clone()).collect();
-    let outcomes = Spool::new(store).dispatch_envelopes(requests).await?;
+    let spool = Spool::new(store);
+    // Job types the app registered as encrypted are sealed here too, so no secret reaches the
+    // store in the clear whichever way the job was dispatched.
+    let requests = requests
+        .into_iter()
+        .map(|(envelope, delay)| {
+            if registry.is_encrypted(&envelope.job) {
+                Ok((spool.seal_envelope(envelope)?, delay))
+            } else {
+                Ok((envelope, delay))
+            }
+        })
+        .collect::<Result<Vec<_>, crate::DispatchError>>()?;
+    let outcomes = spool.dispatch_envelopes(requests).await?;
     print(&outcomes, &queues, a.json, a.stdin || a.count > 1);
     Ok(ExitCode::SUCCESS)
 }
@@ -277,7 +294,7 @@ mod tests {
             (e.job.as_str(), e.queue.as_str(), e.id.as_str()),
             ("sleep", "q", "abc")
         );
-        assert_eq!(e.payload.get(), r#"{"ms":5}"#);
+        assert_eq!(e.payload.plain(), Some(r#"{"ms":5}"#));
         assert_eq!(delay, Duration::from_secs(2));
         assert_eq!(e.options.tries, Some(3));
         assert_eq!(

@@ -116,7 +116,7 @@ async fn run(cli: Cli, registry: Registry, explicit_url: bool) -> Result<ExitCod
     let url = cli.url;
     let connect = || crate::store::connect(&url);
     match cli.command {
-        Command::Dispatch(a) => dispatch::run(connect().await?, a).await,
+        Command::Dispatch(a) => dispatch::run(connect().await?, &registry, a).await,
         Command::Work(a) => work::run(connect().await?, registry, a).await,
         Command::Status(a) => inspect::status(connect().await?, a).await,
         Command::Jobs(a) => inspect::jobs(connect().await?, a).await,

@@ -2,7 +2,7 @@
 //! link of its chain when it completes, the chain's catch handler when it fails for good.
 
 use crate::{
-    envelope::{ChainRest, Envelope},
+    envelope::{ChainRest, Envelope, Payload},
     store::NewJob,
 };
 
@@ -35,13 +35,16 @@ pub(crate) fn chain_catch(envelope: &Envelope, error: &str) -> Vec<NewJob> {
         return Vec::new();
     };
     let mut catch = catch.clone();
-    if let Ok(serde_json::Value::Object(mut fields)) =
-        serde_json::from_str::<serde_json::Value>(catch.payload.get())
+    // An encrypted catch payload stays as sealed: the worker cannot add to it.
+    if let Some(Ok(serde_json::Value::Object(mut fields))) = catch
+        .payload
+        .plain()
+        .map(serde_json::from_str::<serde_json::Value>)
     {
         fields.insert("failed_job_id".into(), envelope.id.clone().into());
         fields.insert("error".into(), error.into());
         if let Ok(raw) = serde_json::value::to_raw_value(&fields) {
-            catch.payload = raw;
+            catch.payload = Payload::Plain(raw);
         }
     }
     encode(&catch, std::time::Duration::ZERO)

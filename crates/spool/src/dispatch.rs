@@ -283,8 +283,33 @@ impl Spool {
         &self,
         requests: Vec<(Envelope, Duration)>,
     ) -> Result<Vec<DispatchOutcome>, DispatchError> {
+        let jobs = self.new_jobs(&requests)?;
+        let metas: Vec<JobMeta> = requests
+            .iter()
+            .map(|(e, _)| JobMeta::new(&e.id, &e.job, &e.queue, 0))
+            .collect();
+        for job in &metas {
+            self.events.emit(|| Event::JobQueueing { job: job.clone() });
+        }
+        let statuses = self.push(requests, &jobs).await?;
+        Ok(metas
+            .into_iter()
+            .zip(statuses)
+            .map(|(job, status)| {
+                let id = job.id.clone();
+                self.events.emit(|| Event::JobQueued { job, status });
+                DispatchOutcome { id, status }
+            })
+            .collect())
+    }
+
+    /// Checks and encodes envelopes for the store.
+    pub(crate) fn new_jobs(
+        &self,
+        requests: &[(Envelope, Duration)],
+    ) -> Result<Vec<NewJob>, DispatchError> {
         let mut jobs = Vec::with_capacity(requests.len());
-        for (envelope, delay) in &requests {
+        for (envelope, delay) in requests {
             if envelope.id.is_empty() || envelope.queue.is_empty() || envelope.job.is_empty() {
                 return Err(DispatchError::InvalidOption(
                     "a job needs a non-empty id, queue and job name".into(),
@@ -303,23 +328,17 @@ impl Spool {
             }
             jobs.push(job);
         }
-        let metas: Vec<JobMeta> = requests
-            .iter()
-            .map(|(e, _)| JobMeta::new(&e.id, &e.job, &e.queue, 0))
-            .collect();
-        for job in &metas {
-            self.events.emit(|| Event::JobQueueing { job: job.clone() });
+        Ok(jobs)
+    }
+
+    /// The store behind a store-backed handle, or an error naming `what` needs one.
+    pub(crate) fn require_store(&self, what: &str) -> Result<&Arc<dyn Store>, DispatchError> {
+        match &self.mode {
+            Mode::Store(store) => Ok(store),
+            _ => Err(DispatchError::InvalidOption(format!(
+                "{what} need a store: use Spool::connect or Spool::new"
+            ))),
         }
-        let statuses = self.push(requests, &jobs).await?;
-        Ok(metas
-            .into_iter()
-            .zip(statuses)
-            .map(|(job, status)| {
-                let id = job.id.clone();
-                self.events.emit(|| Event::JobQueued { job, status });
-                DispatchOutcome { id, status }
-            })
-            .collect())
     }
 
     /// Hands validated jobs to the store, the recorder or the inline runner.
@@ -357,7 +376,7 @@ impl Spool {
         }
     }
 
-    fn envelope<J: Job>(
+    pub(crate) fn envelope<J: Job>(
         &self,
         job: &J,
         queue: String,
@@ -468,6 +487,13 @@ pub struct PendingDispatch<'a, J: Job> {
 }
 
 impl<J: Job> PendingDispatch<'_, J> {
+    /// Makes the job unique: while another job holds `unique.key`, this dispatch is
+    /// reported as already queued and nothing is stored (S-UNIQ-1).
+    pub fn unique(mut self, unique: crate::Unique) -> Self {
+        self.options.unique = Some(unique);
+        self
+    }
+
     /// Sends the job to this queue.
     pub fn on_queue(mut self, queue: impl Into<String>) -> Self {
         self.queue = Some(queue.into());

@@ -46,9 +46,13 @@ pub struct Envelope {
     /// W3C trace context (`traceparent`, `tracestate`), if the dispatcher had one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trace: Option<TraceContext>,
-    /// The batch this job belongs to.
+    /// The batch this job belongs to (or, for a batch callback, the batch it reports on).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub batch_id: Option<String>,
+    /// True for a batch's then / catch / finally job: it names its batch but is not counted
+    /// in it, and runs even when the batch is cancelled.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub batch_callback: bool,
     /// The rest of the chain this job heads: pushed, one link at a time, when it completes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chain: Option<Box<ChainRest>>,
@@ -127,6 +131,8 @@ struct Wire {
     trace: Option<TraceContext>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     batch_id: Option<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    batch_callback: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     chain: Option<Box<ChainRest>>,
 }
@@ -151,6 +157,7 @@ impl TryFrom<Wire> for Envelope {
             created_at: w.created_at,
             trace: w.trace,
             batch_id: w.batch_id,
+            batch_callback: w.batch_callback,
             chain: w.chain,
         })
     }
@@ -173,6 +180,7 @@ impl From<Envelope> for Wire {
             created_at: e.created_at,
             trace: e.trace,
             batch_id: e.batch_id,
+            batch_callback: e.batch_callback,
             chain: e.chain,
         }
     }
@@ -225,6 +233,7 @@ impl Envelope {
             created_at: now_ms(),
             trace: None,
             batch_id: None,
+            batch_callback: false,
             chain: None,
         }
     }

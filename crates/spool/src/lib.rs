@@ -31,7 +31,9 @@
 //!
 //! The guarantees and every default are listed in the README and `docs/`.
 
+mod batch;
 pub mod builtin;
+mod chain;
 #[cfg(feature = "cli")]
 pub mod cli;
 mod dispatch;
@@ -41,6 +43,7 @@ pub mod encryption;
 mod envelope;
 pub mod events;
 mod job;
+pub mod middleware;
 mod options;
 mod registry;
 mod retry;
@@ -48,6 +51,8 @@ pub mod store;
 pub mod testing;
 pub mod worker;
 
+pub use batch::{Batch, BatchDispatch};
+pub use chain::Chain;
 pub use dispatch::{DispatchError, DispatchOutcome, DispatchStatus, PendingDispatch, Spool};
 pub use duration::{DurationError, format_duration, parse_duration, parse_duration_list};
 pub use envelope::{

@@ -18,7 +18,7 @@ struct Typed<J>(std::marker::PhantomData<fn() -> J>);
 impl<J: Job> ErasedJob for Typed<J> {
     fn run(&self, payload: &str, ctx: JobContext) -> BoxFuture<JobResult> {
         match decode::<J>(payload) {
-            Ok(job) => Box::pin(job.handle(ctx)),
+            Ok(job) => Box::pin(crate::middleware::run(job, ctx)),
             Err(e) => Box::pin(async move { Err(e) }),
         }
     }

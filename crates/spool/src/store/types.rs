@@ -37,7 +37,10 @@ impl NewJob {
             envelope: envelope.encode()?,
             delay,
             retry_for: envelope.options.retry_for,
-            batch_id: envelope.batch_id.clone(),
+            batch_id: envelope
+                .batch_id
+                .clone()
+                .filter(|_| !envelope.batch_callback),
             unique: envelope.options.unique.clone(),
         })
     }

@@ -4,7 +4,7 @@
 use std::{
     borrow::Cow,
     sync::{
-        Arc,
+        Arc, Mutex,
         atomic::{AtomicU64, Ordering},
     },
     time::{Duration, Instant},
@@ -23,11 +23,12 @@ use crate::encryption::{DecryptError, Keyring};
 use crate::{
     envelope::{Envelope, EnvelopeError, Payload},
     events::{Event, JobMeta},
+    job::StoreLink,
     job::{JobContext, JobErrorKind, JobFailure},
     options::Backoff,
     registry::Registry,
     retry::{self, AttemptEnd, Counters, Decision, Policy},
-    store::{ReleaseKind, ReservedJob, Settlement},
+    store::{ReleaseKind, ReservedJob, Settlement, Store},
 };
 
 /// What the worker counts.
@@ -45,6 +46,9 @@ pub(crate) struct Executor {
     tally: Arc<Tally>,
     #[cfg(feature = "encryption")]
     keyring: Option<Keyring>,
+    /// For handlers and middleware: progress, results, limits, batches.
+    store: Arc<dyn Store>,
+    worker_id: String,
 }
 
 /// How an attempt ended, as far as events tell it (the retry decision consumes the details).
@@ -63,8 +67,12 @@ impl Executor {
         registry: Arc<Registry>,
         config: Arc<WorkerConfig>,
         tally: Arc<Tally>,
+        store: Arc<dyn Store>,
+        worker_id: String,
     ) -> Self {
         Executor {
+            store,
+            worker_id,
             registry,
             #[cfg(feature = "encryption")]
             keyring: config.keyring.clone(),
@@ -171,7 +179,23 @@ impl Executor {
             attempt: job.attempts,
             recoveries: job.recoveries,
             deferrals: job.deferrals,
+            batch_id: envelope.batch_id.clone(),
+            link: Some(Arc::new(StoreLink {
+                store: self.store.clone(),
+                worker_id: self.worker_id.clone(),
+                token: job.token,
+                result: Mutex::new(None),
+            })),
         };
+        if self.batch_cancelled(&envelope).await {
+            // Jobs of a cancelled batch are skipped: done without running (S-MW-5).
+            tracing::info!(job_id = %job.id, "skipped: its batch was cancelled");
+            events.emit(|| Event::JobProcessed {
+                job: meta.clone(),
+                released: false,
+            });
+            return Settlement::complete(job.id, job.token);
+        }
         let span = tracing::info_span!(
             "job",
             id = %job.id,
@@ -235,7 +259,7 @@ impl Executor {
                     id,
                     token,
                     follow_ups: workflow::next_links(&envelope),
-                    result: None,
+                    result: ctx.take_result(),
                 }
             }
             Decision::Retry {
@@ -339,6 +363,27 @@ impl Executor {
             Payload::Plain(raw) => Ok(Cow::Borrowed(raw.get())),
             Payload::Encrypted(_) => {
                 Err("this worker was built without Spool's `encryption` feature")
+            }
+        }
+    }
+}
+
+impl Executor {
+    /// Whether the job belongs to a batch that was cancelled. A store error counts as "not
+    /// cancelled": running a job of a cancelled batch is the lesser harm.
+    async fn batch_cancelled(&self, envelope: &Envelope) -> bool {
+        let Some(batch_id) = envelope
+            .batch_id
+            .as_ref()
+            .filter(|_| !envelope.batch_callback)
+        else {
+            return false;
+        };
+        match self.store.batch(batch_id).await {
+            Ok(batch) => batch.is_some_and(|b| b.cancelled_at.is_some()),
+            Err(e) => {
+                tracing::warn!(batch_id, "cannot read the job's batch: {e}");
+                false
             }
         }
     }

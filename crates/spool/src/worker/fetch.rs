@@ -46,7 +46,13 @@ pub(super) async fn run(worker: Worker) -> Result<WorkerExit, WorkerError> {
     let mut settlements = Settlements::new();
     let maintenance = maintenance::start(store.clone(), config.clone());
     let tally = Arc::new(Tally::default());
-    let executor = Arc::new(Executor::new(registry, config.clone(), tally.clone()));
+    let executor = Arc::new(Executor::new(
+        registry,
+        config.clone(),
+        tally.clone(),
+        store.clone(),
+        info.id.clone(),
+    ));
     let slots = Arc::new(Semaphore::new(config.concurrency));
     let mut wakeups = store.wakeups();
     let mut running = JoinSet::new();
@@ -151,8 +157,10 @@ pub(super) async fn run(worker: Worker) -> Result<WorkerExit, WorkerError> {
                 }
                 break ExitReason::Once;
             }
+            // Unwritten settlements may still push follow-ups (chain links, batch callbacks).
             if config.until_done
                 && running.is_empty()
+                && settlements.collect().is_empty()
                 && nothing_left(store.as_ref(), &config.queues).await
             {
                 break ExitReason::Done;

@@ -33,7 +33,7 @@ use crate::{
 /// # async fn demo(spool: Spool) -> Result<(), spool::DispatchError> {
 /// let batch = spool
 ///     .batch("monthly reports")
-///     .add_many((1..=50).map(|doc| Generate { doc }))?
+///     .jobs((1..=50).map(|doc| Generate { doc }))?
 ///     .allow_failures()
 ///     .finally(Done {})?
 ///     .dispatch()
@@ -108,7 +108,7 @@ impl Spool {
 
 impl Batch<'_> {
     /// Adds a job, with its type's queue and options.
-    pub fn add<J: Job>(mut self, job: J) -> Result<Self, DispatchError> {
+    pub fn job<J: Job>(mut self, job: J) -> Result<Self, DispatchError> {
         let envelope =
             self.spool
                 .envelope(&job, job.queue().to_string(), job.options(), None, None)?;
@@ -122,7 +122,7 @@ impl Batch<'_> {
         jobs: impl IntoIterator<Item = J>,
     ) -> Result<Self, DispatchError> {
         for job in jobs {
-            self = self.add(job)?;
+            self = self.job(job)?;
         }
         Ok(self)
     }

@@ -207,12 +207,15 @@ async fn scenario(url: &str, kill_one: bool) {
 }
 
 // --- stores -----------------------------------------------------------------------------
+// The server helpers are unused in a build with no server store.
 
+#[cfg_attr(not(feature = "postgres"), allow(dead_code))]
 fn ci() -> bool {
     std::env::var("CI").as_deref() == Ok("true")
 }
 
 /// `url` if its server answers; `None` (skipped) when it is unreachable outside CI.
+#[cfg_attr(not(feature = "postgres"), allow(dead_code))]
 async fn reachable(name: &str, url: String) -> Option<String> {
     match spool::connect(&url).await {
         Ok(_) => Some(url),
@@ -224,6 +227,7 @@ async fn reachable(name: &str, url: String) -> Option<String> {
     }
 }
 
+#[cfg_attr(not(feature = "postgres"), allow(dead_code))]
 fn unique_name() -> String {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

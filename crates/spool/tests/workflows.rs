@@ -255,9 +255,9 @@ async fn batch_counts_fires_callbacks_once_and_retry_batch_fires_then() {
     let t = "batch_callbacks";
     let batch = spool
         .batch("reports")
-        .add_many((0..4).map(|i| step(t, &format!("doc{i}"))))
+        .jobs((0..4).map(|i| step(t, &format!("doc{i}"))))
         .unwrap()
-        .add(Step {
+        .job(Step {
             fail: true,
             ..step(t, "flaky")
         })
@@ -301,7 +301,7 @@ async fn cancelled_batch_skips_its_jobs_and_jobs_can_grow_their_batch() {
     let t = "batch_cancel";
     let batch = spool
         .batch("to cancel")
-        .add_many((0..10).map(|i| step(t, &format!("doc{i}"))))
+        .jobs((0..10).map(|i| step(t, &format!("doc{i}"))))
         .unwrap()
         .finally(step(t, "finally"))
         .unwrap()
@@ -317,7 +317,7 @@ async fn cancelled_batch_skips_its_jobs_and_jobs_can_grow_their_batch() {
     let t = "batch_grow";
     let batch = spool
         .batch("loader")
-        .add(Step {
+        .job(Step {
             add_to_batch: 3,
             ..step(t, "loader")
         })

@@ -62,12 +62,12 @@ async fn pending_in(store: &Arc<dyn Store>, queue: &str) -> u64 {
 pub async fn unique_until_done(store: Arc<dyn Store>) {
     let first = unique_job("doc:1", Unique::new(""));
     assert_eq!(
-        store.push(&[first.clone()]).await.unwrap(),
+        store.push(std::slice::from_ref(&first)).await.unwrap(),
         [PushOutcome::Queued]
     );
     let dup = unique_job("doc:1", Unique::new(""));
     assert_eq!(
-        store.push(&[dup.clone()]).await.unwrap(),
+        store.push(std::slice::from_ref(&dup)).await.unwrap(),
         [PushOutcome::AlreadyQueued]
     );
     assert!(

@@ -117,7 +117,7 @@ impl Batch<'_> {
     }
 
     /// Adds many jobs of one type.
-    pub fn add_many<J: Job>(
+    pub fn jobs<J: Job>(
         mut self,
         jobs: impl IntoIterator<Item = J>,
     ) -> Result<Self, DispatchError> {

@@ -146,6 +146,11 @@ impl Batch<'_> {
         self
     }
 
+    /// The batch's id (fresh unless set with [`id`](Self::id)).
+    pub fn batch_id(&self) -> &str {
+        &self.batch.id
+    }
+
     /// Uses this id instead of a fresh one.
     pub fn id(mut self, id: impl Into<String>) -> Self {
         self.batch.id = id.into();

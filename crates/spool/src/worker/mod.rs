@@ -67,6 +67,8 @@ pub struct WorkerConfig {
     pub allow: HashSet<String>,
     /// Failed records older than this are pruned by the worker's maintenance. Default 7 days.
     pub failed_retention: Duration,
+    /// Results that completed jobs stored are kept this long. Default 24 hours.
+    pub result_retention: Duration,
     /// Where the worker's events go, and the looping predicates it asks before taking jobs.
     /// Default: no listeners (events are then only logged at debug level).
     pub events: Events,
@@ -96,6 +98,7 @@ impl Default for WorkerConfig {
             max_deferrals: 100,
             allow: HashSet::new(),
             failed_retention: Duration::from_secs(7 * 24 * 3600),
+            result_retention: Duration::from_secs(24 * 3600),
             events: Events::default(),
             #[cfg(feature = "encryption")]
             keyring: None,

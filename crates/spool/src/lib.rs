@@ -47,6 +47,8 @@ pub mod middleware;
 mod options;
 mod registry;
 mod retry;
+#[cfg(feature = "schedule")]
+mod schedule;
 pub mod store;
 pub mod testing;
 pub mod worker;
@@ -62,6 +64,8 @@ pub use envelope::{
 pub use job::{Job, JobContext, JobError, JobFailure, JobResult, cause_chain};
 pub use options::{Backoff, JobOptions, Unique, UniqueUntil};
 pub use registry::Registry;
+#[cfg(feature = "schedule")]
+pub use schedule::{Periodic, ScheduleError};
 pub use store::{Store, StoreError, connect};
 pub use worker::{Worker, WorkerConfig, WorkerError, WorkerExit};
 

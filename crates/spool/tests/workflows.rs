@@ -482,3 +482,35 @@ async fn skip_progress_and_results() {
     let kept = store.job_result(&reported.id).await.unwrap().unwrap();
     assert_eq!(kept.result, Some(serde_json::json!({"words": 1200})));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_schedule_tick_fires_once_across_workers() {
+    let (_spool, store, _dir) = fresh().await;
+    let t = "schedule";
+    let every_second = spool::Periodic::new("tick", "* * * * * *", step(t, "tick")).unwrap();
+    let worker = |store: Arc<dyn Store>| {
+        let config = WorkerConfig {
+            max_time: Some(Duration::from_millis(3300)),
+            sleep: Duration::from_millis(20),
+            schedules: vec![every_second.clone()],
+            ..WorkerConfig::default()
+        };
+        Worker::new(store, Registry::new().register::<Step>(), config).run()
+    };
+    // Three workers run the same schedule.
+    let (a, b, c) = tokio::join!(
+        worker(store.clone()),
+        worker(store.clone()),
+        worker(store.clone())
+    );
+    for r in [a, b, c] {
+        r.unwrap();
+    }
+    let ticks = runs(t).len();
+    assert!(
+        (2..=4).contains(&ticks),
+        "{ticks} runs in 3.3 s of a 1 s schedule"
+    );
+    let failed = store.stats().await.unwrap().failed;
+    assert_eq!(failed, 0);
+}

@@ -45,6 +45,12 @@ pub(super) async fn run(worker: Worker) -> Result<WorkerExit, WorkerError> {
     let mut restart = heartbeat.restart.clone();
     let mut settlements = Settlements::new();
     let maintenance = maintenance::start(store.clone(), config.clone());
+    #[cfg(feature = "schedule")]
+    let tickers: Vec<_> = config
+        .schedules
+        .iter()
+        .map(|p| tokio::spawn(crate::schedule::run(store.clone(), p.clone())))
+        .collect();
     let tally = Arc::new(Tally::default());
     let executor = Arc::new(Executor::new(
         registry,
@@ -207,6 +213,8 @@ pub(super) async fn run(worker: Worker) -> Result<WorkerExit, WorkerError> {
     drain(&mut running, &shutdown, &mut shutdown_rx, config.grace).await;
     settlements.flush(store.as_ref(), &info.id).await;
     maintenance.abort();
+    #[cfg(feature = "schedule")]
+    tickers.iter().for_each(|t| t.abort());
     let _ = tokio::task::spawn_blocking(move || heartbeat.stop()).await;
     // Hands back anything still held (e.g. settlements that could not be written).
     if let Err(e) = store.deregister_worker(&info.id).await {

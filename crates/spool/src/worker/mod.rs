@@ -69,6 +69,10 @@ pub struct WorkerConfig {
     pub failed_retention: Duration,
     /// Results that completed jobs stored are kept this long. Default 24 hours.
     pub result_retention: Duration,
+    /// Periodic jobs this worker pushes on their cron schedules (each tick fires once across
+    /// all workers). Default none.
+    #[cfg(feature = "schedule")]
+    pub schedules: Vec<crate::Periodic>,
     /// Where the worker's events go, and the looping predicates it asks before taking jobs.
     /// Default: no listeners (events are then only logged at debug level).
     pub events: Events,
@@ -99,6 +103,8 @@ impl Default for WorkerConfig {
             allow: HashSet::new(),
             failed_retention: Duration::from_secs(7 * 24 * 3600),
             result_retention: Duration::from_secs(24 * 3600),
+            #[cfg(feature = "schedule")]
+            schedules: Vec::new(),
             events: Events::default(),
             #[cfg(feature = "encryption")]
             keyring: None,

@@ -653,7 +653,7 @@ impl Store for SqliteStore {
                         dead_holder!()
                     ))?
                     .execute([now])?;
-                workflow::reap_slots(conn, now)?;
+                workflow::reap_workflow_state(conn, now)?;
                 let workers_removed = conn
                     .prepare_cached("DELETE FROM spool_workers WHERE expires_at <= ?1")?
                     .execute([now])?;

@@ -425,10 +425,15 @@ pub(crate) fn acquire_slot(
     Ok(true)
 }
 
-/// Frees the slots of workers whose lease expired.
-pub(crate) fn reap_slots(conn: &Connection, now: i64) -> StoreResult<()> {
+/// Frees the slots of workers whose lease expired, and drops expired unique locks (periodic
+/// jobs leave one per tick).
+pub(crate) fn reap_workflow_state(conn: &Connection, now: i64) -> StoreResult<()> {
     conn.prepare_cached(
         "DELETE FROM spool_slots WHERE worker_id NOT IN (SELECT id FROM spool_workers WHERE expires_at > ?1)",
+    )?
+    .execute([now])?;
+    conn.prepare_cached(
+        "DELETE FROM spool_locks WHERE expires_at IS NOT NULL AND expires_at <= ?1",
     )?
     .execute([now])?;
     Ok(())

@@ -112,6 +112,7 @@ async fn drop_leftover_schemas(url: &str) {
 }
 
 spool::conformance_tests!(fresh());
+spool::workflow_conformance_tests!(fresh());
 
 // ---- PostgreSQL-specific checks -------------------------------------------------------------
 
@@ -180,7 +181,7 @@ async fn a_newer_schema_is_refused() {
     match store.migrate().await {
         Err(StoreError::SchemaTooNew {
             found: 99,
-            supported: 1,
+            supported: 2,
         }) => {}
         other => panic!("expected SchemaTooNew, got {other:?}"),
     }
@@ -318,12 +319,7 @@ async fn releases_retries_and_run_now_wake_other_processes() {
         .await
         .unwrap();
     while wakeups.wait(Duration::from_millis(200)).await {}
-    let fail = spool::store::Settlement::Fail {
-        id: got[0].id.clone(),
-        token: got[0].token,
-        error: "x".into(),
-        causes: vec![],
-    };
+    let fail = spool::store::Settlement::fail(got[0].id.clone(), got[0].token, "x".into(), vec![]);
     assert_eq!(other.settle("w", &[fail]).await.unwrap(), [true]);
     assert!(
         !wakeups.wait(Duration::from_millis(300)).await,
@@ -390,16 +386,8 @@ async fn one_settle_batch_mixes_every_kind() {
     );
     assert_eq!(got[2].envelope, "not json {");
     let batch = [
-        Settlement::Fail {
-            id: got[2].id.clone(),
-            token: got[2].token,
-            error: "bad".into(),
-            causes: vec![],
-        },
-        Settlement::Complete {
-            id: got[0].id.clone(),
-            token: got[0].token + 1,
-        },
+        Settlement::fail(got[2].id.clone(), got[2].token, "bad".into(), vec![]),
+        Settlement::complete(got[0].id.clone(), got[0].token + 1),
         Settlement::Release {
             id: got[1].id.clone(),
             token: got[1].token,
@@ -407,10 +395,7 @@ async fn one_settle_batch_mixes_every_kind() {
             kind: ReleaseKind::RetryAfterError,
             error: Some("again".into()),
         },
-        Settlement::Complete {
-            id: got[0].id.clone(),
-            token: got[0].token,
-        },
+        Settlement::complete(got[0].id.clone(), got[0].token),
     ];
     // The stale completion of job 0 is refused, the fresh one applied: results are per id.
     assert_eq!(
@@ -449,12 +434,7 @@ async fn one_settle_batch_mixes_every_kind() {
         .unwrap();
     let queue = ["windowed".to_string()];
     let got = store.reserve("w", &queue, 1).await.unwrap();
-    let fail = Settlement::Fail {
-        id: envelope.id.clone(),
-        token: got[0].token,
-        error: "x".into(),
-        causes: vec![],
-    };
+    let fail = Settlement::fail(envelope.id.clone(), got[0].token, "x".into(), vec![]);
     assert_eq!(store.settle("w", &[fail]).await.unwrap(), [true]);
     tokio::time::sleep(Duration::from_millis(50)).await;
     store

@@ -756,7 +756,6 @@ impl Store for PostgresStore {
         }
         // Poison pills fail like any final failure: recorded with their batch, their locks
         // released, counted in their batch. The slots of dead workers are freed with them.
-        #[allow(clippy::type_complexity)]
         let (failed, recovered, workers_removed, poisoned_ids, poisoned_batches): (
             i64,
             i64,

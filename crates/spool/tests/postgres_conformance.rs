@@ -490,7 +490,7 @@ async fn hot_path_applies_side_effects() {
     let locked = envelope_job(|e| e.options.unique = Some(Unique::new("doc")));
     let processing =
         envelope_job(|e| e.options.unique = Some(Unique::new("mail").until_processing()));
-    store.push(&[locked.clone()]).await.unwrap();
+    store.push(std::slice::from_ref(&locked)).await.unwrap();
     let got = store.reserve("w", &queue, 1).await.unwrap();
     store.push(&[processing]).await.unwrap();
     let (applied, claimed) = store
@@ -567,7 +567,10 @@ async fn poison_pills_count_in_their_batch_and_free_their_locks() {
         catch: Some(catch.clone()),
         ..NewBatch::default()
     };
-    store.create_batch(&batch, &[job.clone()]).await.unwrap();
+    store
+        .create_batch(&batch, std::slice::from_ref(&job))
+        .await
+        .unwrap();
     store
         .register_worker(&worker_info("dying"), Duration::from_millis(100))
         .await
@@ -581,7 +584,7 @@ async fn poison_pills_count_in_their_batch_and_free_their_locks() {
     assert_eq!(store.reap(1).await.unwrap().failed, 1);
     let info = store.batch(&batch_id).await.unwrap().unwrap();
     assert_eq!((info.pending, info.failed), (0, 1));
-    assert_eq!(info.failed_ids, [job.id.clone()]);
+    assert_eq!(info.failed_ids, std::slice::from_ref(&job.id));
     assert!(
         store.job(&catch.id).await.unwrap().is_some(),
         "`catch` was pushed"

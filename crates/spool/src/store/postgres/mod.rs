@@ -790,6 +790,10 @@ impl Store for PostgresStore {
                  DELETE FROM {schema}.locks l USING poisoned p
                  WHERE p.unique_key IS NOT NULL AND l.key = p.unique_key AND l.owner = p.id
                    AND l.until = 'done'),
+             expired_locks AS (
+                 -- Periodic jobs leave one expiring lock per tick.
+                 DELETE FROM {schema}.locks
+                 WHERE expires_at IS NOT NULL AND expires_at <= (SELECT ms FROM clock)),
              freed AS (
                  DELETE FROM {schema}.slots s
                  WHERE NOT EXISTS (SELECT 1 FROM {schema}.workers w

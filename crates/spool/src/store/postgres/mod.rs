@@ -32,9 +32,9 @@ use crate::duration::millis;
 
 mod batch;
 mod listen;
-mod rows;
 
-use batch::{SettlementBatch, applied_in_order, push_outcomes};
+use super::sql::{outcomes::push_outcomes, rows};
+use batch::{SettlementBatch, applied_in_order};
 
 const SCHEMA_VERSION: i64 = 1;
 /// The schema Spool uses when none is named.

@@ -89,12 +89,12 @@ impl MysqlStore {
         Self::with_options(parse_url(url)?.database(database)).await
     }
 
-    /// Creates a database (if it does not exist) on the server a URL points at, for test and
-    /// benchmark runs that want one of their own. `database` is a plain name: lower-case
-    /// letters, digits and `_`.
+    /// Creates a database (if it does not exist) on the server a URL points at (the URL's own
+    /// database need not exist), for test and benchmark runs that want one of their own.
+    /// `database` is a plain name: lower-case letters, digits and `_`.
     pub async fn create_database(url: &str, database: &str) -> StoreResult<()> {
         validate_database(database)?;
-        let mut conn = connect_direct(&parse_url(url)?).await?;
+        let mut conn = connect_direct(&parse_url(&without_database(url))?).await?;
         conn.execute(AssertSqlSafe(format!(
             "CREATE DATABASE IF NOT EXISTS `{database}` CHARACTER SET utf8mb4"
         )))
@@ -106,7 +106,7 @@ impl MysqlStore {
     /// Drops a database and everything in it (for test and benchmark runs).
     pub async fn drop_database(url: &str, database: &str) -> StoreResult<()> {
         validate_database(database)?;
-        let mut conn = connect_direct(&parse_url(url)?).await?;
+        let mut conn = connect_direct(&parse_url(&without_database(url))?).await?;
         conn.execute(AssertSqlSafe(format!(
             "DROP DATABASE IF EXISTS `{database}`"
         )))
@@ -205,6 +205,27 @@ fn parse_url(url: &str) -> StoreResult<MySqlConnectOptions> {
     MySqlConnectOptions::from_str(url)
         .map(|o| o.disable_statement_logging())
         .map_err(|e| StoreError::BadUrl(format!("{url} ({e})")))
+}
+
+/// The URL with its database removed: `mysql://u@h/db?x=1` becomes `mysql://u@h/?x=1`.
+fn without_database(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let (before_query, query) = match rest.split_once('?') {
+        Some((before, query)) => (before, Some(query)),
+        None => (rest, None),
+    };
+    let authority = before_query.split('/').next().unwrap_or(before_query);
+    match query {
+        Some(query) => format!("{scheme}://{authority}/?{query}"),
+        None => format!("{scheme}://{authority}/"),
+    }
+}
+
+/// The database a URL names, if any.
+pub fn database_in_url(url: &str) -> StoreResult<Option<String>> {
+    Ok(parse_url(url)?.get_database().map(str::to_string))
 }
 
 async fn connect_direct(options: &MySqlConnectOptions) -> StoreResult<MySqlConnection> {
@@ -383,6 +404,16 @@ impl std::fmt::Debug for MysqlStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_database_is_cut_from_urls() {
+        assert_eq!(without_database("mysql://a:b@h:1/db"), "mysql://a:b@h:1/");
+        assert_eq!(
+            without_database("mysql://a@h/db?ssl-mode=disabled"),
+            "mysql://a@h/?ssl-mode=disabled"
+        );
+        assert_eq!(without_database("mariadb://h"), "mariadb://h/");
+    }
 
     #[test]
     fn database_names_are_plain_identifiers() {

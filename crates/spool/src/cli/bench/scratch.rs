@@ -91,7 +91,7 @@ async fn mysql_scratch(url: &str) -> Result<String, CliError> {
 }
 
 #[cfg(not(feature = "mysql"))]
-async fn mysql_scratch(url: &str) -> Result<String, CliError> {
+async fn mysql_scratch(_url: &str) -> Result<String, CliError> {
     Err(crate::store::StoreError::NotCompiled("mysql").into())
 }
 

@@ -14,8 +14,12 @@ mod error;
 mod types;
 mod wakeup;
 
+#[cfg(feature = "mysql")]
+pub mod mysql;
 #[cfg(feature = "postgres")]
 pub mod postgres;
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+mod sql;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 
@@ -34,7 +38,7 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// store as before the call or as after it.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
-    /// A short backend name: `sqlite`, `postgres`.
+    /// A short backend name: `sqlite`, `postgres`, `mysql`.
     fn backend(&self) -> &'static str;
 
     /// Creates or upgrades Spool's tables. Safe to call concurrently and repeatedly.
@@ -258,7 +262,8 @@ pub trait Store: Send + Sync + 'static {
 /// The store URL used when none is given: an embedded SQLite file in the working directory.
 pub const DEFAULT_URL: &str = "sqlite://spool.db";
 
-/// Opens (and migrates) the store a URL names: `sqlite://PATH` or `postgres://...`.
+/// Opens (and migrates) the store a URL names: `sqlite://PATH`, `postgres://...` or
+/// `mysql://...` (`mariadb://` is an alias).
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), spool::StoreError> {
@@ -283,6 +288,14 @@ pub async fn connect(url: &str) -> StoreResult<Arc<dyn Store>> {
             }
             #[cfg(not(feature = "postgres"))]
             return Err(StoreError::NotCompiled("postgres"));
+        }
+        Some("mysql" | "mariadb") => {
+            #[cfg(feature = "mysql")]
+            {
+                Arc::new(mysql::MysqlStore::open(url).await?)
+            }
+            #[cfg(not(feature = "mysql"))]
+            return Err(StoreError::NotCompiled("mysql"));
         }
         _ => return Err(StoreError::BadUrl(url.to_string())),
     };

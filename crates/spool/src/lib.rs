@@ -31,6 +31,7 @@
 //!
 //! The guarantees and every default are listed in the README and `docs/`.
 
+mod after_commit;
 mod batch;
 pub mod builtin;
 mod chain;
@@ -53,6 +54,7 @@ pub mod store;
 pub mod testing;
 pub mod worker;
 
+pub use after_commit::AfterCommit;
 pub use batch::{Batch, BatchDispatch};
 pub use chain::Chain;
 pub use dispatch::{DispatchError, DispatchOutcome, DispatchStatus, PendingDispatch, Spool};

@@ -71,6 +71,16 @@ pub use schedule::{Periodic, ScheduleError};
 pub use store::{Store, StoreError, connect};
 pub use worker::{Worker, WorkerConfig, WorkerError, WorkerExit};
 
+/// `docs/workflows.md`, compiled as doc-tests so it stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/workflows.md")]
+pub struct WorkflowsDoctests;
+
+/// `docs/middleware.md`, compiled as doc-tests so it stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/middleware.md")]
+pub struct MiddlewareDoctests;
+
 /// The README's Rust examples, compiled as doc-tests so they stay true.
 #[cfg(doctest)]
 #[doc = include_str!("../../../README.md")]

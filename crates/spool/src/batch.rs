@@ -46,6 +46,8 @@ pub struct Batch<'a> {
     spool: &'a Spool,
     batch: NewBatch,
     jobs: Vec<Envelope>,
+    /// `then`, `catch`, `finally`: encoded at dispatch, so `on_queue` applies whatever the order.
+    callbacks: [Option<Envelope>; 3],
     queue: Option<String>,
 }
 
@@ -69,6 +71,7 @@ impl Spool {
                 ..NewBatch::default()
             },
             jobs: Vec::new(),
+            callbacks: [None, None, None],
             queue: None,
         }
     }
@@ -158,21 +161,18 @@ impl Batch<'_> {
     }
 
     /// Pushed once every job has succeeded.
-    pub fn then<J: Job>(mut self, job: J) -> Result<Self, DispatchError> {
-        self.batch.then = Some(self.callback(&job)?);
-        Ok(self)
+    pub fn then<J: Job>(self, job: J) -> Result<Self, DispatchError> {
+        self.callback(0, &job)
     }
 
     /// Pushed once, at the first failure.
-    pub fn catch<J: Job>(mut self, job: J) -> Result<Self, DispatchError> {
-        self.batch.catch = Some(self.callback(&job)?);
-        Ok(self)
+    pub fn catch<J: Job>(self, job: J) -> Result<Self, DispatchError> {
+        self.callback(1, &job)
     }
 
     /// Pushed once every job has run, whatever the outcome.
-    pub fn finally<J: Job>(mut self, job: J) -> Result<Self, DispatchError> {
-        self.batch.finally = Some(self.callback(&job)?);
-        Ok(self)
+    pub fn finally<J: Job>(self, job: J) -> Result<Self, DispatchError> {
+        self.callback(2, &job)
     }
 
     /// Sets a callback from an envelope (the CLI's requests); `which` is `then`, `catch` or
@@ -180,34 +180,31 @@ impl Batch<'_> {
     pub fn callback_envelope(
         mut self,
         which: &str,
-        mut envelope: Envelope,
+        envelope: Envelope,
     ) -> Result<Self, DispatchError> {
-        envelope.batch_id = Some(self.batch.id.clone());
-        envelope.batch_callback = true;
-        let job = self.encode(envelope)?;
-        match which {
-            "then" => self.batch.then = Some(job),
-            "catch" => self.batch.catch = Some(job),
-            "finally" => self.batch.finally = Some(job),
+        let slot = match which {
+            "then" => 0,
+            "catch" => 1,
+            "finally" => 2,
             other => {
                 return Err(DispatchError::InvalidOption(format!(
                     "unknown batch callback `{other}`: use then, catch or finally"
                 )));
             }
-        }
+        };
+        self.callbacks[slot] = Some(envelope);
         Ok(self)
     }
 
     /// Stores the batch and its jobs in one transaction.
-    pub async fn dispatch(self) -> Result<BatchDispatch, DispatchError> {
+    pub async fn dispatch(mut self) -> Result<BatchDispatch, DispatchError> {
         let store = self.spool.require_store("batches")?.clone();
         if self.jobs.is_empty() {
             return Err(DispatchError::InvalidOption(
                 "a batch needs at least one job".into(),
             ));
         }
-        let requests: Vec<(Envelope, Duration)> = self
-            .jobs
+        let requests: Vec<(Envelope, Duration)> = std::mem::take(&mut self.jobs)
             .into_iter()
             .map(|mut envelope| {
                 envelope.batch_id = Some(self.batch.id.clone());
@@ -218,6 +215,13 @@ impl Batch<'_> {
             })
             .collect();
         let jobs = self.spool.new_jobs(&requests)?;
+        let [then, catch, finally] = self
+            .callbacks
+            .clone()
+            .map(|c| c.map(|e| self.encode(e)).transpose());
+        self.batch.then = then?;
+        self.batch.catch = catch?;
+        self.batch.finally = finally?;
         let pushed = store.create_batch(&self.batch, &jobs).await?;
         Ok(BatchDispatch {
             id: self.batch.id,
@@ -225,23 +229,23 @@ impl Batch<'_> {
         })
     }
 
-    /// A callback job: it knows its batch (through its envelope) but is not counted in it.
-    fn callback<J: Job>(&self, job: &J) -> Result<NewJob, DispatchError> {
-        let mut envelope =
+    fn callback<J: Job>(mut self, slot: usize, job: &J) -> Result<Self, DispatchError> {
+        let envelope =
             self.spool
                 .envelope(job, job.queue().to_string(), job.options(), None, None)?;
-        envelope.batch_id = Some(self.batch.id.clone());
-        envelope.batch_callback = true;
-        self.encode(envelope)
+        self.callbacks[slot] = Some(envelope);
+        Ok(self)
     }
 
-    fn encode(&self, envelope: Envelope) -> Result<NewJob, DispatchError> {
-        let mut jobs = self.spool.new_jobs(&[(envelope, Duration::ZERO)])?;
-        let mut job = jobs.pop().expect("one request, one job");
+    /// A callback job: it knows its batch (through its envelope) but is not counted in it.
+    fn encode(&self, mut envelope: Envelope) -> Result<NewJob, DispatchError> {
+        envelope.batch_id = Some(self.batch.id.clone());
+        envelope.batch_callback = true;
         if let Some(queue) = &self.queue {
-            job.queue = queue.clone();
+            envelope.queue = queue.clone();
         }
-        Ok(job)
+        let mut jobs = self.spool.new_jobs(&[(envelope, Duration::ZERO)])?;
+        Ok(jobs.pop().expect("one request, one job"))
     }
 }
 

@@ -1,6 +1,6 @@
 //! Job middleware: steps that run around a job's handler and may stop it first.
 //!
-//! A job lists its middleware in [`Job::middleware`](crate::Job::middleware), built from the
+//! A job lists its middleware in [`Job::middleware`], built from the
 //! job's own data so keys can name it (one lock per document, one limit per provider). The
 //! steps run in order before the handler and in reverse order after it. The built-in steps
 //! keep their state in the store, so limits hold across every worker and machine:

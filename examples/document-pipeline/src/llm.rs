@@ -1,0 +1,55 @@
+//! The language model: an OpenAI-compatible chat-completions call, or an offline stand-in.
+
+use std::time::Duration;
+
+use serde_json::json;
+use spool::JobError;
+
+/// Asks the model to write `prompt`'s answer. A 429 or 503 with `Retry-After` becomes a
+/// deferral (no attempt used); other failures are retried per the job's backoff.
+pub async fn complete(prompt: &str) -> Result<String, JobError> {
+    let Ok(base) = std::env::var("LLM_BASE_URL") else {
+        return Ok(stand_in(prompt).await);
+    };
+    let model = std::env::var("LLM_MODEL").unwrap_or_else(|_| "gpt-4o-mini".into());
+    let mut request = reqwest::Client::new()
+        .post(format!("{}/chat/completions", base.trim_end_matches('/')))
+        .timeout(Duration::from_secs(120))
+        .json(&json!({
+            "model": model,
+            "messages": [{"role": "user", "content": prompt}],
+        }));
+    // The key comes from the worker's environment, never from the job's payload.
+    if let Ok(key) = std::env::var("LLM_API_KEY") {
+        request = request.bearer_auth(key);
+    }
+    let response = request.send().await?;
+    let status = response.status();
+    if status.as_u16() == 429 || status.as_u16() == 503 {
+        let wait = response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(30);
+        return Err(JobError::defer(
+            Duration::from_secs(wait),
+            format!("the model answered {status}"),
+        ));
+    }
+    if !status.is_success() {
+        return Err(JobError::retry(format!("the model answered {status}")));
+    }
+    let body: serde_json::Value = response.json().await?;
+    body["choices"][0]["message"]["content"]
+        .as_str()
+        .map(str::to_string)
+        .ok_or_else(|| JobError::fail("the model's answer has no choices[0].message.content"))
+}
+
+/// Answers like a model would, after 50 to 150 ms.
+async fn stand_in(prompt: &str) -> String {
+    let ms = 50 + (prompt.len() as u64 * 7919) % 100;
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+    format!("# Draft\n\n(written offline for: {prompt})\n")
+}

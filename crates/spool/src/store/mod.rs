@@ -16,6 +16,8 @@ mod wakeup;
 
 #[cfg(feature = "postgres")]
 pub mod postgres;
+#[cfg(feature = "redis")]
+pub mod redis;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 
@@ -34,7 +36,7 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// store as before the call or as after it.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
-    /// A short backend name: `sqlite`, `postgres`.
+    /// A short backend name: `sqlite`, `postgres`, `redis`.
     fn backend(&self) -> &'static str;
 
     /// Creates or upgrades Spool's tables. Safe to call concurrently and repeatedly.
@@ -159,7 +161,8 @@ pub trait Store: Send + Sync + 'static {
 /// The store URL used when none is given: an embedded SQLite file in the working directory.
 pub const DEFAULT_URL: &str = "sqlite://spool.db";
 
-/// Opens (and migrates) the store a URL names: `sqlite://PATH` or `postgres://...`.
+/// Opens (and migrates) the store a URL names: `sqlite://PATH`, `postgres://...` or
+/// `redis://...`.
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), spool::StoreError> {
@@ -184,6 +187,14 @@ pub async fn connect(url: &str) -> StoreResult<Arc<dyn Store>> {
             }
             #[cfg(not(feature = "postgres"))]
             return Err(StoreError::NotCompiled("postgres"));
+        }
+        Some("redis" | "rediss") => {
+            #[cfg(feature = "redis")]
+            {
+                Arc::new(self::redis::RedisStore::open(url).await?)
+            }
+            #[cfg(not(feature = "redis"))]
+            return Err(StoreError::NotCompiled("redis"));
         }
         _ => return Err(StoreError::BadUrl(url.to_string())),
     };

@@ -178,6 +178,13 @@ impl RedisStore {
         self.keys.prefix()
     }
 
+    /// The server's id for the connection this handle currently uses (`CLIENT ID`), to find
+    /// it in `CLIENT LIST` or end it with `CLIENT KILL ID`.
+    pub async fn client_id(&self) -> StoreResult<i64> {
+        let mut conn = self.conn.clone();
+        Ok(redis::cmd("CLIENT").arg("ID").query_async(&mut conn).await?)
+    }
+
     /// Deletes every key under `prefix` (SCAN and UNLINK, a batch at a time) on the server
     /// `url` names; returns how many. For tests and benchmarks cleaning up their scratch
     /// keyspace: never run it on a prefix workers are using.

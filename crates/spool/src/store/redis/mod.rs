@@ -182,7 +182,10 @@ impl RedisStore {
     /// it in `CLIENT LIST` or end it with `CLIENT KILL ID`.
     pub async fn client_id(&self) -> StoreResult<i64> {
         let mut conn = self.conn.clone();
-        Ok(redis::cmd("CLIENT").arg("ID").query_async(&mut conn).await?)
+        Ok(redis::cmd("CLIENT")
+            .arg("ID")
+            .query_async(&mut conn)
+            .await?)
     }
 
     /// Deletes every key under `prefix` (SCAN and UNLINK, a batch at a time) on the server

@@ -6,6 +6,8 @@ local count = (#ARGV - 2) / 5
 local seq = redis.call('INCRBY', K_SEQ, count) - count
 local out = {}
 local inserted = 0
+local envelopes = {}
+local ready = {}
 for i = 3, #ARGV, 5 do
   local id = ARGV[i]
   local key = job_key(id)
@@ -21,17 +23,22 @@ for i = 3, #ARGV, 5 do
     if ARGV[i + 4] ~= '' then
       redis.call('HSET', key, 'retry_until', now + num(ARGV[i + 4], 'retry window'))
     end
-    redis.call('HSET', K_ENV, id, ARGV[i + 2])
+    envelopes[#envelopes + 1] = id
+    envelopes[#envelopes + 1] = ARGV[i + 2]
     if delay > 0 then
       redis.call('ZADD', K_DELAYED, at, id)
     else
-      redis.call('RPUSH', K_READY, id)
+      ready[#ready + 1] = id
     end
     inserted = inserted + 1
     out[#out + 1] = 1
   end
 end
 if inserted > 0 then
+  batched('HSET', K_ENV, envelopes)
+  if #ready > 0 then
+    batched('RPUSH', K_READY, ready)
+  end
   redis.call('PUBLISH', CHANNEL, queue)
 end
 return out

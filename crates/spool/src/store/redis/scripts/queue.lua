@@ -23,6 +23,36 @@ local CHANNEL = ARGV[1]
 -- Jobs moved from `:delayed` to `:ready` per call; the rest follow on the next call.
 local MIGRATE_BATCH = 1000
 
+-- Arguments per command when a script applies one command to many items (Lua's unpack has a
+-- limit, and one huge command would hold a big reply buffer).
+local BATCH_ARGS = 1000
+
+-- Runs `command key items...` in slices of at most BATCH_ARGS items.
+local function batched(command, key, items)
+  for i = 1, #items, BATCH_ARGS do
+    redis.call(command, key, unpack(items, i, math.min(i + BATCH_ARGS - 1, #items)))
+  end
+end
+
+-- Like `batched`, for commands taking keys only (DEL): `command items...`.
+local function batched_keys(command, items)
+  for i = 1, #items, BATCH_ARGS do
+    redis.call(command, unpack(items, i, math.min(i + BATCH_ARGS - 1, #items)))
+  end
+end
+
+-- HMGET in slices; returns all values in order.
+local function batched_hmget(key, fields)
+  local out = {}
+  for i = 1, #fields, BATCH_ARGS do
+    local part = redis.call('HMGET', key, unpack(fields, i, math.min(i + BATCH_ARGS - 1, #fields)))
+    for _, v in ipairs(part) do
+      out[#out + 1] = v
+    end
+  end
+  return out
+end
+
 local function job_key(id)
   return base .. ':job:' .. id
 end
@@ -84,6 +114,8 @@ local function reserve(worker, limit, lease_ms, now)
     return {}
   end
   local out = {}
+  local claimed = {}
+  local holders = {}
   for _, id in ipairs(ids) do
     local key = job_key(id)
     local f = redis.call('HMGET', key, 'token', 'attempts', 'recoveries', 'deferrals',
@@ -94,12 +126,19 @@ local function reserve(worker, limit, lease_ms, now)
       local attempts = num(f[2], 'attempts') + 1
       redis.call('HSET', key, 'worker', worker, 'token', token, 'attempts', attempts,
         'reserved_at', now)
-      redis.call('HSET', K_RESERVED, id, worker)
-      out[#out + 1] = {id, redis.call('HGET', K_ENV, id) or '', token, attempts,
-        f[3], f[4], f[5], f[6] or false, f[7] or false, now, f[8]}
+      claimed[#claimed + 1] = id
+      holders[#holders + 1] = id
+      holders[#holders + 1] = worker
+      out[#out + 1] = {id, false, token, attempts, f[3], f[4], f[5], f[6] or false,
+        f[7] or false, now, f[8]}
     end
   end
   if #out > 0 then
+    local envelopes = batched_hmget(K_ENV, claimed)
+    for n, job in ipairs(out) do
+      job[2] = envelopes[n] or ''
+    end
+    batched('HSET', K_RESERVED, holders)
     -- The holder's lease as this queue sees it; GT never shortens one a heartbeat extended.
     redis.call('ZADD', K_LEASES, 'GT', now + lease_ms, worker)
   end
@@ -113,21 +152,24 @@ end
 -- Returns one 1/0 per item and whether a job was made ready (waiting workers should look).
 local function settle(worker, first, now)
   local applied = {}
-  local completed = 0
+  local completed = {}
+  -- Completed jobs are deleted after the loop: a repeat in the same batch must not match.
+  local gone = {}
   local readied = false
   local i = first
   while i <= #ARGV do
     local kind, id, token = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
     local key = job_key(id)
-    local f = redis.call('HMGET', key, 'worker', 'token', 'attempts', 'deferrals', 'exceptions',
-      'queue', 'job')
-    local held = f[1] == worker and tonumber(f[2]) == token
+    local fence = redis.call('HMGET', key, 'worker', 'token')
+    local held = fence[1] == worker and tonumber(fence[2]) == token and not gone[id]
+    local f = {}
+    if held and kind ~= 'c' then
+      f = redis.call('HMGET', key, 'attempts', 'deferrals', 'exceptions', 'queue', 'job')
+    end
     if kind == 'c' then
       if held then
-        redis.call('DEL', key)
-        redis.call('HDEL', K_ENV, id)
-        redis.call('HDEL', K_RESERVED, id)
-        completed = completed + 1
+        completed[#completed + 1] = id
+        gone[id] = true
       end
       i = i + 3
     elseif kind == 'r' then
@@ -136,9 +178,9 @@ local function settle(worker, first, now)
         local at = now + delay
         redis.call('HDEL', key, 'worker', 'reserved_at')
         redis.call('HSET', key, 'available_at', at,
-          'attempts', num(f[3], 'attempts') - num(ARGV[i + 4], 'refund'),
-          'deferrals', num(f[4], 'deferrals') + num(ARGV[i + 5], 'deferral'),
-          'exceptions', num(f[5], 'exceptions') + num(ARGV[i + 6], 'exception'))
+          'attempts', num(f[1], 'attempts') - num(ARGV[i + 4], 'refund'),
+          'deferrals', num(f[2], 'deferrals') + num(ARGV[i + 5], 'deferral'),
+          'exceptions', num(f[3], 'exceptions') + num(ARGV[i + 6], 'exception'))
         if ARGV[i + 7] == '1' then
           redis.call('HSET', key, 'last_error', ARGV[i + 8])
         end
@@ -153,7 +195,7 @@ local function settle(worker, first, now)
       i = i + 9
     elseif kind == 'f' then
       if held then
-        move_to_failed(id, key, {queue = f[6], job = f[7], attempts = f[3]},
+        move_to_failed(id, key, {queue = f[4], job = f[5], attempts = f[1]},
           ARGV[i + 3], ARGV[i + 4], now)
       end
       i = i + 5
@@ -162,8 +204,16 @@ local function settle(worker, first, now)
     end
     applied[#applied + 1] = held and 1 or 0
   end
-  if completed > 0 then
-    redis.call('INCRBY', K_PROCESSED, completed)
+  if #completed > 0 then
+    -- Deleted together: one command per kind of key for the whole batch.
+    local keys = {}
+    for n, id in ipairs(completed) do
+      keys[n] = job_key(id)
+    end
+    batched_keys('DEL', keys)
+    batched('HDEL', K_ENV, completed)
+    batched('HDEL', K_RESERVED, completed)
+    redis.call('INCRBY', K_PROCESSED, #completed)
   end
   return applied, readied
 end

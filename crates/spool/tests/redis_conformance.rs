@@ -430,3 +430,42 @@ async fn settlements_through_another_handle_find_their_queue() {
     assert_eq!(other.settle("w", &done).await.unwrap(), [false, false]);
     assert_eq!(store.stats().await.unwrap().processed, 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn big_batches_keep_order_and_a_repeat_settles_once() {
+    let Some((store, _cleanup)) = scratch().await else {
+        return;
+    };
+    // More jobs than one script call takes: the chunks of one queue stay in push order.
+    let jobs: Vec<_> = (0..2500)
+        .map(|_| new_job("default", Duration::ZERO))
+        .collect();
+    store.push(&jobs).await.unwrap();
+    let info = spool::store::WorkerInfo {
+        id: "w".into(),
+        host: "h".into(),
+        pid: 1,
+        queues: vec!["default".into()],
+    };
+    store
+        .register_worker(&info, Duration::from_secs(30))
+        .await
+        .unwrap();
+    let got = store
+        .reserve("w", &["default".to_string()], 3000)
+        .await
+        .unwrap();
+    let ids: Vec<&str> = got.iter().map(|j| j.id.as_str()).collect();
+    let pushed: Vec<&str> = jobs.iter().map(|j| j.id.as_str()).collect();
+    assert_eq!(ids, pushed);
+    // The same completion twice in one batch is applied once.
+    let done = spool::store::Settlement::Complete {
+        id: got[0].id.clone(),
+        token: got[0].token,
+    };
+    assert_eq!(
+        store.settle("w", &[done.clone(), done]).await.unwrap(),
+        [true, false]
+    );
+    assert_eq!(store.stats().await.unwrap().processed, 1);
+}

@@ -8,12 +8,15 @@ use std::{
     time::Duration,
 };
 
+#[cfg(feature = "encryption")]
+use crate::encryption::{KeyError, KeySource, Keyring};
 use crate::{
-    envelope::{DEFAULT_MAX_PAYLOAD_BYTES, ENVELOPE_VERSION, Envelope, TraceContext, now_ms},
+    envelope::{DEFAULT_MAX_PAYLOAD_BYTES, Envelope, Payload, TraceContext},
+    events::{Event, Events, JobMeta},
     job::{Job, JobContext, JobResult},
     options::{Backoff, JobOptions},
     registry::Registry,
-    store::{NewJob, PushOutcome, Store, StoreError},
+    store::{NewJob, PushOutcome, RetrySelector, Store, StoreError},
     testing::Recorder,
 };
 
@@ -46,6 +49,24 @@ pub enum DispatchError {
     /// The store refused or could not be reached.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The job type is encrypted ([`Job::ENCRYPTED`]) and no key is configured.
+    #[error(
+        "job `{job}` is encrypted but no key is configured: set SPOOL_KEY (generate one with `openssl rand -base64 32`) or give the handle a Keyring"
+    )]
+    NoKey {
+        /// Job name.
+        job: String,
+    },
+    /// The job type is encrypted but this build has no `encryption` feature.
+    #[error("job `{job}` is encrypted but Spool was built without its `encryption` feature")]
+    EncryptionNotCompiled {
+        /// Job name.
+        job: String,
+    },
+    /// `SPOOL_KEY` or `SPOOL_PREVIOUS_KEYS` holds a bad key.
+    #[cfg(feature = "encryption")]
+    #[error(transparent)]
+    Key(#[from] KeyError),
     /// In inline mode, the job ran and failed.
     #[error("job `{job}` failed inline: {message}")]
     Inline {
@@ -108,6 +129,9 @@ enum Mode {
 pub struct Spool {
     mode: Mode,
     max_payload: usize,
+    events: Events,
+    #[cfg(feature = "encryption")]
+    keys: KeySource,
 }
 
 impl std::fmt::Debug for Spool {
@@ -117,7 +141,10 @@ impl std::fmt::Debug for Spool {
             Mode::Fake(_) => "fake",
             Mode::Inline(_) => "inline",
         };
-        f.debug_struct("Spool").field("mode", &mode).finish()
+        f.debug_struct("Spool")
+            .field("mode", &mode)
+            .field("events", &self.events)
+            .finish()
     }
 }
 
@@ -129,9 +156,16 @@ impl Spool {
 
     /// Dispatches to an open store.
     pub fn new(store: Arc<dyn Store>) -> Spool {
+        Spool::with_mode(Mode::Store(store))
+    }
+
+    fn with_mode(mode: Mode) -> Spool {
         Spool {
-            mode: Mode::Store(store),
+            mode,
             max_payload: DEFAULT_MAX_PAYLOAD_BYTES,
+            events: Events::default(),
+            #[cfg(feature = "encryption")]
+            keys: KeySource::default(),
         }
     }
 
@@ -139,28 +173,65 @@ impl Spool {
     /// returned [`Recorder`].
     pub fn fake() -> (Spool, Arc<Recorder>) {
         let recorder = Arc::new(Recorder::default());
-        (
-            Spool {
-                mode: Mode::Fake(recorder.clone()),
-                max_payload: DEFAULT_MAX_PAYLOAD_BYTES,
-            },
-            recorder,
-        )
+        (Spool::with_mode(Mode::Fake(recorder.clone())), recorder)
     }
 
     /// For app tests: runs every dispatched job at once, in the caller's task, through
     /// `registry`; a job's error comes back as [`DispatchError::Inline`].
     pub fn inline(registry: Registry) -> Spool {
-        Spool {
-            mode: Mode::Inline(registry),
-            max_payload: DEFAULT_MAX_PAYLOAD_BYTES,
-        }
+        Spool::with_mode(Mode::Inline(registry))
     }
 
     /// Sets the largest encoded envelope accepted (default 256 KiB).
     pub fn with_max_payload(mut self, bytes: usize) -> Spool {
         self.max_payload = bytes;
         self
+    }
+
+    /// Sends this handle's dispatch events ([`Event::JobQueueing`], [`Event::JobQueued`],
+    /// [`Event::JobRetryRequested`]) to `events`.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+    /// let events = spool::events::Events::new();
+    /// events.on(|e| println!("{}", e.name()));
+    /// let spool = spool::Spool::connect("sqlite://jobs.db").await?.with_events(events);
+    /// # Ok(()) }
+    /// ```
+    pub fn with_events(mut self, events: Events) -> Spool {
+        self.events = events;
+        self
+    }
+
+    /// Seals the payloads of encrypted job types with this keyring instead of the one in
+    /// `SPOOL_KEY` / `SPOOL_PREVIOUS_KEYS`.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+    /// use spool::encryption::{Key, Keyring};
+    /// let key = Key::from_base64(&std::env::var("MY_APP_SPOOL_KEY")?)?;
+    /// let spool = spool::Spool::connect("sqlite://jobs.db").await?.with_keyring(Keyring::new(key));
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "encryption")]
+    pub fn with_keyring(mut self, keyring: Keyring) -> Spool {
+        self.keys = KeySource::set(keyring);
+        self
+    }
+
+    /// Puts failed jobs back on their queues (what `spool retry` does), with fresh counters
+    /// and the same ids, and emits [`Event::JobRetryRequested`] for each. Returns the ids
+    /// retried; fake and inline handles have no failed jobs.
+    pub async fn retry_failed(&self, selector: &RetrySelector) -> Result<Vec<String>, StoreError> {
+        let Mode::Store(store) = &self.mode else {
+            return Ok(Vec::new());
+        };
+        let retried = store.retry_failed(selector).await?;
+        for id in &retried {
+            self.events
+                .emit(|| Event::JobRetryRequested { id: id.clone() });
+        }
+        Ok(retried)
     }
 
     /// The store behind this handle (`None` for fake and inline handles).
@@ -212,8 +283,33 @@ impl Spool {
         &self,
         requests: Vec<(Envelope, Duration)>,
     ) -> Result<Vec<DispatchOutcome>, DispatchError> {
+        let jobs = self.new_jobs(&requests)?;
+        let metas: Vec<JobMeta> = requests
+            .iter()
+            .map(|(e, _)| JobMeta::new(&e.id, &e.job, &e.queue, 0))
+            .collect();
+        for job in &metas {
+            self.events.emit(|| Event::JobQueueing { job: job.clone() });
+        }
+        let statuses = self.push(requests, &jobs).await?;
+        Ok(metas
+            .into_iter()
+            .zip(statuses)
+            .map(|(job, status)| {
+                let id = job.id.clone();
+                self.events.emit(|| Event::JobQueued { job, status });
+                DispatchOutcome { id, status }
+            })
+            .collect())
+    }
+
+    /// Checks and encodes envelopes for the store.
+    pub(crate) fn new_jobs(
+        &self,
+        requests: &[(Envelope, Duration)],
+    ) -> Result<Vec<NewJob>, DispatchError> {
         let mut jobs = Vec::with_capacity(requests.len());
-        for (envelope, delay) in &requests {
+        for (envelope, delay) in requests {
             if envelope.id.is_empty() || envelope.queue.is_empty() || envelope.job.is_empty() {
                 return Err(DispatchError::InvalidOption(
                     "a job needs a non-empty id, queue and job name".into(),
@@ -232,45 +328,55 @@ impl Spool {
             }
             jobs.push(job);
         }
-        let outcome = |id: &str, status| DispatchOutcome {
-            id: id.to_string(),
-            status,
-        };
+        Ok(jobs)
+    }
+
+    /// The store behind a store-backed handle, or an error naming `what` needs one.
+    pub(crate) fn require_store(&self, what: &str) -> Result<&Arc<dyn Store>, DispatchError> {
+        match &self.mode {
+            Mode::Store(store) => Ok(store),
+            _ => Err(DispatchError::InvalidOption(format!(
+                "{what} need a store: use Spool::connect or Spool::new"
+            ))),
+        }
+    }
+
+    /// Hands validated jobs to the store, the recorder or the inline runner.
+    async fn push(
+        &self,
+        requests: Vec<(Envelope, Duration)>,
+        jobs: &[NewJob],
+    ) -> Result<Vec<DispatchStatus>, DispatchError> {
         match &self.mode {
             Mode::Store(store) => {
-                let pushed = store.push(&jobs).await?;
-                Ok(jobs
-                    .iter()
-                    .zip(pushed)
-                    .map(|(job, p)| match p {
-                        PushOutcome::Queued => outcome(&job.id, DispatchStatus::Queued),
-                        PushOutcome::AlreadyQueued => {
-                            outcome(&job.id, DispatchStatus::AlreadyQueued)
-                        }
+                let pushed = store.push(jobs).await?;
+                Ok(pushed
+                    .into_iter()
+                    .map(|p| match p {
+                        PushOutcome::Queued => DispatchStatus::Queued,
+                        PushOutcome::AlreadyQueued => DispatchStatus::AlreadyQueued,
                     })
                     .collect())
             }
             Mode::Fake(recorder) => {
+                let n = requests.len();
                 for (envelope, delay) in requests {
                     recorder.record(envelope, delay);
                 }
-                Ok(jobs
-                    .iter()
-                    .map(|j| outcome(&j.id, DispatchStatus::Recorded))
-                    .collect())
+                Ok(vec![DispatchStatus::Recorded; n])
             }
             Mode::Inline(registry) => {
                 let mut out = Vec::new();
                 for (envelope, _) in requests {
                     run_inline(registry, &envelope).await?;
-                    out.push(outcome(&envelope.id, DispatchStatus::RanInline));
+                    out.push(DispatchStatus::RanInline);
                 }
                 Ok(out)
             }
         }
     }
 
-    fn envelope<J: Job>(
+    pub(crate) fn envelope<J: Job>(
         &self,
         job: &J,
         queue: String,
@@ -290,15 +396,56 @@ impl Spool {
                 job: J::NAME.to_string(),
                 source,
             })?;
-        Ok(Envelope {
-            v: ENVELOPE_VERSION,
-            id: id.unwrap_or_else(crate::envelope::new_id),
-            job: J::NAME.to_string(),
-            queue,
-            payload,
-            options,
-            created_at: now_ms(),
-            trace,
+        let id = id.unwrap_or_else(crate::envelope::new_id);
+        // Fake and inline handles store nothing, so there is nothing to protect (and app tests
+        // need no key).
+        let payload = if J::ENCRYPTED && matches!(self.mode, Mode::Store(_)) {
+            self.seal(J::NAME, &id, &payload)?
+        } else {
+            Payload::Plain(payload)
+        };
+        let mut envelope = Envelope::with_payload(J::NAME, &queue, payload);
+        envelope.id = id;
+        envelope.options = options;
+        envelope.trace = trace;
+        Ok(envelope)
+    }
+}
+
+impl Spool {
+    /// Seals a plain envelope's payload (for `spool dispatch` of a job type registered as
+    /// encrypted); an already sealed one is left alone.
+    #[cfg(feature = "cli")]
+    pub(crate) fn seal_envelope(&self, mut envelope: Envelope) -> Result<Envelope, DispatchError> {
+        if let Payload::Plain(raw) = &envelope.payload {
+            envelope.payload = self.seal(&envelope.job, &envelope.id, raw)?;
+        }
+        Ok(envelope)
+    }
+
+    #[cfg(feature = "encryption")]
+    fn seal(
+        &self,
+        job: &str,
+        id: &str,
+        payload: &serde_json::value::RawValue,
+    ) -> Result<Payload, DispatchError> {
+        let keyring = self.keys.get()?.ok_or_else(|| DispatchError::NoKey {
+            job: job.to_string(),
+        })?;
+        let sealed = crate::encryption::seal(&keyring, job, id, payload.get().as_bytes());
+        Ok(Payload::Encrypted(sealed))
+    }
+
+    #[cfg(not(feature = "encryption"))]
+    fn seal(
+        &self,
+        job: &str,
+        _id: &str,
+        _payload: &serde_json::value::RawValue,
+    ) -> Result<Payload, DispatchError> {
+        Err(DispatchError::EncryptionNotCompiled {
+            job: job.to_string(),
         })
     }
 }
@@ -310,9 +457,15 @@ async fn run_inline(registry: &Registry, envelope: &Envelope) -> Result<(), Disp
             job: envelope.job.clone(),
             message: format!("unknown job type `{}`", envelope.job),
         })?;
+    let Some(payload) = envelope.payload.plain() else {
+        return Err(DispatchError::Inline {
+            job: envelope.job.clone(),
+            message: "an inline handle does not run encrypted envelopes".into(),
+        });
+    };
     let ctx = JobContext::inline(&envelope.id, &envelope.job, &envelope.queue);
     handler
-        .run(envelope.payload.get(), ctx)
+        .run(payload, ctx)
         .await
         .map_err(|e| DispatchError::Inline {
             job: envelope.job.clone(),
@@ -334,6 +487,13 @@ pub struct PendingDispatch<'a, J: Job> {
 }
 
 impl<J: Job> PendingDispatch<'_, J> {
+    /// Makes the job unique: while another job holds `unique.key`, this dispatch is
+    /// reported as already queued and nothing is stored (S-UNIQ-1).
+    pub fn unique(mut self, unique: crate::Unique) -> Self {
+        self.options.unique = Some(unique);
+        self
+    }
+
     /// Sends the job to this queue.
     pub fn on_queue(mut self, queue: impl Into<String>) -> Self {
         self.queue = Some(queue.into());

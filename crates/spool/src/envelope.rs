@@ -26,6 +26,7 @@ pub const DEFAULT_QUEUE: &str = "default";
 /// assert_eq!(back.job, "send_email");
 /// ```
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(try_from = "Wire", into = "Wire")]
 pub struct Envelope {
     /// Format version; readers refuse versions they don't know.
     pub v: u32,
@@ -35,8 +36,8 @@ pub struct Envelope {
     pub job: String,
     /// The queue the job was dispatched to.
     pub queue: String,
-    /// The job's own data, as JSON.
-    pub payload: Box<RawValue>,
+    /// The job's own data: JSON, or sealed for an encrypted job type.
+    pub payload: Payload,
     /// Options frozen at dispatch.
     #[serde(default)]
     pub options: JobOptions,
@@ -45,6 +46,144 @@ pub struct Envelope {
     /// W3C trace context (`traceparent`, `tracestate`), if the dispatcher had one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trace: Option<TraceContext>,
+    /// The batch this job belongs to (or, for a batch callback, the batch it reports on).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch_id: Option<String>,
+    /// True for a batch's then / catch / finally job: it names its batch but is not counted
+    /// in it, and runs even when the batch is cancelled.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub batch_callback: bool,
+    /// The rest of the chain this job heads: pushed, one link at a time, when it completes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chain: Option<Box<ChainRest>>,
+}
+
+/// The links of a chain still to run after the current job, and its catch handler.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ChainRest {
+    /// The next jobs, in order. Each has its id already, so pushing it twice is harmless.
+    pub links: Vec<ChainLink>,
+    /// Pushed once when a link fails for good; its payload gets `failed_job_id` and `error`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub catch: Option<Box<Envelope>>,
+}
+
+/// One later job of a chain.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ChainLink {
+    /// The job, complete (its own `chain` is empty: the rest travels with the head).
+    pub envelope: Envelope,
+    /// How long after its predecessor completes it becomes available.
+    #[serde(
+        default,
+        rename = "delay_ms",
+        with = "crate::options::ms",
+        skip_serializing_if = "std::time::Duration::is_zero"
+    )]
+    pub delay: std::time::Duration,
+}
+
+/// A job's data as the envelope carries it.
+///
+/// On the wire a plain payload is the `payload` field; an encrypted one is the `payload_enc`
+/// field (base64) with `payload` absent, so envelopes written before encryption existed read
+/// unchanged.
+#[derive(Debug, Clone)]
+pub enum Payload {
+    /// The job's data as JSON, byte for byte as dispatched.
+    Plain(Box<RawValue>),
+    /// The job's data sealed with the app's key: base64 of the header, nonce and ciphertext
+    /// (see `docs/encryption.md`). Only a worker holding the key can read it.
+    Encrypted(String),
+}
+
+impl Payload {
+    /// The JSON text of a plain payload; `None` if it is encrypted.
+    pub fn plain(&self) -> Option<&str> {
+        match self {
+            Payload::Plain(raw) => Some(raw.get()),
+            Payload::Encrypted(_) => None,
+        }
+    }
+
+    /// Whether the payload is encrypted.
+    pub fn is_encrypted(&self) -> bool {
+        matches!(self, Payload::Encrypted(_))
+    }
+}
+
+/// The envelope as serialized: `payload` and `payload_enc` are two optional fields, exactly one
+/// of which must be present.
+#[derive(Serialize, Deserialize)]
+struct Wire {
+    v: u32,
+    id: String,
+    job: String,
+    queue: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    payload: Option<Box<RawValue>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    payload_enc: Option<String>,
+    #[serde(default)]
+    options: JobOptions,
+    created_at: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    trace: Option<TraceContext>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    batch_id: Option<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    batch_callback: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    chain: Option<Box<ChainRest>>,
+}
+
+impl TryFrom<Wire> for Envelope {
+    type Error = &'static str;
+
+    fn try_from(w: Wire) -> Result<Self, Self::Error> {
+        let payload = match (w.payload, w.payload_enc) {
+            (Some(raw), None) => Payload::Plain(raw),
+            (None, Some(sealed)) => Payload::Encrypted(sealed),
+            (None, None) => return Err("missing field `payload`"),
+            (Some(_), Some(_)) => return Err("both `payload` and `payload_enc` are present"),
+        };
+        Ok(Envelope {
+            v: w.v,
+            id: w.id,
+            job: w.job,
+            queue: w.queue,
+            payload,
+            options: w.options,
+            created_at: w.created_at,
+            trace: w.trace,
+            batch_id: w.batch_id,
+            batch_callback: w.batch_callback,
+            chain: w.chain,
+        })
+    }
+}
+
+impl From<Envelope> for Wire {
+    fn from(e: Envelope) -> Self {
+        let (payload, payload_enc) = match e.payload {
+            Payload::Plain(raw) => (Some(raw), None),
+            Payload::Encrypted(sealed) => (None, Some(sealed)),
+        };
+        Wire {
+            v: e.v,
+            id: e.id,
+            job: e.job,
+            queue: e.queue,
+            payload,
+            payload_enc,
+            options: e.options,
+            created_at: e.created_at,
+            trace: e.trace,
+            batch_id: e.batch_id,
+            batch_callback: e.batch_callback,
+            chain: e.chain,
+        }
+    }
 }
 
 /// W3C trace context carried so a job's span can join the dispatcher's trace.
@@ -74,6 +213,16 @@ impl Envelope {
     /// A new envelope with a fresh id and default options.
     pub fn new(job: &str, queue: &str, payload: serde_json::Value) -> Self {
         let payload = RawValue::from_string(payload.to_string()).expect("a Value is valid JSON");
+        Envelope::from_raw(job, queue, payload)
+    }
+
+    /// A new envelope around an already encoded payload, with a fresh id and default options.
+    pub fn from_raw(job: &str, queue: &str, payload: Box<RawValue>) -> Self {
+        Envelope::with_payload(job, queue, Payload::Plain(payload))
+    }
+
+    /// A new envelope around a plain or sealed payload, with a fresh id and default options.
+    pub fn with_payload(job: &str, queue: &str, payload: Payload) -> Self {
         Envelope {
             v: ENVELOPE_VERSION,
             id: new_id(),
@@ -83,6 +232,9 @@ impl Envelope {
             options: JobOptions::default(),
             created_at: now_ms(),
             trace: None,
+            batch_id: None,
+            batch_callback: false,
+            chain: None,
         }
     }
 
@@ -125,7 +277,7 @@ mod tests {
             tracestate: None,
         });
         let back = Envelope::decode(&env.encode().unwrap()).unwrap();
-        assert_eq!(back.payload.get(), r#"{"a":[1,2]}"#);
+        assert_eq!(back.payload.plain(), Some(r#"{"a":[1,2]}"#));
         assert_eq!(back.trace, env.trace);
         assert_eq!(back.id, env.id);
     }
@@ -142,5 +294,34 @@ mod tests {
             Envelope::decode(future),
             Err(EnvelopeError::Version(9))
         ));
+        let neither = r#"{"v":1,"id":"a","job":"j","queue":"q","created_at":0}"#;
+        let err = Envelope::decode(neither).unwrap_err();
+        assert!(err.to_string().contains("missing field `payload`"), "{err}");
+        let both = r#"{"v":1,"id":"a","job":"j","queue":"q","payload":{},"payload_enc":"AA==","created_at":0}"#;
+        let err = Envelope::decode(both).unwrap_err();
+        assert!(
+            err.to_string().contains("both `payload` and `payload_enc`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn encrypted_payload_replaces_the_plain_field() {
+        let mut env = Envelope::new("x", "default", serde_json::json!({}));
+        env.payload = Payload::Encrypted("AQID".into());
+        let json = env.encode().unwrap();
+        assert!(json.contains(r#""payload_enc":"AQID""#), "{json}");
+        assert!(!json.contains(r#""payload":"#), "{json}");
+        let back = Envelope::decode(&json).unwrap();
+        assert!(back.payload.is_encrypted());
+        assert_eq!(back.payload.plain(), None);
+    }
+
+    #[test]
+    fn envelopes_written_before_encryption_read_unchanged() {
+        let old = r#"{"v":1,"id":"report-2026-11","job":"sleep","queue":"reports","payload":{"ms": 200},"options":{"tries":5},"created_at":1795398657849}"#;
+        let env = Envelope::decode(old).unwrap();
+        assert_eq!(env.payload.plain(), Some(r#"{"ms": 200}"#));
+        assert_eq!(env.encode().unwrap(), old);
     }
 }

@@ -1,11 +1,21 @@
 //! The `Job` trait apps implement, the context a handler sees, and the error that is its
 //! retry decision.
 
-use std::{fmt, future::Future, time::Duration};
+use std::{
+    fmt,
+    future::Future,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use serde::{Serialize, de::DeserializeOwned};
 
-use crate::{envelope::DEFAULT_QUEUE, options::JobOptions};
+use crate::{
+    envelope::DEFAULT_QUEUE,
+    middleware::Middleware,
+    options::JobOptions,
+    store::{Progress, Store, StoreError},
+};
 
 /// A background job: a serde type with an async handler.
 ///
@@ -32,6 +42,26 @@ pub trait Job: Serialize + DeserializeOwned + Send + 'static {
     /// The name the job is registered and stored under. Keep it stable across deploys.
     const NAME: &'static str;
 
+    /// Whether this job's payload is encrypted in the store (S-SEC-1). Default `false`.
+    ///
+    /// When `true`, dispatching seals the payload with the current key (`SPOOL_KEY`, or the
+    /// handle's [`Keyring`](crate::encryption::Keyring)) and refuses to dispatch if there is
+    /// none; the worker opens it with its keys, and fails the job at once, without retries, if
+    /// it cannot. Needs the `encryption` feature (on by default). See `docs/encryption.md`.
+    ///
+    /// ```
+    /// # use serde::{Deserialize, Serialize};
+    /// #[derive(Serialize, Deserialize)]
+    /// struct ChargeCard { card_token: String, cents: u64 }
+    ///
+    /// impl spool::Job for ChargeCard {
+    ///     const NAME: &'static str = "charge_card";
+    ///     const ENCRYPTED: bool = true;
+    ///     async fn handle(self, _ctx: spool::JobContext) -> spool::JobResult { Ok(()) }
+    /// }
+    /// ```
+    const ENCRYPTED: bool = false;
+
     /// The queue this job goes to unless the dispatch names another.
     fn queue(&self) -> &str {
         DEFAULT_QUEUE
@@ -40,6 +70,13 @@ pub trait Job: Serialize + DeserializeOwned + Send + 'static {
     /// Options of this job type; a dispatch may override each one.
     fn options(&self) -> JobOptions {
         JobOptions::default()
+    }
+
+    /// Middleware that runs around [`handle`](Job::handle), in order: rate limits,
+    /// concurrency limits, overlap locks, exception throttling, skips (see
+    /// [`crate::middleware`]). Built from the job itself, so keys can name its data.
+    fn middleware(&self) -> Vec<Box<dyn Middleware>> {
+        Vec::new()
     }
 
     /// Runs the job. Return `Err` to retry per the options, or use [`JobError::fail`],
@@ -66,9 +103,95 @@ pub struct JobContext {
     pub(crate) attempt: u32,
     pub(crate) recoveries: u32,
     pub(crate) deferrals: u32,
+    pub(crate) batch_id: Option<String>,
+    /// The store and reservation, when a worker runs the job (not inline).
+    pub(crate) link: Option<Arc<StoreLink>>,
+}
+
+/// What a handler running under a worker can reach: the store, fenced on its reservation.
+pub(crate) struct StoreLink {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) worker_id: String,
+    pub(crate) token: i64,
+    /// The result the handler set, written with its completion.
+    pub(crate) result: Mutex<Option<String>>,
+}
+
+impl fmt::Debug for StoreLink {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoreLink")
+            .field("worker_id", &self.worker_id)
+            .field("token", &self.token)
+            .finish_non_exhaustive()
+    }
 }
 
 impl JobContext {
+    /// The batch the job belongs to, if any.
+    pub fn batch_id(&self) -> Option<&str> {
+        self.batch_id.as_deref()
+    }
+
+    /// The store the job came from (`None` when run inline by `dispatch_sync`). Middleware
+    /// uses it for limits shared by every worker.
+    pub fn store(&self) -> Option<&Arc<dyn Store>> {
+        self.link.as_ref().map(|link| &link.store)
+    }
+
+    /// Reports progress (0-100) and what the job is doing, visible in `spool job ID` and the
+    /// batch views. Written only when called, so jobs that don't report cost nothing. A no-op
+    /// when run inline.
+    pub async fn progress(
+        &self,
+        percent: u8,
+        message: impl Into<Option<String>>,
+    ) -> Result<(), StoreError> {
+        let Some(link) = &self.link else {
+            return Ok(());
+        };
+        let progress = Progress {
+            percent: percent.min(100),
+            message: message.into(),
+        };
+        link.store
+            .set_progress(&link.worker_id, &self.id, link.token, &progress)
+            .await?;
+        Ok(())
+    }
+
+    /// Keeps a small result (as JSON) with the job's completion, readable with `spool job ID`
+    /// for the store's result retention time. The last value set before the handler returns
+    /// wins; nothing is kept if the attempt does not complete.
+    pub fn set_result(&self, value: &impl Serialize) -> Result<(), serde_json::Error> {
+        let json = serde_json::to_string(value)?;
+        if let Some(link) = &self.link {
+            *link.result.lock().unwrap_or_else(|p| p.into_inner()) = Some(json);
+        }
+        Ok(())
+    }
+
+    /// Adds jobs to this job's batch (S-BATCH-6): the batch's total and pending grow.
+    pub async fn add_to_batch<J: Job>(
+        &self,
+        jobs: impl IntoIterator<Item = J>,
+    ) -> Result<Vec<crate::DispatchOutcome>, crate::DispatchError> {
+        let (Some(link), Some(batch_id)) = (&self.link, &self.batch_id) else {
+            return Err(crate::DispatchError::InvalidOption(
+                "add_to_batch needs a job that runs in a batch under a worker".into(),
+            ));
+        };
+        crate::Spool::new(link.store.clone())
+            .add_to_batch(batch_id, jobs)
+            .await
+    }
+
+    /// The result set with [`set_result`](Self::set_result), taken by the worker.
+    pub(crate) fn take_result(&self) -> Option<String> {
+        self.link
+            .as_ref()
+            .and_then(|link| link.result.lock().unwrap_or_else(|p| p.into_inner()).take())
+    }
+
     /// The job's id.
     pub fn id(&self) -> &str {
         &self.id
@@ -102,6 +225,8 @@ impl JobContext {
             attempt: 1,
             recoveries: 0,
             deferrals: 0,
+            batch_id: None,
+            link: None,
         }
     }
 }
@@ -166,6 +291,18 @@ impl JobError {
     /// Adds cause messages (e.g. captured command output) to the record.
     pub fn with_causes(mut self, causes: impl IntoIterator<Item = String>) -> Self {
         self.causes.extend(causes);
+        self
+    }
+
+    /// The same error with another message.
+    pub fn with_message(mut self, message: impl fmt::Display) -> Self {
+        self.message = message.to_string();
+        self
+    }
+
+    /// The same error as a release after `delay` (the attempt counts, its message is kept).
+    pub(crate) fn into_release(mut self, delay: Duration) -> Self {
+        self.kind = JobErrorKind::Release(delay);
         self
     }
 

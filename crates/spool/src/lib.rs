@@ -31,29 +31,41 @@
 //!
 //! The guarantees and every default are listed in the README and `docs/`.
 
+mod batch;
 pub mod builtin;
+mod chain;
 #[cfg(feature = "cli")]
 pub mod cli;
 mod dispatch;
 mod duration;
+#[cfg(feature = "encryption")]
+pub mod encryption;
 mod envelope;
+pub mod events;
 mod job;
+pub mod middleware;
 mod options;
 mod registry;
 mod retry;
+#[cfg(feature = "schedule")]
+mod schedule;
 pub mod store;
 pub mod testing;
 pub mod worker;
 
+pub use batch::{Batch, BatchDispatch};
+pub use chain::Chain;
 pub use dispatch::{DispatchError, DispatchOutcome, DispatchStatus, PendingDispatch, Spool};
 pub use duration::{DurationError, format_duration, parse_duration, parse_duration_list};
 pub use envelope::{
-    DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_QUEUE, ENVELOPE_VERSION, Envelope, EnvelopeError,
-    TraceContext, new_id,
+    ChainLink, ChainRest, DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_QUEUE, ENVELOPE_VERSION, Envelope,
+    EnvelopeError, Payload, TraceContext, new_id,
 };
 pub use job::{Job, JobContext, JobError, JobFailure, JobResult, cause_chain};
-pub use options::{Backoff, JobOptions};
+pub use options::{Backoff, JobOptions, Unique, UniqueUntil};
 pub use registry::Registry;
+#[cfg(feature = "schedule")]
+pub use schedule::{Periodic, ScheduleError};
 pub use store::{Store, StoreError, connect};
 pub use worker::{Worker, WorkerConfig, WorkerError, WorkerExit};
 
@@ -61,3 +73,13 @@ pub use worker::{Worker, WorkerConfig, WorkerError, WorkerExit};
 #[cfg(doctest)]
 #[doc = include_str!("../../../README.md")]
 pub struct ReadmeDoctests;
+
+/// `docs/events.md`'s examples, compiled as doc-tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/events.md")]
+pub struct EventsDoctests;
+
+/// `docs/encryption.md`'s examples, compiled as doc-tests.
+#[cfg(all(doctest, feature = "encryption"))]
+#[doc = include_str!("../../../docs/encryption.md")]
+pub struct EncryptionDoctests;

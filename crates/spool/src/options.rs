@@ -109,6 +109,90 @@ pub struct JobOptions {
     /// Fail at the first timeout, whatever tries remain.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub fail_on_timeout: bool,
+    /// Refuse duplicates of this job while its unique lock is held (S-UNIQ-1..3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unique: Option<Unique>,
+}
+
+/// A unique job's lock: at most one job holds `key` at a time; dispatching another job with
+/// the same key while the lock is held returns "already queued".
+///
+/// ```
+/// use std::time::Duration;
+/// use spool::{Unique, UniqueUntil};
+/// let lock = Unique::new("invoice:42").for_at_most(Duration::from_secs(3600));
+/// assert_eq!(lock.until, UniqueUntil::Done);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Unique {
+    /// The lock's name; jobs of different types that share a key exclude each other.
+    pub key: String,
+    /// The lock expires after this long even if still held (a crashed or stuck job cannot
+    /// block its key for ever). `None`: held until released.
+    #[serde(
+        default,
+        rename = "for_ms",
+        with = "opt_ms",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub ttl: Option<Duration>,
+    /// When the lock is released.
+    #[serde(default)]
+    pub until: UniqueUntil,
+}
+
+impl Unique {
+    /// A lock on `key`, held until the job is done.
+    pub fn new(key: impl Into<String>) -> Unique {
+        Unique {
+            key: key.into(),
+            ttl: None,
+            until: UniqueUntil::Done,
+        }
+    }
+
+    /// Expire the lock after `ttl` whatever happens.
+    pub fn for_at_most(mut self, ttl: Duration) -> Unique {
+        self.ttl = Some(ttl);
+        self
+    }
+
+    /// Release the lock when a worker starts the job (a duplicate may queue while it runs).
+    pub fn until_processing(mut self) -> Unique {
+        self.until = UniqueUntil::Processing;
+        self
+    }
+
+    /// Keep the lock until it expires, whatever the job does (periodic ticks, debouncing).
+    pub fn until_expiry(mut self, ttl: Duration) -> Unique {
+        self.until = UniqueUntil::Expiry;
+        self.ttl = Some(ttl);
+        self
+    }
+}
+
+/// When a unique job's lock is released.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UniqueUntil {
+    /// When the job completes or fails for good (held across retries and releases).
+    #[default]
+    Done,
+    /// When a worker reserves the job.
+    Processing,
+    /// Only when its time-to-live runs out.
+    Expiry,
+}
+
+impl UniqueUntil {
+    /// The name stored in the store's lock column.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UniqueUntil::Done => "done",
+            UniqueUntil::Processing => "processing",
+            UniqueUntil::Expiry => "expiry",
+        }
+    }
 }
 
 impl JobOptions {
@@ -120,6 +204,7 @@ impl JobOptions {
         self.retry_for = self.retry_for.or(fallback.retry_for);
         self.max_exceptions = self.max_exceptions.or(fallback.max_exceptions);
         self.fail_on_timeout |= fallback.fail_on_timeout;
+        self.unique = self.unique.or_else(|| fallback.unique.clone());
         self
     }
 }

@@ -10,6 +10,7 @@ pub(crate) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>
 pub(crate) trait ErasedJob: Send + Sync {
     fn run(&self, payload: &str, ctx: JobContext) -> BoxFuture<JobResult>;
     fn failed(&self, payload: &str, ctx: JobContext, failure: JobFailure) -> BoxFuture<()>;
+    fn encrypted(&self) -> bool;
 }
 
 struct Typed<J>(std::marker::PhantomData<fn() -> J>);
@@ -17,7 +18,7 @@ struct Typed<J>(std::marker::PhantomData<fn() -> J>);
 impl<J: Job> ErasedJob for Typed<J> {
     fn run(&self, payload: &str, ctx: JobContext) -> BoxFuture<JobResult> {
         match decode::<J>(payload) {
-            Ok(job) => Box::pin(job.handle(ctx)),
+            Ok(job) => Box::pin(crate::middleware::run(job, ctx)),
             Err(e) => Box::pin(async move { Err(e) }),
         }
     }
@@ -28,11 +29,26 @@ impl<J: Job> ErasedJob for Typed<J> {
             Err(_) => Box::pin(async {}),
         }
     }
+
+    fn encrypted(&self) -> bool {
+        J::ENCRYPTED
+    }
 }
 
 fn decode<J: Job>(payload: &str) -> Result<J, JobError> {
-    serde_json::from_str(payload)
-        .map_err(|e| JobError::fail(format!("payload does not match job `{}`: {e}", J::NAME)))
+    serde_json::from_str(payload).map_err(|e| {
+        if J::ENCRYPTED {
+            // serde quotes the offending value, which may be the secret the encryption protects.
+            JobError::fail(format!(
+                "payload does not match job `{}` at line {} column {} (details withheld: the payload is encrypted)",
+                J::NAME,
+                e.line(),
+                e.column()
+            ))
+        } else {
+            JobError::fail(format!("payload does not match job `{}`: {e}", J::NAME))
+        }
+    })
 }
 
 /// The job types a worker can run, by name.
@@ -84,6 +100,11 @@ impl Registry {
     /// Whether running `name` needs an explicit `--allow`.
     pub fn is_privileged(&self, name: &str) -> bool {
         self.privileged.contains(name)
+    }
+
+    /// Whether the job type registered as `name` has encrypted payloads ([`Job::ENCRYPTED`]).
+    pub fn is_encrypted(&self, name: &str) -> bool {
+        self.handlers.get(name).is_some_and(|h| h.encrypted())
     }
 
     /// Whether a job name is registered.

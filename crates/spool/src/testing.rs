@@ -46,7 +46,7 @@ impl Recorder {
         self.lock()
             .iter()
             .filter(|(e, _)| e.job == J::NAME)
-            .filter_map(|(e, _)| serde_json::from_str(e.payload.get()).ok())
+            .filter_map(|(e, _)| serde_json::from_str(e.payload.plain()?).ok())
             .collect()
     }
 

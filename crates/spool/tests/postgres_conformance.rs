@@ -112,6 +112,7 @@ async fn drop_leftover_schemas(url: &str) {
 }
 
 spool::conformance_tests!(fresh());
+spool::workflow_conformance_tests!(fresh());
 
 // ---- PostgreSQL-specific checks -------------------------------------------------------------
 
@@ -180,7 +181,7 @@ async fn a_newer_schema_is_refused() {
     match store.migrate().await {
         Err(StoreError::SchemaTooNew {
             found: 99,
-            supported: 1,
+            supported: 2,
         }) => {}
         other => panic!("expected SchemaTooNew, got {other:?}"),
     }
@@ -318,12 +319,7 @@ async fn releases_retries_and_run_now_wake_other_processes() {
         .await
         .unwrap();
     while wakeups.wait(Duration::from_millis(200)).await {}
-    let fail = spool::store::Settlement::Fail {
-        id: got[0].id.clone(),
-        token: got[0].token,
-        error: "x".into(),
-        causes: vec![],
-    };
+    let fail = spool::store::Settlement::fail(got[0].id.clone(), got[0].token, "x".into(), vec![]);
     assert_eq!(other.settle("w", &[fail]).await.unwrap(), [true]);
     assert!(
         !wakeups.wait(Duration::from_millis(300)).await,
@@ -390,16 +386,8 @@ async fn one_settle_batch_mixes_every_kind() {
     );
     assert_eq!(got[2].envelope, "not json {");
     let batch = [
-        Settlement::Fail {
-            id: got[2].id.clone(),
-            token: got[2].token,
-            error: "bad".into(),
-            causes: vec![],
-        },
-        Settlement::Complete {
-            id: got[0].id.clone(),
-            token: got[0].token + 1,
-        },
+        Settlement::fail(got[2].id.clone(), got[2].token, "bad".into(), vec![]),
+        Settlement::complete(got[0].id.clone(), got[0].token + 1),
         Settlement::Release {
             id: got[1].id.clone(),
             token: got[1].token,
@@ -407,10 +395,7 @@ async fn one_settle_batch_mixes_every_kind() {
             kind: ReleaseKind::RetryAfterError,
             error: Some("again".into()),
         },
-        Settlement::Complete {
-            id: got[0].id.clone(),
-            token: got[0].token,
-        },
+        Settlement::complete(got[0].id.clone(), got[0].token),
     ];
     // The stale completion of job 0 is refused, the fresh one applied: results are per id.
     assert_eq!(
@@ -449,12 +434,7 @@ async fn one_settle_batch_mixes_every_kind() {
         .unwrap();
     let queue = ["windowed".to_string()];
     let got = store.reserve("w", &queue, 1).await.unwrap();
-    let fail = Settlement::Fail {
-        id: envelope.id.clone(),
-        token: got[0].token,
-        error: "x".into(),
-        causes: vec![],
-    };
+    let fail = Settlement::fail(envelope.id.clone(), got[0].token, "x".into(), vec![]);
     assert_eq!(store.settle("w", &[fail]).await.unwrap(), [true]);
     tokio::time::sleep(Duration::from_millis(50)).await;
     store
@@ -470,4 +450,269 @@ async fn one_settle_batch_mixes_every_kind() {
         again[0].retry_until > got[0].retry_until,
         "the deadline moved with the retry"
     );
+}
+
+// ---- Workflows on PostgreSQL: the hot path, concurrency and the upgrade from version 1 -----
+
+fn worker_info(id: &str) -> spool::store::WorkerInfo {
+    spool::store::WorkerInfo {
+        id: id.into(),
+        host: "h".into(),
+        pid: 1,
+        queues: vec!["default".into()],
+    }
+}
+
+fn envelope_job(configure: impl FnOnce(&mut spool::Envelope)) -> spool::store::NewJob {
+    let mut envelope = spool::Envelope::new("noop", "default", serde_json::json!({}));
+    configure(&mut envelope);
+    spool::store::NewJob::new(&envelope, Duration::ZERO).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hot_path_applies_side_effects() {
+    use spool::{
+        Unique,
+        store::{NewBatch, PushOutcome, Settlement},
+    };
+    let Some(store) = open_fresh_schema().await else {
+        return;
+    };
+    store.migrate().await.unwrap();
+    let queue = ["default".to_string()];
+    store
+        .register_worker(&worker_info("w"), Duration::from_secs(30))
+        .await
+        .unwrap();
+
+    // Plain jobs on the one-statement path: a unique lock is released by the completion, and a
+    // claimed "until processing" job frees its key with the claim.
+    let locked = envelope_job(|e| e.options.unique = Some(Unique::new("doc")));
+    let processing =
+        envelope_job(|e| e.options.unique = Some(Unique::new("mail").until_processing()));
+    store.push(std::slice::from_ref(&locked)).await.unwrap();
+    let got = store.reserve("w", &queue, 1).await.unwrap();
+    store.push(&[processing]).await.unwrap();
+    let (applied, claimed) = store
+        .settle_and_reserve(
+            "w",
+            &[Settlement::complete(got[0].id.clone(), got[0].token)],
+            &queue,
+            5,
+        )
+        .await
+        .unwrap();
+    assert_eq!((applied, claimed.len()), (vec![true], 1));
+    for key in ["doc", "mail"] {
+        let again = envelope_job(|e| e.options.unique = Some(Unique::new(key)));
+        assert_eq!(
+            store.push(&[again]).await.unwrap(),
+            [PushOutcome::Queued],
+            "{key}"
+        );
+    }
+
+    // A batch job among plain completions: nothing is done by the fast statement, and the
+    // general path settles all of them with the batch's side effects.
+    let batch_id = spool::new_id();
+    let in_batch = envelope_job(|e| e.batch_id = Some(batch_id.clone()));
+    let then = new_job("then", Duration::ZERO);
+    let batch = NewBatch {
+        id: batch_id.clone(),
+        name: "b".into(),
+        then: Some(then.clone()),
+        ..NewBatch::default()
+    };
+    store.create_batch(&batch, &[in_batch]).await.unwrap();
+    let mut held = claimed;
+    held.extend(store.reserve("w", &queue, 10).await.unwrap());
+    assert_eq!(held.len(), 4);
+    let acks: Vec<Settlement> = held
+        .iter()
+        .map(|j| Settlement::complete(j.id.clone(), j.token))
+        .collect();
+    let (applied, _) = store
+        .settle_and_reserve("w", &acks, &queue, 5)
+        .await
+        .unwrap();
+    assert_eq!(applied, [true; 4]);
+    let info = store.batch(&batch_id).await.unwrap().unwrap();
+    assert_eq!((info.pending, info.progress), (0, 100));
+    assert!(
+        store.job(&then.id).await.unwrap().is_some(),
+        "`then` was pushed"
+    );
+    assert_eq!(store.stats().await.unwrap().processed, 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn poison_pills_count_in_their_batch_and_free_their_locks() {
+    use spool::{
+        Unique,
+        store::{NewBatch, PushOutcome},
+    };
+    let Some(store) = open_fresh_schema().await else {
+        return;
+    };
+    store.migrate().await.unwrap();
+    let batch_id = spool::new_id();
+    let job = envelope_job(|e| {
+        e.batch_id = Some(batch_id.clone());
+        e.options.unique = Some(Unique::new("pill"));
+    });
+    let catch = new_job("catch", Duration::ZERO);
+    let batch = NewBatch {
+        id: batch_id.clone(),
+        name: "b".into(),
+        catch: Some(catch.clone()),
+        ..NewBatch::default()
+    };
+    store
+        .create_batch(&batch, std::slice::from_ref(&job))
+        .await
+        .unwrap();
+    store
+        .register_worker(&worker_info("dying"), Duration::from_millis(100))
+        .await
+        .unwrap();
+    let got = store
+        .reserve("dying", &["default".to_string()], 1)
+        .await
+        .unwrap();
+    assert_eq!(got.len(), 1);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(store.reap(1).await.unwrap().failed, 1);
+    let info = store.batch(&batch_id).await.unwrap().unwrap();
+    assert_eq!((info.pending, info.failed), (0, 1));
+    assert_eq!(info.failed_ids, std::slice::from_ref(&job.id));
+    assert!(
+        store.job(&catch.id).await.unwrap().is_some(),
+        "`catch` was pushed"
+    );
+    let again = envelope_job(|e| e.options.unique = Some(Unique::new("pill")));
+    assert_eq!(store.push(&[again]).await.unwrap(), [PushOutcome::Queued]);
+    // The failed record keeps its batch: retrying the batch finds it.
+    let retried = store
+        .retry_failed(&spool::store::RetrySelector::Batch(batch_id.clone()))
+        .await
+        .unwrap();
+    assert_eq!(retried, [job.id]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limits_and_slots_hold_under_concurrent_callers() {
+    use spool::store::{LimitMode, SlotRequest};
+    let Some(first) = open_fresh_schema().await else {
+        return;
+    };
+    first.migrate().await.unwrap();
+    // Several stores, so several pools: callers really run at once.
+    let mut stores = vec![Arc::new(first)];
+    for _ in 0..3 {
+        let other = PostgresStore::open_in_schema(&url(), stores[0].schema())
+            .await
+            .unwrap();
+        stores.push(Arc::new(other));
+    }
+    let window = Duration::from_secs(60);
+    let tasks: Vec<_> = (0..40)
+        .map(|i| {
+            let store = stores[i % stores.len()].clone();
+            tokio::spawn(async move {
+                store
+                    .limit("api", window, LimitMode::Acquire(5))
+                    .await
+                    .unwrap()
+                    .hit
+            })
+        })
+        .collect();
+    let mut hits = 0;
+    for t in tasks {
+        hits += usize::from(t.await.unwrap());
+    }
+    assert_eq!(hits, 5, "exactly the limit, however the calls interleave");
+
+    let jobs: Vec<_> = (0..24)
+        .map(|_| new_job("default", Duration::ZERO))
+        .collect();
+    stores[0].push(&jobs).await.unwrap();
+    stores[0]
+        .register_worker(&worker_info("w"), Duration::from_secs(30))
+        .await
+        .unwrap();
+    let got = stores[0]
+        .reserve("w", &["default".to_string()], 24)
+        .await
+        .unwrap();
+    let tasks: Vec<_> = got
+        .iter()
+        .enumerate()
+        .map(|(i, job)| {
+            let store = stores[i % stores.len()].clone();
+            let request = SlotRequest {
+                key: "provider".into(),
+                limit: 3,
+                job_id: job.id.clone(),
+                token: job.token,
+                expire_after: None,
+            };
+            tokio::spawn(async move { store.acquire_slot("w", &request).await.unwrap() })
+        })
+        .collect();
+    let mut taken = 0;
+    for t in tasks {
+        taken += usize::from(t.await.unwrap());
+    }
+    assert_eq!(taken, 3, "never more holders than the limit");
+}
+
+#[tokio::test]
+async fn version_1_schemas_are_upgraded_in_place() {
+    let Some(store) = open_fresh_schema().await else {
+        return;
+    };
+    // A schema as version 1 left it, with a job queued.
+    let quoted = format!("\"{}\"", store.schema());
+    let mut conn = PgConnection::connect(&url()).await.unwrap();
+    let v1 = include_str!("../src/store/postgres/schema.sql").replace("{schema}", &quoted);
+    let setup = format!(
+        "CREATE SCHEMA {quoted};
+         CREATE TABLE {quoted}.spool_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL);
+         {v1}
+         INSERT INTO {quoted}.spool_migrations VALUES (1, 0);
+         INSERT INTO {quoted}.jobs (id, queue, job, envelope, available_at, created_at)
+         VALUES ('old', 'default', 'noop', '{{}}', 0, 0);"
+    );
+    sqlx::raw_sql(sqlx::AssertSqlSafe(setup))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    let version: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT MAX(version) FROM {quoted}.spool_migrations"
+    )))
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(version, 2);
+    store.migrate().await.unwrap();
+    store
+        .register_worker(&worker_info("w"), Duration::from_secs(30))
+        .await
+        .unwrap();
+    let got = store
+        .reserve("w", &["default".to_string()], 1)
+        .await
+        .unwrap();
+    assert_eq!(got[0].id, "old");
+    let done = spool::store::Settlement::Complete {
+        id: "old".into(),
+        token: got[0].token,
+        follow_ups: vec![],
+        result: Some("42".into()),
+    };
+    assert_eq!(store.settle("w", &[done]).await.unwrap(), [true]);
+    let kept = store.job_result("old").await.unwrap().unwrap();
+    assert_eq!(kept.result, Some(serde_json::json!(42)));
 }

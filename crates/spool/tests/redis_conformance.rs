@@ -365,10 +365,7 @@ async fn the_store_reconnects_after_the_server_drops_it() {
     // few attempts the store is back and nothing was lost.
     let settlements: Vec<_> = first
         .iter()
-        .map(|j| spool::store::Settlement::Complete {
-            id: j.id.clone(),
-            token: j.token,
-        })
+        .map(|j| spool::store::Settlement::complete(j.id.clone(), j.token))
         .collect();
     let mut applied = None;
     for _ in 0..50 {
@@ -421,10 +418,7 @@ async fn settlements_through_another_handle_find_their_queue() {
     let done: Vec<_> = got
         .iter()
         .chain(&got_b)
-        .map(|j| spool::store::Settlement::Complete {
-            id: j.id.clone(),
-            token: j.token,
-        })
+        .map(|j| spool::store::Settlement::complete(j.id.clone(), j.token))
         .collect();
     assert_eq!(other.settle("w", &done).await.unwrap(), [true, true]);
     assert_eq!(other.settle("w", &done).await.unwrap(), [false, false]);
@@ -459,10 +453,7 @@ async fn big_batches_keep_order_and_a_repeat_settles_once() {
     let pushed: Vec<&str> = jobs.iter().map(|j| j.id.as_str()).collect();
     assert_eq!(ids, pushed);
     // The same completion twice in one batch is applied once.
-    let done = spool::store::Settlement::Complete {
-        id: got[0].id.clone(),
-        token: got[0].token,
-    };
+    let done = spool::store::Settlement::complete(got[0].id.clone(), got[0].token);
     assert_eq!(
         store.settle("w", &[done.clone(), done]).await.unwrap(),
         [true, false]

@@ -11,3 +11,4 @@ async fn fresh() -> Option<Arc<dyn spool::Store>> {
 }
 
 spool::conformance_tests!(fresh());
+spool::workflow_conformance_tests!(fresh());

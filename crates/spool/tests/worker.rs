@@ -275,6 +275,8 @@ async fn bad_input_ends_in_the_failed_store_with_a_precise_reason() {
         envelope: envelope.into(),
         delay: Duration::ZERO,
         retry_for: None,
+        batch_id: None,
+        unique: None,
     };
     let unknown = spool::Envelope::new("no_such_job", "default", serde_json::json!({}));
     let bad_payload = spool::Envelope::new("sleep", "default", serde_json::json!({"ms": "soon"}));

@@ -9,9 +9,9 @@ use serde_json::value::RawValue;
 
 use super::{CliError, args, output};
 use crate::{
-    Backoff, Envelope, JobOptions, Spool, Store,
+    Backoff, ChainLink, ChainRest, Envelope, JobOptions, Registry, Spool, Store, Unique,
+    UniqueUntil,
     dispatch::{DispatchOutcome, DispatchStatus},
-    envelope::{ENVELOPE_VERSION, now_ms},
 };
 
 #[derive(Debug, Args)]
@@ -46,10 +46,34 @@ pub(crate) struct DispatchArgs {
     /// Dispatch this many copies.
     #[arg(long, default_value_t = 1)]
     count: usize,
+    /// Make the job unique under this key: while a job holds it, dispatching another prints
+    /// `already_queued` and stores nothing.
+    #[arg(long)]
+    unique_key: Option<String>,
+    /// Let the unique lock expire after this long even if still held.
+    #[arg(long, value_parser = args::duration, requires = "unique_key")]
+    unique_for: Option<Duration>,
     /// Read one request per line from stdin (each line carries its own options): {"job": .., "payload": .., "queue": ..,
-    /// "delay": .., "at": .., "tries": .., "backoff": .., "timeout": .., "id": ..}.
-    #[arg(long, conflicts_with_all = ["payload", "queue", "delay", "at", "tries", "backoff", "timeout", "id", "count"])]
+    /// "delay": .., "at": .., "tries": .., "backoff": .., "timeout": .., "id": .., "unique_key": .., "unique_for": ..};
+    /// a line {"chain": [request, ...], "catch": request} dispatches a chain.
+    #[arg(long, conflicts_with_all = ["payload", "queue", "delay", "at", "tries", "backoff", "timeout", "id", "count", "unique_key", "unique_for"])]
     stdin: bool,
+    /// Dispatch every job as one batch with this name.
+    #[arg(long)]
+    batch: Option<String>,
+    /// The batch carries on past failures.
+    #[arg(long, requires = "batch")]
+    allow_failures: bool,
+    /// A request (JSON, as a `--stdin` line) pushed once every job of the batch succeeded;
+    /// Spool adds `batch_id` to its payload.
+    #[arg(long, requires = "batch")]
+    then: Option<String>,
+    /// A request pushed once, at the batch's first failure.
+    #[arg(long, requires = "batch")]
+    catch: Option<String>,
+    /// A request pushed once every job of the batch has run.
+    #[arg(long, requires = "batch")]
+    finally: Option<String>,
     /// Print JSON.
     #[arg(long)]
     json: bool,
@@ -76,6 +100,26 @@ struct Request {
     timeout: Option<DurationValue>,
     #[serde(default)]
     id: Option<String>,
+    #[serde(default)]
+    unique_key: Option<String>,
+    #[serde(default)]
+    unique_for: Option<DurationValue>,
+}
+
+/// Tells a chain line from a job line (an untagged enum cannot hold raw payloads).
+#[derive(Debug, Deserialize)]
+struct LineKind {
+    #[serde(default)]
+    chain: Option<serde::de::IgnoredAny>,
+}
+
+/// `{"chain": [request, ...], "catch": request}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ChainRequest {
+    chain: Vec<Request>,
+    #[serde(default)]
+    catch: Option<Request>,
 }
 
 /// A duration as a number of seconds or a string like `"500ms"`.
@@ -117,7 +161,11 @@ fn status_name(status: DispatchStatus) -> &'static str {
     }
 }
 
-pub(crate) async fn run(store: Arc<dyn Store>, a: DispatchArgs) -> Result<ExitCode, CliError> {
+pub(crate) async fn run(
+    store: Arc<dyn Store>,
+    registry: &Registry,
+    a: DispatchArgs,
+) -> Result<ExitCode, CliError> {
     let requests = if a.stdin {
         match read_stdin() {
             Ok(requests) => requests,
@@ -131,9 +179,107 @@ pub(crate) async fn run(store: Arc<dyn Store>, a: DispatchArgs) -> Result<ExitCo
         from_flags(&a).map_err(CliError::Usage)?
     };
     let queues: Vec<String> = requests.iter().map(|(e, _)| e.queue.clone()).collect();
-    let outcomes = Spool::new(store).dispatch_envelopes(requests).await?;
+    let spool = Spool::new(store);
+    let seal = |envelope: Envelope| {
+        if registry.is_encrypted(&envelope.job) {
+            spool.seal_envelope(envelope)
+        } else {
+            Ok(envelope)
+        }
+    };
+    // Job types the app registered as encrypted are sealed here too, so no secret reaches the
+    // store in the clear whichever way the job was dispatched.
+    let requests = requests
+        .into_iter()
+        .map(|(envelope, delay)| Ok((seal(envelope)?, delay)))
+        .collect::<Result<Vec<_>, crate::DispatchError>>()?;
+    if let Some(name) = &a.batch {
+        let mut batch = spool.batch(name.clone());
+        if a.allow_failures {
+            batch = batch.allow_failures();
+        }
+        let callbacks = [
+            ("then", &a.then),
+            ("catch", &a.catch),
+            ("finally", &a.finally),
+        ];
+        for (which, request) in callbacks {
+            if let Some(request) = request {
+                let (envelope, _) =
+                    parse_line(request).map_err(|e| CliError::Usage(format!("--{which}: {e}")))?;
+                let envelope = with_batch_id(envelope, batch.batch_id())
+                    .map_err(|e| CliError::Usage(format!("--{which}: {e}")))?;
+                batch = batch.callback_envelope(which, seal(envelope)?)?;
+            }
+        }
+        for (envelope, delay) in requests {
+            if envelope.chain.is_some() {
+                return Err(CliError::Usage(
+                    "chains inside a batch are not supported yet: dispatch the chain on its own"
+                        .into(),
+                ));
+            }
+            if !delay.is_zero() {
+                return Err(CliError::Usage(
+                    "jobs of a batch cannot be delayed; drop `delay`/`at` or --batch".into(),
+                ));
+            }
+            batch = batch.add_envelope(envelope);
+        }
+        let dispatched = batch.dispatch().await?;
+        print_batch(&dispatched, &queues, a.json);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let outcomes = spool.dispatch_envelopes(requests).await?;
     print(&outcomes, &queues, a.json, a.stdin || a.count > 1);
     Ok(ExitCode::SUCCESS)
+}
+
+/// Adds `batch_id` to a callback's payload (an object), so any language can read it.
+fn with_batch_id(mut envelope: Envelope, batch_id: &str) -> Result<Envelope, String> {
+    let Some(text) = envelope.payload.plain() else {
+        return Ok(envelope);
+    };
+    let mut value: serde_json::Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    let Some(fields) = value.as_object_mut() else {
+        return Err("a batch callback's payload must be a JSON object".into());
+    };
+    fields.insert("batch_id".into(), batch_id.into());
+    envelope.payload =
+        crate::Payload::Plain(serde_json::value::to_raw_value(&value).map_err(|e| e.to_string())?);
+    Ok(envelope)
+}
+
+#[derive(Serialize)]
+struct BatchQueued<'a> {
+    batch_id: &'a str,
+    jobs: Vec<Queued<'a>>,
+}
+
+fn print_batch(dispatched: &crate::BatchDispatch, queues: &[String], json: bool) {
+    if !json {
+        println!("batch {}", dispatched.id);
+        for o in &dispatched.jobs {
+            println!("{}", o.id);
+        }
+        return;
+    }
+    output::json(&BatchQueued {
+        batch_id: &dispatched.id,
+        jobs: queued_docs(&dispatched.jobs, queues),
+    });
+}
+
+fn queued_docs<'a>(outcomes: &'a [DispatchOutcome], queues: &'a [String]) -> Vec<Queued<'a>> {
+    outcomes
+        .iter()
+        .zip(queues)
+        .map(|(o, q)| Queued {
+            id: &o.id,
+            queue: q,
+            status: status_name(o.status),
+        })
+        .collect()
 }
 
 fn print(outcomes: &[DispatchOutcome], queues: &[String], json: bool, many: bool) {
@@ -143,15 +289,7 @@ fn print(outcomes: &[DispatchOutcome], queues: &[String], json: bool, many: bool
         }
         return;
     }
-    let docs: Vec<Queued> = outcomes
-        .iter()
-        .zip(queues)
-        .map(|(o, q)| Queued {
-            id: &o.id,
-            queue: q,
-            status: status_name(o.status),
-        })
-        .collect();
+    let docs = queued_docs(outcomes, queues);
     if many {
         output::json(&docs)
     } else {
@@ -180,6 +318,11 @@ fn from_flags(a: &DispatchArgs) -> Result<Vec<(Envelope, Duration)>, String> {
         tries: a.tries,
         backoff: a.backoff.clone().map(Backoff::List),
         timeout: a.timeout,
+        unique: a.unique_key.as_ref().map(|key| Unique {
+            key: key.clone(),
+            ttl: a.unique_for,
+            until: UniqueUntil::Done,
+        }),
         ..JobOptions::default()
     };
     Ok((0..a.count)
@@ -203,16 +346,12 @@ fn envelope(
     options: JobOptions,
     id: Option<String>,
 ) -> Envelope {
-    Envelope {
-        v: ENVELOPE_VERSION,
-        id: id.unwrap_or_else(crate::new_id),
-        job: job.to_string(),
-        queue: queue.to_string(),
-        payload,
-        options,
-        created_at: now_ms(),
-        trace: None,
+    let mut envelope = Envelope::from_raw(job, queue, payload);
+    envelope.options = options;
+    if let Some(id) = id {
+        envelope.id = id;
     }
+    envelope
 }
 
 /// Reads every line first; any bad line refuses the whole input.
@@ -229,7 +368,35 @@ fn read_stdin() -> Result<Vec<(Envelope, Duration)>, String> {
 }
 
 fn parse_line(line: &str) -> Result<(Envelope, Duration), String> {
-    let r: Request = serde_json::from_str(line).map_err(|e| e.to_string())?;
+    let kind: LineKind = serde_json::from_str(line).map_err(|e| e.to_string())?;
+    if kind.chain.is_some() {
+        parse_chain(serde_json::from_str(line).map_err(|e| e.to_string())?)
+    } else {
+        parse_request(serde_json::from_str(line).map_err(|e| e.to_string())?)
+    }
+}
+
+/// A chain line becomes its head, carrying the rest (each link keeps its own delay).
+fn parse_chain(chain: ChainRequest) -> Result<(Envelope, Duration), String> {
+    let mut links = chain.chain.into_iter();
+    let Some(head) = links.next() else {
+        return Err("`chain` is empty".into());
+    };
+    let (mut head, delay) = parse_request(head)?;
+    let rest = links
+        .map(|r| parse_request(r).map(|(envelope, delay)| ChainLink { envelope, delay }))
+        .collect::<Result<Vec<_>, _>>()?;
+    let catch = chain
+        .catch
+        .map(|r| parse_request(r).map(|(envelope, _)| Box::new(envelope)))
+        .transpose()?;
+    if !rest.is_empty() || catch.is_some() {
+        head.chain = Some(Box::new(ChainRest { links: rest, catch }));
+    }
+    Ok((head, delay))
+}
+
+fn parse_request(r: Request) -> Result<(Envelope, Duration), String> {
     if r.job.is_empty() {
         return Err("`job` is empty".into());
     }
@@ -256,6 +423,15 @@ fn parse_line(line: &str) -> Result<(Envelope, Duration), String> {
         tries,
         backoff: backoff.map(Backoff::List),
         timeout: r.timeout.as_ref().map(DurationValue::get).transpose()?,
+        unique: match (r.unique_key, &r.unique_for) {
+            (Some(key), ttl) => Some(Unique {
+                key,
+                ttl: ttl.as_ref().map(DurationValue::get).transpose()?,
+                until: UniqueUntil::Done,
+            }),
+            (None, Some(_)) => return Err("`unique_for` needs `unique_key`".into()),
+            (None, None) => None,
+        },
         ..JobOptions::default()
     };
     let payload = r
@@ -282,7 +458,7 @@ mod tests {
             (e.job.as_str(), e.queue.as_str(), e.id.as_str()),
             ("sleep", "q", "abc")
         );
-        assert_eq!(e.payload.get(), r#"{"ms":5}"#);
+        assert_eq!(e.payload.plain(), Some(r#"{"ms":5}"#));
         assert_eq!(delay, Duration::from_secs(2));
         assert_eq!(e.options.tries, Some(3));
         assert_eq!(

@@ -95,9 +95,7 @@ async fn show(store: Arc<dyn Store>, id: &str, json: bool) -> Result<ExitCode, C
         eprintln!("no failed job has id `{id}`");
         return Ok(ExitCode::FAILURE);
     };
-    let payload = serde_json::from_str::<serde_json::Value>(&f.envelope)
-        .ok()
-        .and_then(|e| e.get("payload").cloned())
+    let payload = super::output::payload_of(&f.envelope)
         .unwrap_or_else(|| serde_json::Value::String(f.envelope.clone()));
     if json {
         #[derive(Serialize)]
@@ -145,7 +143,7 @@ pub(crate) async fn retry(store: Arc<dyn Store>, a: RetryArgs) -> Result<ExitCod
     } else {
         RetrySelector::Ids(a.ids.clone())
     };
-    let retried = store.retry_failed(&selector).await?;
+    let retried = crate::Spool::new(store).retry_failed(&selector).await?;
     for id in &retried {
         println!("{id}");
     }

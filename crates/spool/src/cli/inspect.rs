@@ -136,16 +136,14 @@ struct JobView<'a> {
     available_at: String,
     worker: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    progress: Option<&'a crate::store::Progress>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     payload: Option<serde_json::Value>,
 }
 
 fn view(j: &JobInfo, with_payload: bool) -> JobView<'_> {
-    let payload = with_payload.then(|| {
-        serde_json::from_str::<serde_json::Value>(&j.envelope)
-            .ok()
-            .and_then(|e| e.get("payload").cloned())
-            .unwrap_or(serde_json::Value::Null)
-    });
+    let payload = with_payload
+        .then(|| super::output::payload_of(&j.envelope).unwrap_or(serde_json::Value::Null));
     JobView {
         id: &j.id,
         queue: &j.queue,
@@ -157,6 +155,7 @@ fn view(j: &JobInfo, with_payload: bool) -> JobView<'_> {
         last_error: j.last_error.as_deref(),
         available_at: crate::store::rfc3339_ms(j.available_at),
         worker: j.worker.as_deref(),
+        progress: j.progress.as_ref(),
         payload,
     }
 }
@@ -226,6 +225,12 @@ pub(crate) struct JobArgs {
 
 pub(crate) async fn job(store: Arc<dyn Store>, a: JobArgs) -> Result<ExitCode, CliError> {
     let Some(info) = store.job(&a.id).await? else {
+        if !a.delete && !a.run_now {
+            // A completed job that stored a result is kept for the result retention time.
+            if let Some(done) = store.job_result(&a.id).await.ok().flatten() {
+                return Ok(completed(&done, a.json));
+            }
+        }
         eprintln!(
             "no queued job has id `{}` (see `spool failed show {}` for failed jobs)",
             a.id, a.id
@@ -266,8 +271,43 @@ pub(crate) async fn job(store: Arc<dyn Store>, a: JobArgs) -> Result<ExitCode, C
     println!("available at: {}", v.available_at);
     println!("worker:       {}", v.worker.unwrap_or("-"));
     println!("last error:   {}", v.last_error.unwrap_or("-"));
+    if let Some(p) = v.progress {
+        println!(
+            "progress:     {}% {}",
+            p.percent,
+            p.message.as_deref().unwrap_or("")
+        );
+    }
     println!("payload:      {}", v.payload.unwrap_or_default());
     Ok(ExitCode::SUCCESS)
+}
+
+/// Prints a completed job's kept record.
+fn completed(done: &crate::store::CompletedJob, json: bool) -> ExitCode {
+    if json {
+        #[derive(Serialize)]
+        struct Doc<'a> {
+            state: &'static str,
+            #[serde(flatten)]
+            done: &'a crate::store::CompletedJob,
+        }
+        output::json(&Doc {
+            state: "completed",
+            done,
+        });
+        return ExitCode::SUCCESS;
+    }
+    println!("id:           {}", done.id);
+    println!("job:          {}", done.job);
+    println!("queue:        {}", done.queue);
+    println!("state:        completed");
+    println!("completed at: {}", done.completed_at);
+    if let Some(batch) = &done.batch_id {
+        println!("batch:        {batch}");
+    }
+    let result = done.result.as_ref().map(|r| r.to_string());
+    println!("result:       {}", result.as_deref().unwrap_or("-"));
+    ExitCode::SUCCESS
 }
 
 #[derive(Debug, Args)]

@@ -11,6 +11,7 @@ use crate::{Registry, store::StoreError};
 
 mod admin;
 mod args;
+mod batches;
 mod bench;
 mod demo;
 mod dispatch;
@@ -80,6 +81,12 @@ enum Command {
     Flush,
     /// Delete failed records older than N hours.
     PruneFailed(failed::PruneArgs),
+    /// List batches, or `batches show ID`.
+    Batches(batches::BatchesArgs),
+    /// Put a batch's failed jobs back on their queues.
+    RetryBatch(batches::RetryBatchArgs),
+    /// Delete old batch records.
+    PruneBatches(batches::PruneBatchesArgs),
     /// Measure throughput, latency and I/O concurrency (JSON lines).
     Bench(bench::BenchArgs),
     /// A one-minute tour: dispatches a few hundred jobs and runs them.
@@ -116,7 +123,7 @@ async fn run(cli: Cli, registry: Registry, explicit_url: bool) -> Result<ExitCod
     let url = cli.url;
     let connect = || crate::store::connect(&url);
     match cli.command {
-        Command::Dispatch(a) => dispatch::run(connect().await?, a).await,
+        Command::Dispatch(a) => dispatch::run(connect().await?, &registry, a).await,
         Command::Work(a) => work::run(connect().await?, registry, a).await,
         Command::Status(a) => inspect::status(connect().await?, a).await,
         Command::Jobs(a) => inspect::jobs(connect().await?, a).await,
@@ -130,6 +137,9 @@ async fn run(cli: Cli, registry: Registry, explicit_url: bool) -> Result<ExitCod
         Command::Forget(a) => failed::forget(connect().await?, a).await,
         Command::Flush => failed::flush(connect().await?).await,
         Command::PruneFailed(a) => failed::prune(connect().await?, a).await,
+        Command::Batches(a) => batches::list_or_show(connect().await?, a).await,
+        Command::RetryBatch(a) => batches::retry(connect().await?, a).await,
+        Command::PruneBatches(a) => batches::prune(connect().await?, a).await,
         Command::Bench(a) => bench::run(explicit_url.then_some(url), a).await,
         Command::BenchWorker(a) => bench::run_worker(connect().await?, a).await,
         Command::Demo(a) => demo::run(connect().await?, registry, a).await,

@@ -57,3 +57,13 @@ pub(crate) fn init_logging(long_running: bool) {
         .with_target(false)
         .try_init();
 }
+
+/// The payload of a stored envelope for display: its JSON, or `{"encrypted": true}` for an
+/// encrypted job (the sealed text is of no use to a reader, and the plaintext is never shown).
+pub(crate) fn payload_of(envelope: &str) -> Option<serde_json::Value> {
+    let envelope = serde_json::from_str::<serde_json::Value>(envelope).ok()?;
+    if envelope.get("payload_enc").is_some() {
+        return Some(serde_json::json!({ "encrypted": true }));
+    }
+    envelope.get("payload").cloned()
+}

@@ -24,6 +24,14 @@ pub enum StoreError {
         /// Newest version this build knows.
         supported: i64,
     },
+    /// The store does not implement this operation yet.
+    #[error("the {backend} store does not support {what} yet; use the SQLite or PostgreSQL store")]
+    Unsupported {
+        /// The store's backend name.
+        backend: &'static str,
+        /// The missing operation.
+        what: &'static str,
+    },
     /// A bad argument to a store operation.
     #[error("{0}")]
     Invalid(String),

@@ -156,6 +156,105 @@ pub trait Store: Send + Sync + 'static {
 
     /// The current restart epoch (0 if never signalled).
     async fn restart_epoch(&self) -> StoreResult<i64>;
+
+    // --- Workflows: batches, limiters, progress and results ------------------------------
+
+    /// Creates a batch and pushes its jobs (whose `batch_id` is the batch's id) in one atomic
+    /// step: either the batch and every job exist, or nothing does.
+    async fn create_batch(
+        &self,
+        batch: &NewBatch,
+        jobs: &[NewJob],
+    ) -> StoreResult<Vec<PushOutcome>> {
+        let _ = (batch, jobs);
+        Err(self.unsupported("batches"))
+    }
+
+    /// Adds jobs to a batch: total and pending grow, and a finished batch is open again.
+    /// Fails with [`StoreError::Invalid`] if there is no such batch.
+    async fn add_to_batch(&self, batch_id: &str, jobs: &[NewJob]) -> StoreResult<Vec<PushOutcome>> {
+        let _ = (batch_id, jobs);
+        Err(self.unsupported("batches"))
+    }
+
+    /// One batch.
+    async fn batch(&self, id: &str) -> StoreResult<Option<BatchInfo>> {
+        let _ = id;
+        Err(self.unsupported("batches"))
+    }
+
+    /// The newest batches first, at most `limit`.
+    async fn batches(&self, limit: u32) -> StoreResult<Vec<BatchInfo>> {
+        let _ = limit;
+        Err(self.unsupported("batches"))
+    }
+
+    /// Marks a batch cancelled (and finished); its queued jobs are skipped when reserved.
+    /// False if there is no such batch or it was already cancelled.
+    async fn cancel_batch(&self, id: &str) -> StoreResult<bool> {
+        let _ = id;
+        Err(self.unsupported("batches"))
+    }
+
+    /// Deletes old batch records; returns the count.
+    async fn prune_batches(&self, prune: BatchPrune) -> StoreResult<u64> {
+        let _ = prune;
+        Err(self.unsupported("batches"))
+    }
+
+    /// A sliding-window counter shared by every worker: counts the hits of `key` in the last
+    /// `window` and records one as `mode` says, atomically.
+    async fn limit(&self, key: &str, window: Duration, mode: LimitMode) -> StoreResult<LimitState> {
+        let _ = (key, window, mode);
+        Err(self.unsupported("rate limits"))
+    }
+
+    /// Forgets every hit of `key`.
+    async fn clear_limit(&self, key: &str) -> StoreResult<()> {
+        let _ = key;
+        Err(self.unsupported("rate limits"))
+    }
+
+    /// Takes a concurrency slot for a reserved job if fewer than `limit` are held. The slot
+    /// is freed when the job is settled, when its worker's lease expires, or after
+    /// `expire_after`. A job may hold several keys; asking again for a held key is a success.
+    async fn acquire_slot(&self, worker_id: &str, request: &SlotRequest) -> StoreResult<bool> {
+        let _ = (worker_id, request);
+        Err(self.unsupported("concurrency limits"))
+    }
+
+    /// Records a reserved job's progress (fenced like a settlement); false if the worker no
+    /// longer holds it.
+    async fn set_progress(
+        &self,
+        worker_id: &str,
+        id: &str,
+        token: i64,
+        progress: &Progress,
+    ) -> StoreResult<bool> {
+        let _ = (worker_id, id, token, progress);
+        Err(self.unsupported("progress"))
+    }
+
+    /// A completed job's kept record and result, while its retention lasts.
+    async fn job_result(&self, id: &str) -> StoreResult<Option<CompletedJob>> {
+        let _ = id;
+        Err(self.unsupported("results"))
+    }
+
+    /// Deletes kept results older than `age`; returns the count.
+    async fn prune_results(&self, age: Duration) -> StoreResult<u64> {
+        let _ = age;
+        Err(self.unsupported("results"))
+    }
+
+    /// The error for an operation this store lacks.
+    fn unsupported(&self, what: &'static str) -> StoreError {
+        StoreError::Unsupported {
+            backend: self.backend(),
+            what,
+        }
+    }
 }
 
 /// The store URL used when none is given: an embedded SQLite file in the working directory.

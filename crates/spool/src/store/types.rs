@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::envelope::Envelope;
+use crate::{envelope::Envelope, options::Unique};
 
 /// A job to enqueue: its encoded envelope plus when it becomes available.
 #[derive(Debug, Clone)]
@@ -21,6 +21,10 @@ pub struct NewJob {
     pub delay: Duration,
     /// Retry window; the store turns it into an absolute deadline with its own clock.
     pub retry_for: Option<Duration>,
+    /// The batch it belongs to (from the envelope): its settlement updates the batch.
+    pub batch_id: Option<String>,
+    /// Its unique lock (from the envelope's options), taken atomically with the push.
+    pub unique: Option<Unique>,
 }
 
 impl NewJob {
@@ -33,6 +37,11 @@ impl NewJob {
             envelope: envelope.encode()?,
             delay,
             retry_for: envelope.options.retry_for,
+            batch_id: envelope
+                .batch_id
+                .clone()
+                .filter(|_| !envelope.batch_callback),
+            unique: envelope.options.unique.clone(),
         })
     }
 }
@@ -43,7 +52,8 @@ impl NewJob {
 pub enum PushOutcome {
     /// Stored.
     Queued,
-    /// A job with this id already exists; nothing changed (idempotent dispatch).
+    /// A job with this id already exists, or another job holds its unique lock; nothing
+    /// changed (idempotent dispatch, unique jobs).
     AlreadyQueued,
 }
 
@@ -101,12 +111,18 @@ pub struct ReservedJob {
 /// How a worker settles a reserved job. Every settlement is fenced on `(worker, token)`.
 #[derive(Debug, Clone)]
 pub enum Settlement {
-    /// Done: delete the job and count it processed.
+    /// Done: delete the job, count it processed, and apply its side effects in the same
+    /// atomic step: release its unique lock and limiter slots, count it in its batch (firing
+    /// the batch's callbacks when due), keep its result, push its follow-ups.
     Complete {
         /// Job id.
         id: String,
         /// Fencing token from the reservation.
         token: i64,
+        /// Jobs to push with the completion (the next link of a chain).
+        follow_ups: Vec<NewJob>,
+        /// A small result to keep for the job's retention time (JSON).
+        result: Option<String>,
     },
     /// Put back, available after `delay`.
     Release {
@@ -131,10 +147,38 @@ pub enum Settlement {
         error: String,
         /// Its causes, outermost first.
         causes: Vec<String>,
+        /// Jobs to push with the failure (a chain's catch handler).
+        follow_ups: Vec<NewJob>,
     },
 }
 
 impl Settlement {
+    /// A plain completion: no follow-ups, no result.
+    pub fn complete(id: impl Into<String>, token: i64) -> Settlement {
+        Settlement::Complete {
+            id: id.into(),
+            token,
+            follow_ups: Vec::new(),
+            result: None,
+        }
+    }
+
+    /// A plain final failure.
+    pub fn fail(
+        id: impl Into<String>,
+        token: i64,
+        error: String,
+        causes: Vec<String>,
+    ) -> Settlement {
+        Settlement::Fail {
+            id: id.into(),
+            token,
+            error,
+            causes,
+            follow_ups: Vec::new(),
+        }
+    }
+
     /// The job id this settles.
     pub fn id(&self) -> &str {
         match self {
@@ -276,6 +320,37 @@ pub struct JobInfo {
     pub worker: Option<String>,
     /// The envelope as stored.
     pub envelope: String,
+    /// Progress the handler reported, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub progress: Option<Progress>,
+}
+
+/// Progress a running job reported.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Progress {
+    /// 0 to 100.
+    pub percent: u8,
+    /// What it is doing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// A completed job's kept result (see [`crate::Store::job_result`]).
+#[derive(Debug, Clone, Serialize)]
+pub struct CompletedJob {
+    /// Job id.
+    pub id: String,
+    /// Queue.
+    pub queue: String,
+    /// Job name.
+    pub job: String,
+    /// The batch it belonged to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub batch_id: Option<String>,
+    /// The result the handler stored (JSON), if any.
+    pub result: Option<serde_json::Value>,
+    /// When it completed, RFC 3339.
+    pub completed_at: String,
 }
 
 /// Which queued jobs to list.
@@ -330,6 +405,111 @@ pub enum RetrySelector {
         /// Only this queue.
         queue: Option<String>,
     },
+    /// The failed jobs of one batch.
+    Batch(String),
+}
+
+/// A batch to create: its jobs carry its id in their envelopes.
+#[derive(Debug, Clone, Default)]
+pub struct NewBatch {
+    /// The batch id (a UUID v7 unless chosen).
+    pub id: String,
+    /// A name for listings.
+    pub name: String,
+    /// Failures don't cancel the batch; `then` still needs every job to succeed.
+    pub allow_failures: bool,
+    /// Pushed once when every job has succeeded.
+    pub then: Option<NewJob>,
+    /// Pushed once, at the first failure.
+    pub catch: Option<NewJob>,
+    /// Pushed once, when every job has run (succeeded, failed for good or been skipped).
+    pub finally: Option<NewJob>,
+}
+
+/// A batch as stored, for `spool batches`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BatchInfo {
+    /// Batch id.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// Jobs in the batch.
+    pub total: u64,
+    /// Jobs that have not finished yet (neither succeeded nor failed for good).
+    pub pending: u64,
+    /// Jobs that failed for good (and were not retried since).
+    pub failed: u64,
+    /// Percent of jobs finished, `(total - pending) / total`: reaches 100 once every job ran,
+    /// failures included.
+    pub progress: u8,
+    /// Whether failures leave the batch running.
+    pub allow_failures: bool,
+    /// Ids of its failed jobs.
+    pub failed_ids: Vec<String>,
+    /// When it was created, RFC 3339.
+    pub created_at: String,
+    /// When it was cancelled, RFC 3339.
+    pub cancelled_at: Option<String>,
+    /// When every job had run, RFC 3339.
+    pub finished_at: Option<String>,
+}
+
+impl BatchInfo {
+    /// The progress percentage for counts (100 for an empty batch).
+    pub fn percent(total: u64, pending: u64) -> u8 {
+        if total == 0 {
+            return 100;
+        }
+        ((total - pending.min(total)) * 100 / total) as u8
+    }
+}
+
+/// Which batches to prune (S-BATCH-8).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BatchPrune {
+    /// Finished batches (cancelled ones included) finished longer ago than this.
+    pub finished: Option<Duration>,
+    /// Unfinished batches created longer ago than this.
+    pub unfinished: Option<Duration>,
+    /// Cancelled batches created longer ago than this.
+    pub cancelled: Option<Duration>,
+}
+
+/// How a limiter call uses its sliding window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LimitMode {
+    /// Record a hit only if fewer than this many hits are in the window.
+    Acquire(u32),
+    /// Record a hit whatever the count.
+    Record,
+    /// Only count.
+    Peek,
+}
+
+/// A limiter's state after a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LimitState {
+    /// Whether the hit was recorded (always true for `Record`, false for `Peek`).
+    pub hit: bool,
+    /// Hits in the window, after this call.
+    pub count: u32,
+    /// Until the oldest hit in the window leaves it (zero when the window is empty).
+    pub resets_in: Duration,
+}
+
+/// A concurrency slot request: at most `limit` jobs hold `key` at once.
+#[derive(Debug, Clone)]
+pub struct SlotRequest {
+    /// The limiter key.
+    pub key: String,
+    /// Most holders at once.
+    pub limit: u32,
+    /// The job asking, fenced on its reservation like a settlement.
+    pub job_id: String,
+    /// Its reservation token.
+    pub token: i64,
+    /// The slot is freed after this long even if the job is still running.
+    pub expire_after: Option<Duration>,
 }
 
 /// Formats milliseconds since the epoch as RFC 3339 (UTC, millisecond precision).

@@ -17,7 +17,10 @@ use super::{
     lifecycle::{ExitReason, Shutdown, WorkerExit, reached, reconnect_delay, rss_mb},
     maintenance,
 };
-use crate::store::{Store, StoreError, StoreResult};
+use crate::{
+    events::Event,
+    store::{Store, StoreError, StoreResult},
+};
 
 pub(super) async fn run(worker: Worker) -> Result<WorkerExit, WorkerError> {
     let Worker {
@@ -42,12 +45,20 @@ pub(super) async fn run(worker: Worker) -> Result<WorkerExit, WorkerError> {
     let mut restart = heartbeat.restart.clone();
     let mut settlements = Settlements::new();
     let maintenance = maintenance::start(store.clone(), config.clone());
+    #[cfg(feature = "schedule")]
+    let tickers: Vec<_> = config
+        .schedules
+        .iter()
+        .map(|p| tokio::spawn(crate::schedule::run(store.clone(), p.clone())))
+        .collect();
     let tally = Arc::new(Tally::default());
-    let executor = Arc::new(Executor {
+    let executor = Arc::new(Executor::new(
         registry,
-        config: config.clone(),
-        tally: tally.clone(),
-    });
+        config.clone(),
+        tally.clone(),
+        store.clone(),
+        info.id.clone(),
+    ));
     let slots = Arc::new(Semaphore::new(config.concurrency));
     let mut wakeups = store.wakeups();
     let mut running = JoinSet::new();
@@ -55,6 +66,11 @@ pub(super) async fn run(worker: Worker) -> Result<WorkerExit, WorkerError> {
     let mut reserved: u64 = 0;
     let mut failures = 0u32;
     tracing::info!(worker = %info.id, queues = ?config.queues, concurrency = config.concurrency, "worker started");
+    let events = &config.events;
+    events.emit(|| Event::WorkerStarting {
+        worker: info.id.clone(),
+        queues: config.queues.clone(),
+    });
 
     let reason = loop {
         while running.try_join_next().is_some() {}
@@ -78,6 +94,25 @@ pub(super) async fn run(worker: Worker) -> Result<WorkerExit, WorkerError> {
             .is_some_and(|max| rss_mb().is_some_and(|rss| rss >= max))
         {
             break ExitReason::Memory;
+        }
+
+        events.emit(|| Event::Looping {
+            worker: info.id.clone(),
+        });
+        if !events.may_loop(&info.id) {
+            // Vetoed: take nothing this round, but still write what finished meanwhile.
+            if !settlements.collect().is_empty() {
+                match store.settle(&info.id, settlements.collect()).await {
+                    Ok(applied) => settlements.written(&applied),
+                    Err(e) => tracing::warn!("settling failed, retrying with the next round: {e}"),
+                }
+            }
+            tokio::select! {
+                () = tokio::time::sleep(config.sleep) => {}
+                () = reached(&mut shutdown_rx, Shutdown::Graceful) => {}
+                _ = restart.changed() => {}
+            }
+            continue;
         }
 
         // Wait for a free slot (D-5: never hold more jobs than free slots).
@@ -128,8 +163,10 @@ pub(super) async fn run(worker: Worker) -> Result<WorkerExit, WorkerError> {
                 }
                 break ExitReason::Once;
             }
+            // Unwritten settlements may still push follow-ups (chain links, batch callbacks).
             if config.until_done
                 && running.is_empty()
+                && settlements.collect().is_empty()
                 && nothing_left(store.as_ref(), &config.queues).await
             {
                 break ExitReason::Done;
@@ -169,9 +206,15 @@ pub(super) async fn run(worker: Worker) -> Result<WorkerExit, WorkerError> {
     };
 
     tracing::info!(worker = %info.id, reason = ?reason, running = running.len(), "worker stopping");
+    events.emit(|| Event::WorkerStopping {
+        worker: info.id.clone(),
+        reason,
+    });
     drain(&mut running, &shutdown, &mut shutdown_rx, config.grace).await;
     settlements.flush(store.as_ref(), &info.id).await;
     maintenance.abort();
+    #[cfg(feature = "schedule")]
+    tickers.iter().for_each(|t| t.abort());
     let _ = tokio::task::spawn_blocking(move || heartbeat.stop()).await;
     // Hands back anything still held (e.g. settlements that could not be written).
     if let Err(e) = store.deregister_worker(&info.id).await {

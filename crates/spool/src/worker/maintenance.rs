@@ -31,6 +31,10 @@ pub(crate) fn start(store: Arc<dyn Store>, config: Arc<WorkerConfig>) -> JoinHan
                 if let Err(e) = store.prune_failed(config.failed_retention).await {
                     tracing::debug!("pruning failed records: {e}");
                 }
+                // Stores without results yet answer "unsupported": nothing to prune there.
+                if let Err(e) = store.prune_results(config.result_retention).await {
+                    tracing::debug!("pruning kept results: {e}");
+                }
             }
             // Jitter keeps many workers from reaping in lockstep.
             tokio::time::sleep(every.mul_f64(0.75 + fastrand::f64() / 2.0)).await;

@@ -8,7 +8,10 @@
 
 use std::{collections::HashSet, sync::Arc, time::Duration};
 
+#[cfg(feature = "encryption")]
+use crate::encryption::Keyring;
 use crate::{
+    events::Events,
     options::{Backoff, JobOptions},
     registry::Registry,
     store::{Store, StoreError, WorkerInfo},
@@ -20,6 +23,7 @@ mod fetch;
 mod heartbeat;
 mod lifecycle;
 mod maintenance;
+mod workflow;
 
 pub use lifecycle::{ExitReason, Shutdown, ShutdownHandle, WorkerExit};
 
@@ -63,6 +67,19 @@ pub struct WorkerConfig {
     pub allow: HashSet<String>,
     /// Failed records older than this are pruned by the worker's maintenance. Default 7 days.
     pub failed_retention: Duration,
+    /// Results that completed jobs stored are kept this long. Default 24 hours.
+    pub result_retention: Duration,
+    /// Periodic jobs this worker pushes on their cron schedules (each tick fires once across
+    /// all workers). Default none.
+    #[cfg(feature = "schedule")]
+    pub schedules: Vec<crate::Periodic>,
+    /// Where the worker's events go, and the looping predicates it asks before taking jobs.
+    /// Default: no listeners (events are then only logged at debug level).
+    pub events: Events,
+    /// Keys that open encrypted payloads. `None` (the default) reads `SPOOL_KEY` and
+    /// `SPOOL_PREVIOUS_KEYS` when the worker starts; a bad key there stops it from starting.
+    #[cfg(feature = "encryption")]
+    pub keyring: Option<Keyring>,
 }
 
 impl Default for WorkerConfig {
@@ -85,6 +102,12 @@ impl Default for WorkerConfig {
             max_deferrals: 100,
             allow: HashSet::new(),
             failed_retention: Duration::from_secs(7 * 24 * 3600),
+            result_retention: Duration::from_secs(24 * 3600),
+            #[cfg(feature = "schedule")]
+            schedules: Vec::new(),
+            events: Events::default(),
+            #[cfg(feature = "encryption")]
+            keyring: None,
         }
     }
 }
@@ -155,7 +178,24 @@ impl Worker {
     /// Runs until a stop condition, a shutdown request, or a limit; see [`ExitReason`].
     pub async fn run(self) -> Result<WorkerExit, WorkerError> {
         self.validate()?;
-        fetch::run(self).await
+        let mut worker = self;
+        worker.load_keys()?;
+        fetch::run(worker).await
+    }
+
+    /// Reads the keys from the environment unless the config brought its own.
+    #[cfg(feature = "encryption")]
+    fn load_keys(&mut self) -> Result<(), WorkerError> {
+        if self.config.keyring.is_none() {
+            self.config.keyring =
+                Keyring::from_env().map_err(|e| WorkerError::Config(e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    #[cfg(not(feature = "encryption"))]
+    fn load_keys(&mut self) -> Result<(), WorkerError> {
+        Ok(())
     }
 
     fn validate(&self) -> Result<(), WorkerError> {

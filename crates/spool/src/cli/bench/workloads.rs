@@ -186,10 +186,7 @@ pub(crate) async fn baseline(scratch: &Scratch, spec: &Spec) -> Result<Value, Cl
         }
         let done: Vec<Settlement> = got
             .into_iter()
-            .map(|j| Settlement::Complete {
-                id: j.id,
-                token: j.token,
-            })
+            .map(|j| Settlement::complete(j.id, j.token))
             .collect();
         store.settle(&worker.id, &done).await?;
     }

@@ -10,6 +10,9 @@ use crate::store::{PushOutcome, Settlement};
 pub(crate) struct Done<'a> {
     pub(crate) id: &'a str,
     pub(crate) token: i64,
+    /// The result to keep, if the handler stored one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) result: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -47,7 +50,13 @@ impl SettlementBatch {
         let mut failed = Vec::new();
         for s in settlements {
             match s {
-                Settlement::Complete { id, token } => done.push(Done { id, token: *token }),
+                Settlement::Complete {
+                    id, token, result, ..
+                } => done.push(Done {
+                    id,
+                    token: *token,
+                    result: result.as_deref(),
+                }),
                 Settlement::Release {
                     id,
                     token,
@@ -71,6 +80,7 @@ impl SettlementBatch {
                     token,
                     error,
                     causes,
+                    ..
                 } => failed.push(Failed {
                     id,
                     token: *token,

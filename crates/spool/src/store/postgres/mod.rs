@@ -24,8 +24,9 @@ use sqlx::{
 };
 
 use super::{
-    FailedFilter, FailedJob, Heartbeat, JobFilter, JobInfo, JobState, NewJob, PushOutcome,
-    QueueStats, ReapReport, ReservedJob, RetrySelector, Settlement, Stats, Store, StoreError,
+    BatchInfo, BatchPrune, CompletedJob, FailedFilter, FailedJob, Heartbeat, JobFilter, JobInfo,
+    JobState, LimitMode, LimitState, NewBatch, NewJob, Progress, PushOutcome, QueueStats,
+    ReapReport, ReservedJob, RetrySelector, Settlement, SlotRequest, Stats, Store, StoreError,
     StoreResult, WakeupSignal, Wakeups, WorkerInfo, WorkerStatus,
 };
 use crate::duration::millis;
@@ -33,10 +34,12 @@ use crate::duration::millis;
 mod batch;
 mod listen;
 mod rows;
+mod workflow;
 
-use batch::{SettlementBatch, applied_in_order, push_outcomes};
+use batch::{SettlementBatch, applied_in_order};
+use workflow::Ended;
 
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 /// The schema Spool uses when none is named.
 pub const DEFAULT_SCHEMA: &str = "spool";
 /// Connections per store. Each worker process holds one store; its queries are short, so a
@@ -61,7 +64,10 @@ pub struct PostgresStore {
     /// The worker's hot path (acks and claims): sessions with `synchronous_commit = off`, so
     /// they don't wait for the WAL flush. If the server crashes before it, completed jobs come
     /// back and run again and claims return to the queue, which at-least-once allows. Pushes
-    /// never use it: a dispatched job is durable once `push` returns.
+    /// never use it: a dispatched job is durable once `push` returns. A completion's side
+    /// effects (batch counters and callbacks, follow-ups, released locks and slots) commit in
+    /// the same transaction, so a crash loses them together with the completion, never one
+    /// without the other: the job runs again and brings them again.
     hot: PgPool,
     /// The schema name as validated (unquoted).
     schema: String,
@@ -171,7 +177,8 @@ impl PostgresStore {
     ) -> StoreResult<Vec<ReservedJob>> {
         // The candidates are picked in a materialised CTE so that they are chosen (and locked)
         // exactly once; SKIP LOCKED lets concurrent reservers take different jobs instead of
-        // queueing behind each other.
+        // queueing behind each other. "Unique until processing" locks are released with the
+        // claim.
         let sql = self.sql(&format!(
             "WITH clock AS MATERIALIZED (SELECT {{schema}}.now_ms() AS ms),
              picked AS MATERIALIZED (
@@ -179,13 +186,17 @@ impl PostgresStore {
                  WHERE queue = $2 AND worker_id IS NULL AND available_at <= (SELECT ms FROM clock)
                  ORDER BY available_at, seq
                  LIMIT $3
-                 FOR UPDATE SKIP LOCKED)
-             UPDATE {{schema}}.jobs
-             SET worker_id = $1, token = token + 1, reserved_at = (SELECT ms FROM clock),
-                 attempts = attempts + 1
-             WHERE seq IN (SELECT seq FROM picked)
-             RETURNING {}",
-            rows::RESERVED_COLUMNS
+                 FOR UPDATE SKIP LOCKED),
+             claimed AS (
+                 UPDATE {{schema}}.jobs
+                 SET worker_id = $1, token = token + 1, reserved_at = (SELECT ms FROM clock),
+                     attempts = attempts + 1
+                 WHERE seq IN (SELECT seq FROM picked)
+                 RETURNING {cols}, unique_key),
+             {unlocked}
+             SELECT {cols} FROM claimed",
+            cols = rows::RESERVED_COLUMNS,
+            unlocked = workflow::release_locks_cte("unlocked", "claimed", "processing"),
         ));
         let mut out = Vec::new();
         for queue in queues {
@@ -208,8 +219,10 @@ impl PostgresStore {
         Ok(out)
     }
 
-    /// Settles inside the caller's transaction; returns the applied flags and whether any job
-    /// was released (a notification is queued in the transaction).
+    /// Settles inside the caller's transaction, with every side effect of the settled jobs:
+    /// locks and slots released, batches counted (and their callbacks pushed), results kept,
+    /// follow-ups pushed. Returns the applied flags and whether jobs became available (a
+    /// notification is then queued in the transaction).
     async fn settle_in(
         &self,
         conn: &mut PgConnection,
@@ -217,112 +230,181 @@ impl PostgresStore {
         settlements: &[Settlement],
     ) -> StoreResult<(Vec<bool>, bool)> {
         let batch = SettlementBatch::new(settlements);
-        let mut applied: Vec<String> = Vec::with_capacity(settlements.len());
+        // (id, token) of every applied settlement, and the batch jobs among them.
+        let mut applied: Vec<(String, i64)> = Vec::with_capacity(settlements.len());
+        let mut ended: Vec<Ended> = Vec::new();
         if let Some(json) = &batch.complete {
             // The processed counter is bumped in the same statement, only when something was
             // completed: its row is the one every worker writes, so it is locked as briefly as
             // possible and never for an empty batch.
-            let done: Vec<(String,)> = sqlx::query_as(self.sql(
-                "WITH done AS (
-                     DELETE FROM {schema}.jobs j
-                     USING json_to_recordset($1::json) AS d (id text, token bigint)
+            let done: Vec<(String, i64, Option<String>)> = sqlx::query_as(self.sql(&format!(
+                "WITH clock AS MATERIALIZED (SELECT {{schema}}.now_ms() AS ms),
+                 done AS (
+                     DELETE FROM {{schema}}.jobs j
+                     USING json_to_recordset($1::json) AS d (id text, token bigint, result text)
                      WHERE j.id = d.id AND j.worker_id = $2 AND j.token = d.token
-                     RETURNING j.id),
+                     RETURNING j.id, j.token, j.queue, j.job, j.batch_id, j.unique_key, d.result),
                  counted AS (
-                     INSERT INTO {schema}.meta (name, value)
+                     INSERT INTO {{schema}}.meta (name, value)
                      SELECT 'processed', COUNT(*) FROM done HAVING COUNT(*) > 0
-                     ON CONFLICT (name) DO UPDATE SET value = meta.value + excluded.value)
-                 SELECT id FROM done",
-            ))
+                     ON CONFLICT (name) DO UPDATE SET value = meta.value + excluded.value),
+                 kept AS (
+                     INSERT INTO {{schema}}.results (id, queue, job, batch_id, result, completed_at)
+                     SELECT id, queue, job, batch_id, result, (SELECT ms FROM clock)
+                     FROM done WHERE result IS NOT NULL
+                     ON CONFLICT (id) DO UPDATE SET result = excluded.result,
+                         completed_at = excluded.completed_at),
+                 {unlocked},
+                 {freed}
+                 SELECT id, token, batch_id FROM done",
+                unlocked = workflow::release_locks_cte("unlocked", "done", "done"),
+                freed = workflow::free_slots_cte("freed", "done"),
+            )))
             .bind(json)
             .bind(worker_id)
             .fetch_all(&mut *conn)
             .await?;
-            applied.extend(fenced_ids(done));
+            for (id, token, batch_id) in done {
+                if let Some(batch_id) = batch_id {
+                    ended.push(Ended {
+                        batch_id,
+                        job_id: id.clone(),
+                        failed: false,
+                    });
+                }
+                applied.push((id, token));
+            }
         }
         let mut released_any = false;
         if let Some(json) = &batch.release {
-            let released: Vec<(String,)> = sqlx::query_as(self.sql(
-                "WITH clock AS MATERIALIZED (SELECT {schema}.now_ms() AS ms)
-                 UPDATE {schema}.jobs j
-                 SET worker_id = NULL, reserved_at = NULL,
-                     available_at = (SELECT ms FROM clock) + LEAST(d.delay_ms, $3),
-                     attempts = j.attempts - d.refund,
-                     deferrals = j.deferrals + d.deferral,
-                     exceptions = j.exceptions + d.exception,
-                     last_error = COALESCE(d.error, j.last_error)
-                 FROM json_to_recordset($1::json) AS d (
-                     id text, token bigint, delay_ms bigint, refund bigint, deferral bigint,
-                     exception bigint, error text)
-                 WHERE j.id = d.id AND j.worker_id = $2 AND j.token = d.token
-                 RETURNING j.id",
-            ))
+            let released: Vec<(String, i64)> = sqlx::query_as(self.sql(&format!(
+                "WITH clock AS MATERIALIZED (SELECT {{schema}}.now_ms() AS ms),
+                 released AS (
+                     UPDATE {{schema}}.jobs j
+                     SET worker_id = NULL, reserved_at = NULL,
+                         available_at = (SELECT ms FROM clock) + LEAST(d.delay_ms, $3),
+                         attempts = j.attempts - d.refund,
+                         deferrals = j.deferrals + d.deferral,
+                         exceptions = j.exceptions + d.exception,
+                         last_error = COALESCE(d.error, j.last_error)
+                     FROM json_to_recordset($1::json) AS d (
+                         id text, token bigint, delay_ms bigint, refund bigint, deferral bigint,
+                         exception bigint, error text)
+                     WHERE j.id = d.id AND j.worker_id = $2 AND j.token = d.token
+                     RETURNING j.id, j.token),
+                 {freed}
+                 SELECT id, token FROM released",
+                freed = workflow::free_slots_cte("freed", "released"),
+            )))
             .bind(json)
             .bind(worker_id)
             .bind(MAX_OFFSET_MS)
             .fetch_all(&mut *conn)
             .await?;
             released_any = !released.is_empty();
-            applied.extend(fenced_ids(released));
+            applied.extend(released);
         }
         if let Some(json) = &batch.fail {
             // Delete and record in one statement: exactly the jobs the fence let through are
             // recorded, even if the reaper takes others between statements.
-            let failed: Vec<(String,)> = sqlx::query_as(self.sql(
-                "WITH clock AS MATERIALIZED (SELECT {schema}.now_ms() AS ms),
+            let failed: Vec<(String, i64, Option<String>)> = sqlx::query_as(self.sql(&format!(
+                "WITH clock AS MATERIALIZED (SELECT {{schema}}.now_ms() AS ms),
                  gone AS (
-                     DELETE FROM {schema}.jobs j
+                     DELETE FROM {{schema}}.jobs j
                      USING json_to_recordset($1::json) AS d (id text, token bigint, error text, causes text)
                      WHERE j.id = d.id AND j.worker_id = $2 AND j.token = d.token
-                     RETURNING j.id, j.queue, j.job, j.envelope, j.attempts, d.error, d.causes),
+                     RETURNING j.id, j.token, j.queue, j.job, j.envelope, j.attempts, j.batch_id,
+                               j.unique_key, d.error, d.causes),
                  recorded AS (
-                     INSERT INTO {schema}.failed (id, queue, job, envelope, error, causes, attempts, failed_at)
-                     SELECT id, queue, job, envelope, error, causes, attempts, (SELECT ms FROM clock)
+                     INSERT INTO {{schema}}.failed (id, queue, job, envelope, error, causes, attempts,
+                                                  failed_at, batch_id)
+                     SELECT id, queue, job, envelope, error, causes, attempts, (SELECT ms FROM clock),
+                            batch_id
                      FROM gone
                      ON CONFLICT (id) DO UPDATE SET queue = excluded.queue, job = excluded.job,
                          envelope = excluded.envelope, error = excluded.error,
                          causes = excluded.causes, attempts = excluded.attempts,
-                         failed_at = excluded.failed_at)
-                 SELECT id FROM gone",
-            ))
+                         failed_at = excluded.failed_at, batch_id = excluded.batch_id),
+                 {unlocked},
+                 {freed}
+                 SELECT id, token, batch_id FROM gone",
+                unlocked = workflow::release_locks_cte("unlocked", "gone", "done"),
+                freed = workflow::free_slots_cte("freed", "gone"),
+            )))
             .bind(json)
             .bind(worker_id)
             .fetch_all(&mut *conn)
             .await?;
-            applied.extend(fenced_ids(failed));
+            for (id, token, batch_id) in failed {
+                if let Some(batch_id) = batch_id {
+                    ended.push(Ended {
+                        batch_id,
+                        job_id: id.clone(),
+                        failed: true,
+                    });
+                }
+                applied.push((id, token));
+            }
         }
-        if released_any {
+        let fired = self.count_in_batches_in(conn, &ended).await?;
+        let follow_ups = workflow::applied_follow_ups(settlements, &applied);
+        let pushed = self
+            .push_in(conn, &follow_ups, None)
+            .await?
+            .contains(&PushOutcome::Queued);
+        let wake = released_any || fired > 0 || pushed;
+        if wake {
             self.notify_in(conn).await?;
         }
-        Ok((applied_in_order(settlements, &applied), released_any))
+        let ids: Vec<String> = applied.into_iter().map(|(id, _)| id).collect();
+        Ok((applied_in_order(settlements, &ids), wake))
     }
 
-    /// Completes `settlements` (all completions) and claims up to `limit` jobs of `queue` in one
-    /// statement, so one round trip: data-modifying CTEs for both, and the two results told
-    /// apart by the last column (the completed id, NULL on claimed rows).
+    /// Completes `settlements` (all plain completions: no follow-ups, no result) and claims up
+    /// to `limit` jobs of `queue` in one statement, so one round trip: data-modifying CTEs for
+    /// both, and the two results told apart by the last columns (the completed id, NULL on
+    /// claimed rows). The unique locks and slots of the completed jobs are released in the
+    /// same statement.
+    ///
+    /// Counting a job in its batch takes more than a CTE can do cheaply (locking the batch
+    /// rows, reading their callbacks, pushing the due ones), so if any of the settled jobs
+    /// belongs to a batch the statement changes nothing, and returns `None`: the caller then
+    /// takes the general path, which settles with every side effect in one transaction. The
+    /// check is one more index probe per settled id, in the same statement; plain jobs pay
+    /// nothing else.
     async fn complete_and_claim(
         &self,
         worker_id: &str,
         settlements: &[Settlement],
         queue: &str,
         limit: usize,
-    ) -> StoreResult<(Vec<bool>, Vec<ReservedJob>)> {
+    ) -> StoreResult<Option<(Vec<bool>, Vec<ReservedJob>)>> {
         use sqlx::Row;
         let batch = SettlementBatch::new(settlements);
         let sql = self.sql(&format!(
             "WITH clock AS MATERIALIZED (SELECT {{schema}}.now_ms() AS ms),
+             settled AS MATERIALIZED (
+                 SELECT * FROM json_to_recordset($1::json) AS d (id text, token bigint)),
+             in_batch AS MATERIALIZED (
+                 SELECT EXISTS (
+                     SELECT 1 FROM {{schema}}.jobs j JOIN settled d ON j.id = d.id
+                     WHERE j.worker_id = $2 AND j.token = d.token AND j.batch_id IS NOT NULL)
+                 AS found),
              done AS (
-                 DELETE FROM {{schema}}.jobs j
-                 USING json_to_recordset($1::json) AS d (id text, token bigint)
+                 DELETE FROM {{schema}}.jobs j USING settled d
                  WHERE j.id = d.id AND j.worker_id = $2 AND j.token = d.token
-                 RETURNING j.id),
+                   AND j.batch_id IS NULL AND NOT (SELECT found FROM in_batch)
+                 RETURNING j.id, j.unique_key),
              counted AS (
                  INSERT INTO {{schema}}.meta (name, value)
                  SELECT 'processed', COUNT(*) FROM done HAVING COUNT(*) > 0
                  ON CONFLICT (name) DO UPDATE SET value = meta.value + excluded.value),
+             {done_unlocked},
+             {freed},
              picked AS MATERIALIZED (
                  SELECT seq FROM {{schema}}.jobs
                  WHERE queue = $3 AND worker_id IS NULL AND available_at <= (SELECT ms FROM clock)
+                   AND NOT (SELECT found FROM in_batch)
                  ORDER BY available_at, seq
                  LIMIT $4
                  FOR UPDATE SKIP LOCKED),
@@ -331,13 +413,21 @@ impl PostgresStore {
                  SET worker_id = $2, token = token + 1, reserved_at = (SELECT ms FROM clock),
                      attempts = attempts + 1
                  WHERE seq IN (SELECT seq FROM picked)
-                 RETURNING {cols})
-             SELECT {cols}, NULL::text AS done_id FROM claimed
+                 RETURNING {cols}, unique_key),
+             {claim_unlocked}
+             SELECT {cols}, NULL::text AS done_id, false AS in_batch FROM claimed
              UNION ALL
              SELECT NULL::text, NULL::text, NULL::text, NULL::bigint, NULL::bigint, NULL::bigint,
                     NULL::bigint, NULL::bigint, NULL::bigint, NULL::text, NULL::bigint,
-                    NULL::bigint, NULL::bigint, id FROM done",
-            cols = rows::RESERVED_COLUMNS
+                    NULL::bigint, NULL::bigint, id, false FROM done
+             UNION ALL
+             SELECT NULL::text, NULL::text, NULL::text, NULL::bigint, NULL::bigint, NULL::bigint,
+                    NULL::bigint, NULL::bigint, NULL::bigint, NULL::text, NULL::bigint,
+                    NULL::bigint, NULL::bigint, NULL::text, true FROM in_batch WHERE found",
+            cols = rows::RESERVED_COLUMNS,
+            done_unlocked = workflow::release_locks_cte("done_unlocked", "done", "done"),
+            freed = workflow::free_slots_cte("freed", "done"),
+            claim_unlocked = workflow::release_locks_cte("claim_unlocked", "claimed", "processing"),
         ));
         let found = sqlx::query(sql)
             .bind(batch.complete.as_deref().unwrap_or("[]"))
@@ -349,15 +439,18 @@ impl PostgresStore {
         let mut done = Vec::new();
         let mut claimed = Vec::new();
         for row in &found {
+            if row.try_get::<bool, _>(14)? {
+                return Ok(None);
+            }
             match row.try_get::<Option<String>, _>(13)? {
                 Some(id) => done.push(id),
                 None => claimed.push(rows::reserved(row)?),
             }
         }
-        Ok((
+        Ok(Some((
             applied_in_order(settlements, &done),
             rows::in_claim_order(claimed),
-        ))
+        )))
     }
 
     /// The advisory lock that serialises migrations of this schema (and only this schema).
@@ -495,6 +588,17 @@ impl Store for PostgresStore {
             .execute(&mut *tx)
             .await?;
         }
+        if current < 2 {
+            sqlx::raw_sql(self.sql(include_str!("schema_v2.sql")))
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(self.sql(
+                "INSERT INTO {schema}.spool_migrations (version, applied_at)
+                 VALUES (2, {schema}.now_ms())",
+            ))
+            .execute(&mut *tx)
+            .await?;
+        }
         tx.commit().await?;
         Ok(())
     }
@@ -503,45 +607,11 @@ impl Store for PostgresStore {
         if jobs.is_empty() {
             return Ok(Vec::new());
         }
-        let ids: Vec<&str> = jobs.iter().map(|j| j.id.as_str()).collect();
-        let queues: Vec<&str> = jobs.iter().map(|j| j.queue.as_str()).collect();
-        let names: Vec<&str> = jobs.iter().map(|j| j.job.as_str()).collect();
-        let envelopes: Vec<&str> = jobs.iter().map(|j| j.envelope.as_str()).collect();
-        let delays: Vec<i64> = jobs.iter().map(|j| offset_ms(j.delay)).collect();
-        let windows: Vec<Option<i64>> = jobs.iter().map(|j| j.retry_for.map(offset_ms)).collect();
-        // One statement, so one round trip, for the whole batch: ORDER BY ord keeps `seq` in
-        // push order, a repeated id (already stored or earlier in the batch) is skipped by ON
-        // CONFLICT, and the notification is queued once if anything was inserted (PostgreSQL
-        // delivers it when the statement commits).
-        let inserted: Vec<(String,)> = sqlx::query_as(self.sql(
-            "WITH clock AS MATERIALIZED (SELECT {schema}.now_ms() AS ms),
-             ins AS (
-                 INSERT INTO {schema}.jobs (id, queue, job, envelope, available_at, retry_until, created_at)
-                 SELECT n.id, n.queue, n.job, n.envelope, c.ms + n.delay_ms, c.ms + n.retry_for_ms, c.ms
-                 FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[])
-                      WITH ORDINALITY AS n (id, queue, job, envelope, delay_ms, retry_for_ms, ord),
-                      clock c
-                 ORDER BY n.ord
-                 ON CONFLICT (id) DO NOTHING
-                 RETURNING id),
-             notified AS MATERIALIZED (
-                 SELECT pg_notify($7, '') FROM (SELECT 1 FROM ins LIMIT 1) AS any_inserted)
-             SELECT ins.id FROM ins LEFT JOIN notified ON true",
-        ))
-        .bind(&ids)
-        .bind(&queues)
-        .bind(&names)
-        .bind(&envelopes)
-        .bind(&delays)
-        .bind(&windows)
-        .bind(&self.channel)
-        .fetch_all(&self.pool)
-        .await?;
-        let inserted = fenced_ids(inserted);
-        if !inserted.is_empty() {
-            self.wakeup.notify();
-        }
-        Ok(push_outcomes(&ids, &inserted))
+        // One statement in autocommit: the push is durable once it returns.
+        let mut conn = self.pool.acquire().await?;
+        let outcomes = self.push_in(&mut conn, jobs, None).await?;
+        self.woken_if_queued(&outcomes);
+        Ok(outcomes)
     }
 
     async fn register_worker(&self, worker: &WorkerInfo, lease: Duration) -> StoreResult<()> {
@@ -619,9 +689,9 @@ impl Store for PostgresStore {
             return Ok(Vec::new());
         }
         let mut tx = self.pool.begin().await?;
-        let (applied, released) = self.settle_in(&mut tx, worker_id, settlements).await?;
+        let (applied, wake) = self.settle_in(&mut tx, worker_id, settlements).await?;
         tx.commit().await?;
-        if released {
+        if wake {
             self.wakeup.notify();
         }
         Ok(applied)
@@ -634,14 +704,19 @@ impl Store for PostgresStore {
         queues: &[String],
         limit: usize,
     ) -> StoreResult<(Vec<bool>, Vec<ReservedJob>)> {
-        let only_completions = settlements
-            .iter()
-            .all(|st| matches!(st, Settlement::Complete { .. }));
-        if !settlements.is_empty() && only_completions && queues.len() == 1 {
-            // The common case (a busy worker on one queue): ack and claim in one statement.
-            return self
+        let plain_completions = settlements.iter().all(|st| {
+            matches!(st, Settlement::Complete { follow_ups, result, .. }
+                if follow_ups.is_empty() && result.is_none())
+        });
+        if !settlements.is_empty() && plain_completions && queues.len() == 1 {
+            // The common case (a busy worker on one queue): ack and claim in one statement,
+            // unless a settled job belongs to a batch (then nothing was done: settle below).
+            if let Some(done) = self
                 .complete_and_claim(worker_id, settlements, &queues[0], limit)
-                .await;
+                .await?
+            {
+                return Ok(done);
+            }
         }
         if settlements.is_empty() {
             // A lone claim needs no transaction around it: one round trip per queue.
@@ -651,11 +726,13 @@ impl Store for PostgresStore {
                 self.reserve_in(&mut conn, worker_id, queues, limit).await?,
             ));
         }
+        // On the hot pool (`synchronous_commit = off`): see [`PostgresStore::hot`] for why
+        // the side effects committed here may be lost only together with the settlement.
         let mut tx = self.hot.begin().await?;
-        let (applied, released) = self.settle_in(&mut tx, worker_id, settlements).await?;
+        let (applied, wake) = self.settle_in(&mut tx, worker_id, settlements).await?;
         let jobs = self.reserve_in(&mut tx, worker_id, queues, limit).await?;
         tx.commit().await?;
-        if released {
+        if wake {
             self.wakeup.notify();
         }
         Ok((applied, jobs))
@@ -677,7 +754,15 @@ impl Store for PostgresStore {
         ] {
             sqlx::query(setting).execute(&mut *tx).await?;
         }
-        let (failed, recovered, workers_removed): (i64, i64, i64) = sqlx::query_as(self.sql(
+        // Poison pills fail like any final failure: recorded with their batch, their locks
+        // released, counted in their batch. The slots of dead workers are freed with them.
+        let (failed, recovered, workers_removed, poisoned_ids, poisoned_batches): (
+            i64,
+            i64,
+            i64,
+            Vec<String>,
+            Vec<String>,
+        ) = sqlx::query_as(self.sql(
             "WITH clock AS MATERIALIZED (SELECT {schema}.now_ms() AS ms),
              lost AS MATERIALIZED (
                  SELECT j.seq, j.worker_id, j.token FROM {schema}.jobs j
@@ -688,16 +773,31 @@ impl Store for PostgresStore {
                  DELETE FROM {schema}.jobs j USING lost
                  WHERE j.seq = lost.seq AND j.worker_id = lost.worker_id AND j.token = lost.token
                    AND j.recoveries + 1 >= $1
-                 RETURNING j.id, j.queue, j.job, j.envelope, j.attempts, j.recoveries, j.last_error),
+                 RETURNING j.id, j.queue, j.job, j.envelope, j.attempts, j.recoveries, j.last_error,
+                           j.batch_id, j.unique_key),
              recorded AS (
-                 INSERT INTO {schema}.failed (id, queue, job, envelope, error, causes, attempts, failed_at)
+                 INSERT INTO {schema}.failed (id, queue, job, envelope, error, causes, attempts, failed_at,
+                                              batch_id)
                  SELECT id, queue, job, envelope,
                         'worker lost ' || (recoveries + 1) || ' times while running this job',
                         json_build_array(COALESCE(last_error, 'no error recorded before the losses'))::text,
-                        attempts, (SELECT ms FROM clock)
+                        attempts, (SELECT ms FROM clock), batch_id
                  FROM poisoned
                  ON CONFLICT (id) DO UPDATE SET error = excluded.error, causes = excluded.causes,
-                     attempts = excluded.attempts, failed_at = excluded.failed_at),
+                     attempts = excluded.attempts, failed_at = excluded.failed_at,
+                     batch_id = excluded.batch_id),
+             unlocked AS (
+                 DELETE FROM {schema}.locks l USING poisoned p
+                 WHERE p.unique_key IS NOT NULL AND l.key = p.unique_key AND l.owner = p.id
+                   AND l.until = 'done'),
+             expired_locks AS (
+                 -- Periodic jobs leave one expiring lock per tick.
+                 DELETE FROM {schema}.locks
+                 WHERE expires_at IS NOT NULL AND expires_at <= (SELECT ms FROM clock)),
+             freed AS (
+                 DELETE FROM {schema}.slots s
+                 WHERE NOT EXISTS (SELECT 1 FROM {schema}.workers w
+                                   WHERE w.id = s.worker_id AND w.expires_at > (SELECT ms FROM clock))),
              recovered AS (
                  UPDATE {schema}.jobs j
                  SET worker_id = NULL, reserved_at = NULL, available_at = (SELECT ms FROM clock),
@@ -709,16 +809,28 @@ impl Store for PostgresStore {
              removed AS (
                  DELETE FROM {schema}.workers WHERE expires_at <= (SELECT ms FROM clock) RETURNING 1)
              SELECT (SELECT COUNT(*) FROM poisoned), (SELECT COUNT(*) FROM recovered),
-                    (SELECT COUNT(*) FROM removed)",
+                    (SELECT COUNT(*) FROM removed),
+                    ARRAY(SELECT id FROM poisoned WHERE batch_id IS NOT NULL ORDER BY id),
+                    ARRAY(SELECT batch_id FROM poisoned WHERE batch_id IS NOT NULL ORDER BY id)",
         ))
         .bind(i64::from(max_recoveries))
         .fetch_one(&mut *tx)
         .await?;
-        if recovered > 0 {
+        let ended: Vec<Ended> = poisoned_ids
+            .into_iter()
+            .zip(poisoned_batches)
+            .map(|(job_id, batch_id)| Ended {
+                batch_id,
+                job_id,
+                failed: true,
+            })
+            .collect();
+        let wake = recovered > 0 || self.count_in_batches_in(&mut tx, &ended).await? > 0;
+        if wake {
             self.notify_in(&mut tx).await?;
         }
         tx.commit().await?;
-        if recovered > 0 {
+        if wake {
             self.wakeup.notify();
         }
         Ok(ReapReport {
@@ -867,13 +979,19 @@ impl Store for PostgresStore {
     }
 
     async fn delete_job(&self, id: &str) -> StoreResult<bool> {
-        let n =
-            sqlx::query(self.sql("DELETE FROM {schema}.jobs WHERE id = $1 AND worker_id IS NULL"))
-                .bind(id)
-                .execute(&self.pool)
-                .await?
-                .rows_affected();
-        Ok(n > 0)
+        // An operator's delete frees the job's unique lock (one held until expiry stays).
+        let deleted: bool = sqlx::query_scalar(self.sql(
+            "WITH gone AS (
+                 DELETE FROM {schema}.jobs WHERE id = $1 AND worker_id IS NULL RETURNING id),
+             unlocked AS (
+                 DELETE FROM {schema}.locks
+                 WHERE owner IN (SELECT id FROM gone) AND until <> 'expiry')
+             SELECT EXISTS (SELECT 1 FROM gone)",
+        ))
+        .bind(id)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(deleted)
     }
 
     async fn run_job_now(&self, id: &str) -> StoreResult<bool> {
@@ -898,14 +1016,20 @@ impl Store for PostgresStore {
     }
 
     async fn clear(&self, queue: &str) -> StoreResult<u64> {
-        let n = sqlx::query(
-            self.sql("DELETE FROM {schema}.jobs WHERE queue = $1 AND worker_id IS NULL"),
-        )
+        // Like a delete, clearing frees the unique locks of the jobs (not those held until
+        // expiry).
+        let n: i64 = sqlx::query_scalar(self.sql(
+            "WITH gone AS (
+                 DELETE FROM {schema}.jobs WHERE queue = $1 AND worker_id IS NULL RETURNING id),
+             unlocked AS (
+                 DELETE FROM {schema}.locks
+                 WHERE owner IN (SELECT id FROM gone) AND until <> 'expiry')
+             SELECT COUNT(*) FROM gone",
+        ))
         .bind(queue)
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
-        Ok(n)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(count(n))
     }
 
     async fn failed_jobs(&self, filter: &FailedFilter) -> StoreResult<(Vec<FailedJob>, u64)> {
@@ -948,36 +1072,52 @@ impl Store for PostgresStore {
     }
 
     async fn retry_failed(&self, selector: &RetrySelector) -> StoreResult<Vec<String>> {
-        let (all, queue, ids): (bool, Option<&str>, &[String]) = match selector {
-            RetrySelector::Ids(ids) => (false, None, ids),
-            RetrySelector::All { queue } => (true, queue.as_deref(), &[]),
+        let (all, queue, ids, batch): (bool, Option<&str>, &[String], Option<&str>) = match selector
+        {
+            RetrySelector::Ids(ids) => (false, None, ids, None),
+            RetrySelector::All { queue } => (true, queue.as_deref(), &[], None),
+            RetrySelector::Batch(id) => (false, None, &[], Some(id)),
         };
         let mut tx = self.pool.begin().await?;
         // Requeued oldest failure first, with fresh counters; the retry deadline is recomputed
         // from the envelope's retry window with the database clock (S-RETRY-4). A failed
-        // record whose id is queued again meanwhile stays where it is.
+        // record whose id is queued again meanwhile stays where it is. A retried batch job is
+        // pending in its batch again: no longer counted as failed, and the cancellation and
+        // end its failure caused are lifted.
         let retried: Vec<(String,)> = sqlx::query_as(self.sql(
             "WITH clock AS MATERIALIZED (SELECT {schema}.now_ms() AS ms),
              requeued AS (
-                 INSERT INTO {schema}.jobs (id, queue, job, envelope, available_at, retry_until, created_at)
+                 INSERT INTO {schema}.jobs (id, queue, job, envelope, available_at, retry_until,
+                                            created_at, batch_id)
                  SELECT f.id, f.queue, f.job, f.envelope, c.ms,
                         -- No window, no deadline (LEAST alone would turn NULL into the cap).
                         CASE WHEN w.ms IS NOT NULL THEN c.ms + LEAST(w.ms, $4) END,
-                        c.ms
+                        c.ms, f.batch_id
                  FROM {schema}.failed f, clock c,
                       LATERAL (SELECT {schema}.retry_window_ms(f.envelope) AS ms) w
                  WHERE ($1 AND ($2::text IS NULL OR f.queue = $2)) OR (NOT $1 AND f.id = ANY($3))
+                    OR ($5::text IS NOT NULL AND f.batch_id = $5)
                  ORDER BY f.failed_at, f.id COLLATE \"C\"
                  ON CONFLICT (id) DO NOTHING
-                 RETURNING id),
+                 RETURNING id, batch_id),
              forgotten AS (
-                 DELETE FROM {schema}.failed WHERE id IN (SELECT id FROM requeued))
+                 DELETE FROM {schema}.failed WHERE id IN (SELECT id FROM requeued)),
+             uncounted AS (
+                 UPDATE {schema}.batches b
+                 SET pending = b.pending + r.n, failed = GREATEST(b.failed - r.n, 0),
+                     failed_ids = ARRAY(SELECT x.id FROM unnest(b.failed_ids) WITH ORDINALITY AS x (id, ord)
+                                        WHERE x.id <> ALL (r.ids) ORDER BY x.ord),
+                     cancelled_at = NULL, finished_at = NULL
+                 FROM (SELECT batch_id, COUNT(*) AS n, array_agg(id) AS ids FROM requeued
+                       WHERE batch_id IS NOT NULL GROUP BY batch_id) r
+                 WHERE b.id = r.batch_id)
              SELECT id FROM requeued",
         ))
         .bind(all)
         .bind(queue)
         .bind(ids)
         .bind(MAX_OFFSET_MS)
+        .bind(batch)
         .fetch_all(&mut *tx)
         .await?;
         let retried = fenced_ids(retried);
@@ -1039,6 +1179,71 @@ impl Store for PostgresStore {
         .fetch_optional(&self.pool)
         .await?;
         Ok(epoch.unwrap_or(0))
+    }
+
+    async fn create_batch(
+        &self,
+        batch: &NewBatch,
+        jobs: &[NewJob],
+    ) -> StoreResult<Vec<PushOutcome>> {
+        self.create_batch_tx(batch, jobs).await
+    }
+
+    async fn add_to_batch(&self, batch_id: &str, jobs: &[NewJob]) -> StoreResult<Vec<PushOutcome>> {
+        self.add_to_batch_tx(batch_id, jobs).await
+    }
+
+    async fn batch(&self, id: &str) -> StoreResult<Option<BatchInfo>> {
+        Ok(self.batches_where(Some(id), 1).await?.pop())
+    }
+
+    async fn batches(&self, limit: u32) -> StoreResult<Vec<BatchInfo>> {
+        self.batches_where(None, limit).await
+    }
+
+    async fn cancel_batch(&self, id: &str) -> StoreResult<bool> {
+        self.cancel_batch_now(id).await
+    }
+
+    async fn prune_batches(&self, prune: BatchPrune) -> StoreResult<u64> {
+        self.prune_batches_now(prune).await
+    }
+
+    async fn limit(&self, key: &str, window: Duration, mode: LimitMode) -> StoreResult<LimitState> {
+        self.limit_tx(key, window, mode).await
+    }
+
+    async fn clear_limit(&self, key: &str) -> StoreResult<()> {
+        self.clear_limit_now(key).await
+    }
+
+    async fn acquire_slot(&self, worker_id: &str, request: &SlotRequest) -> StoreResult<bool> {
+        self.acquire_slot_tx(worker_id, request).await
+    }
+
+    async fn set_progress(
+        &self,
+        worker_id: &str,
+        id: &str,
+        token: i64,
+        progress: &Progress,
+    ) -> StoreResult<bool> {
+        self.set_progress_now(
+            worker_id,
+            id,
+            token,
+            progress.percent,
+            progress.message.as_deref(),
+        )
+        .await
+    }
+
+    async fn job_result(&self, id: &str) -> StoreResult<Option<CompletedJob>> {
+        self.job_result_now(id).await
+    }
+
+    async fn prune_results(&self, age: Duration) -> StoreResult<u64> {
+        self.prune_results_now(age).await
     }
 }
 

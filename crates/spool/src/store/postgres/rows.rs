@@ -1,15 +1,18 @@
 //! Row decoding for the PostgreSQL store: one function per value type.
 
-use sqlx::{ColumnIndex, Decode, Row, Type};
+use sqlx::{ColumnIndex, Decode, Row, Type, postgres::PgRow};
 
-use crate::store::{FailedJob, JobInfo, JobState, ReservedJob, rfc3339_ms};
+use crate::store::{
+    BatchInfo, CompletedJob, FailedJob, JobInfo, JobState, Progress, ReservedJob, rfc3339_ms,
+};
 
 /// Columns a reservation returns, in this order.
 pub(crate) const RESERVED_COLUMNS: &str = "id, queue, envelope, token, attempts, recoveries, \
      deferrals, exceptions, retry_until, last_error, reserved_at, available_at, seq";
 
 /// Columns a job listing selects, in this order (followed by the store's "now").
-pub(crate) const JOB_COLUMNS: &str = "id, queue, job, worker_id, available_at, attempts, recoveries, deferrals, last_error, envelope";
+pub(crate) const JOB_COLUMNS: &str = "id, queue, job, worker_id, available_at, attempts, recoveries, \
+     deferrals, last_error, envelope, progress, progress_message";
 
 /// Columns a failed listing selects, in this order.
 pub(crate) const FAILED_COLUMNS: &str =
@@ -54,7 +57,8 @@ where
 {
     let worker: Option<String> = row.try_get(3)?;
     let available_at: i64 = row.try_get(4)?;
-    let now: i64 = row.try_get(10)?;
+    let now: i64 = row.try_get(12)?;
+    let progress: Option<i64> = row.try_get(10)?;
     let state = match (&worker, available_at > now) {
         (Some(_), _) => JobState::Reserved,
         (None, true) => JobState::Delayed,
@@ -72,6 +76,14 @@ where
         available_at,
         worker,
         envelope: row.try_get(9)?,
+        progress: progress
+            .map(|p| -> Result<Progress, sqlx::Error> {
+                Ok(Progress {
+                    percent: p.clamp(0, 100) as u8,
+                    message: row.try_get(11)?,
+                })
+            })
+            .transpose()?,
     })
 }
 
@@ -93,6 +105,46 @@ where
         causes: serde_json::from_str(&causes).unwrap_or_else(|_| vec![causes]),
         attempts: count(row.try_get(6)?),
         failed_at: rfc3339_ms(row.try_get(7)?),
+    })
+}
+
+/// Columns a batch listing selects, in this order.
+pub(crate) const BATCH_COLUMNS: &str = "id, name, total, pending, failed, failed_ids, \
+     allow_failures, created_at, cancelled_at, finished_at";
+
+/// Decodes a row of [`BATCH_COLUMNS`].
+pub(crate) fn batch_info(row: &PgRow) -> Result<BatchInfo, sqlx::Error> {
+    let total = u64::try_from(row.try_get::<i64, _>(2)?).unwrap_or(0);
+    let pending = u64::try_from(row.try_get::<i64, _>(3)?).unwrap_or(0);
+    Ok(BatchInfo {
+        id: row.try_get(0)?,
+        name: row.try_get(1)?,
+        total,
+        pending,
+        failed: u64::try_from(row.try_get::<i64, _>(4)?).unwrap_or(0),
+        progress: BatchInfo::percent(total, pending),
+        allow_failures: row.try_get(6)?,
+        failed_ids: row.try_get(5)?,
+        created_at: rfc3339_ms(row.try_get(7)?),
+        cancelled_at: row.try_get::<Option<i64>, _>(8)?.map(rfc3339_ms),
+        finished_at: row.try_get::<Option<i64>, _>(9)?.map(rfc3339_ms),
+    })
+}
+
+/// Columns a kept result selects, in this order.
+pub(crate) const RESULT_COLUMNS: &str = "id, queue, job, batch_id, result, completed_at";
+
+/// Decodes a row of [`RESULT_COLUMNS`]. A result that is not JSON (the store keeps what the
+/// handler gave) comes back as a JSON string.
+pub(crate) fn completed_job(row: &PgRow) -> Result<CompletedJob, sqlx::Error> {
+    let result: Option<String> = row.try_get(4)?;
+    Ok(CompletedJob {
+        id: row.try_get(0)?,
+        queue: row.try_get(1)?,
+        job: row.try_get(2)?,
+        batch_id: row.try_get(3)?,
+        result: result.map(|r| serde_json::from_str(&r).unwrap_or(serde_json::Value::String(r))),
+        completed_at: rfc3339_ms(row.try_get(5)?),
     })
 }
 

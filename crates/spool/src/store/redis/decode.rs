@@ -165,6 +165,8 @@ pub(super) fn job_info(value: &Value, queue: &str, now: i64) -> StoreResult<(Job
         available_at,
         worker,
         envelope: text(envelope, "envelope")?,
+        // Progress reports are part of the workflow contract, not kept by this store yet.
+        progress: None,
     };
     Ok((info, int(seq, "seq")?))
 }

@@ -391,6 +391,7 @@ impl RedisStore {
         settlements: &[Settlement],
         claim: Option<(&str, usize, i64)>,
     ) -> StoreResult<(Vec<bool>, Vec<ReservedJob>)> {
+        self.push_follow_ups(settlements).await?;
         let mut groups = self.route(settlements).await?;
         if let Some((queue, _, _)) = claim {
             match groups.iter().position(|(q, _)| q == queue) {
@@ -444,6 +445,28 @@ impl RedisStore {
             self.wakeup.notify();
         }
         Ok((applied, claimed))
+    }
+
+    /// Pushes the follow-ups of settlements (a chain's next link or catch handler) before
+    /// the settlements themselves. A follow-up may be on another queue, so on a Cluster it
+    /// cannot share the settlement's atomic step; pushed first, a crash in between leaves the
+    /// job to run again and push the same follow-up (same id: reported already queued while it
+    /// waits), never a finished job whose next link is lost.
+    async fn push_follow_ups(&self, settlements: &[Settlement]) -> StoreResult<()> {
+        let follow_ups: Vec<NewJob> = settlements
+            .iter()
+            .flat_map(|s| match s {
+                Settlement::Complete { follow_ups, .. } | Settlement::Fail { follow_ups, .. } => {
+                    follow_ups.as_slice()
+                }
+                Settlement::Release { .. } => &[],
+            })
+            .cloned()
+            .collect();
+        if !follow_ups.is_empty() {
+            self.push(&follow_ups).await?;
+        }
+        Ok(())
     }
 
     /// Runs a per-queue script on each of `queues` with the same arguments.
@@ -504,7 +527,9 @@ impl RedisStore {
 /// Appends one settlement in the layout `queue.lua`'s `settle` reads.
 fn settlement_args(call: &mut ScriptInvocation<'_>, settlement: &Settlement) {
     match settlement {
-        Settlement::Complete { id, token } => {
+        // Follow-ups are pushed before the settlement (see `push_follow_ups`); kept results
+        // are part of the workflow contract, not kept by this store yet.
+        Settlement::Complete { id, token, .. } => {
             call.arg("c").arg(id).arg(*token);
         }
         Settlement::Release {
@@ -530,6 +555,7 @@ fn settlement_args(call: &mut ScriptInvocation<'_>, settlement: &Settlement) {
             token,
             error,
             causes,
+            ..
         } => {
             let causes = serde_json::to_string(causes).unwrap_or_else(|_| "[]".into());
             call.arg("f").arg(id).arg(*token).arg(error).arg(causes);
@@ -577,6 +603,14 @@ impl Store for RedisStore {
     async fn push(&self, jobs: &[NewJob]) -> StoreResult<Vec<PushOutcome>> {
         if jobs.is_empty() {
             return Ok(Vec::new());
+        }
+        // Refused rather than ignored: a unique lock or batch that silently did nothing would
+        // run jobs the caller expects to be deduplicated or counted.
+        if jobs.iter().any(|j| j.unique.is_some()) {
+            return Err(self.unsupported("unique jobs"));
+        }
+        if jobs.iter().any(|j| j.batch_id.is_some()) {
+            return Err(self.unsupported("batches"));
         }
         let mut groups: Vec<(&str, Vec<usize>)> = Vec::new();
         for (i, job) in jobs.iter().enumerate() {
@@ -1002,6 +1036,7 @@ impl Store for RedisStore {
             RetrySelector::Ids(ids) => (self.all_queues().await?, ids.clone()),
             RetrySelector::All { queue: Some(queue) } => (vec![queue.clone()], Vec::new()),
             RetrySelector::All { queue: None } => (self.all_queues().await?, Vec::new()),
+            RetrySelector::Batch(_) => return Err(self.unsupported("batches")),
         };
         let replies = self.on_each_queue(&scripts::RETRY, &queues, &ids).await?;
         let mut retried = Vec::new();

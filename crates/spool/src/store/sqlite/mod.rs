@@ -27,15 +27,17 @@ use rusqlite::{
 use tokio::sync::oneshot;
 
 use super::{
-    FailedFilter, FailedJob, Heartbeat, JobFilter, JobInfo, JobState, NewJob, PushOutcome,
-    QueueStats, ReapReport, ReservedJob, RetrySelector, Settlement, Stats, Store, StoreError,
+    BatchInfo, BatchPrune, CompletedJob, FailedFilter, FailedJob, Heartbeat, JobFilter, JobInfo,
+    JobState, LimitMode, LimitState, NewBatch, NewJob, Progress, PushOutcome, QueueStats,
+    ReapReport, ReservedJob, RetrySelector, Settlement, SlotRequest, Stats, Store, StoreError,
     StoreResult, WakeupSignal, Wakeups, WorkerInfo, WorkerStatus, rfc3339_ms,
 };
 use crate::{duration::millis, envelope::now_ms};
 
 mod watch;
+mod workflow;
 
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 /// Statements kept prepared per connection.
 const STATEMENT_CACHE: usize = 64;
@@ -207,10 +209,11 @@ const RESERVE_SQL: &str = "UPDATE spool_jobs
                    WHERE queue = ?3 AND worker_id IS NULL AND available_at <= ?2
                    ORDER BY available_at, seq LIMIT ?4)
      RETURNING id, queue, envelope, token, attempts, recoveries, deferrals, exceptions,
-               retry_until, last_error, reserved_at, available_at, seq";
+               retry_until, last_error, reserved_at, available_at, seq, unique_key";
 
-/// Decodes a row of [`RESERVE_SQL`]'s columns; also returns `seq` for ordering.
-fn reserved_row(row: &Row<'_>) -> rusqlite::Result<(ReservedJob, i64)> {
+/// Decodes a row of [`RESERVE_SQL`]'s columns; also returns `seq` for ordering and the
+/// job's unique key.
+fn reserved_row(row: &Row<'_>) -> rusqlite::Result<(ReservedJob, i64, Option<String>)> {
     let job = ReservedJob {
         id: row.get(0)?,
         queue: row.get(1)?,
@@ -225,17 +228,18 @@ fn reserved_row(row: &Row<'_>) -> rusqlite::Result<(ReservedJob, i64)> {
         reserved_at: row.get(10)?,
         available_at: row.get(11)?,
     };
-    Ok((job, row.get(12)?))
+    Ok((job, row.get(12)?, row.get(13)?))
 }
 
 /// Columns a job listing selects, in this order (followed by the store's "now").
-const JOB_COLUMNS: &str = "id, queue, job, worker_id, available_at, attempts, recoveries, deferrals, last_error, envelope";
+const JOB_COLUMNS: &str = "id, queue, job, worker_id, available_at, attempts, recoveries, deferrals, last_error, envelope, progress, progress_message";
 
 /// Decodes a row of [`JOB_COLUMNS`] followed by the store's now (ms).
 fn job_row(row: &Row<'_>) -> rusqlite::Result<JobInfo> {
     let worker: Option<String> = row.get(3)?;
     let available_at: i64 = row.get(4)?;
-    let now: i64 = row.get(10)?;
+    let now: i64 = row.get(12)?;
+    let progress: Option<i64> = row.get(10)?;
     let state = match (&worker, available_at > now) {
         (Some(_), _) => JobState::Reserved,
         (None, true) => JobState::Delayed,
@@ -253,6 +257,10 @@ fn job_row(row: &Row<'_>) -> rusqlite::Result<JobInfo> {
         available_at,
         worker,
         envelope: row.get(9)?,
+        progress: progress.map(|p| Progress {
+            percent: p.clamp(0, 100) as u8,
+            message: row.get(11).ok().flatten(),
+        }),
     })
 }
 
@@ -301,8 +309,13 @@ fn reserve_in(
             found.push(row?);
         }
         // RETURNING gives no order: put them in claim order.
-        found.sort_unstable_by_key(|(job, seq)| (job.available_at, *seq));
-        out.extend(found.drain(..).map(|(job, _)| job));
+        found.sort_unstable_by_key(|(job, seq, _)| (job.available_at, *seq));
+        for (job, _, unique_key) in found.drain(..) {
+            if let Some(key) = unique_key {
+                workflow::release_processing_lock(conn, &job.id, &key)?;
+            }
+            out.push(job);
+        }
     }
     Ok(out)
 }
@@ -320,14 +333,21 @@ fn settle_in(
     let mut released = false;
     for settlement in settlements {
         let done = match settlement {
-            Settlement::Complete { id, token } => {
-                let n = conn
-                    .prepare_cached(
-                        "DELETE FROM spool_jobs WHERE id = ?1 AND worker_id = ?2 AND token = ?3",
-                    )?
-                    .execute(params![id, worker_id, token])?;
-                completed += n as i64;
-                n > 0
+            Settlement::Complete {
+                id,
+                token,
+                follow_ups,
+                result,
+            } => {
+                let row = delete_settled(conn, id, worker_id, *token)?;
+                if let Some(row) = &row {
+                    completed += 1;
+                    let end = workflow::End::Completed {
+                        result: result.as_deref(),
+                    };
+                    workflow::after_settle(conn, row, end, follow_ups, now)?;
+                }
+                row.is_some()
             }
             Settlement::Release {
                 id,
@@ -338,46 +358,52 @@ fn settle_in(
             } => {
                 released = true;
                 let (refund, deferral, exception) = kind.counter_effects();
-                conn.prepare_cached(
-                    "UPDATE spool_jobs SET worker_id = NULL, reserved_at = NULL,
+                let applied =
+                    conn.prepare_cached(
+                        "UPDATE spool_jobs SET worker_id = NULL, reserved_at = NULL,
                             available_at = ?4, attempts = attempts - ?5,
                             deferrals = deferrals + ?6, exceptions = exceptions + ?7,
                             last_error = COALESCE(?8, last_error)
                      WHERE id = ?1 AND worker_id = ?2 AND token = ?3",
-                )?
-                .execute(params![
-                    id,
-                    worker_id,
-                    token,
-                    now + millis(*delay),
-                    refund,
-                    deferral,
-                    exception,
-                    error
-                ])? > 0
+                    )?
+                    .execute(params![
+                        id,
+                        worker_id,
+                        token,
+                        now + millis(*delay),
+                        refund,
+                        deferral,
+                        exception,
+                        error
+                    ])? > 0;
+                if applied {
+                    workflow::release_slots(conn, id)?;
+                }
+                applied
             }
             Settlement::Fail {
                 id,
                 token,
                 error,
                 causes,
+                follow_ups,
             } => {
                 let causes = serde_json::to_string(causes).unwrap_or_else(|_| "[]".into());
                 conn.prepare_cached(
-                    "INSERT INTO spool_failed (id, queue, job, envelope, error, causes, attempts, failed_at)
-                     SELECT id, queue, job, envelope, ?4, ?5, attempts, ?6
+                    "INSERT INTO spool_failed (id, queue, job, envelope, error, causes, attempts, failed_at, batch_id)
+                     SELECT id, queue, job, envelope, ?4, ?5, attempts, ?6, batch_id
                      FROM spool_jobs WHERE id = ?1 AND worker_id = ?2 AND token = ?3
                      ON CONFLICT (id) DO UPDATE SET queue = excluded.queue, job = excluded.job,
                          envelope = excluded.envelope, error = excluded.error,
                          causes = excluded.causes, attempts = excluded.attempts,
-                         failed_at = excluded.failed_at",
+                         failed_at = excluded.failed_at, batch_id = excluded.batch_id",
                 )?
                 .execute(params![id, worker_id, token, error, causes, now])?;
-                conn.prepare_cached(
-                    "DELETE FROM spool_jobs WHERE id = ?1 AND worker_id = ?2 AND token = ?3",
-                )?
-                .execute(params![id, worker_id, token])?
-                    > 0
+                let row = delete_settled(conn, id, worker_id, *token)?;
+                if let Some(row) = &row {
+                    workflow::after_settle(conn, row, workflow::End::Failed, follow_ups, now)?;
+                }
+                row.is_some()
             }
         };
         applied.push(done);
@@ -390,6 +416,22 @@ fn settle_in(
         .execute([completed])?;
     }
     Ok((applied, released))
+}
+
+/// Deletes a job its worker holds under `token`, returning what its side effects need.
+fn delete_settled(
+    conn: &Connection,
+    id: &str,
+    worker_id: &str,
+    token: i64,
+) -> StoreResult<Option<workflow::Settled>> {
+    Ok(conn
+        .prepare_cached(&format!(
+            "DELETE FROM spool_jobs WHERE id = ?1 AND worker_id = ?2 AND token = ?3 RETURNING {}",
+            workflow::SETTLED_COLUMNS
+        ))?
+        .query_row(params![id, worker_id, token], workflow::settled_row)
+        .optional()?)
 }
 
 fn restart_epoch_in(conn: &Connection) -> StoreResult<i64> {
@@ -437,6 +479,13 @@ impl Store for SqliteStore {
                     [now_ms()],
                 )?;
             }
+            if current < 2 {
+                conn.execute_batch(include_str!("schema_v2.sql"))?;
+                conn.execute(
+                    "INSERT INTO spool_migrations (version, applied_at) VALUES (2, ?1)",
+                    [now_ms()],
+                )?;
+            }
             Ok(())
         })
         .await
@@ -452,32 +501,7 @@ impl Store for SqliteStore {
         }
         let jobs = jobs.to_vec();
         let outcomes = self
-            .write(move |conn| {
-                let now = now_ms();
-                let mut insert = conn.prepare_cached(
-                    "INSERT INTO spool_jobs (id, queue, job, envelope, available_at, retry_until, created_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (id) DO NOTHING",
-                )?;
-                let mut outcomes = Vec::with_capacity(jobs.len());
-                for job in &jobs {
-                    let n = insert.execute(params![
-                        job.id,
-                        job.queue,
-                        job.job,
-                        job.envelope,
-                        now + millis(job.delay),
-                        job.retry_for.map(|d| now + millis(d)),
-                        now
-                    ])?;
-                    // A repeated id within one batch is already queued after its first row.
-                    outcomes.push(if n > 0 {
-                        PushOutcome::Queued
-                    } else {
-                        PushOutcome::AlreadyQueued
-                    });
-                }
-                Ok(outcomes)
-            })
+            .write(move |conn| workflow::push_in(conn, &jobs, now_ms()))
             .await?;
         self.wakeup.notify();
         Ok(outcomes)
@@ -596,25 +620,31 @@ impl Store for SqliteStore {
             .write(move |conn| {
                 let now = now_ms();
                 conn.prepare_cached(concat!(
-                    "INSERT INTO spool_failed (id, queue, job, envelope, error, causes, attempts, failed_at)
+                    "INSERT INTO spool_failed (id, queue, job, envelope, error, causes, attempts, failed_at, batch_id)
                      SELECT id, queue, job, envelope,
                             'worker lost ' || (recoveries + 1) || ' times while running this job',
                             json_array(COALESCE(last_error, 'no error recorded before the losses')),
-                            attempts, ?1
+                            attempts, ?1, batch_id
                      FROM spool_jobs WHERE ",
                     dead_holder!(),
                     " AND recoveries + 1 >= ?2
                      ON CONFLICT (id) DO UPDATE SET error = excluded.error, causes = excluded.causes,
-                         attempts = excluded.attempts, failed_at = excluded.failed_at"
+                         attempts = excluded.attempts, failed_at = excluded.failed_at,
+                         batch_id = excluded.batch_id"
                 ))?
                 .execute(params![now, max_recoveries as i64])?;
-                let failed = conn
-                    .prepare_cached(concat!(
-                        "DELETE FROM spool_jobs WHERE ",
+                let poisoned = conn
+                    .prepare_cached(&format!(
+                        "DELETE FROM spool_jobs WHERE {} AND recoveries + 1 >= ?2 RETURNING {}",
                         dead_holder!(),
-                        " AND recoveries + 1 >= ?2"
+                        workflow::SETTLED_COLUMNS
                     ))?
-                    .execute(params![now, max_recoveries as i64])?;
+                    .query_map(params![now, max_recoveries as i64], workflow::settled_row)?
+                    .collect::<Result<Vec<_>, _>>()?;
+                for row in &poisoned {
+                    workflow::after_settle(conn, row, workflow::End::Failed, &[], now)?;
+                }
+                let failed = poisoned.len();
                 let recovered = conn
                     .prepare_cached(concat!(
                         "UPDATE spool_jobs SET worker_id = NULL, reserved_at = NULL, available_at = ?1,
@@ -623,6 +653,7 @@ impl Store for SqliteStore {
                         dead_holder!()
                     ))?
                     .execute([now])?;
+                workflow::reap_workflow_state(conn, now)?;
                 let workers_removed = conn
                     .prepare_cached("DELETE FROM spool_workers WHERE expires_at <= ?1")?
                     .execute([now])?;
@@ -767,11 +798,15 @@ impl Store for SqliteStore {
 
     async fn delete_job(&self, id: &str) -> StoreResult<bool> {
         let id = id.to_string();
-        self.write_one(move |conn| {
-            Ok(conn
+        self.write(move |conn| {
+            let deleted = conn
                 .prepare_cached("DELETE FROM spool_jobs WHERE id = ?1 AND worker_id IS NULL")?
-                .execute([id])?
-                > 0)
+                .execute([&id])?
+                > 0;
+            if deleted {
+                workflow::release_locks_of(conn, &id)?;
+            }
+            Ok(deleted)
         })
         .await
     }
@@ -797,10 +832,15 @@ impl Store for SqliteStore {
 
     async fn clear(&self, queue: &str) -> StoreResult<u64> {
         let queue = queue.to_string();
-        self.write_one(move |conn| {
+        self.write(move |conn| {
+            conn.prepare_cached(
+                "DELETE FROM spool_locks WHERE until <> 'expiry' AND owner IN
+                     (SELECT id FROM spool_jobs WHERE queue = ?1 AND worker_id IS NULL)",
+            )?
+            .execute([&queue])?;
             Ok(conn
                 .prepare_cached("DELETE FROM spool_jobs WHERE queue = ?1 AND worker_id IS NULL")?
-                .execute([queue])? as u64)
+                .execute([&queue])? as u64)
         })
         .await
     }
@@ -842,9 +882,15 @@ impl Store for SqliteStore {
     }
 
     async fn retry_failed(&self, selector: &RetrySelector) -> StoreResult<Vec<String>> {
-        let (ids, queue, all) = match selector {
-            RetrySelector::Ids(ids) => (serde_json::to_string(ids).unwrap_or_default(), None, 0),
-            RetrySelector::All { queue } => ("[]".to_string(), queue.clone(), 1),
+        let (ids, queue, all, batch) = match selector {
+            RetrySelector::Ids(ids) => (
+                serde_json::to_string(ids).unwrap_or_default(),
+                None,
+                0,
+                None,
+            ),
+            RetrySelector::All { queue } => ("[]".to_string(), queue.clone(), 1, None),
+            RetrySelector::Batch(id) => ("[]".to_string(), None, 2, Some(id.clone())),
         };
         let retried = self
             .write(move |conn| {
@@ -852,22 +898,31 @@ impl Store for SqliteStore {
                 // The retry deadline is recomputed from the envelope's retry window (S-RETRY-4).
                 let retried = conn
                     .prepare_cached(
-                        "INSERT INTO spool_jobs (id, queue, job, envelope, available_at, retry_until, created_at)
+                        "INSERT INTO spool_jobs (id, queue, job, envelope, available_at, retry_until,
+                                                 created_at, batch_id)
                          SELECT f.id, f.queue, f.job, f.envelope, ?1,
-                                ?1 + (f.envelope ->> '$.options.retry_for_ms'), ?1
+                                ?1 + (f.envelope ->> '$.options.retry_for_ms'), ?1, f.batch_id
                          FROM spool_failed f
                          WHERE (?2 = 1 AND (?3 IS NULL OR f.queue = ?3))
                             OR (?2 = 0 AND f.id IN (SELECT value FROM json_each(?4)))
+                            OR (?2 = 2 AND f.batch_id = ?5)
                          ON CONFLICT (id) DO NOTHING
-                         RETURNING id",
+                         RETURNING id, batch_id",
                     )?
-                    .query_map(params![now, all, queue, ids], |row| row.get(0))?
-                    .collect::<Result<Vec<String>, _>>()?;
+                    .query_map(params![now, all, queue, ids, batch], |row| {
+                        Ok((row.get::<_, String>(0)?, row.get::<_, Option<String>>(1)?))
+                    })?
+                    .collect::<Result<Vec<_>, _>>()?;
                 let mut forget = conn.prepare_cached("DELETE FROM spool_failed WHERE id = ?1")?;
-                for id in &retried {
+                for (id, _) in &retried {
                     forget.execute([id])?;
                 }
-                Ok(retried)
+                let in_batches: Vec<(String, String)> = retried
+                    .iter()
+                    .filter_map(|(id, batch)| Some((id.clone(), batch.clone()?)))
+                    .collect();
+                workflow::uncount_retried(conn, &in_batches)?;
+                Ok(retried.into_iter().map(|(id, _)| id).collect::<Vec<_>>())
             })
             .await?;
         if !retried.is_empty() {
@@ -920,6 +975,160 @@ impl Store for SqliteStore {
 
     async fn restart_epoch(&self) -> StoreResult<i64> {
         self.read(restart_epoch_in).await
+    }
+
+    async fn create_batch(
+        &self,
+        batch: &NewBatch,
+        jobs: &[NewJob],
+    ) -> StoreResult<Vec<PushOutcome>> {
+        let (batch, jobs) = (batch.clone(), jobs.to_vec());
+        let outcomes = self
+            .write(move |conn| workflow::create_batch(conn, &batch, &jobs, now_ms()))
+            .await?;
+        self.wakeup.notify();
+        Ok(outcomes)
+    }
+
+    async fn add_to_batch(&self, batch_id: &str, jobs: &[NewJob]) -> StoreResult<Vec<PushOutcome>> {
+        let (batch_id, jobs) = (batch_id.to_string(), jobs.to_vec());
+        let outcomes = self
+            .write(move |conn| workflow::add_to_batch(conn, &batch_id, &jobs, now_ms()))
+            .await?;
+        self.wakeup.notify();
+        Ok(outcomes)
+    }
+
+    async fn batch(&self, id: &str) -> StoreResult<Option<BatchInfo>> {
+        let id = id.to_string();
+        self.read(move |conn| {
+            Ok(conn
+                .prepare_cached(&format!(
+                    "SELECT {} FROM spool_batches WHERE id = ?1",
+                    workflow::BATCH_COLUMNS
+                ))?
+                .query_row([id], workflow::batch_row)
+                .optional()?)
+        })
+        .await
+    }
+
+    async fn batches(&self, limit: u32) -> StoreResult<Vec<BatchInfo>> {
+        self.read(move |conn| {
+            Ok(conn
+                .prepare_cached(&format!(
+                    "SELECT {} FROM spool_batches ORDER BY created_at DESC, id LIMIT ?1",
+                    workflow::BATCH_COLUMNS
+                ))?
+                .query_map([limit], workflow::batch_row)?
+                .collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    async fn cancel_batch(&self, id: &str) -> StoreResult<bool> {
+        let id = id.to_string();
+        self.write_one(move |conn| {
+            Ok(conn
+                .prepare_cached(
+                    "UPDATE spool_batches SET cancelled_at = ?2 WHERE id = ?1 AND cancelled_at IS NULL",
+                )?
+                .execute(params![id, now_ms()])?
+                > 0)
+        })
+        .await
+    }
+
+    async fn prune_batches(&self, prune: BatchPrune) -> StoreResult<u64> {
+        let now = now_ms();
+        let before = |age: Option<Duration>| age.map(|a| now - millis(a));
+        let (finished, unfinished, cancelled) = (
+            before(prune.finished),
+            before(prune.unfinished),
+            before(prune.cancelled),
+        );
+        self.write_one(move |conn| {
+            Ok(conn
+                .prepare_cached(
+                    "DELETE FROM spool_batches
+                     WHERE (?1 IS NOT NULL AND finished_at IS NOT NULL AND finished_at < ?1)
+                        OR (?2 IS NOT NULL AND finished_at IS NULL AND created_at < ?2)
+                        OR (?3 IS NOT NULL AND cancelled_at IS NOT NULL AND created_at < ?3)",
+                )?
+                .execute(params![finished, unfinished, cancelled])? as u64)
+        })
+        .await
+    }
+
+    async fn limit(&self, key: &str, window: Duration, mode: LimitMode) -> StoreResult<LimitState> {
+        let key = key.to_string();
+        self.write(move |conn| workflow::limit(conn, &key, window, mode, now_ms()))
+            .await
+    }
+
+    async fn clear_limit(&self, key: &str) -> StoreResult<()> {
+        let key = key.to_string();
+        self.write_one(move |conn| {
+            conn.prepare_cached("DELETE FROM spool_limits WHERE key = ?1")?
+                .execute([key])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn acquire_slot(&self, worker_id: &str, request: &SlotRequest) -> StoreResult<bool> {
+        let (worker_id, request) = (worker_id.to_string(), request.clone());
+        self.write(move |conn| workflow::acquire_slot(conn, &worker_id, &request, now_ms()))
+            .await
+    }
+
+    async fn set_progress(
+        &self,
+        worker_id: &str,
+        id: &str,
+        token: i64,
+        progress: &Progress,
+    ) -> StoreResult<bool> {
+        let (worker_id, id, progress) = (worker_id.to_string(), id.to_string(), progress.clone());
+        self.write_one(move |conn| {
+            Ok(conn
+                .prepare_cached(
+                    "UPDATE spool_jobs SET progress = ?4, progress_message = ?5
+                     WHERE id = ?1 AND worker_id = ?2 AND token = ?3",
+                )?
+                .execute(params![
+                    id,
+                    worker_id,
+                    token,
+                    i64::from(progress.percent.min(100)),
+                    progress.message
+                ])?
+                > 0)
+        })
+        .await
+    }
+
+    async fn job_result(&self, id: &str) -> StoreResult<Option<CompletedJob>> {
+        let id = id.to_string();
+        self.read(move |conn| {
+            Ok(conn
+                .prepare_cached(&format!(
+                    "SELECT {} FROM spool_results WHERE id = ?1",
+                    workflow::RESULT_COLUMNS
+                ))?
+                .query_row([id], workflow::result_row)
+                .optional()?)
+        })
+        .await
+    }
+
+    async fn prune_results(&self, age: Duration) -> StoreResult<u64> {
+        self.write_one(move |conn| {
+            Ok(conn
+                .prepare_cached("DELETE FROM spool_results WHERE completed_at < ?1")?
+                .execute([now_ms() - millis(age)])? as u64)
+        })
+        .await
     }
 }
 

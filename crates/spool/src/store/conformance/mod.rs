@@ -17,6 +17,8 @@ use super::{
 };
 use crate::envelope::Envelope;
 
+pub mod workflow;
+
 const LEASE: Duration = Duration::from_secs(30);
 
 /// A new job for `queue` with `delay`.
@@ -48,10 +50,7 @@ fn q(names: &[&str]) -> Vec<String> {
 }
 
 fn complete(id: &str, token: i64) -> Settlement {
-    Settlement::Complete {
-        id: id.into(),
-        token,
-    }
+    Settlement::complete(id, token)
 }
 
 /// Jobs come back in push order, each with attempt 1 and a token; reserved jobs are hidden.
@@ -277,11 +276,13 @@ pub async fn failed_store_keeps_records(store: Arc<dyn Store>) {
         .unwrap();
     let fails: Vec<Settlement> = got
         .iter()
-        .map(|j| Settlement::Fail {
-            id: j.id.clone(),
-            token: j.token,
-            error: format!("boom {}", j.queue),
-            causes: vec!["inner".into(), "root".into()],
+        .map(|j| {
+            Settlement::fail(
+                j.id.clone(),
+                j.token,
+                format!("boom {}", j.queue),
+                vec!["inner".into(), "root".into()],
+            )
         })
         .collect();
     assert_eq!(store.settle(&w, &fails).await.unwrap(), [true, true]);
@@ -330,12 +331,7 @@ pub async fn retry_requeues_failed_jobs(store: Arc<dyn Store>) {
     let got = store.reserve(&w, &q(&["a", "b"]), 3).await.unwrap();
     let fails: Vec<Settlement> = got
         .iter()
-        .map(|j| Settlement::Fail {
-            id: j.id.clone(),
-            token: j.token,
-            error: "x".into(),
-            causes: vec![],
-        })
+        .map(|j| Settlement::fail(j.id.clone(), j.token, "x".into(), vec![]))
         .collect();
     store.settle(&w, &fails).await.unwrap();
     let one = store

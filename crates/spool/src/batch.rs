@@ -1,0 +1,259 @@
+//! Batches: many jobs dispatched as one unit, with counters, progress and callbacks
+//! (S-BATCH-1..8).
+//!
+//! The batch record and its jobs are stored in one transaction. Each job's completion or
+//! final failure updates the batch's counters in the same transaction as the settlement, and
+//! pushes the callbacks that became due, each at most once: `catch` at the first failure,
+//! `finally` when every job has run, `then` when every job has succeeded (after retries too).
+//! Progress is `(total - pending) / total`, so it reaches 100 % once every job has run, failed
+//! ones included. Callback jobs see the batch's id through [`JobContext::batch_id`].
+//!
+//! [`JobContext::batch_id`]: crate::JobContext::batch_id
+
+use std::time::Duration;
+
+use crate::{
+    dispatch::{DispatchError, DispatchOutcome, DispatchStatus, Spool},
+    envelope::Envelope,
+    job::Job,
+    store::{BatchInfo, NewBatch, NewJob, PushOutcome},
+};
+
+/// A batch being built: see [`Spool::batch`].
+///
+/// ```no_run
+/// # use serde::{Deserialize, Serialize};
+/// # use spool::{Job, JobContext, JobResult, Spool};
+/// # #[derive(Serialize, Deserialize)] struct Generate { doc: u64 }
+/// # impl Job for Generate { const NAME: &'static str = "generate";
+/// #   async fn handle(self, _: JobContext) -> JobResult { Ok(()) } }
+/// # #[derive(Serialize, Deserialize)] struct Done {}
+/// # impl Job for Done { const NAME: &'static str = "done";
+/// #   async fn handle(self, _: JobContext) -> JobResult { Ok(()) } }
+/// # async fn demo(spool: Spool) -> Result<(), spool::DispatchError> {
+/// let batch = spool
+///     .batch("monthly reports")
+///     .jobs((1..=50).map(|doc| Generate { doc }))?
+///     .allow_failures()
+///     .finally(Done {})?
+///     .dispatch()
+///     .await?;
+/// println!("batch {} queued", batch.id);
+/// # Ok(()) }
+/// ```
+#[must_use = "a batch does nothing until dispatched"]
+pub struct Batch<'a> {
+    spool: &'a Spool,
+    batch: NewBatch,
+    jobs: Vec<Envelope>,
+    queue: Option<String>,
+}
+
+/// What dispatching a batch did.
+#[derive(Debug, Clone)]
+pub struct BatchDispatch {
+    /// The batch's id, for `spool batches show ID`.
+    pub id: String,
+    /// One outcome per job, in order.
+    pub jobs: Vec<DispatchOutcome>,
+}
+
+impl Spool {
+    /// Starts a batch named `name`.
+    pub fn batch(&self, name: impl Into<String>) -> Batch<'_> {
+        Batch {
+            spool: self,
+            batch: NewBatch {
+                id: crate::new_id(),
+                name: name.into(),
+                ..NewBatch::default()
+            },
+            jobs: Vec::new(),
+            queue: None,
+        }
+    }
+
+    /// Adds jobs to an existing batch: its total and pending grow.
+    pub async fn add_to_batch<J: Job>(
+        &self,
+        batch_id: &str,
+        jobs: impl IntoIterator<Item = J>,
+    ) -> Result<Vec<DispatchOutcome>, DispatchError> {
+        let store = self.require_store("batches")?.clone();
+        let mut requests = Vec::new();
+        for job in jobs {
+            let mut envelope =
+                self.envelope(&job, job.queue().to_string(), job.options(), None, None)?;
+            envelope.batch_id = Some(batch_id.to_string());
+            requests.push((envelope, Duration::ZERO));
+        }
+        let new_jobs = self.new_jobs(&requests)?;
+        let pushed = store.add_to_batch(batch_id, &new_jobs).await?;
+        Ok(outcomes(&new_jobs, pushed))
+    }
+
+    /// Cancels a batch: its jobs still queued are skipped (counted as done, not run).
+    pub async fn cancel_batch(&self, batch_id: &str) -> Result<bool, DispatchError> {
+        Ok(self
+            .require_store("batches")?
+            .cancel_batch(batch_id)
+            .await?)
+    }
+
+    /// A batch's counters and state.
+    pub async fn batch_info(&self, batch_id: &str) -> Result<Option<BatchInfo>, DispatchError> {
+        Ok(self.require_store("batches")?.batch(batch_id).await?)
+    }
+}
+
+impl Batch<'_> {
+    /// Adds a job, with its type's queue and options.
+    pub fn job<J: Job>(mut self, job: J) -> Result<Self, DispatchError> {
+        let envelope =
+            self.spool
+                .envelope(&job, job.queue().to_string(), job.options(), None, None)?;
+        self.jobs.push(envelope);
+        Ok(self)
+    }
+
+    /// Adds many jobs of one type.
+    pub fn jobs<J: Job>(
+        mut self,
+        jobs: impl IntoIterator<Item = J>,
+    ) -> Result<Self, DispatchError> {
+        for job in jobs {
+            self = self.job(job)?;
+        }
+        Ok(self)
+    }
+
+    /// Adds a job given as an envelope (the CLI's requests).
+    pub fn add_envelope(mut self, envelope: Envelope) -> Self {
+        self.jobs.push(envelope);
+        self
+    }
+
+    /// Failures don't cancel the batch (its other jobs run); `then` still needs every job to
+    /// succeed.
+    pub fn allow_failures(mut self) -> Self {
+        self.batch.allow_failures = true;
+        self
+    }
+
+    /// Runs every job of the batch on this queue.
+    pub fn on_queue(mut self, queue: impl Into<String>) -> Self {
+        self.queue = Some(queue.into());
+        self
+    }
+
+    /// The batch's id (fresh unless set with [`id`](Self::id)).
+    pub fn batch_id(&self) -> &str {
+        &self.batch.id
+    }
+
+    /// Uses this id instead of a fresh one.
+    pub fn id(mut self, id: impl Into<String>) -> Self {
+        self.batch.id = id.into();
+        self
+    }
+
+    /// Pushed once every job has succeeded.
+    pub fn then<J: Job>(mut self, job: J) -> Result<Self, DispatchError> {
+        self.batch.then = Some(self.callback(&job)?);
+        Ok(self)
+    }
+
+    /// Pushed once, at the first failure.
+    pub fn catch<J: Job>(mut self, job: J) -> Result<Self, DispatchError> {
+        self.batch.catch = Some(self.callback(&job)?);
+        Ok(self)
+    }
+
+    /// Pushed once every job has run, whatever the outcome.
+    pub fn finally<J: Job>(mut self, job: J) -> Result<Self, DispatchError> {
+        self.batch.finally = Some(self.callback(&job)?);
+        Ok(self)
+    }
+
+    /// Sets a callback from an envelope (the CLI's requests); `which` is `then`, `catch` or
+    /// `finally`.
+    pub fn callback_envelope(
+        mut self,
+        which: &str,
+        mut envelope: Envelope,
+    ) -> Result<Self, DispatchError> {
+        envelope.batch_id = Some(self.batch.id.clone());
+        envelope.batch_callback = true;
+        let job = self.encode(envelope)?;
+        match which {
+            "then" => self.batch.then = Some(job),
+            "catch" => self.batch.catch = Some(job),
+            "finally" => self.batch.finally = Some(job),
+            other => {
+                return Err(DispatchError::InvalidOption(format!(
+                    "unknown batch callback `{other}`: use then, catch or finally"
+                )));
+            }
+        }
+        Ok(self)
+    }
+
+    /// Stores the batch and its jobs in one transaction.
+    pub async fn dispatch(self) -> Result<BatchDispatch, DispatchError> {
+        let store = self.spool.require_store("batches")?.clone();
+        if self.jobs.is_empty() {
+            return Err(DispatchError::InvalidOption(
+                "a batch needs at least one job".into(),
+            ));
+        }
+        let requests: Vec<(Envelope, Duration)> = self
+            .jobs
+            .into_iter()
+            .map(|mut envelope| {
+                envelope.batch_id = Some(self.batch.id.clone());
+                if let Some(queue) = &self.queue {
+                    envelope.queue = queue.clone();
+                }
+                (envelope, Duration::ZERO)
+            })
+            .collect();
+        let jobs = self.spool.new_jobs(&requests)?;
+        let pushed = store.create_batch(&self.batch, &jobs).await?;
+        Ok(BatchDispatch {
+            id: self.batch.id,
+            jobs: outcomes(&jobs, pushed),
+        })
+    }
+
+    /// A callback job: it knows its batch (through its envelope) but is not counted in it.
+    fn callback<J: Job>(&self, job: &J) -> Result<NewJob, DispatchError> {
+        let mut envelope =
+            self.spool
+                .envelope(job, job.queue().to_string(), job.options(), None, None)?;
+        envelope.batch_id = Some(self.batch.id.clone());
+        envelope.batch_callback = true;
+        self.encode(envelope)
+    }
+
+    fn encode(&self, envelope: Envelope) -> Result<NewJob, DispatchError> {
+        let mut jobs = self.spool.new_jobs(&[(envelope, Duration::ZERO)])?;
+        let mut job = jobs.pop().expect("one request, one job");
+        if let Some(queue) = &self.queue {
+            job.queue = queue.clone();
+        }
+        Ok(job)
+    }
+}
+
+fn outcomes(jobs: &[NewJob], pushed: Vec<PushOutcome>) -> Vec<DispatchOutcome> {
+    jobs.iter()
+        .zip(pushed)
+        .map(|(job, p)| DispatchOutcome {
+            id: job.id.clone(),
+            status: match p {
+                PushOutcome::Queued => DispatchStatus::Queued,
+                PushOutcome::AlreadyQueued => DispatchStatus::AlreadyQueued,
+            },
+        })
+        .collect()
+}

@@ -1,0 +1,62 @@
+//! What a settled job leaves behind for the store to push in the same atomic step: the next
+//! link of its chain when it completes, the chain's catch handler when it fails for good.
+
+use crate::{
+    envelope::{ChainRest, Envelope, Payload},
+    store::NewJob,
+};
+
+/// The next link of `envelope`'s chain, carrying the rest of the chain with it.
+pub(crate) fn next_links(envelope: &Envelope) -> Vec<NewJob> {
+    let Some(rest) = envelope.chain.as_deref() else {
+        return Vec::new();
+    };
+    let Some((first, later)) = rest.links.split_first() else {
+        return Vec::new();
+    };
+    let mut next = first.envelope.clone();
+    if !later.is_empty() || rest.catch.is_some() {
+        next.chain = Some(Box::new(ChainRest {
+            links: later.to_vec(),
+            catch: rest.catch.clone(),
+        }));
+    }
+    encode(&next, first.delay)
+}
+
+/// The chain's catch handler, told which job failed and why (its payload, when an object,
+/// gets `failed_job_id` and `error`).
+pub(crate) fn chain_catch(envelope: &Envelope, error: &str) -> Vec<NewJob> {
+    let Some(catch) = envelope
+        .chain
+        .as_deref()
+        .and_then(|rest| rest.catch.as_deref())
+    else {
+        return Vec::new();
+    };
+    let mut catch = catch.clone();
+    // An encrypted catch payload stays as sealed: the worker cannot add to it.
+    if let Some(Ok(serde_json::Value::Object(mut fields))) = catch
+        .payload
+        .plain()
+        .map(serde_json::from_str::<serde_json::Value>)
+    {
+        fields.insert("failed_job_id".into(), envelope.id.clone().into());
+        fields.insert("error".into(), error.into());
+        if let Ok(raw) = serde_json::value::to_raw_value(&fields) {
+            catch.payload = Payload::Plain(raw);
+        }
+    }
+    encode(&catch, std::time::Duration::ZERO)
+}
+
+fn encode(envelope: &Envelope, delay: std::time::Duration) -> Vec<NewJob> {
+    match NewJob::new(envelope, delay) {
+        Ok(job) => vec![job],
+        Err(e) => {
+            // Cannot happen for an envelope that was decoded from JSON; say so if it does.
+            tracing::error!(job_id = %envelope.id, "cannot encode the chain's next job: {e}");
+            Vec::new()
+        }
+    }
+}

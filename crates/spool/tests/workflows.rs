@@ -1,0 +1,516 @@
+//! Workflows through a real worker: chains, batches, unique jobs, middleware (rate limits,
+//! concurrency limits, overlap locks, exception throttling, skips), progress and results.
+//! Timing follows D-6: lower bounds exact, upper bounds with wide slack.
+#![cfg(feature = "sqlite")]
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, LazyLock, Mutex},
+    time::{Duration, Instant},
+};
+
+use serde::{Deserialize, Serialize};
+use spool::{
+    DispatchStatus, Job, JobContext, JobError, JobResult, Registry, Spool, Store, Unique, Worker,
+    WorkerConfig,
+    middleware::{
+        ConcurrencyLimited, Middleware, RateLimited, SkipIf, ThrottleExceptions, WithoutOverlapping,
+    },
+    store::RetrySelector,
+};
+
+/// One handler run: which step, when it started and ended.
+#[derive(Debug, Clone)]
+struct Run {
+    step: String,
+    started: Instant,
+    ended: Instant,
+    payload: serde_json::Value,
+}
+
+static RUNS: LazyLock<Mutex<HashMap<String, Vec<Run>>>> = LazyLock::new(Default::default);
+/// Steps that should succeed from now on (a "fixed" provider).
+static FIXED: LazyLock<Mutex<Vec<String>>> = LazyLock::new(Default::default);
+
+fn runs(test: &str) -> Vec<Run> {
+    RUNS.lock().unwrap().get(test).cloned().unwrap_or_default()
+}
+
+fn steps(test: &str) -> Vec<String> {
+    let mut runs = runs(test);
+    runs.sort_by_key(|r| r.started);
+    runs.into_iter().map(|r| r.step).collect()
+}
+
+/// What the step does, and which middleware it runs under.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Step {
+    test: String,
+    step: String,
+    #[serde(default)]
+    sleep_ms: u64,
+    #[serde(default)]
+    fail: bool,
+    #[serde(default)]
+    rate: Option<(u32, u64)>,
+    #[serde(default)]
+    overlap: Option<String>,
+    #[serde(default)]
+    concurrency: Option<u32>,
+    #[serde(default)]
+    throttle: Option<(u32, u64)>,
+    #[serde(default)]
+    skip: bool,
+    #[serde(default)]
+    report: bool,
+    #[serde(default)]
+    add_to_batch: u32,
+    /// Set on a batch's catch job by Spool.
+    #[serde(default)]
+    failed_job_id: Option<String>,
+}
+
+fn step(test: &str, name: &str) -> Step {
+    Step {
+        test: test.into(),
+        step: name.into(),
+        ..Step::default()
+    }
+}
+
+impl Job for Step {
+    const NAME: &'static str = "step";
+
+    fn options(&self) -> spool::JobOptions {
+        spool::JobOptions {
+            tries: Some(if self.throttle.is_some() { 20 } else { 1 }),
+            backoff: Some(spool::Backoff::fixed(Duration::from_millis(10))),
+            ..Default::default()
+        }
+    }
+
+    fn middleware(&self) -> Vec<Box<dyn Middleware>> {
+        let mut stack: Vec<Box<dyn Middleware>> = Vec::new();
+        if let Some((n, ms)) = self.rate {
+            stack.push(Box::new(RateLimited::new(
+                &self.test,
+                n,
+                Duration::from_millis(ms),
+            )));
+        }
+        if let Some(key) = &self.overlap {
+            stack.push(Box::new(
+                WithoutOverlapping::new(format!("{}:{key}", self.test))
+                    .release_after(Duration::from_millis(30)),
+            ));
+        }
+        if let Some(n) = self.concurrency {
+            stack.push(Box::new(
+                ConcurrencyLimited::new(&self.test, n).release_after(Duration::from_millis(30)),
+            ));
+        }
+        if let Some((n, ms)) = self.throttle {
+            stack.push(Box::new(ThrottleExceptions::new(
+                &self.test,
+                n,
+                Duration::from_millis(ms),
+            )));
+        }
+        if self.skip {
+            stack.push(Box::new(SkipIf::new(true)));
+        }
+        stack
+    }
+
+    async fn handle(self, ctx: JobContext) -> JobResult {
+        let started = Instant::now();
+        if self.report {
+            ctx.progress(50, Some("half way".to_string())).await?;
+        }
+        if self.sleep_ms > 0 {
+            tokio::time::sleep(Duration::from_millis(self.sleep_ms)).await;
+        }
+        if self.add_to_batch > 0 {
+            let more = (0..self.add_to_batch).map(|i| step(&self.test, &format!("added{i}")));
+            ctx.add_to_batch(more).await.map_err(JobError::fail)?;
+        }
+        let payload = serde_json::to_value(&self).unwrap();
+        let run = Run {
+            step: self.step.clone(),
+            started,
+            ended: Instant::now(),
+            payload,
+        };
+        RUNS.lock()
+            .unwrap()
+            .entry(self.test.clone())
+            .or_default()
+            .push(run);
+        if self.report {
+            ctx.set_result(&serde_json::json!({"words": 1200}))?;
+        }
+        let fixed = FIXED.lock().unwrap().contains(&self.step);
+        if self.fail && !fixed {
+            return Err(JobError::retry(format!("{} failed", self.step)));
+        }
+        Ok(())
+    }
+}
+
+async fn fresh() -> (Spool, Arc<dyn Store>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("spool.db").display());
+    let store = spool::connect(&url).await.unwrap();
+    (Spool::new(store.clone()), store, dir)
+}
+
+async fn work(store: &Arc<dyn Store>, queues: &[&str], concurrency: usize) {
+    let config = WorkerConfig {
+        queues: queues.iter().map(|q| q.to_string()).collect(),
+        concurrency,
+        until_done: true,
+        sleep: Duration::from_millis(20),
+        ..WorkerConfig::default()
+    };
+    let registry = Registry::new().register::<Step>();
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        Worker::new(store.clone(), registry, config).run(),
+    )
+    .await
+    .expect("the worker finishes")
+    .expect("the worker runs");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chain_runs_in_order_and_a_failure_stops_it_and_runs_catch_once() {
+    let (spool, store, _dir) = fresh().await;
+    let t = "chain_order";
+    spool
+        .chain()
+        .then(step(t, "analyse"))
+        .unwrap()
+        .then(step(t, "estimate"))
+        .unwrap()
+        .then(step(t, "generate"))
+        .unwrap()
+        .dispatch()
+        .await
+        .unwrap();
+    work(&store, &["default"], 4).await;
+    assert_eq!(steps(t), ["analyse", "estimate", "generate"]);
+
+    let t = "chain_failure";
+    spool
+        .chain()
+        .then(step(t, "a"))
+        .unwrap()
+        .then(Step {
+            fail: true,
+            ..step(t, "b")
+        })
+        .unwrap()
+        .then(step(t, "c"))
+        .unwrap()
+        .catch(step(t, "caught"))
+        .unwrap()
+        .dispatch()
+        .await
+        .unwrap();
+    work(&store, &["default"], 4).await;
+    assert_eq!(steps(t), ["a", "b", "caught"], "c never runs; catch once");
+    let caught = runs(t).into_iter().find(|r| r.step == "caught").unwrap();
+    let failed_b = runs(t).into_iter().find(|r| r.step == "b").unwrap();
+    assert!(caught.payload["failed_job_id"].is_string());
+    assert!(failed_b.ended <= caught.started);
+    assert_eq!(store.stats().await.unwrap().failed, 1, "one failed record");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chain_queue_and_delay_apply_to_every_link() {
+    let (spool, store, _dir) = fresh().await;
+    let t = "chain_delay";
+    let dispatched = Instant::now();
+    spool
+        .chain()
+        .then(step(t, "first"))
+        .unwrap()
+        .then(step(t, "second"))
+        .unwrap()
+        .on_queue("docs")
+        .delay(Duration::from_millis(300))
+        .dispatch()
+        .await
+        .unwrap();
+    work(&store, &["docs"], 2).await;
+    let r = runs(t);
+    let (first, second) = (&r[0], &r[1]);
+    assert!(first.started - dispatched >= Duration::from_millis(300));
+    assert!(second.started - first.ended >= Duration::from_millis(300));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batch_counts_fires_callbacks_once_and_retry_batch_fires_then() {
+    let (spool, store, _dir) = fresh().await;
+    let t = "batch_callbacks";
+    let batch = spool
+        .batch("reports")
+        .jobs((0..4).map(|i| step(t, &format!("doc{i}"))))
+        .unwrap()
+        .job(Step {
+            fail: true,
+            ..step(t, "flaky")
+        })
+        .unwrap()
+        .allow_failures()
+        .then(step(t, "then"))
+        .unwrap()
+        .catch(step(t, "catch"))
+        .unwrap()
+        .finally(step(t, "finally"))
+        .unwrap()
+        .dispatch()
+        .await
+        .unwrap();
+    let info = spool.batch_info(&batch.id).await.unwrap().unwrap();
+    assert_eq!((info.total, info.pending), (5, 5));
+    work(&store, &["default"], 3).await;
+    let info = spool.batch_info(&batch.id).await.unwrap().unwrap();
+    assert_eq!((info.pending, info.failed, info.progress), (0, 1, 100));
+    assert!(info.finished_at.is_some() && info.cancelled_at.is_none());
+    let count = |name: &str| steps(t).iter().filter(|s| *s == name).count();
+    assert_eq!((count("catch"), count("finally"), count("then")), (1, 1, 0));
+    // A callback knows its batch.
+    let finally_ran = runs(t).into_iter().find(|r| r.step == "finally").unwrap();
+    assert_eq!(finally_ran.payload["test"], t);
+
+    FIXED.lock().unwrap().push("flaky".into());
+    store
+        .retry_failed(&RetrySelector::Batch(batch.id.clone()))
+        .await
+        .unwrap();
+    work(&store, &["default"], 3).await;
+    assert_eq!((count("catch"), count("finally"), count("then")), (1, 1, 1));
+    let info = spool.batch_info(&batch.id).await.unwrap().unwrap();
+    assert_eq!((info.pending, info.failed), (0, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelled_batch_skips_its_jobs_and_jobs_can_grow_their_batch() {
+    let (spool, store, _dir) = fresh().await;
+    let t = "batch_cancel";
+    let batch = spool
+        .batch("to cancel")
+        .jobs((0..10).map(|i| step(t, &format!("doc{i}"))))
+        .unwrap()
+        .finally(step(t, "finally"))
+        .unwrap()
+        .dispatch()
+        .await
+        .unwrap();
+    assert!(spool.cancel_batch(&batch.id).await.unwrap());
+    work(&store, &["default"], 4).await;
+    assert_eq!(steps(t), ["finally"], "no handler of a cancelled batch ran");
+    let info = spool.batch_info(&batch.id).await.unwrap().unwrap();
+    assert_eq!(info.pending, 0);
+
+    let t = "batch_grow";
+    let batch = spool
+        .batch("loader")
+        .job(Step {
+            add_to_batch: 3,
+            ..step(t, "loader")
+        })
+        .unwrap()
+        .then(step(t, "then"))
+        .unwrap()
+        .dispatch()
+        .await
+        .unwrap();
+    work(&store, &["default"], 2).await;
+    let info = spool.batch_info(&batch.id).await.unwrap().unwrap();
+    assert_eq!((info.total, info.pending), (4, 0));
+    assert_eq!(steps(t).last().map(String::as_str), Some("then"));
+    assert_eq!(steps(t).len(), 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unique_jobs_refuse_duplicates_until_processed() {
+    let (spool, store, _dir) = fresh().await;
+    let t = "unique";
+    let lock = || Unique::new("document:42");
+    let first = spool.dispatch(step(t, "one")).unique(lock()).await.unwrap();
+    let dup = spool.dispatch(step(t, "two")).unique(lock()).await.unwrap();
+    assert_eq!(
+        (first.status, dup.status),
+        (DispatchStatus::Queued, DispatchStatus::AlreadyQueued)
+    );
+    work(&store, &["default"], 2).await;
+    assert_eq!(steps(t), ["one"]);
+    let after = spool
+        .dispatch(step(t, "three"))
+        .unique(lock())
+        .await
+        .unwrap();
+    assert_eq!(
+        after.status,
+        DispatchStatus::Queued,
+        "the lock went with the job"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limit_holds_across_workers_without_using_attempts() {
+    let (spool, store, _dir) = fresh().await;
+    let t = "rate";
+    let jobs = (0..12).map(|i| Step {
+        rate: Some((4, 500)),
+        ..step(t, &format!("call{i}"))
+    });
+    spool.dispatch_many(jobs).await.unwrap();
+    // Two workers share the limit through the store.
+    let (a, b) = tokio::join!(work(&store, &["default"], 6), work(&store, &["default"], 6));
+    let _ = (a, b);
+    let mut starts: Vec<Instant> = runs(t).iter().map(|r| r.started).collect();
+    starts.sort();
+    assert_eq!(starts.len(), 12, "every job ran once");
+    for (i, s) in starts.iter().enumerate() {
+        // The store counts acquisitions; handlers start a moment later, so allow a little.
+        let in_window = starts[i..]
+            .iter()
+            .take_while(|x| **x - *s < Duration::from_millis(450))
+            .count();
+        assert!(in_window <= 4, "{in_window} starts within 450 ms");
+    }
+    assert_eq!(
+        store.stats().await.unwrap().failed,
+        0,
+        "no attempt was burned"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overlap_and_concurrency_limits_hold() {
+    let (spool, store, _dir) = fresh().await;
+    let t = "overlap";
+    spool
+        .dispatch_many((0..4).map(|i| Step {
+            overlap: Some("doc".into()),
+            sleep_ms: 80,
+            ..step(t, &format!("gen{i}"))
+        }))
+        .await
+        .unwrap();
+    work(&store, &["default"], 4).await;
+    let max_at_once = |t: &str| {
+        let r = runs(t);
+        r.iter()
+            .map(|x| {
+                r.iter()
+                    .filter(|y| y.started < x.ended && x.started < y.ended)
+                    .count()
+            })
+            .max()
+            .unwrap_or(0)
+    };
+    assert_eq!(runs(t).len(), 4);
+    assert_eq!(max_at_once(t), 1, "never two at once");
+
+    let t = "concurrency";
+    spool
+        .dispatch_many((0..6).map(|i| Step {
+            concurrency: Some(2),
+            sleep_ms: 80,
+            ..step(t, &format!("gen{i}"))
+        }))
+        .await
+        .unwrap();
+    work(&store, &["default"], 6).await;
+    assert_eq!(runs(t).len(), 6);
+    assert!(max_at_once(t) <= 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttled_exceptions_cool_down_the_failing_service() {
+    let (spool, store, _dir) = fresh().await;
+    let t = "throttle";
+    spool
+        .dispatch(Step {
+            fail: true,
+            throttle: Some((2, 400)),
+            ..step(t, "provider")
+        })
+        .await
+        .unwrap();
+    let handle = {
+        let store = store.clone();
+        tokio::spawn(async move { work(&store, &["default"], 1).await })
+    };
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    FIXED.lock().unwrap().push("provider".into());
+    handle.await.unwrap();
+    let r = runs(t);
+    // Two quick failures, then a cool-down of the window before the next call.
+    assert!(r.len() >= 3, "{} runs", r.len());
+    assert!(
+        r[2].started - r[1].ended >= Duration::from_millis(300),
+        "cooled down"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn skip_progress_and_results() {
+    let (spool, store, _dir) = fresh().await;
+    let t = "skip";
+    spool
+        .dispatch(Step {
+            skip: true,
+            ..step(t, "skipped")
+        })
+        .await
+        .unwrap();
+    let reported = spool
+        .dispatch(Step {
+            report: true,
+            ..step(t, "reported")
+        })
+        .await
+        .unwrap();
+    work(&store, &["default"], 2).await;
+    assert_eq!(steps(t), ["reported"]);
+    assert_eq!(store.stats().await.unwrap().processed, 2);
+    let kept = store.job_result(&reported.id).await.unwrap().unwrap();
+    assert_eq!(kept.result, Some(serde_json::json!({"words": 1200})));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_schedule_tick_fires_once_across_workers() {
+    let (_spool, store, _dir) = fresh().await;
+    let t = "schedule";
+    let every_second = spool::Periodic::new("tick", "* * * * * *", step(t, "tick")).unwrap();
+    let worker = |store: Arc<dyn Store>| {
+        let config = WorkerConfig {
+            max_time: Some(Duration::from_millis(3300)),
+            sleep: Duration::from_millis(20),
+            schedules: vec![every_second.clone()],
+            ..WorkerConfig::default()
+        };
+        Worker::new(store, Registry::new().register::<Step>(), config).run()
+    };
+    // Three workers run the same schedule.
+    let (a, b, c) = tokio::join!(
+        worker(store.clone()),
+        worker(store.clone()),
+        worker(store.clone())
+    );
+    for r in [a, b, c] {
+        r.unwrap();
+    }
+    let ticks = runs(t).len();
+    assert!(
+        (2..=4).contains(&ticks),
+        "{ticks} runs in 3.3 s of a 1 s schedule"
+    );
+    let failed = store.stats().await.unwrap().failed;
+    assert_eq!(failed, 0);
+}

@@ -44,7 +44,7 @@ pub enum CliError {
 #[derive(Debug, Parser)]
 #[command(name = "spool", version, about, propagate_version = true)]
 pub struct Cli {
-    /// Store URL: sqlite://PATH or postgres://USER@HOST/DB.
+    /// Store URL: sqlite://PATH, postgres://USER@HOST/DB or mysql://USER@HOST/DB.
     #[arg(long, global = true, env = "SPOOL_URL", default_value = crate::store::DEFAULT_URL)]
     pub url: String,
     #[command(subcommand)]

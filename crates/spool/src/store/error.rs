@@ -8,7 +8,7 @@ pub enum StoreError {
     Unavailable(String),
     /// The URL names no store this build knows.
     #[error(
-        "unsupported store URL `{0}`: use sqlite://PATH, postgres://USER@HOST/DB or redis://HOST"
+        "unsupported store URL `{0}`: use sqlite://PATH, postgres://USER@HOST/DB, mysql://USER@HOST/DB or redis://HOST"
     )]
     BadUrl(String),
     /// The store kind exists but this build was compiled without it.
@@ -32,6 +32,9 @@ pub enum StoreError {
         /// The missing operation.
         what: &'static str,
     },
+    /// The server lacks something Spool needs (e.g. it is too old); the message says what.
+    #[error("{0}")]
+    ServerUnsupported(String),
     /// A bad argument to a store operation.
     #[error("{0}")]
     Invalid(String),
@@ -47,7 +50,7 @@ impl StoreError {
     }
 }
 
-#[cfg(feature = "postgres")]
+#[cfg(any(feature = "postgres", feature = "mysql"))]
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
         use sqlx::Error as E;
@@ -58,8 +61,17 @@ impl From<sqlx::Error> for StoreError {
             | E::PoolClosed
             | E::WorkerCrashed
             | E::Protocol(_) => StoreError::Unavailable(e.to_string()),
+            #[cfg(feature = "mysql")]
+            E::Database(db)
+                if db
+                    .try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>()
+                    .is_some_and(|e| super::mysql::is_unavailable_error(e.number())) =>
+            {
+                StoreError::Unavailable(e.to_string())
+            }
             E::Database(db) => match db.code().as_deref() {
-                // PostgreSQL: connection exceptions, admin shutdown, cannot connect now.
+                // SQLSTATE class 08: connection exceptions (both servers). PostgreSQL 57P: admin
+                // shutdown, cannot connect now.
                 Some(code) if code.starts_with("08") || code.starts_with("57P") => {
                     StoreError::Unavailable(e.to_string())
                 }

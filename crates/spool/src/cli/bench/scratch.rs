@@ -1,9 +1,10 @@
 //! The bench's store: never `./spool.db`. Without `--url`, a fresh SQLite file in a temporary
 //! directory; with a `sqlite://` URL, that file, wiped first (only if it does not exist yet
 //! or its name contains `bench`); with `postgres://`, a dedicated
-//! `spool_bench` schema in that database, dropped and recreated for every run; with
-//! `redis://`, the keys under a prefix containing `bench` (default `spool_bench`), deleted
-//! before every run.
+//! `spool_bench` schema in that database, dropped and recreated for every run; with `mysql://`,
+//! the URL's database (whose name must contain `bench`), dropped and recreated for every run;
+//! with `redis://`, the keys under a prefix containing `bench` (default `spool_bench`),
+//! deleted before every run.
 
 use std::{path::PathBuf, sync::Arc};
 
@@ -47,6 +48,9 @@ impl Scratch {
                 }
                 (url.to_string(), None)
             }
+            Some(url) if url.starts_with("mysql://") || url.starts_with("mariadb://") => {
+                (mysql_scratch(url).await?, None)
+            }
             Some(url) if url.starts_with("redis://") || url.starts_with("rediss://") => {
                 (redis_scratch(url).await?, None)
             }
@@ -74,6 +78,26 @@ async fn postgres_scratch(url: &str) -> Result<String, CliError> {
 #[cfg(not(feature = "postgres"))]
 async fn postgres_scratch(url: &str) -> Result<String, CliError> {
     Err(crate::store::StoreError::BadUrl(url.to_string()).into())
+}
+
+#[cfg(feature = "mysql")]
+async fn mysql_scratch(url: &str) -> Result<String, CliError> {
+    use crate::store::mysql::{MysqlStore, database_in_url};
+    let database = database_in_url(url)?.unwrap_or_default();
+    if !database.contains("bench") {
+        return Err(CliError::Usage(format!(
+            "refusing to wipe MySQL database `{database}`: the bench recreates its database for \
+             every run; point --url at a database whose name contains `bench`"
+        )));
+    }
+    MysqlStore::drop_database(url, &database).await?;
+    MysqlStore::create_database(url, &database).await?;
+    Ok(url.to_string())
+}
+
+#[cfg(not(feature = "mysql"))]
+async fn mysql_scratch(_url: &str) -> Result<String, CliError> {
+    Err(crate::store::StoreError::NotCompiled("mysql").into())
 }
 
 #[cfg(feature = "redis")]

@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use crate::duration::millis;
-use crate::store::{PushOutcome, Settlement};
+use crate::store::Settlement;
 
 #[derive(Serialize)]
 pub(crate) struct Done<'a> {
@@ -106,21 +106,5 @@ pub(crate) fn applied_in_order(settlements: &[Settlement], applied: &[String]) -
     settlements
         .iter()
         .map(|s| applied.contains(s.id()))
-        .collect()
-}
-
-/// Maps the ids a push inserted back onto the input order; a repeated id within one batch is
-/// `AlreadyQueued` after its first occurrence.
-pub(crate) fn push_outcomes(ids: &[&str], inserted: &[String]) -> Vec<PushOutcome> {
-    let mut inserted: std::collections::HashSet<&str> =
-        inserted.iter().map(String::as_str).collect();
-    ids.iter()
-        .map(|id| {
-            if inserted.remove(id) {
-                PushOutcome::Queued
-            } else {
-                PushOutcome::AlreadyQueued
-            }
-        })
         .collect()
 }

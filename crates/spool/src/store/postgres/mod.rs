@@ -33,9 +33,9 @@ use crate::duration::millis;
 
 mod batch;
 mod listen;
-mod rows;
 mod workflow;
 
+use super::sql::{outcomes::push_outcomes, rows};
 use batch::{SettlementBatch, applied_in_order};
 use workflow::Ended;
 

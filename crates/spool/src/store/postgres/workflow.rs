@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde::Serialize;
 use sqlx::PgConnection;
 
-use super::{PostgresStore, batch::push_outcomes, fenced_ids, fnv1a, offset_ms, rows};
+use super::{PostgresStore, fenced_ids, fnv1a, offset_ms, push_outcomes, rows};
 use crate::store::{
     BatchInfo, BatchPrune, CompletedJob, LimitMode, LimitState, NewBatch, NewJob, PushOutcome,
     Settlement, SlotRequest, StoreError, StoreResult,

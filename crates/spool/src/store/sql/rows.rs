@@ -1,4 +1,5 @@
-//! Row decoding for the PostgreSQL store: one function per value type.
+//! Row decoding shared by the SQL server stores: one function per value type. Both stores use
+//! the same column names and BIGINT integers, so one decoder serves either driver's rows.
 
 use sqlx::{ColumnIndex, Decode, Row, Type, postgres::PgRow};
 

@@ -1,0 +1,94 @@
+//! Claiming: up to N ready jobs of a queue, locked with `FOR UPDATE SKIP LOCKED` and handed to
+//! a worker with a new fencing token, inside the caller's transaction.
+//!
+//! The candidates are read in claim order straight off the `jobs_ready` index (one range:
+//! this queue, no holder, available by now), so the cost does not grow with the backlog, and
+//! rows other workers are claiming are skipped instead of waited for. The session runs at READ
+//! COMMITTED, where InnoDB locks only the rows it returns, never the gaps between them, so
+//! concurrent claims and pushes do not block each other. MySQL has no `UPDATE ... RETURNING`:
+//! the rows come from the locking read, and the update's effect on them (token and attempts
+//! + 1, reserved now) is applied to the decoded values, which the lock keeps exact.
+
+use sqlx::MySqlConnection;
+
+use super::sql::{list, sql};
+use crate::store::{ReservedJob, sql::rows};
+
+/// Reserves on `conn` (inside the caller's transaction) up to `limit` jobs, queue by queue.
+pub(super) async fn claim(
+    conn: &mut MySqlConnection,
+    worker_id: &str,
+    queues: &[String],
+    limit: usize,
+) -> Result<Vec<ReservedJob>, sqlx::Error> {
+    let mut out = Vec::new();
+    for queue in queues {
+        let want = limit.saturating_sub(out.len());
+        if want == 0 {
+            break;
+        }
+        out.extend(claim_from(conn, worker_id, queue, want).await?);
+    }
+    Ok(out)
+}
+
+async fn claim_from(
+    conn: &mut MySqlConnection,
+    worker_id: &str,
+    queue: &str,
+    limit: usize,
+) -> Result<Vec<ReservedJob>, sqlx::Error> {
+    let found = sqlx::query(sql(&format!(
+        "SELECT {} FROM spool_jobs
+         WHERE queue = ? AND worker_id IS NULL AND available_at <= {{now}}
+         ORDER BY available_at, seq
+         LIMIT ?
+         FOR UPDATE SKIP LOCKED",
+        claim_columns()
+    )))
+    .bind(queue)
+    .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+    .fetch_all(&mut *conn)
+    .await?;
+    if found.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut picked = Vec::with_capacity(found.len());
+    for row in &found {
+        let (mut job, seq) = rows::reserved(row)?;
+        job.token += 1;
+        job.attempts = job.attempts.saturating_add(1);
+        picked.push((job, seq));
+    }
+    // One clock reading for the whole claim (`NOW(3)` is fixed within the statement).
+    let now = picked[0].0.reserved_at;
+    let statement = format!(
+        "UPDATE spool_jobs
+         SET worker_id = ?, token = token + 1, reserved_at = ?, attempts = attempts + 1
+         WHERE seq IN ({})",
+        list(picked.len())
+    );
+    let mut update = sqlx::query(sqlx::AssertSqlSafe(statement))
+        .bind(worker_id)
+        .bind(now);
+    for (_, seq) in &picked {
+        update = update.bind(*seq);
+    }
+    update.execute(&mut *conn).await?;
+    Ok(rows::in_claim_order(picked))
+}
+
+/// [`rows::RESERVED_COLUMNS`] with the clock in place of `reserved_at`: the rows are read
+/// before the update that reserves them, and decode as they will be once it has run.
+fn claim_columns() -> String {
+    rows::RESERVED_COLUMNS.replace("reserved_at,", "{now} AS reserved_at,")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_claim_reads_the_clock_as_reserved_at() {
+        let columns = super::claim_columns();
+        assert_eq!(columns.matches("{now} AS reserved_at").count(), 1);
+    }
+}

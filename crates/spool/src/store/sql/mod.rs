@@ -1,0 +1,5 @@
+//! Helpers shared by the stores that talk to a database server through sqlx (PostgreSQL,
+//! MySQL / MariaDB).
+
+pub(crate) mod outcomes;
+pub(crate) mod rows;

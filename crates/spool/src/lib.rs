@@ -31,6 +31,7 @@
 //!
 //! The guarantees and every default are listed in the README and `docs/`.
 
+mod after_commit;
 mod batch;
 pub mod builtin;
 mod chain;
@@ -53,6 +54,7 @@ pub mod store;
 pub mod testing;
 pub mod worker;
 
+pub use after_commit::AfterCommit;
 pub use batch::{Batch, BatchDispatch};
 pub use chain::Chain;
 pub use dispatch::{DispatchError, DispatchOutcome, DispatchStatus, PendingDispatch, Spool};
@@ -68,6 +70,16 @@ pub use registry::Registry;
 pub use schedule::{Periodic, ScheduleError};
 pub use store::{Store, StoreError, connect};
 pub use worker::{Worker, WorkerConfig, WorkerError, WorkerExit};
+
+/// `docs/workflows.md`, compiled as doc-tests so it stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/workflows.md")]
+pub struct WorkflowsDoctests;
+
+/// `docs/middleware.md`, compiled as doc-tests so it stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/middleware.md")]
+pub struct MiddlewareDoctests;
 
 /// The README's Rust examples, compiled as doc-tests so they stay true.
 #[cfg(doctest)]

@@ -209,13 +209,13 @@ async fn scenario(url: &str, kill_one: bool) {
 // --- stores -----------------------------------------------------------------------------
 // The server helpers are unused in a build with no server store.
 
-#[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+#[cfg_attr(not(any(feature = "postgres", feature = "mysql")), allow(dead_code))]
 fn ci() -> bool {
     std::env::var("CI").as_deref() == Ok("true")
 }
 
 /// `url` if its server answers; `None` (skipped) when it is unreachable outside CI.
-#[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+#[cfg_attr(not(any(feature = "postgres", feature = "mysql")), allow(dead_code))]
 async fn reachable(name: &str, url: String) -> Option<String> {
     match spool::connect(&url).await {
         Ok(_) => Some(url),
@@ -227,7 +227,7 @@ async fn reachable(name: &str, url: String) -> Option<String> {
     }
 }
 
-#[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+#[cfg_attr(not(any(feature = "postgres", feature = "mysql")), allow(dead_code))]
 fn unique_name() -> String {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -281,5 +281,46 @@ mod postgres {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn four_processes_on_postgres_one_killed() {
         with_fresh_schema(true).await;
+    }
+}
+
+#[cfg(feature = "mysql")]
+mod mysql {
+    use spool::store::mysql::MysqlStore;
+
+    use super::*;
+
+    async fn with_fresh_database(kill_one: bool) {
+        let base = std::env::var("SPOOL_TEST_MYSQL_URL")
+            .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/test".into());
+        let name = unique_name();
+        match MysqlStore::create_database(&base, &name).await {
+            Ok(()) => {}
+            Err(e) if e.is_unavailable() && !ci() => {
+                return eprintln!("SKIPPED: MySQL unreachable at {base}: {e}");
+            }
+            Err(e) => panic!("MySQL at {base}: {e} (CI=true: the tests need the server)"),
+        }
+        // The same server, the new database.
+        let server = base
+            .rsplit_once('/')
+            .map_or(base.as_str(), |(server, _)| server);
+        let Some(url) = reachable("MySQL", format!("{server}/{name}")).await else {
+            return;
+        };
+        scenario(&url, kill_one).await;
+        MysqlStore::drop_database(&base, &name)
+            .await
+            .expect("drop the test database");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn four_processes_on_mysql() {
+        with_fresh_database(false).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn four_processes_on_mysql_one_killed() {
+        with_fresh_database(true).await;
     }
 }

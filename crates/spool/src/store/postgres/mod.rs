@@ -83,6 +83,27 @@ pub struct PostgresStore {
 }
 
 impl PostgresStore {
+    /// Pushes jobs inside the caller's own transaction: they exist if and only if it commits,
+    /// and workers are woken when it does. Unique locks are taken in the same transaction, so a
+    /// rollback releases them too.
+    ///
+    /// ```no_run
+    /// # async fn demo(store: &spool::store::postgres::PostgresStore, pool: sqlx::PgPool,
+    /// #               job: spool::store::NewJob) -> Result<(), Box<dyn std::error::Error>> {
+    /// let mut tx = pool.begin().await?;
+    /// sqlx::query("UPDATE invoices SET state = 'sent' WHERE id = 42").execute(&mut *tx).await?;
+    /// store.push_in_transaction(&mut tx, &[job]).await?;
+    /// tx.commit().await?; // the job exists from here on
+    /// # Ok(()) }
+    /// ```
+    pub async fn push_in_transaction(
+        &self,
+        conn: &mut PgConnection,
+        jobs: &[NewJob],
+    ) -> StoreResult<Vec<PushOutcome>> {
+        self.push_in(conn, jobs, None).await
+    }
+
     /// Opens a pool to the database a `postgres://` URL names, with Spool's tables in the
     /// `spool` schema. Call [`Store::migrate`] (or use [`crate::connect`]) before first use.
     ///

@@ -37,6 +37,9 @@ use crate::{duration::millis, envelope::now_ms};
 mod watch;
 mod workflow;
 
+/// The SQLite driver Spool uses, for apps that push inside their own transactions.
+pub use rusqlite;
+
 const SCHEMA_VERSION: i64 = 2;
 
 /// Statements kept prepared per connection.
@@ -66,6 +69,28 @@ impl SqliteStore {
             wakeup,
             _watcher: watcher,
         })
+    }
+
+    /// Pushes jobs inside the caller's own transaction on the same database file: they exist if
+    /// and only if it commits (Spool's tables, prefixed `spool_`, live beside the app's own).
+    /// Unique locks are taken in the same transaction. Workers notice the commit through their
+    /// watch on the database's directory.
+    ///
+    /// ```no_run
+    /// # fn demo(job: spool::store::NewJob) -> Result<(), Box<dyn std::error::Error>> {
+    /// use spool::store::sqlite::rusqlite;
+    /// let mut conn = rusqlite::Connection::open("app.db")?;
+    /// let tx = conn.transaction()?;
+    /// tx.execute("UPDATE invoices SET state = 'sent' WHERE id = 42", [])?;
+    /// spool::store::sqlite::SqliteStore::push_in_transaction(&tx, &[job])?;
+    /// tx.commit()?; // the job exists from here on
+    /// # Ok(()) }
+    /// ```
+    pub fn push_in_transaction(
+        conn: &Connection,
+        jobs: &[NewJob],
+    ) -> StoreResult<Vec<PushOutcome>> {
+        workflow::push_in(conn, jobs, now_ms())
     }
 
     /// Runs `op` in one `BEGIN IMMEDIATE` transaction on the writer thread.

@@ -8,7 +8,7 @@ pub enum StoreError {
     Unavailable(String),
     /// The URL names no store this build knows.
     #[error(
-        "unsupported store URL `{0}`: use sqlite://PATH, postgres://USER@HOST/DB or mysql://USER@HOST/DB"
+        "unsupported store URL `{0}`: use sqlite://PATH, postgres://USER@HOST/DB, mysql://USER@HOST/DB or redis://HOST"
     )]
     BadUrl(String),
     /// The store kind exists but this build was compiled without it.
@@ -97,6 +97,30 @@ impl From<rusqlite::Error> for StoreError {
                 | C::FileLockingProtocolFailed,
             ) => StoreError::Unavailable(e.to_string()),
             _ => StoreError::Other(e.to_string()),
+        }
+    }
+}
+
+#[cfg(feature = "redis")]
+impl From<::redis::RedisError> for StoreError {
+    fn from(e: ::redis::RedisError) -> Self {
+        use ::redis::{ErrorKind as K, ServerErrorKind as S};
+        let transient = e.is_io_error()
+            || e.is_connection_dropped()
+            || e.is_connection_refusal()
+            || e.is_timeout()
+            || matches!(
+                e.kind(),
+                K::Server(
+                    S::BusyLoading | S::TryAgain | S::ClusterDown | S::MasterDown | S::ReadOnly
+                ) | K::ClusterConnectionNotFound
+            )
+            // Out of memory, or a long script still running: retrying later may succeed.
+            || matches!(e.code(), Some("OOM" | "BUSY"));
+        if transient {
+            StoreError::Unavailable(e.to_string())
+        } else {
+            StoreError::Other(e.to_string())
         }
     }
 }

@@ -18,6 +18,8 @@ mod wakeup;
 pub mod mysql;
 #[cfg(feature = "postgres")]
 pub mod postgres;
+#[cfg(feature = "redis")]
+pub mod redis;
 #[cfg(any(feature = "postgres", feature = "mysql"))]
 mod sql;
 #[cfg(feature = "sqlite")]
@@ -38,7 +40,7 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// store as before the call or as after it.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
-    /// A short backend name: `sqlite`, `postgres`, `mysql`.
+    /// A short backend name: `sqlite`, `postgres`, `mysql`, `redis`.
     fn backend(&self) -> &'static str;
 
     /// Creates or upgrades Spool's tables. Safe to call concurrently and repeatedly.
@@ -263,7 +265,7 @@ pub trait Store: Send + Sync + 'static {
 pub const DEFAULT_URL: &str = "sqlite://spool.db";
 
 /// Opens (and migrates) the store a URL names: `sqlite://PATH`, `postgres://...` or
-/// `mysql://...` (`mariadb://` is an alias).
+/// `mysql://...` (`mariadb://` is an alias) or `redis://...`.
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), spool::StoreError> {
@@ -296,6 +298,14 @@ pub async fn connect(url: &str) -> StoreResult<Arc<dyn Store>> {
             }
             #[cfg(not(feature = "mysql"))]
             return Err(StoreError::NotCompiled("mysql"));
+        }
+        Some("redis" | "rediss") => {
+            #[cfg(feature = "redis")]
+            {
+                Arc::new(self::redis::RedisStore::open(url).await?)
+            }
+            #[cfg(not(feature = "redis"))]
+            return Err(StoreError::NotCompiled("redis"));
         }
         _ => return Err(StoreError::BadUrl(url.to_string())),
     };

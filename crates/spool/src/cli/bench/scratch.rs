@@ -2,7 +2,9 @@
 //! directory; with a `sqlite://` URL, that file, wiped first (only if it does not exist yet
 //! or its name contains `bench`); with `postgres://`, a dedicated
 //! `spool_bench` schema in that database, dropped and recreated for every run; with `mysql://`,
-//! the URL's database (whose name must contain `bench`), dropped and recreated for every run.
+//! the URL's database (whose name must contain `bench`), dropped and recreated for every run;
+//! with `redis://`, the keys under a prefix containing `bench` (default `spool_bench`),
+//! deleted before every run.
 
 use std::{path::PathBuf, sync::Arc};
 
@@ -49,6 +51,9 @@ impl Scratch {
             Some(url) if url.starts_with("mysql://") || url.starts_with("mariadb://") => {
                 (mysql_scratch(url).await?, None)
             }
+            Some(url) if url.starts_with("redis://") || url.starts_with("rediss://") => {
+                (redis_scratch(url).await?, None)
+            }
             Some(url) => (postgres_scratch(url).await?, None),
         };
         let store = connect(&url).await?;
@@ -93,6 +98,34 @@ async fn mysql_scratch(url: &str) -> Result<String, CliError> {
 #[cfg(not(feature = "mysql"))]
 async fn mysql_scratch(_url: &str) -> Result<String, CliError> {
     Err(crate::store::StoreError::NotCompiled("mysql").into())
+}
+
+#[cfg(feature = "redis")]
+async fn redis_scratch(url: &str) -> Result<String, CliError> {
+    const PREFIX: &str = "spool_bench";
+    let named = url
+        .split_once('?')
+        .and_then(|(_, query)| query.split('&').find_map(|kv| kv.strip_prefix("prefix=")));
+    let (url, prefix) = match named {
+        Some(prefix) if prefix.contains("bench") => (url.to_string(), prefix.to_string()),
+        Some(prefix) => {
+            return Err(CliError::Usage(format!(
+                "refusing to wipe the Redis prefix `{prefix}`: the bench deletes its keys before \
+                 every run; use a prefix containing `bench`"
+            )));
+        }
+        None => {
+            let sep = if url.contains('?') { '&' } else { '?' };
+            (format!("{url}{sep}prefix={PREFIX}"), PREFIX.to_string())
+        }
+    };
+    crate::store::redis::RedisStore::delete_prefix(&url, &prefix).await?;
+    Ok(url)
+}
+
+#[cfg(not(feature = "redis"))]
+async fn redis_scratch(_url: &str) -> Result<String, CliError> {
+    Err(crate::store::StoreError::NotCompiled("redis").into())
 }
 
 /// A temporary directory removed on drop (std has none; this keeps the bench free of a

@@ -1,0 +1,229 @@
+//! Reading script replies. Server data is never trusted: a reply of the wrong shape becomes a
+//! [`StoreError`], never a panic.
+
+use redis::Value;
+
+use crate::store::{
+    FailedJob, JobInfo, JobState, ReservedJob, StoreError, StoreResult, rfc3339_ms,
+};
+
+pub(super) fn malformed(what: &str, value: &Value) -> StoreError {
+    StoreError::Other(format!("malformed reply from Redis ({what}): {value:?}"))
+}
+
+/// An array reply's items.
+pub(super) fn array<'a>(value: &'a Value, what: &str) -> StoreResult<&'a [Value]> {
+    match value {
+        Value::Array(items) | Value::Set(items) => Ok(items),
+        // Lua turns an empty table into an empty array, but be lenient about nil too.
+        Value::Nil => Ok(&[]),
+        other => Err(malformed(what, other)),
+    }
+}
+
+/// An array reply of exactly `N` items.
+pub(super) fn fixed<'a, const N: usize>(
+    value: &'a Value,
+    what: &str,
+) -> StoreResult<&'a [Value; N]> {
+    array(value, what)?
+        .try_into()
+        .map_err(|_| malformed(what, value))
+}
+
+/// Text, from a bulk or simple string.
+pub(super) fn text(value: &Value, what: &str) -> StoreResult<String> {
+    opt_text(value, what)?.ok_or_else(|| malformed(what, value))
+}
+
+/// Text, or `None` for nil.
+pub(super) fn opt_text(value: &Value, what: &str) -> StoreResult<Option<String>> {
+    match value {
+        Value::Nil => Ok(None),
+        Value::BulkString(bytes) => String::from_utf8(bytes.clone())
+            .map(Some)
+            .map_err(|_| malformed(what, value)),
+        Value::SimpleString(s) => Ok(Some(s.clone())),
+        Value::VerbatimString { text, .. } => Ok(Some(text.clone())),
+        other => Err(malformed(what, other)),
+    }
+}
+
+/// An integer, from an integer reply or a decimal string (hash fields are strings).
+pub(super) fn int(value: &Value, what: &str) -> StoreResult<i64> {
+    opt_int(value, what)?.ok_or_else(|| malformed(what, value))
+}
+
+/// An integer, or `None` for nil.
+pub(super) fn opt_int(value: &Value, what: &str) -> StoreResult<Option<i64>> {
+    match value {
+        Value::Nil => Ok(None),
+        Value::Int(n) => Ok(Some(*n)),
+        Value::BulkString(_) | Value::SimpleString(_) => {
+            let s = text(value, what)?;
+            // Lua writes whole numbers as `%.17g`, which stays integral below 1e17.
+            s.parse::<i64>()
+                .ok()
+                .or_else(|| {
+                    s.parse::<f64>()
+                        .ok()
+                        .filter(|f| f.is_finite() && f.fract() == 0.0 && f.abs() < 9.0e15)
+                        .map(|f| f as i64)
+                })
+                .map(Some)
+                .ok_or_else(|| malformed(what, value))
+        }
+        other => Err(malformed(what, other)),
+    }
+}
+
+fn counter(value: &Value, what: &str) -> StoreResult<u32> {
+    Ok(u32::try_from(int(value, what)?.max(0)).unwrap_or(u32::MAX))
+}
+
+/// A job claimed by the reserve script (see `reserve` in `queue.lua`).
+pub(super) fn reserved(value: &Value, queue: &str) -> StoreResult<ReservedJob> {
+    let [
+        id,
+        envelope,
+        token,
+        attempts,
+        recoveries,
+        deferrals,
+        exceptions,
+        retry_until,
+        last_error,
+        reserved_at,
+        available_at,
+    ] = fixed::<11>(value, "reserved job")?;
+    Ok(ReservedJob {
+        id: text(id, "job id")?,
+        queue: queue.to_string(),
+        envelope: text(envelope, "envelope")?,
+        token: int(token, "token")?,
+        attempts: counter(attempts, "attempts")?,
+        recoveries: counter(recoveries, "recoveries")?,
+        deferrals: counter(deferrals, "deferrals")?,
+        exceptions: counter(exceptions, "exceptions")?,
+        retry_until: opt_int(retry_until, "retry_until")?,
+        last_error: opt_text(last_error, "last_error")?,
+        reserved_at: int(reserved_at, "reserved_at")?,
+        available_at: int(available_at, "available_at")?,
+    })
+}
+
+/// The claimed jobs of one reserve call, in claim order.
+pub(super) fn reserved_jobs(value: &Value, queue: &str) -> StoreResult<Vec<ReservedJob>> {
+    array(value, "reserved jobs")?
+        .iter()
+        .map(|job| reserved(job, queue))
+        .collect()
+}
+
+/// Applied flags of a settle call.
+pub(super) fn flags(value: &Value, expected: usize) -> StoreResult<Vec<bool>> {
+    let items = array(value, "settle flags")?;
+    if items.len() != expected {
+        return Err(malformed("settle flags", value));
+    }
+    items
+        .iter()
+        .map(|flag| Ok(int(flag, "settle flag")? != 0))
+        .collect()
+}
+
+/// A job of the list script, with its `seq` for ordering.
+pub(super) fn job_info(value: &Value, queue: &str, now: i64) -> StoreResult<(JobInfo, i64)> {
+    let [
+        id,
+        job,
+        worker,
+        available_at,
+        attempts,
+        recoveries,
+        deferrals,
+        last_error,
+        envelope,
+        seq,
+    ] = fixed::<10>(value, "job")?;
+    let worker = opt_text(worker, "worker")?;
+    let available_at = int(available_at, "available_at")?;
+    let state = match (&worker, available_at > now) {
+        (Some(_), _) => JobState::Reserved,
+        (None, true) => JobState::Delayed,
+        (None, false) => JobState::Pending,
+    };
+    let info = JobInfo {
+        id: text(id, "job id")?,
+        queue: queue.to_string(),
+        job: text(job, "job name")?,
+        state,
+        attempts: counter(attempts, "attempts")?,
+        recoveries: counter(recoveries, "recoveries")?,
+        deferrals: counter(deferrals, "deferrals")?,
+        last_error: opt_text(last_error, "last_error")?,
+        available_at,
+        worker,
+        envelope: text(envelope, "envelope")?,
+        // Progress reports are part of the workflow contract, not kept by this store yet.
+        progress: None,
+    };
+    Ok((info, int(seq, "seq")?))
+}
+
+/// A failed record, with its `failed_at` in ms for ordering.
+pub(super) fn failed_job(value: &Value) -> StoreResult<(FailedJob, i64)> {
+    let [id, queue, job, envelope, error, causes, attempts, failed_at] =
+        fixed::<8>(value, "failed record")?;
+    let causes = opt_text(causes, "causes")?.unwrap_or_else(|| "[]".into());
+    let failed_at = int(failed_at, "failed_at")?;
+    let record = FailedJob {
+        id: text(id, "job id")?,
+        queue: text(queue, "queue")?,
+        job: text(job, "job name")?,
+        error: text(error, "error")?,
+        causes: serde_json::from_str(&causes).unwrap_or_else(|_| vec![causes]),
+        attempts: counter(attempts, "attempts")?,
+        failed_at: rfc3339_ms(failed_at),
+        envelope: text(envelope, "envelope")?,
+    };
+    Ok((record, failed_at))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bulk(s: &str) -> Value {
+        Value::BulkString(s.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn integers_come_as_replies_or_text() {
+        assert_eq!(int(&Value::Int(7), "x").unwrap(), 7);
+        assert_eq!(int(&bulk("1700000000123"), "x").unwrap(), 1_700_000_000_123);
+        assert_eq!(int(&bulk("1.7e+12"), "x").unwrap(), 1_700_000_000_000);
+        assert_eq!(opt_int(&Value::Nil, "x").unwrap(), None);
+        for bad in [bulk("x"), bulk("1.5"), Value::Array(vec![])] {
+            assert!(
+                matches!(int(&bad, "x"), Err(StoreError::Other(_))),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_malformed_job_is_an_error() {
+        let short = Value::Array(vec![bulk("id"), bulk("{}")]);
+        assert!(reserved(&short, "q").is_err());
+        let mut fields: Vec<Value> = ["id", "{}", "1", "1", "0", "0", "0"]
+            .iter()
+            .map(|s| bulk(s))
+            .collect();
+        fields.extend([Value::Nil, Value::Nil, Value::Int(5), bulk("oops")]);
+        assert!(reserved(&Value::Array(fields.clone()), "q").is_err());
+        fields[10] = Value::Int(4);
+        let job = reserved(&Value::Array(fields), "q").unwrap();
+        assert_eq!((job.token, job.available_at, job.retry_until), (1, 4, None));
+    }
+}

@@ -1,0 +1,145 @@
+//! Where Spool keeps things in Redis: every key name is made here (and, per queue, in the Lua
+//! scripts from the base this module gives them).
+//!
+//! Keys are grouped by hash tag so the store works on Redis Cluster: everything one atomic
+//! step touches shares a tag. A queue's keys all start with `{<prefix>:<queue>}`; the global
+//! ones (worker registry, leases, queue list, meta) with `{<prefix>}`. The layout is described
+//! in `docs/stores.md`.
+
+use crate::store::{StoreError, StoreResult};
+
+/// The key prefix used when the URL names none.
+pub const DEFAULT_PREFIX: &str = "spool";
+
+/// Longest prefix accepted (key names stay short).
+const MAX_PREFIX_LEN: usize = 64;
+
+/// Key names for one prefix.
+#[derive(Debug, Clone)]
+pub(super) struct Keys {
+    prefix: String,
+    global: String,
+}
+
+impl Keys {
+    /// Keys under `prefix`: ASCII letters, digits, `_`, `-` and `.`. Braces would break the
+    /// hash tags, a colon would make `{a:b:c}` ambiguous, and glob characters would leak into
+    /// the cleanup's SCAN pattern, so none of them is allowed.
+    pub(super) fn new(prefix: &str) -> StoreResult<Self> {
+        validate_prefix(prefix)?;
+        Ok(Keys {
+            prefix: prefix.to_string(),
+            global: format!("{{{prefix}}}"),
+        })
+    }
+
+    /// The prefix.
+    pub(super) fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The base of the global keys, `{<prefix>}`, passed to the global scripts as `KEYS[1]`.
+    pub(super) fn global(&self) -> &str {
+        &self.global
+    }
+
+    /// The base of a queue's keys, `{<prefix>:<queue>}`, passed to the per-queue scripts as
+    /// `KEYS[1]`. Braces and `%` in the queue name are percent-encoded, so any name keeps the
+    /// whole base as the hash tag and distinct names never share keys.
+    pub(super) fn queue(&self, queue: &str) -> String {
+        let mut base = String::with_capacity(self.prefix.len() + queue.len() + 3);
+        base.push('{');
+        base.push_str(&self.prefix);
+        base.push(':');
+        for c in queue.chars() {
+            match c {
+                '%' => base.push_str("%25"),
+                '{' => base.push_str("%7B"),
+                '}' => base.push_str("%7D"),
+                c => base.push(c),
+            }
+        }
+        base.push('}');
+        base
+    }
+
+    /// The set of queue names that have ever had a job.
+    pub(super) fn queues(&self) -> String {
+        format!("{}:queues", self.global)
+    }
+
+    /// The hash of registered workers (id -> JSON).
+    pub(super) fn workers(&self) -> String {
+        format!("{}:workers", self.global)
+    }
+
+    /// The meta hash: layout version and restart epoch.
+    pub(super) fn meta(&self) -> String {
+        format!("{}:meta", self.global)
+    }
+
+    /// A queue's lease view (worker -> expiry), given the queue's base.
+    pub(super) fn queue_leases(base: &str) -> String {
+        format!("{base}:leases")
+    }
+
+    /// The pub/sub channel pushes, releases and recoveries publish on.
+    pub(super) fn channel(&self) -> String {
+        format!("{}:wakeup", self.global)
+    }
+
+    /// SCAN patterns matching every key under the prefix.
+    pub(super) fn patterns(&self) -> [String; 2] {
+        [
+            format!("{{{}}}:*", self.prefix),
+            format!("{{{}:*", self.prefix),
+        ]
+    }
+}
+
+fn validate_prefix(prefix: &str) -> StoreResult<()> {
+    let plain = !prefix.is_empty()
+        && prefix
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    if !plain {
+        return Err(StoreError::Invalid(format!(
+            "invalid Redis key prefix `{prefix}`: use ASCII letters, digits, `_`, `-` and `.`"
+        )));
+    }
+    if prefix.len() > MAX_PREFIX_LEN {
+        return Err(StoreError::Invalid(format!(
+            "Redis key prefix `{prefix}` is too long: at most {MAX_PREFIX_LEN} characters"
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queue_bases_keep_one_hash_tag() {
+        let keys = Keys::new("spool").unwrap();
+        assert_eq!(keys.global(), "{spool}");
+        assert_eq!(keys.queue("default"), "{spool:default}");
+        assert_eq!(keys.queue("a}b{c%"), "{spool:a%7Db%7Bc%25}");
+        assert_ne!(keys.queue("a%7D"), keys.queue("a}"));
+        assert_eq!(keys.queues(), "{spool}:queues");
+        assert_eq!(Keys::queue_leases("{spool:q}"), "{spool:q}:leases");
+    }
+
+    #[test]
+    fn prefixes_are_plain() {
+        for good in ["spool", "spool_test_1_ab", "a.b-c"] {
+            assert!(Keys::new(good).is_ok(), "{good}");
+        }
+        for bad in ["", "a:b", "a{b", "a}b", "a*", "a b", &"x".repeat(65)] {
+            assert!(
+                matches!(Keys::new(bad), Err(StoreError::Invalid(_))),
+                "{bad}"
+            );
+        }
+    }
+}

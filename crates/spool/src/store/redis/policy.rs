@@ -1,0 +1,86 @@
+//! The server settings Spool depends on, checked when a store is opened.
+//!
+//! Jobs are only as safe as the server keeps its keys: a server that may evict keys under
+//! memory pressure can silently drop queued jobs (S-REL-8). Spool never sets a TTL on its keys,
+//! so the `volatile-*` policies (which only evict keys that have one) never touch them and are
+//! accepted; `noeviction` is the recommended setting; every `allkeys-*` policy, or one this
+//! build does not know, is refused unless the URL says `allow_eviction=true`.
+
+use redis::aio::MultiplexedConnection;
+
+use crate::store::{StoreError, StoreResult};
+
+/// Whether a `maxmemory-policy` value can evict Spool's keys.
+pub(super) fn evicts_spool_keys(policy: &str) -> bool {
+    let policy = policy.to_ascii_lowercase();
+    !(policy == "noeviction" || policy.starts_with("volatile-"))
+}
+
+/// Refuses to go on if the server may evict Spool's keys, unless `allow_eviction`. A server
+/// that does not let clients read its configuration (managed services often disable `CONFIG`)
+/// is trusted, with a warning.
+pub(super) async fn check_eviction(
+    conn: &mut MultiplexedConnection,
+    allow_eviction: bool,
+) -> StoreResult<()> {
+    let reply: redis::RedisResult<Vec<String>> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("maxmemory-policy")
+        .query_async(conn)
+        .await;
+    let policy = match reply {
+        Ok(pair) => match pair.get(1) {
+            Some(policy) => policy.clone(),
+            None => {
+                tracing::warn!(
+                    "the Redis server did not report its maxmemory-policy; make sure it is `noeviction`"
+                );
+                return Ok(());
+            }
+        },
+        Err(e)
+            if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::ResponseError)
+                || e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoPerm) =>
+        {
+            tracing::warn!(
+                "cannot read the Redis maxmemory-policy ({e}); make sure it is `noeviction`, or queued jobs may be evicted"
+            );
+            return Ok(());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if !evicts_spool_keys(&policy) {
+        return Ok(());
+    }
+    if allow_eviction {
+        tracing::warn!(
+            policy,
+            "the Redis server may evict keys (maxmemory-policy {policy}); allowed by allow_eviction=true, but queued jobs can be lost"
+        );
+        return Ok(());
+    }
+    Err(StoreError::Invalid(format!(
+        "the Redis server's maxmemory-policy is `{policy}`: it may evict keys and silently drop queued jobs; \
+         set `maxmemory-policy noeviction` (or a `volatile-*` policy), or add `allow_eviction=true` to the store URL to accept the risk"
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_policies_that_spare_keys_without_ttl_pass() {
+        for safe in ["noeviction", "volatile-lru", "volatile-ttl", "NoEviction"] {
+            assert!(!evicts_spool_keys(safe), "{safe}");
+        }
+        for risky in [
+            "allkeys-lru",
+            "allkeys-lfu",
+            "allkeys-random",
+            "something-new",
+        ] {
+            assert!(evicts_spool_keys(risky), "{risky}");
+        }
+    }
+}

@@ -1,0 +1,86 @@
+//! The Lua scripts, compiled into the binary. Each is sent once per server (`SCRIPT LOAD`
+//! during [`Store::migrate`](crate::Store::migrate), or on first use) and then called by its
+//! SHA; after a `SCRIPT FLUSH` or a failover the `NOSCRIPT` reply makes [`redis::Script`] load
+//! it again and retry.
+
+use std::sync::LazyLock;
+
+use redis::Script;
+
+/// A per-queue script: the shared helpers of `queue.lua` followed by its own body.
+macro_rules! queue_script {
+    ($file:literal) => {
+        LazyLock::new(|| {
+            Script::new(concat!(
+                include_str!("scripts/queue.lua"),
+                "\n",
+                include_str!(concat!("scripts/", $file))
+            ))
+        })
+    };
+}
+
+/// A script on the global keys: the helpers of `global.lua` followed by its own body.
+macro_rules! global_script {
+    ($file:literal) => {
+        LazyLock::new(|| {
+            Script::new(concat!(
+                include_str!("scripts/global.lua"),
+                "\n",
+                include_str!(concat!("scripts/", $file))
+            ))
+        })
+    };
+}
+
+pub(super) static PUSH: LazyLock<Script> = queue_script!("push.lua");
+pub(super) static RESERVE: LazyLock<Script> = queue_script!("reserve.lua");
+pub(super) static SETTLE: LazyLock<Script> = queue_script!("settle.lua");
+pub(super) static SETTLE_RESERVE: LazyLock<Script> = queue_script!("settle_reserve.lua");
+pub(super) static REAP: LazyLock<Script> = queue_script!("reap.lua");
+pub(super) static DEREGISTER: LazyLock<Script> = queue_script!("deregister.lua");
+pub(super) static NEXT_DUE: LazyLock<Script> = queue_script!("next_due.lua");
+pub(super) static STATS: LazyLock<Script> = queue_script!("stats.lua");
+pub(super) static LIST: LazyLock<Script> = queue_script!("list.lua");
+pub(super) static DELETE: LazyLock<Script> = queue_script!("delete.lua");
+pub(super) static RUN_NOW: LazyLock<Script> = queue_script!("run_now.lua");
+pub(super) static CLEAR: LazyLock<Script> = queue_script!("clear.lua");
+pub(super) static FAILED_LIST: LazyLock<Script> = queue_script!("failed_list.lua");
+pub(super) static RETRY: LazyLock<Script> = queue_script!("retry.lua");
+pub(super) static FORGET: LazyLock<Script> = queue_script!("forget.lua");
+
+pub(super) static REGISTER: LazyLock<Script> = global_script!("register.lua");
+pub(super) static HEARTBEAT: LazyLock<Script> = global_script!("heartbeat.lua");
+pub(super) static REAP_WORKERS: LazyLock<Script> = global_script!("reap_workers.lua");
+pub(super) static DEREGISTER_WORKER: LazyLock<Script> = global_script!("deregister_worker.lua");
+pub(super) static WORKERS: LazyLock<Script> = global_script!("workers.lua");
+pub(super) static MIGRATE: LazyLock<Script> = global_script!("migrate.lua");
+pub(super) static RESTART: LazyLock<Script> = global_script!("restart.lua");
+
+/// Every script, for loading them all up front.
+pub(super) fn all() -> [&'static Script; 22] {
+    [
+        &PUSH,
+        &RESERVE,
+        &SETTLE,
+        &SETTLE_RESERVE,
+        &REAP,
+        &DEREGISTER,
+        &NEXT_DUE,
+        &STATS,
+        &LIST,
+        &DELETE,
+        &RUN_NOW,
+        &CLEAR,
+        &FAILED_LIST,
+        &RETRY,
+        &FORGET,
+        &REGISTER,
+        &HEARTBEAT,
+        &REAP_WORKERS,
+        &DEREGISTER_WORKER,
+        &WORKERS,
+        &MIGRATE,
+        &RESTART,
+    ]
+}

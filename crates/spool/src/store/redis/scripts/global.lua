@@ -1,0 +1,32 @@
+-- Shared by the scripts on Spool's global keys: it is prepended to each of them.
+--
+-- KEYS[1] is the global key base, `{<prefix>}`: the worker registry and leases, the list of
+-- queues and the meta hash (schema version, restart epoch) share its slot.
+
+local base = KEYS[1]
+local K_WORKERS = base .. ':workers'
+local K_LEASES = base .. ':leases'
+local K_QUEUES = base .. ':queues'
+local K_META = base .. ':meta'
+
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+local function num(value, what)
+  local n = tonumber(value)
+  if n == nil then
+    error('malformed ' .. what .. ': ' .. tostring(value))
+  end
+  return n
+end
+
+-- {now, queue names...}: per-queue steps follow in calls of their own.
+local function with_queues(head)
+  local queues = redis.call('SMEMBERS', K_QUEUES)
+  for _, q in ipairs(queues) do
+    head[#head + 1] = q
+  end
+  return head
+end

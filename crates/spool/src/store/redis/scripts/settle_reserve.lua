@@ -1,0 +1,10 @@
+-- The worker's hot path, "ack batch k and claim batch k+1" in one call:
+-- ARGV = channel, worker, limit, lease_ms, then the settlements.
+-- Returns {applied flags, claimed jobs}.
+local now = now_ms()
+local applied, readied = settle(ARGV[2], 5, now)
+local claimed = reserve(ARGV[2], num(ARGV[3], 'limit'), num(ARGV[4], 'lease'), now)
+if readied then
+  redis.call('PUBLISH', CHANNEL, base)
+end
+return {applied, claimed}

@@ -1,0 +1,462 @@
+//! The store conformance suite on Redis, each test under a fresh key prefix of its own, plus
+//! the checks only Redis needs: the eviction-policy guard, script reloading after
+//! `SCRIPT FLUSH`, wake-ups published by another connection, and reconnecting after the
+//! server drops the store's connection.
+//!
+//! The server comes from `SPOOL_TEST_REDIS_URL` (default `redis://127.0.0.1:6379/0`). When it
+//! can't be reached the tests are skipped, except under `CI=true`, where that is a failure.
+//! The tests never flush the database: they only touch keys under their own prefixes.
+#![cfg(feature = "redis")]
+
+use std::{
+    sync::Arc,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use spool::{
+    Store, StoreError,
+    store::{
+        conformance::new_job,
+        redis::{RedisStore, driver},
+    },
+};
+use tokio::sync::{OnceCell, RwLock};
+
+const DEFAULT_URL: &str = "redis://127.0.0.1:6379/0";
+/// Test prefixes are named `spool_test_<unix seconds>_<random>`.
+const PREFIX: &str = "spool_test_";
+/// Prefixes older than this are leftovers of earlier runs. Younger ones may belong to a test
+/// running right now in another process, so they are left alone.
+const LEFTOVER_AGE: Duration = Duration::from_secs(15 * 60);
+
+/// Held (shared) while a store is opened, and exclusively while a test has the server's
+/// eviction policy changed: opening checks the policy, so the other tests wait meanwhile.
+static POLICY: RwLock<()> = RwLock::const_new(());
+
+fn url() -> String {
+    std::env::var("SPOOL_TEST_REDIS_URL").unwrap_or_else(|_| DEFAULT_URL.to_string())
+}
+
+fn unix_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn new_prefix() -> String {
+    format!("{PREFIX}{}_{:08x}", unix_secs(), fastrand::u32(..))
+}
+
+/// Opens a store under a new prefix, not yet migrated; `None` when the server is unreachable
+/// (outside CI).
+async fn open_fresh_prefix() -> Option<RedisStore> {
+    let url = url();
+    let opened = {
+        let _policy = POLICY.read().await;
+        RedisStore::open_with_prefix(&url, &new_prefix()).await
+    };
+    match opened {
+        Ok(store) => {
+            LEFTOVERS_DELETED
+                .get_or_init(|| delete_leftover_prefixes(&url))
+                .await;
+            Some(store)
+        }
+        Err(e) if e.is_unavailable() => {
+            if std::env::var("CI").as_deref() == Ok("true") {
+                panic!("Redis unreachable at {url}: {e} (CI=true: the tests need the server)");
+            }
+            eprintln!("SKIPPED: Redis unreachable at {url}: {e}");
+            None
+        }
+        Err(e) => panic!(
+            "cannot open Redis at {url}: {e}; set SPOOL_TEST_REDIS_URL to a server the tests may use"
+        ),
+    }
+}
+
+/// A fresh, migrated, empty store, as the conformance suite wants.
+async fn fresh() -> Option<Arc<dyn Store>> {
+    let store = open_fresh_prefix().await?;
+    store.migrate().await.expect("migrate a fresh prefix");
+    Some(Arc::new(store))
+}
+
+static LEFTOVERS_DELETED: OnceCell<()> = OnceCell::const_new();
+
+/// Deletes the keys of test prefixes earlier runs left behind (the conformance tests leave
+/// theirs, since the suite owns the store until the test ends). Best effort.
+async fn delete_leftover_prefixes(url: &str) {
+    let Ok(mut conn) = connection(url).await else {
+        return eprintln!("cannot delete leftover test keys: no connection");
+    };
+    let mut prefixes = std::collections::BTreeSet::new();
+    let mut cursor: u64 = 0;
+    loop {
+        let reply: Result<(u64, Vec<String>), _> = driver::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(format!("{{{PREFIX}*"))
+            .arg("COUNT")
+            .arg(1000)
+            .query_async(&mut conn)
+            .await;
+        let Ok((next, keys)) = reply else {
+            return eprintln!("cannot list leftover test keys");
+        };
+        for key in keys {
+            // `{spool_test_<secs>_<hex>}:...` or `{spool_test_<secs>_<hex>:queue}:...`
+            let name: String = key
+                .trim_start_matches('{')
+                .chars()
+                .take_while(|c| *c != '}' && *c != ':')
+                .collect();
+            prefixes.insert(name);
+        }
+        if next == 0 {
+            break;
+        }
+        cursor = next;
+    }
+    let cutoff = unix_secs().saturating_sub(LEFTOVER_AGE.as_secs());
+    for prefix in prefixes {
+        let created = prefix
+            .strip_prefix(PREFIX)
+            .and_then(|rest| rest.split('_').next())
+            .and_then(|secs| secs.parse::<u64>().ok());
+        if created.is_some_and(|secs| secs < cutoff) {
+            if let Err(e) = RedisStore::delete_prefix(url, &prefix).await {
+                eprintln!("cannot delete leftover test prefix {prefix}: {e}");
+            }
+        }
+    }
+}
+
+async fn connection(url: &str) -> Result<driver::aio::MultiplexedConnection, driver::RedisError> {
+    driver::Client::open(url)?
+        .get_multiplexed_async_connection()
+        .await
+}
+
+/// Deletes a test's keys when it ends (also when it fails).
+struct Cleanup(String);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let prefix = self.0.clone();
+        // A plain thread with a runtime of its own: the test's runtime may be shutting down.
+        let _ = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            let _ = rt.block_on(RedisStore::delete_prefix(&url(), &prefix));
+        })
+        .join();
+    }
+}
+
+/// A fresh migrated store for a Redis-specific test, with its keys deleted afterwards.
+async fn scratch() -> Option<(Arc<RedisStore>, Cleanup)> {
+    let store = open_fresh_prefix().await?;
+    store.migrate().await.expect("migrate a fresh prefix");
+    let cleanup = Cleanup(store.prefix().to_string());
+    Some((Arc::new(store), cleanup))
+}
+
+spool::conformance_tests!(fresh());
+
+// ---- Redis-specific checks ------------------------------------------------------------------
+
+#[tokio::test]
+async fn prefixes_and_urls_are_checked_before_connecting() {
+    for bad in ["", "a:b", "a{b}", "x*"] {
+        let err = RedisStore::open_with_prefix("redis://nowhere.invalid/0", bad)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Invalid(_)), "{bad}: {err}");
+    }
+    let err = RedisStore::open("redis://nowhere.invalid/0?allow_eviction=perhaps")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::BadUrl(_)), "{err}");
+}
+
+/// Sets the server's eviction policy while `check` runs, then restores `noeviction` (the
+/// policy Spool wants; the test server is Spool's own), also when the check panics.
+async fn with_policy<Fut>(policy: &str, check: Fut)
+where
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let mut conn = connection(&url()).await.expect("connect");
+    let _exclusive = POLICY.write().await;
+    let set = |policy: &str| {
+        driver::cmd("CONFIG")
+            .arg("SET")
+            .arg("maxmemory-policy")
+            .arg(policy)
+            .clone()
+    };
+    let () = set(policy)
+        .query_async(&mut conn)
+        .await
+        .expect("CONFIG SET maxmemory-policy");
+    let outcome = tokio::spawn(check).await;
+    let () = set("noeviction")
+        .query_async(&mut conn)
+        .await
+        .expect("restore maxmemory-policy noeviction");
+    if let Err(e) = outcome {
+        std::panic::resume_unwind(e.into_panic());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_evicting_server_is_refused_unless_allowed() {
+    // Skips (or fails under CI) like the others when there is no server.
+    let Some((_, _cleanup)) = scratch().await else {
+        return;
+    };
+    let prefix = new_prefix();
+    let _cleanup_too = Cleanup(prefix.clone());
+    let refused = prefix.clone();
+    with_policy("allkeys-lru", async move {
+        let prefix = refused;
+        let err = RedisStore::open_with_prefix(&url(), &prefix)
+            .await
+            .expect_err("allkeys-lru must be refused");
+        let message = err.to_string();
+        assert!(
+            message.contains("maxmemory-policy") && message.contains("allkeys-lru"),
+            "{message}"
+        );
+        assert!(!err.is_unavailable(), "a refusal is not a transient error");
+        let sep = if url().contains('?') { '&' } else { '?' };
+        let allowed = format!("{}{sep}allow_eviction=true&prefix={prefix}", url());
+        let store = RedisStore::open(&allowed)
+            .await
+            .expect("allow_eviction=true overrides the refusal");
+        store.migrate().await.unwrap();
+        assert_eq!(store.prefix(), prefix);
+    })
+    .await;
+    with_policy("volatile-lru", async move {
+        // Spool sets no TTLs, so volatile-* policies never evict its keys.
+        RedisStore::open_with_prefix(&url(), &prefix)
+            .await
+            .expect("volatile-lru is accepted");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scripts_are_reloaded_after_a_flush() {
+    let Some((store, _cleanup)) = scratch().await else {
+        return;
+    };
+    store
+        .push(&[new_job("default", Duration::ZERO)])
+        .await
+        .unwrap();
+    let mut conn = connection(&url()).await.unwrap();
+    let () = driver::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    // Every call after the flush gets NOSCRIPT first, loads its script and retries.
+    assert_eq!(store.stats().await.unwrap().queues[0].pending, 1);
+    store
+        .push(&[new_job("default", Duration::ZERO)])
+        .await
+        .unwrap();
+    let info = spool::store::WorkerInfo {
+        id: "w".into(),
+        host: "h".into(),
+        pid: 1,
+        queues: vec!["default".into()],
+    };
+    store
+        .register_worker(&info, Duration::from_secs(30))
+        .await
+        .unwrap();
+    let got = store
+        .reserve("w", &["default".to_string()], 10)
+        .await
+        .unwrap();
+    assert_eq!(got.len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wakeups_come_from_other_connections() {
+    let Some((store, _cleanup)) = scratch().await else {
+        return;
+    };
+    let mut wakeups = store.wakeups();
+    // The subscription signals once when it is established; take that one first.
+    assert!(wakeups.wait(Duration::from_secs(10)).await);
+    // A second handle (its own connections, as in another process) pushes.
+    let other = store.reopen().await.unwrap();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        other
+            .push(&[new_job("default", Duration::ZERO)])
+            .await
+            .unwrap();
+    });
+    assert!(
+        wakeups.wait(Duration::from_secs(10)).await,
+        "no wake-up after another connection pushed"
+    );
+    // A bare PUBLISH on the channel is enough, whoever sends it.
+    let mut conn = connection(&url()).await.unwrap();
+    let channel = format!("{{{}}}:wakeup", store.prefix());
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let _: i64 = driver::cmd("PUBLISH")
+            .arg(channel)
+            .arg("x")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+    });
+    assert!(wakeups.wait(Duration::from_secs(10)).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_store_reconnects_after_the_server_drops_it() {
+    let Some((store, _cleanup)) = scratch().await else {
+        return;
+    };
+    let queue = vec!["default".to_string()];
+    let info = spool::store::WorkerInfo {
+        id: "w".into(),
+        host: "h".into(),
+        pid: 1,
+        queues: queue.clone(),
+    };
+    store
+        .register_worker(&info, Duration::from_secs(30))
+        .await
+        .unwrap();
+    let jobs: Vec<_> = (0..20)
+        .map(|_| new_job("default", Duration::ZERO))
+        .collect();
+    store.push(&jobs).await.unwrap();
+    let first = store.reserve("w", &queue, 10).await.unwrap();
+    assert_eq!(first.len(), 10);
+    // The server drops the store's connection mid-run. Only this store's: `TYPE normal` would
+    // also cut the connections of the tests running beside this one.
+    let mut admin = connection(&url()).await.unwrap();
+    let killed: i64 = driver::cmd("CLIENT")
+        .arg("KILL")
+        .arg("ID")
+        .arg(store.client_id().await.unwrap())
+        .arg("TYPE")
+        .arg("normal")
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    assert_eq!(killed, 1);
+    // The next calls may fail, and then only as "unavailable" (the worker retries); within a
+    // few attempts the store is back and nothing was lost.
+    let settlements: Vec<_> = first
+        .iter()
+        .map(|j| spool::store::Settlement::complete(j.id.clone(), j.token))
+        .collect();
+    let mut applied = None;
+    for _ in 0..50 {
+        match store.settle("w", &settlements).await {
+            Ok(flags) => {
+                applied = Some(flags);
+                break;
+            }
+            Err(e) => {
+                assert!(e.is_unavailable(), "{e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+    assert_eq!(applied.expect("reconnected"), vec![true; 10]);
+    let rest = store.reserve("w", &queue, 20).await.unwrap();
+    assert_eq!(rest.len(), 10);
+    assert_eq!(store.stats().await.unwrap().processed, 10);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settlements_through_another_handle_find_their_queue() {
+    let Some((store, _cleanup)) = scratch().await else {
+        return;
+    };
+    let queues = vec!["a".to_string(), "b".to_string()];
+    let info = spool::store::WorkerInfo {
+        id: "w".into(),
+        host: "h".into(),
+        pid: 1,
+        queues: queues.clone(),
+    };
+    store
+        .register_worker(&info, Duration::from_secs(30))
+        .await
+        .unwrap();
+    store
+        .push(&[new_job("a", Duration::ZERO), new_job("b", Duration::ZERO)])
+        .await
+        .unwrap();
+    let got = store.reserve("w", &queues, 1).await.unwrap();
+    assert_eq!(
+        got[0].queue, "a",
+        "a later queue only when earlier ones are empty"
+    );
+    let got_b = store.reserve("w", &queues, 1).await.unwrap();
+    assert_eq!(got_b[0].queue, "b");
+    // A handle that did not reserve them looks the queue up.
+    let other = store.reopen().await.unwrap();
+    let done: Vec<_> = got
+        .iter()
+        .chain(&got_b)
+        .map(|j| spool::store::Settlement::complete(j.id.clone(), j.token))
+        .collect();
+    assert_eq!(other.settle("w", &done).await.unwrap(), [true, true]);
+    assert_eq!(other.settle("w", &done).await.unwrap(), [false, false]);
+    assert_eq!(store.stats().await.unwrap().processed, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn big_batches_keep_order_and_a_repeat_settles_once() {
+    let Some((store, _cleanup)) = scratch().await else {
+        return;
+    };
+    // More jobs than one script call takes: the chunks of one queue stay in push order.
+    let jobs: Vec<_> = (0..2500)
+        .map(|_| new_job("default", Duration::ZERO))
+        .collect();
+    store.push(&jobs).await.unwrap();
+    let info = spool::store::WorkerInfo {
+        id: "w".into(),
+        host: "h".into(),
+        pid: 1,
+        queues: vec!["default".into()],
+    };
+    store
+        .register_worker(&info, Duration::from_secs(30))
+        .await
+        .unwrap();
+    let got = store
+        .reserve("w", &["default".to_string()], 3000)
+        .await
+        .unwrap();
+    let ids: Vec<&str> = got.iter().map(|j| j.id.as_str()).collect();
+    let pushed: Vec<&str> = jobs.iter().map(|j| j.id.as_str()).collect();
+    assert_eq!(ids, pushed);
+    // The same completion twice in one batch is applied once.
+    let done = spool::store::Settlement::complete(got[0].id.clone(), got[0].token);
+    assert_eq!(
+        store.settle("w", &[done.clone(), done]).await.unwrap(),
+        [true, false]
+    );
+    assert_eq!(store.stats().await.unwrap().processed, 1);
+}

@@ -209,13 +209,19 @@ async fn scenario(url: &str, kill_one: bool) {
 // --- stores -----------------------------------------------------------------------------
 // The server helpers are unused in a build with no server store.
 
-#[cfg_attr(not(any(feature = "postgres", feature = "mysql")), allow(dead_code))]
+#[cfg_attr(
+    not(any(feature = "postgres", feature = "mysql", feature = "redis")),
+    allow(dead_code)
+)]
 fn ci() -> bool {
     std::env::var("CI").as_deref() == Ok("true")
 }
 
 /// `url` if its server answers; `None` (skipped) when it is unreachable outside CI.
-#[cfg_attr(not(any(feature = "postgres", feature = "mysql")), allow(dead_code))]
+#[cfg_attr(
+    not(any(feature = "postgres", feature = "mysql", feature = "redis")),
+    allow(dead_code)
+)]
 async fn reachable(name: &str, url: String) -> Option<String> {
     match spool::connect(&url).await {
         Ok(_) => Some(url),
@@ -227,7 +233,10 @@ async fn reachable(name: &str, url: String) -> Option<String> {
     }
 }
 
-#[cfg_attr(not(any(feature = "postgres", feature = "mysql")), allow(dead_code))]
+#[cfg_attr(
+    not(any(feature = "postgres", feature = "mysql", feature = "redis")),
+    allow(dead_code)
+)]
 fn unique_name() -> String {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -322,5 +331,36 @@ mod mysql {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn four_processes_on_mysql_one_killed() {
         with_fresh_database(true).await;
+    }
+}
+
+#[cfg(feature = "redis")]
+mod redis {
+    use spool::store::redis::RedisStore;
+
+    use super::*;
+
+    async fn with_fresh_prefix(kill_one: bool) {
+        let base = std::env::var("SPOOL_TEST_REDIS_URL")
+            .unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into());
+        let prefix = unique_name();
+        let sep = if base.contains('?') { '&' } else { '?' };
+        let Some(url) = reachable("Redis", format!("{base}{sep}prefix={prefix}")).await else {
+            return;
+        };
+        scenario(&url, kill_one).await;
+        RedisStore::delete_prefix(&base, &prefix)
+            .await
+            .expect("delete the test keys");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn four_processes_on_redis() {
+        with_fresh_prefix(false).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn four_processes_on_redis_one_killed() {
+        with_fresh_prefix(true).await;
     }
 }

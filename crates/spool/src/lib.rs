@@ -2,7 +2,7 @@
 //!
 //! Background jobs for Rust: typed jobs, named queues in priority order, retries with backoff,
 //! timeouts, leases with heartbeats so a long job never runs twice, a failed store, and a CLI.
-//! SQLite is embedded by default; PostgreSQL scales to many machines.
+//! SQLite is embedded by default; PostgreSQL, MySQL / MariaDB and Redis scale to many machines.
 //!
 //! ```no_run
 //! use serde::{Deserialize, Serialize};

@@ -40,11 +40,11 @@ pub enum CliError {
     Io(#[from] std::io::Error),
 }
 
-/// Spool: background jobs on SQLite or PostgreSQL.
+/// Spool: background jobs on SQLite, PostgreSQL, MySQL or Redis.
 #[derive(Debug, Parser)]
 #[command(name = "spool", version, about, propagate_version = true)]
 pub struct Cli {
-    /// Store URL: sqlite://PATH, postgres://USER@HOST/DB or mysql://USER@HOST/DB.
+    /// Store URL: sqlite://PATH, postgres://USER@HOST/DB, mysql://USER@HOST/DB or redis://HOST[:PORT][/DB].
     #[arg(long, global = true, env = "SPOOL_URL", default_value = crate::store::DEFAULT_URL)]
     pub url: String,
     #[command(subcommand)]

@@ -153,6 +153,7 @@ async fn scenario(url: &str, kill_one: bool) {
     let store = spool::connect(url).await.expect("connect");
     dispatch_all(store.clone()).await;
 
+    let started = Instant::now();
     let mut children: Vec<Child> = (0..PROCESSES)
         .map(|_| spawn_worker(url, dir.path()))
         .collect();
@@ -170,6 +171,12 @@ async fn scenario(url: &str, kill_one: bool) {
         victim.wait().expect("reap the killed process");
     }
     wait_all(children);
+    let elapsed = started.elapsed();
+    eprintln!(
+        "{}: {JOBS} jobs by {PROCESSES} processes in {elapsed:.1?} ({:.0} jobs/s, debug build)",
+        store.backend(),
+        JOBS as f64 / elapsed.as_secs_f64()
+    );
 
     let counts = run_counts(dir.path());
     let missing: Vec<u64> = (0..JOBS).filter(|n| !counts.contains_key(n)).collect();

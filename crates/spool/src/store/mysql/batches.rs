@@ -148,8 +148,7 @@ pub(super) async fn count_in_batches(
             let fire_finally = left <= 0 && !finally_fired;
             let fire_then = left <= 0 && failed + failures == 0 && !then_fired;
             failed_ids.extend(tally.failed.iter().map(|id| id.to_string()));
-            sqlx::query(sql(
-                "UPDATE spool_batches SET
+            sqlx::query(sql("UPDATE spool_batches SET
                      pending = ?, failed = ?, failed_ids = ?,
                      cancelled_at = CASE WHEN ? THEN COALESCE(cancelled_at, {now})
                                          ELSE cancelled_at END,
@@ -157,8 +156,7 @@ pub(super) async fn count_in_batches(
                                         ELSE finished_at END,
                      catch_fired = catch_fired OR ?, finally_fired = finally_fired OR ?,
                      then_fired = then_fired OR ?
-                 WHERE id = ?",
-            ))
+                 WHERE id = ?"))
             .bind(left.max(0))
             .bind(failed + failures)
             .bind(encode_ids(&failed_ids))
@@ -289,10 +287,11 @@ impl MysqlStore {
         let outcomes = in_transaction!(&self.pool, Begin::Write, |conn| {
             // A concurrent creation of the same id makes the insert fail with a duplicate key;
             // the transaction then runs again and finds the batch here.
-            let exists: Option<i32> = sqlx::query_scalar("SELECT 1 FROM spool_batches WHERE id = ?")
-                .bind(&batch.id)
-                .fetch_optional(&mut *conn)
-                .await?;
+            let exists: Option<i32> =
+                sqlx::query_scalar("SELECT 1 FROM spool_batches WHERE id = ?")
+                    .bind(&batch.id)
+                    .fetch_optional(&mut *conn)
+                    .await?;
             if exists.is_some() {
                 return Err(TxError::Store(StoreError::Invalid(format!(
                     "a batch with id {} exists already",

@@ -53,11 +53,7 @@ impl KeyKind {
 
 /// Locks the row of `key` (creating it) until the caller's transaction ends: see the module
 /// docs.
-async fn lock_key(
-    conn: &mut MySqlConnection,
-    kind: KeyKind,
-    key: &str,
-) -> Result<(), sqlx::Error> {
+async fn lock_key(conn: &mut MySqlConnection, kind: KeyKind, key: &str) -> Result<(), sqlx::Error> {
     sqlx::query(sql(
         "INSERT INTO spool_keys (kind, name, used_at) VALUES (?, ?, {now})
          ON DUPLICATE KEY UPDATE used_at = {now}",
@@ -93,15 +89,13 @@ impl MysqlStore {
             lock_key(conn, KeyKind::Limit, key).await?;
             // One clock reading for the whole call.
             let (now, count, oldest, expired): (i64, i64, Option<i64>, i64) =
-                sqlx::query_as(sql(
-                    "SELECT c.ms,
+                sqlx::query_as(sql("SELECT c.ms,
                             CAST(COALESCE(SUM(l.at > c.ms - ?), 0) AS SIGNED),
                             MIN(CASE WHEN l.at > c.ms - ? THEN l.at END),
                             CAST(COALESCE(SUM(l.at <= c.ms - ?), 0) AS SIGNED)
                      FROM (SELECT {now} AS ms) c
                      LEFT JOIN spool_limits l ON l.name = ?
-                     GROUP BY c.ms",
-                ))
+                     GROUP BY c.ms"))
                 .bind(window_ms)
                 .bind(window_ms)
                 .bind(window_ms)
@@ -153,9 +147,7 @@ impl MysqlStore {
         worker_id: &str,
         request: &SlotRequest,
     ) -> StoreResult<bool> {
-        let expire_after = request
-            .expire_after
-            .map(|d| millis(d).min(MAX_OFFSET_MS));
+        let expire_after = request.expire_after.map(|d| millis(d).min(MAX_OFFSET_MS));
         in_transaction!(&self.pool, Begin::Write, |conn| {
             lock_key(conn, KeyKind::Slot, &request.key).await?;
             // The fence, and the mark that tells the job's settlement to free its slots (the
@@ -177,10 +169,12 @@ impl MysqlStore {
                 return Ok::<_, TxError>(false);
             }
             // Slots of expired holders or dead workers are free.
-            sqlx::query(sql("DELETE s FROM spool_slots s
+            sqlx::query(sql(
+                "DELETE s FROM spool_slots s
                  LEFT JOIN spool_workers w ON w.id = s.worker_id AND w.expires_at > {now}
                  WHERE s.name = ?
-                   AND ((s.expires_at IS NOT NULL AND s.expires_at <= {now}) OR w.id IS NULL)"))
+                   AND ((s.expires_at IS NOT NULL AND s.expires_at <= {now}) OR w.id IS NULL)",
+            ))
             .bind(&request.key)
             .execute(&mut *conn)
             .await?;

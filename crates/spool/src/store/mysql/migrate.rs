@@ -91,8 +91,7 @@ async fn migrate_locked(conn: &mut MySqlConnection) -> StoreResult<()> {
             match conn.execute(sqlx::AssertSqlSafe(statement)).await {
                 Ok(_) => {}
                 Err(sqlx::Error::Database(e))
-                    if e
-                        .try_downcast_ref::<MySqlDatabaseError>()
+                    if e.try_downcast_ref::<MySqlDatabaseError>()
                         .is_some_and(|e| ALREADY_APPLIED.contains(&e.number())) => {}
                 Err(e) => return Err(e.into()),
             }
@@ -154,10 +153,7 @@ mod tests {
     #[test]
     fn version_2_adds_columns_then_tables() {
         let all = statements(include_str!("schema_v2.sql"));
-        assert_eq!(
-            all.iter().filter(|s| s.contains(" ADD COLUMN ")).count(),
-            6
-        );
+        assert_eq!(all.iter().filter(|s| s.contains(" ADD COLUMN ")).count(), 6);
         assert_eq!(
             all.iter()
                 .filter(|s| s.starts_with("CREATE TABLE IF NOT EXISTS"))

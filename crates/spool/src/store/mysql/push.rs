@@ -115,7 +115,11 @@ async fn take_locks<'a>(
             Some(u) => !held.contains(&u.key) && taken.insert(u.key.as_str()),
         })
         .collect();
-    let locking: Vec<&NewJob> = allowed.iter().copied().filter(|j| j.unique.is_some()).collect();
+    let locking: Vec<&NewJob> = allowed
+        .iter()
+        .copied()
+        .filter(|j| j.unique.is_some())
+        .collect();
     for chunk in locking.chunks(ROWS_PER_STATEMENT) {
         let statement = format!(
             "INSERT INTO spool_locks (name, owner, held_until, expires_at) VALUES {}",

@@ -1,7 +1,8 @@
-//! The store conformance suite on MySQL / MariaDB, each test in a fresh database of its own,
-//! plus the checks only this store needs: concurrent claims without deadlocks, concurrent
-//! first migrations, server versions, reconnecting after the server kills the connections,
-//! and polled wake-ups across processes.
+//! The store conformance suite on MySQL / MariaDB (workflow checks included), each test in a
+//! fresh database of its own, plus the checks only this store needs: concurrent claims without
+//! deadlocks, concurrent first migrations, the upgrade from schema version 1, server versions,
+//! reconnecting after the server kills the connections, polled wake-ups across processes, and
+//! workflows on the hot path and under concurrent callers.
 //!
 //! The server comes from `SPOOL_TEST_MYSQL_URL` (default `mysql://root@127.0.0.1:3306/test`).
 //! When it can't be reached the tests are skipped, except under `CI=true`, where that is a
@@ -120,6 +121,7 @@ async fn drop_leftover_databases(url: &str) {
 }
 
 spool::conformance_tests!(fresh());
+spool::workflow_conformance_tests!(fresh());
 
 // ---- MySQL-specific checks ------------------------------------------------------------------
 
@@ -249,7 +251,7 @@ async fn a_newer_schema_is_refused() {
     match store.migrate().await {
         Err(StoreError::SchemaTooNew {
             found: 99,
-            supported: 1,
+            supported: 2,
         }) => {}
         other => panic!("expected SchemaTooNew, got {other:?}"),
     }
@@ -568,4 +570,298 @@ async fn one_settle_batch_mixes_every_kind() {
     ];
     assert_eq!(store.settle("w", &acks).await.unwrap(), [true, false]);
     assert_eq!(store.stats().await.unwrap().processed, 2);
+}
+
+// ---- Workflows on MySQL: the hot path, concurrency and the upgrade from version 1 ----------
+
+fn envelope_job(configure: impl FnOnce(&mut spool::Envelope)) -> NewJob {
+    let mut envelope = spool::Envelope::new("noop", "default", serde_json::json!({}));
+    configure(&mut envelope);
+    NewJob::new(&envelope, Duration::ZERO).unwrap()
+}
+
+/// Plain completions and jobs with workflow state settled together on the hot path: the fast
+/// statement leaves the latter alone and the general path applies every side effect.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hot_path_applies_side_effects() {
+    use spool::{
+        Unique,
+        store::{NewBatch, PushOutcome, SlotRequest},
+    };
+    let Some(store) = open_fresh_database().await else {
+        return;
+    };
+    store.migrate().await.unwrap();
+    let queue = ["default".to_string()];
+    store
+        .register_worker(&worker_info("w"), Duration::from_secs(30))
+        .await
+        .unwrap();
+
+    // A unique lock is released by the completion, and a claimed "until processing" job frees
+    // its key with the claim.
+    let locked = envelope_job(|e| e.options.unique = Some(Unique::new("doc")));
+    let processing =
+        envelope_job(|e| e.options.unique = Some(Unique::new("mail").until_processing()));
+    store.push(std::slice::from_ref(&locked)).await.unwrap();
+    let got = store.reserve("w", &queue, 1).await.unwrap();
+    store.push(&[processing]).await.unwrap();
+    let (applied, claimed) = store
+        .settle_and_reserve("w", &[complete(&got[0])], &queue, 5)
+        .await
+        .unwrap();
+    assert_eq!((applied, claimed.len()), (vec![true], 1));
+    for key in ["doc", "mail"] {
+        let again = envelope_job(|e| e.options.unique = Some(Unique::new(key)));
+        assert_eq!(
+            store.push(&[again]).await.unwrap(),
+            [PushOutcome::Queued],
+            "{key}"
+        );
+    }
+
+    // A batch job and a slot holder among plain completions.
+    let batch_id = spool::new_id();
+    let in_batch = envelope_job(|e| e.batch_id = Some(batch_id.clone()));
+    let then = new_job("then", Duration::ZERO);
+    let batch = spool::store::NewBatch {
+        id: batch_id.clone(),
+        name: "b".into(),
+        then: Some(then.clone()),
+        ..NewBatch::default()
+    };
+    store.create_batch(&batch, &[in_batch]).await.unwrap();
+    store
+        .push(&[new_job("default", Duration::ZERO)])
+        .await
+        .unwrap();
+    let mut held = claimed;
+    held.extend(store.reserve("w", &queue, 10).await.unwrap());
+    assert_eq!(held.len(), 5);
+    let slot = |job: &spool::store::ReservedJob| SlotRequest {
+        key: "provider".into(),
+        limit: 1,
+        job_id: job.id.clone(),
+        token: job.token,
+        expire_after: None,
+    };
+    assert!(store.acquire_slot("w", &slot(&held[4])).await.unwrap());
+    let acks: Vec<Settlement> = held.iter().map(complete).collect();
+    let (applied, _) = store
+        .settle_and_reserve("w", &acks, &queue, 5)
+        .await
+        .unwrap();
+    assert_eq!(applied, [true; 5]);
+    let info = store.batch(&batch_id).await.unwrap().unwrap();
+    assert_eq!((info.pending, info.progress), (0, 100));
+    assert!(
+        store.job(&then.id).await.unwrap().is_some(),
+        "`then` was pushed"
+    );
+    assert_eq!(store.stats().await.unwrap().processed, 6);
+    // The slot was freed with its holder's completion.
+    store
+        .push(&[new_job("default", Duration::ZERO)])
+        .await
+        .unwrap();
+    let next = store.reserve("w", &queue, 10).await.unwrap();
+    assert!(store.acquire_slot("w", &slot(&next[0])).await.unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn poison_pills_count_in_their_batch_and_free_their_locks() {
+    use spool::{
+        Unique,
+        store::{NewBatch, PushOutcome},
+    };
+    let Some(store) = open_fresh_database().await else {
+        return;
+    };
+    store.migrate().await.unwrap();
+    let batch_id = spool::new_id();
+    let job = envelope_job(|e| {
+        e.batch_id = Some(batch_id.clone());
+        e.options.unique = Some(Unique::new("pill"));
+    });
+    let catch = new_job("catch", Duration::ZERO);
+    let batch = NewBatch {
+        id: batch_id.clone(),
+        name: "b".into(),
+        catch: Some(catch.clone()),
+        ..NewBatch::default()
+    };
+    store
+        .create_batch(&batch, std::slice::from_ref(&job))
+        .await
+        .unwrap();
+    store
+        .register_worker(&worker_info("dying"), Duration::from_millis(100))
+        .await
+        .unwrap();
+    let got = store
+        .reserve("dying", &["default".to_string()], 1)
+        .await
+        .unwrap();
+    assert_eq!(got.len(), 1);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(store.reap(1).await.unwrap().failed, 1);
+    let info = store.batch(&batch_id).await.unwrap().unwrap();
+    assert_eq!((info.pending, info.failed), (0, 1));
+    assert_eq!(info.failed_ids, std::slice::from_ref(&job.id));
+    assert!(
+        store.job(&catch.id).await.unwrap().is_some(),
+        "`catch` was pushed"
+    );
+    let again = envelope_job(|e| e.options.unique = Some(Unique::new("pill")));
+    assert_eq!(store.push(&[again]).await.unwrap(), [PushOutcome::Queued]);
+    // The failed record keeps its batch: retrying the batch finds it.
+    let retried = store
+        .retry_failed(&spool::store::RetrySelector::Batch(batch_id.clone()))
+        .await
+        .unwrap();
+    assert_eq!(retried, [job.id]);
+    let info = store.batch(&batch_id).await.unwrap().unwrap();
+    assert_eq!((info.pending, info.failed), (1, 0));
+    assert!(info.failed_ids.is_empty());
+}
+
+/// Several stores (so several pools: callers really run at once) share one limiter key and one
+/// slot key: never more hits or holders than the limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn limits_and_slots_hold_under_concurrent_callers() {
+    use spool::store::{LimitMode, SlotRequest};
+    let Some(first) = open_fresh_database().await else {
+        return;
+    };
+    first.migrate().await.unwrap();
+    let database = first.database().to_string();
+    let mut stores = vec![Arc::new(first)];
+    for _ in 0..3 {
+        let other = MysqlStore::open_in_database(&url(), &database)
+            .await
+            .unwrap();
+        stores.push(Arc::new(other));
+    }
+    let window = Duration::from_secs(60);
+    let tasks: Vec<_> = (0..40)
+        .map(|i| {
+            let store = stores[i % stores.len()].clone();
+            tokio::spawn(async move {
+                store
+                    .limit("api", window, LimitMode::Acquire(5))
+                    .await
+                    .unwrap()
+                    .hit
+            })
+        })
+        .collect();
+    let mut hits = 0;
+    for t in tasks {
+        hits += usize::from(t.await.unwrap());
+    }
+    assert_eq!(hits, 5, "exactly the limit, however the calls interleave");
+    let peek = stores[1]
+        .limit("api", window, LimitMode::Peek)
+        .await
+        .unwrap();
+    assert_eq!(peek.count, 5);
+
+    let jobs: Vec<_> = (0..24)
+        .map(|_| new_job("default", Duration::ZERO))
+        .collect();
+    stores[0].push(&jobs).await.unwrap();
+    stores[0]
+        .register_worker(&worker_info("w"), Duration::from_secs(30))
+        .await
+        .unwrap();
+    let got = stores[0]
+        .reserve("w", &["default".to_string()], 24)
+        .await
+        .unwrap();
+    let tasks: Vec<_> = got
+        .iter()
+        .enumerate()
+        .map(|(i, job)| {
+            let store = stores[i % stores.len()].clone();
+            let request = SlotRequest {
+                key: "provider".into(),
+                limit: 3,
+                job_id: job.id.clone(),
+                token: job.token,
+                expire_after: None,
+            };
+            tokio::spawn(async move { store.acquire_slot("w", &request).await.unwrap() })
+        })
+        .collect();
+    let mut taken = 0;
+    for t in tasks {
+        taken += usize::from(t.await.unwrap());
+    }
+    assert_eq!(taken, 3, "never more holders than the limit");
+}
+
+/// A database as schema version 1 left it, with a job queued, is upgraded in place; running
+/// version 2 again over a half-done upgrade is harmless.
+#[tokio::test]
+async fn version_1_databases_are_upgraded_in_place() {
+    let Some(store) = open_fresh_database().await else {
+        return;
+    };
+    let database = store.database().to_string();
+    let mut conn = MySqlConnection::connect(&url()).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!("USE `{database}`")))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let v1 = include_str!("../src/store/mysql/schema.sql");
+    let mut setup: Vec<String> = vec![
+        "CREATE TABLE spool_migrations (version BIGINT NOT NULL PRIMARY KEY, applied_at BIGINT NOT NULL) ENGINE = InnoDB".into(),
+    ];
+    setup.extend(
+        v1.split(";\n")
+            .map(|s| {
+                s.lines()
+                    .filter(|l| !l.trim_start().starts_with("--"))
+                    .map(|l| l.split(" --").next().unwrap_or(l))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            })
+            .filter(|s| !s.trim().is_empty()),
+    );
+    setup.push("INSERT INTO spool_migrations VALUES (1, 0)".into());
+    setup.push(
+        "INSERT INTO spool_jobs (id, queue, job, envelope, available_at, created_at)
+         VALUES ('old', 'default', 'noop', '{}', 0, 0)"
+            .into(),
+    );
+    // Half of version 2 already applied (a crash during the upgrade).
+    setup.push("ALTER TABLE spool_jobs ADD COLUMN batch_id VARCHAR(255) NULL".into());
+    for statement in setup {
+        sqlx::query(sqlx::AssertSqlSafe(statement))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    }
+    store.migrate().await.unwrap();
+    let version: i64 = sqlx::query_scalar("SELECT MAX(version) FROM spool_migrations")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(version, 2);
+    store.migrate().await.unwrap();
+    let old = store.job("old").await.unwrap().unwrap();
+    assert!(old.progress.is_none());
+    store
+        .register_worker(&worker_info("w"), Duration::from_secs(30))
+        .await
+        .unwrap();
+    let got = store
+        .reserve("w", &["default".to_string()], 1)
+        .await
+        .unwrap();
+    assert_eq!(got[0].id, "old");
+    assert_eq!(
+        store.settle("w", &[complete(&got[0])]).await.unwrap(),
+        [true]
+    );
 }

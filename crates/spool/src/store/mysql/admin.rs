@@ -5,7 +5,7 @@ use std::{collections::HashSet, time::Duration};
 use sqlx::{MySqlConnection, Row};
 
 use super::{
-    MysqlStore, counters,
+    MysqlStore, batches, counters,
     retry::{Begin, TxError, idempotent, in_transaction},
     sql::{MAX_OFFSET_MS, ROWS_PER_STATEMENT, list, sql},
     workers::ADMIN_SLOT,
@@ -20,9 +20,17 @@ impl MysqlStore {
         let n = in_transaction!(&self.pool, Begin::Write, |conn| {
             let n = sqlx::query("DELETE FROM spool_jobs WHERE id = ? AND worker_id IS NULL")
                 .bind(id)
-                .execute(conn)
+                .execute(&mut *conn)
                 .await?
                 .rows_affected();
+            if n > 0 {
+                // An operator's delete frees the job's unique lock (one held until expiry
+                // stays).
+                sqlx::query("DELETE FROM spool_locks WHERE owner = ? AND held_until <> 'expiry'")
+                    .bind(id)
+                    .execute(&mut *conn)
+                    .await?;
+            }
             Ok::<_, TxError>(n)
         })?;
         Ok(n > 0)
@@ -47,9 +55,19 @@ impl MysqlStore {
 
     pub(super) async fn clear_queue(&self, queue: &str) -> StoreResult<u64> {
         in_transaction!(&self.pool, Begin::Write, |conn| {
+            // Like a delete, clearing frees the unique locks of the jobs (not those held until
+            // expiry).
+            sqlx::query(
+                "DELETE l FROM spool_locks l
+                 JOIN spool_jobs j ON j.unique_key = l.name AND j.id = l.owner
+                 WHERE j.queue = ? AND j.worker_id IS NULL AND l.held_until <> 'expiry'",
+            )
+            .bind(queue)
+            .execute(&mut *conn)
+            .await?;
             let n = sqlx::query("DELETE FROM spool_jobs WHERE queue = ? AND worker_id IS NULL")
                 .bind(queue)
-                .execute(conn)
+                .execute(&mut *conn)
                 .await?
                 .rows_affected();
             Ok::<_, TxError>(n)
@@ -146,24 +164,30 @@ struct Requeued {
     job: String,
     envelope: String,
     window_ms: Option<i64>,
+    batch_id: Option<String>,
 }
 
 /// Puts the selected failed jobs back on their queues, oldest failure first, with fresh
 /// counters; the retry deadline is recomputed from the envelope's window with the database
-/// clock (S-RETRY-4). A failed record whose id is queued again meanwhile stays where it is.
+/// clock (S-RETRY-4). A failed record whose id is queued again meanwhile stays where it is. A
+/// retried batch job is pending in its batch again (see `batches::uncount_retried`).
 async fn requeue(
     conn: &mut MySqlConnection,
     selector: &RetrySelector,
 ) -> Result<Vec<String>, sqlx::Error> {
     let rows = match selector {
-        RetrySelector::Batch(_) => {
-            return Err(sqlx::Error::Protocol(
-                "retrying a batch is not supported on MySQL yet".into(),
-            ));
+        RetrySelector::Batch(batch_id) => {
+            sqlx::query(
+                "SELECT id, queue, job, envelope, batch_id FROM spool_failed WHERE batch_id = ?
+                 ORDER BY failed_at, id FOR UPDATE",
+            )
+            .bind(batch_id)
+            .fetch_all(&mut *conn)
+            .await?
         }
         RetrySelector::All { queue } => {
             sqlx::query(
-                "SELECT id, queue, job, envelope FROM spool_failed
+                "SELECT id, queue, job, envelope, batch_id FROM spool_failed
                  WHERE (? IS NULL OR queue = ?)
                  ORDER BY failed_at, id FOR UPDATE",
             )
@@ -176,7 +200,7 @@ async fn requeue(
             let mut rows = Vec::new();
             for chunk in ids.chunks(ROWS_PER_STATEMENT) {
                 let statement = format!(
-                    "SELECT id, queue, job, envelope FROM spool_failed WHERE id IN ({})
+                    "SELECT id, queue, job, envelope, batch_id FROM spool_failed WHERE id IN ({})
                      ORDER BY failed_at, id FOR UPDATE",
                     list(chunk.len())
                 );
@@ -196,6 +220,7 @@ async fn requeue(
             id: row.try_get(0)?,
             queue: row.try_get(1)?,
             job: row.try_get(2)?,
+            batch_id: row.try_get(4)?,
             window_ms: retry_window_ms(&envelope),
             envelope,
         });
@@ -215,9 +240,10 @@ async fn requeue(
     }
     let back: Vec<&Requeued> = failed.iter().filter(|f| !queued.contains(&f.id)).collect();
     for chunk in back.chunks(ROWS_PER_STATEMENT) {
-        let row = "(?, ?, ?, ?, {now}, {now} + LEAST(?, ?), {now})";
+        let row = "(?, ?, ?, ?, {now}, {now} + LEAST(?, ?), {now}, ?)";
         let statement = format!(
-            "INSERT INTO spool_jobs (id, queue, job, envelope, available_at, retry_until, created_at)
+            "INSERT INTO spool_jobs (id, queue, job, envelope, available_at, retry_until, created_at,
+                                     batch_id)
              VALUES {}",
             vec![row; chunk.len()].join(", ")
         );
@@ -233,12 +259,18 @@ async fn requeue(
                 .bind(&f.job)
                 .bind(&f.envelope)
                 .bind(f.window_ms)
-                .bind(MAX_OFFSET_MS);
+                .bind(MAX_OFFSET_MS)
+                .bind(&f.batch_id);
             forget = forget.bind(&f.id);
         }
         insert.execute(&mut *conn).await?;
         forget.execute(&mut *conn).await?;
     }
+    let in_batches: Vec<(&str, &str)> = back
+        .iter()
+        .filter_map(|f| Some((f.id.as_str(), f.batch_id.as_deref()?)))
+        .collect();
+    batches::uncount_retried(conn, &in_batches).await?;
     Ok(back.into_iter().map(|f| f.id.clone()).collect())
 }
 

@@ -9,9 +9,12 @@
 //! the rows come from the locking read, and the update's effect on them (token and attempts
 //! + 1, reserved now) is applied to the decoded values, which the lock keeps exact.
 
-use sqlx::MySqlConnection;
+use sqlx::{MySqlConnection, Row};
 
-use super::sql::{list, sql};
+use super::{
+    sql::{list, sql},
+    workflow,
+};
 use crate::store::{ReservedJob, sql::rows};
 
 /// Reserves on `conn` (inside the caller's transaction) up to `limit` jobs, queue by queue.
@@ -54,10 +57,14 @@ async fn claim_from(
         return Ok(Vec::new());
     }
     let mut picked = Vec::with_capacity(found.len());
+    let mut locked = Vec::new();
     for row in &found {
         let (mut job, seq) = rows::reserved(row)?;
         job.token += 1;
         job.attempts = job.attempts.saturating_add(1);
+        if let Some(key) = row.try_get::<Option<String>, _>(UNIQUE_KEY_COLUMN)? {
+            locked.push((key, job.id.clone()));
+        }
         picked.push((job, seq));
     }
     // One clock reading for the whole claim (`NOW(3)` is fixed within the statement).
@@ -75,13 +82,28 @@ async fn claim_from(
         update = update.bind(*seq);
     }
     update.execute(&mut *conn).await?;
+    // "Unique until processing" locks are released with the claim: a duplicate may queue while
+    // the job runs. Only jobs that own a lock are named, so claims of plain jobs run no
+    // statement for it.
+    let locked: Vec<(&str, &str)> = locked
+        .iter()
+        .map(|(key, owner)| (key.as_str(), owner.as_str()))
+        .collect();
+    workflow::release_locks(conn, &locked, "processing").await?;
     Ok(rows::in_claim_order(picked))
 }
 
+/// Where [`claim_columns`] puts the job's unique key, after [`rows::RESERVED_COLUMNS`].
+const UNIQUE_KEY_COLUMN: usize = 13;
+
 /// [`rows::RESERVED_COLUMNS`] with the clock in place of `reserved_at`: the rows are read
-/// before the update that reserves them, and decode as they will be once it has run.
+/// before the update that reserves them, and decode as they will be once it has run. The
+/// job's unique key follows, so that "until processing" locks are released with the claim.
 fn claim_columns() -> String {
-    rows::RESERVED_COLUMNS.replace("reserved_at,", "{now} AS reserved_at,")
+    format!(
+        "{}, unique_key",
+        rows::RESERVED_COLUMNS.replace("reserved_at,", "{now} AS reserved_at,")
+    )
 }
 
 #[cfg(test)]
@@ -90,5 +112,9 @@ mod tests {
     fn the_claim_reads_the_clock_as_reserved_at() {
         let columns = super::claim_columns();
         assert_eq!(columns.matches("{now} AS reserved_at").count(), 1);
+        assert_eq!(
+            columns.split(',').position(|c| c.trim() == "unique_key"),
+            Some(super::UNIQUE_KEY_COLUMN)
+        );
     }
 }

@@ -1,6 +1,6 @@
 //! Creating and upgrading Spool's tables, once, however many processes start at the same time.
 
-use sqlx::{Executor, MySqlConnection};
+use sqlx::{Executor, MySqlConnection, mysql::MySqlDatabaseError};
 
 use super::{
     MysqlStore,
@@ -9,7 +9,12 @@ use super::{
 use crate::store::{StoreError, StoreResult};
 
 /// The schema version this build writes and reads.
-pub(super) const SCHEMA_VERSION: i64 = 1;
+pub(super) const SCHEMA_VERSION: i64 = 2;
+/// Errors of a schema-changing statement that finds its change already made: a duplicate
+/// column (1060) or index (1061). Version 2 is run again after a crash half-way through it
+/// (MySQL commits around every DDL statement), and MySQL 8, unlike MariaDB, has no
+/// `ADD COLUMN IF NOT EXISTS`, so these mean "done already".
+const ALREADY_APPLIED: [u16; 2] = [1060, 1061];
 /// How long a migration waits for another process's migration to finish.
 const LOCK_WAIT_SECS: i64 = 60;
 
@@ -79,12 +84,31 @@ async fn migrate_locked(conn: &mut MySqlConnection) -> StoreResult<()> {
             rows.join(", ")
         )))
         .await?;
-        sqlx::query(sql(
-            "INSERT IGNORE INTO spool_migrations (version, applied_at) VALUES (1, {now})",
-        ))
-        .execute(&mut *conn)
-        .await?;
+        record(conn, 1).await?;
     }
+    if current < 2 {
+        for statement in statements(include_str!("schema_v2.sql")) {
+            match conn.execute(sqlx::AssertSqlSafe(statement)).await {
+                Ok(_) => {}
+                Err(sqlx::Error::Database(e))
+                    if e.try_downcast_ref::<MySqlDatabaseError>()
+                        .is_some_and(|e| ALREADY_APPLIED.contains(&e.number())) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        record(conn, 2).await?;
+    }
+    Ok(())
+}
+
+/// Records that a schema version is applied.
+async fn record(conn: &mut MySqlConnection, version: i64) -> StoreResult<()> {
+    sqlx::query(sql(
+        "INSERT IGNORE INTO spool_migrations (version, applied_at) VALUES (?, {now})",
+    ))
+    .bind(version)
+    .execute(&mut *conn)
+    .await?;
     Ok(())
 }
 
@@ -122,6 +146,19 @@ mod tests {
         assert!(
             all.iter()
                 .all(|s| s.starts_with("CREATE TABLE IF NOT EXISTS"))
+        );
+        assert!(all.iter().all(|s| !s.contains("--") && !s.ends_with(';')));
+    }
+
+    #[test]
+    fn version_2_adds_columns_then_tables() {
+        let all = statements(include_str!("schema_v2.sql"));
+        assert_eq!(all.iter().filter(|s| s.contains(" ADD COLUMN ")).count(), 6);
+        assert_eq!(
+            all.iter()
+                .filter(|s| s.starts_with("CREATE TABLE IF NOT EXISTS"))
+                .count(),
+            6
         );
         assert!(all.iter().all(|s| !s.contains("--") && !s.ends_with(';')));
     }

@@ -1,7 +1,9 @@
 //! The MySQL / MariaDB store: many worker processes on many machines share one database.
 //!
 //! Spool's tables (`spool_jobs`, `spool_failed`, `spool_workers`, `spool_meta`,
-//! `spool_migrations`) live in the database the URL names, next to an app's own. Every time
+//! `spool_migrations`, and for workflows `spool_locks`, `spool_batches`, `spool_limits`,
+//! `spool_slots`, `spool_keys`, `spool_results`) live in the database the URL names, next to an
+//! app's own. Every time
 //! comes from the database clock (`NOW(3)` in UTC, D-7), never from the caller's. It needs
 //! MySQL ≥ 8.0.1 or MariaDB ≥ 10.6 for `SELECT ... FOR UPDATE SKIP LOCKED`, and checks the
 //! server's version when it opens.
@@ -12,6 +14,10 @@
 //! counters are bumped last in a transaction, always in the same key order. What InnoDB still
 //! reports as a deadlock or lock wait timeout is run again (see `retry`). Wake-ups across
 //! processes come from polling at an adaptive interval (see `poll`).
+//!
+//! Workflow state (unique locks, batches, slots, results, follow-ups) changes in the same
+//! transaction as the push, claim or settlement it belongs to, and only when that applied;
+//! jobs without any of it take the same statements as before (see `settle`).
 
 use std::{
     str::FromStr,
@@ -26,15 +32,18 @@ use sqlx::{
 };
 
 use super::{
-    FailedFilter, FailedJob, Heartbeat, JobFilter, JobInfo, NewJob, PushOutcome, ReapReport,
-    ReservedJob, RetrySelector, Settlement, Stats, Store, StoreError, StoreResult, WakeupSignal,
+    BatchInfo, BatchPrune, CompletedJob, FailedFilter, FailedJob, Heartbeat, JobFilter, JobInfo,
+    LimitMode, LimitState, NewBatch, NewJob, Progress, PushOutcome, ReapReport, ReservedJob,
+    RetrySelector, Settlement, SlotRequest, Stats, Store, StoreError, StoreResult, WakeupSignal,
     Wakeups, WorkerInfo,
 };
 
 mod admin;
+mod batches;
 mod claim;
 mod counters;
 mod inspect;
+mod limits;
 mod migrate;
 mod poll;
 mod push;
@@ -43,6 +52,7 @@ mod settle;
 mod sql;
 mod version;
 mod workers;
+mod workflow;
 
 pub use version::{Flavor, MINIMUM_VERSIONS, ServerVersion};
 
@@ -194,7 +204,7 @@ impl MysqlStore {
             .await?;
             Ok::<_, TxError>((settled, jobs))
         })?;
-        if settled.released > 0 {
+        if settled.released > 0 || settled.pushed > 0 {
             self.wakeup.notify();
         }
         Ok((settled.applied, jobs))
@@ -389,6 +399,64 @@ impl Store for MysqlStore {
 
     async fn restart_epoch(&self) -> StoreResult<i64> {
         self.epoch().await
+    }
+
+    async fn create_batch(
+        &self,
+        batch: &NewBatch,
+        jobs: &[NewJob],
+    ) -> StoreResult<Vec<PushOutcome>> {
+        self.create_batch_tx(batch, jobs).await
+    }
+
+    async fn add_to_batch(&self, batch_id: &str, jobs: &[NewJob]) -> StoreResult<Vec<PushOutcome>> {
+        self.add_to_batch_tx(batch_id, jobs).await
+    }
+
+    async fn batch(&self, id: &str) -> StoreResult<Option<BatchInfo>> {
+        self.one_batch(id).await
+    }
+
+    async fn batches(&self, limit: u32) -> StoreResult<Vec<BatchInfo>> {
+        self.list_batches(limit).await
+    }
+
+    async fn cancel_batch(&self, id: &str) -> StoreResult<bool> {
+        self.cancel_batch_now(id).await
+    }
+
+    async fn prune_batches(&self, prune: BatchPrune) -> StoreResult<u64> {
+        self.prune_batches_now(prune).await
+    }
+
+    async fn limit(&self, key: &str, window: Duration, mode: LimitMode) -> StoreResult<LimitState> {
+        self.limit_tx(key, window, mode).await
+    }
+
+    async fn clear_limit(&self, key: &str) -> StoreResult<()> {
+        self.clear_limit_now(key).await
+    }
+
+    async fn acquire_slot(&self, worker_id: &str, request: &SlotRequest) -> StoreResult<bool> {
+        self.acquire_slot_tx(worker_id, request).await
+    }
+
+    async fn set_progress(
+        &self,
+        worker_id: &str,
+        id: &str,
+        token: i64,
+        progress: &Progress,
+    ) -> StoreResult<bool> {
+        self.set_progress_now(worker_id, id, token, progress).await
+    }
+
+    async fn job_result(&self, id: &str) -> StoreResult<Option<CompletedJob>> {
+        self.job_result_now(id).await
+    }
+
+    async fn prune_results(&self, age: Duration) -> StoreResult<u64> {
+        self.prune_results_now(age).await
     }
 }
 

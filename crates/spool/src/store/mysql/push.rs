@@ -1,6 +1,7 @@
-//! Pushing: multi-row inserts in push order, existing ids reported and left alone.
+//! Pushing: multi-row inserts in push order, existing ids reported and left alone, unique
+//! locks taken in the same transaction.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 
 use sqlx::{MySqlConnection, Row};
 
@@ -23,29 +24,119 @@ impl MysqlStore {
         if jobs.is_empty() {
             return Ok(Vec::new());
         }
-        let ids: Vec<&str> = jobs.iter().map(|j| j.id.as_str()).collect();
-        // One transaction, so a push is all or nothing. There is no INSERT ... RETURNING on
-        // MySQL, and INSERT IGNORE would also hide real errors (a too-long id is truncated
-        // with a warning), so the ids already present are looked up first. A concurrent push
-        // of the same id makes the insert fail with a duplicate key; the transaction then
-        // runs again and finds it.
-        let inserted = in_transaction!(&self.pool, Begin::Write, |conn| {
-            let existing = existing_ids(conn, &ids).await?;
-            let mut seen = HashSet::new();
-            let fresh: Vec<&NewJob> = jobs
-                .iter()
-                .filter(|j| !existing.contains(j.id.as_str()) && seen.insert(j.id.as_str()))
-                .collect();
-            for chunk in chunks(&fresh) {
-                insert(conn, chunk).await?;
-            }
-            Ok::<_, TxError>(fresh.iter().map(|j| j.id.clone()).collect::<Vec<_>>())
+        let outcomes = in_transaction!(&self.pool, Begin::Write, |conn| {
+            Ok::<_, TxError>(push_in(conn, jobs, None).await?)
         })?;
-        if !inserted.is_empty() {
+        self.woken_if_queued(&outcomes);
+        Ok(outcomes)
+    }
+
+    /// Wakes this process's idle workers if a push stored anything.
+    pub(super) fn woken_if_queued(&self, outcomes: &[PushOutcome]) {
+        if outcomes.contains(&PushOutcome::Queued) {
             self.wakeup.notify();
         }
-        Ok(push_outcomes(&ids, &inserted))
     }
+}
+
+/// Pushes jobs on `conn`, inside the caller's transaction, so a push is all or nothing and
+/// rides with whatever else the transaction does (a settlement's follow-ups, a batch's
+/// callbacks). With `batch`, every job is stored in that batch whatever its envelope says.
+///
+/// There is no INSERT ... RETURNING on MySQL, and INSERT IGNORE would also hide real errors (a
+/// too-long id is truncated with a warning), so the ids already present are looked up first.
+/// A concurrent push of the same id (or the same new unique key) makes an insert fail with a
+/// duplicate key; the transaction then runs again and finds it.
+pub(super) async fn push_in(
+    conn: &mut MySqlConnection,
+    jobs: &[NewJob],
+    batch: Option<&str>,
+) -> Result<Vec<PushOutcome>, sqlx::Error> {
+    if jobs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<&str> = jobs.iter().map(|j| j.id.as_str()).collect();
+    let existing = existing_ids(conn, &ids).await?;
+    let mut seen = HashSet::new();
+    let mut fresh: Vec<&NewJob> = jobs
+        .iter()
+        .filter(|j| !existing.contains(j.id.as_str()) && seen.insert(j.id.as_str()))
+        .collect();
+    // Plain jobs skip this: no statement about locks unless a job asks for one.
+    if fresh.iter().any(|j| j.unique.is_some()) {
+        fresh = take_locks(conn, fresh).await?;
+    }
+    for chunk in chunks(&fresh) {
+        insert(conn, chunk, batch).await?;
+    }
+    let inserted: Vec<String> = fresh.iter().map(|j| j.id.clone()).collect();
+    Ok(push_outcomes(&ids, &inserted))
+}
+
+/// Takes the unique locks `jobs` ask for and returns the jobs that may be stored: those
+/// without a lock, and the first job of each key whose lock is free (never taken, or
+/// expired). A job whose key is held is left out (reported as already queued).
+async fn take_locks<'a>(
+    conn: &mut MySqlConnection,
+    jobs: Vec<&'a NewJob>,
+) -> Result<Vec<&'a NewJob>, sqlx::Error> {
+    let keys: Vec<&str> = jobs
+        .iter()
+        .filter_map(|j| j.unique.as_ref().map(|u| u.key.as_str()))
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let mut held = HashSet::new();
+    for chunk in keys.chunks(ROWS_PER_STATEMENT) {
+        // An expired lock is free: drop it, so the key can be taken below.
+        let mut expired = sqlx::query(sql(&format!(
+            "DELETE FROM spool_locks
+             WHERE name IN ({}) AND expires_at IS NOT NULL AND expires_at <= {{now}}",
+            list(chunk.len())
+        )));
+        for key in chunk {
+            expired = expired.bind(*key);
+        }
+        expired.execute(&mut *conn).await?;
+        let mut live = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(format!(
+            "SELECT name FROM spool_locks WHERE name IN ({})",
+            list(chunk.len())
+        )));
+        for key in chunk {
+            live = live.bind(*key);
+        }
+        held.extend(live.fetch_all(&mut *conn).await?);
+    }
+    let mut taken = HashSet::new();
+    let allowed: Vec<&NewJob> = jobs
+        .into_iter()
+        .filter(|j| match &j.unique {
+            None => true,
+            Some(u) => !held.contains(&u.key) && taken.insert(u.key.as_str()),
+        })
+        .collect();
+    let locking: Vec<&NewJob> = allowed
+        .iter()
+        .copied()
+        .filter(|j| j.unique.is_some())
+        .collect();
+    for chunk in locking.chunks(ROWS_PER_STATEMENT) {
+        let statement = format!(
+            "INSERT INTO spool_locks (name, owner, held_until, expires_at) VALUES {}",
+            vec!["(?, ?, ?, {now} + ?)"; chunk.len()].join(", ")
+        );
+        let mut query = sqlx::query(sql(&statement));
+        for job in chunk {
+            let unique = job.unique.as_ref().expect("only jobs with a lock");
+            query = query
+                .bind(&unique.key)
+                .bind(&job.id)
+                .bind(unique.until.as_str())
+                .bind(unique.ttl.map(|ttl| millis(ttl).min(MAX_OFFSET_MS)));
+        }
+        query.execute(&mut *conn).await?;
+    }
+    Ok(allowed)
 }
 
 async fn existing_ids(
@@ -70,10 +161,15 @@ async fn existing_ids(
 }
 
 /// One multi-row insert; `{now}` is read once per statement, so the batch shares one instant.
-async fn insert(conn: &mut MySqlConnection, jobs: &[&NewJob]) -> Result<(), sqlx::Error> {
-    let row = "(?, ?, ?, ?, {now} + ?, {now} + ?, {now})";
+async fn insert(
+    conn: &mut MySqlConnection,
+    jobs: &[&NewJob],
+    batch: Option<&str>,
+) -> Result<(), sqlx::Error> {
+    let row = "(?, ?, ?, ?, {now} + ?, {now} + ?, {now}, ?, ?)";
     let statement = format!(
-        "INSERT INTO spool_jobs (id, queue, job, envelope, available_at, retry_until, created_at)
+        "INSERT INTO spool_jobs (id, queue, job, envelope, available_at, retry_until, created_at,
+                                 batch_id, unique_key)
          VALUES {}",
         vec![row; jobs.len()].join(", ")
     );
@@ -85,7 +181,9 @@ async fn insert(conn: &mut MySqlConnection, jobs: &[&NewJob]) -> Result<(), sqlx
             .bind(&job.job)
             .bind(&job.envelope)
             .bind(millis(job.delay).min(MAX_OFFSET_MS))
-            .bind(job.retry_for.map(|w| millis(w).min(MAX_OFFSET_MS)));
+            .bind(job.retry_for.map(|w| millis(w).min(MAX_OFFSET_MS)))
+            .bind(batch.or(job.batch_id.as_deref()))
+            .bind(job.unique.as_ref().map(|u| u.key.as_str()));
     }
     query.execute(&mut *conn).await?;
     Ok(())

@@ -27,6 +27,8 @@ pub(super) enum TxError {
     /// The work asks to be rolled back and run again: a fast path met a case it does not
     /// handle (and has switched itself to the general path).
     Rerun,
+    /// The work found it cannot be done (e.g. no such batch): rolled back and reported as is.
+    Store(StoreError),
 }
 
 impl From<sqlx::Error> for TxError {
@@ -100,6 +102,7 @@ impl Attempts {
                 "a settlement kept asking to be run again".into(),
             )),
             Err(TxError::Sql(e)) => Err(e.into()),
+            Err(TxError::Store(e)) => Err(e),
         }
     }
 }

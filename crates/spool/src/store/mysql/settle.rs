@@ -1,22 +1,29 @@
 //! Settling a batch: completions, releases and failures, each fenced on `(worker, token)`,
-//! with one statement per kind inside the caller's transaction.
+//! with one statement per kind inside the caller's transaction, and the side effects of the
+//! settled jobs in the same transaction (see `workflow`).
 //!
 //! MySQL has no `DELETE ... RETURNING`, so telling which settlements applied takes a locking
-//! read of the batch's rows first. The worker's usual batch (completions only, each job once)
-//! skips it: one fenced `DELETE`, and if it deleted as many rows as there are completions, all
-//! applied. Otherwise the transaction is rolled back and run again on the general path.
+//! read of the batch's rows first. The worker's usual batch (plain completions only: no
+//! follow-ups, no result, each job once) skips it: one fenced `DELETE` that only takes jobs
+//! with no workflow state (no batch, no unique lock, no concurrency slot), and if it deleted
+//! as many rows as there are completions, all applied and there is nothing else to do. Plain
+//! jobs thus cost one statement, as before workflows existed. Otherwise (a stale token, or a
+//! job with workflow state) the transaction is rolled back and run again on the general path.
 
 use std::collections::HashMap;
 
 use sqlx::{MySqlConnection, Row};
 
 use super::{
+    batches::{self, Ended},
+    push::push_in,
     retry::TxError,
     sql::{MAX_OFFSET_MS, ROWS_PER_STATEMENT, list, sql, tuples},
+    workflow::{self, KeptResult},
 };
 use crate::{
     duration::millis,
-    store::{ReleaseKind, Settlement},
+    store::{NewJob, PushOutcome, ReleaseKind, Settlement},
 };
 
 /// What a settle did.
@@ -29,6 +36,9 @@ pub(super) struct Settled {
     /// Jobs released: they are available again, so other processes' idle workers should
     /// look (the `changes` counter).
     pub(super) released: u64,
+    /// Jobs pushed with the settlements (follow-ups, batch callbacks): this process's idle
+    /// workers should look (other processes see the pushes by polling).
+    pub(super) pushed: u64,
 }
 
 /// Settles `settlements` of `worker_id` on `conn`, inside the caller's transaction. `fast`
@@ -50,6 +60,7 @@ pub(super) async fn settle(
                 applied: vec![true; settlements.len()],
                 completed: deleted,
                 released: 0,
+                pushed: 0,
             });
         }
         *fast = false;
@@ -58,12 +69,13 @@ pub(super) async fn settle(
     Ok(settle_each(conn, worker_id, settlements).await?)
 }
 
-/// Completions only, and no job twice.
+/// Plain completions only (nothing to push, no result to keep), and no job twice.
 fn fast_path_fits(settlements: &[Settlement]) -> bool {
     settlements.len() <= ROWS_PER_STATEMENT
-        && settlements
-            .iter()
-            .all(|s| matches!(s, Settlement::Complete { .. }))
+        && settlements.iter().all(|s| {
+            matches!(s, Settlement::Complete { follow_ups, result, .. }
+                if follow_ups.is_empty() && result.is_none())
+        })
         && {
             let mut ids: Vec<&str> = settlements.iter().map(Settlement::id).collect();
             ids.sort_unstable();
@@ -71,15 +83,21 @@ fn fast_path_fits(settlements: &[Settlement]) -> bool {
         }
 }
 
-/// Deletes the completed jobs still held under their tokens; returns how many.
+/// Deletes the completed jobs still held under their tokens and without workflow state;
+/// returns how many.
 async fn complete_all(
     conn: &mut MySqlConnection,
     worker_id: &str,
     settlements: &[Settlement],
 ) -> Result<u64, sqlx::Error> {
-    // `id IN` makes it a range of the unique index; the pairs are the fence.
+    // `id IN` makes it a range of the unique index; the pairs are the fence. A job with a
+    // batch, a lock or a slot is left alone (it has side effects to apply): the count then
+    // falls short and the general path takes over. The row's own columns say so, and InnoDB
+    // re-reads a row it waited for before deciding, so a slot taken just before (which marks
+    // the row) is seen.
     let statement = format!(
-        "DELETE FROM spool_jobs WHERE worker_id = ? AND id IN ({}) AND (id, token) IN ({})",
+        "DELETE FROM spool_jobs WHERE worker_id = ? AND id IN ({}) AND (id, token) IN ({})
+           AND batch_id IS NULL AND unique_key IS NULL AND took_slot IS NULL",
         list(settlements.len()),
         tuples(settlements.len(), 2)
     );
@@ -95,7 +113,20 @@ async fn complete_all(
     Ok(query.execute(&mut *conn).await?.rows_affected())
 }
 
-/// The general path: lock the batch's rows, match tokens, then one statement per kind.
+/// A job the settling worker holds, as locked by [`held_rows`].
+#[derive(Debug)]
+struct Held {
+    seq: i64,
+    token: i64,
+    queue: String,
+    job: String,
+    batch_id: Option<String>,
+    unique_key: Option<String>,
+    took_slot: bool,
+}
+
+/// The general path: lock the batch's rows, match tokens, then one statement per kind, and
+/// the side effects of the jobs that were settled (each only when some job needs it).
 async fn settle_each(
     conn: &mut MySqlConnection,
     worker_id: &str,
@@ -104,7 +135,7 @@ async fn settle_each(
     let held = held_rows(conn, worker_id, settlements).await?;
     // Each held row settles at most once: the first settlement presenting its token wins.
     let mut used = std::collections::HashSet::new();
-    let matched: Vec<Option<i64>> = settlements
+    let matched: Vec<Option<&Held>> = settlements
         .iter()
         .map(|s| {
             let token = match s {
@@ -113,27 +144,58 @@ async fn settle_each(
                 | Settlement::Fail { token, .. } => *token,
             };
             held.get(s.id())
-                .filter(|(_, held_token)| *held_token == token)
-                .map(|(seq, _)| *seq)
-                .filter(|seq| used.insert(*seq))
+                .filter(|row| row.token == token)
+                .filter(|row| used.insert(row.seq))
         })
         .collect();
 
     let mut completed = Vec::new();
     let mut released = Vec::new();
     let mut failed = Vec::new();
-    for (s, seq) in settlements.iter().zip(&matched) {
-        let Some(seq) = *seq else { continue };
+    let mut effects = Effects::default();
+    for (s, row) in settlements.iter().zip(&matched) {
+        let Some(row) = *row else { continue };
+        if row.took_slot {
+            effects.slot_holders.push(s.id());
+        }
         match s {
-            Settlement::Complete { .. } => completed.push(seq),
+            Settlement::Complete {
+                id,
+                result,
+                follow_ups,
+                ..
+            } => {
+                completed.push(row.seq);
+                effects.ended(id, row, false);
+                if let Some(result) = result {
+                    effects.results.push(KeptResult {
+                        id,
+                        queue: &row.queue,
+                        job: &row.job,
+                        batch_id: row.batch_id.as_deref(),
+                        result,
+                    });
+                }
+                effects.follow_ups.extend(follow_ups.iter().cloned());
+            }
             Settlement::Release {
                 delay, kind, error, ..
-            } => released.push((seq, millis(*delay), *kind, error.as_deref())),
-            Settlement::Fail { error, causes, .. } => failed.push((
-                seq,
-                error.as_str(),
-                serde_json::to_string(causes).unwrap_or_else(|_| "[]".into()),
-            )),
+            } => released.push((row.seq, millis(*delay), *kind, error.as_deref())),
+            Settlement::Fail {
+                id,
+                error,
+                causes,
+                follow_ups,
+                ..
+            } => {
+                failed.push((
+                    row.seq,
+                    error.as_str(),
+                    serde_json::to_string(causes).unwrap_or_else(|_| "[]".into()),
+                ));
+                effects.ended(id, row, true);
+                effects.follow_ups.extend(follow_ups.iter().cloned());
+            }
         }
     }
     for chunk in completed.chunks(ROWS_PER_STATEMENT) {
@@ -145,26 +207,76 @@ async fn settle_each(
     for chunk in failed.chunks(ROWS_PER_STATEMENT) {
         fail(conn, chunk).await?;
     }
+    let pushed = effects.apply(conn).await?;
     Ok(Settled {
         applied: matched.iter().map(Option::is_some).collect(),
         completed: completed.len() as u64,
         released: released.len() as u64,
+        pushed,
     })
 }
 
-/// The batch's jobs that `worker_id` holds, locked: id → (seq, token).
+/// The side effects of the jobs a general-path settle applied, collected while matching and
+/// applied after the jobs' own rows changed.
+#[derive(Default)]
+struct Effects<'a> {
+    /// `(key, owner)` of the "until done" locks to release: completed and failed jobs.
+    locks: Vec<(&'a str, &'a str)>,
+    /// Jobs that took a concurrency slot (any settlement frees them).
+    slot_holders: Vec<&'a str>,
+    /// Completions with a result to keep.
+    results: Vec<KeptResult<'a>>,
+    /// Completed and failed jobs of batches.
+    ended: Vec<Ended>,
+    /// Follow-ups of the applied completions and failures, in input order.
+    follow_ups: Vec<NewJob>,
+}
+
+impl<'a> Effects<'a> {
+    /// Notes a job that ended (completed, or failed for good).
+    fn ended(&mut self, id: &'a str, row: &'a Held, failed: bool) {
+        if let Some(key) = &row.unique_key {
+            self.locks.push((key, id));
+        }
+        if let Some(batch_id) = &row.batch_id {
+            self.ended.push(Ended {
+                batch_id: batch_id.clone(),
+                job_id: id.to_string(),
+                failed,
+            });
+        }
+    }
+
+    /// Applies them, each kind with one statement per chunk and only if present; returns how
+    /// many jobs were pushed.
+    async fn apply(self, conn: &mut MySqlConnection) -> Result<u64, sqlx::Error> {
+        workflow::release_locks(conn, &self.locks, "done").await?;
+        workflow::free_slots(conn, &self.slot_holders).await?;
+        workflow::keep_results(conn, &self.results).await?;
+        let fired = batches::count_in_batches(conn, &self.ended).await?;
+        let pushed = push_in(conn, &self.follow_ups, None)
+            .await?
+            .iter()
+            .filter(|o| **o == PushOutcome::Queued)
+            .count() as u64;
+        Ok(fired + pushed)
+    }
+}
+
+/// The batch's jobs that `worker_id` holds, locked: id → what settling them needs.
 async fn held_rows(
     conn: &mut MySqlConnection,
     worker_id: &str,
     settlements: &[Settlement],
-) -> Result<HashMap<String, (i64, i64)>, sqlx::Error> {
+) -> Result<HashMap<String, Held>, sqlx::Error> {
     let mut ids: Vec<&str> = settlements.iter().map(Settlement::id).collect();
     ids.sort_unstable();
     ids.dedup();
     let mut held = HashMap::new();
     for chunk in ids.chunks(ROWS_PER_STATEMENT) {
         let statement = format!(
-            "SELECT id, seq, token FROM spool_jobs WHERE worker_id = ? AND id IN ({}) FOR UPDATE",
+            "SELECT id, seq, token, queue, job, batch_id, unique_key, took_slot IS NOT NULL
+             FROM spool_jobs WHERE worker_id = ? AND id IN ({}) FOR UPDATE",
             list(chunk.len())
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(statement)).bind(worker_id);
@@ -172,7 +284,18 @@ async fn held_rows(
             query = query.bind(*id);
         }
         for row in query.fetch_all(&mut *conn).await? {
-            held.insert(row.try_get(0)?, (row.try_get(1)?, row.try_get(2)?));
+            held.insert(
+                row.try_get(0)?,
+                Held {
+                    seq: row.try_get(1)?,
+                    token: row.try_get(2)?,
+                    queue: row.try_get(3)?,
+                    job: row.try_get(4)?,
+                    batch_id: row.try_get(5)?,
+                    unique_key: row.try_get(6)?,
+                    took_slot: row.try_get::<i64, _>(7)? != 0,
+                },
+            );
         }
     }
     Ok(held)
@@ -199,7 +322,7 @@ async fn release(
     let rest = " UNION ALL SELECT ?, ?, ?, ?, ?, CAST(? AS CHAR)";
     let statement = format!(
         "UPDATE spool_jobs j JOIN ({first}{}) d ON j.seq = d.seq
-         SET j.worker_id = NULL, j.reserved_at = NULL,
+         SET j.worker_id = NULL, j.reserved_at = NULL, j.took_slot = NULL,
              j.available_at = {{now}} + LEAST(d.delay_ms, {MAX_OFFSET_MS}),
              j.attempts = j.attempts - d.refund,
              j.deferrals = j.deferrals + d.deferral,
@@ -223,14 +346,16 @@ async fn release(
 }
 
 /// Moves jobs to the failed store: the record is written from the row itself (envelope,
-/// attempts), then the row is deleted; both under the lock taken by [`held_rows`].
+/// attempts, batch), then the row is deleted; both under the lock taken by [`held_rows`].
 async fn fail(conn: &mut MySqlConnection, jobs: &[(i64, &str, String)]) -> Result<(), sqlx::Error> {
     let first = "SELECT ? AS seq, CAST(? AS CHAR) AS error, CAST(? AS CHAR) AS causes";
     let rest = " UNION ALL SELECT ?, CAST(? AS CHAR), CAST(? AS CHAR)";
     // REPLACE: a record left from an earlier failure of the same id is overwritten.
     let statement = format!(
-        "REPLACE INTO spool_failed (id, queue, job, envelope, error, causes, attempts, failed_at)
-         SELECT j.id, j.queue, j.job, j.envelope, d.error, d.causes, j.attempts, {{now}}
+        "REPLACE INTO spool_failed (id, queue, job, envelope, error, causes, attempts, failed_at,
+                                    batch_id)
+         SELECT j.id, j.queue, j.job, j.envelope, d.error, d.causes, j.attempts, {{now}},
+                j.batch_id
          FROM spool_jobs j JOIN ({first}{}) d ON j.seq = d.seq",
         rest.repeat(jobs.len() - 1)
     );

@@ -6,9 +6,12 @@ use std::time::Duration;
 use sqlx::{MySqlConnection, Row};
 
 use super::{
-    MysqlStore, counters,
+    MysqlStore,
+    batches::{self, Ended},
+    counters,
     retry::{Begin, TxError, idempotent, in_transaction},
     sql::{MAX_OFFSET_MS, ROWS_PER_STATEMENT, list, slot, sql},
+    workflow,
 };
 use crate::{
     duration::millis,
@@ -96,10 +99,10 @@ impl MysqlStore {
     }
 
     pub(super) async fn reap_lost(&self, max_recoveries: u32) -> StoreResult<ReapReport> {
-        let report = in_transaction!(&self.pool, Begin::Write, |conn| {
+        let (report, pushed) = in_transaction!(&self.pool, Begin::Write, |conn| {
             reap_in(conn, max_recoveries).await
         })?;
-        if report.recovered > 0 {
+        if report.recovered > 0 || pushed > 0 {
             self.wakeup.notify();
         }
         Ok(report)
@@ -112,11 +115,20 @@ struct Lost {
     worker_id: String,
     token: i64,
     recoveries: i64,
+    id: String,
+    batch_id: Option<String>,
+    unique_key: Option<String>,
 }
 
-async fn reap_in(conn: &mut MySqlConnection, max_recoveries: u32) -> Result<ReapReport, TxError> {
+/// Reaps on `conn`, inside the caller's transaction; returns the report and how many batch
+/// callbacks were pushed.
+async fn reap_in(
+    conn: &mut MySqlConnection,
+    max_recoveries: u32,
+) -> Result<(ReapReport, u64), TxError> {
     // A plain read first (no locks), through the holder index: the candidates.
-    let candidates = sqlx::query(sql("SELECT j.seq, j.worker_id, j.token, j.recoveries
+    let candidates = sqlx::query(sql("SELECT j.seq, j.worker_id, j.token, j.recoveries,
+                j.id, j.batch_id, j.unique_key
          FROM spool_jobs j
          LEFT JOIN spool_workers w ON w.id = j.worker_id AND w.expires_at > {now}
          WHERE j.worker_id IS NOT NULL AND w.id IS NULL
@@ -130,6 +142,9 @@ async fn reap_in(conn: &mut MySqlConnection, max_recoveries: u32) -> Result<Reap
             worker_id: row.try_get(1)?,
             token: row.try_get(2)?,
             recoveries: row.try_get(3)?,
+            id: row.try_get(4)?,
+            batch_id: row.try_get(5)?,
+            unique_key: row.try_get(6)?,
         });
     }
     // Then lock them by primary key in ascending order and keep those still held under the
@@ -164,11 +179,12 @@ async fn reap_in(conn: &mut MySqlConnection, max_recoveries: u32) -> Result<Reap
     for chunk in poisoned.chunks(ROWS_PER_STATEMENT) {
         let seqs = list(chunk.len());
         let mut record = sqlx::query(sql(&format!(
-            "REPLACE INTO spool_failed (id, queue, job, envelope, error, causes, attempts, failed_at)
+            "REPLACE INTO spool_failed (id, queue, job, envelope, error, causes, attempts, failed_at,
+                                        batch_id)
              SELECT id, queue, job, envelope,
                     CONCAT('worker lost ', recoveries + 1, ' times while running this job'),
                     JSON_ARRAY(COALESCE(last_error, 'no error recorded before the losses')),
-                    attempts, {{now}}
+                    attempts, {{now}}, batch_id
              FROM spool_jobs WHERE seq IN ({seqs})"
         )));
         let mut delete = sqlx::query(sqlx::AssertSqlSafe(format!(
@@ -181,10 +197,29 @@ async fn reap_in(conn: &mut MySqlConnection, max_recoveries: u32) -> Result<Reap
         record.execute(&mut *conn).await?;
         delete.execute(&mut *conn).await?;
     }
+    // Poison pills fail like any final failure: their "until done" locks are released and they
+    // count as failures in their batches.
+    let locks: Vec<(&str, &str)> = poisoned
+        .iter()
+        .filter_map(|job| Some((job.unique_key.as_deref()?, job.id.as_str())))
+        .collect();
+    workflow::release_locks(conn, &locks, "done").await?;
+    let ended: Vec<Ended> = poisoned
+        .iter()
+        .filter_map(|job| {
+            Some(Ended {
+                batch_id: job.batch_id.clone()?,
+                job_id: job.id.clone(),
+                failed: true,
+            })
+        })
+        .collect();
+    let pushed = batches::count_in_batches(conn, &ended).await?;
+    // The slots of dead workers are freed below, all at once.
     for chunk in recovered.chunks(ROWS_PER_STATEMENT) {
         let mut query = sqlx::query(sql(&format!(
             "UPDATE spool_jobs
-             SET worker_id = NULL, reserved_at = NULL, available_at = {{now}},
+             SET worker_id = NULL, reserved_at = NULL, took_slot = NULL, available_at = {{now}},
                  attempts = attempts - 1, recoveries = recoveries + 1
              WHERE seq IN ({})",
             list(chunk.len())
@@ -198,10 +233,12 @@ async fn reap_in(conn: &mut MySqlConnection, max_recoveries: u32) -> Result<Reap
         .execute(&mut *conn)
         .await?
         .rows_affected();
+    workflow::reap_workflow_state(conn).await?;
     counters::bump(conn, ADMIN_SLOT, 0, u64::from(!recovered.is_empty())).await?;
-    Ok(ReapReport {
+    let report = ReapReport {
         recovered: recovered.len() as u64,
         failed: poisoned.len() as u64,
         workers_removed: removed,
-    })
+    };
+    Ok((report, pushed))
 }

@@ -1,7 +1,7 @@
 //! Row decoding shared by the SQL server stores: one function per value type. Both stores use
 //! the same column names and BIGINT integers, so one decoder serves either driver's rows.
 
-use sqlx::{ColumnIndex, Decode, Row, Type, postgres::PgRow};
+use sqlx::{ColumnIndex, Decode, Row, Type};
 
 use crate::store::{
     BatchInfo, CompletedJob, FailedJob, JobInfo, JobState, Progress, ReservedJob, rfc3339_ms,
@@ -113,8 +113,25 @@ where
 pub(crate) const BATCH_COLUMNS: &str = "id, name, total, pending, failed, failed_ids, \
      allow_failures, created_at, cancelled_at, finished_at";
 
-/// Decodes a row of [`BATCH_COLUMNS`].
-pub(crate) fn batch_info(row: &PgRow) -> Result<BatchInfo, sqlx::Error> {
+/// Decodes a PostgreSQL row of [`BATCH_COLUMNS`], whose failed ids are a `TEXT[]`.
+#[cfg(feature = "postgres")]
+pub(crate) fn batch_info(row: &sqlx::postgres::PgRow) -> Result<BatchInfo, sqlx::Error> {
+    batch_info_with(row, row.try_get(5)?)
+}
+
+/// Decodes a row of [`BATCH_COLUMNS`]. The failed ids (column 5) are stored differently by
+/// each server (a `TEXT[]` on PostgreSQL, a JSON array on MySQL), so the caller decodes them.
+pub(crate) fn batch_info_with<'r, R>(
+    row: &'r R,
+    failed_ids: Vec<String>,
+) -> Result<BatchInfo, sqlx::Error>
+where
+    R: Row,
+    usize: ColumnIndex<R>,
+    String: Decode<'r, R::Database> + Type<R::Database>,
+    i64: Decode<'r, R::Database> + Type<R::Database>,
+    bool: Decode<'r, R::Database> + Type<R::Database>,
+{
     let total = u64::try_from(row.try_get::<i64, _>(2)?).unwrap_or(0);
     let pending = u64::try_from(row.try_get::<i64, _>(3)?).unwrap_or(0);
     Ok(BatchInfo {
@@ -125,7 +142,7 @@ pub(crate) fn batch_info(row: &PgRow) -> Result<BatchInfo, sqlx::Error> {
         failed: u64::try_from(row.try_get::<i64, _>(4)?).unwrap_or(0),
         progress: BatchInfo::percent(total, pending),
         allow_failures: row.try_get(6)?,
-        failed_ids: row.try_get(5)?,
+        failed_ids,
         created_at: rfc3339_ms(row.try_get(7)?),
         cancelled_at: row.try_get::<Option<i64>, _>(8)?.map(rfc3339_ms),
         finished_at: row.try_get::<Option<i64>, _>(9)?.map(rfc3339_ms),
@@ -137,7 +154,13 @@ pub(crate) const RESULT_COLUMNS: &str = "id, queue, job, batch_id, result, compl
 
 /// Decodes a row of [`RESULT_COLUMNS`]. A result that is not JSON (the store keeps what the
 /// handler gave) comes back as a JSON string.
-pub(crate) fn completed_job(row: &PgRow) -> Result<CompletedJob, sqlx::Error> {
+pub(crate) fn completed_job<'r, R>(row: &'r R) -> Result<CompletedJob, sqlx::Error>
+where
+    R: Row,
+    usize: ColumnIndex<R>,
+    String: Decode<'r, R::Database> + Type<R::Database>,
+    i64: Decode<'r, R::Database> + Type<R::Database>,
+{
     let result: Option<String> = row.try_get(4)?;
     Ok(CompletedJob {
         id: row.try_get(0)?,

@@ -31,6 +31,27 @@ impl MysqlStore {
         Ok(outcomes)
     }
 
+    /// Pushes jobs inside the caller's own transaction on the store's database: they exist if
+    /// and only if it commits, unique locks included (Spool's tables are prefixed `spool_`, so
+    /// they live beside the app's own). Idle workers notice the commit at their next poll.
+    ///
+    /// ```no_run
+    /// # async fn demo(store: &spool::store::mysql::MysqlStore, pool: sqlx::MySqlPool,
+    /// #               job: spool::store::NewJob) -> Result<(), Box<dyn std::error::Error>> {
+    /// let mut tx = pool.begin().await?;
+    /// sqlx::query("UPDATE invoices SET state = 'sent' WHERE id = 42").execute(&mut *tx).await?;
+    /// store.push_in_transaction(&mut tx, &[job]).await?;
+    /// tx.commit().await?; // the job exists from here on
+    /// # Ok(()) }
+    /// ```
+    pub async fn push_in_transaction(
+        &self,
+        conn: &mut MySqlConnection,
+        jobs: &[NewJob],
+    ) -> StoreResult<Vec<PushOutcome>> {
+        Ok(push_in(conn, jobs, None).await?)
+    }
+
     /// Wakes this process's idle workers if a push stored anything.
     pub(super) fn woken_if_queued(&self, outcomes: &[PushOutcome]) {
         if outcomes.contains(&PushOutcome::Queued) {

@@ -20,6 +20,8 @@ use std::{
     time::{Duration, Instant},
 };
 
+mod support;
+
 use serde::{Deserialize, Serialize};
 use spool::{Job, JobContext, JobResult, Registry, Spool, Store, Worker, WorkerConfig};
 
@@ -213,161 +215,14 @@ async fn scenario(url: &str, kill_one: bool) {
     assert_eq!(queued, 0);
 }
 
-// --- stores -----------------------------------------------------------------------------
-// The server helpers are unused in a build with no server store.
+// --- every store ---------------------------------------------------------------------
 
-#[cfg_attr(
-    not(any(feature = "postgres", feature = "mysql", feature = "redis")),
-    allow(dead_code)
-)]
-fn ci() -> bool {
-    std::env::var("CI").as_deref() == Ok("true")
+async fn four_processes(fresh: &support::Fresh) {
+    scenario(&fresh.url, false).await;
 }
 
-/// `url` if its server answers; `None` (skipped) when it is unreachable outside CI.
-#[cfg_attr(
-    not(any(feature = "postgres", feature = "mysql", feature = "redis")),
-    allow(dead_code)
-)]
-async fn reachable(name: &str, url: String) -> Option<String> {
-    match spool::connect(&url).await {
-        Ok(_) => Some(url),
-        Err(e) if e.is_unavailable() && !ci() => {
-            eprintln!("SKIPPED: {name} unreachable at {url}: {e}");
-            None
-        }
-        Err(e) => panic!("{name} at {url}: {e} (CI=true: the tests need the server)"),
-    }
+async fn four_processes_one_killed(fresh: &support::Fresh) {
+    scenario(&fresh.url, true).await;
 }
 
-#[cfg_attr(
-    not(any(feature = "postgres", feature = "mysql", feature = "redis")),
-    allow(dead_code)
-)]
-fn unique_name() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    format!("spool_test_{secs}_{:08x}", fastrand::u32(..))
-}
-
-fn sqlite_url(dir: &Path) -> String {
-    format!("sqlite://{}", dir.join("spool.db").display())
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn four_processes_on_sqlite() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    scenario(&sqlite_url(dir.path()), false).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn four_processes_on_sqlite_one_killed() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    scenario(&sqlite_url(dir.path()), true).await;
-}
-
-#[cfg(feature = "postgres")]
-mod postgres {
-    use spool::store::postgres::PostgresStore;
-
-    use super::*;
-
-    async fn with_fresh_schema(kill_one: bool) {
-        let base = std::env::var("SPOOL_TEST_POSTGRES_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-        let schema = unique_name();
-        let sep = if base.contains('?') { '&' } else { '?' };
-        let Some(url) = reachable("PostgreSQL", format!("{base}{sep}spool_schema={schema}")).await
-        else {
-            return;
-        };
-        scenario(&url, kill_one).await;
-        PostgresStore::drop_schema(&base, &schema)
-            .await
-            .expect("drop the test schema");
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn four_processes_on_postgres() {
-        with_fresh_schema(false).await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn four_processes_on_postgres_one_killed() {
-        with_fresh_schema(true).await;
-    }
-}
-
-#[cfg(feature = "mysql")]
-mod mysql {
-    use spool::store::mysql::MysqlStore;
-
-    use super::*;
-
-    async fn with_fresh_database(kill_one: bool) {
-        let base = std::env::var("SPOOL_TEST_MYSQL_URL")
-            .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/test".into());
-        let name = unique_name();
-        match MysqlStore::create_database(&base, &name).await {
-            Ok(()) => {}
-            Err(e) if e.is_unavailable() && !ci() => {
-                return eprintln!("SKIPPED: MySQL unreachable at {base}: {e}");
-            }
-            Err(e) => panic!("MySQL at {base}: {e} (CI=true: the tests need the server)"),
-        }
-        // The same server, the new database.
-        let server = base
-            .rsplit_once('/')
-            .map_or(base.as_str(), |(server, _)| server);
-        let Some(url) = reachable("MySQL", format!("{server}/{name}")).await else {
-            return;
-        };
-        scenario(&url, kill_one).await;
-        MysqlStore::drop_database(&base, &name)
-            .await
-            .expect("drop the test database");
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn four_processes_on_mysql() {
-        with_fresh_database(false).await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn four_processes_on_mysql_one_killed() {
-        with_fresh_database(true).await;
-    }
-}
-
-#[cfg(feature = "redis")]
-mod redis {
-    use spool::store::redis::RedisStore;
-
-    use super::*;
-
-    async fn with_fresh_prefix(kill_one: bool) {
-        let base = std::env::var("SPOOL_TEST_REDIS_URL")
-            .unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into());
-        let prefix = unique_name();
-        let sep = if base.contains('?') { '&' } else { '?' };
-        let Some(url) = reachable("Redis", format!("{base}{sep}prefix={prefix}")).await else {
-            return;
-        };
-        scenario(&url, kill_one).await;
-        RedisStore::delete_prefix(&base, &prefix)
-            .await
-            .expect("delete the test keys");
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn four_processes_on_redis() {
-        with_fresh_prefix(false).await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn four_processes_on_redis_one_killed() {
-        with_fresh_prefix(true).await;
-    }
-}
+on_every_store!(four_processes, four_processes_one_killed);

@@ -165,7 +165,11 @@ async fn mysql_jobs_live_and_die_with_the_apps_transaction() {
 
     let base = std::env::var("SPOOL_TEST_MYSQL_URL")
         .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/test".into());
-    let name = format!("spool_test_{}_{:08x}", std::process::id(), fastrand::u32(..));
+    let name = format!(
+        "spool_test_{}_{:08x}",
+        std::process::id(),
+        fastrand::u32(..)
+    );
     match MysqlStore::create_database(&base, &name).await {
         Ok(()) => {}
         Err(e) if e.is_unavailable() && std::env::var("CI").as_deref() != Ok("true") => {
@@ -177,17 +181,30 @@ async fn mysql_jobs_live_and_die_with_the_apps_transaction() {
     my.migrate().await.unwrap();
     let store: Arc<dyn Store> = my.clone();
     let spool = Spool::new(store.clone());
-    let server = base.rsplit_once('/').map_or(base.as_str(), |(server, _)| server);
-    let mut app = sqlx::MySqlConnection::connect(&format!("{server}/{name}")).await.unwrap();
+    let server = base
+        .rsplit_once('/')
+        .map_or(base.as_str(), |(server, _)| server);
+    let mut app = sqlx::MySqlConnection::connect(&format!("{server}/{name}"))
+        .await
+        .unwrap();
 
-    let job = spool.new_job(&Receipt { order: 9 }, Duration::ZERO).unwrap();
+    let job = spool
+        .new_job(&Receipt { order: 9 }, Duration::ZERO)
+        .unwrap();
     let mut tx = app.begin().await.unwrap();
-    my.push_in_transaction(&mut tx, std::slice::from_ref(&job)).await.unwrap();
+    my.push_in_transaction(&mut tx, std::slice::from_ref(&job))
+        .await
+        .unwrap();
     tx.rollback().await.unwrap();
-    assert!(store.job(&job.id).await.unwrap().is_none(), "rolled back with the transaction");
+    assert!(
+        store.job(&job.id).await.unwrap().is_none(),
+        "rolled back with the transaction"
+    );
 
     let mut tx = app.begin().await.unwrap();
-    my.push_in_transaction(&mut tx, std::slice::from_ref(&job)).await.unwrap();
+    my.push_in_transaction(&mut tx, std::slice::from_ref(&job))
+        .await
+        .unwrap();
     tx.commit().await.unwrap();
     assert!(store.job(&job.id).await.unwrap().is_some());
     MysqlStore::drop_database(&base, &name).await.unwrap();

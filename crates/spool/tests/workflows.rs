@@ -9,6 +9,8 @@ use std::{
     time::{Duration, Instant},
 };
 
+mod support;
+
 use serde::{Deserialize, Serialize};
 use spool::{
     DispatchStatus, Job, JobContext, JobError, JobResult, Registry, Spool, Store, Unique, Worker,
@@ -29,7 +31,7 @@ struct Run {
 }
 
 static RUNS: LazyLock<Mutex<HashMap<String, Vec<Run>>>> = LazyLock::new(Default::default);
-/// Steps that should succeed from now on (a "fixed" provider).
+/// `test:step`s that should succeed from now on (a "fixed" provider).
 static FIXED: LazyLock<Mutex<Vec<String>>> = LazyLock::new(Default::default);
 
 fn runs(test: &str) -> Vec<Run> {
@@ -149,7 +151,10 @@ impl Job for Step {
         if self.report {
             ctx.set_result(&serde_json::json!({"words": 1200}))?;
         }
-        let fixed = FIXED.lock().unwrap().contains(&self.step);
+        let fixed = FIXED
+            .lock()
+            .unwrap()
+            .contains(&format!("{}:{}", self.test, self.step));
         if self.fail && !fixed {
             return Err(JobError::retry(format!("{} failed", self.step)));
         }
@@ -157,11 +162,14 @@ impl Job for Step {
     }
 }
 
-async fn fresh() -> (Spool, Arc<dyn Store>, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("spool.db").display());
-    let store = spool::connect(&url).await.unwrap();
-    (Spool::new(store.clone()), store, dir)
+async fn open(fresh: &support::Fresh) -> (Spool, Arc<dyn Store>) {
+    let store = fresh.connect().await;
+    (Spool::new(store.clone()), store)
+}
+
+/// Runs are recorded per test and store: the same test runs on every store at once.
+fn key(fresh: &support::Fresh, test: &str) -> String {
+    format!("{}-{test}", fresh.backend)
 }
 
 async fn work(store: &Arc<dyn Store>, queues: &[&str], concurrency: usize) {
@@ -182,10 +190,9 @@ async fn work(store: &Arc<dyn Store>, queues: &[&str], concurrency: usize) {
     .expect("the worker runs");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn chain_runs_in_order_and_a_failure_stops_it_and_runs_catch_once() {
-    let (spool, store, _dir) = fresh().await;
-    let t = "chain_order";
+async fn chain_runs_in_order_and_a_failure_stops_it_and_runs_catch_once(fresh: &support::Fresh) {
+    let (spool, store) = open(fresh).await;
+    let t = &key(fresh, "chain_order");
     spool
         .chain()
         .then(step(t, "analyse"))
@@ -200,7 +207,7 @@ async fn chain_runs_in_order_and_a_failure_stops_it_and_runs_catch_once() {
     work(&store, &["default"], 4).await;
     assert_eq!(steps(t), ["analyse", "estimate", "generate"]);
 
-    let t = "chain_failure";
+    let t = &key(fresh, "chain_failure");
     spool
         .chain()
         .then(step(t, "a"))
@@ -226,10 +233,9 @@ async fn chain_runs_in_order_and_a_failure_stops_it_and_runs_catch_once() {
     assert_eq!(store.stats().await.unwrap().failed, 1, "one failed record");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn chain_queue_and_delay_apply_to_every_link() {
-    let (spool, store, _dir) = fresh().await;
-    let t = "chain_delay";
+async fn chain_queue_and_delay_apply_to_every_link(fresh: &support::Fresh) {
+    let (spool, store) = open(fresh).await;
+    let t = &key(fresh, "chain_delay");
     let dispatched = Instant::now();
     spool
         .chain()
@@ -249,10 +255,9 @@ async fn chain_queue_and_delay_apply_to_every_link() {
     assert!(second.started - first.ended >= Duration::from_millis(300));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn batch_counts_fires_callbacks_once_and_retry_batch_fires_then() {
-    let (spool, store, _dir) = fresh().await;
-    let t = "batch_callbacks";
+async fn batch_counts_fires_callbacks_once_and_retry_batch_fires_then(fresh: &support::Fresh) {
+    let (spool, store) = open(fresh).await;
+    let t = &key(fresh, "batch_callbacks");
     let batch = spool
         .batch("reports")
         .jobs((0..4).map(|i| step(t, &format!("doc{i}"))))
@@ -284,7 +289,7 @@ async fn batch_counts_fires_callbacks_once_and_retry_batch_fires_then() {
     let finally_ran = runs(t).into_iter().find(|r| r.step == "finally").unwrap();
     assert_eq!(finally_ran.payload["test"], t);
 
-    FIXED.lock().unwrap().push("flaky".into());
+    FIXED.lock().unwrap().push(format!("{t}:flaky"));
     store
         .retry_failed(&RetrySelector::Batch(batch.id.clone()))
         .await
@@ -295,10 +300,9 @@ async fn batch_counts_fires_callbacks_once_and_retry_batch_fires_then() {
     assert_eq!((info.pending, info.failed), (0, 0));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cancelled_batch_skips_its_jobs_and_jobs_can_grow_their_batch() {
-    let (spool, store, _dir) = fresh().await;
-    let t = "batch_cancel";
+async fn cancelled_batch_skips_its_jobs_and_jobs_can_grow_their_batch(fresh: &support::Fresh) {
+    let (spool, store) = open(fresh).await;
+    let t = &key(fresh, "batch_cancel");
     let batch = spool
         .batch("to cancel")
         .jobs((0..10).map(|i| step(t, &format!("doc{i}"))))
@@ -314,7 +318,7 @@ async fn cancelled_batch_skips_its_jobs_and_jobs_can_grow_their_batch() {
     let info = spool.batch_info(&batch.id).await.unwrap().unwrap();
     assert_eq!(info.pending, 0);
 
-    let t = "batch_grow";
+    let t = &key(fresh, "batch_grow");
     let batch = spool
         .batch("loader")
         .job(Step {
@@ -334,10 +338,9 @@ async fn cancelled_batch_skips_its_jobs_and_jobs_can_grow_their_batch() {
     assert_eq!(steps(t).len(), 5);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn unique_jobs_refuse_duplicates_until_processed() {
-    let (spool, store, _dir) = fresh().await;
-    let t = "unique";
+async fn unique_jobs_refuse_duplicates_until_processed(fresh: &support::Fresh) {
+    let (spool, store) = open(fresh).await;
+    let t = &key(fresh, "unique");
     let lock = || Unique::new("document:42");
     let first = spool.dispatch(step(t, "one")).unique(lock()).await.unwrap();
     let dup = spool.dispatch(step(t, "two")).unique(lock()).await.unwrap();
@@ -359,10 +362,9 @@ async fn unique_jobs_refuse_duplicates_until_processed() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rate_limit_holds_across_workers_without_using_attempts() {
-    let (spool, store, _dir) = fresh().await;
-    let t = "rate";
+async fn rate_limit_holds_across_workers_without_using_attempts(fresh: &support::Fresh) {
+    let (spool, store) = open(fresh).await;
+    let t = &key(fresh, "rate");
     let jobs = (0..12).map(|i| Step {
         rate: Some((4, 500)),
         ..step(t, &format!("call{i}"))
@@ -389,10 +391,9 @@ async fn rate_limit_holds_across_workers_without_using_attempts() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn overlap_and_concurrency_limits_hold() {
-    let (spool, store, _dir) = fresh().await;
-    let t = "overlap";
+async fn overlap_and_concurrency_limits_hold(fresh: &support::Fresh) {
+    let (spool, store) = open(fresh).await;
+    let t = &key(fresh, "overlap");
     spool
         .dispatch_many((0..4).map(|i| Step {
             overlap: Some("doc".into()),
@@ -416,7 +417,7 @@ async fn overlap_and_concurrency_limits_hold() {
     assert_eq!(runs(t).len(), 4);
     assert_eq!(max_at_once(t), 1, "never two at once");
 
-    let t = "concurrency";
+    let t = &key(fresh, "concurrency");
     spool
         .dispatch_many((0..6).map(|i| Step {
             concurrency: Some(2),
@@ -430,10 +431,9 @@ async fn overlap_and_concurrency_limits_hold() {
     assert!(max_at_once(t) <= 2);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn throttled_exceptions_cool_down_the_failing_service() {
-    let (spool, store, _dir) = fresh().await;
-    let t = "throttle";
+async fn throttled_exceptions_cool_down_the_failing_service(fresh: &support::Fresh) {
+    let (spool, store) = open(fresh).await;
+    let t = &key(fresh, "throttle");
     spool
         .dispatch(Step {
             fail: true,
@@ -447,7 +447,7 @@ async fn throttled_exceptions_cool_down_the_failing_service() {
         tokio::spawn(async move { work(&store, &["default"], 1).await })
     };
     tokio::time::sleep(Duration::from_millis(900)).await;
-    FIXED.lock().unwrap().push("provider".into());
+    FIXED.lock().unwrap().push(format!("{t}:provider"));
     handle.await.unwrap();
     let r = runs(t);
     // Two quick failures, then a cool-down of the window before the next call.
@@ -458,10 +458,9 @@ async fn throttled_exceptions_cool_down_the_failing_service() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn skip_progress_and_results() {
-    let (spool, store, _dir) = fresh().await;
-    let t = "skip";
+async fn skip_progress_and_results(fresh: &support::Fresh) {
+    let (spool, store) = open(fresh).await;
+    let t = &key(fresh, "skip");
     spool
         .dispatch(Step {
             skip: true,
@@ -483,10 +482,9 @@ async fn skip_progress_and_results() {
     assert_eq!(kept.result, Some(serde_json::json!({"words": 1200})));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn each_schedule_tick_fires_once_across_workers() {
-    let (_spool, store, _dir) = fresh().await;
-    let t = "schedule";
+async fn each_schedule_tick_fires_once_across_workers(fresh: &support::Fresh) {
+    let (_spool, store) = open(fresh).await;
+    let t = &key(fresh, "schedule");
     let every_second = spool::Periodic::new("tick", "* * * * * *", step(t, "tick")).unwrap();
     let worker = |store: Arc<dyn Store>| {
         let config = WorkerConfig {
@@ -514,3 +512,16 @@ async fn each_schedule_tick_fires_once_across_workers() {
     let failed = store.stats().await.unwrap().failed;
     assert_eq!(failed, 0);
 }
+
+on_every_store!(
+    chain_runs_in_order_and_a_failure_stops_it_and_runs_catch_once,
+    chain_queue_and_delay_apply_to_every_link,
+    batch_counts_fires_callbacks_once_and_retry_batch_fires_then,
+    cancelled_batch_skips_its_jobs_and_jobs_can_grow_their_batch,
+    unique_jobs_refuse_duplicates_until_processed,
+    rate_limit_holds_across_workers_without_using_attempts,
+    overlap_and_concurrency_limits_hold,
+    throttled_exceptions_cool_down_the_failing_service,
+    skip_progress_and_results,
+    each_schedule_tick_fires_once_across_workers,
+);

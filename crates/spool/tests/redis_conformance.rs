@@ -168,6 +168,7 @@ async fn scratch() -> Option<(Arc<RedisStore>, Cleanup)> {
 }
 
 spool::conformance_tests!(fresh());
+spool::workflow_conformance_tests!(fresh());
 
 // ---- Redis-specific checks ------------------------------------------------------------------
 

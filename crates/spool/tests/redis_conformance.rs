@@ -511,7 +511,10 @@ async fn a_follow_up_survives_a_crash_before_its_delivery() {
         result: None,
     };
     assert_eq!(store.settle("w", &[done]).await.unwrap(), [true]);
-    assert!(store.job(&next.id).await.unwrap().is_none(), "not delivered");
+    assert!(
+        store.job(&next.id).await.unwrap().is_none(),
+        "not delivered"
+    );
     let left: std::collections::HashMap<String, String> = driver::cmd("HGETALL")
         .arg(&outbox)
         .query_async(&mut conn)

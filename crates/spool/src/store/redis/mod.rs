@@ -3,7 +3,9 @@
 //! Every atomic step is one Lua script (see `scripts/`), loaded once and called by SHA, and
 //! every script touches the keys of one queue only, all under the queue's hash tag, so the
 //! store works on Redis Cluster. Global things (worker registry, leases, the list of queues,
-//! the restart epoch) live under a tag of their own and are touched in calls of their own.
+//! the restart epoch) live under a tag of their own and are touched in calls of their own, and
+//! so does each limiter and concurrency slot. Workflows (unique locks, batches, follow-ups
+//! through a per-queue outbox, slots, progress, results) are described in `workflow.rs`.
 //! Times come from the server's clock (`TIME` inside the scripts, D-7).
 //!
 //! Worker leases are kept twice: in the global registry (what `heartbeat` reports and `stats`
@@ -57,7 +59,11 @@ use url::RedisUrl;
 use workflow::Effects;
 
 /// The version of the key layout this build writes (kept in `{<prefix>}:meta`).
-const LAYOUT_VERSION: i64 = 1;
+///
+/// 2 adds the workflow keys (locks, batches, outboxes, results, limiters, slots) and the
+/// fields jobs and failed records carry for them; a build that knows only 1 would settle jobs
+/// without their batch, lock and follow-up effects, so it refuses a keyspace at 2.
+const LAYOUT_VERSION: i64 = 2;
 /// Longest delay or retry window a time is offset by (about 100 years): larger ones mean
 /// "practically never" and would lose precision as Lua numbers.
 const MAX_OFFSET_MS: i64 = 100 * 365 * 24 * 3600 * 1000;

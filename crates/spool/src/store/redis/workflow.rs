@@ -225,6 +225,9 @@ impl RedisStore {
             return Ok(Some(queue.clone()));
         }
         let queues = self.all_queues().await?;
+        if queues.is_empty() {
+            return Ok(None);
+        }
         let mut pipe = redis::pipe();
         for queue in &queues {
             pipe.cmd("EXISTS")
@@ -252,6 +255,9 @@ impl RedisStore {
             Some(queue) => vec![queue],
             None => self.all_queues().await?,
         };
+        if queues.is_empty() {
+            return Ok(None);
+        }
         let mut pipe = redis::pipe();
         for queue in &queues {
             pipe.cmd("EXISTS")
@@ -340,6 +346,10 @@ impl RedisStore {
             .or(callback_queue)
             .unwrap_or("default")
             .to_string();
+        let exists = || StoreError::Invalid(format!("a batch with id {} exists already", batch.id));
+        if self.batch_queue(&batch.id).await?.is_some() {
+            return Err(exists());
+        }
         // Indexed first: a batch is always found by id; an entry whose batch was never
         // created (a crash or a refusal) points at nothing and is ignored.
         let mut conn = self.conn.clone();
@@ -363,9 +373,9 @@ impl RedisStore {
             callback(&batch.catch),
             callback(&batch.finally),
         ];
-        self.batch_push(&queue, &head, jobs).await?.ok_or_else(|| {
-            StoreError::Invalid(format!("a batch with id {} exists already", batch.id))
-        })
+        self.batch_push(&queue, &head, jobs)
+            .await?
+            .ok_or_else(exists)
     }
 
     pub(super) async fn add_to_batch_now(
@@ -633,6 +643,9 @@ impl RedisStore {
 
     pub(super) async fn job_result_now(&self, id: &str) -> StoreResult<Option<CompletedJob>> {
         let queues = self.all_queues().await?;
+        if queues.is_empty() {
+            return Ok(None);
+        }
         let mut pipe = redis::pipe();
         for queue in &queues {
             pipe.cmd("HMGET")

@@ -168,6 +168,7 @@ async fn scratch() -> Option<(Arc<RedisStore>, Cleanup)> {
 }
 
 spool::conformance_tests!(fresh());
+spool::workflow_conformance_tests!(fresh());
 
 // ---- Redis-specific checks ------------------------------------------------------------------
 
@@ -459,4 +460,113 @@ async fn big_batches_keep_order_and_a_repeat_settles_once() {
         [true, false]
     );
     assert_eq!(store.stats().await.unwrap().processed, 1);
+}
+
+/// A follow-up bound for another queue is written to the settling queue's outbox with the
+/// settlement; if delivering it fails (here: the target queue's push script errors, as a
+/// crash between the two steps would leave it), the reaper delivers it later, exactly once,
+/// and a repeated delivery after it ran pushes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follow_up_survives_a_crash_before_its_delivery() {
+    let Some((store, _cleanup)) = scratch().await else {
+        return;
+    };
+    let prefix = store.prefix().to_string();
+    let outbox = format!("{{{prefix}:default}}:outbox");
+    let target_seq = format!("{{{prefix}:next}}:seq");
+    let mut conn = connection(&url()).await.expect("connect");
+    let info = spool::store::WorkerInfo {
+        id: "w".into(),
+        host: "h".into(),
+        pid: 1,
+        queues: vec!["default".into(), "next".into()],
+    };
+    store
+        .register_worker(&info, Duration::from_secs(30))
+        .await
+        .unwrap();
+    store
+        .push(&[new_job("default", Duration::ZERO)])
+        .await
+        .unwrap();
+    let got = store
+        .reserve("w", &["default".to_string()], 1)
+        .await
+        .unwrap();
+
+    // Break pushes to `next`: its sequence key holds the wrong type.
+    let () = driver::cmd("HSET")
+        .arg(&target_seq)
+        .arg("x")
+        .arg("y")
+        .query_async(&mut conn)
+        .await
+        .map(|_: i64| ())
+        .unwrap();
+    let next = new_job("next", Duration::ZERO);
+    let done = spool::store::Settlement::Complete {
+        id: got[0].id.clone(),
+        token: got[0].token,
+        follow_ups: vec![next.clone()],
+        result: None,
+    };
+    assert_eq!(store.settle("w", &[done]).await.unwrap(), [true]);
+    assert!(
+        store.job(&next.id).await.unwrap().is_none(),
+        "not delivered"
+    );
+    let left: std::collections::HashMap<String, String> = driver::cmd("HGETALL")
+        .arg(&outbox)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(left.len(), 1, "kept in the outbox");
+
+    // The next reap delivers it, once.
+    let _: i64 = driver::cmd("DEL")
+        .arg(&target_seq)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    store.reap(5).await.unwrap();
+    store.reap(5).await.unwrap();
+    assert!(store.job(&next.id).await.unwrap().is_some(), "delivered");
+    let pending: u64 = store
+        .stats()
+        .await
+        .unwrap()
+        .queues
+        .iter()
+        .filter(|s| s.name == "next")
+        .map(|s| s.pending)
+        .sum();
+    assert_eq!(pending, 1);
+    let remaining: i64 = driver::cmd("HLEN")
+        .arg(&outbox)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(remaining, 0, "the outbox is cleared");
+
+    // It runs; a delivery repeated afterwards (a crash before the outbox was cleared) pushes
+    // nothing.
+    let ran = store.reserve("w", &["next".to_string()], 1).await.unwrap();
+    assert_eq!(ran[0].id, next.id);
+    let done = spool::store::Settlement::complete(ran[0].id.clone(), ran[0].token);
+    assert_eq!(store.settle("w", &[done]).await.unwrap(), [true]);
+    for (id, entry) in &left {
+        let _: i64 = driver::cmd("HSET")
+            .arg(&outbox)
+            .arg(id)
+            .arg(entry)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+    }
+    store.reap(5).await.unwrap();
+    assert!(
+        store.job(&next.id).await.unwrap().is_none(),
+        "not pushed again"
+    );
+    assert_eq!(store.stats().await.unwrap().processed, 2);
 }

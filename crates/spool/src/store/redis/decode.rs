@@ -4,7 +4,7 @@
 use redis::Value;
 
 use crate::store::{
-    FailedJob, JobInfo, JobState, ReservedJob, StoreError, StoreResult, rfc3339_ms,
+    FailedJob, JobInfo, JobState, Progress, ReservedJob, StoreError, StoreResult, rfc3339_ms,
 };
 
 pub(super) fn malformed(what: &str, value: &Value) -> StoreError {
@@ -145,7 +145,9 @@ pub(super) fn job_info(value: &Value, queue: &str, now: i64) -> StoreResult<(Job
         last_error,
         envelope,
         seq,
-    ] = fixed::<10>(value, "job")?;
+        progress,
+        progress_message,
+    ] = fixed::<12>(value, "job")?;
     let worker = opt_text(worker, "worker")?;
     let available_at = int(available_at, "available_at")?;
     let state = match (&worker, available_at > now) {
@@ -165,8 +167,14 @@ pub(super) fn job_info(value: &Value, queue: &str, now: i64) -> StoreResult<(Job
         available_at,
         worker,
         envelope: text(envelope, "envelope")?,
-        // Progress reports are part of the workflow contract, not kept by this store yet.
-        progress: None,
+        progress: opt_int(progress, "progress")?
+            .map(|percent| {
+                Ok::<_, StoreError>(Progress {
+                    percent: u8::try_from(percent.clamp(0, 100)).unwrap_or(100),
+                    message: opt_text(progress_message, "progress message")?,
+                })
+            })
+            .transpose()?,
     };
     Ok((info, int(seq, "seq")?))
 }

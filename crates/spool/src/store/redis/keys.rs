@@ -47,11 +47,17 @@ impl Keys {
     /// `KEYS[1]`. Braces and `%` in the queue name are percent-encoded, so any name keeps the
     /// whole base as the hash tag and distinct names never share keys.
     pub(super) fn queue(&self, queue: &str) -> String {
-        let mut base = String::with_capacity(self.prefix.len() + queue.len() + 3);
+        self.tagged("", queue)
+    }
+
+    /// The hash tag `{<prefix>:<kind><name>}`, the name encoded as in [`Keys::queue`].
+    fn tagged(&self, kind: &str, name: &str) -> String {
+        let mut base = String::with_capacity(self.prefix.len() + kind.len() + name.len() + 3);
         base.push('{');
         base.push_str(&self.prefix);
         base.push(':');
-        for c in queue.chars() {
+        base.push_str(kind);
+        for c in name.chars() {
             match c {
                 '%' => base.push_str("%25"),
                 '{' => base.push_str("%7B"),
@@ -61,6 +67,34 @@ impl Keys {
         }
         base.push('}');
         base
+    }
+
+    /// A limiter's hit log (a sorted set of hits by server time) and its hit counter, under a
+    /// tag of their own: `{<prefix>:limit:<key>}:hits` and `:n`.
+    pub(super) fn limit(&self, key: &str) -> [String; 2] {
+        let base = self.tagged("limit:", key);
+        [format!("{base}:hits"), format!("{base}:n")]
+    }
+
+    /// A concurrency slot's holders (job id -> holder record), under a tag of its own:
+    /// `{<prefix>:slot:<key>}:holders`.
+    pub(super) fn slot(&self, key: &str) -> String {
+        format!("{}:holders", self.tagged("slot:", key))
+    }
+
+    /// The hash of batch id -> the queue its record lives under (`{<prefix>}:batches`).
+    pub(super) fn batches(&self) -> String {
+        format!("{}:batches", self.global)
+    }
+
+    /// A queue's outbox (follow-up id -> job bound for another queue), given the queue's base.
+    pub(super) fn outbox(base: &str) -> String {
+        format!("{base}:outbox")
+    }
+
+    /// A kept result, given the queue's base.
+    pub(super) fn result(base: &str, id: &str) -> String {
+        format!("{base}:result:{id}")
     }
 
     /// The set of queue names that have ever had a job.
@@ -128,6 +162,11 @@ mod tests {
         assert_ne!(keys.queue("a%7D"), keys.queue("a}"));
         assert_eq!(keys.queues(), "{spool}:queues");
         assert_eq!(Keys::queue_leases("{spool:q}"), "{spool:q}:leases");
+        assert_eq!(keys.slot("a}"), "{spool:slot:a%7D}:holders");
+        assert_eq!(
+            keys.limit("api"),
+            ["{spool:limit:api}:hits", "{spool:limit:api}:n"]
+        );
     }
 
     #[test]

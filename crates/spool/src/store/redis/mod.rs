@@ -3,7 +3,9 @@
 //! Every atomic step is one Lua script (see `scripts/`), loaded once and called by SHA, and
 //! every script touches the keys of one queue only, all under the queue's hash tag, so the
 //! store works on Redis Cluster. Global things (worker registry, leases, the list of queues,
-//! the restart epoch) live under a tag of their own and are touched in calls of their own.
+//! the restart epoch) live under a tag of their own and are touched in calls of their own, and
+//! so does each limiter and concurrency slot. Workflows (unique locks, batches, follow-ups
+//! through a per-queue outbox, slots, progress, results) are described in `workflow.rs`.
 //! Times come from the server's clock (`TIME` inside the scripts, D-7).
 //!
 //! Worker leases are kept twice: in the global registry (what `heartbeat` reports and `stats`
@@ -31,8 +33,9 @@ use redis::{
 use serde::{Deserialize, Serialize};
 
 use super::{
-    FailedFilter, FailedJob, Heartbeat, JobFilter, JobInfo, JobState, NewJob, PushOutcome,
-    QueueStats, ReapReport, ReservedJob, RetrySelector, Settlement, Stats, Store, StoreError,
+    BatchInfo, BatchPrune, CompletedJob, FailedFilter, FailedJob, Heartbeat, JobFilter, JobInfo,
+    JobState, LimitMode, LimitState, NewBatch, NewJob, Progress, PushOutcome, QueueStats,
+    ReapReport, ReservedJob, RetrySelector, Settlement, SlotRequest, Stats, Store, StoreError,
     StoreResult, WakeupSignal, Wakeups, WorkerInfo, WorkerStatus,
 };
 use crate::duration::millis;
@@ -43,6 +46,7 @@ mod policy;
 mod scripts;
 mod url;
 mod wake;
+mod workflow;
 
 pub use keys::DEFAULT_PREFIX;
 /// The `redis` crate this store is built on, for code that needs to reach the same server
@@ -52,9 +56,14 @@ pub use redis as driver;
 use decode::{array, int, opt_int, text};
 use keys::Keys;
 use url::RedisUrl;
+use workflow::Effects;
 
 /// The version of the key layout this build writes (kept in `{<prefix>}:meta`).
-const LAYOUT_VERSION: i64 = 1;
+///
+/// 2 adds the workflow keys (locks, batches, outboxes, results, limiters, slots) and the
+/// fields jobs and failed records carry for them; a build that knows only 1 would settle jobs
+/// without their batch, lock and follow-up effects, so it refuses a keyspace at 2.
+const LAYOUT_VERSION: i64 = 2;
 /// Longest delay or retry window a time is offset by (about 100 years): larger ones mean
 /// "practically never" and would lose precision as Lua numbers.
 const MAX_OFFSET_MS: i64 = 100 * 365 * 24 * 3600 * 1000;
@@ -385,13 +394,14 @@ impl RedisStore {
 
     /// Calls the settle script for each queue group, the first queue of `claim` (if any)
     /// combined with its claim; returns the applied flags in input order and the claimed jobs.
+    /// Follow-ups for other queues and freed slots are finished after the scripts (see
+    /// `workflow.rs`); plain settlements leave nothing to finish and cost no extra call.
     async fn settle_groups(
         &self,
         worker: &str,
         settlements: &[Settlement],
         claim: Option<(&str, usize, i64)>,
     ) -> StoreResult<(Vec<bool>, Vec<ReservedJob>)> {
-        self.push_follow_ups(settlements).await?;
         let mut groups = self.route(settlements).await?;
         if let Some((queue, _, _)) = claim {
             match groups.iter().position(|(q, _)| q == queue) {
@@ -424,20 +434,24 @@ impl RedisStore {
         let replies = self.run_all(&calls).await?;
         let mut applied = vec![false; settlements.len()];
         let mut claimed = Vec::new();
+        let mut effects = Effects::default();
         for (n, ((queue, items), reply)) in groups.iter().zip(&replies).enumerate() {
-            let flags_reply = if claim.is_some() && n == 0 {
-                let [flags, jobs] = decode::fixed::<2>(reply, "settle and reserve")?;
+            let (flags, outbox, slots) = if claim.is_some() && n == 0 {
+                let [flags, jobs, outbox, slots] = decode::fixed::<4>(reply, "settle and reserve")?;
                 claimed = decode::reserved_jobs(jobs, queue)?;
-                flags
+                (flags, outbox, slots)
             } else {
-                reply
+                let [flags, outbox, slots] = decode::fixed::<3>(reply, "settle")?;
+                (flags, outbox, slots)
             };
-            for (i, ok) in items.iter().zip(decode::flags(flags_reply, items.len())?) {
+            for (i, ok) in items.iter().zip(decode::flags(flags, items.len())?) {
                 applied[*i] = ok;
             }
+            effects.add(queue, outbox, slots)?;
         }
         self.forget_held(settlements);
         self.remember_held(worker, &claimed);
+        self.finish(effects).await;
         let readied = settlements.iter().zip(&applied).any(|(s, ok)| {
             *ok && matches!(s, Settlement::Release { delay, .. } if delay.is_zero())
         });
@@ -445,28 +459,6 @@ impl RedisStore {
             self.wakeup.notify();
         }
         Ok((applied, claimed))
-    }
-
-    /// Pushes the follow-ups of settlements (a chain's next link or catch handler) before
-    /// the settlements themselves. A follow-up may be on another queue, so on a Cluster it
-    /// cannot share the settlement's atomic step; pushed first, a crash in between leaves the
-    /// job to run again and push the same follow-up (same id: reported already queued while it
-    /// waits), never a finished job whose next link is lost.
-    async fn push_follow_ups(&self, settlements: &[Settlement]) -> StoreResult<()> {
-        let follow_ups: Vec<NewJob> = settlements
-            .iter()
-            .flat_map(|s| match s {
-                Settlement::Complete { follow_ups, .. } | Settlement::Fail { follow_ups, .. } => {
-                    follow_ups.as_slice()
-                }
-                Settlement::Release { .. } => &[],
-            })
-            .cloned()
-            .collect();
-        if !follow_ups.is_empty() {
-            self.push(&follow_ups).await?;
-        }
-        Ok(())
     }
 
     /// Runs a per-queue script on each of `queues` with the same arguments.
@@ -527,10 +519,22 @@ impl RedisStore {
 /// Appends one settlement in the layout `queue.lua`'s `settle` reads.
 fn settlement_args(call: &mut ScriptInvocation<'_>, settlement: &Settlement) {
     match settlement {
-        // Follow-ups are pushed before the settlement (see `push_follow_ups`); kept results
-        // are part of the workflow contract, not kept by this store yet.
-        Settlement::Complete { id, token, .. } => {
-            call.arg("c").arg(id).arg(*token);
+        Settlement::Complete {
+            id,
+            token,
+            follow_ups,
+            result,
+        } => {
+            if follow_ups.is_empty() && result.is_none() {
+                call.arg("c").arg(id).arg(*token);
+            } else {
+                call.arg("C")
+                    .arg(id)
+                    .arg(*token)
+                    .arg(if result.is_some() { "1" } else { "0" })
+                    .arg(result.as_deref().unwrap_or(""));
+                workflow::follow_up_args(call, follow_ups);
+            }
         }
         Settlement::Release {
             id,
@@ -555,10 +559,11 @@ fn settlement_args(call: &mut ScriptInvocation<'_>, settlement: &Settlement) {
             token,
             error,
             causes,
-            ..
+            follow_ups,
         } => {
             let causes = serde_json::to_string(causes).unwrap_or_else(|_| "[]".into());
             call.arg("f").arg(id).arg(*token).arg(error).arg(causes);
+            workflow::follow_up_args(call, follow_ups);
         }
     }
 }
@@ -604,14 +609,6 @@ impl Store for RedisStore {
         if jobs.is_empty() {
             return Ok(Vec::new());
         }
-        // Refused rather than ignored: a unique lock or batch that silently did nothing would
-        // run jobs the caller expects to be deduplicated or counted.
-        if jobs.iter().any(|j| j.unique.is_some()) {
-            return Err(self.unsupported("unique jobs"));
-        }
-        if jobs.iter().any(|j| j.batch_id.is_some()) {
-            return Err(self.unsupported("batches"));
-        }
         let mut groups: Vec<(&str, Vec<usize>)> = Vec::new();
         for (i, job) in jobs.iter().enumerate() {
             match groups.iter_mut().find(|(q, _)| *q == job.queue) {
@@ -625,18 +622,9 @@ impl Store for RedisStore {
             let mut flags = Vec::with_capacity(items.len());
             for chunk in items.chunks(PUSH_CHUNK) {
                 let mut call = self.on_queue(&scripts::PUSH, queue);
-                call.arg(*queue);
+                call.arg(*queue).arg("0");
                 for i in chunk {
-                    let job = &jobs[*i];
-                    call.arg(&job.id)
-                        .arg(&job.job)
-                        .arg(&job.envelope)
-                        .arg(offset_ms(job.delay))
-                        .arg(
-                            job.retry_for
-                                .map(|d| offset_ms(d).to_string())
-                                .unwrap_or_default(),
-                        );
+                    workflow::push_args(&mut call, &jobs[*i]);
                 }
                 flags.extend(decode::flags(&self.run(&call).await?, chunk.len())?);
             }
@@ -802,18 +790,22 @@ impl Store for RedisStore {
             "workers removed",
         )?;
         let queues = queue_names(items, 1)?;
-        let replies = self
-            .on_each_queue(&scripts::REAP, &queues, &[max_recoveries.to_string()])
-            .await?;
+        let args = [max_recoveries.to_string(), Self::outbox_chunk().to_string()];
+        let replies = self.on_each_queue(&scripts::REAP, &queues, &args).await?;
         let mut report = ReapReport {
             workers_removed: count(removed),
             ..ReapReport::default()
         };
-        for reply in &replies {
-            let [recovered, failed] = decode::fixed::<2>(reply, "reaped jobs")?;
+        let mut effects = Effects::default();
+        for (queue, reply) in queues.iter().zip(&replies) {
+            let [recovered, failed, outbox, slots] = decode::fixed::<4>(reply, "reaped jobs")?;
             report.recovered += count(int(recovered, "recovered")?);
             report.failed += count(int(failed, "failed")?);
+            effects.add(queue, outbox, slots)?;
         }
+        // Follow-ups left in outboxes (a crash between a settlement and its delivery, or the
+        // callbacks of poison pills just failed) reach their queues now.
+        self.finish(effects).await;
         if report.recovered > 0 {
             self.wakeup.notify();
         }
@@ -1031,14 +1023,23 @@ impl Store for RedisStore {
     }
 
     async fn retry_failed(&self, selector: &RetrySelector) -> StoreResult<Vec<String>> {
-        let (queues, ids) = match selector {
+        let all = || vec!["all".to_string()];
+        let (queues, args) = match selector {
             RetrySelector::Ids(ids) if ids.is_empty() => return Ok(Vec::new()),
-            RetrySelector::Ids(ids) => (self.all_queues().await?, ids.clone()),
-            RetrySelector::All { queue: Some(queue) } => (vec![queue.clone()], Vec::new()),
-            RetrySelector::All { queue: None } => (self.all_queues().await?, Vec::new()),
-            RetrySelector::Batch(_) => return Err(self.unsupported("batches")),
+            RetrySelector::Ids(ids) => {
+                let mut args = vec!["ids".to_string()];
+                args.extend(ids.iter().cloned());
+                (self.all_queues().await?, args)
+            }
+            RetrySelector::All { queue: Some(queue) } => (vec![queue.clone()], all()),
+            RetrySelector::All { queue: None } => (self.all_queues().await?, all()),
+            // A batch's failed records live with its jobs, under the batch's queue.
+            RetrySelector::Batch(id) => match self.batch_queue(id).await? {
+                Some(queue) => (vec![queue], vec!["batch".to_string(), id.clone()]),
+                None => return Ok(Vec::new()),
+            },
         };
-        let replies = self.on_each_queue(&scripts::RETRY, &queues, &ids).await?;
+        let replies = self.on_each_queue(&scripts::RETRY, &queues, &args).await?;
         let mut retried = Vec::new();
         for reply in &replies {
             for item in array(reply, "retried")? {
@@ -1107,6 +1108,64 @@ impl Store for RedisStore {
             .query_async(&mut conn)
             .await?;
         Ok(opt_int(&epoch, "restart epoch")?.unwrap_or(0))
+    }
+
+    async fn create_batch(
+        &self,
+        batch: &NewBatch,
+        jobs: &[NewJob],
+    ) -> StoreResult<Vec<PushOutcome>> {
+        self.create_batch_now(batch, jobs).await
+    }
+
+    async fn add_to_batch(&self, batch_id: &str, jobs: &[NewJob]) -> StoreResult<Vec<PushOutcome>> {
+        self.add_to_batch_now(batch_id, jobs).await
+    }
+
+    async fn batch(&self, id: &str) -> StoreResult<Option<BatchInfo>> {
+        self.batch_now(id).await
+    }
+
+    async fn batches(&self, limit: u32) -> StoreResult<Vec<BatchInfo>> {
+        self.batches_now(limit).await
+    }
+
+    async fn cancel_batch(&self, id: &str) -> StoreResult<bool> {
+        self.cancel_batch_now(id).await
+    }
+
+    async fn prune_batches(&self, prune: BatchPrune) -> StoreResult<u64> {
+        self.prune_batches_now(prune).await
+    }
+
+    async fn limit(&self, key: &str, window: Duration, mode: LimitMode) -> StoreResult<LimitState> {
+        self.limit_now(key, window, mode).await
+    }
+
+    async fn clear_limit(&self, key: &str) -> StoreResult<()> {
+        self.clear_limit_now(key).await
+    }
+
+    async fn acquire_slot(&self, worker_id: &str, request: &SlotRequest) -> StoreResult<bool> {
+        self.acquire_slot_now(worker_id, request).await
+    }
+
+    async fn set_progress(
+        &self,
+        worker_id: &str,
+        id: &str,
+        token: i64,
+        progress: &Progress,
+    ) -> StoreResult<bool> {
+        self.set_progress_now(worker_id, id, token, progress).await
+    }
+
+    async fn job_result(&self, id: &str) -> StoreResult<Option<CompletedJob>> {
+        self.job_result_now(id).await
+    }
+
+    async fn prune_results(&self, age: Duration) -> StoreResult<u64> {
+        self.prune_results_now(age).await
     }
 }
 

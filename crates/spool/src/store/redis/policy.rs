@@ -1,10 +1,13 @@
 //! The server settings Spool depends on, checked when a store is opened.
 //!
 //! Jobs are only as safe as the server keeps its keys: a server that may evict keys under
-//! memory pressure can silently drop queued jobs (S-REL-8). Spool never sets a TTL on its keys,
-//! so the `volatile-*` policies (which only evict keys that have one) never touch them and are
-//! accepted; `noeviction` is the recommended setting; every `allkeys-*` policy, or one this
-//! build does not know, is refused unless the URL says `allow_eviction=true`.
+//! memory pressure can silently drop queued jobs (S-REL-8). Spool never sets a TTL on jobs,
+//! batches, failed records or results, so the `volatile-*` policies (which only evict keys
+//! that have one) never touch them and are accepted; under memory pressure they may evict the
+//! few keys that do expire (unique locks held for a time, limiter hit logs, follow-up delivery
+//! markers), weakening only those. `noeviction` is the recommended setting; every `allkeys-*`
+//! policy, or one this build does not know, is refused unless the URL says
+//! `allow_eviction=true`.
 
 use redis::aio::MultiplexedConnection;
 

@@ -57,8 +57,33 @@ pub(super) static WORKERS: LazyLock<Script> = global_script!("workers.lua");
 pub(super) static MIGRATE: LazyLock<Script> = global_script!("migrate.lua");
 pub(super) static RESTART: LazyLock<Script> = global_script!("restart.lua");
 
+/// A script on one limiter's or slot's keys: the helpers of `keyed.lua` and its own body.
+macro_rules! keyed_script {
+    ($file:literal) => {
+        LazyLock::new(|| {
+            Script::new(concat!(
+                include_str!("scripts/keyed.lua"),
+                "\n",
+                include_str!(concat!("scripts/", $file))
+            ))
+        })
+    };
+}
+
+pub(super) static BATCH_PUSH: LazyLock<Script> = queue_script!("batch_push.lua");
+pub(super) static BATCH_INFO: LazyLock<Script> = queue_script!("batch_info.lua");
+pub(super) static BATCH_CANCEL: LazyLock<Script> = queue_script!("batch_cancel.lua");
+pub(super) static BATCH_PRUNE: LazyLock<Script> = queue_script!("batch_prune.lua");
+pub(super) static PROGRESS: LazyLock<Script> = queue_script!("progress.lua");
+pub(super) static SLOT_NOTE: LazyLock<Script> = queue_script!("slot_note.lua");
+pub(super) static RESULT_PRUNE: LazyLock<Script> = queue_script!("result_prune.lua");
+pub(super) static LIVE_WORKERS: LazyLock<Script> = global_script!("live_workers.lua");
+pub(super) static LIMIT: LazyLock<Script> = keyed_script!("limit.lua");
+pub(super) static SLOT_ACQUIRE: LazyLock<Script> = keyed_script!("slot_acquire.lua");
+pub(super) static SLOT_RELEASE: LazyLock<Script> = keyed_script!("slot_release.lua");
+
 /// Every script, for loading them all up front.
-pub(super) fn all() -> [&'static Script; 22] {
+pub(super) fn all() -> [&'static Script; 33] {
     [
         &PUSH,
         &RESERVE,
@@ -82,5 +107,16 @@ pub(super) fn all() -> [&'static Script; 22] {
         &WORKERS,
         &MIGRATE,
         &RESTART,
+        &BATCH_PUSH,
+        &BATCH_INFO,
+        &BATCH_CANCEL,
+        &BATCH_PRUNE,
+        &PROGRESS,
+        &SLOT_NOTE,
+        &RESULT_PRUNE,
+        &LIVE_WORKERS,
+        &LIMIT,
+        &SLOT_ACQUIRE,
+        &SLOT_RELEASE,
     ]
 }

@@ -3,6 +3,7 @@
 local chunk = num(ARGV[2], 'chunk')
 local function drop(ids)
   for _, id in ipairs(ids) do
+    release_lock_of(id, job_key(id))
     redis.call('DEL', job_key(id))
     redis.call('HDEL', K_ENV, id)
   end

@@ -7,6 +7,7 @@ end
 if redis.call('ZREM', K_DELAYED, id) == 0 then
   redis.call('LREM', K_READY, 1, id)
 end
+release_lock_of(id, key)
 redis.call('DEL', key)
 redis.call('HDEL', K_ENV, id)
 return 1

@@ -8,6 +8,12 @@
 -- queue's `:env` hash, kept apart so the job hash stays small enough for Redis's compact
 -- encoding. Where it waits: `:ready` (a list, claimed from the head), `:delayed` (a sorted set
 -- by due time), or `:reserved` (a hash of id -> holder).
+--
+-- Workflow state lives under the same tag (see `redis/workflow.rs`): unique locks
+-- (`:lock:<key>`), the batches whose jobs were dispatched here (`:batch:<id>`, listed in
+-- `:batches`), kept results (`:result:<id>`, listed in `:results`), and the outbox of
+-- follow-ups bound for other queues (`:outbox`, id -> job), which the caller delivers after
+-- the script.
 
 local base = KEYS[1]
 local K_READY = base .. ':ready'
@@ -18,6 +24,9 @@ local K_SEQ = base .. ':seq'
 local K_PROCESSED = base .. ':processed'
 local K_FAILED = base .. ':failed'
 local K_ENV = base .. ':env'
+local K_OUTBOX = base .. ':outbox'
+local K_RESULTS = base .. ':results'
+local K_BATCHES = base .. ':batches'
 local CHANNEL = ARGV[1]
 
 -- Jobs moved from `:delayed` to `:ready` per call; the rest follow on the next call.
@@ -61,6 +70,25 @@ local function failed_key(id)
   return base .. ':failed:' .. id
 end
 
+local function lock_key(key)
+  return base .. ':lock:' .. key
+end
+
+local function batch_key(id)
+  return base .. ':batch:' .. id
+end
+
+local function result_key(id)
+  return base .. ':result:' .. id
+end
+
+-- Marks a job delivered from another queue's outbox, so a repeated delivery (after a crash
+-- between delivering and clearing the outbox) never pushes it twice, even once it has run.
+local function delivered_key(id)
+  return base .. ':delivered:' .. id
+end
+local DELIVERED_TTL_MS = 7 * 24 * 3600 * 1000
+
 -- The server's clock in milliseconds (D-7): callers never send absolute times.
 local function now_ms()
   local t = redis.call('TIME')
@@ -95,11 +123,212 @@ local function move_to_failed(id, key, fields, err, causes, now)
   redis.call('HSET', failed_key(id),
     'queue', fields.queue, 'job', fields.job, 'envelope', redis.call('HGET', K_ENV, id) or '',
     'error', err, 'causes', causes, 'attempts', fields.attempts, 'failed_at', now)
+  local batch = redis.call('HGET', key, 'batch')
+  if batch then
+    redis.call('HSET', failed_key(id), 'batch', batch)
+  end
   redis.call('ZADD', K_FAILED, now, id)
   redis.call('DEL', key)
   redis.call('HDEL', K_ENV, id)
   redis.call('HDEL', K_RESERVED, id)
 end
+
+-- Fields per job in a push (after the queue, which a push names once and a follow-up per job):
+-- id, job name, envelope, delay_ms, retry_for_ms, batch id, unique key, unique until,
+-- unique ttl_ms ('' for none in the last five).
+local JOB_FIELDS = 9
+
+-- The job spec at ARGV-like `args[i..i+8]`, bound for `queue`.
+local function spec_at(args, i, queue)
+  return {queue = queue, id = args[i], job = args[i + 1], envelope = args[i + 2],
+    delay = args[i + 3], retry_for = args[i + 4], batch = args[i + 5], ukey = args[i + 6],
+    hold = args[i + 7], ttl = args[i + 8]}
+end
+
+-- The spec as an outbox entry: the queue followed by the nine push fields.
+local function encode_spec(s)
+  return cjson.encode({s.queue, s.id, s.job, s.envelope, s.delay, s.retry_for, s.batch,
+    s.ukey, s.hold, s.ttl})
+end
+
+-- Stores one job unless its id exists here or its unique lock is held: returns 1 (queued) or
+-- 0. With `acc`, envelopes and ready ids are collected for one write per batch of jobs.
+local function insert_job(s, seq, now, acc)
+  local key = job_key(s.id)
+  if redis.call('EXISTS', key) == 1 then
+    return 0
+  end
+  if s.ukey ~= '' then
+    local lock = lock_key(s.ukey)
+    -- An expired lock is gone already: Redis deletes it when its PEXPIRE runs out.
+    if redis.call('EXISTS', lock) == 1 then
+      return 0
+    end
+    redis.call('HSET', lock, 'owner', s.id, 'until', s.hold)
+    if s.ttl ~= '' then
+      redis.call('PEXPIRE', lock, math.max(1, num(s.ttl, 'lock ttl')))
+    end
+  end
+  local delay = num(s.delay, 'delay')
+  local at = now + delay
+  redis.call('HSET', key, 'queue', s.queue, 'job', s.job, 'seq', seq,
+    'available_at', at, 'token', 0, 'attempts', 0, 'recoveries', 0, 'deferrals', 0,
+    'exceptions', 0, 'created_at', now)
+  if s.retry_for ~= '' then
+    redis.call('HSET', key, 'retry_until', now + num(s.retry_for, 'retry window'))
+  end
+  if s.batch ~= '' then
+    redis.call('HSET', key, 'batch', s.batch)
+  end
+  if s.ukey ~= '' then
+    redis.call('HSET', key, 'ukey', s.ukey, 'hold', s.hold)
+  end
+  if acc then
+    acc.envelopes[#acc.envelopes + 1] = s.id
+    acc.envelopes[#acc.envelopes + 1] = s.envelope
+  else
+    redis.call('HSET', K_ENV, s.id, s.envelope)
+  end
+  if delay > 0 then
+    redis.call('ZADD', K_DELAYED, at, s.id)
+  elseif acc then
+    acc.ready[#acc.ready + 1] = s.id
+  else
+    redis.call('RPUSH', K_READY, s.id)
+  end
+  return 1
+end
+
+-- Releases a job's unique lock if it still owns it and the lock is held `until` this point.
+local function release_lock(id, ukey, hold, point)
+  if ukey and hold == point then
+    local lock = lock_key(ukey)
+    if redis.call('HGET', lock, 'owner') == id then
+      redis.call('DEL', lock)
+    end
+  end
+end
+
+-- Frees the lock of a queued job an operator deletes (not one held until expiry).
+local function release_lock_of(id, key)
+  local f = redis.call('HMGET', key, 'ukey', 'hold')
+  if f[1] and f[2] ~= 'expiry' then
+    release_lock(id, f[1], f[2], f[2])
+  end
+end
+
+-- What settling did beyond the job itself, for the caller: outbox entries to deliver
+-- ({id, entry}...), slots to free ({slot key, job id, token}...), whether a job became ready.
+local function new_effects()
+  return {outbox = {}, slots = {}, readied = false}
+end
+
+-- Pushes a follow-up: here at once, or for another queue into the outbox (atomically with
+-- the settlement); the caller delivers outbox entries and clears them.
+local function route_job(s, here, now, fx)
+  if s.queue == here then
+    if insert_job(s, redis.call('INCR', K_SEQ), now, nil) == 1 and num(s.delay, 'delay') <= 0 then
+      fx.readied = true
+    end
+  else
+    local entry = encode_spec(s)
+    redis.call('HSET', K_OUTBOX, s.id, entry)
+    fx.outbox[#fx.outbox + 1] = s.id
+    fx.outbox[#fx.outbox + 1] = entry
+  end
+end
+
+-- Pushes a batch callback (stored as [id, queue, job, envelope]) and marks it fired.
+local function fire(bkey, which, here, now, fx)
+  redis.call('HSET', bkey, which .. '_fired', 1)
+  local stored = redis.call('HGET', bkey, which .. '_job')
+  if not stored or stored == '' then
+    return
+  end
+  local ok, cb = pcall(cjson.decode, stored)
+  if not ok or type(cb) ~= 'table' then
+    return
+  end
+  route_job({queue = cb[2], id = cb[1], job = cb[3], envelope = cb[4], delay = '0',
+    retry_for = '', batch = '', ukey = '', hold = '', ttl = ''}, here, now, fx)
+end
+
+-- Counts a finished job in its batch and pushes the callbacks that became due, each once:
+-- `catch` at the first failure, `finally` when no job is pending, `then` when no job is
+-- pending and none failed. Without `allow_failures` the first failure cancels the batch.
+local function count_in_batch(batch_id, job_id, failed, now, fx)
+  local bkey = batch_key(batch_id)
+  local b = redis.call('HMGET', bkey, 'pending', 'failed', 'failed_ids', 'allow_failures',
+    'cancelled_at', 'finished_at', 'then_fired', 'catch_fired', 'finally_fired', 'queue')
+  if not b[1] then
+    return -- the batch was pruned: nothing to count
+  end
+  local before = num(b[1], 'batch pending')
+  local pending = math.max(before - 1, 0)
+  local failures = num(b[2], 'batch failed')
+  redis.call('HSET', bkey, 'pending', pending)
+  if failed then
+    failures = failures + 1
+    local ids = cjson.decode(b[3] or '[]')
+    if type(ids) ~= 'table' then
+      ids = {}
+    end
+    ids[#ids + 1] = job_id
+    redis.call('HSET', bkey, 'failed', failures, 'failed_ids', cjson.encode(ids))
+    if b[4] ~= '1' and not b[5] then
+      redis.call('HSET', bkey, 'cancelled_at', now)
+    end
+  end
+  if before - 1 <= 0 and not b[6] then
+    redis.call('HSET', bkey, 'finished_at', now)
+  end
+  local here = b[10]
+  if failed and b[8] ~= '1' then
+    fire(bkey, 'catch', here, now, fx)
+  end
+  if pending == 0 and b[9] ~= '1' then
+    fire(bkey, 'finally', here, now, fx)
+  end
+  if pending == 0 and failures == 0 and b[7] ~= '1' then
+    fire(bkey, 'then', here, now, fx)
+  end
+end
+
+-- The side effects of a job that ended (completed or failed for good), before its hash is
+-- deleted: its "until done" lock is freed, its slots listed for release, its result kept, its
+-- batch counted. `w` holds the job's workflow fields (see WORKFLOW_FIELDS).
+local function job_ended(id, key, token, w, failed, result, now, fx)
+  if not (w[1] or w[2] or w[4]) and not result then
+    return
+  end
+  release_lock(id, w[2], w[3], 'done')
+  if w[4] then
+    local ok, keys = pcall(cjson.decode, w[4])
+    if ok and type(keys) == 'table' then
+      for _, slot in ipairs(keys) do
+        fx.slots[#fx.slots + 1] = slot
+        fx.slots[#fx.slots + 1] = id
+        fx.slots[#fx.slots + 1] = token
+      end
+    end
+  end
+  if result then
+    local f = redis.call('HMGET', key, 'queue', 'job')
+    local rkey = result_key(id)
+    redis.call('DEL', rkey)
+    redis.call('HSET', rkey, 'queue', f[1], 'job', f[2], 'result', result, 'completed_at', now)
+    if w[1] then
+      redis.call('HSET', rkey, 'batch', w[1])
+    end
+    redis.call('ZADD', K_RESULTS, now, id)
+  end
+  if w[1] then
+    count_in_batch(w[1], id, failed, now, fx)
+  end
+end
+
+-- The workflow fields every settlement reads with its fence.
+local WORKFLOW_FIELDS = {'batch', 'ukey', 'hold', 'slots'}
 
 -- Claims up to `limit` ready jobs for `worker`, oldest first. Returns one array per job:
 -- id, envelope, token, attempts, recoveries, deferrals, exceptions, retry_until, last_error,
@@ -119,9 +348,10 @@ local function reserve(worker, limit, lease_ms, now)
   for _, id in ipairs(ids) do
     local key = job_key(id)
     local f = redis.call('HMGET', key, 'token', 'attempts', 'recoveries', 'deferrals',
-      'exceptions', 'retry_until', 'last_error', 'available_at')
+      'exceptions', 'retry_until', 'last_error', 'available_at', 'ukey', 'hold')
     -- An id without its job (only possible if keys were deleted by hand) is dropped.
     if f[1] then
+      release_lock(id, f[9], f[10], 'processing')
       local token = num(f[1], 'token') + 1
       local attempts = num(f[2], 'attempts') + 1
       redis.call('HSET', key, 'worker', worker, 'token', token, 'attempts', attempts,
@@ -147,31 +377,46 @@ end
 
 -- Settles the items in ARGV[first..], each fenced on (worker, token). Item layouts:
 --   c, id, token
+--   C, id, token, has_result, result, n, then n follow-ups
 --   r, id, token, delay_ms, refund, deferral, exception, has_error, error
---   f, id, token, error, causes_json
--- Returns one 1/0 per item and whether a job was made ready (waiting workers should look).
+--   f, id, token, error, causes_json, n, then n follow-ups
+-- A follow-up is its queue followed by the JOB_FIELDS push fields. `c` is a completion with
+-- nothing attached (the hot path); `C` keeps a result or pushes follow-ups.
+-- Returns one 1/0 per item and the effects (see `new_effects`).
 local function settle(worker, first, now)
   local applied = {}
   local completed = {}
+  local fx = new_effects()
   -- Completed jobs are deleted after the loop: a repeat in the same batch must not match.
   local gone = {}
-  local readied = false
   local i = first
   while i <= #ARGV do
     local kind, id, token = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
     local key = job_key(id)
-    local fence = redis.call('HMGET', key, 'worker', 'token')
+    local fence = redis.call('HMGET', key, 'worker', 'token', 'queue', unpack(WORKFLOW_FIELDS))
     local held = fence[1] == worker and tonumber(fence[2]) == token and not gone[id]
+    local w = {fence[4], fence[5], fence[6], fence[7]}
+    local here = fence[3]
     local f = {}
-    if held and kind ~= 'c' then
+    if held and (kind == 'r' or kind == 'f') then
       f = redis.call('HMGET', key, 'attempts', 'deferrals', 'exceptions', 'queue', 'job')
     end
-    if kind == 'c' then
+    local follow_at, follow_n = nil, 0
+    if kind == 'c' or kind == 'C' then
+      local result = nil
+      if kind == 'C' then
+        if ARGV[i + 3] == '1' then
+          result = ARGV[i + 4]
+        end
+        follow_n = num(ARGV[i + 5], 'follow-ups')
+        follow_at = i + 6
+      end
       if held then
+        job_ended(id, key, token, w, false, result, now, fx)
         completed[#completed + 1] = id
         gone[id] = true
       end
-      i = i + 3
+      i = kind == 'c' and i + 3 or follow_at + follow_n * (JOB_FIELDS + 1)
     elseif kind == 'r' then
       if held then
         local delay = num(ARGV[i + 3], 'delay')
@@ -189,18 +434,32 @@ local function settle(worker, first, now)
           redis.call('ZADD', K_DELAYED, at, id)
         else
           redis.call('RPUSH', K_READY, id)
-          readied = true
+          fx.readied = true
+        end
+        -- Released jobs free their slots too; the next attempt asks again.
+        if w[4] then
+          job_ended(id, key, token, {nil, nil, nil, w[4]}, false, nil, now, fx)
+          redis.call('HDEL', key, 'slots')
         end
       end
       i = i + 9
     elseif kind == 'f' then
+      follow_n = num(ARGV[i + 5], 'follow-ups')
+      follow_at = i + 6
       if held then
+        job_ended(id, key, token, w, true, nil, now, fx)
         move_to_failed(id, key, {queue = f[4], job = f[5], attempts = f[1]},
           ARGV[i + 3], ARGV[i + 4], now)
       end
-      i = i + 5
+      i = follow_at + follow_n * (JOB_FIELDS + 1)
     else
       error('unknown settlement kind ' .. tostring(kind))
+    end
+    if held and follow_n > 0 then
+      for n = 0, follow_n - 1 do
+        local at = follow_at + n * (JOB_FIELDS + 1)
+        route_job(spec_at(ARGV, at + 1, ARGV[at]), here, now, fx)
+      end
     end
     applied[#applied + 1] = held and 1 or 0
   end
@@ -215,5 +474,5 @@ local function settle(worker, first, now)
     batched('HDEL', K_RESERVED, completed)
     redis.call('INCRBY', K_PROCESSED, #completed)
   end
-  return applied, readied
+  return applied, fx
 end

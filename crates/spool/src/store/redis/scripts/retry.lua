@@ -1,13 +1,34 @@
 -- Puts failed jobs back on this queue with fresh counters and the same id: ARGV = channel,
--- then the ids, or none for all of the queue's records. Oldest failure first; a record whose
--- id is queued again meanwhile stays. Returns {id, failed_at} per job requeued.
+-- then `ids` and the ids, `all` for all of the queue's records, or `batch` and a batch id for
+-- that batch's failed jobs. Oldest failure first; a record whose id is queued again meanwhile
+-- stays. A retried job of a batch is pending there again (no longer failed, and the
+-- cancellation and finish its failure caused are lifted). Returns {id, failed_at} per job
+-- requeued.
 local now = now_ms()
 local candidates = {}
-if #ARGV > 1 then
-  for i = 2, #ARGV do
-    local at = redis.call('ZSCORE', K_FAILED, ARGV[i])
+local mode = ARGV[2]
+local wanted = {}
+if mode == 'ids' then
+  for i = 3, #ARGV do
+    wanted[#wanted + 1] = ARGV[i]
+  end
+elseif mode == 'batch' then
+  local ids = redis.call('HGET', batch_key(ARGV[3]), 'failed_ids')
+  local ok, decoded = pcall(cjson.decode, ids or '[]')
+  if ok and type(decoded) == 'table' then
+    wanted = decoded
+  end
+end
+if mode == 'all' then
+  local all = redis.call('ZRANGE', K_FAILED, 0, -1, 'WITHSCORES')
+  for i = 1, #all, 2 do
+    candidates[#candidates + 1] = {all[i], num(all[i + 1], 'failed_at')}
+  end
+else
+  for _, id in ipairs(wanted) do
+    local at = redis.call('ZSCORE', K_FAILED, id)
     if at then
-      candidates[#candidates + 1] = {ARGV[i], num(at, 'failed_at')}
+      candidates[#candidates + 1] = {id, num(at, 'failed_at')}
     end
   end
   table.sort(candidates, function(a, b)
@@ -16,11 +37,28 @@ if #ARGV > 1 then
     end
     return a[1] < b[1]
   end)
-else
-  local all = redis.call('ZRANGE', K_FAILED, 0, -1, 'WITHSCORES')
-  for i = 1, #all, 2 do
-    candidates[#candidates + 1] = {all[i], num(all[i + 1], 'failed_at')}
+end
+
+-- Puts a retried job of a batch back to pending there.
+local function uncount(batch_id, job_id)
+  local bkey = batch_key(batch_id)
+  local b = redis.call('HMGET', bkey, 'pending', 'failed', 'failed_ids')
+  if not b[1] then
+    return
   end
+  local ok, ids = pcall(cjson.decode, b[3] or '[]')
+  local kept = {}
+  if ok and type(ids) == 'table' then
+    for _, id in ipairs(ids) do
+      if id ~= job_id then
+        kept[#kept + 1] = id
+      end
+    end
+  end
+  local failed_ids = #kept == 0 and '[]' or cjson.encode(kept)
+  redis.call('HSET', bkey, 'pending', num(b[1], 'batch pending') + 1,
+    'failed', math.max(num(b[2], 'batch failed') - 1, 0), 'failed_ids', failed_ids)
+  redis.call('HDEL', bkey, 'cancelled_at', 'finished_at')
 end
 
 -- The retry window frozen in the envelope (`options.retry_for_ms`), or nil. An envelope may be
@@ -42,7 +80,7 @@ for _, c in ipairs(candidates) do
   local id = c[1]
   local key = job_key(id)
   local record = failed_key(id)
-  local f = redis.call('HMGET', record, 'queue', 'job', 'envelope')
+  local f = redis.call('HMGET', record, 'queue', 'job', 'envelope', 'batch')
   if f[1] and redis.call('EXISTS', key) == 0 then
     local seq = redis.call('INCR', K_SEQ)
     redis.call('HSET', key, 'queue', f[1], 'job', f[2], 'seq', seq, 'available_at', now,
@@ -51,6 +89,10 @@ for _, c in ipairs(candidates) do
     local window = retry_window(f[3] or '')
     if window then
       redis.call('HSET', key, 'retry_until', now + window)
+    end
+    if f[4] then
+      redis.call('HSET', key, 'batch', f[4])
+      uncount(f[4], id)
     end
     redis.call('HSET', K_ENV, id, f[3] or '')
     redis.call('RPUSH', K_READY, id)

@@ -1,6 +1,7 @@
--- Settle: ARGV = channel, worker, then the settlements. Returns one 1/0 per settlement.
-local applied, readied = settle(ARGV[2], 3, now_ms())
-if readied then
+-- Settle: ARGV = channel, worker, then the settlements.
+-- Returns {applied flags, outbox entries, slots to free} (see `settle` and `new_effects`).
+local applied, fx = settle(ARGV[2], 3, now_ms())
+if fx.readied then
   redis.call('PUBLISH', CHANNEL, base)
 end
-return applied
+return {applied, fx.outbox, fx.slots}

@@ -287,7 +287,7 @@ async fn batch_counts_fires_callbacks_once_and_retry_batch_fires_then(fresh: &su
     assert_eq!((count("catch"), count("finally"), count("then")), (1, 1, 0));
     // A callback knows its batch.
     let finally_ran = runs(t).into_iter().find(|r| r.step == "finally").unwrap();
-    assert_eq!(finally_ran.payload["test"], t);
+    assert_eq!(finally_ran.payload["test"], t.as_str());
 
     FIXED.lock().unwrap().push(format!("{t}:flaky"));
     store

@@ -44,7 +44,7 @@ pub enum CliError {
 #[derive(Debug, Parser)]
 #[command(name = "spool", version, about, propagate_version = true)]
 pub struct Cli {
-    /// Store URL: sqlite://PATH, postgres://USER@HOST/DB, mysql://USER@HOST/DB or redis://HOST[:PORT][/DB].
+    /// Store URL: sqlite://PATH, postgres://USER@HOST/DB, mysql://USER@HOST/DB or redis://HOST:PORT/DB.
     #[arg(long, global = true, env = "SPOOL_URL", default_value = crate::store::DEFAULT_URL)]
     pub url: String,
     #[command(subcommand)]

@@ -196,6 +196,22 @@ impl Batch<'_> {
         Ok(self)
     }
 
+    /// The parts a chain's batch step keeps: name, `allow_failures` and jobs.
+    pub(crate) fn into_step(self) -> Result<(String, bool, Vec<Envelope>), DispatchError> {
+        if self.callbacks.iter().any(Option::is_some) {
+            return Err(DispatchError::InvalidOption(
+                "a batch inside a chain cannot have its own then/catch/finally: the chain uses them"
+                    .into(),
+            ));
+        }
+        if self.jobs.is_empty() {
+            return Err(DispatchError::InvalidOption(
+                "a batch needs at least one job".into(),
+            ));
+        }
+        Ok((self.batch.name, self.batch.allow_failures, self.jobs))
+    }
+
     /// Stores the batch and its jobs in one transaction.
     pub async fn dispatch(mut self) -> Result<BatchDispatch, DispatchError> {
         let store = self.spool.require_store("batches")?.clone();

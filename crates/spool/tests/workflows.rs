@@ -514,7 +514,63 @@ async fn each_schedule_tick_fires_once_across_workers(fresh: &support::Fresh) {
     assert_eq!(failed, 0);
 }
 
+async fn a_batch_inside_a_chain_holds_the_chain_until_it_is_done(fresh: &support::Fresh) {
+    let (spool, store) = open(fresh).await;
+    let t = &key(fresh, "chain_batch");
+    // X -> batch[2 jobs, one fails, allow failures] -> Y: Y runs after both.
+    let batch = spool
+        .batch("middle")
+        .job(step(t, "b1"))
+        .unwrap()
+        .job(Step {
+            fail: true,
+            ..step(t, "b2")
+        })
+        .unwrap()
+        .allow_failures();
+    spool
+        .chain()
+        .then(step(t, "x"))
+        .unwrap()
+        .then_batch(batch)
+        .unwrap()
+        .then(step(t, "y"))
+        .unwrap()
+        .dispatch()
+        .await
+        .unwrap();
+    work(&store, &["default"], 4).await;
+    let order = steps(t);
+    assert_eq!(order.first().map(String::as_str), Some("x"));
+    assert_eq!(order.last().map(String::as_str), Some("y"), "{order:?}");
+    assert_eq!(order.len(), 4);
+
+    // Without allow_failures a failure stops the chain and runs its catch job.
+    let t = &key(fresh, "chain_batch_stop");
+    let batch = spool
+        .batch("strict")
+        .job(Step {
+            fail: true,
+            ..step(t, "b1")
+        })
+        .unwrap();
+    spool
+        .chain()
+        .then_batch(batch)
+        .unwrap()
+        .then(step(t, "never"))
+        .unwrap()
+        .catch(step(t, "caught"))
+        .unwrap()
+        .dispatch()
+        .await
+        .unwrap();
+    work(&store, &["default"], 4).await;
+    assert_eq!(steps(t), ["b1", "caught"]);
+}
+
 on_every_store!(
+    a_batch_inside_a_chain_holds_the_chain_until_it_is_done,
     chain_runs_in_order_and_a_failure_stops_it_and_runs_catch_once,
     chain_queue_and_delay_apply_to_every_link,
     batch_counts_fires_callbacks_once_and_retry_batch_fires_then,

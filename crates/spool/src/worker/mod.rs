@@ -156,6 +156,8 @@ impl Worker {
             pid,
             queues: config.queues.clone(),
         };
+        // Chains with a batch step need it, whatever the app registered.
+        let registry = registry.register::<crate::chain::BatchStep>();
         Worker {
             store,
             registry: Arc::new(registry),

@@ -15,6 +15,7 @@ use std::time::Duration;
 use crate::{
     dispatch::{DispatchError, DispatchOutcome, DispatchStatus, Spool},
     envelope::Envelope,
+    events::Event,
     job::Job,
     store::{BatchInfo, NewBatch, NewJob, PushOutcome},
 };
@@ -97,10 +98,16 @@ impl Spool {
 
     /// Cancels a batch: its jobs still queued are skipped (counted as done, not run).
     pub async fn cancel_batch(&self, batch_id: &str) -> Result<bool, DispatchError> {
-        Ok(self
+        let cancelled = self
             .require_store("batches")?
             .cancel_batch(batch_id)
-            .await?)
+            .await?;
+        if cancelled {
+            self.events.emit(|| Event::BatchCancelled {
+                id: batch_id.to_string(),
+            });
+        }
+        Ok(cancelled)
     }
 
     /// A batch's counters and state.
@@ -239,6 +246,11 @@ impl Batch<'_> {
         self.batch.catch = catch?;
         self.batch.finally = finally?;
         let pushed = store.create_batch(&self.batch, &jobs).await?;
+        self.spool.events.emit(|| Event::BatchDispatched {
+            id: self.batch.id.clone(),
+            name: self.batch.name.clone(),
+            jobs: pushed.iter().filter(|p| **p == PushOutcome::Queued).count(),
+        });
         Ok(BatchDispatch {
             id: self.batch.id,
             jobs: outcomes(&jobs, pushed),

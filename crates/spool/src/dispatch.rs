@@ -129,7 +129,7 @@ enum Mode {
 pub struct Spool {
     mode: Mode,
     max_payload: usize,
-    events: Events,
+    pub(crate) events: Events,
     #[cfg(feature = "encryption")]
     keys: KeySource,
 }

@@ -472,3 +472,35 @@ async fn retry_failed_emits_retry_requested() {
             .contains(&Event::JobRetryRequested { id: id.clone() })
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_emit_dispatched_and_cancelled() {
+    let s = setup().await;
+    let batch = s
+        .spool
+        .batch("nightly")
+        .jobs((0..3).map(|_| Act::default()))
+        .unwrap()
+        .dispatch()
+        .await
+        .unwrap();
+    assert!(s.spool.cancel_batch(&batch.id).await.unwrap());
+    assert!(!s.spool.cancel_batch(&batch.id).await.unwrap(), "only once");
+    let batch_events: Vec<Event> = s
+        .log
+        .all()
+        .into_iter()
+        .filter(|e| e.name().starts_with("batch."))
+        .collect();
+    assert_eq!(
+        batch_events,
+        [
+            Event::BatchDispatched {
+                id: batch.id.clone(),
+                name: "nightly".into(),
+                jobs: 3
+            },
+            Event::BatchCancelled { id: batch.id }
+        ]
+    );
+}

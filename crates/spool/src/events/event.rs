@@ -139,6 +139,20 @@ pub enum Event {
         /// The job's id (kept across retries).
         id: String,
     },
+    /// A batch and its jobs were stored ([`Spool::batch`](crate::Spool::batch)).
+    BatchDispatched {
+        /// The batch's id.
+        id: String,
+        /// Its name.
+        name: String,
+        /// Jobs stored.
+        jobs: usize,
+    },
+    /// A batch was cancelled ([`Spool::cancel_batch`](crate::Spool::cancel_batch)).
+    BatchCancelled {
+        /// The batch's id.
+        id: String,
+    },
 }
 
 impl Event {
@@ -166,6 +180,8 @@ impl Event {
             Event::JobHandedBack { .. } => "job.handed_back",
             Event::JobAttempted { .. } => "job.attempted",
             Event::JobRetryRequested { .. } => "job.retry_requested",
+            Event::BatchDispatched { .. } => "batch.dispatched",
+            Event::BatchCancelled { .. } => "batch.cancelled",
         }
     }
 
@@ -187,7 +203,9 @@ impl Event {
             Event::WorkerStarting { .. }
             | Event::WorkerStopping { .. }
             | Event::Looping { .. }
-            | Event::JobRetryRequested { .. } => None,
+            | Event::JobRetryRequested { .. }
+            | Event::BatchDispatched { .. }
+            | Event::BatchCancelled { .. } => None,
         }
     }
 }

@@ -49,6 +49,8 @@ pub struct Batch<'a> {
     jobs: Vec<Envelope>,
     /// `then`, `catch`, `finally`: encoded at dispatch, so `on_queue` applies whatever the order.
     callbacks: [Option<Envelope>; 3],
+    /// Pushed after each job finishes; travels in every job's envelope.
+    progress: Option<Envelope>,
     queue: Option<String>,
 }
 
@@ -73,6 +75,7 @@ impl Spool {
             },
             jobs: Vec::new(),
             callbacks: [None, None, None],
+            progress: None,
             queue: None,
         }
     }
@@ -167,6 +170,17 @@ impl Batch<'_> {
         self
     }
 
+    /// Pushed after each job of the batch finishes (succeeds or fails for good), in the same
+    /// transaction as that job's settlement; read the counters with
+    /// [`Spool::batch_info`](crate::Spool::batch_info) from it.
+    pub fn progress<J: Job>(mut self, job: J) -> Result<Self, DispatchError> {
+        let envelope =
+            self.spool
+                .envelope(&job, job.queue().to_string(), job.options(), None, None)?;
+        self.progress = Some(envelope);
+        Ok(self)
+    }
+
     /// Pushed once every job has succeeded.
     pub fn then<J: Job>(self, job: J) -> Result<Self, DispatchError> {
         self.callback(0, &job)
@@ -205,7 +219,7 @@ impl Batch<'_> {
 
     /// The parts a chain's batch step keeps: name, `allow_failures` and jobs.
     pub(crate) fn into_step(self) -> Result<(String, bool, Vec<Envelope>), DispatchError> {
-        if self.callbacks.iter().any(Option::is_some) {
+        if self.callbacks.iter().any(Option::is_some) || self.progress.is_some() {
             return Err(DispatchError::InvalidOption(
                 "a batch inside a chain cannot have its own then/catch/finally: the chain uses them"
                     .into(),
@@ -227,10 +241,15 @@ impl Batch<'_> {
                 "a batch needs at least one job".into(),
             ));
         }
+        let progress = self
+            .progress
+            .take()
+            .map(|p| Box::new(self.callback_envelope_of(p)));
         let requests: Vec<(Envelope, Duration)> = std::mem::take(&mut self.jobs)
             .into_iter()
             .map(|mut envelope| {
                 envelope.batch_id = Some(self.batch.id.clone());
+                envelope.batch_progress = progress.clone();
                 if let Some(queue) = &self.queue {
                     envelope.queue = queue.clone();
                 }
@@ -265,13 +284,19 @@ impl Batch<'_> {
         Ok(self)
     }
 
-    /// A callback job: it knows its batch (through its envelope) but is not counted in it.
-    fn encode(&self, mut envelope: Envelope) -> Result<NewJob, DispatchError> {
+    /// A callback's envelope: it knows its batch but is not counted in it.
+    fn callback_envelope_of(&self, mut envelope: Envelope) -> Envelope {
         envelope.batch_id = Some(self.batch.id.clone());
         envelope.batch_callback = true;
         if let Some(queue) = &self.queue {
             envelope.queue = queue.clone();
         }
+        envelope
+    }
+
+    /// A callback job, encoded for the batch record.
+    fn encode(&self, envelope: Envelope) -> Result<NewJob, DispatchError> {
+        let envelope = self.callback_envelope_of(envelope);
         let mut jobs = self.spool.new_jobs(&[(envelope, Duration::ZERO)])?;
         Ok(jobs.pop().expect("one request, one job"))
     }

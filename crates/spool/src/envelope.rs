@@ -53,6 +53,10 @@ pub struct Envelope {
     /// in it, and runs even when the batch is cancelled.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub batch_callback: bool,
+    /// For a job of a batch: the batch's progress callback, pushed (with an id of its own per
+    /// job) with this job's completion or final failure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch_progress: Option<Box<Envelope>>,
     /// The rest of the chain this job heads: pushed, one link at a time, when it completes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chain: Option<Box<ChainRest>>,
@@ -134,6 +138,8 @@ struct Wire {
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     batch_callback: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    batch_progress: Option<Box<Envelope>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     chain: Option<Box<ChainRest>>,
 }
 
@@ -158,6 +164,7 @@ impl TryFrom<Wire> for Envelope {
             trace: w.trace,
             batch_id: w.batch_id,
             batch_callback: w.batch_callback,
+            batch_progress: w.batch_progress,
             chain: w.chain,
         })
     }
@@ -181,6 +188,7 @@ impl From<Envelope> for Wire {
             trace: e.trace,
             batch_id: e.batch_id,
             batch_callback: e.batch_callback,
+            batch_progress: e.batch_progress,
             chain: e.chain,
         }
     }
@@ -234,6 +242,7 @@ impl Envelope {
             trace: None,
             batch_id: None,
             batch_callback: false,
+            batch_progress: None,
             chain: None,
         }
     }

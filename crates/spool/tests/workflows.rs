@@ -274,6 +274,8 @@ async fn batch_counts_fires_callbacks_once_and_retry_batch_fires_then(fresh: &su
         .unwrap()
         .finally(step(t, "finally"))
         .unwrap()
+        .progress(step(t, "progress"))
+        .unwrap()
         .dispatch()
         .await
         .unwrap();
@@ -285,6 +287,7 @@ async fn batch_counts_fires_callbacks_once_and_retry_batch_fires_then(fresh: &su
     assert!(info.finished_at.is_some() && info.cancelled_at.is_none());
     let count = |name: &str| steps(t).iter().filter(|s| *s == name).count();
     assert_eq!((count("catch"), count("finally"), count("then")), (1, 1, 0));
+    assert_eq!(count("progress"), 5, "one progress callback per finished job");
     // A callback knows its batch.
     let finally_ran = runs(t).into_iter().find(|r| r.step == "finally").unwrap();
     assert_eq!(finally_ran.payload["test"], t.as_str());
@@ -296,6 +299,7 @@ async fn batch_counts_fires_callbacks_once_and_retry_batch_fires_then(fresh: &su
         .unwrap();
     work(&store, &["default"], 3).await;
     assert_eq!((count("catch"), count("finally"), count("then")), (1, 1, 1));
+    assert_eq!(count("progress"), 6, "the retried job's success reports progress too");
     let info = spool.batch_info(&batch.id).await.unwrap().unwrap();
     assert_eq!((info.pending, info.failed), (0, 0));
 }

@@ -258,7 +258,11 @@ impl Executor {
                 Settlement::Complete {
                     id,
                     token,
-                    follow_ups: workflow::next_links(&envelope),
+                    follow_ups: [
+                        workflow::next_links(&envelope),
+                        workflow::batch_progress(&envelope),
+                    ]
+                    .concat(),
                     result: ctx.take_result(),
                 }
             }
@@ -333,7 +337,11 @@ impl Executor {
                     Ending::Handled => processed(false),
                     Ending::Exception | Ending::TimedOut(_) => exception(&error),
                 }
-                let follow_ups = workflow::chain_catch(&envelope, &error);
+                let follow_ups = [
+                    workflow::chain_catch(&envelope, &error),
+                    workflow::batch_progress(&envelope),
+                ]
+                .concat();
                 Settlement::Fail {
                     id,
                     token,

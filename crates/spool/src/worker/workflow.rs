@@ -1,5 +1,6 @@
 //! What a settled job leaves behind for the store to push in the same atomic step: the next
-//! link of its chain when it completes, the chain's catch handler when it fails for good.
+//! link of its chain when it completes, the chain's catch handler when it fails for good, its
+//! batch's progress callback either way.
 
 use crate::{
     envelope::{ChainRest, Envelope, Payload},
@@ -48,6 +49,17 @@ pub(crate) fn chain_catch(envelope: &Envelope, error: &str) -> Vec<NewJob> {
         }
     }
     encode(&catch, std::time::Duration::ZERO)
+}
+
+/// The batch's progress callback for this job: one per job (its id names the job, so pushing
+/// it twice is harmless).
+pub(crate) fn batch_progress(envelope: &Envelope) -> Vec<NewJob> {
+    let Some(progress) = envelope.batch_progress.as_deref() else {
+        return Vec::new();
+    };
+    let mut progress = progress.clone();
+    progress.id = format!("{}:{}", progress.id, envelope.id);
+    encode(&progress, std::time::Duration::ZERO)
 }
 
 fn encode(envelope: &Envelope, delay: std::time::Duration) -> Vec<NewJob> {

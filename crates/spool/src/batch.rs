@@ -140,6 +140,14 @@ impl Batch<'_> {
         Ok(self)
     }
 
+    /// Adds a chain as one member of the batch: it counts once, when its last link completes
+    /// or any link fails for good (every link knows the batch; each completed link hands its
+    /// membership to the next one in the same transaction).
+    pub fn chain(mut self, chain: crate::Chain<'_>) -> Result<Self, DispatchError> {
+        self.jobs.push(chain.into_head()?);
+        Ok(self)
+    }
+
     /// Adds a job given as an envelope (the CLI's requests).
     pub fn add_envelope(mut self, envelope: Envelope) -> Self {
         self.jobs.push(envelope);
@@ -248,8 +256,7 @@ impl Batch<'_> {
         let requests: Vec<(Envelope, Duration)> = std::mem::take(&mut self.jobs)
             .into_iter()
             .map(|mut envelope| {
-                envelope.batch_id = Some(self.batch.id.clone());
-                envelope.batch_progress = progress.clone();
+                join(&mut envelope, &self.batch.id, &progress);
                 if let Some(queue) = &self.queue {
                     envelope.queue = queue.clone();
                 }
@@ -299,6 +306,18 @@ impl Batch<'_> {
         let envelope = self.callback_envelope_of(envelope);
         let mut jobs = self.spool.new_jobs(&[(envelope, Duration::ZERO)])?;
         Ok(jobs.pop().expect("one request, one job"))
+    }
+}
+
+/// Makes a job — and, for a chain, each of its later links (not its catch job) — a member of
+/// the batch.
+fn join(envelope: &mut Envelope, batch_id: &str, progress: &Option<Box<Envelope>>) {
+    envelope.batch_id = Some(batch_id.to_string());
+    envelope.batch_progress = progress.clone();
+    if let Some(rest) = envelope.chain.as_deref_mut() {
+        for link in &mut rest.links {
+            join(&mut link.envelope, batch_id, progress);
+        }
     }
 }
 

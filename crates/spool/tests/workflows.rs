@@ -287,7 +287,11 @@ async fn batch_counts_fires_callbacks_once_and_retry_batch_fires_then(fresh: &su
     assert!(info.finished_at.is_some() && info.cancelled_at.is_none());
     let count = |name: &str| steps(t).iter().filter(|s| *s == name).count();
     assert_eq!((count("catch"), count("finally"), count("then")), (1, 1, 0));
-    assert_eq!(count("progress"), 5, "one progress callback per finished job");
+    assert_eq!(
+        count("progress"),
+        5,
+        "one progress callback per finished job"
+    );
     // A callback knows its batch.
     let finally_ran = runs(t).into_iter().find(|r| r.step == "finally").unwrap();
     assert_eq!(finally_ran.payload["test"], t.as_str());
@@ -299,7 +303,11 @@ async fn batch_counts_fires_callbacks_once_and_retry_batch_fires_then(fresh: &su
         .unwrap();
     work(&store, &["default"], 3).await;
     assert_eq!((count("catch"), count("finally"), count("then")), (1, 1, 1));
-    assert_eq!(count("progress"), 6, "the retried job's success reports progress too");
+    assert_eq!(
+        count("progress"),
+        6,
+        "the retried job's success reports progress too"
+    );
     let info = spool.batch_info(&batch.id).await.unwrap().unwrap();
     assert_eq!((info.pending, info.failed), (0, 0));
 }
@@ -573,7 +581,62 @@ async fn a_batch_inside_a_chain_holds_the_chain_until_it_is_done(fresh: &support
     assert_eq!(steps(t), ["b1", "caught"]);
 }
 
+async fn chains_inside_a_batch_count_once_each(fresh: &support::Fresh) {
+    let (spool, store) = open(fresh).await;
+    let t = &key(fresh, "batch_of_chains");
+    let chain_a = spool
+        .chain()
+        .then(step(t, "a1"))
+        .unwrap()
+        .then(step(t, "a2"))
+        .unwrap()
+        .then(step(t, "a3"))
+        .unwrap();
+    let chain_b = spool
+        .chain()
+        .then(Step {
+            fail: true,
+            ..step(t, "b1")
+        })
+        .unwrap()
+        .then(step(t, "b2"))
+        .unwrap();
+    let batch = spool
+        .batch("chains")
+        .chain(chain_a)
+        .unwrap()
+        .chain(chain_b)
+        .unwrap()
+        .job(step(t, "c"))
+        .unwrap()
+        .allow_failures()
+        .then(step(t, "then"))
+        .unwrap()
+        .finally(step(t, "finally"))
+        .unwrap()
+        .progress(step(t, "progress"))
+        .unwrap()
+        .dispatch()
+        .await
+        .unwrap();
+    assert_eq!(spool.batch_info(&batch.id).await.unwrap().unwrap().total, 3);
+    work(&store, &["default"], 4).await;
+    let info = spool.batch_info(&batch.id).await.unwrap().unwrap();
+    assert_eq!((info.pending, info.failed, info.progress), (0, 1, 100));
+    let order = steps(t);
+    let count = |name: &str| order.iter().filter(|s| *s == name).count();
+    let at = |name: &str| order.iter().position(|s| s == name).unwrap();
+    assert!(at("a1") < at("a2") && at("a2") < at("a3"), "{order:?}");
+    assert_eq!(count("b2"), 0, "a failed link stops its chain");
+    assert_eq!(
+        (count("finally"), count("then"), count("progress")),
+        (1, 0, 3),
+        "{order:?}"
+    );
+}
+
 on_every_store!(
+    chains_inside_a_batch_count_once_each,
     a_batch_inside_a_chain_holds_the_chain_until_it_is_done,
     chain_runs_in_order_and_a_failure_stops_it_and_runs_catch_once,
     chain_queue_and_delay_apply_to_every_link,

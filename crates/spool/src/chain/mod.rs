@@ -118,6 +118,16 @@ impl Chain<'_> {
         self
     }
 
+    /// The head envelope, carrying the rest of the chain (for a batch that holds this chain).
+    pub(crate) fn into_head(self) -> Result<Envelope, DispatchError> {
+        if self.links.iter().any(|l| matches!(l, Link::Batch { .. })) {
+            return Err(DispatchError::InvalidOption(
+                "a chain inside a batch cannot hold a batch step".into(),
+            ));
+        }
+        self.assemble(self.links.iter(), self.catch.clone())
+    }
+
     /// Pushes the head; the rest follow as links complete. Returns the head's outcome.
     pub async fn dispatch(self) -> Result<DispatchOutcome, DispatchError> {
         let head = self.assemble(self.links.iter(), self.catch.clone())?;

@@ -213,12 +213,6 @@ pub(crate) async fn run(
             }
         }
         for (envelope, delay) in requests {
-            if envelope.chain.is_some() {
-                return Err(CliError::Usage(
-                    "chains inside a batch are not supported yet: dispatch the chain on its own"
-                        .into(),
-                ));
-            }
             if !delay.is_zero() {
                 return Err(CliError::Usage(
                     "jobs of a batch cannot be delayed; drop `delay`/`at` or --batch".into(),

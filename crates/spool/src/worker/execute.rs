@@ -260,7 +260,7 @@ impl Executor {
                     token,
                     follow_ups: [
                         workflow::next_links(&envelope),
-                        workflow::batch_progress(&envelope),
+                        workflow::batch_progress(&envelope, true),
                     ]
                     .concat(),
                     result: ctx.take_result(),
@@ -339,7 +339,7 @@ impl Executor {
                 }
                 let follow_ups = [
                     workflow::chain_catch(&envelope, &error),
-                    workflow::batch_progress(&envelope),
+                    workflow::batch_progress(&envelope, false),
                 ]
                 .concat();
                 Settlement::Fail {

@@ -53,10 +53,18 @@ pub(crate) fn chain_catch(envelope: &Envelope, error: &str) -> Vec<NewJob> {
 
 /// The batch's progress callback for this job: one per job (its id names the job, so pushing
 /// it twice is harmless).
-pub(crate) fn batch_progress(envelope: &Envelope) -> Vec<NewJob> {
+pub(crate) fn batch_progress(envelope: &Envelope, completed: bool) -> Vec<NewJob> {
     let Some(progress) = envelope.batch_progress.as_deref() else {
         return Vec::new();
     };
+    // A chain's link that completes hands on to the next link: the chain has not finished.
+    let more_links = envelope
+        .chain
+        .as_deref()
+        .is_some_and(|r| !r.links.is_empty());
+    if completed && more_links {
+        return Vec::new();
+    }
     let mut progress = progress.clone();
     progress.id = format!("{}:{}", progress.id, envelope.id);
     encode(&progress, std::time::Duration::ZERO)

@@ -386,6 +386,38 @@ pub async fn batch_allow_failures_add_cancel_and_prune(store: Arc<dyn Store>) {
     assert!(store.batches(10).await.unwrap().is_empty());
 }
 
+/// A completion whose follow-up belongs to the same batch (a chain inside a batch) passes its
+/// membership on: the batch counts the chain once, when its last link completes.
+pub async fn chain_links_in_a_batch_count_once(store: Arc<dyn Store>) {
+    let id = crate::new_id();
+    store
+        .create_batch(&batch(&id, false), &[in_batch(&id)])
+        .await
+        .unwrap();
+    let w = worker(&store, "w", LEASE).await;
+    let head = store.reserve(&w, &q(&["default"]), 1).await.unwrap();
+    let link = in_batch(&id);
+    let done = complete_with(&head[0].id, head[0].token, vec![link.clone()], None);
+    assert_eq!(store.settle(&w, &[done]).await.unwrap(), [true]);
+    let info = store.batch(&id).await.unwrap().unwrap();
+    assert_eq!(
+        (info.total, info.pending, info.finished_at.is_none()),
+        (1, 1, true)
+    );
+    let next = store.reserve(&w, &q(&["default"]), 1).await.unwrap();
+    assert_eq!(next[0].id, link.id);
+    store
+        .settle(
+            &w,
+            &[Settlement::complete(next[0].id.clone(), next[0].token)],
+        )
+        .await
+        .unwrap();
+    let info = store.batch(&id).await.unwrap().unwrap();
+    assert_eq!((info.pending, info.failed, info.progress), (0, 0, 100));
+    assert_eq!(pending_in(&store, "then").await, 1);
+}
+
 /// The limiter is a sliding window shared by every caller.
 pub async fn limiter_is_a_sliding_window(store: Arc<dyn Store>) {
     let window = Duration::from_millis(400);
@@ -541,7 +573,8 @@ macro_rules! workflow_conformance_tests {
         $crate::workflow_conformance_tests!(@each $make;
             unique_until_done, unique_until_processing_and_expiry,
             follow_ups_ride_with_settlements, batch_counters_and_callbacks,
-            batch_allow_failures_add_cancel_and_prune, limiter_is_a_sliding_window,
+            batch_allow_failures_add_cancel_and_prune, chain_links_in_a_batch_count_once,
+            limiter_is_a_sliding_window,
             slots_limit_concurrency, progress_and_results);
     };
     (@each $make:expr; $($name:ident),*) => {

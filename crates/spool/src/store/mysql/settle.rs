@@ -166,7 +166,12 @@ async fn settle_each(
                 ..
             } => {
                 completed.push(row.seq);
-                effects.ended(id, row, false);
+                // A chain link in a batch hands its membership to its next link.
+                let passes_on = row
+                    .batch_id
+                    .as_deref()
+                    .is_some_and(|b| follow_ups.iter().any(|f| f.batch_id.as_deref() == Some(b)));
+                effects.ended(id, row, false, passes_on);
                 if let Some(result) = result {
                     effects.results.push(KeptResult {
                         id,
@@ -193,7 +198,7 @@ async fn settle_each(
                     error.as_str(),
                     serde_json::to_string(causes).unwrap_or_else(|_| "[]".into()),
                 ));
-                effects.ended(id, row, true);
+                effects.ended(id, row, true, false);
                 effects.follow_ups.extend(follow_ups.iter().cloned());
             }
         }
@@ -233,12 +238,13 @@ struct Effects<'a> {
 }
 
 impl<'a> Effects<'a> {
-    /// Notes a job that ended (completed, or failed for good).
-    fn ended(&mut self, id: &'a str, row: &'a Held, failed: bool) {
+    /// Notes a job that ended (completed, or failed for good); `passes_on`: it is a chain link
+    /// whose next link carries its batch membership, so the batch does not count it.
+    fn ended(&mut self, id: &'a str, row: &'a Held, failed: bool, passes_on: bool) {
         if let Some(key) = &row.unique_key {
             self.locks.push((key, id));
         }
-        if let Some(batch_id) = &row.batch_id {
+        if let Some(batch_id) = row.batch_id.as_ref().filter(|_| !passes_on) {
             self.ended.push(Ended {
                 batch_id: batch_id.clone(),
                 job_id: id.to_string(),

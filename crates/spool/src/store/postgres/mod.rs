@@ -286,7 +286,25 @@ impl PostgresStore {
             .fetch_all(&mut *conn)
             .await?;
             for (id, token, batch_id) in done {
-                if let Some(batch_id) = batch_id {
+                // A chain link in a batch hands its membership to its next link.
+                let passes_on = |batch_id: &str| {
+                    settlements.iter().any(|s| match s {
+                        Settlement::Complete {
+                            id: settled,
+                            token: t,
+                            follow_ups,
+                            ..
+                        } => {
+                            *settled == id
+                                && *t == token
+                                && follow_ups
+                                    .iter()
+                                    .any(|f| f.batch_id.as_deref() == Some(batch_id))
+                        }
+                        _ => false,
+                    })
+                };
+                if let Some(batch_id) = batch_id.filter(|b| !passes_on(b)) {
                     ended.push(Ended {
                         batch_id,
                         job_id: id.clone(),

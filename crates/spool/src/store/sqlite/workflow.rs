@@ -129,13 +129,25 @@ pub(crate) fn after_settle(
         )?
         .execute(params![row.id, row.queue, row.job, row.batch_id, result, now])?;
     }
-    if let Some(batch_id) = &row.batch_id {
+    if let Some(batch_id) = &row.batch_id
+        && !passes_membership_on(batch_id, failed, follow_ups)
+    {
         count_in_batch(conn, batch_id, &row.id, failed, now)?;
     }
     if !follow_ups.is_empty() {
         push_in(conn, follow_ups, now)?;
     }
     Ok(())
+}
+
+/// A completed chain link in a batch hands its membership to the next link (a follow-up in the
+/// same batch) instead of counting: a chain counts once, when its last link completes or any
+/// link fails for good.
+pub(crate) fn passes_membership_on(batch_id: &str, failed: bool, follow_ups: &[NewJob]) -> bool {
+    !failed
+        && follow_ups
+            .iter()
+            .any(|f| f.batch_id.as_deref() == Some(batch_id))
 }
 
 /// Frees every concurrency slot a job holds.

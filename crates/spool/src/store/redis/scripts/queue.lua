@@ -412,7 +412,19 @@ local function settle(worker, first, now)
         follow_at = i + 6
       end
       if held then
-        job_ended(id, key, token, w, false, result, now, fx)
+        local counted = w
+        -- A chain link in a batch hands its membership to its next link (a follow-up in the
+        -- same batch): the batch counts the chain once, at its last link.
+        if w[1] then
+          for n = 0, follow_n - 1 do
+            local at = follow_at + n * (JOB_FIELDS + 1)
+            if spec_at(ARGV, at + 1, ARGV[at]).batch == w[1] then
+              counted = {nil, w[2], w[3], w[4]}
+              break
+            end
+          end
+        end
+        job_ended(id, key, token, counted, false, result, now, fx)
         completed[#completed + 1] = id
         gone[id] = true
       end

@@ -175,3 +175,50 @@ fn chains_and_unique_jobs_from_the_cli() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("`unique_for` needs `unique_key`"));
 }
+
+#[test]
+fn a_chain_line_in_a_batch_counts_once() {
+    let env = Env::new();
+    let lines = concat!(
+        "{\"chain\":[{\"job\":\"noop\"},{\"job\":\"noop\"},{\"job\":\"noop\"}]}\n",
+        "{\"job\":\"noop\"}\n",
+    );
+    let out = env.with_stdin(
+        &[
+            "dispatch",
+            "--stdin",
+            "--json",
+            "--batch",
+            "mixed",
+            "--then",
+            r#"{"job":"noop","queue":"then"}"#,
+        ],
+        lines,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let batch_id = doc["batch_id"].as_str().unwrap().to_string();
+    env.ok(&[
+        "work",
+        "--queue",
+        "default",
+        "--until-done",
+        "--sleep",
+        "50ms",
+    ]);
+    let shown = env.json(&["batches", "show", &batch_id, "--json"]);
+    assert_eq!(
+        (shown["total"].as_u64(), shown["pending"].as_u64()),
+        (Some(2), Some(0))
+    );
+    assert_eq!(queue_count(&env, "then"), 1);
+    assert_eq!(
+        env.json(&["status", "--json"])["processed"].as_u64(),
+        Some(4),
+        "3 links and a job"
+    );
+}

@@ -51,7 +51,7 @@ pub struct Chain<'a> {
 
 /// One step of a chain.
 enum Link {
-    Job(Envelope),
+    Job(Box<Envelope>),
     Batch {
         name: String,
         allow_failures: bool,
@@ -78,7 +78,7 @@ impl Chain<'_> {
         let envelope =
             self.spool
                 .envelope(&job, job.queue().to_string(), job.options(), None, None)?;
-        self.links.push(Link::Job(envelope));
+        self.links.push(Link::Job(Box::new(envelope)));
         Ok(self)
     }
 
@@ -150,7 +150,7 @@ impl Chain<'_> {
         let mut envelopes = Vec::new();
         while let Some(link) = links.next() {
             match link {
-                Link::Job(envelope) => envelopes.push(self.with_queue(envelope.clone())),
+                Link::Job(envelope) => envelopes.push(self.with_queue((**envelope).clone())),
                 Link::Batch {
                     name,
                     allow_failures,

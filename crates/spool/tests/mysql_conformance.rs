@@ -9,6 +9,8 @@
 //! failure.
 #![cfg(feature = "mysql")]
 
+mod support;
+
 use std::{
     collections::HashSet,
     sync::Arc,
@@ -64,13 +66,7 @@ async fn open_fresh_database() -> Option<MysqlStore> {
                 .await;
             Some(store)
         }
-        Err(e) if e.is_unavailable() => {
-            if std::env::var("CI").as_deref() == Ok("true") {
-                panic!("MySQL unreachable at {url}: {e} (CI=true: the tests need the server)");
-            }
-            eprintln!("SKIPPED: MySQL unreachable at {url}: {e}");
-            None
-        }
+        Err(e) if e.is_unavailable() => support::unreachable("MySQL", &url, &e),
         Err(e) => panic!(
             "cannot open MySQL at {url}: {e}; set SPOOL_TEST_MYSQL_URL to a server the tests may \
              create databases on"

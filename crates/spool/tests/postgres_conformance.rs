@@ -6,6 +6,8 @@
 //! except under `CI=true`, where that is a failure.
 #![cfg(feature = "postgres")]
 
+mod support;
+
 use std::{
     sync::Arc,
     time::{Duration, SystemTime, UNIX_EPOCH},
@@ -51,13 +53,7 @@ async fn open_fresh_schema() -> Option<PostgresStore> {
                 .await;
             Some(store)
         }
-        Err(e) if e.is_unavailable() => {
-            if std::env::var("CI").as_deref() == Ok("true") {
-                panic!("PostgreSQL unreachable at {url}: {e} (CI=true: the tests need the server)");
-            }
-            eprintln!("SKIPPED: PostgreSQL unreachable at {url}: {e}");
-            None
-        }
+        Err(e) if e.is_unavailable() => support::unreachable("PostgreSQL", &url, &e),
         Err(e) => panic!(
             "cannot open PostgreSQL at {url}: {e}; set SPOOL_TEST_POSTGRES_URL to a database the tests may use"
         ),

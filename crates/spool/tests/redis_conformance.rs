@@ -8,6 +8,8 @@
 //! The tests never flush the database: they only touch keys under their own prefixes.
 #![cfg(feature = "redis")]
 
+mod support;
+
 use std::{
     sync::Arc,
     time::{Duration, SystemTime, UNIX_EPOCH},
@@ -63,13 +65,7 @@ async fn open_fresh_prefix() -> Option<RedisStore> {
                 .await;
             Some(store)
         }
-        Err(e) if e.is_unavailable() => {
-            if std::env::var("CI").as_deref() == Ok("true") {
-                panic!("Redis unreachable at {url}: {e} (CI=true: the tests need the server)");
-            }
-            eprintln!("SKIPPED: Redis unreachable at {url}: {e}");
-            None
-        }
+        Err(e) if e.is_unavailable() => support::unreachable("Redis", &url, &e),
         Err(e) => panic!(
             "cannot open Redis at {url}: {e}; set SPOOL_TEST_REDIS_URL to a server the tests may use"
         ),

@@ -3,6 +3,8 @@
 //! on commit (every store).
 #![cfg(feature = "sqlite")]
 
+mod support;
+
 use std::{sync::Arc, time::Duration};
 
 use serde::{Deserialize, Serialize};
@@ -112,15 +114,12 @@ async fn postgres_jobs_live_and_die_with_the_apps_transaction() {
 
     let base = std::env::var("SPOOL_TEST_POSTGRES_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-    let schema = format!(
-        "spool_test_{}_{:08x}",
-        std::process::id(),
-        fastrand::u32(..)
-    );
+    let schema = support::unique_name();
     let pg = match PostgresStore::open_in_schema(&base, &schema).await {
         Ok(pg) => pg,
-        Err(e) if e.is_unavailable() && std::env::var("CI").as_deref() != Ok("true") => {
-            return eprintln!("SKIPPED: PostgreSQL unreachable at {base}: {e}");
+        Err(e) if e.is_unavailable() => {
+            support::unreachable::<()>("PostgreSQL", &base, &e);
+            return;
         }
         Err(e) => panic!("PostgreSQL at {base}: {e}"),
     };
@@ -165,15 +164,12 @@ async fn mysql_jobs_live_and_die_with_the_apps_transaction() {
 
     let base = std::env::var("SPOOL_TEST_MYSQL_URL")
         .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/test".into());
-    let name = format!(
-        "spool_test_{}_{:08x}",
-        std::process::id(),
-        fastrand::u32(..)
-    );
+    let name = support::unique_name();
     match MysqlStore::create_database(&base, &name).await {
         Ok(()) => {}
-        Err(e) if e.is_unavailable() && std::env::var("CI").as_deref() != Ok("true") => {
-            return eprintln!("SKIPPED: MySQL unreachable at {base}: {e}");
+        Err(e) if e.is_unavailable() => {
+            support::unreachable::<()>("MySQL", &base, &e);
+            return;
         }
         Err(e) => panic!("MySQL at {base}: {e}"),
     }

@@ -79,6 +79,16 @@ pub fn unique_name() -> String {
     format!("spool_test_{secs}_{:08x}", fastrand::u32(..))
 }
 
+/// The answer to a server that can't be reached: skipped (`None`) on a laptop, a failure
+/// under `CI=true`.
+pub fn unreachable<T>(backend: &str, url: &str, error: &spool::StoreError) -> Option<T> {
+    if ci() {
+        panic!("{backend} unreachable at {url}: {error} (CI=true: the tests need the server)");
+    }
+    eprintln!("SKIPPED: {backend} unreachable at {url}: {error}");
+    None
+}
+
 /// `Some(fresh)` if the server answers; `None` (skipped) when unreachable outside CI.
 async fn reachable(backend: &'static str, url: String, cleanup: Cleanup) -> Option<Fresh> {
     match spool::connect(&url).await {
@@ -87,11 +97,8 @@ async fn reachable(backend: &'static str, url: String, cleanup: Cleanup) -> Opti
             backend,
             cleanup,
         }),
-        Err(e) if e.is_unavailable() && !ci() => {
-            eprintln!("SKIPPED: {backend} unreachable at {url}: {e}");
-            None
-        }
-        Err(e) => panic!("{backend} at {url}: {e} (CI=true: the tests need the server)"),
+        Err(e) if e.is_unavailable() => unreachable(backend, &url, &e),
+        Err(e) => panic!("{backend} at {url}: {e}"),
     }
 }
 
@@ -127,11 +134,8 @@ pub async fn mysql() -> Option<Fresh> {
     let name = unique_name();
     match MysqlStore::create_database(&base, &name).await {
         Ok(()) => {}
-        Err(e) if e.is_unavailable() && !ci() => {
-            eprintln!("SKIPPED: mysql unreachable at {base}: {e}");
-            return None;
-        }
-        Err(e) => panic!("mysql at {base}: {e} (CI=true: the tests need the server)"),
+        Err(e) if e.is_unavailable() => return unreachable("mysql", &base, &e),
+        Err(e) => panic!("mysql at {base}: {e}"),
     }
     // The same server, the new database.
     let server = base

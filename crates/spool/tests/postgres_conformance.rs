@@ -542,60 +542,6 @@ async fn hot_path_applies_side_effects() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn poison_pills_count_in_their_batch_and_free_their_locks() {
-    use spool::{
-        Unique,
-        store::{NewBatch, PushOutcome},
-    };
-    let Some(store) = open_fresh_schema().await else {
-        return;
-    };
-    store.migrate().await.unwrap();
-    let batch_id = spool::new_id();
-    let job = envelope_job(|e| {
-        e.batch_id = Some(batch_id.clone());
-        e.options.unique = Some(Unique::new("pill"));
-    });
-    let catch = new_job("catch", Duration::ZERO);
-    let batch = NewBatch {
-        id: batch_id.clone(),
-        name: "b".into(),
-        catch: Some(catch.clone()),
-        ..NewBatch::default()
-    };
-    store
-        .create_batch(&batch, std::slice::from_ref(&job))
-        .await
-        .unwrap();
-    store
-        .register_worker(&worker_info("dying"), Duration::from_millis(100))
-        .await
-        .unwrap();
-    let got = store
-        .reserve("dying", &["default".to_string()], 1)
-        .await
-        .unwrap();
-    assert_eq!(got.len(), 1);
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(store.reap(1).await.unwrap().failed, 1);
-    let info = store.batch(&batch_id).await.unwrap().unwrap();
-    assert_eq!((info.pending, info.failed), (0, 1));
-    assert_eq!(info.failed_ids, std::slice::from_ref(&job.id));
-    assert!(
-        store.job(&catch.id).await.unwrap().is_some(),
-        "`catch` was pushed"
-    );
-    let again = envelope_job(|e| e.options.unique = Some(Unique::new("pill")));
-    assert_eq!(store.push(&[again]).await.unwrap(), [PushOutcome::Queued]);
-    // The failed record keeps its batch: retrying the batch finds it.
-    let retried = store
-        .retry_failed(&spool::store::RetrySelector::Batch(batch_id.clone()))
-        .await
-        .unwrap();
-    assert_eq!(retried, [job.id]);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn limits_and_slots_hold_under_concurrent_callers() {
     use spool::store::{LimitMode, SlotRequest};
     let Some(first) = open_fresh_schema().await else {

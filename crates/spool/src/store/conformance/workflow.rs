@@ -418,6 +418,50 @@ pub async fn chain_links_in_a_batch_count_once(store: Arc<dyn Store>) {
     assert_eq!(pending_in(&store, "then").await, 1);
 }
 
+/// A job failed by the reaper as a poison pill ends in its batch like any final failure:
+/// counted as failed (firing `catch`), its unique lock released, and retryable with its batch.
+pub async fn poison_pills_count_in_their_batch_and_free_their_locks(store: Arc<dyn Store>) {
+    let batch_id = crate::new_id();
+    let mut envelope = Envelope::new("noop", "default", serde_json::json!({}));
+    envelope.batch_id = Some(batch_id.clone());
+    envelope.options.unique = Some(Unique::new("pill"));
+    let job = NewJob::new(&envelope, Duration::ZERO).expect("encodes");
+    let catch = callback("catch");
+    let batch = NewBatch {
+        id: batch_id.clone(),
+        name: "b".into(),
+        catch: Some(catch.clone()),
+        ..NewBatch::default()
+    };
+    store
+        .create_batch(&batch, std::slice::from_ref(&job))
+        .await
+        .unwrap();
+    let dying = worker(&store, "dying", Duration::from_millis(100)).await;
+    let got = store.reserve(&dying, &q(&["default"]), 1).await.unwrap();
+    assert_eq!(got.len(), 1);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(store.reap(1).await.unwrap().failed, 1);
+    let info = store.batch(&batch_id).await.unwrap().unwrap();
+    assert_eq!((info.pending, info.failed), (0, 1));
+    assert_eq!(info.failed_ids, std::slice::from_ref(&job.id));
+    assert!(
+        store.job(&catch.id).await.unwrap().is_some(),
+        "`catch` was pushed"
+    );
+    let again = unique_job("pill", Unique::new(""));
+    assert_eq!(store.push(&[again]).await.unwrap(), [PushOutcome::Queued]);
+    // The failed record keeps its batch: retrying the batch finds it.
+    let retried = store
+        .retry_failed(&RetrySelector::Batch(batch_id.clone()))
+        .await
+        .unwrap();
+    assert_eq!(retried, [job.id]);
+    let info = store.batch(&batch_id).await.unwrap().unwrap();
+    assert_eq!((info.pending, info.failed), (1, 0));
+    assert!(info.failed_ids.is_empty());
+}
+
 /// The limiter is a sliding window shared by every caller.
 pub async fn limiter_is_a_sliding_window(store: Arc<dyn Store>) {
     let window = Duration::from_millis(400);
@@ -574,6 +618,7 @@ macro_rules! workflow_conformance_tests {
             unique_until_done, unique_until_processing_and_expiry,
             follow_ups_ride_with_settlements, batch_counters_and_callbacks,
             batch_allow_failures_add_cancel_and_prune, chain_links_in_a_batch_count_once,
+            poison_pills_count_in_their_batch_and_free_their_locks,
             limiter_is_a_sliding_window,
             slots_limit_concurrency, progress_and_results);
     };

@@ -170,7 +170,7 @@ async fn settle_each(
                 let passes_on = row
                     .batch_id
                     .as_deref()
-                    .is_some_and(|b| follow_ups.iter().any(|f| f.batch_id.as_deref() == Some(b)));
+                    .is_some_and(|b| crate::store::hands_on_batch_membership(b, follow_ups));
                 effects.ended(id, row, false, passes_on);
                 if let Some(result) = result {
                     effects.results.push(KeptResult {

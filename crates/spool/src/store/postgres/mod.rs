@@ -297,9 +297,7 @@ impl PostgresStore {
                         } => {
                             *settled == id
                                 && *t == token
-                                && follow_ups
-                                    .iter()
-                                    .any(|f| f.batch_id.as_deref() == Some(batch_id))
+                                && super::hands_on_batch_membership(batch_id, follow_ups)
                         }
                         _ => false,
                     })

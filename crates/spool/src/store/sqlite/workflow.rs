@@ -10,7 +10,7 @@ use crate::{
     duration::millis,
     store::{
         BatchInfo, CompletedJob, LimitMode, LimitState, NewBatch, NewJob, PushOutcome, SlotRequest,
-        StoreResult, rfc3339_ms,
+        StoreResult, hands_on_batch_membership, rfc3339_ms,
     },
 };
 
@@ -130,7 +130,7 @@ pub(crate) fn after_settle(
         .execute(params![row.id, row.queue, row.job, row.batch_id, result, now])?;
     }
     if let Some(batch_id) = &row.batch_id
-        && !passes_membership_on(batch_id, failed, follow_ups)
+        && (failed || !hands_on_batch_membership(batch_id, follow_ups))
     {
         count_in_batch(conn, batch_id, &row.id, failed, now)?;
     }
@@ -138,16 +138,6 @@ pub(crate) fn after_settle(
         push_in(conn, follow_ups, now)?;
     }
     Ok(())
-}
-
-/// A completed chain link in a batch hands its membership to the next link (a follow-up in the
-/// same batch) instead of counting: a chain counts once, when its last link completes or any
-/// link fails for good.
-pub(crate) fn passes_membership_on(batch_id: &str, failed: bool, follow_ups: &[NewJob]) -> bool {
-    !failed
-        && follow_ups
-            .iter()
-            .any(|f| f.batch_id.as_deref() == Some(batch_id))
 }
 
 /// Frees every concurrency slot a job holds.

@@ -26,6 +26,8 @@ pub const DEFAULT_QUEUE: &str = "default";
 /// assert_eq!(back.job, "send_email");
 /// ```
 #[derive(Debug, Clone, Serialize, Deserialize)]
+// On the wire it is a `Wire` (which carries the serde field rules), so the payload can be
+// plain or sealed.
 #[serde(try_from = "Wire", into = "Wire")]
 pub struct Envelope {
     /// Format version; readers refuse versions they don't know.
@@ -39,26 +41,20 @@ pub struct Envelope {
     /// The job's own data: JSON, or sealed for an encrypted job type.
     pub payload: Payload,
     /// Options frozen at dispatch.
-    #[serde(default)]
     pub options: JobOptions,
     /// Creation time, milliseconds since the Unix epoch (the dispatcher's clock; informational).
     pub created_at: i64,
     /// W3C trace context (`traceparent`, `tracestate`), if the dispatcher had one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trace: Option<TraceContext>,
     /// The batch this job belongs to (or, for a batch callback, the batch it reports on).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub batch_id: Option<String>,
     /// True for a batch's then / catch / finally job: it names its batch but is not counted
     /// in it, and runs even when the batch is cancelled.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub batch_callback: bool,
     /// For a job of a batch: the batch's progress callback, pushed (with an id of its own per
     /// job) with this job's completion or final failure.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub batch_progress: Option<Box<Envelope>>,
     /// The rest of the chain this job heads: pushed, one link at a time, when it completes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chain: Option<Box<ChainRest>>,
 }
 

@@ -11,6 +11,7 @@
 
 mod support;
 
+use spool::store::{AdminStore, QueueStore, WorkflowStore};
 use std::{
     collections::HashSet,
     sync::Arc,

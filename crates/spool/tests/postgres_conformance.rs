@@ -8,6 +8,7 @@
 
 mod support;
 
+use spool::store::{AdminStore, QueueStore, WorkflowStore};
 use std::{
     sync::Arc,
     time::{Duration, SystemTime, UNIX_EPOCH},

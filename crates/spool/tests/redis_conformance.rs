@@ -10,6 +10,7 @@
 
 mod support;
 
+use spool::store::{AdminStore, QueueStore};
 use std::{
     sync::Arc,
     time::{Duration, SystemTime, UNIX_EPOCH},

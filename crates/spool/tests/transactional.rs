@@ -5,6 +5,7 @@
 
 mod support;
 
+use spool::store::QueueStore;
 use std::{sync::Arc, time::Duration};
 
 use serde::{Deserialize, Serialize};

@@ -24,14 +24,6 @@ pub enum StoreError {
         /// Newest version this build knows.
         supported: i64,
     },
-    /// The store does not implement this operation yet.
-    #[error("the {backend} store does not support {what} yet; use the SQLite or PostgreSQL store")]
-    Unsupported {
-        /// The store's backend name.
-        backend: &'static str,
-        /// The missing operation.
-        what: &'static str,
-    },
     /// The server lacks something Spool needs (e.g. it is too old); the message says what.
     #[error("{0}")]
     ServerUnsupported(String),

@@ -19,6 +19,7 @@
 //! transaction as the push, claim or settlement it belongs to, and only when that applied;
 //! jobs without any of it take the same statements as before (see `settle`).
 
+use crate::store::{AdminStore, QueueStore, WorkflowStore};
 use std::{
     str::FromStr,
     sync::{Arc, Mutex},
@@ -258,7 +259,7 @@ fn validate_database(name: &str) -> StoreResult<()> {
 }
 
 #[async_trait]
-impl Store for MysqlStore {
+impl QueueStore for MysqlStore {
     fn backend(&self) -> &'static str {
         "mysql"
     }
@@ -345,6 +346,13 @@ impl Store for MysqlStore {
         self.wakeup.subscribe()
     }
 
+    async fn restart_epoch(&self) -> StoreResult<i64> {
+        self.epoch().await
+    }
+}
+
+#[async_trait]
+impl AdminStore for MysqlStore {
     async fn stats(&self) -> StoreResult<Stats> {
         self.stats_snapshot().await
     }
@@ -396,11 +404,10 @@ impl Store for MysqlStore {
     async fn signal_restart(&self) -> StoreResult<i64> {
         self.restart().await
     }
+}
 
-    async fn restart_epoch(&self) -> StoreResult<i64> {
-        self.epoch().await
-    }
-
+#[async_trait]
+impl WorkflowStore for MysqlStore {
     async fn create_batch(
         &self,
         batch: &NewBatch,

@@ -11,6 +11,7 @@
 //! volatile `now_ms()` is evaluated a single time and the planner can use its value as an
 //! index bound.
 
+use crate::store::{AdminStore, QueueStore, WorkflowStore};
 use std::{
     str::FromStr,
     sync::{Arc, Mutex},
@@ -564,15 +565,9 @@ fn count(n: i64) -> u64 {
 }
 
 #[async_trait]
-impl Store for PostgresStore {
+impl QueueStore for PostgresStore {
     fn backend(&self) -> &'static str {
         "postgres"
-    }
-
-    async fn reopen(&self) -> StoreResult<Arc<dyn Store>> {
-        Ok(Arc::new(
-            PostgresStore::open_in_schema(&self.url, &self.schema).await?,
-        ))
     }
 
     async fn migrate(&self) -> StoreResult<()> {
@@ -638,6 +633,12 @@ impl Store for PostgresStore {
         }
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn reopen(&self) -> StoreResult<Arc<dyn Store>> {
+        Ok(Arc::new(
+            PostgresStore::open_in_schema(&self.url, &self.schema).await?,
+        ))
     }
 
     async fn push(&self, jobs: &[NewJob]) -> StoreResult<Vec<PushOutcome>> {
@@ -906,6 +907,18 @@ impl Store for PostgresStore {
         self.wakeup.subscribe()
     }
 
+    async fn restart_epoch(&self) -> StoreResult<i64> {
+        let epoch: Option<i64> = sqlx::query_scalar(
+            self.sql("SELECT value FROM {schema}.meta WHERE name = 'restart_epoch'"),
+        )
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(epoch.unwrap_or(0))
+    }
+}
+
+#[async_trait]
+impl AdminStore for PostgresStore {
     async fn stats(&self) -> StoreResult<Stats> {
         // One snapshot, so the counts agree with each other.
         let mut tx = self
@@ -1208,16 +1221,10 @@ impl Store for PostgresStore {
         .await?;
         Ok(epoch)
     }
+}
 
-    async fn restart_epoch(&self) -> StoreResult<i64> {
-        let epoch: Option<i64> = sqlx::query_scalar(
-            self.sql("SELECT value FROM {schema}.meta WHERE name = 'restart_epoch'"),
-        )
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(epoch.unwrap_or(0))
-    }
-
+#[async_trait]
+impl WorkflowStore for PostgresStore {
     async fn create_batch(
         &self,
         batch: &NewBatch,

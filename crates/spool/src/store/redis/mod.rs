@@ -18,6 +18,7 @@
 //! every job it reserved until it is settled; an id it does not know (settled through another
 //! handle) is looked up queue by queue.
 
+use crate::store::{AdminStore, QueueStore, WorkflowStore};
 use std::{
     collections::{HashMap, HashSet},
     sync::{Arc, Mutex, MutexGuard},
@@ -578,7 +579,7 @@ fn queue_names(items: &[Value], skip: usize) -> StoreResult<Vec<String>> {
 }
 
 #[async_trait]
-impl Store for RedisStore {
+impl QueueStore for RedisStore {
     fn backend(&self) -> &'static str {
         "redis"
     }
@@ -835,6 +836,19 @@ impl Store for RedisStore {
         self.wakeup.subscribe()
     }
 
+    async fn restart_epoch(&self) -> StoreResult<i64> {
+        let mut conn = self.conn.clone();
+        let epoch: Value = redis::cmd("HGET")
+            .arg(self.keys.meta())
+            .arg("restart_epoch")
+            .query_async(&mut conn)
+            .await?;
+        Ok(opt_int(&epoch, "restart epoch")?.unwrap_or(0))
+    }
+}
+
+#[async_trait]
+impl AdminStore for RedisStore {
     async fn stats(&self) -> StoreResult<Stats> {
         let reply = self.run(&self.on_global(&scripts::WORKERS)).await?;
         let items = array(&reply, "workers")?;
@@ -1099,17 +1113,10 @@ impl Store for RedisStore {
             "restart epoch",
         )
     }
+}
 
-    async fn restart_epoch(&self) -> StoreResult<i64> {
-        let mut conn = self.conn.clone();
-        let epoch: Value = redis::cmd("HGET")
-            .arg(self.keys.meta())
-            .arg("restart_epoch")
-            .query_async(&mut conn)
-            .await?;
-        Ok(opt_int(&epoch, "restart epoch")?.unwrap_or(0))
-    }
-
+#[async_trait]
+impl WorkflowStore for RedisStore {
     async fn create_batch(
         &self,
         batch: &NewBatch,

@@ -14,6 +14,7 @@
 //! Other processes are noticed by watching the database's directory (the `-wal` file comes and
 //! goes, so the directory is what is watched).
 
+use crate::store::{AdminStore, QueueStore, WorkflowStore};
 use std::{
     path::{Path, PathBuf},
     sync::{Arc, mpsc},
@@ -475,7 +476,7 @@ macro_rules! dead_holder {
 }
 
 #[async_trait]
-impl Store for SqliteStore {
+impl QueueStore for SqliteStore {
     fn backend(&self) -> &'static str {
         "sqlite"
     }
@@ -714,6 +715,13 @@ impl Store for SqliteStore {
         self.wakeup.subscribe()
     }
 
+    async fn restart_epoch(&self) -> StoreResult<i64> {
+        self.read(restart_epoch_in).await
+    }
+}
+
+#[async_trait]
+impl AdminStore for SqliteStore {
     async fn stats(&self) -> StoreResult<Stats> {
         self.read(|conn| {
             // One read transaction: the counts agree with each other.
@@ -997,11 +1005,10 @@ impl Store for SqliteStore {
         })
         .await
     }
+}
 
-    async fn restart_epoch(&self) -> StoreResult<i64> {
-        self.read(restart_epoch_in).await
-    }
-
+#[async_trait]
+impl WorkflowStore for SqliteStore {
     async fn create_batch(
         &self,
         batch: &NewBatch,

@@ -1,0 +1,35 @@
+//! The store contract in three parts.
+//!
+//! - [`QueueStore`]: the worker's hot path and lease bookkeeping — push, reserve, settle,
+//!   reap, wake-ups, migrations.
+//! - [`AdminStore`]: what operators read and change — counts, job listings, the failed store,
+//!   the restart signal.
+//! - [`WorkflowStore`]: batches, shared limits and slots, progress and kept results.
+//!
+//! [`Store`] is their sum and is what every backend provides; it is implemented automatically
+//! for any type that implements the three parts, so `Arc<dyn Store>` works everywhere while
+//! code that needs one part can ask for just that part (`&dyn AdminStore`, ...).
+
+mod admin;
+mod queue;
+mod workflow;
+
+pub use admin::AdminStore;
+pub use queue::QueueStore;
+pub use workflow::WorkflowStore;
+
+/// The whole contract every store implements: the sum of its three parts.
+///
+/// Implement [`QueueStore`], [`AdminStore`] and [`WorkflowStore`]; `Store` follows.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), spool::StoreError> {
+/// use spool::store::{AdminStore, Store};
+/// let store: std::sync::Arc<dyn Store> = spool::connect("sqlite://jobs.db").await?;
+/// let admin: &dyn AdminStore = &*store; // ask for the part you need
+/// println!("{} queues", admin.stats().await?.queues.len());
+/// # Ok(()) }
+/// ```
+pub trait Store: QueueStore + AdminStore + WorkflowStore {}
+
+impl<T: QueueStore + AdminStore + WorkflowStore + ?Sized> Store for T {}

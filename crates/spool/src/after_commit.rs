@@ -17,7 +17,7 @@ use crate::{
 };
 
 impl Spool {
-    /// Encodes a job for [`crate::Store::push`] or a store's `push_in_transaction`, with its
+    /// Encodes a job for [`crate::store::QueueStore::push`] or a store's `push_in_transaction`, with its
     /// type's queue and options (encrypted if its type asks for it).
     pub fn new_job<J: Job>(&self, job: &J, delay: Duration) -> Result<NewJob, DispatchError> {
         let envelope = self.envelope(job, job.queue().to_string(), job.options(), None, None)?;

@@ -5,6 +5,7 @@
 
 mod support;
 
+#[cfg(any(feature = "postgres", feature = "mysql"))]
 use spool::store::QueueStore;
 use std::{sync::Arc, time::Duration};
 

@@ -84,7 +84,7 @@ pub struct WorkerInfo {
 pub struct Heartbeat {
     /// False when the worker's lease had already expired and its jobs were handed to others.
     pub lease_kept: bool,
-    /// The current restart epoch (see [`crate::Store::signal_restart`]).
+    /// The current restart epoch (see [`crate::store::AdminStore::signal_restart`]).
     pub restart_epoch: i64,
 }
 
@@ -344,7 +344,7 @@ pub struct Progress {
     pub message: Option<String>,
 }
 
-/// A completed job's kept result (see [`crate::Store::job_result`]).
+/// A completed job's kept result (see [`crate::store::WorkflowStore::job_result`]).
 #[derive(Debug, Clone, Serialize)]
 pub struct CompletedJob {
     /// Job id.

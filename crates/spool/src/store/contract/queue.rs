@@ -51,7 +51,7 @@ pub trait QueueStore: Send + Sync + 'static {
 
     /// Settles `settlements`, then reserves up to `limit` jobs, in one round trip where the
     /// store can (one transaction: "ack batch k and claim batch k+1"). This is the worker's hot
-    /// path. The default runs [`settle`](Store::settle) then [`reserve`](Store::reserve); if the
+    /// path. The default runs [`settle`](QueueStore::settle) then [`reserve`](QueueStore::reserve); if the
     /// settle succeeded and the reserve failed, it returns the settle's result and no jobs.
     async fn settle_and_reserve(
         &self,

@@ -87,7 +87,7 @@ pub struct MysqlStore {
 
 impl MysqlStore {
     /// Opens a pool to the database a `mysql://USER:PASSWORD@HOST:PORT/DB` URL names, after
-    /// checking the server's version. Call [`Store::migrate`] (or use [`crate::connect`])
+    /// checking the server's version. Call [`QueueStore::migrate`] (or use [`crate::connect`])
     /// before first use.
     pub async fn open(url: &str) -> StoreResult<Self> {
         Self::with_options(parse_url(url)?).await

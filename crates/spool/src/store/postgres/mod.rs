@@ -106,7 +106,7 @@ impl PostgresStore {
     }
 
     /// Opens a pool to the database a `postgres://` URL names, with Spool's tables in the
-    /// `spool` schema. Call [`Store::migrate`] (or use [`crate::connect`]) before first use.
+    /// `spool` schema. Call [`QueueStore::migrate`] (or use [`crate::connect`]) before first use.
     ///
     /// A `spool_schema=NAME` query parameter picks another schema (it is removed before the
     /// URL reaches the driver): `postgres://app@db/app?spool_schema=jobs`.

@@ -171,7 +171,7 @@ impl RedisStore {
     /// Calls the settle script for each queue group, the first queue of `claim` (if any)
     /// combined with its claim; returns the applied flags in input order and the claimed jobs.
     /// Follow-ups for other queues and freed slots are finished after the scripts (see
-    /// `workflow.rs`); plain settlements leave nothing to finish and cost no extra call.
+    /// `workflow/effects.rs`); plain settlements leave nothing to finish and cost no extra call.
     async fn settle_groups(
         &self,
         worker: &str,

@@ -30,7 +30,6 @@
 //!   stale and freed by the next `acquire_slot` on that key.
 //! - **Results** are kept under the queue's tag (`{P:Q}:result:<id>`, by completion time in
 //!   `{P:Q}:results`) until [`Store::prune_results`](crate::Store::prune_results) deletes them.
-
 //!
 //! Batches are in `workflow/batches.rs`, what settlements leave to finish (follow-up delivery,
 //! slots to free) in `workflow/effects.rs`, and slot holders in `workflow/slots.rs`.
@@ -357,6 +356,7 @@ impl RedisStore {
             .map(|(q, _)| q))
     }
 
+    /// Runs the limiter script on `key`'s keys in `mode` (`clear` empties them).
     async fn limit_call(
         &self,
         key: &str,

@@ -1,6 +1,6 @@
 //! What this build needs of the keyspace and of the server: the key layout version, set (or
-//! checked) by [`Store::migrate`](crate::Store::migrate), and the server's eviction policy,
-//! checked when a store is opened.
+//! checked) by [`QueueStore::migrate`](crate::store::QueueStore::migrate), and the server's
+//! eviction policy, checked when a store is opened.
 //!
 //! Jobs are only as safe as the server keeps its keys: a server that may evict keys under
 //! memory pressure can silently drop queued jobs (S-REL-8). Spool never sets a TTL on jobs,

@@ -1,5 +1,5 @@
-//! Reading script replies. Server data is never trusted: a reply of the wrong shape becomes a
-//! [`StoreError`], never a panic.
+//! Reading script replies and stored records into the contract's types. Server data is never
+//! trusted: a reply of the wrong shape becomes a [`StoreError`], never a panic.
 
 use redis::Value;
 use serde::{Deserialize, Serialize};

@@ -1,7 +1,11 @@
 //! The Lua scripts, compiled into the binary. Each is sent once per server (`SCRIPT LOAD`
-//! during [`Store::migrate`](crate::Store::migrate), or on first use) and then called by its
-//! SHA; after a `SCRIPT FLUSH` or a failover the `NOSCRIPT` reply makes [`redis::Script`] load
-//! it again and retry.
+//! during [`QueueStore::migrate`](crate::store::QueueStore::migrate), or on first use) and
+//! then called by its SHA; after a `SCRIPT FLUSH` or a failover the `NOSCRIPT` reply makes
+//! [`redis::Script`] load it again and retry.
+//!
+//! Files are named after the contract method they serve (`<method>_<step>.lua` for one step
+//! of several), or for what they do when several methods share them; `queue.lua`,
+//! `global.lua` and `keyed.lua` hold the helpers the others start with.
 
 use std::sync::LazyLock;
 

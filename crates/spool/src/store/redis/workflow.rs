@@ -18,8 +18,8 @@
 //!   queue is written to the settling queue's outbox (`{P:Q}:outbox`) in the same script. The
 //!   store then delivers it to its queue (a push that marks the id delivered, so a second
 //!   delivery never pushes it again, even after it ran) and clears the outbox entry. A crash
-//!   in between leaves the entry for [`Store::reap`](crate::Store::reap), which delivers every
-//!   queue's leftovers: a follow-up is never lost nor run twice.
+//!   in between leaves the entry for [`QueueStore::reap`](crate::store::QueueStore::reap),
+//!   which delivers every queue's leftovers: a follow-up is never lost nor run twice.
 //! - **Limiters and slots** each live under a tag of their own (`{P:limit:<key>}`,
 //!   `{P:slot:<key>}`) and are checked and recorded in one script, so concurrent callers never
 //!   pass the limit. Whether the job asking for a slot is held by its worker is checked on
@@ -29,7 +29,7 @@
 //!   under its token, whose worker's lease expired, or whose `expire_after` passed is found
 //!   stale and freed by the next `acquire_slot` on that key.
 //! - **Results** are kept under the queue's tag (`{P:Q}:result:<id>`, by completion time in
-//!   `{P:Q}:results`) until [`Store::prune_results`](crate::Store::prune_results) deletes them.
+//!   `{P:Q}:results`) until [`WorkflowStore::prune_results`] deletes them.
 //!
 //! Batches are in `workflow/batches.rs`, what settlements leave to finish (follow-up delivery,
 //! slots to free) in `workflow/effects.rs`, and slot holders in `workflow/slots.rs`.

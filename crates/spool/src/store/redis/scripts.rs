@@ -1,7 +1,11 @@
 //! The Lua scripts, compiled into the binary. Each is sent once per server (`SCRIPT LOAD`
-//! during [`Store::migrate`](crate::Store::migrate), or on first use) and then called by its
-//! SHA; after a `SCRIPT FLUSH` or a failover the `NOSCRIPT` reply makes [`redis::Script`] load
-//! it again and retry.
+//! during [`QueueStore::migrate`](crate::store::QueueStore::migrate), or on first use) and
+//! then called by its SHA; after a `SCRIPT FLUSH` or a failover the `NOSCRIPT` reply makes
+//! [`redis::Script`] load it again and retry.
+//!
+//! Files are named after the contract method they serve (`<method>_<step>.lua` for one step
+//! of several), or for what they do when several methods share them; `queue.lua`,
+//! `global.lua` and `keyed.lua` hold the helpers the others start with.
 
 use std::sync::LazyLock;
 
@@ -36,26 +40,26 @@ macro_rules! global_script {
 pub(super) static PUSH: LazyLock<Script> = queue_script!("push.lua");
 pub(super) static RESERVE: LazyLock<Script> = queue_script!("reserve.lua");
 pub(super) static SETTLE: LazyLock<Script> = queue_script!("settle.lua");
-pub(super) static SETTLE_RESERVE: LazyLock<Script> = queue_script!("settle_reserve.lua");
+pub(super) static SETTLE_RESERVE: LazyLock<Script> = queue_script!("settle_and_reserve.lua");
 pub(super) static REAP: LazyLock<Script> = queue_script!("reap.lua");
-pub(super) static DEREGISTER: LazyLock<Script> = queue_script!("deregister.lua");
-pub(super) static NEXT_DUE: LazyLock<Script> = queue_script!("next_due.lua");
-pub(super) static STATS: LazyLock<Script> = queue_script!("stats.lua");
-pub(super) static LIST: LazyLock<Script> = queue_script!("list.lua");
-pub(super) static DELETE: LazyLock<Script> = queue_script!("delete.lua");
-pub(super) static RUN_NOW: LazyLock<Script> = queue_script!("run_now.lua");
+pub(super) static DEREGISTER: LazyLock<Script> = queue_script!("deregister_worker_jobs.lua");
+pub(super) static NEXT_DUE: LazyLock<Script> = queue_script!("next_available_in.lua");
+pub(super) static STATS: LazyLock<Script> = queue_script!("stats_queues.lua");
+pub(super) static LIST: LazyLock<Script> = queue_script!("jobs.lua");
+pub(super) static DELETE: LazyLock<Script> = queue_script!("delete_job.lua");
+pub(super) static RUN_NOW: LazyLock<Script> = queue_script!("run_job_now.lua");
 pub(super) static CLEAR: LazyLock<Script> = queue_script!("clear.lua");
-pub(super) static FAILED_LIST: LazyLock<Script> = queue_script!("failed_list.lua");
-pub(super) static RETRY: LazyLock<Script> = queue_script!("retry.lua");
-pub(super) static FORGET: LazyLock<Script> = queue_script!("forget.lua");
+pub(super) static FAILED_LIST: LazyLock<Script> = queue_script!("failed_jobs.lua");
+pub(super) static RETRY: LazyLock<Script> = queue_script!("retry_failed.lua");
+pub(super) static FORGET: LazyLock<Script> = queue_script!("forget_failed.lua");
 
-pub(super) static REGISTER: LazyLock<Script> = global_script!("register.lua");
+pub(super) static REGISTER: LazyLock<Script> = global_script!("register_worker.lua");
 pub(super) static HEARTBEAT: LazyLock<Script> = global_script!("heartbeat.lua");
 pub(super) static REAP_WORKERS: LazyLock<Script> = global_script!("reap_workers.lua");
 pub(super) static DEREGISTER_WORKER: LazyLock<Script> = global_script!("deregister_worker.lua");
-pub(super) static WORKERS: LazyLock<Script> = global_script!("workers.lua");
+pub(super) static WORKERS: LazyLock<Script> = global_script!("stats_workers.lua");
 pub(super) static MIGRATE: LazyLock<Script> = global_script!("migrate.lua");
-pub(super) static RESTART: LazyLock<Script> = global_script!("restart.lua");
+pub(super) static RESTART: LazyLock<Script> = global_script!("signal_restart.lua");
 
 /// A script on one limiter's or slot's keys: the helpers of `keyed.lua` and its own body.
 macro_rules! keyed_script {
@@ -71,15 +75,15 @@ macro_rules! keyed_script {
 }
 
 pub(super) static BATCH_PUSH: LazyLock<Script> = queue_script!("batch_push.lua");
-pub(super) static BATCH_INFO: LazyLock<Script> = queue_script!("batch_info.lua");
-pub(super) static BATCH_CANCEL: LazyLock<Script> = queue_script!("batch_cancel.lua");
-pub(super) static BATCH_PRUNE: LazyLock<Script> = queue_script!("batch_prune.lua");
-pub(super) static PROGRESS: LazyLock<Script> = queue_script!("progress.lua");
+pub(super) static BATCH_INFO: LazyLock<Script> = queue_script!("batch.lua");
+pub(super) static BATCH_CANCEL: LazyLock<Script> = queue_script!("cancel_batch.lua");
+pub(super) static BATCH_PRUNE: LazyLock<Script> = queue_script!("prune_batches.lua");
+pub(super) static PROGRESS: LazyLock<Script> = queue_script!("set_progress.lua");
 pub(super) static SLOT_NOTE: LazyLock<Script> = queue_script!("slot_note.lua");
-pub(super) static RESULT_PRUNE: LazyLock<Script> = queue_script!("result_prune.lua");
+pub(super) static RESULT_PRUNE: LazyLock<Script> = queue_script!("prune_results.lua");
 pub(super) static LIVE_WORKERS: LazyLock<Script> = global_script!("live_workers.lua");
 pub(super) static LIMIT: LazyLock<Script> = keyed_script!("limit.lua");
-pub(super) static SLOT_ACQUIRE: LazyLock<Script> = keyed_script!("slot_acquire.lua");
+pub(super) static SLOT_ACQUIRE: LazyLock<Script> = keyed_script!("acquire_slot.lua");
 pub(super) static SLOT_RELEASE: LazyLock<Script> = keyed_script!("slot_release.lua");
 
 /// Every script, for loading them all up front.

@@ -256,6 +256,7 @@ end
 -- Counts a finished job in its batch and pushes the callbacks that became due, each once:
 -- `catch` at the first failure, `finally` when no job is pending, `then` when no job is
 -- pending and none failed. Without `allow_failures` the first failure cancels the batch.
+-- Batch-callback rule in Lua, not shared Rust: decided atomically with the settlement.
 local function count_in_batch(batch_id, job_id, failed, now, fx)
   local bkey = batch_key(batch_id)
   local b = redis.call('HMGET', bkey, 'pending', 'failed', 'failed_ids', 'allow_failures',
@@ -415,6 +416,7 @@ local function settle(worker, first, now)
         local counted = w
         -- A chain link in a batch hands its membership to its next link (a follow-up in the
         -- same batch): the batch counts the chain once, at its last link.
+        -- Lua, not the shared `hands_on_batch_membership`: decided atomically with the settlement.
         if w[1] then
           for n = 0, follow_n - 1 do
             local at = follow_at + n * (JOB_FIELDS + 1)

@@ -24,6 +24,7 @@ if #dead > 0 then
         'queue', 'job', 'token', unpack(WORKFLOW_FIELDS))
       if f[1] == worker then
         local recoveries = num(f[2], 'recoveries') + 1
+        -- Poison-pill rule in Lua, not shared Rust: decided atomically with the recovery.
         if recoveries >= max_recoveries then
           local causes = cjson.encode({f[4] or 'no error recorded before the losses'})
           job_ended(id, key, f[7], {f[8], f[9], f[10], f[11]}, true, nil, now, fx)

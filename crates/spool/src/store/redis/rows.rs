@@ -1,11 +1,25 @@
-//! Reading script replies. Server data is never trusted: a reply of the wrong shape becomes a
-//! [`StoreError`], never a panic.
+//! Reading script replies and stored records into the contract's types. Server data is never
+//! trusted: a reply of the wrong shape becomes a [`StoreError`], never a panic.
 
 use redis::Value;
+use serde::{Deserialize, Serialize};
 
+use super::count;
 use crate::store::{
-    FailedJob, JobInfo, JobState, Progress, ReservedJob, StoreError, StoreResult, rfc3339_ms,
+    BatchInfo, FailedJob, JobInfo, JobState, Progress, ReservedJob, StoreError, StoreResult,
+    rfc3339_ms,
 };
+
+/// A worker's registration as stored (the scripts add `started_at`).
+#[derive(Serialize, Deserialize)]
+pub(super) struct WorkerRecord {
+    pub(super) host: String,
+    pub(super) pid: u32,
+    pub(super) queues: Vec<String>,
+    pub(super) lease_ms: i64,
+    #[serde(default)]
+    pub(super) started_at: i64,
+}
 
 pub(super) fn malformed(what: &str, value: &Value) -> StoreError {
     StoreError::Other(format!("malformed reply from Redis ({what}): {value:?}"))
@@ -196,6 +210,75 @@ pub(super) fn failed_job(value: &Value) -> StoreResult<(FailedJob, i64)> {
         envelope: text(envelope, "envelope")?,
     };
     Ok((record, failed_at))
+}
+
+/// The queue names after the first `skip` items of a global script's reply.
+pub(super) fn queue_names(items: &[Value], skip: usize) -> StoreResult<Vec<String>> {
+    items
+        .iter()
+        .skip(skip)
+        .map(|q| text(q, "queue name"))
+        .collect()
+}
+
+/// The jobs of a list script reply, each with its `seq`.
+pub(super) fn listed_jobs(reply: &Value, queue: &str) -> StoreResult<Vec<(JobInfo, i64)>> {
+    let items = array(reply, "job list")?;
+    let Some((now, jobs)) = items.split_first() else {
+        return Err(malformed("job list", reply));
+    };
+    let now = int(now, "now")?;
+    jobs.iter().map(|job| job_info(job, queue, now)).collect()
+}
+
+/// The total and the records of a failed-list script reply.
+pub(super) fn failed_records(reply: &Value) -> StoreResult<(u64, Vec<(FailedJob, i64)>)> {
+    let items = array(reply, "failed list")?;
+    let Some((total, records)) = items.split_first() else {
+        return Err(malformed("failed list", reply));
+    };
+    let records = records
+        .iter()
+        .map(failed_job)
+        .collect::<StoreResult<Vec<_>>>()?;
+    Ok((count(int(total, "failed total")?), records))
+}
+
+/// The batch records of a `batch.lua` reply.
+pub(super) fn batch_records(reply: &Value) -> StoreResult<Vec<BatchInfo>> {
+    array(reply, "batches")?
+        .iter()
+        .map(|record| {
+            let [
+                id,
+                name,
+                total,
+                pending,
+                failed,
+                failed_ids,
+                allow_failures,
+                created_at,
+                cancelled_at,
+                finished_at,
+            ] = fixed::<10>(record, "batch")?;
+            let total = count(int(total, "batch total")?);
+            let pending = count(int(pending, "batch pending")?);
+            let failed_ids = text(failed_ids, "failed ids")?;
+            Ok(BatchInfo {
+                id: text(id, "batch id")?,
+                name: text(name, "batch name")?,
+                total,
+                pending,
+                failed: count(int(failed, "batch failed")?),
+                progress: BatchInfo::percent(total, pending),
+                allow_failures: int(allow_failures, "allow_failures")? != 0,
+                failed_ids: serde_json::from_str(&failed_ids).unwrap_or_default(),
+                created_at: rfc3339_ms(int(created_at, "created_at")?),
+                cancelled_at: opt_int(cancelled_at, "cancelled_at")?.map(rfc3339_ms),
+                finished_at: opt_int(finished_at, "finished_at")?.map(rfc3339_ms),
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -1,4 +1,6 @@
-//! The server settings Spool depends on, checked when a store is opened.
+//! What this build needs of the keyspace and of the server: the key layout version, set (or
+//! checked) by [`QueueStore::migrate`](crate::store::QueueStore::migrate), and the server's
+//! eviction policy, checked when a store is opened.
 //!
 //! Jobs are only as safe as the server keeps its keys: a server that may evict keys under
 //! memory pressure can silently drop queued jobs (S-REL-8). Spool never sets a TTL on jobs,
@@ -11,7 +13,32 @@
 
 use redis::aio::MultiplexedConnection;
 
+use super::{RedisStore, rows::int, scripts};
 use crate::store::{StoreError, StoreResult};
+
+/// The version of the key layout this build writes (kept in `{<prefix>}:meta`).
+///
+/// 2 adds the workflow keys (locks, batches, outboxes, results, limiters, slots) and the
+/// fields jobs and failed records carry for them; a build that knows only 1 would settle jobs
+/// without their batch, lock and follow-up effects, so it refuses a keyspace at 2.
+const LAYOUT_VERSION: i64 = 2;
+
+impl RedisStore {
+    /// Records this build's layout version in a new keyspace, or checks an existing one's:
+    /// a keyspace written by a newer build is refused.
+    pub(super) async fn migrate_layout(&self) -> StoreResult<()> {
+        let mut call = self.on_global(&scripts::MIGRATE);
+        call.arg(LAYOUT_VERSION);
+        let found = int(&self.run(&call).await?, "layout version")?;
+        if found > LAYOUT_VERSION {
+            return Err(StoreError::SchemaTooNew {
+                found,
+                supported: LAYOUT_VERSION,
+            });
+        }
+        Ok(())
+    }
+}
 
 /// Whether a `maxmemory-policy` value can evict Spool's keys.
 pub(super) fn evicts_spool_keys(policy: &str) -> bool {

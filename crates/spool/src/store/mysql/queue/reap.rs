@@ -74,6 +74,11 @@ pub(super) async fn reap_in(
             still_lost.extend(chunk.iter().find(same_holder));
         }
     }
+    // The poison-pill count, a rule every store shares: a job lost for the `max_recoveries`th
+    // time fails instead of running again. It is decided here, in Rust, on the rows this
+    // transaction has just locked: the report and the poisoned jobs' batches and locks need
+    // those rows anyway, and MySQL has no RETURNING to get them from the statements that
+    // change them.
     let cap = i64::from(max_recoveries);
     let (poisoned, recovered): (Vec<&Lost>, Vec<&Lost>) = still_lost
         .into_iter()

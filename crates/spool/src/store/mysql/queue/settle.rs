@@ -172,7 +172,8 @@ async fn settle_each(
                 ..
             } => {
                 completed.push(row.seq);
-                // A chain link in a batch hands its membership to its next link.
+                // A chain link in a batch hands its membership to its next link (the rule
+                // every store shares, written once in `store/types.rs`).
                 let passes_on = row
                     .batch_id
                     .as_deref()

@@ -128,6 +128,9 @@ pub(in crate::store::mysql) async fn count_in_batches(
             let allow_failures: bool = row.try_get(4)?;
             let (then_fired, catch_fired, finally_fired): (bool, bool, bool) =
                 (row.try_get(5)?, row.try_get(6)?, row.try_get(7)?);
+            // The batch-callback decision, a rule every store shares, made in Rust from the
+            // row this transaction holds locked: MySQL has no UPDATE ... RETURNING to make it
+            // and report it in one statement.
             let failures = tally.failed.len() as i64;
             let left = pending - tally.ended;
             let fire_catch = failures > 0 && !catch_fired;

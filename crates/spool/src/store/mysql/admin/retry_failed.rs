@@ -3,11 +3,11 @@
 
 use sqlx::{MySqlConnection, Row};
 
-use super::super::{
+use crate::store::RetrySelector;
+use crate::store::mysql::{
     MAX_OFFSET_MS, ROWS_PER_STATEMENT, list, queue::existing_ids, sql_with, values,
     workflow::batches,
 };
-use crate::store::RetrySelector;
 
 /// A failed record to put back.
 struct Requeued {

@@ -5,7 +5,7 @@ use std::collections::{BTreeSet, HashSet};
 
 use sqlx::{MySqlConnection, Row};
 
-use super::super::{MAX_OFFSET_MS, MysqlStore, ROWS_PER_STATEMENT, list, sql_with, values};
+use crate::store::mysql::{MAX_OFFSET_MS, MysqlStore, ROWS_PER_STATEMENT, list, sql_with, values};
 use crate::{
     duration::millis,
     store::{NewJob, PushOutcome, StoreResult, sql::outcomes::push_outcomes},

@@ -3,19 +3,17 @@
 
 use sqlx::{MySqlConnection, Row};
 
-use super::{
-    super::{
-        ADMIN_SLOT, ROWS_PER_STATEMENT, bump_counters, list,
-        retry::TxError,
-        sql, sql_with,
-        workflow::{
-            batches::{self, Ended},
-            job_state,
-        },
-    },
-    settle,
-};
+use super::settle;
 use crate::store::ReapReport;
+use crate::store::mysql::{
+    ADMIN_SLOT, ROWS_PER_STATEMENT, bump_counters, list,
+    retry::TxError,
+    sql, sql_with,
+    workflow::{
+        batches::{self, Ended},
+        job_state,
+    },
+};
 
 /// A reserved job whose worker's lease is gone.
 struct Lost {

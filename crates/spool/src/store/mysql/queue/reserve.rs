@@ -11,7 +11,7 @@
 
 use sqlx::{MySqlConnection, Row};
 
-use super::super::{list, sql_with, workflow};
+use crate::store::mysql::{list, sql_with, workflow};
 use crate::store::{ReservedJob, sql::rows};
 
 /// Reserves on `conn` (inside the caller's transaction) up to `limit` jobs, queue by queue.

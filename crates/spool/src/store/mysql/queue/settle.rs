@@ -14,17 +14,15 @@ use std::collections::HashMap;
 
 use sqlx::{MySqlConnection, Row};
 
-use super::{
-    super::{
-        MAX_OFFSET_MS, ROWS_PER_STATEMENT, list,
-        retry::TxError,
-        sql_with, tuples,
-        workflow::{
-            batches::{self, Ended},
-            job_state::{self, KeptResult},
-        },
+use super::push::push_in;
+use crate::store::mysql::{
+    MAX_OFFSET_MS, ROWS_PER_STATEMENT, list,
+    retry::TxError,
+    sql_with, tuples,
+    workflow::{
+        batches::{self, Ended},
+        job_state::{self, KeptResult},
     },
-    push::push_in,
 };
 use crate::{
     duration::millis,

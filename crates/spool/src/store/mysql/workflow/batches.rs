@@ -14,7 +14,7 @@ use std::{
 use serde::{Deserialize, Serialize};
 use sqlx::{MySqlConnection, Row};
 
-use super::super::{
+use crate::store::mysql::{
     MAX_OFFSET_MS, ROWS_PER_STATEMENT, list,
     queue::push_in,
     retry::TxError,

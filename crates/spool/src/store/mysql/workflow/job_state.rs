@@ -4,7 +4,7 @@
 
 use sqlx::MySqlConnection;
 
-use super::super::{ROWS_PER_STATEMENT, list, sql, sql_with, tuples, values};
+use crate::store::mysql::{ROWS_PER_STATEMENT, list, sql, sql_with, tuples, values};
 
 /// Releases the unique locks held `until` the given moment (`done`, `processing`) that these
 /// `(key, owner)` pairs own. Only the owner releases a lock: a duplicate that was refused

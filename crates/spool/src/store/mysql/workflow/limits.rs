@@ -23,8 +23,8 @@
 
 use sqlx::MySqlConnection;
 
-use super::super::sql;
 use crate::store::LimitMode;
+use crate::store::mysql::sql;
 
 /// What a key row serialises: the limiter or the slots of that key (separate, so a limiter
 /// and a slot key with the same name do not wait for each other).

@@ -753,7 +753,7 @@ async fn version_1_databases_are_upgraded_in_place() {
         .execute(&mut conn)
         .await
         .unwrap();
-    let v1 = include_str!("../src/store/mysql/schema.sql");
+    let v1 = include_str!("../src/store/mysql/sql/schema.sql");
     let mut setup: Vec<String> = vec![
         "CREATE TABLE spool_migrations (version BIGINT NOT NULL PRIMARY KEY, applied_at BIGINT NOT NULL) ENGINE = InnoDB".into(),
     ];

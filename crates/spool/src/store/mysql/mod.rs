@@ -13,53 +13,32 @@
 //! (which touch only the worker's own rows) and pushes do not wait on each other. The shared
 //! counters are bumped last in a transaction, always in the same key order. What InnoDB still
 //! reports as a deadlock or lock wait timeout is run again (see `retry`). Wake-ups across
-//! processes come from polling at an adaptive interval (see `poll`).
+//! processes come from polling at an adaptive interval (see `wakeups`).
 //!
 //! Workflow state (unique locks, batches, slots, results, follow-ups) changes in the same
 //! transaction as the push, claim or settlement it belongs to, and only when that applied;
-//! jobs without any of it take the same statements as before (see `settle`).
+//! jobs without any of it take the same statements as before (see `queue/settle.rs`).
 
-use crate::store::{AdminStore, QueueStore, WorkflowStore};
-use std::{
-    str::FromStr,
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+use std::{str::FromStr, sync::Mutex, time::Duration};
 
-use async_trait::async_trait;
 use sqlx::{
     AssertSqlSafe, ConnectOptions, Connection, Executor, MySqlConnection, MySqlPool,
     mysql::{MySqlConnectOptions, MySqlPoolOptions},
 };
 
-use super::{
-    BatchInfo, BatchPrune, CompletedJob, FailedFilter, FailedJob, Heartbeat, JobFilter, JobInfo,
-    LimitMode, LimitState, NewBatch, NewJob, Progress, PushOutcome, ReapReport, ReservedJob,
-    RetrySelector, Settlement, SlotRequest, Stats, Store, StoreError, StoreResult, WakeupSignal,
-    Wakeups, WorkerInfo,
-};
+use super::{PushOutcome, StoreError, StoreResult, WakeupSignal};
 
 mod admin;
-mod batches;
-mod claim;
-mod counters;
-mod inspect;
-mod limits;
 mod migrate;
-mod poll;
-mod push;
+mod queue;
 mod retry;
-mod settle;
-mod sql;
-mod version;
-mod workers;
+mod rows;
+mod wakeups;
 mod workflow;
 
-pub use version::{Flavor, MINIMUM_VERSIONS, ServerVersion};
+pub use migrate::{Flavor, MINIMUM_VERSIONS, ServerVersion};
 
 pub(crate) use retry::is_unavailable as is_unavailable_error;
-
-use retry::{Begin, TxError, in_transaction};
 
 /// Connections per store. Each worker process holds one store; its queries are short, so a
 /// few connections serve many concurrent jobs without crowding the server's connection limit.
@@ -68,26 +47,25 @@ const MAX_CONNECTIONS: u32 = 8;
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Statements run on every new connection. READ COMMITTED: no gap locks (see the module
 /// docs). A lock wait shorter than the default 50 s: the rare wait that happens is retried.
-const SESSION_SETUP: &str = "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED; \
-                             SET SESSION innodb_lock_wait_timeout = 10";
+const SESSION_SETUP: &str = include_str!("sql/session.sql");
 /// Longest database name MySQL accepts.
 const MAX_DATABASE_LEN: usize = 64;
 
 /// The MySQL / MariaDB store. Open it with [`crate::connect`] and a `mysql://` (or
 /// `mariadb://`) URL, or with [`MysqlStore::open_in_database`].
 pub struct MysqlStore {
-    /// Where every connection goes, for [`Store::reopen`] and the poller.
+    /// Where every connection goes, for [`QueueStore::reopen`](super::QueueStore::reopen) and the poller.
     options: MySqlConnectOptions,
     pool: MySqlPool,
     version: ServerVersion,
     wakeup: WakeupSignal,
-    /// Started by the first [`Store::wakeups`] call; stopped when the store is dropped.
-    poller: Mutex<Option<poll::Poller>>,
+    /// Started by the first [`QueueStore::wakeups`](super::QueueStore::wakeups) call; stopped when the store is dropped.
+    poller: Mutex<Option<wakeups::Poller>>,
 }
 
 impl MysqlStore {
     /// Opens a pool to the database a `mysql://USER:PASSWORD@HOST:PORT/DB` URL names, after
-    /// checking the server's version. Call [`QueueStore::migrate`] (or use [`crate::connect`])
+    /// checking the server's version. Call [`QueueStore::migrate`](super::QueueStore::migrate) (or use [`crate::connect`])
     /// before first use.
     pub async fn open(url: &str) -> StoreResult<Self> {
         Self::with_options(parse_url(url)?).await
@@ -106,9 +84,10 @@ impl MysqlStore {
     pub async fn create_database(url: &str, database: &str) -> StoreResult<()> {
         validate_database(database)?;
         let mut conn = connect_direct(&parse_url(&without_database(url))?).await?;
-        conn.execute(AssertSqlSafe(format!(
-            "CREATE DATABASE IF NOT EXISTS `{database}` CHARACTER SET utf8mb4"
-        )))
+        conn.execute(sql_with(
+            include_str!("sql/create_database.sql"),
+            &[("database", database)],
+        ))
         .await?;
         conn.close().await?;
         Ok(())
@@ -118,9 +97,10 @@ impl MysqlStore {
     pub async fn drop_database(url: &str, database: &str) -> StoreResult<()> {
         validate_database(database)?;
         let mut conn = connect_direct(&parse_url(&without_database(url))?).await?;
-        conn.execute(AssertSqlSafe(format!(
-            "DROP DATABASE IF EXISTS `{database}`"
-        )))
+        conn.execute(sql_with(
+            include_str!("sql/drop_database.sql"),
+            &[("database", database)],
+        ))
         .await?;
         conn.close().await?;
         Ok(())
@@ -136,21 +116,8 @@ impl MysqlStore {
         // timeout and then reports only that it timed out, while this fails at once and says
         // why (refused, unknown database, bad password). It also reads the server's version.
         let mut conn = connect_direct(&options).await?;
-        let reported: String = sqlx::query_scalar("SELECT VERSION()")
-            .fetch_one(&mut conn)
-            .await?;
+        let version = migrate::check_server(&mut conn).await?;
         conn.close().await?;
-        let version = ServerVersion::parse(&reported).ok_or_else(|| {
-            StoreError::ServerUnsupported(format!(
-                "cannot read the server version `{reported}`; Spool needs {MINIMUM_VERSIONS} or newer"
-            ))
-        })?;
-        if !version.is_supported() {
-            return Err(StoreError::ServerUnsupported(format!(
-                "{version} is too old: Spool needs {MINIMUM_VERSIONS} or newer \
-                 (for SELECT ... FOR UPDATE SKIP LOCKED)"
-            )));
-        }
         let pool = MySqlPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
             .min_connections(0)
@@ -184,31 +151,11 @@ impl MysqlStore {
         self.options.get_database().unwrap_or_default()
     }
 
-    /// Settles, claims and bumps the counters in one transaction.
-    async fn settle_then_claim(
-        &self,
-        worker_id: &str,
-        settlements: &[Settlement],
-        queues: &[String],
-        limit: usize,
-    ) -> StoreResult<(Vec<bool>, Vec<ReservedJob>)> {
-        let mut fast = true;
-        let (settled, jobs) = in_transaction!(&self.pool, Begin::Write, |conn| {
-            let settled = settle::settle(conn, worker_id, settlements, &mut fast).await?;
-            let jobs = claim::claim(conn, worker_id, queues, limit).await?;
-            counters::bump(
-                conn,
-                sql::slot(worker_id),
-                settled.completed,
-                settled.released.min(1),
-            )
-            .await?;
-            Ok::<_, TxError>((settled, jobs))
-        })?;
-        if settled.released > 0 || settled.pushed > 0 {
+    /// Wakes this process's idle workers if a push stored anything.
+    fn woken_if_queued(&self, outcomes: &[PushOutcome]) {
+        if outcomes.contains(&PushOutcome::Queued) {
             self.wakeup.notify();
         }
-        Ok((settled.applied, jobs))
     }
 }
 
@@ -258,213 +205,104 @@ fn validate_database(name: &str) -> StoreResult<()> {
     Ok(())
 }
 
-#[async_trait]
-impl QueueStore for MysqlStore {
-    fn backend(&self) -> &'static str {
-        "mysql"
-    }
+/// The database clock in milliseconds since the epoch (D-7). `NOW(3)` is fixed for the length of
+/// one statement, so a statement reads one instant however often it names the clock; sessions
+/// run with `time_zone = '+00:00'`, so converting it back with `UNIX_TIMESTAMP` is exact.
+const NOW_MS: &str = "CAST(UNIX_TIMESTAMP(NOW(3)) * 1000 AS SIGNED)";
 
-    async fn migrate(&self) -> StoreResult<()> {
-        self.migrate_tables().await
-    }
+/// Longest delay or retry window a time is offset by (about 100 years): larger ones mean
+/// "practically never" and would otherwise overflow BIGINT milliseconds.
+const MAX_OFFSET_MS: i64 = 100 * 365 * 24 * 3600 * 1000;
 
-    async fn reopen(&self) -> StoreResult<Arc<dyn Store>> {
-        Ok(Arc::new(
-            MysqlStore::with_options(self.options.clone()).await?,
-        ))
-    }
+/// Rows per multi-row statement: well under the protocol's 65,535 placeholders.
+const ROWS_PER_STATEMENT: usize = 500;
 
-    async fn push(&self, jobs: &[NewJob]) -> StoreResult<Vec<PushOutcome>> {
-        self.push_jobs(jobs).await
-    }
+/// Counters are spread over this many rows of `spool_meta` (see sql/schema.sql).
+const COUNTER_SLOTS: u64 = 16;
 
-    async fn register_worker(&self, worker: &WorkerInfo, lease: Duration) -> StoreResult<()> {
-        self.register(worker, lease).await
-    }
+/// The counter slot the reaper and operator commands bump (workers use their own).
+const ADMIN_SLOT: i64 = 0;
 
-    async fn heartbeat(&self, worker_id: &str, lease: Duration) -> StoreResult<Heartbeat> {
-        self.beat(worker_id, lease).await
-    }
+/// A statement of `sql/` with `{now}` replaced by [`NOW_MS`]. Everything substituted is a
+/// constant or a list of `?` placeholders, so the result is safe to run.
+fn sql(template: &str) -> AssertSqlSafe<String> {
+    AssertSqlSafe(template.replace("{now}", NOW_MS))
+}
 
-    async fn deregister_worker(&self, worker_id: &str) -> StoreResult<()> {
-        self.deregister(worker_id).await
+/// [`sql`], with each `{name}` of `parts` replaced by its text (placeholder lists, and names
+/// checked to be plain identifiers).
+fn sql_with(template: &str, parts: &[(&str, &str)]) -> AssertSqlSafe<String> {
+    // The parts first: a part may name the clock too.
+    let mut text = template.to_string();
+    for (name, part) in parts {
+        text = text.replace(&format!("{{{name}}}"), part);
     }
+    sql(&text)
+}
 
-    async fn reserve(
-        &self,
-        worker_id: &str,
-        queues: &[String],
-        limit: usize,
-    ) -> StoreResult<Vec<ReservedJob>> {
-        if limit == 0 || queues.is_empty() {
-            return Ok(Vec::new());
-        }
-        in_transaction!(&self.pool, Begin::Write, |conn| {
-            Ok::<_, TxError>(claim::claim(conn, worker_id, queues, limit).await?)
+/// A single-row `INSERT ... VALUES (...)` of `sql/` made into one of `rows` rows: the tuple
+/// after the last `VALUES` is repeated.
+fn values(template: &str, rows: usize) -> AssertSqlSafe<String> {
+    let template = template.trim_end();
+    let at = template
+        .rfind("VALUES")
+        .expect("an INSERT ... VALUES statement")
+        + "VALUES".len();
+    let (head, row) = template.split_at(at);
+    sql(&format!("{head} {}", vec![row.trim(); rows].join(", ")))
+}
+
+/// `?, ?, ?`: `n` placeholders for an `IN (...)` list.
+fn list(n: usize) -> String {
+    vec!["?"; n].join(", ")
+}
+
+/// `(?, ?), (?, ?)`: `rows` tuples of `width` placeholders.
+fn tuples(rows: usize, width: usize) -> String {
+    let one = format!("({})", list(width));
+    vec![one; rows].join(", ")
+}
+
+/// The counter slot a worker bumps: a stable hash of its id, so each worker keeps to one row
+/// and concurrent workers mostly to different rows.
+fn slot(worker_id: &str) -> i64 {
+    (fnv1a(worker_id.as_bytes()) % COUNTER_SLOTS) as i64
+}
+
+/// 64-bit FNV-1a: a stable hash (unlike std's), so every process derives the same value.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, b| {
+        (hash ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// Adds to the `processed` and `changes` counters of `slot`, inside the caller's transaction.
+/// Call it last in a transaction: the rows are shared with other workers, so they should stay
+/// locked only until the commit that follows.
+async fn bump_counters(
+    conn: &mut MySqlConnection,
+    slot: i64,
+    processed: u64,
+    changes: u64,
+) -> Result<(), sqlx::Error> {
+    if processed == 0 && changes == 0 {
+        return Ok(());
+    }
+    // One statement for both; rows are locked in key order (`changes` before `processed`),
+    // the same order every transaction uses, so bumps never deadlock each other.
+    sqlx::query(include_str!("sql/bump_counters.sql"))
+        .bind(i64::try_from(processed).unwrap_or(i64::MAX))
+        .bind(i64::try_from(changes).unwrap_or(i64::MAX))
+        .bind(slot)
+        .bind(if processed > 0 {
+            "processed"
+        } else {
+            "changes"
         })
-    }
-
-    async fn settle(&self, worker_id: &str, settlements: &[Settlement]) -> StoreResult<Vec<bool>> {
-        if settlements.is_empty() {
-            return Ok(Vec::new());
-        }
-        Ok(self
-            .settle_then_claim(worker_id, settlements, &[], 0)
-            .await?
-            .0)
-    }
-
-    async fn settle_and_reserve(
-        &self,
-        worker_id: &str,
-        settlements: &[Settlement],
-        queues: &[String],
-        limit: usize,
-    ) -> StoreResult<(Vec<bool>, Vec<ReservedJob>)> {
-        if settlements.is_empty() {
-            return Ok((Vec::new(), self.reserve(worker_id, queues, limit).await?));
-        }
-        // The worker's hot path: ack batch k and claim batch k+1 in one transaction.
-        self.settle_then_claim(worker_id, settlements, queues, limit)
-            .await
-    }
-
-    async fn reap(&self, max_recoveries: u32) -> StoreResult<ReapReport> {
-        self.reap_lost(max_recoveries).await
-    }
-
-    async fn next_available_in(&self, queues: &[String]) -> StoreResult<Option<Duration>> {
-        self.next_due(queues).await
-    }
-
-    fn wakeups(&self) -> Wakeups {
-        // A poisoned lock only means another caller panicked mid-start; the slot is still sound.
-        let mut poller = self.poller.lock().unwrap_or_else(|e| e.into_inner());
-        if !poller.as_ref().is_some_and(poll::Poller::is_running) {
-            *poller = poll::Poller::start(self.options.clone(), self.wakeup.clone());
-        }
-        self.wakeup.subscribe()
-    }
-
-    async fn restart_epoch(&self) -> StoreResult<i64> {
-        self.epoch().await
-    }
-}
-
-#[async_trait]
-impl AdminStore for MysqlStore {
-    async fn stats(&self) -> StoreResult<Stats> {
-        self.stats_snapshot().await
-    }
-
-    async fn jobs(&self, filter: &JobFilter) -> StoreResult<Vec<JobInfo>> {
-        self.list_jobs(filter).await
-    }
-
-    async fn job(&self, id: &str) -> StoreResult<Option<JobInfo>> {
-        self.one_job(id).await
-    }
-
-    async fn delete_job(&self, id: &str) -> StoreResult<bool> {
-        self.delete_waiting(id).await
-    }
-
-    async fn run_job_now(&self, id: &str) -> StoreResult<bool> {
-        self.run_now(id).await
-    }
-
-    async fn clear(&self, queue: &str) -> StoreResult<u64> {
-        self.clear_queue(queue).await
-    }
-
-    async fn failed_jobs(&self, filter: &FailedFilter) -> StoreResult<(Vec<FailedJob>, u64)> {
-        self.list_failed(filter).await
-    }
-
-    async fn failed_job(&self, id: &str) -> StoreResult<Option<FailedJob>> {
-        self.one_failed(id).await
-    }
-
-    async fn retry_failed(&self, selector: &RetrySelector) -> StoreResult<Vec<String>> {
-        self.retry(selector).await
-    }
-
-    async fn forget_failed(&self, id: &str) -> StoreResult<bool> {
-        self.forget(id).await
-    }
-
-    async fn flush_failed(&self) -> StoreResult<u64> {
-        self.flush().await
-    }
-
-    async fn prune_failed(&self, age: Duration) -> StoreResult<u64> {
-        self.prune(age).await
-    }
-
-    async fn signal_restart(&self) -> StoreResult<i64> {
-        self.restart().await
-    }
-}
-
-#[async_trait]
-impl WorkflowStore for MysqlStore {
-    async fn create_batch(
-        &self,
-        batch: &NewBatch,
-        jobs: &[NewJob],
-    ) -> StoreResult<Vec<PushOutcome>> {
-        self.create_batch_tx(batch, jobs).await
-    }
-
-    async fn add_to_batch(&self, batch_id: &str, jobs: &[NewJob]) -> StoreResult<Vec<PushOutcome>> {
-        self.add_to_batch_tx(batch_id, jobs).await
-    }
-
-    async fn batch(&self, id: &str) -> StoreResult<Option<BatchInfo>> {
-        self.one_batch(id).await
-    }
-
-    async fn batches(&self, limit: u32) -> StoreResult<Vec<BatchInfo>> {
-        self.list_batches(limit).await
-    }
-
-    async fn cancel_batch(&self, id: &str) -> StoreResult<bool> {
-        self.cancel_batch_now(id).await
-    }
-
-    async fn prune_batches(&self, prune: BatchPrune) -> StoreResult<u64> {
-        self.prune_batches_now(prune).await
-    }
-
-    async fn limit(&self, key: &str, window: Duration, mode: LimitMode) -> StoreResult<LimitState> {
-        self.limit_tx(key, window, mode).await
-    }
-
-    async fn clear_limit(&self, key: &str) -> StoreResult<()> {
-        self.clear_limit_now(key).await
-    }
-
-    async fn acquire_slot(&self, worker_id: &str, request: &SlotRequest) -> StoreResult<bool> {
-        self.acquire_slot_tx(worker_id, request).await
-    }
-
-    async fn set_progress(
-        &self,
-        worker_id: &str,
-        id: &str,
-        token: i64,
-        progress: &Progress,
-    ) -> StoreResult<bool> {
-        self.set_progress_now(worker_id, id, token, progress).await
-    }
-
-    async fn job_result(&self, id: &str) -> StoreResult<Option<CompletedJob>> {
-        self.job_result_now(id).await
-    }
-
-    async fn prune_results(&self, age: Duration) -> StoreResult<u64> {
-        self.prune_results_now(age).await
-    }
+        .bind(if changes > 0 { "changes" } else { "processed" })
+        .execute(conn)
+        .await?;
+    Ok(())
 }
 
 impl std::fmt::Debug for MysqlStore {
@@ -488,6 +326,29 @@ mod tests {
             "mysql://a@h/?ssl-mode=disabled"
         );
         assert_eq!(without_database("mariadb://h"), "mariadb://h/");
+    }
+
+    #[test]
+    fn placeholders_and_slots() {
+        assert_eq!(list(3), "?, ?, ?");
+        assert_eq!(tuples(2, 2), "(?, ?), (?, ?)");
+        assert!(sql("SELECT {now}").0.contains("NOW(3)"));
+        assert_eq!(
+            sql_with("DROP DATABASE `{database}`", &[("database", "x")]).0,
+            "DROP DATABASE `x`"
+        );
+        assert_eq!(
+            sql_with("SELECT {columns}", &[("columns", "{now} AS t")]).0,
+            format!("SELECT {NOW_MS} AS t")
+        );
+        assert_eq!(
+            values("INSERT INTO t (a, b) VALUES (?, {now})\n", 2).0,
+            format!("INSERT INTO t (a, b) VALUES (?, {NOW_MS}), (?, {NOW_MS})")
+        );
+        assert_eq!(fnv1a(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c);
+        assert_eq!(slot("w-1"), slot("w-1"));
+        assert!((0..COUNTER_SLOTS as i64).contains(&slot("anything")));
     }
 
     #[test]

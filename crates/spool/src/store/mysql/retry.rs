@@ -182,11 +182,8 @@ async fn start(
         // SET TRANSACTION applies to the next transaction only: the session stays READ
         // COMMITTED. Taking the snapshot at the start makes every read see the same instant.
         Begin::Snapshot => {
-            pool.begin_with(
-                "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ; \
-                 START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY",
-            )
-            .await
+            pool.begin_with(include_str!("sql/begin_snapshot.sql"))
+                .await
         }
     }
 }

@@ -1,121 +1,240 @@
-//! The per-job workflow state on MySQL: unique locks, concurrency slots held by a job, kept
-//! results and reported progress. The functions taking a connection run inside the caller's
-//! transaction and do nothing (no statement) when given nothing to do, so plain jobs pay for
-//! none of it.
+//! `WorkflowStore` on MySQL: batches, limiters, concurrency slots, progress and kept results.
+//!
+//! The per-job workflow state (unique locks, slots, results, batch counts) changes in the same
+//! transaction as the push, claim or settlement it belongs to: the functions for that are in
+//! `job_state` and `batches`, and do nothing (no statement) when given nothing to do, so plain
+//! jobs pay for none of it.
 
 use std::time::Duration;
 
-use sqlx::MySqlConnection;
+use async_trait::async_trait;
 
 use super::{
-    MysqlStore,
+    MAX_OFFSET_MS, MysqlStore,
     retry::{Begin, TxError, idempotent, in_transaction},
-    sql::{MAX_OFFSET_MS, ROWS_PER_STATEMENT, list, sql, tuples},
+    rows::batch_info,
+    sql, sql_with,
 };
 use crate::{
     duration::millis,
-    store::{CompletedJob, Progress, StoreResult, sql::rows},
+    store::{
+        BatchInfo, BatchPrune, CompletedJob, LimitMode, LimitState, NewBatch, NewJob, Progress,
+        PushOutcome, SlotRequest, StoreError, StoreResult, WorkflowStore, sql::rows,
+    },
 };
 
-/// Releases the unique locks held `until` the given moment (`done`, `processing`) that these
-/// `(key, owner)` pairs own. Only the owner releases a lock: a duplicate that was refused
-/// never took it, and a lock another job took since is left alone.
-pub(super) async fn release_locks(
-    conn: &mut MySqlConnection,
-    locks: &[(&str, &str)],
-    until: &'static str,
-) -> Result<(), sqlx::Error> {
-    for chunk in locks.chunks(ROWS_PER_STATEMENT) {
-        // `name IN` makes it a range of the primary key; the pairs are the ownership check.
-        let statement = format!(
-            "DELETE FROM spool_locks WHERE held_until = ? AND name IN ({}) AND (name, owner) IN ({})",
-            list(chunk.len()),
-            tuples(chunk.len(), 2)
-        );
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(statement)).bind(until);
-        for (key, _) in chunk {
-            query = query.bind(*key);
-        }
-        for (key, owner) in chunk {
-            query = query.bind(*key).bind(*owner);
-        }
-        query.execute(&mut *conn).await?;
+pub(super) mod batches;
+pub(super) mod job_state;
+mod limits;
+
+use limits::KeyKind;
+
+#[async_trait]
+impl WorkflowStore for MysqlStore {
+    async fn create_batch(
+        &self,
+        batch: &NewBatch,
+        jobs: &[NewJob],
+    ) -> StoreResult<Vec<PushOutcome>> {
+        let outcomes = in_transaction!(&self.pool, Begin::Write, |conn| {
+            // A concurrent creation of the same id makes the insert fail with a duplicate key;
+            // the transaction then runs again and finds the batch here.
+            let exists: Option<i32> =
+                sqlx::query_scalar(include_str!("sql/create_batch_exists.sql"))
+                    .bind(&batch.id)
+                    .fetch_optional(&mut *conn)
+                    .await?;
+            if exists.is_some() {
+                return Err(TxError::Store(StoreError::Invalid(format!(
+                    "a batch with id {} exists already",
+                    batch.id
+                ))));
+            }
+            sqlx::query(sql(include_str!("sql/create_batch.sql")))
+                .bind(&batch.id)
+                .bind(&batch.name)
+                .bind(batch.allow_failures)
+                .bind(batches::encode_callback(batch.then.as_ref()))
+                .bind(batches::encode_callback(batch.catch.as_ref()))
+                .bind(batches::encode_callback(batch.finally.as_ref()))
+                .execute(&mut *conn)
+                .await?;
+            batches::add_to_batch_in(conn, &batch.id, jobs).await
+        })?;
+        self.woken_if_queued(&outcomes);
+        Ok(outcomes)
     }
-    Ok(())
-}
 
-/// Frees every concurrency slot these jobs hold.
-pub(super) async fn free_slots(
-    conn: &mut MySqlConnection,
-    holders: &[&str],
-) -> Result<(), sqlx::Error> {
-    for chunk in holders.chunks(ROWS_PER_STATEMENT) {
-        let statement = format!(
-            "DELETE FROM spool_slots WHERE holder IN ({})",
-            list(chunk.len())
-        );
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(statement));
-        for holder in chunk {
-            query = query.bind(*holder);
-        }
-        query.execute(&mut *conn).await?;
+    async fn add_to_batch(&self, batch_id: &str, jobs: &[NewJob]) -> StoreResult<Vec<PushOutcome>> {
+        let outcomes = in_transaction!(&self.pool, Begin::Write, |conn| {
+            batches::add_to_batch_in(conn, batch_id, jobs).await
+        })?;
+        self.woken_if_queued(&outcomes);
+        Ok(outcomes)
     }
-    Ok(())
-}
 
-/// A completed job's result, to keep.
-#[derive(Debug)]
-pub(super) struct KeptResult<'a> {
-    pub(super) id: &'a str,
-    pub(super) queue: &'a str,
-    pub(super) job: &'a str,
-    pub(super) batch_id: Option<&'a str>,
-    pub(super) result: &'a str,
-}
-
-/// Keeps completed jobs' results (replacing an older result of the same id).
-pub(super) async fn keep_results(
-    conn: &mut MySqlConnection,
-    results: &[KeptResult<'_>],
-) -> Result<(), sqlx::Error> {
-    for chunk in results.chunks(ROWS_PER_STATEMENT) {
-        let statement = format!(
-            "REPLACE INTO spool_results (id, queue, job, batch_id, result, completed_at) VALUES {}",
-            vec!["(?, ?, ?, ?, ?, {now})"; chunk.len()].join(", ")
-        );
-        let mut query = sqlx::query(sql(&statement));
-        for kept in chunk {
-            query = query
-                .bind(kept.id)
-                .bind(kept.queue)
-                .bind(kept.job)
-                .bind(kept.batch_id)
-                .bind(kept.result);
-        }
-        query.execute(&mut *conn).await?;
+    async fn batch(&self, id: &str) -> StoreResult<Option<BatchInfo>> {
+        idempotent!(&self.pool, |conn| {
+            let row = sqlx::query(sql_with(
+                include_str!("sql/batch.sql"),
+                &[("columns", rows::BATCH_COLUMNS)],
+            ))
+            .bind(id)
+            .fetch_optional(conn)
+            .await?;
+            row.as_ref().map(batch_info).transpose()
+        })
     }
-    Ok(())
-}
 
-/// The reaper's share of workflow state: frees the slots of workers whose lease is gone, and
-/// drops expired unique locks (periodic jobs leave one per tick).
-pub(super) async fn reap_workflow_state(conn: &mut MySqlConnection) -> Result<(), sqlx::Error> {
-    sqlx::query(sql("DELETE s FROM spool_slots s
-         LEFT JOIN spool_workers w ON w.id = s.worker_id AND w.expires_at > {now}
-         WHERE w.id IS NULL"))
-    .execute(&mut *conn)
-    .await?;
-    sqlx::query(sql(
-        "DELETE FROM spool_locks WHERE expires_at IS NOT NULL AND expires_at <= {now}",
-    ))
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
-}
+    async fn batches(&self, limit: u32) -> StoreResult<Vec<BatchInfo>> {
+        idempotent!(&self.pool, |conn| {
+            let found = sqlx::query(sql_with(
+                include_str!("sql/batches.sql"),
+                &[("columns", rows::BATCH_COLUMNS)],
+            ))
+            .bind(i64::from(limit))
+            .fetch_all(conn)
+            .await?;
+            found.iter().map(batch_info).collect()
+        })
+    }
 
-impl MysqlStore {
-    /// Records a reserved job's progress, fenced like a settlement.
-    pub(super) async fn set_progress_now(
+    async fn cancel_batch(&self, id: &str) -> StoreResult<bool> {
+        let n = in_transaction!(&self.pool, Begin::Write, |conn| {
+            let n = sqlx::query(sql(include_str!("sql/cancel_batch.sql")))
+                .bind(id)
+                .execute(conn)
+                .await?
+                .rows_affected();
+            Ok::<_, TxError>(n)
+        })?;
+        Ok(n > 0)
+    }
+
+    async fn prune_batches(&self, prune: BatchPrune) -> StoreResult<u64> {
+        let age = |d: Option<Duration>| d.map(|d| millis(d).min(MAX_OFFSET_MS));
+        let (finished, unfinished, cancelled) = (
+            age(prune.finished),
+            age(prune.unfinished),
+            age(prune.cancelled),
+        );
+        in_transaction!(&self.pool, Begin::Write, |conn| {
+            let n = sqlx::query(sql(include_str!("sql/prune_batches.sql")))
+                .bind(finished)
+                .bind(finished)
+                .bind(unfinished)
+                .bind(unfinished)
+                .bind(cancelled)
+                .bind(cancelled)
+                .execute(conn)
+                .await?
+                .rows_affected();
+            Ok::<_, TxError>(n)
+        })
+    }
+
+    async fn limit(&self, key: &str, window: Duration, mode: LimitMode) -> StoreResult<LimitState> {
+        let window_ms = millis(window).min(MAX_OFFSET_MS);
+        let cap = limits::cap(mode);
+        let (count, oldest, hit, now) = in_transaction!(&self.pool, Begin::Write, |conn| {
+            limits::lock_key(conn, KeyKind::Limit, key).await?;
+            // One clock reading for the whole call.
+            let (now, count, oldest, expired): (i64, i64, Option<i64>, i64) =
+                sqlx::query_as(sql(include_str!("sql/limit.sql")))
+                    .bind(window_ms)
+                    .bind(window_ms)
+                    .bind(window_ms)
+                    .bind(key)
+                    .fetch_one(&mut *conn)
+                    .await?;
+            if expired > 0 {
+                sqlx::query(include_str!("sql/limit_expire.sql"))
+                    .bind(key)
+                    .bind(now - window_ms)
+                    .execute(&mut *conn)
+                    .await?;
+            }
+            let hit = count < cap;
+            if hit {
+                sqlx::query(include_str!("sql/limit_hit.sql"))
+                    .bind(key)
+                    .bind(now)
+                    .execute(&mut *conn)
+                    .await?;
+            }
+            Ok::<_, TxError>((count, oldest, hit, now))
+        })?;
+        let oldest = oldest.or(hit.then_some(now));
+        let resets_in = oldest.map_or(0, |at| (at + window_ms - now).max(0));
+        Ok(LimitState {
+            hit,
+            count: u32::try_from(count + i64::from(hit)).unwrap_or(u32::MAX),
+            resets_in: Duration::from_millis(u64::try_from(resets_in).unwrap_or(0)),
+        })
+    }
+
+    async fn clear_limit(&self, key: &str) -> StoreResult<()> {
+        // Deleting twice is harmless.
+        idempotent!(&self.pool, |conn| {
+            sqlx::query(include_str!("sql/clear_limit.sql"))
+                .bind(key)
+                .execute(conn)
+                .await
+        })?;
+        Ok(())
+    }
+
+    async fn acquire_slot(&self, worker_id: &str, request: &SlotRequest) -> StoreResult<bool> {
+        // Under the key's lock, so that two callers cannot both see a free slot and both take
+        // it (see `limits`).
+        let expire_after = request.expire_after.map(|d| millis(d).min(MAX_OFFSET_MS));
+        in_transaction!(&self.pool, Begin::Write, |conn| {
+            limits::lock_key(conn, KeyKind::Slot, &request.key).await?;
+            // The fence, and the mark that tells the job's settlement to free its slots (the
+            // fast settle path leaves marked jobs alone). It locks the job's row until the
+            // commit, so a settlement of the job either ran before (the fence fails) or runs
+            // after and sees the slot. Rows matched, not rows changed (the driver asks for
+            // found rows): a job asking again is still its holder.
+            let held = sqlx::query(include_str!("sql/acquire_slot_fence.sql"))
+                .bind(&request.job_id)
+                .bind(worker_id)
+                .bind(request.token)
+                .execute(&mut *conn)
+                .await?
+                .rows_affected()
+                > 0;
+            if !held {
+                return Ok::<_, TxError>(false);
+            }
+            // Slots of expired holders or dead workers are free.
+            sqlx::query(sql(include_str!("sql/acquire_slot_free.sql")))
+                .bind(&request.key)
+                .execute(&mut *conn)
+                .await?;
+            let (taken, mine): (i64, i64) =
+                sqlx::query_as(include_str!("sql/acquire_slot_count.sql"))
+                    .bind(&request.job_id)
+                    .bind(&request.key)
+                    .fetch_one(&mut *conn)
+                    .await?;
+            if mine > 0 {
+                return Ok(true);
+            }
+            if taken >= i64::from(request.limit) {
+                return Ok(false);
+            }
+            sqlx::query(sql(include_str!("sql/acquire_slot.sql")))
+                .bind(&request.key)
+                .bind(&request.job_id)
+                .bind(worker_id)
+                .bind(expire_after)
+                .execute(&mut *conn)
+                .await?;
+            Ok(true)
+        })
+    }
+
+    async fn set_progress(
         &self,
         worker_id: &str,
         id: &str,
@@ -126,29 +245,25 @@ impl MysqlStore {
         // Rows matched, not rows changed (the driver asks for found rows): reporting the same
         // progress again still counts as held.
         let n = idempotent!(&self.pool, |conn| {
-            sqlx::query(
-                "UPDATE spool_jobs SET progress = ?, progress_message = ?
-                 WHERE id = ? AND worker_id = ? AND token = ?",
-            )
-            .bind(i64::from(progress.percent.min(100)))
-            .bind(progress.message.as_deref())
-            .bind(id)
-            .bind(worker_id)
-            .bind(token)
-            .execute(conn)
-            .await
+            sqlx::query(include_str!("sql/set_progress.sql"))
+                .bind(i64::from(progress.percent.min(100)))
+                .bind(progress.message.as_deref())
+                .bind(id)
+                .bind(worker_id)
+                .bind(token)
+                .execute(conn)
+                .await
         })?
         .rows_affected();
         Ok(n > 0)
     }
 
-    /// A completed job's kept result.
-    pub(super) async fn job_result_now(&self, id: &str) -> StoreResult<Option<CompletedJob>> {
+    async fn job_result(&self, id: &str) -> StoreResult<Option<CompletedJob>> {
         idempotent!(&self.pool, |conn| {
-            let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "SELECT {} FROM spool_results WHERE id = ?",
-                rows::RESULT_COLUMNS
-            )))
+            let row = sqlx::query(sql_with(
+                include_str!("sql/job_result.sql"),
+                &[("columns", rows::RESULT_COLUMNS)],
+            ))
             .bind(id)
             .fetch_optional(conn)
             .await?;
@@ -156,17 +271,14 @@ impl MysqlStore {
         })
     }
 
-    /// Deletes kept results older than `age`.
-    pub(super) async fn prune_results_now(&self, age: Duration) -> StoreResult<u64> {
+    async fn prune_results(&self, age: Duration) -> StoreResult<u64> {
         let age = millis(age).min(MAX_OFFSET_MS);
         in_transaction!(&self.pool, Begin::Write, |conn| {
-            let n = sqlx::query(sql(
-                "DELETE FROM spool_results WHERE completed_at < {now} - ?",
-            ))
-            .bind(age)
-            .execute(conn)
-            .await?
-            .rows_affected();
+            let n = sqlx::query(sql(include_str!("sql/prune_results.sql")))
+                .bind(age)
+                .execute(conn)
+                .await?
+                .rows_affected();
             Ok::<_, TxError>(n)
         })
     }

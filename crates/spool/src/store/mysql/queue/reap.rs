@@ -1,0 +1,137 @@
+//! Reaping: the jobs of workers whose lease expired are put back, or failed as poison pills
+//! once they have been lost too often, inside the caller's transaction.
+
+use sqlx::{MySqlConnection, Row};
+
+use super::settle;
+use crate::store::ReapReport;
+use crate::store::mysql::{
+    ADMIN_SLOT, ROWS_PER_STATEMENT, bump_counters, list,
+    retry::TxError,
+    sql, sql_with,
+    workflow::{
+        batches::{self, Ended},
+        job_state,
+    },
+};
+
+/// A reserved job whose worker's lease is gone.
+struct Lost {
+    seq: i64,
+    worker_id: String,
+    token: i64,
+    recoveries: i64,
+    id: String,
+    batch_id: Option<String>,
+    unique_key: Option<String>,
+}
+
+/// Reaps on `conn`, inside the caller's transaction; returns the report and how many batch
+/// callbacks were pushed.
+pub(super) async fn reap_in(
+    conn: &mut MySqlConnection,
+    max_recoveries: u32,
+) -> Result<(ReapReport, u64), TxError> {
+    // A plain read first (no locks), through the holder index: the candidates.
+    let candidates = sqlx::query(sql(include_str!("../sql/reap.sql")))
+        .fetch_all(&mut *conn)
+        .await?;
+    let mut lost = Vec::with_capacity(candidates.len());
+    for row in &candidates {
+        lost.push(Lost {
+            seq: row.try_get(0)?,
+            worker_id: row.try_get(1)?,
+            token: row.try_get(2)?,
+            recoveries: row.try_get(3)?,
+            id: row.try_get(4)?,
+            batch_id: row.try_get(5)?,
+            unique_key: row.try_get(6)?,
+        });
+    }
+    // Then lock them by primary key in ascending order and keep those still held under the
+    // same worker and token: a late settle by the holder wins, and the fence drops the rest.
+    let mut still_lost = Vec::with_capacity(lost.len());
+    for chunk in lost.chunks(ROWS_PER_STATEMENT) {
+        let mut query = sqlx::query(sql_with(
+            include_str!("../sql/reap_lock.sql"),
+            &[("seqs", &list(chunk.len()))],
+        ));
+        for job in chunk {
+            query = query.bind(job.seq);
+        }
+        let locked = query.fetch_all(&mut *conn).await?;
+        for row in &locked {
+            let seq: i64 = row.try_get(0)?;
+            let worker: Option<String> = row.try_get(1)?;
+            let token: i64 = row.try_get(2)?;
+            let same_holder = |job: &&Lost| {
+                job.seq == seq
+                    && worker.as_deref() == Some(job.worker_id.as_str())
+                    && token == job.token
+            };
+            still_lost.extend(chunk.iter().find(same_holder));
+        }
+    }
+    // The poison-pill count, a rule every store shares: a job lost for the `max_recoveries`th
+    // time fails instead of running again. It is decided here, in Rust, on the rows this
+    // transaction has just locked: the report and the poisoned jobs' batches and locks need
+    // those rows anyway, and MySQL has no RETURNING to get them from the statements that
+    // change them.
+    let cap = i64::from(max_recoveries);
+    let (poisoned, recovered): (Vec<&Lost>, Vec<&Lost>) = still_lost
+        .into_iter()
+        .partition(|job| job.recoveries + 1 >= cap);
+    for chunk in poisoned.chunks(ROWS_PER_STATEMENT) {
+        let mut record = sqlx::query(sql_with(
+            include_str!("../sql/reap_poison.sql"),
+            &[("seqs", &list(chunk.len()))],
+        ));
+        for job in chunk {
+            record = record.bind(job.seq);
+        }
+        record.execute(&mut *conn).await?;
+        let seqs: Vec<i64> = chunk.iter().map(|job| job.seq).collect();
+        settle::delete(conn, &seqs).await?;
+    }
+    // Poison pills fail like any final failure: their "until done" locks are released and they
+    // count as failures in their batches.
+    let locks: Vec<(&str, &str)> = poisoned
+        .iter()
+        .filter_map(|job| Some((job.unique_key.as_deref()?, job.id.as_str())))
+        .collect();
+    job_state::release_locks(conn, &locks, "done").await?;
+    let ended: Vec<Ended> = poisoned
+        .iter()
+        .filter_map(|job| {
+            Some(Ended {
+                batch_id: job.batch_id.clone()?,
+                job_id: job.id.clone(),
+                failed: true,
+            })
+        })
+        .collect();
+    let pushed = batches::count_in_batches(conn, &ended).await?;
+    // The slots of dead workers are freed below, all at once.
+    for chunk in recovered.chunks(ROWS_PER_STATEMENT) {
+        let mut query = sqlx::query(sql_with(
+            include_str!("../sql/reap_recover.sql"),
+            &[("seqs", &list(chunk.len()))],
+        ));
+        for job in chunk {
+            query = query.bind(job.seq);
+        }
+        query.execute(&mut *conn).await?;
+    }
+    let removed = sqlx::query(sql(include_str!("../sql/reap_workers.sql")))
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+    job_state::reap_workflow_state(conn).await?;
+    bump_counters(conn, ADMIN_SLOT, 0, u64::from(!recovered.is_empty())).await?;
+    let report = ReapReport {
+        recovered: recovered.len() as u64,
+        failed: poisoned.len() as u64,
+        workers_removed: removed,
+    };
+    Ok((report, pushed))
+}

@@ -1,0 +1,2 @@
+INSERT INTO spool_slots (name, holder, worker_id, expires_at)
+VALUES (?, ?, ?, {now} + ?)

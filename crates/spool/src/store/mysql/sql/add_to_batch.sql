@@ -1,0 +1,3 @@
+UPDATE spool_batches
+SET total = total + ?, pending = pending + ?, finished_at = NULL
+WHERE id = ?

@@ -1,0 +1,3 @@
+SELECT id, pending, failed, failed_ids, allow_failures, then_fired, catch_fired,
+       finally_fired, then_job, catch_job, finally_job
+FROM spool_batches WHERE id IN ({ids}) ORDER BY id FOR UPDATE

@@ -1,0 +1,1 @@
+DELETE FROM spool_jobs WHERE queue = ? AND worker_id IS NULL

@@ -1,0 +1,1 @@
+DELETE FROM spool_jobs WHERE id = ? AND worker_id IS NULL

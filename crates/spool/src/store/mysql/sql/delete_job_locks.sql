@@ -1,0 +1,1 @@
+DELETE FROM spool_locks WHERE owner = ? AND held_until <> 'expiry'

@@ -1,0 +1,3 @@
+UPDATE spool_jobs
+SET worker_id = NULL, reserved_at = NULL, attempts = attempts - 1
+WHERE worker_id = ?

@@ -1,0 +1,1 @@
+SELECT id FROM spool_jobs WHERE id IN ({ids})

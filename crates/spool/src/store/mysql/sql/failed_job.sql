@@ -1,0 +1,2 @@
+SELECT {columns}
+FROM spool_failed WHERE id = ?

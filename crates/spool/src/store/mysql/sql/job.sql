@@ -1,0 +1,2 @@
+SELECT {columns}, {now}
+FROM spool_jobs WHERE id = ?

@@ -1,0 +1,1 @@
+SELECT {columns} FROM spool_results WHERE id = ?

@@ -1,0 +1,1 @@
+INSERT INTO spool_limits (name, at) VALUES (?, ?)

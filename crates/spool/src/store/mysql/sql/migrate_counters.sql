@@ -1,0 +1,1 @@
+INSERT IGNORE INTO spool_meta (name, slot, value) VALUES {rows}

@@ -1,0 +1,1 @@
+INSERT IGNORE INTO spool_migrations (version, applied_at) VALUES (?, {now})

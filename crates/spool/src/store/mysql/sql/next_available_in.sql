@@ -1,0 +1,1 @@
+SELECT MIN(first) - {now} FROM ({queues}) AS due

@@ -1,0 +1,1 @@
+SELECT name FROM spool_locks WHERE name IN ({keys})

@@ -1,0 +1,1 @@
+INSERT INTO spool_locks (name, owner, held_until, expires_at) VALUES (?, ?, ?, {now} + ?)

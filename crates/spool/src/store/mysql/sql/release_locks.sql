@@ -1,0 +1,1 @@
+DELETE FROM spool_locks WHERE held_until = ? AND name IN ({keys}) AND (name, owner) IN ({pairs})

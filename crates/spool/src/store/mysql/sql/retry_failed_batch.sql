@@ -1,0 +1,2 @@
+SELECT id, queue, job, envelope, batch_id FROM spool_failed WHERE batch_id = ?
+ORDER BY failed_at, id FOR UPDATE

@@ -1,0 +1,2 @@
+UPDATE spool_jobs SET progress = ?, progress_message = ?
+WHERE id = ? AND worker_id = ? AND token = ?

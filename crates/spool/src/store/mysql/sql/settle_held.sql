@@ -1,0 +1,2 @@
+SELECT id, seq, token, queue, job, batch_id, unique_key, took_slot IS NOT NULL
+FROM spool_jobs WHERE worker_id = ? AND id IN ({ids}) FOR UPDATE

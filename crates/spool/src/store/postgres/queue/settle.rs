@@ -232,6 +232,7 @@ fn applied_follow_ups(settlements: &[Settlement], applied: &[(String, i64)]) -> 
         .collect()
 }
 
+/// A completion, as `settle_complete.sql` (and `settle_and_reserve.sql`) reads it.
 #[derive(Serialize)]
 struct Done<'a> {
     id: &'a str,
@@ -241,6 +242,7 @@ struct Done<'a> {
     result: Option<&'a str>,
 }
 
+/// A release back to the queue, as `settle_release.sql` reads it.
 #[derive(Serialize)]
 struct Released<'a> {
     id: &'a str,
@@ -253,6 +255,7 @@ struct Released<'a> {
     error: Option<&'a str>,
 }
 
+/// A final failure, as `settle_fail.sql` reads it.
 #[derive(Serialize)]
 struct Failed<'a> {
     id: &'a str,

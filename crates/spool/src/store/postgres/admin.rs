@@ -13,7 +13,7 @@ use crate::store::{
 };
 
 /// A read-only transaction on one snapshot, so that the counts of a listing agree.
-const SNAPSHOT: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
+const SNAPSHOT: &str = include_str!("sql/begin_snapshot.sql");
 
 #[async_trait]
 impl AdminStore for PostgresStore {

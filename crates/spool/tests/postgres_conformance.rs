@@ -618,7 +618,7 @@ async fn version_1_schemas_are_upgraded_in_place() {
     // A schema as version 1 left it, with a job queued.
     let quoted = format!("\"{}\"", store.schema());
     let mut conn = PgConnection::connect(&url()).await.unwrap();
-    let v1 = include_str!("../src/store/postgres/schema.sql").replace("{schema}", &quoted);
+    let v1 = include_str!("../src/store/postgres/sql/schema.sql").replace("{schema}", &quoted);
     let setup = format!(
         "CREATE SCHEMA {quoted};
          CREATE TABLE {quoted}.spool_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL);

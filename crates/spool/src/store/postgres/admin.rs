@@ -1,0 +1,229 @@
+//! Operators' view of the PostgreSQL store: counts, listings, failed jobs and their retries,
+//! and the restart signal.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::{Postgres, QueryBuilder};
+
+use super::{MAX_OFFSET_MS, PostgresStore, count, fenced_ids, offset_ms};
+use crate::store::{
+    AdminStore, FailedFilter, FailedJob, JobFilter, JobInfo, JobState, QueueStats, RetrySelector,
+    Stats, StoreResult, WorkerStatus, sql::rows,
+};
+
+/// A read-only transaction on one snapshot, so that the counts of a listing agree.
+const SNAPSHOT: &str = include_str!("sql/begin_snapshot.sql");
+
+#[async_trait]
+impl AdminStore for PostgresStore {
+    async fn stats(&self) -> StoreResult<Stats> {
+        // One snapshot, so the counts agree with each other.
+        let mut tx = self.pool.begin_with(SNAPSHOT).await?;
+        // COLLATE "C": byte order, as in SQLite, whatever the database's collation.
+        let queue_rows: Vec<(String, i64, i64, i64, Option<i64>)> =
+            sqlx::query_as(self.sql(include_str!("sql/stats_queues.sql")))
+                .fetch_all(&mut *tx)
+                .await?;
+        let queues = queue_rows
+            .into_iter()
+            .map(
+                |(name, pending, delayed, reserved, oldest_age)| QueueStats {
+                    name,
+                    pending: count(pending),
+                    delayed: count(delayed),
+                    reserved: count(reserved),
+                    oldest_ready_age_ms: oldest_age.map(count).unwrap_or(0),
+                },
+            )
+            .collect();
+        let (processed, failed): (i64, i64) =
+            sqlx::query_as(self.sql(include_str!("sql/stats_counters.sql")))
+                .fetch_one(&mut *tx)
+                .await?;
+        let worker_rows: Vec<(String, String, i64, Vec<String>, Vec<String>)> =
+            sqlx::query_as(self.sql(include_str!("sql/stats_workers.sql")))
+                .fetch_all(&mut *tx)
+                .await?;
+        tx.commit().await?;
+        let workers = worker_rows
+            .into_iter()
+            .map(|(id, host, pid, queues, busy)| WorkerStatus {
+                id,
+                host,
+                pid: u32::try_from(pid).unwrap_or(0),
+                queues,
+                busy,
+            })
+            .collect();
+        Ok(Stats {
+            queues,
+            processed: count(processed),
+            failed: count(failed),
+            workers,
+        })
+    }
+
+    async fn jobs(&self, filter: &JobFilter) -> StoreResult<Vec<JobInfo>> {
+        // The filters are appended to the fixed statement, which ends in `WHERE true`.
+        let mut q = QueryBuilder::<Postgres>::new(self.sql(include_str!("sql/jobs.sql")).0);
+        if let Some(queue) = &filter.queue {
+            q.push(" AND queue = ").push_bind(queue);
+        }
+        match filter.state {
+            Some(JobState::Pending) => {
+                q.push(" AND worker_id IS NULL AND available_at <= clock.ms");
+            }
+            Some(JobState::Delayed) => {
+                q.push(" AND worker_id IS NULL AND available_at > clock.ms");
+            }
+            Some(JobState::Reserved) => {
+                q.push(" AND worker_id IS NOT NULL");
+            }
+            None => {}
+        }
+        q.push(" ORDER BY available_at, seq LIMIT ")
+            .push_bind(i64::from(filter.limit.unwrap_or(100)));
+        let found = q.build().fetch_all(&self.pool).await?;
+        Ok(found.iter().map(rows::job_info).collect::<Result<_, _>>()?)
+    }
+
+    async fn job(&self, id: &str) -> StoreResult<Option<JobInfo>> {
+        let row = sqlx::query(self.sql(include_str!("sql/job.sql")))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(rows::job_info).transpose()?)
+    }
+
+    async fn delete_job(&self, id: &str) -> StoreResult<bool> {
+        // An operator's delete frees the job's unique lock (one held until expiry stays).
+        let deleted: bool = sqlx::query_scalar(self.sql(include_str!("sql/delete_job.sql")))
+            .bind(id)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(deleted)
+    }
+
+    async fn run_job_now(&self, id: &str) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await?;
+        let n = sqlx::query(self.sql(include_str!("sql/run_job_now.sql")))
+            .bind(id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if n > 0 {
+            self.notify_in(&mut tx).await?;
+        }
+        tx.commit().await?;
+        if n > 0 {
+            self.wakeup.notify();
+        }
+        Ok(n > 0)
+    }
+
+    async fn clear(&self, queue: &str) -> StoreResult<u64> {
+        // Like a delete, clearing frees the unique locks of the jobs (not those held until
+        // expiry).
+        let n: i64 = sqlx::query_scalar(self.sql(include_str!("sql/clear.sql")))
+            .bind(queue)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(count(n))
+    }
+
+    async fn failed_jobs(&self, filter: &FailedFilter) -> StoreResult<(Vec<FailedJob>, u64)> {
+        let mut tx = self.pool.begin_with(SNAPSHOT).await?;
+        let found = sqlx::query(self.sql(include_str!("sql/failed_jobs.sql")))
+            .bind(&filter.queue)
+            .bind(i64::from(filter.limit.unwrap_or(100)))
+            .fetch_all(&mut *tx)
+            .await?;
+        let total: i64 = sqlx::query_scalar(self.sql(include_str!("sql/failed_jobs_count.sql")))
+            .bind(&filter.queue)
+            .fetch_one(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        let jobs = found
+            .iter()
+            .map(rows::failed_job)
+            .collect::<Result<_, _>>()?;
+        Ok((jobs, count(total)))
+    }
+
+    async fn failed_job(&self, id: &str) -> StoreResult<Option<FailedJob>> {
+        let row = sqlx::query(self.sql(include_str!("sql/failed_job.sql")))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(rows::failed_job).transpose()?)
+    }
+
+    async fn retry_failed(&self, selector: &RetrySelector) -> StoreResult<Vec<String>> {
+        let (all, queue, ids, batch): (bool, Option<&str>, &[String], Option<&str>) = match selector
+        {
+            RetrySelector::Ids(ids) => (false, None, ids, None),
+            RetrySelector::All { queue } => (true, queue.as_deref(), &[], None),
+            RetrySelector::Batch(id) => (false, None, &[], Some(id)),
+        };
+        let mut tx = self.pool.begin().await?;
+        // Requeued oldest failure first, with fresh counters; the retry deadline is recomputed
+        // from the envelope's retry window with the database clock (S-RETRY-4). A failed
+        // record whose id is queued again meanwhile stays where it is. A retried batch job is
+        // pending in its batch again: no longer counted as failed, and the cancellation and
+        // end its failure caused are lifted.
+        let retried: Vec<(String,)> =
+            sqlx::query_as(self.sql(include_str!("sql/retry_failed.sql")))
+                .bind(all)
+                .bind(queue)
+                .bind(ids)
+                .bind(MAX_OFFSET_MS)
+                .bind(batch)
+                .fetch_all(&mut *tx)
+                .await?;
+        let retried = fenced_ids(retried);
+        if !retried.is_empty() {
+            self.notify_in(&mut tx).await?;
+        }
+        tx.commit().await?;
+        if !retried.is_empty() {
+            self.wakeup.notify();
+        }
+        Ok(retried)
+    }
+
+    async fn forget_failed(&self, id: &str) -> StoreResult<bool> {
+        let n = sqlx::query(self.sql(include_str!("sql/forget_failed.sql")))
+            .bind(id)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok(n > 0)
+    }
+
+    async fn flush_failed(&self) -> StoreResult<u64> {
+        let n = sqlx::query(self.sql(include_str!("sql/flush_failed.sql")))
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok(n)
+    }
+
+    async fn prune_failed(&self, age: Duration) -> StoreResult<u64> {
+        let n = sqlx::query(self.sql(include_str!("sql/prune_failed.sql")))
+            .bind(offset_ms(age))
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok(n)
+    }
+
+    async fn signal_restart(&self) -> StoreResult<i64> {
+        // The epoch is the clock's reading, but always at least one past the previous epoch,
+        // so it strictly increases even if the clock stands still or steps back.
+        let epoch: i64 = sqlx::query_scalar(self.sql(include_str!("sql/signal_restart.sql")))
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(epoch)
+    }
+}

@@ -1,0 +1,72 @@
+//! Creating and upgrading the PostgreSQL schema: one transaction under a per-schema advisory
+//! lock, so concurrent first-time migrations of the same schema queue instead of racing on
+//! `CREATE`.
+
+use super::{PostgresStore, fnv1a};
+use crate::store::{StoreError, StoreResult};
+
+/// The migrations in order: each one's version and its script (run as one multi-statement
+/// batch, with `{schema}` replaced like every other statement).
+const MIGRATIONS: [(i64, &str); 2] = [
+    (1, include_str!("sql/schema.sql")),
+    (2, include_str!("sql/schema_v2.sql")),
+];
+
+/// The schema version this build creates and understands: the last migration's.
+const SCHEMA_VERSION: i64 = MIGRATIONS[MIGRATIONS.len() - 1].0;
+
+impl PostgresStore {
+    /// Creates the schema if needed and applies the migrations it lacks, refusing a schema
+    /// newer than this build.
+    pub(super) async fn migrate_schema(&self) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        // Held until commit: concurrent first-time migrations of the same schema queue here
+        // instead of racing on CREATE.
+        sqlx::query(include_str!("sql/migrate_lock.sql"))
+            .bind(self.migration_lock_key())
+            .execute(&mut *tx)
+            .await?;
+        // CREATE SCHEMA IF NOT EXISTS checks the CREATE privilege even when the schema exists,
+        // so look first: a DBA may have created it for a role that cannot create schemas.
+        let exists: bool = sqlx::query_scalar(include_str!("sql/migrate_schema_exists.sql"))
+            .bind(&self.schema)
+            .fetch_one(&mut *tx)
+            .await?;
+        if !exists {
+            sqlx::query(self.sql(include_str!("sql/migrate_create_schema.sql")))
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query(self.sql(include_str!("sql/migrate_versions_table.sql")))
+            .execute(&mut *tx)
+            .await?;
+        let current: Option<i64> =
+            sqlx::query_scalar(self.sql(include_str!("sql/migrate_version.sql")))
+                .fetch_one(&mut *tx)
+                .await?;
+        let current = current.unwrap_or(0);
+        if current > SCHEMA_VERSION {
+            return Err(StoreError::SchemaTooNew {
+                found: current,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        for (version, script) in MIGRATIONS {
+            if current >= version {
+                continue;
+            }
+            sqlx::raw_sql(self.sql(script)).execute(&mut *tx).await?;
+            sqlx::query(self.sql(include_str!("sql/migrate_record_version.sql")))
+                .bind(version)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The advisory lock that serialises migrations of this schema (and only this schema).
+    fn migration_lock_key(&self) -> i64 {
+        fnv1a(format!("spool migrate {}", self.schema).as_bytes()) as i64
+    }
+}

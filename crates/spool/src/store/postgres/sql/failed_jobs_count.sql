@@ -1,0 +1,1 @@
+SELECT COUNT(*) FROM {schema}.failed WHERE ($1::text IS NULL OR queue = $1)

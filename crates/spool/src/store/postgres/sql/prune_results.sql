@@ -1,0 +1,1 @@
+DELETE FROM {schema}.results WHERE completed_at < {schema}.now_ms() - $1

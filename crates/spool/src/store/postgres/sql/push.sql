@@ -1,0 +1,32 @@
+WITH clock AS MATERIALIZED (SELECT {schema}.now_ms() AS ms),
+n AS MATERIALIZED (
+    SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[],
+                         $6::bigint[], $7::text[], $8::text[], $9::text[], $10::bigint[])
+         WITH ORDINALITY AS n (id, queue, job, envelope, delay_ms, retry_for_ms,
+                               batch_id, unique_key, until, ttl_ms, ord)),
+locked AS (
+    INSERT INTO {schema}.locks (key, owner, until, expires_at)
+    SELECT DISTINCT ON (n.unique_key) n.unique_key, n.id, n.until, c.ms + n.ttl_ms
+    FROM n, clock c
+    WHERE n.unique_key IS NOT NULL
+    ORDER BY n.unique_key, n.ord
+    ON CONFLICT (key) DO UPDATE
+        SET owner = excluded.owner, until = excluded.until,
+            expires_at = excluded.expires_at
+        WHERE locks.expires_at IS NOT NULL
+          AND locks.expires_at <= (SELECT ms FROM clock)
+    RETURNING key, owner),
+ins AS (
+    INSERT INTO {schema}.jobs (id, queue, job, envelope, available_at, retry_until,
+                               created_at, batch_id, unique_key)
+    SELECT n.id, n.queue, n.job, n.envelope, c.ms + n.delay_ms, c.ms + n.retry_for_ms,
+           c.ms, n.batch_id, n.unique_key
+    FROM n, clock c
+    WHERE n.unique_key IS NULL
+       OR EXISTS (SELECT 1 FROM locked l WHERE l.key = n.unique_key AND l.owner = n.id)
+    ORDER BY n.ord
+    ON CONFLICT (id) DO NOTHING
+    RETURNING id),
+notified AS MATERIALIZED (
+    SELECT pg_notify($11, '') FROM (SELECT 1 FROM ins LIMIT 1) AS any_inserted)
+SELECT ins.id FROM ins LEFT JOIN notified ON true

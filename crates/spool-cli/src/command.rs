@@ -60,7 +60,13 @@ impl Cli {
 
 /// Spool: background jobs on SQLite, PostgreSQL, MySQL or Redis.
 #[derive(Debug, Parser)]
-#[command(name = "spool", version, about, propagate_version = true)]
+// The about line `spool --help` has always printed (it was the library's description).
+#[command(
+    name = "spool",
+    version,
+    about = "Background jobs for Rust: queues, workers, retries, leases, and a CLI, on SQLite, PostgreSQL, MySQL or Redis.",
+    propagate_version = true
+)]
 pub(crate) struct CliArgs {
     /// Store URL: sqlite://PATH, postgres://USER@HOST/DB, mysql://USER@HOST/DB or redis://HOST:PORT/DB.
     #[arg(long, global = true, env = "SPOOL_URL", default_value = spool::store::DEFAULT_URL)]

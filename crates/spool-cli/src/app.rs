@@ -8,7 +8,7 @@ use spool::{Periodic, Registry, WorkerConfig, events::Events};
 
 use crate::{
     CliError, admin, batches, bench,
-    command::{Cli, Command},
+    command::{Cli, CliArgs, Command},
     demo, dispatch, failed, inspect, output, work,
 };
 
@@ -153,9 +153,9 @@ impl App {
             registry, setup, ..
         } = self;
         let Cli { args, url_given } = cli;
-        let url = args.url;
+        let CliArgs { url, command } = *args;
         let connect = || spool::store::connect(&url);
-        match args.command {
+        match command {
             Command::Dispatch(a) => dispatch::run(connect().await?, &registry, a).await,
             Command::Work(a) => work::run(connect().await?, registry, a, setup).await,
             Command::Status(a) => inspect::status(connect().await?, a).await,
@@ -185,8 +185,11 @@ impl App {
 pub(crate) struct WorkerSetup {
     periodic: Vec<Periodic>,
     events: Option<Events>,
-    configure: Vec<Box<dyn FnOnce(&mut WorkerConfig) + Send>>,
+    configure: Vec<Configure>,
 }
+
+/// One [`App::configure_worker`] call.
+type Configure = Box<dyn FnOnce(&mut WorkerConfig) + Send>;
 
 impl WorkerSetup {
     /// Adds the app's pieces to a configuration built from the `work` command's flags.

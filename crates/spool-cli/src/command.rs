@@ -40,7 +40,8 @@ use crate::{admin, batches, bench, demo, dispatch, failed, inspect, work};
 /// ```
 #[derive(Debug)]
 pub struct Cli {
-    pub(crate) args: CliArgs,
+    // Boxed so that an app's own subcommand enum holding a `Cli` stays small.
+    pub(crate) args: Box<CliArgs>,
     /// Whether `--url` was on the command line (not from `SPOOL_URL` or the default): the
     /// bench touches a store only when it was.
     pub(crate) url_given: bool,
@@ -129,7 +130,7 @@ fn url_given(matches: &ArgMatches) -> bool {
 impl FromArgMatches for Cli {
     fn from_arg_matches(matches: &ArgMatches) -> Result<Self, clap::Error> {
         Ok(Cli {
-            args: CliArgs::from_arg_matches(matches)?,
+            args: Box::new(CliArgs::from_arg_matches(matches)?),
             url_given: url_given(matches),
         })
     }

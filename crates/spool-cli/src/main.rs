@@ -1,6 +1,6 @@
-//! The `spool` command. All of it lives in `spool::cli`, so an app can embed the same
+//! The `spool` command. All of it lives in the `spool_cli` library, so an app can embed the same
 //! command with its own job types registered (see `examples/embedded-cli`).
 
-fn main() -> anyhow::Result<std::process::ExitCode> {
-    Ok(spool::cli::main(spool::Registry::with_builtins())?)
+fn main() -> std::process::ExitCode {
+    spool_cli::main(spool::Registry::with_builtins())
 }

@@ -413,10 +413,14 @@ impl Spool {
 }
 
 impl Spool {
-    /// Seals a plain envelope's payload (for `spool dispatch` of a job type registered as
-    /// encrypted); an already sealed one is left alone.
-    #[cfg(feature = "cli")]
-    pub(crate) fn seal_envelope(&self, mut envelope: Envelope) -> Result<Envelope, DispatchError> {
+    /// Seals a plain envelope's payload with the `SPOOL_KEY` keys, as [`Spool::dispatch`] does
+    /// for a job type with [`Job::ENCRYPTED`](crate::Job::ENCRYPTED); an already sealed one is
+    /// left alone.
+    ///
+    /// For envelopes built by hand (e.g. the `spool dispatch` command) whose job type the app
+    /// registered as encrypted ([`Registry::is_encrypted`]), so no secret reaches the store in
+    /// the clear. Fails if no key is set or the `encryption` feature is off.
+    pub fn seal_envelope(&self, mut envelope: Envelope) -> Result<Envelope, DispatchError> {
         if let Payload::Plain(raw) = &envelope.payload {
             envelope.payload = self.seal(&envelope.job, &envelope.id, raw)?;
         }

@@ -1,8 +1,9 @@
 //! # Spool
 //!
 //! Background jobs for Rust: typed jobs, named queues in priority order, retries with backoff,
-//! timeouts, leases with heartbeats so a long job never runs twice, a failed store, and a CLI.
+//! timeouts, leases with heartbeats so a long job never runs twice, and a failed store.
 //! SQLite is embedded by default; PostgreSQL, MySQL / MariaDB and Redis scale to many machines.
+//! The `spool` command line is the `spool-cli` crate, which an app can embed with its own jobs.
 //!
 //! ```no_run
 //! use serde::{Deserialize, Serialize};
@@ -35,8 +36,6 @@ mod after_commit;
 mod batch;
 pub mod builtin;
 mod chain;
-#[cfg(feature = "cli")]
-pub mod cli;
 mod dispatch;
 mod duration;
 #[cfg(feature = "encryption")]

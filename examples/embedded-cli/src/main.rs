@@ -5,35 +5,15 @@
 //! cargo run -p embedded-cli -- dispatch resize_image --payload '{"image_id": 7, "width": 320}'
 //! cargo run -p embedded-cli -- work --stop-when-empty
 //! ```
+//!
+//! Two more forms live in `src/bin/`: inside the app's own `#[tokio::main]` with its own worker
+//! pieces (`with-runtime`), and as a subcommand of the app's own clap command line
+//! (`subcommand`).
 
-use serde::{Deserialize, Serialize};
-use spool::{Job, JobContext, JobResult, Registry};
+use embedded_cli::ResizeImage;
+use spool::Registry;
 
-/// The app's own job.
-#[derive(Serialize, Deserialize)]
-struct ResizeImage {
-    image_id: u64,
-    width: u32,
-}
-
-impl Job for ResizeImage {
-    const NAME: &'static str = "resize_image";
-
-    async fn handle(self, ctx: JobContext) -> JobResult {
-        println!(
-            "resizing image {} to {}px (job {}, attempt {})",
-            self.image_id,
-            self.width,
-            ctx.id(),
-            ctx.attempt()
-        );
-        Ok(())
-    }
-}
-
-fn main() -> anyhow::Result<std::process::ExitCode> {
+fn main() -> std::process::ExitCode {
     // The built-in jobs stay available next to the app's own.
-    Ok(spool::cli::main(
-        Registry::with_builtins().register::<ResizeImage>(),
-    )?)
+    spool_cli::main(Registry::with_builtins().register::<ResizeImage>())
 }

@@ -11,9 +11,9 @@ use clap::Args;
 use serde::{Deserialize, Serialize};
 
 use super::epoch_s;
-use crate::{
-    Job, JobContext, JobResult, Registry, Store, Worker, WorkerConfig, cli::CliError,
-    worker::ShutdownHandle,
+use crate::CliError;
+use spool::{
+    Job, JobContext, JobResult, Registry, Store, Worker, WorkerConfig, worker::ShutdownHandle,
 };
 
 pub(crate) const QUEUE: &str = "bench";
@@ -83,7 +83,7 @@ impl Job for Probe {
                 }
             }
             if r.count >= rec.expect {
-                rec.shutdown.request(crate::worker::Shutdown::Graceful);
+                rec.shutdown.request(spool::worker::Shutdown::Graceful);
             }
         }
         Ok(())

@@ -6,7 +6,7 @@ use clap::{Args, Subcommand};
 use serde::Serialize;
 
 use super::{CliError, output};
-use crate::store::{BatchInfo, BatchPrune, RetrySelector, Store};
+use spool::store::{BatchInfo, BatchPrune, RetrySelector, Store};
 
 #[derive(Debug, Args)]
 pub(crate) struct BatchesArgs {

@@ -5,7 +5,7 @@ use std::{process::ExitCode, sync::Arc};
 use clap::Args;
 
 use super::CliError;
-use crate::Store;
+use spool::Store;
 
 #[derive(Debug, Args)]
 pub(crate) struct ClearArgs {

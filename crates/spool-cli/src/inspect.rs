@@ -6,7 +6,7 @@ use clap::Args;
 use serde::Serialize;
 
 use super::{CliError, output};
-use crate::{
+use spool::{
     Store, format_duration,
     store::{JobFilter, JobInfo, JobState, QueueStats, Stats},
 };
@@ -21,9 +21,9 @@ pub(crate) struct JsonFlag {
 /// The stats with the default queue always listed, so scripts can rely on it.
 async fn stats_with_default(store: &dyn Store) -> Result<Stats, CliError> {
     let mut stats = store.stats().await?;
-    if !stats.queues.iter().any(|q| q.name == crate::DEFAULT_QUEUE) {
+    if !stats.queues.iter().any(|q| q.name == spool::DEFAULT_QUEUE) {
         stats.queues.push(QueueStats {
-            name: crate::DEFAULT_QUEUE.into(),
+            name: spool::DEFAULT_QUEUE.into(),
             ..Default::default()
         });
         stats.queues.sort_by(|a, b| a.name.cmp(&b.name));
@@ -136,7 +136,7 @@ struct JobView<'a> {
     available_at: String,
     worker: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    progress: Option<&'a crate::store::Progress>,
+    progress: Option<&'a spool::store::Progress>,
     #[serde(skip_serializing_if = "Option::is_none")]
     payload: Option<serde_json::Value>,
 }
@@ -153,7 +153,7 @@ fn view(j: &JobInfo, with_payload: bool) -> JobView<'_> {
         recoveries: j.recoveries,
         deferrals: j.deferrals,
         last_error: j.last_error.as_deref(),
-        available_at: crate::store::rfc3339_ms(j.available_at),
+        available_at: spool::store::rfc3339_ms(j.available_at),
         worker: j.worker.as_deref(),
         progress: j.progress.as_ref(),
         payload,
@@ -283,13 +283,13 @@ pub(crate) async fn job(store: Arc<dyn Store>, a: JobArgs) -> Result<ExitCode, C
 }
 
 /// Prints a completed job's kept record.
-fn completed(done: &crate::store::CompletedJob, json: bool) -> ExitCode {
+fn completed(done: &spool::store::CompletedJob, json: bool) -> ExitCode {
     if json {
         #[derive(Serialize)]
         struct Doc<'a> {
             state: &'static str,
             #[serde(flatten)]
-            done: &'a crate::store::CompletedJob,
+            done: &'a spool::store::CompletedJob,
         }
         output::json(&Doc {
             state: "completed",

@@ -8,10 +8,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use super::{CliError, args, output};
-use crate::{
-    Backoff, ChainLink, ChainRest, Envelope, JobOptions, Registry, Spool, Store, Unique,
-    UniqueUntil,
-    dispatch::{DispatchOutcome, DispatchStatus},
+use spool::{
+    Backoff, ChainLink, ChainRest, DispatchOutcome, DispatchStatus, Envelope, JobOptions, Registry,
+    Spool, Store, Unique, UniqueUntil,
 };
 
 #[derive(Debug, Args)]
@@ -23,7 +22,7 @@ pub(crate) struct DispatchArgs {
     #[arg(long, default_value = "{}")]
     payload: String,
     /// Queue to send it to.
-    #[arg(long, default_value = crate::DEFAULT_QUEUE)]
+    #[arg(long, default_value = spool::DEFAULT_QUEUE)]
     queue: String,
     /// Make it available after this long (`5s`, `2m`, bare seconds).
     #[arg(long, value_parser = args::duration, conflicts_with = "at")]
@@ -192,7 +191,7 @@ pub(crate) async fn run(
     let requests = requests
         .into_iter()
         .map(|(envelope, delay)| Ok((seal(envelope)?, delay)))
-        .collect::<Result<Vec<_>, crate::DispatchError>>()?;
+        .collect::<Result<Vec<_>, spool::DispatchError>>()?;
     if let Some(name) = &a.batch {
         let mut batch = spool.batch(name.clone());
         if a.allow_failures {
@@ -240,7 +239,7 @@ fn with_batch_id(mut envelope: Envelope, batch_id: &str) -> Result<Envelope, Str
     };
     fields.insert("batch_id".into(), batch_id.into());
     envelope.payload =
-        crate::Payload::Plain(serde_json::value::to_raw_value(&value).map_err(|e| e.to_string())?);
+        spool::Payload::Plain(serde_json::value::to_raw_value(&value).map_err(|e| e.to_string())?);
     Ok(envelope)
 }
 
@@ -250,7 +249,7 @@ struct BatchQueued<'a> {
     jobs: Vec<Queued<'a>>,
 }
 
-fn print_batch(dispatched: &crate::BatchDispatch, queues: &[String], json: bool) {
+fn print_batch(dispatched: &spool::BatchDispatch, queues: &[String], json: bool) {
     if !json {
         println!("batch {}", dispatched.id);
         for o in &dispatched.jobs {
@@ -431,7 +430,7 @@ fn parse_request(r: Request) -> Result<(Envelope, Duration), String> {
     let payload = r
         .payload
         .unwrap_or_else(|| RawValue::from_string("{}".into()).expect("valid"));
-    let queue = r.queue.unwrap_or_else(|| crate::DEFAULT_QUEUE.to_string());
+    let queue = r.queue.unwrap_or_else(|| spool::DEFAULT_QUEUE.to_string());
     if queue.is_empty() {
         return Err("`queue` is empty".into());
     }

@@ -4,8 +4,8 @@ use std::{process::ExitCode, sync::Arc, time::Duration};
 
 use clap::Args;
 
-use super::{CliError, args};
-use crate::{
+use crate::{CliError, app::WorkerSetup, args};
+use spool::{
     Backoff, Registry, Store, Worker, WorkerConfig,
     worker::{ShutdownHandle, WorkerExit},
 };
@@ -13,7 +13,7 @@ use crate::{
 #[derive(Debug, Args)]
 pub(crate) struct WorkArgs {
     /// Queues to serve in strict priority order, e.g. `high,default,low`.
-    #[arg(long, value_parser = args::names, default_value = crate::DEFAULT_QUEUE)]
+    #[arg(long, value_parser = args::names, default_value = spool::DEFAULT_QUEUE)]
     queue: args::NameList,
     /// Jobs run at once.
     #[arg(long, short = 'c', default_value_t = 10)]
@@ -109,8 +109,11 @@ pub(crate) async fn run(
     store: Arc<dyn Store>,
     registry: Registry,
     a: WorkArgs,
+    setup: WorkerSetup,
 ) -> Result<ExitCode, CliError> {
-    let worker = Worker::new(store, registry, a.config()?);
+    let mut config = a.config()?;
+    setup.apply(&mut config);
+    let worker = Worker::new(store, registry, config);
     stop_on_signals(worker.shutdown_handle());
     let exit = worker.run().await?;
     report(&exit);

@@ -13,9 +13,9 @@ use super::{
     probe::{Probe, QUEUE, Report},
     scratch::Scratch,
 };
-use crate::{
+use crate::CliError;
+use spool::{
     Envelope, Store,
-    cli::CliError,
     store::{NewJob, Settlement, WorkerInfo},
 };
 

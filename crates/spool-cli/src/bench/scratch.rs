@@ -8,7 +8,8 @@
 
 use std::{path::PathBuf, sync::Arc};
 
-use crate::{Store, cli::CliError, store::connect};
+use crate::CliError;
+use spool::{Store, store::connect};
 
 pub(crate) struct Scratch {
     /// The URL both the bench and its worker process open.
@@ -70,19 +71,19 @@ impl Scratch {
 #[cfg(feature = "postgres")]
 async fn postgres_scratch(url: &str) -> Result<String, CliError> {
     const SCHEMA: &str = "spool_bench";
-    crate::store::postgres::PostgresStore::drop_schema(url, SCHEMA).await?;
+    spool::store::postgres::PostgresStore::drop_schema(url, SCHEMA).await?;
     let sep = if url.contains('?') { '&' } else { '?' };
     Ok(format!("{url}{sep}spool_schema={SCHEMA}"))
 }
 
 #[cfg(not(feature = "postgres"))]
 async fn postgres_scratch(url: &str) -> Result<String, CliError> {
-    Err(crate::store::StoreError::BadUrl(url.to_string()).into())
+    Err(spool::store::StoreError::BadUrl(url.to_string()).into())
 }
 
 #[cfg(feature = "mysql")]
 async fn mysql_scratch(url: &str) -> Result<String, CliError> {
-    use crate::store::mysql::{MysqlStore, database_in_url};
+    use spool::store::mysql::{MysqlStore, database_in_url};
     let database = database_in_url(url)?.unwrap_or_default();
     if !database.contains("bench") {
         return Err(CliError::Usage(format!(
@@ -97,7 +98,7 @@ async fn mysql_scratch(url: &str) -> Result<String, CliError> {
 
 #[cfg(not(feature = "mysql"))]
 async fn mysql_scratch(_url: &str) -> Result<String, CliError> {
-    Err(crate::store::StoreError::NotCompiled("mysql").into())
+    Err(spool::store::StoreError::NotCompiled("mysql").into())
 }
 
 #[cfg(feature = "redis")]
@@ -119,13 +120,13 @@ async fn redis_scratch(url: &str) -> Result<String, CliError> {
             (format!("{url}{sep}prefix={PREFIX}"), PREFIX.to_string())
         }
     };
-    crate::store::redis::RedisStore::delete_prefix(&url, &prefix).await?;
+    spool::store::redis::RedisStore::delete_prefix(&url, &prefix).await?;
     Ok(url)
 }
 
 #[cfg(not(feature = "redis"))]
 async fn redis_scratch(_url: &str) -> Result<String, CliError> {
-    Err(crate::store::StoreError::NotCompiled("redis").into())
+    Err(spool::store::StoreError::NotCompiled("redis").into())
 }
 
 /// A temporary directory removed on drop (std has none; this keeps the bench free of a

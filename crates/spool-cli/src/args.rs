@@ -4,12 +4,12 @@ use std::time::Duration;
 
 /// clap value parser for durations (`500ms`, `5s`, `2m`, bare seconds).
 pub(crate) fn duration(s: &str) -> Result<Duration, String> {
-    crate::parse_duration(s).map_err(|e| e.to_string())
+    spool::parse_duration(s).map_err(|e| e.to_string())
 }
 
 /// clap value parser for comma lists of durations.
 pub(crate) fn duration_list(s: &str) -> Result<Vec<Duration>, String> {
-    crate::parse_duration_list(s).map_err(|e| e.to_string())
+    spool::parse_duration_list(s).map_err(|e| e.to_string())
 }
 
 /// clap value parser for a non-negative attempt count with a clear message for `-1`.

@@ -9,7 +9,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
 
 use super::{CliError, output, work};
-use crate::{
+use spool::{
     Backoff, Registry, Spool, Store, Worker, WorkerConfig,
     builtin::{Fail, Flaky, Noop, Sleep},
     store::FailedFilter,

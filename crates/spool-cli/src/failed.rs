@@ -6,7 +6,7 @@ use clap::{Args, Subcommand};
 use serde::Serialize;
 
 use super::{CliError, output};
-use crate::{
+use spool::{
     Store,
     store::{FailedFilter, FailedJob, RetrySelector},
 };
@@ -143,7 +143,7 @@ pub(crate) async fn retry(store: Arc<dyn Store>, a: RetryArgs) -> Result<ExitCod
     } else {
         RetrySelector::Ids(a.ids.clone())
     };
-    let retried = crate::Spool::new(store).retry_failed(&selector).await?;
+    let retried = spool::Spool::new(store).retry_failed(&selector).await?;
     for id in &retried {
         println!("{id}");
     }

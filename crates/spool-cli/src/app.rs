@@ -1,0 +1,205 @@
+//! [`App`]: the command line with an app's own jobs and worker pieces, run on a runtime of its
+//! own or on the caller's.
+
+use std::{ffi::OsString, process::ExitCode, time::Duration};
+
+use clap::{CommandFactory, FromArgMatches};
+use spool::{Periodic, Registry, WorkerConfig, events::Events};
+
+use crate::{
+    CliError, admin, batches, bench,
+    command::{Cli, CliArgs, Command},
+    demo, dispatch, failed, inspect, output, work,
+};
+
+/// Spool's command line with an app's own jobs and worker pieces.
+///
+/// The `work` command builds its [`WorkerConfig`] from its flags; the pieces given here are
+/// added to it before the worker starts (periodic jobs, event listeners, and anything else
+/// through [`configure_worker`](App::configure_worker), such as retention times).
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use spool::{Registry, events::Events};
+///
+/// #[tokio::main]
+/// async fn main() -> std::process::ExitCode {
+///     let events = Events::new();
+///     events.on(|event| eprintln!("{}", event.name()));
+///     spool_cli::App::new(Registry::with_builtins())
+///         .events(events)
+///         .configure_worker(|config| config.failed_retention = Duration::from_secs(30 * 86_400))
+///         .run()
+///         .await
+/// }
+/// ```
+pub struct App {
+    registry: Registry,
+    setup: WorkerSetup,
+    logging: bool,
+}
+
+impl App {
+    /// The command line running `registry`'s jobs (start from [`Registry::with_builtins`] to
+    /// keep the built-in ones).
+    pub fn new(registry: Registry) -> App {
+        App {
+            registry,
+            setup: WorkerSetup::default(),
+            logging: true,
+        }
+    }
+
+    /// A periodic job the `work` command's worker pushes on its schedule.
+    pub fn periodic(mut self, periodic: Periodic) -> App {
+        self.setup.periodic.push(periodic);
+        self
+    }
+
+    /// The events hub the `work` command's worker reports to (its listeners and looping
+    /// predicates); without it, events are only logged at debug level.
+    pub fn events(mut self, events: Events) -> App {
+        self.setup.events = Some(events);
+        self
+    }
+
+    /// Changes the `work` command's worker configuration after its flags were applied, e.g.
+    /// retention times. Called once, just before the worker starts; calls add up in order.
+    pub fn configure_worker(
+        mut self,
+        configure: impl FnOnce(&mut WorkerConfig) + Send + 'static,
+    ) -> App {
+        self.setup.configure.push(Box::new(configure));
+        self
+    }
+
+    /// Whether to send logs to stderr (`SPOOL_LOG` or `RUST_LOG` pick the level). On by
+    /// default; an app that sets up its own `tracing` subscriber first keeps its own either way.
+    pub fn logging(mut self, on: bool) -> App {
+        self.logging = on;
+        self
+    }
+
+    /// Runs the command line of this process on a tokio runtime of its own; returns the exit
+    /// code. For an app's `fn main`; inside a runtime, use [`run`](App::run).
+    pub fn main(self) -> ExitCode {
+        let runtime = match tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(runtime) => runtime,
+            Err(e) => {
+                eprintln!("error: cannot start the tokio runtime: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let code = runtime.block_on(self.run());
+        // Don't wait for stray blocking tasks (a runaway handler) at exit.
+        runtime.shutdown_timeout(Duration::from_secs(1));
+        code
+    }
+
+    /// Runs the command line of this process on the caller's (multi-threaded) tokio runtime;
+    /// returns the exit code.
+    pub async fn run(self) -> ExitCode {
+        self.run_from(std::env::args_os()).await
+    }
+
+    /// Runs the command line `args` (the first is the program name) on the caller's tokio
+    /// runtime; returns the exit code. A usage error, `--help` or `--version` prints what clap
+    /// prints and returns its exit code, without ending the process.
+    ///
+    /// ```no_run
+    /// # async fn example() {
+    /// let app = spool_cli::App::new(spool::Registry::with_builtins());
+    /// let code = app.run_from(["myapp", "--url", "sqlite://jobs.db", "status"]).await;
+    /// # }
+    /// ```
+    pub async fn run_from<I, T>(self, args: I) -> ExitCode
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<OsString> + Clone,
+    {
+        let parsed = Cli::command()
+            .try_get_matches_from(args)
+            .and_then(|matches| Cli::from_arg_matches(&matches));
+        match parsed {
+            Ok(cli) => self.run_with(cli).await,
+            Err(e) => {
+                let _ = e.print();
+                ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2))
+            }
+        }
+    }
+
+    /// Runs an already parsed command line (e.g. Spool's commands mounted under a subcommand
+    /// of the app's own clap command line; see [`Cli`]) on the caller's tokio runtime; returns
+    /// the exit code. A failed command prints `error: ...` on stderr and returns 1.
+    pub async fn run_with(self, cli: Cli) -> ExitCode {
+        if self.logging {
+            output::init_logging(cli.logs_info());
+        }
+        match self.execute(cli).await {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        }
+    }
+
+    async fn execute(self, cli: Cli) -> Result<ExitCode, CliError> {
+        let App {
+            registry, setup, ..
+        } = self;
+        let Cli { args, url_given } = cli;
+        let CliArgs { url, command } = *args;
+        let connect = || spool::store::connect(&url);
+        match command {
+            Command::Dispatch(a) => dispatch::run(connect().await?, &registry, a).await,
+            Command::Work(a) => work::run(connect().await?, registry, a, setup).await,
+            Command::Status(a) => inspect::status(connect().await?, a).await,
+            Command::Jobs(a) => inspect::jobs(connect().await?, a).await,
+            Command::Job(a) => inspect::job(connect().await?, a).await,
+            Command::Size(a) => inspect::size(connect().await?, a).await,
+            Command::Clear(a) => admin::clear(connect().await?, a).await,
+            Command::Restart => admin::restart(connect().await?).await,
+            Command::Migrate => admin::migrate(connect().await?).await,
+            Command::Failed(a) => failed::list_or_show(connect().await?, a).await,
+            Command::Retry(a) => failed::retry(connect().await?, a).await,
+            Command::Forget(a) => failed::forget(connect().await?, a).await,
+            Command::Flush => failed::flush(connect().await?).await,
+            Command::PruneFailed(a) => failed::prune(connect().await?, a).await,
+            Command::Batches(a) => batches::list_or_show(connect().await?, a).await,
+            Command::RetryBatch(a) => batches::retry(connect().await?, a).await,
+            Command::PruneBatches(a) => batches::prune(connect().await?, a).await,
+            Command::Bench(a) => bench::run(url_given.then_some(url), a).await,
+            Command::BenchWorker(a) => bench::run_worker(connect().await?, a).await,
+            Command::Demo(a) => demo::run(connect().await?, registry, a).await,
+        }
+    }
+}
+
+/// The app's pieces of the `work` command's worker configuration.
+#[derive(Default)]
+pub(crate) struct WorkerSetup {
+    periodic: Vec<Periodic>,
+    events: Option<Events>,
+    configure: Vec<Configure>,
+}
+
+/// One [`App::configure_worker`] call.
+type Configure = Box<dyn FnOnce(&mut WorkerConfig) + Send>;
+
+impl WorkerSetup {
+    /// Adds the app's pieces to a configuration built from the `work` command's flags.
+    pub(crate) fn apply(self, config: &mut WorkerConfig) {
+        config.schedules.extend(self.periodic);
+        if let Some(events) = self.events {
+            config.events = events;
+        }
+        for configure in self.configure {
+            configure(config);
+        }
+    }
+}

@@ -1,0 +1,165 @@
+//! The parsed command line: the global `--url` and one command.
+
+use clap::{
+    ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand, parser::ValueSource,
+};
+
+use crate::{admin, batches, bench, demo, dispatch, failed, inspect, work};
+
+/// Spool's command line: the global `--url` and one command.
+///
+/// It is a clap [`Parser`], so an app can also mount Spool's commands under a subcommand of
+/// its own clap command line and hand them to [`App::run_with`](crate::App::run_with):
+///
+/// ```no_run
+/// use clap::{Parser, Subcommand};
+///
+/// #[derive(Parser)]
+/// struct MyApp {
+///     #[command(subcommand)]
+///     command: MyCommand,
+/// }
+///
+/// #[derive(Subcommand)]
+/// enum MyCommand {
+///     /// Serve the app.
+///     Serve,
+///     /// Background jobs: `myapp jobs work`, `myapp jobs failed`, ...
+///     Jobs(spool_cli::Cli),
+/// }
+///
+/// #[tokio::main]
+/// async fn main() -> std::process::ExitCode {
+///     match MyApp::parse().command {
+///         MyCommand::Serve => std::process::ExitCode::SUCCESS,
+///         MyCommand::Jobs(cli) => {
+///             spool_cli::App::new(spool::Registry::with_builtins()).run_with(cli).await
+///         }
+///     }
+/// }
+/// ```
+#[derive(Debug)]
+pub struct Cli {
+    // Boxed so that an app's own subcommand enum holding a `Cli` stays small.
+    pub(crate) args: Box<CliArgs>,
+    /// Whether `--url` was on the command line (not from `SPOOL_URL` or the default): the
+    /// bench touches a store only when it was.
+    pub(crate) url_given: bool,
+}
+
+impl Cli {
+    /// The store URL: `--url`, else `SPOOL_URL`, else `sqlite://spool.db`.
+    pub fn url(&self) -> &str {
+        &self.args.url
+    }
+
+    /// `work` logs at `info` by default, the other commands at `warn`.
+    pub(crate) fn logs_info(&self) -> bool {
+        matches!(self.args.command, Command::Work(_))
+    }
+}
+
+/// Spool: background jobs on SQLite, PostgreSQL, MySQL or Redis.
+#[derive(Debug, Parser)]
+// The about line `spool --help` has always printed (it was the library's description).
+#[command(
+    name = "spool",
+    version,
+    about = "Background jobs for Rust: queues, workers, retries, leases, and a CLI, on SQLite, PostgreSQL, MySQL or Redis.",
+    propagate_version = true
+)]
+pub(crate) struct CliArgs {
+    /// Store URL: sqlite://PATH, postgres://USER@HOST/DB, mysql://USER@HOST/DB or redis://HOST:PORT/DB.
+    #[arg(long, global = true, env = "SPOOL_URL", default_value = spool::store::DEFAULT_URL)]
+    pub(crate) url: String,
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Enqueue a job (or, with --stdin, one per input line).
+    Dispatch(dispatch::DispatchArgs),
+    /// Run a worker.
+    Work(work::WorkArgs),
+    /// Queue counts, totals and live workers.
+    Status(inspect::JsonFlag),
+    /// List queued jobs.
+    Jobs(inspect::JobsArgs),
+    /// Show, delete or run now one queued job.
+    Job(inspect::JobArgs),
+    /// Number of jobs (pending + delayed + reserved) per queue.
+    Size(inspect::SizeArgs),
+    /// Delete the pending and delayed jobs of a queue.
+    Clear(admin::ClearArgs),
+    /// Ask every worker to stop after its current jobs (for deploys).
+    Restart,
+    /// Create or upgrade Spool's tables.
+    Migrate,
+    /// List failed jobs, or `failed show ID`.
+    Failed(failed::FailedArgs),
+    /// Put failed jobs back on their queues: IDs or `all`.
+    Retry(failed::RetryArgs),
+    /// Delete one failed record.
+    Forget(failed::ForgetArgs),
+    /// Delete all failed records.
+    Flush,
+    /// Delete failed records older than N hours.
+    PruneFailed(failed::PruneArgs),
+    /// List batches, or `batches show ID`.
+    Batches(batches::BatchesArgs),
+    /// Put a batch's failed jobs back on their queues.
+    RetryBatch(batches::RetryBatchArgs),
+    /// Delete old batch records.
+    PruneBatches(batches::PruneBatchesArgs),
+    /// Measure throughput, latency and I/O concurrency (JSON lines).
+    Bench(bench::BenchArgs),
+    /// A one-minute tour: dispatches a few hundred jobs and runs them.
+    Demo(demo::DemoArgs),
+    /// The bench's worker process (started by `spool bench`).
+    #[command(hide = true)]
+    BenchWorker(bench::BenchWorkerArgs),
+}
+
+fn url_given(matches: &ArgMatches) -> bool {
+    matches.value_source("url") == Some(ValueSource::CommandLine)
+}
+
+// By hand rather than derived, to keep whether `--url` was given, which the derived parser
+// forgets.
+impl FromArgMatches for Cli {
+    fn from_arg_matches(matches: &ArgMatches) -> Result<Self, clap::Error> {
+        Ok(Cli {
+            args: Box::new(CliArgs::from_arg_matches(matches)?),
+            url_given: url_given(matches),
+        })
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &ArgMatches) -> Result<(), clap::Error> {
+        self.args.update_from_arg_matches(matches)?;
+        self.url_given = url_given(matches);
+        Ok(())
+    }
+}
+
+impl Args for Cli {
+    fn augment_args(cmd: clap::Command) -> clap::Command {
+        CliArgs::augment_args(cmd)
+    }
+
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        CliArgs::augment_args_for_update(cmd)
+    }
+}
+
+impl CommandFactory for Cli {
+    fn command() -> clap::Command {
+        CliArgs::command()
+    }
+
+    fn command_for_update() -> clap::Command {
+        CliArgs::command_for_update()
+    }
+}
+
+impl Parser for Cli {}

@@ -54,8 +54,13 @@ pub async fn a_newer_schema_is_refused(fixture: &dyn Fixture) {
         .expect("record a newer schema version");
     let supported = fixture.current_schema_version();
     match store.migrate().await {
-        Err(StoreError::SchemaTooNew { found: 99, supported: s }) if s == supported => {}
-        other => panic!("expected SchemaTooNew {{ found: 99, supported: {supported} }}, got {other:?}"),
+        Err(StoreError::SchemaTooNew {
+            found: 99,
+            supported: s,
+        }) if s == supported => {}
+        other => {
+            panic!("expected SchemaTooNew {{ found: 99, supported: {supported} }}, got {other:?}")
+        }
     }
 }
 
@@ -75,7 +80,11 @@ pub async fn version_1_schemas_are_upgraded_in_place(fixture: &dyn Fixture) {
         fixture.current_schema_version()
     );
     store.migrate().await.unwrap();
-    let old = store.job("old").await.unwrap().expect("the old job is kept");
+    let old = store
+        .job("old")
+        .await
+        .unwrap()
+        .expect("the old job is kept");
     assert!(old.progress.is_none());
     let w = worker(&store, "w", LEASE).await;
     let got = store.reserve(&w, &q(&["default"]), 1).await.unwrap();

@@ -198,10 +198,14 @@ pub async fn one_settle_batch_mixes_every_kind(fixture: &dyn Fixture) {
         },
         complete(&got[0].id, got[0].token),
     ];
-    // The stale completion of job 0 is refused, the fresh one applied.
-    let applied = store.settle(&w, &batch).await.unwrap();
-    assert_eq!((applied[0], applied[2], applied[3]), (true, true, true));
-    eprintln!("STALE {} {}", fixture.backend(), applied[1]);
+    // The stale completion of job 0 is refused, the fresh one applied. PostgreSQL answers per
+    // id instead, so its stale item reports the fresh completion of the same job in the same
+    // call: a known difference, kept visible here rather than hidden by a looser check.
+    let stale_answer = fixture.backend() == "postgres";
+    assert_eq!(
+        store.settle(&w, &batch).await.unwrap(),
+        [true, stale_answer, true, true]
+    );
     let stats = store.stats().await.unwrap();
     assert_eq!(
         (stats.processed, stats.failed, stats.queues[0].pending),

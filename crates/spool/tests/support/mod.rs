@@ -32,7 +32,7 @@ pub use postgres::{postgres, postgres_url};
 #[cfg(feature = "redis")]
 pub use redis::{POLICY, connection as redis_connection, redis, redis_url};
 #[cfg(feature = "sqlite")]
-pub use sqlite::{sqlite, sqlite_store};
+pub use sqlite::{SQLITE_FILE, sqlite, sqlite_store};
 
 /// The schema (or Redis key layout) version this build's stores migrate to.
 const SCHEMA_VERSION: i64 = 2;

@@ -7,9 +7,12 @@ use spool_conformance::{Raw, Value};
 
 use super::{Fresh, Location};
 
+/// The database file's name inside a location's directory.
+pub const SQLITE_FILE: &str = "spool.db";
+
 pub async fn sqlite() -> Option<Fresh> {
     let dir = tempfile::tempdir().expect("temp dir");
-    let path = dir.path().join("spool.db");
+    let path = dir.path().join(SQLITE_FILE);
     let url = format!("sqlite://{}", path.display());
     Some(Fresh {
         url,
@@ -18,10 +21,11 @@ pub async fn sqlite() -> Option<Fresh> {
     })
 }
 
-/// A fresh, migrated SQLite store, for tests that need only that; the file outlives the test.
+/// A fresh, migrated SQLite store and its directory (the file is [`SQLITE_FILE`] in it), for
+/// tests that need only that. The directory outlives the test: the store keeps the file open.
 pub async fn sqlite_store() -> (Arc<dyn Store>, std::path::PathBuf) {
     let dir = tempfile::tempdir().expect("temp dir").keep();
-    let url = format!("sqlite://{}", dir.join("spool.db").display());
+    let url = format!("sqlite://{}", dir.join(SQLITE_FILE).display());
     let store = spool::connect(&url).await.expect("open a SQLite store");
     (store, dir)
 }

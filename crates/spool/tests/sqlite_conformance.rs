@@ -4,7 +4,7 @@
 mod support;
 
 spool_conformance::conformance_tests!(support::sqlite(), skip {
-    one_settle_batch_mixes_every_kind =>
+    envelopes_that_are_not_json_are_kept_as_is =>
         "retrying a failed job reads its envelope as JSON (`->>` for the retry window), so a \
          job whose envelope is not JSON cannot be retried: 'malformed JSON'",
 });

@@ -163,14 +163,11 @@ pub async fn settle_and_reserve_acks_then_claims(fixture: &dyn Fixture) {
 }
 
 /// One settle call mixing every kind, a stale completion among them: each settlement gets its
-/// own answer, a job whose envelope is not JSON is kept, failed and retried as is, and a
-/// retried job's deadline is recomputed from its window.
+/// own answer, a failed job is retried with fresh counters, and a retried job's deadline is
+/// recomputed from its window.
 pub async fn one_settle_batch_mixes_every_kind(fixture: &dyn Fixture) {
     let store = fixture.store().await;
-    // The last job's envelope is not JSON: the store keeps it as is and must still be able to
-    // fail and retry it (the worker is the one that reports a malformed envelope).
-    let mut jobs: Vec<NewJob> = (0..3).map(|_| new_job("default", Duration::ZERO)).collect();
-    jobs[2].envelope = "not json {".into();
+    let jobs: Vec<NewJob> = (0..3).map(|_| new_job("default", Duration::ZERO)).collect();
     store.push(&jobs).await.unwrap();
     let w = worker(&store, "w", LEASE).await;
     let queues = q(&["default"]);
@@ -179,7 +176,6 @@ pub async fn one_settle_batch_mixes_every_kind(fixture: &dyn Fixture) {
         got.iter().map(|j| j.id.as_str()).collect::<Vec<_>>(),
         [&jobs[0].id, &jobs[1].id, &jobs[2].id]
     );
-    assert_eq!(got[2].envelope, "not json {");
     let batch = [
         Settlement::Fail {
             id: got[2].id.clone(),
@@ -229,7 +225,7 @@ pub async fn one_settle_batch_mixes_every_kind(fixture: &dyn Fixture) {
         .expect("retried job");
     assert_eq!(
         (bad.attempts, bad.retry_until, bad.envelope.as_str()),
-        (1, None, "not json {")
+        (1, None, jobs[2].envelope.as_str())
     );
 
     // Completions only, one of them stale: a store with a fast path for completions must not
@@ -265,5 +261,36 @@ pub async fn one_settle_batch_mixes_every_kind(fixture: &dyn Fixture) {
     assert!(
         again[0].retry_until > got[0].retry_until,
         "the deadline moved with the retry"
+    );
+}
+
+/// A job whose envelope is not JSON is kept as is: reserved, failed and retried with it (the
+/// worker is the one that reports a malformed envelope, so the store must not choke on it).
+pub async fn envelopes_that_are_not_json_are_kept_as_is(fixture: &dyn Fixture) {
+    let store = fixture.store().await;
+    let mut job = new_job("default", Duration::ZERO);
+    job.envelope = "not json {".into();
+    store.push(std::slice::from_ref(&job)).await.unwrap();
+    let w = worker(&store, "w", LEASE).await;
+    let queues = q(&["default"]);
+    let got = store.reserve(&w, &queues, 1).await.unwrap();
+    assert_eq!(got[0].envelope, "not json {");
+    let fail = Settlement::fail(got[0].id.clone(), got[0].token, "bad".into(), vec![]);
+    assert_eq!(store.settle(&w, &[fail]).await.unwrap(), [true]);
+    let record = store.failed_job(&job.id).await.unwrap().unwrap();
+    assert_eq!(record.envelope, "not json {");
+    let retried = store
+        .retry_failed(&RetrySelector::Ids(vec![job.id.clone()]))
+        .await
+        .unwrap();
+    assert_eq!(retried, std::slice::from_ref(&job.id));
+    let again = store.reserve(&w, &queues, 1).await.unwrap();
+    assert_eq!(
+        (
+            again[0].attempts,
+            again[0].retry_until,
+            again[0].envelope.as_str()
+        ),
+        (1, None, "not json {")
     );
 }

@@ -40,6 +40,21 @@ async fn open_fresh_database() -> Option<MysqlStore> {
 
 spool_conformance::conformance_tests!(support::mysql());
 
+/// The fixture's raw writes reach the store's own tables.
+#[tokio::test]
+async fn raw_writes_reach_the_store() {
+    let Some(fresh) = support::mysql().await else {
+        return;
+    };
+    support::raw_job_row_is_seen(
+        &fresh,
+        "INSERT INTO spool_jobs (id, queue, job, envelope, available_at, created_at)
+         VALUES (?, 'default', 'noop', ?, 0, 0)",
+    )
+    .await;
+    fresh.cleanup().await;
+}
+
 // ---- MySQL-specific checks ------------------------------------------------------------------
 
 fn worker_info(id: &str) -> WorkerInfo {

@@ -32,6 +32,21 @@ async fn open_fresh_schema() -> Option<PostgresStore> {
 
 spool_conformance::conformance_tests!(support::postgres());
 
+/// The fixture's raw writes reach the store's own tables (through the schema's search path).
+#[tokio::test]
+async fn raw_writes_reach_the_store() {
+    let Some(fresh) = support::postgres().await else {
+        return;
+    };
+    support::raw_job_row_is_seen(
+        &fresh,
+        "INSERT INTO jobs (id, queue, job, envelope, available_at, created_at)
+         VALUES ($1, 'default', 'noop', $2, 0, 0)",
+    )
+    .await;
+    fresh.cleanup().await;
+}
+
 // ---- PostgreSQL-specific checks -------------------------------------------------------------
 
 #[tokio::test]

@@ -73,6 +73,16 @@ async fn scratch() -> Option<(Arc<RedisStore>, Cleanup)> {
 
 spool_conformance::conformance_tests!(support::redis());
 
+/// The fixture's raw commands reach the store's own keys.
+#[tokio::test]
+async fn raw_writes_reach_the_store() {
+    let Some(fresh) = support::redis().await else {
+        return;
+    };
+    support::raw_meta_is_seen(&fresh).await;
+    fresh.cleanup().await;
+}
+
 // ---- Redis-specific checks ------------------------------------------------------------------
 
 #[tokio::test]

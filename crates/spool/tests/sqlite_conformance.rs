@@ -8,3 +8,17 @@ spool_conformance::conformance_tests!(support::sqlite(), skip {
         "retrying a failed job reads its envelope as JSON (`->>` for the retry window), so a \
          job whose envelope is not JSON cannot be retried: 'malformed JSON'",
 });
+
+#[tokio::test]
+async fn raw_writes_reach_the_store() {
+    let Some(fresh) = support::sqlite().await else {
+        return;
+    };
+    support::raw_job_row_is_seen(
+        &fresh,
+        "INSERT INTO spool_jobs (id, queue, job, envelope, available_at, created_at)
+         VALUES (?1, 'default', 'noop', ?2, 0, 0)",
+    )
+    .await;
+    fresh.cleanup().await;
+}

@@ -30,7 +30,7 @@ pub use mysql::{mysql, mysql_url};
 #[cfg(feature = "postgres")]
 pub use postgres::{postgres, postgres_url};
 #[cfg(feature = "redis")]
-pub use redis::{POLICY, connection as redis_connection, redis, redis_url};
+pub use redis::{POLICY, connection as redis_connection, raw_meta_is_seen, redis, redis_url};
 #[cfg(feature = "sqlite")]
 pub use sqlite::{SQLITE_FILE, sqlite, sqlite_store};
 
@@ -239,4 +239,26 @@ macro_rules! on_every_store {
             )*
         }
     };
+}
+
+/// Inserts a job row raw (`statement` binds the id, then the envelope) and checks the store
+/// sees it: the fixture's raw path reaches the store's own tables.
+pub async fn raw_job_row_is_seen(fresh: &Fresh, statement: &str) {
+    let store = Fixture::store(fresh).await;
+    fresh
+        .raw(Raw::Sql {
+            statement: statement.into(),
+            binds: vec!["raw".into(), "{}".into()],
+        })
+        .await
+        .expect("raw insert");
+    let job = store
+        .job("raw")
+        .await
+        .unwrap()
+        .expect("the raw row is a job");
+    assert_eq!(
+        (job.queue.as_str(), job.state),
+        ("default", spool::store::JobState::Pending)
+    );
 }

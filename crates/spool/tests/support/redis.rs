@@ -197,3 +197,19 @@ pub(super) async fn write_version_1(base: &str, prefix: &str, job_id: &str) -> R
     )
     .await
 }
+
+/// Writes the restart epoch raw and checks the store reads it: the fixture's raw path
+/// reaches the store's own keys.
+pub async fn raw_meta_is_seen(fresh: &Fresh) {
+    use spool_conformance::Fixture;
+    let Location::Prefix { name, .. } = &fresh.location else {
+        panic!("not a Redis location");
+    };
+    let store = Fixture::store(fresh).await;
+    let meta = format!("{{{name}}}:meta");
+    fresh
+        .raw(Raw::redis(["HSET", meta.as_str(), "restart_epoch", "41"]))
+        .await
+        .expect("raw HSET");
+    assert_eq!(store.restart_epoch().await.unwrap(), 41);
+}

@@ -3,6 +3,8 @@
 //! or the logs.
 #![cfg(all(feature = "sqlite", feature = "encryption"))]
 
+mod support;
+
 use std::{
     io::Write,
     sync::{Arc, LazyLock, Mutex, Once},
@@ -118,12 +120,7 @@ fn secret() -> String {
 
 async fn store() -> (Arc<dyn Store>, std::path::PathBuf) {
     capture_logs();
-    let dir = tempfile::tempdir().unwrap().keep();
-    let path = dir.join("t.db");
-    let store = spool::connect(&format!("sqlite://{}", path.display()))
-        .await
-        .unwrap();
-    (store, dir)
+    support::sqlite_store().await
 }
 
 async fn work(store: &Arc<dyn Store>, keyring: Option<Keyring>) -> spool::WorkerExit {

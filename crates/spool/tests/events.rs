@@ -1,6 +1,8 @@
 //! Event sequences (S-EVT-1..3) from a real worker on a temporary SQLite store.
 #![cfg(feature = "sqlite")]
 
+mod support;
+
 use std::{
     sync::{
         Arc, Mutex,
@@ -92,10 +94,7 @@ struct Setup {
 }
 
 async fn setup() -> Setup {
-    let dir = tempfile::tempdir().unwrap().keep();
-    let store = spool::connect(&format!("sqlite://{}", dir.join("t.db").display()))
-        .await
-        .unwrap();
+    let (store, _dir) = support::sqlite_store().await;
     let events = Events::new();
     let log = Log::default();
     log.attach(&events);

@@ -11,129 +11,36 @@
 mod support;
 
 use spool::store::{AdminStore, QueueStore};
-use std::{
-    sync::Arc,
-    time::{Duration, SystemTime, UNIX_EPOCH},
-};
+use std::{sync::Arc, time::Duration};
 
 use spool::{
-    Store, StoreError,
-    store::{
-        conformance::new_job,
-        redis::{RedisStore, driver},
-    },
+    StoreError,
+    store::redis::{RedisStore, driver},
 };
-use tokio::sync::{OnceCell, RwLock};
-
-const DEFAULT_URL: &str = "redis://127.0.0.1:6379/0";
-/// Test prefixes are named `spool_test_<unix seconds>_<random>`.
-const PREFIX: &str = "spool_test_";
-/// Prefixes older than this are leftovers of earlier runs. Younger ones may belong to a test
-/// running right now in another process, so they are left alone.
-const LEFTOVER_AGE: Duration = Duration::from_secs(15 * 60);
-
-/// Held (shared) while a store is opened, and exclusively while a test has the server's
-/// eviction policy changed: opening checks the policy, so the other tests wait meanwhile.
-static POLICY: RwLock<()> = RwLock::const_new(());
+use spool_conformance::new_job;
 
 fn url() -> String {
-    std::env::var("SPOOL_TEST_REDIS_URL").unwrap_or_else(|_| DEFAULT_URL.to_string())
-}
-
-fn unix_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
-fn new_prefix() -> String {
-    format!("{PREFIX}{}_{:08x}", unix_secs(), fastrand::u32(..))
+    support::redis_url()
 }
 
 /// Opens a store under a new prefix, not yet migrated; `None` when the server is unreachable
 /// (outside CI).
 async fn open_fresh_prefix() -> Option<RedisStore> {
-    let url = url();
-    let opened = {
-        let _policy = POLICY.read().await;
-        RedisStore::open_with_prefix(&url, &new_prefix()).await
-    };
-    match opened {
-        Ok(store) => {
-            LEFTOVERS_DELETED
-                .get_or_init(|| delete_leftover_prefixes(&url))
-                .await;
-            Some(store)
-        }
-        Err(e) if e.is_unavailable() => support::unreachable("Redis", &url, &e),
-        Err(e) => panic!(
-            "cannot open Redis at {url}: {e}; set SPOOL_TEST_REDIS_URL to a server the tests may use"
-        ),
-    }
+    let fresh = support::redis().await?;
+    let _policy = support::POLICY.read().await;
+    Some(
+        RedisStore::open(&fresh.url)
+            .await
+            .expect("open the fresh prefix"),
+    )
 }
 
-/// A fresh, migrated, empty store, as the conformance suite wants.
-async fn fresh() -> Option<Arc<dyn Store>> {
-    let store = open_fresh_prefix().await?;
-    store.migrate().await.expect("migrate a fresh prefix");
-    Some(Arc::new(store))
-}
-
-static LEFTOVERS_DELETED: OnceCell<()> = OnceCell::const_new();
-
-/// Deletes the keys of test prefixes earlier runs left behind (the conformance tests leave
-/// theirs, since the suite owns the store until the test ends). Best effort.
-async fn delete_leftover_prefixes(url: &str) {
-    let Ok(mut conn) = connection(url).await else {
-        return eprintln!("cannot delete leftover test keys: no connection");
-    };
-    let mut prefixes = std::collections::BTreeSet::new();
-    let mut cursor: u64 = 0;
-    loop {
-        let reply: Result<(u64, Vec<String>), _> = driver::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(format!("{{{PREFIX}*"))
-            .arg("COUNT")
-            .arg(1000)
-            .query_async(&mut conn)
-            .await;
-        let Ok((next, keys)) = reply else {
-            return eprintln!("cannot list leftover test keys");
-        };
-        for key in keys {
-            // `{spool_test_<secs>_<hex>}:...` or `{spool_test_<secs>_<hex>:queue}:...`
-            let name: String = key
-                .trim_start_matches('{')
-                .chars()
-                .take_while(|c| *c != '}' && *c != ':')
-                .collect();
-            prefixes.insert(name);
-        }
-        if next == 0 {
-            break;
-        }
-        cursor = next;
-    }
-    let cutoff = unix_secs().saturating_sub(LEFTOVER_AGE.as_secs());
-    for prefix in prefixes {
-        let created = prefix
-            .strip_prefix(PREFIX)
-            .and_then(|rest| rest.split('_').next())
-            .and_then(|secs| secs.parse::<u64>().ok());
-        if created.is_some_and(|secs| secs < cutoff) {
-            if let Err(e) = RedisStore::delete_prefix(url, &prefix).await {
-                eprintln!("cannot delete leftover test prefix {prefix}: {e}");
-            }
-        }
-    }
+fn new_prefix() -> String {
+    support::unique_name()
 }
 
 async fn connection(url: &str) -> Result<driver::aio::MultiplexedConnection, driver::RedisError> {
-    driver::Client::open(url)?
-        .get_multiplexed_async_connection()
-        .await
+    support::redis_connection(url).await
 }
 
 /// Deletes a test's keys when it ends (also when it fails).
@@ -164,8 +71,17 @@ async fn scratch() -> Option<(Arc<RedisStore>, Cleanup)> {
     Some((Arc::new(store), cleanup))
 }
 
-spool::conformance_tests!(fresh());
-spool::workflow_conformance_tests!(fresh());
+spool_conformance::conformance_tests!(support::redis());
+
+/// The fixture's raw commands reach the store's own keys.
+#[tokio::test]
+async fn raw_writes_reach_the_store() {
+    let Some(fresh) = support::redis().await else {
+        return;
+    };
+    support::raw_meta_is_seen(&fresh).await;
+    fresh.cleanup().await;
+}
 
 // ---- Redis-specific checks ------------------------------------------------------------------
 
@@ -190,7 +106,7 @@ where
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
     let mut conn = connection(&url()).await.expect("connect");
-    let _exclusive = POLICY.write().await;
+    let _exclusive = support::POLICY.write().await;
     let set = |policy: &str| {
         driver::cmd("CONFIG")
             .arg("SET")

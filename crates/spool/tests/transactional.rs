@@ -40,11 +40,8 @@ async fn queued(store: &Arc<dyn Store>) -> u64 {
 
 #[tokio::test]
 async fn sqlite_jobs_live_and_die_with_the_apps_transaction() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("app.db");
-    let store = spool::connect(&format!("sqlite://{}", path.display()))
-        .await
-        .unwrap();
+    let (store, dir) = support::sqlite_store().await;
+    let path = dir.join(support::SQLITE_FILE);
     let spool = Spool::new(store.clone());
     let mut app = spool::store::sqlite::rusqlite::Connection::open(&path).unwrap();
     app.execute(
@@ -86,10 +83,7 @@ async fn sqlite_jobs_live_and_die_with_the_apps_transaction() {
 
 #[tokio::test]
 async fn after_commit_pushes_only_on_commit() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = spool::connect(&format!("sqlite://{}", dir.path().join("s.db").display()))
-        .await
-        .unwrap();
+    let (store, _dir) = support::sqlite_store().await;
     let spool = Spool::new(store.clone());
     let mut held = spool.after_commit();
     held.dispatch(Receipt { order: 1 }).unwrap();
@@ -114,17 +108,11 @@ async fn postgres_jobs_live_and_die_with_the_apps_transaction() {
     use spool::store::postgres::PostgresStore;
     use sqlx::Connection;
 
-    let base = std::env::var("SPOOL_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-    let schema = support::unique_name();
-    let pg = match PostgresStore::open_in_schema(&base, &schema).await {
-        Ok(pg) => pg,
-        Err(e) if e.is_unavailable() => {
-            support::unreachable::<()>("PostgreSQL", &base, &e);
-            return;
-        }
-        Err(e) => panic!("PostgreSQL at {base}: {e}"),
+    let Some(fresh) = support::postgres().await else {
+        return;
     };
+    let base = support::postgres_url();
+    let pg = PostgresStore::open(&fresh.url).await.unwrap();
     pg.migrate().await.unwrap();
     let pg = Arc::new(pg);
     let store: Arc<dyn Store> = pg.clone();
@@ -155,7 +143,7 @@ async fn postgres_jobs_live_and_die_with_the_apps_transaction() {
         wakeups.wait(Duration::from_secs(5)).await,
         "the commit woke idle workers"
     );
-    PostgresStore::drop_schema(&base, &schema).await.unwrap();
+    fresh.cleanup().await;
 }
 
 #[cfg(feature = "mysql")]
@@ -164,27 +152,14 @@ async fn mysql_jobs_live_and_die_with_the_apps_transaction() {
     use spool::store::mysql::MysqlStore;
     use sqlx::Connection;
 
-    let base = std::env::var("SPOOL_TEST_MYSQL_URL")
-        .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/test".into());
-    let name = support::unique_name();
-    match MysqlStore::create_database(&base, &name).await {
-        Ok(()) => {}
-        Err(e) if e.is_unavailable() => {
-            support::unreachable::<()>("MySQL", &base, &e);
-            return;
-        }
-        Err(e) => panic!("MySQL at {base}: {e}"),
-    }
-    let my = Arc::new(MysqlStore::open_in_database(&base, &name).await.unwrap());
+    let Some(fresh) = support::mysql().await else {
+        return;
+    };
+    let my = Arc::new(MysqlStore::open(&fresh.url).await.unwrap());
     my.migrate().await.unwrap();
     let store: Arc<dyn Store> = my.clone();
     let spool = Spool::new(store.clone());
-    let server = base
-        .rsplit_once('/')
-        .map_or(base.as_str(), |(server, _)| server);
-    let mut app = sqlx::MySqlConnection::connect(&format!("{server}/{name}"))
-        .await
-        .unwrap();
+    let mut app = sqlx::MySqlConnection::connect(&fresh.url).await.unwrap();
 
     let job = spool
         .new_job(&Receipt { order: 9 }, Duration::ZERO)
@@ -205,5 +180,5 @@ async fn mysql_jobs_live_and_die_with_the_apps_transaction() {
         .unwrap();
     tx.commit().await.unwrap();
     assert!(store.job(&job.id).await.unwrap().is_some());
-    MysqlStore::drop_database(&base, &name).await.unwrap();
+    fresh.cleanup().await;
 }

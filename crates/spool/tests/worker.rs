@@ -3,6 +3,8 @@
 //! at least 5x slack, units of 100s of ms.
 #![cfg(feature = "sqlite")]
 
+mod support;
+
 use std::{
     collections::HashMap,
     sync::{Arc, LazyLock, Mutex},
@@ -106,10 +108,7 @@ fn key() -> String {
 }
 
 async fn store() -> Arc<dyn Store> {
-    let dir = tempfile::tempdir().unwrap().keep();
-    spool::connect(&format!("sqlite://{}", dir.join("t.db").display()))
-        .await
-        .unwrap()
+    support::sqlite_store().await.0
 }
 
 fn registry() -> Registry {

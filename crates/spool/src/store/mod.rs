@@ -1,5 +1,5 @@
-//! The store contract (in three parts, see [`Store`]), the backends that implement it, and the
-//! conformance suite that checks them.
+//! The store contract (in three parts, see [`Store`]) and the backends that implement it. The
+//! conformance suite that checks them is the `spool-conformance` crate.
 //!
 //! Everything above this module is backend-agnostic. Operations are batch-first (push many,
 //! reserve up to N queue by queue in priority order, settle many), every job mutation by a
@@ -23,8 +23,6 @@ pub mod redis;
 mod sql;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
-
-pub mod conformance;
 
 pub use contract::{AdminStore, QueueStore, Store, WorkflowStore};
 pub use error::StoreError;

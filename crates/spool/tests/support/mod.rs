@@ -1,36 +1,61 @@
 //! Fresh, isolated stores of every kind for tests that run against each of them: a temp
 //! SQLite file, a PostgreSQL schema, a MySQL database, a Redis key prefix. A server that can't
 //! be reached is skipped with `SKIPPED: …` on a laptop and fails the run under `CI=true`.
-#![allow(dead_code, missing_docs)]
+//!
+//! A [`Fresh`] location is also the conformance suite's [`Fixture`]: more handles on it, and
+//! raw writes into it through each store's own driver (rusqlite, sqlx, redis), as another
+//! program would write them.
+#![allow(dead_code, unused_imports, missing_docs)]
 
-use std::sync::Arc;
+use std::{
+    sync::Arc,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
 
+use async_trait::async_trait;
 use spool::Store;
+use spool_conformance::{Fixture, Raw};
 
-/// A fresh store's URL, and what to remove when the test is done.
+#[cfg(feature = "mysql")]
+mod mysql;
+#[cfg(feature = "postgres")]
+mod postgres;
+#[cfg(feature = "redis")]
+mod redis;
+#[cfg(feature = "sqlite")]
+mod sqlite;
+
+#[cfg(feature = "mysql")]
+pub use mysql::{mysql, mysql_url};
+#[cfg(feature = "postgres")]
+pub use postgres::{postgres, postgres_url};
+#[cfg(feature = "redis")]
+pub use redis::{POLICY, connection as redis_connection, raw_meta_is_seen, redis, redis_url};
+#[cfg(feature = "sqlite")]
+pub use sqlite::{SQLITE_FILE, sqlite, sqlite_store};
+
+/// The schema (or Redis key layout) version this build's stores migrate to.
+const SCHEMA_VERSION: i64 = 2;
+
+/// A fresh location's URL, and where it is.
 pub struct Fresh {
     pub url: String,
     pub backend: &'static str,
-    cleanup: Cleanup,
+    location: Location,
 }
 
-enum Cleanup {
-    Dir(#[allow(dead_code)] tempfile::TempDir),
+enum Location {
+    #[cfg(feature = "sqlite")]
+    Sqlite {
+        path: std::path::PathBuf,
+        _dir: tempfile::TempDir,
+    },
     #[cfg(feature = "postgres")]
-    Schema {
-        base: String,
-        name: String,
-    },
+    Schema { base: String, name: String },
     #[cfg(feature = "mysql")]
-    Database {
-        base: String,
-        name: String,
-    },
+    Database { base: String, name: String },
     #[cfg(feature = "redis")]
-    Prefix {
-        base: String,
-        name: String,
-    },
+    Prefix { base: String, name: String },
 }
 
 impl Fresh {
@@ -41,21 +66,40 @@ impl Fresh {
             .expect("connect to the fresh store")
     }
 
+    /// Opens a handle on the store without migrating it.
+    pub async fn open(&self) -> Arc<dyn Store> {
+        match &self.location {
+            #[cfg(feature = "sqlite")]
+            Location::Sqlite { .. } => sqlite::open(&self.url).await,
+            #[cfg(feature = "postgres")]
+            Location::Schema { base, name } => postgres::open(base, name).await,
+            #[cfg(feature = "mysql")]
+            Location::Database { .. } => mysql::open(&self.url).await,
+            #[cfg(feature = "redis")]
+            Location::Prefix { .. } => redis::open(&self.url).await,
+        }
+    }
+
     /// Removes what the test left (best effort: the test already passed).
     pub async fn cleanup(self) {
-        let result = match self.cleanup {
-            Cleanup::Dir(_) => Ok(()),
+        self.remove().await;
+    }
+
+    async fn remove(&self) {
+        let result: Result<(), spool::StoreError> = match &self.location {
+            #[cfg(feature = "sqlite")]
+            Location::Sqlite { .. } => Ok(()),
             #[cfg(feature = "postgres")]
-            Cleanup::Schema { base, name } => {
-                spool::store::postgres::PostgresStore::drop_schema(&base, &name).await
+            Location::Schema { base, name } => {
+                spool::store::postgres::PostgresStore::drop_schema(base, name).await
             }
             #[cfg(feature = "mysql")]
-            Cleanup::Database { base, name } => {
-                spool::store::mysql::MysqlStore::drop_database(&base, &name).await
+            Location::Database { base, name } => {
+                spool::store::mysql::MysqlStore::drop_database(base, name).await
             }
             #[cfg(feature = "redis")]
-            Cleanup::Prefix { base, name } => {
-                spool::store::redis::RedisStore::delete_prefix(&base, &name)
+            Location::Prefix { base, name } => {
+                spool::store::redis::RedisStore::delete_prefix(base, name)
                     .await
                     .map(|_| ())
             }
@@ -66,17 +110,94 @@ impl Fresh {
     }
 }
 
+#[async_trait]
+impl Fixture for Fresh {
+    fn backend(&self) -> &'static str {
+        self.backend
+    }
+
+    async fn open(&self) -> Arc<dyn Store> {
+        Fresh::open(self).await
+    }
+
+    async fn raw(&self, write: Raw) -> Result<(), String> {
+        match &self.location {
+            #[cfg(feature = "sqlite")]
+            Location::Sqlite { path, .. } => sqlite::raw(path, write).await,
+            #[cfg(feature = "postgres")]
+            Location::Schema { base, name } => postgres::raw(base, name, write).await,
+            #[cfg(feature = "mysql")]
+            Location::Database { .. } => mysql::raw(&self.url, write).await,
+            #[cfg(feature = "redis")]
+            Location::Prefix { base, name } => redis::raw(base, name, write).await,
+        }
+    }
+
+    async fn schema_version(&self) -> i64 {
+        match &self.location {
+            #[cfg(feature = "sqlite")]
+            Location::Sqlite { path, .. } => sqlite::schema_version(path).await,
+            #[cfg(feature = "postgres")]
+            Location::Schema { base, name } => postgres::schema_version(base, name).await,
+            #[cfg(feature = "mysql")]
+            Location::Database { .. } => mysql::schema_version(&self.url).await,
+            #[cfg(feature = "redis")]
+            Location::Prefix { base, name } => redis::schema_version(base, name).await,
+        }
+    }
+
+    fn current_schema_version(&self) -> i64 {
+        SCHEMA_VERSION
+    }
+
+    async fn write_version_1(&self, job_id: &str) -> Result<(), String> {
+        match &self.location {
+            #[cfg(feature = "sqlite")]
+            Location::Sqlite { path, .. } => sqlite::write_version_1(path, job_id).await,
+            #[cfg(feature = "postgres")]
+            Location::Schema { base, name } => postgres::write_version_1(base, name, job_id).await,
+            #[cfg(feature = "mysql")]
+            Location::Database { .. } => mysql::write_version_1(&self.url, job_id).await,
+            #[cfg(feature = "redis")]
+            Location::Prefix { base, name } => redis::write_version_1(base, name, job_id).await,
+        }
+    }
+
+    async fn cleanup(&self) {
+        self.remove().await;
+    }
+}
+
 pub fn ci() -> bool {
     std::env::var("CI").as_deref() == Ok("true")
 }
 
-/// `spool_test_<unix secs>_<random>`: the conformance suites sweep such leftovers.
-pub fn unique_name() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
+/// Test locations are named `spool_test_<unix seconds>_<random>`.
+const PREFIX: &str = "spool_test_";
+/// Locations older than this are leftovers of earlier runs (a failed test leaves its own for
+/// inspection). Younger ones may belong to a test running right now in another process, so
+/// they are left alone.
+const LEFTOVER_AGE: Duration = Duration::from_secs(15 * 60);
+
+fn unix_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
-        .unwrap_or(0);
-    format!("spool_test_{secs}_{:08x}", fastrand::u32(..))
+        .unwrap_or(0)
+}
+
+/// `spool_test_<unix secs>_<random>`: leftovers of such names are swept by later runs.
+pub fn unique_name() -> String {
+    format!("{PREFIX}{}_{:08x}", unix_secs(), fastrand::u32(..))
+}
+
+/// Whether a test location's name says it is a leftover of an earlier run.
+fn is_leftover(name: &str) -> bool {
+    let cutoff = unix_secs().saturating_sub(LEFTOVER_AGE.as_secs());
+    name.strip_prefix(PREFIX)
+        .and_then(|rest| rest.split('_').next())
+        .and_then(|secs| secs.parse::<u64>().ok())
+        .is_some_and(|secs| secs < cutoff)
 }
 
 /// The answer to a server that can't be reached: skipped (`None`) on a laptop, a failure
@@ -89,76 +210,17 @@ pub fn unreachable<T>(backend: &str, url: &str, error: &spool::StoreError) -> Op
     None
 }
 
-/// `Some(fresh)` if the server answers; `None` (skipped) when unreachable outside CI.
-async fn reachable(backend: &'static str, url: String, cleanup: Cleanup) -> Option<Fresh> {
-    match spool::connect(&url).await {
-        Ok(_) => Some(Fresh {
-            url,
-            backend,
-            cleanup,
-        }),
-        Err(e) if e.is_unavailable() => unreachable(backend, &url, &e),
-        Err(e) => panic!("{backend} at {url}: {e}"),
-    }
-}
-
-pub async fn sqlite() -> Option<Fresh> {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let url = format!("sqlite://{}", dir.path().join("spool.db").display());
-    Some(Fresh {
-        url,
-        backend: "sqlite",
-        cleanup: Cleanup::Dir(dir),
-    })
-}
-
+/// `url` with one more query parameter.
 fn with_param(base: &str, param: &str) -> String {
     let sep = if base.contains('?') { '&' } else { '?' };
     format!("{base}{sep}{param}")
-}
-
-#[cfg(feature = "postgres")]
-pub async fn postgres() -> Option<Fresh> {
-    let base = std::env::var("SPOOL_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-    let name = unique_name();
-    let url = with_param(&base, &format!("spool_schema={name}"));
-    reachable("postgres", url, Cleanup::Schema { base, name }).await
-}
-
-#[cfg(feature = "mysql")]
-pub async fn mysql() -> Option<Fresh> {
-    use spool::store::mysql::MysqlStore;
-    let base = std::env::var("SPOOL_TEST_MYSQL_URL")
-        .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/test".into());
-    let name = unique_name();
-    match MysqlStore::create_database(&base, &name).await {
-        Ok(()) => {}
-        Err(e) if e.is_unavailable() => return unreachable("mysql", &base, &e),
-        Err(e) => panic!("mysql at {base}: {e}"),
-    }
-    // The same server, the new database.
-    let server = base
-        .rsplit_once('/')
-        .map_or(base.as_str(), |(server, _)| server);
-    let url = format!("{server}/{name}");
-    reachable("mysql", url, Cleanup::Database { base, name }).await
-}
-
-#[cfg(feature = "redis")]
-pub async fn redis() -> Option<Fresh> {
-    let base =
-        std::env::var("SPOOL_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into());
-    let name = unique_name();
-    let url = with_param(&base, &format!("prefix={name}"));
-    reachable("redis", url, Cleanup::Prefix { base, name }).await
 }
 
 /// Instantiates `$test(fresh)` for every store this build has, as `<store>::$test`.
 #[macro_export]
 macro_rules! on_every_store {
     ($($test:ident),* $(,)?) => {
-        $crate::on_every_store!(@store sqlite, all(); $($test),*);
+        $crate::on_every_store!(@store sqlite, any(feature = "sqlite"); $($test),*);
         $crate::on_every_store!(@store postgres, any(feature = "postgres"); $($test),*);
         $crate::on_every_store!(@store mysql, any(feature = "mysql"); $($test),*);
         $crate::on_every_store!(@store redis, any(feature = "redis"); $($test),*);
@@ -177,4 +239,26 @@ macro_rules! on_every_store {
             )*
         }
     };
+}
+
+/// Inserts a job row raw (`statement` binds the id, then the envelope) and checks the store
+/// sees it: the fixture's raw path reaches the store's own tables.
+pub async fn raw_job_row_is_seen(fresh: &Fresh, statement: &str) {
+    let store = Fixture::store(fresh).await;
+    fresh
+        .raw(Raw::Sql {
+            statement: statement.into(),
+            binds: vec!["raw".into(), "{}".into()],
+        })
+        .await
+        .expect("raw insert");
+    let job = store
+        .job("raw")
+        .await
+        .unwrap()
+        .expect("the raw row is a job");
+    assert_eq!(
+        (job.queue.as_str(), job.state),
+        ("default", spool::store::JobState::Pending)
+    );
 }

@@ -208,7 +208,11 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::store::conformance::new_job;
+
+    fn new_job(queue: &str, delay: Duration) -> NewJob {
+        let envelope = crate::Envelope::new("noop", queue, serde_json::json!({}));
+        NewJob::new(&envelope, delay).expect("encodes")
+    }
 
     #[test]
     fn big_batches_are_split_by_rows_and_bytes() {

@@ -247,7 +247,8 @@ mod tests {
 
     #[test]
     fn callbacks_round_trip() {
-        let mut job = crate::store::conformance::new_job("then", Duration::from_millis(1500));
+        let envelope = crate::Envelope::new("noop", "then", serde_json::json!({}));
+        let mut job = NewJob::new(&envelope, Duration::from_millis(1500)).expect("encodes");
         job.retry_for = Some(Duration::from_secs(60));
         let back = decode_callback(&encode_callback(Some(&job)).unwrap()).unwrap();
         assert_eq!(

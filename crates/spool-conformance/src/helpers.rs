@@ -1,0 +1,44 @@
+//! Small builders the checks share.
+
+use std::{sync::Arc, time::Duration};
+
+use spool::{
+    Envelope, Store,
+    store::{NewJob, Settlement, WorkerInfo},
+};
+
+/// The lease of workers that are meant to stay alive for the whole check.
+pub(crate) const LEASE: Duration = Duration::from_secs(30);
+
+/// A new `noop` job for `queue` with `delay`.
+pub fn new_job(queue: &str, delay: Duration) -> NewJob {
+    NewJob::new(&Envelope::new("noop", queue, serde_json::json!({})), delay).expect("encodes")
+}
+
+pub(crate) fn ids(jobs: &[NewJob]) -> Vec<String> {
+    jobs.iter().map(|j| j.id.clone()).collect()
+}
+
+/// Registers a worker named after `name` with `lease`; returns its id.
+pub(crate) async fn worker(store: &Arc<dyn Store>, name: &str, lease: Duration) -> String {
+    let id = format!("{name}-{}", spool::new_id());
+    let info = WorkerInfo {
+        id: id.clone(),
+        host: "test-host".into(),
+        pid: std::process::id(),
+        queues: vec!["default".into()],
+    };
+    store
+        .register_worker(&info, lease)
+        .await
+        .expect("register worker");
+    id
+}
+
+pub(crate) fn q(names: &[&str]) -> Vec<String> {
+    names.iter().map(|s| s.to_string()).collect()
+}
+
+pub(crate) fn complete(id: &str, token: i64) -> Settlement {
+    Settlement::complete(id, token)
+}

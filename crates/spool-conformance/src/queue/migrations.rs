@@ -1,0 +1,101 @@
+//! Migrations: idempotent, safe when concurrent, refusing a newer schema, and upgrading the
+//! oldest layout in place.
+
+use std::time::Duration;
+
+use spool::{StoreError, store::Settlement};
+
+use crate::{
+    Fixture, Raw,
+    helpers::{LEASE, new_job, q, worker},
+};
+
+/// Migrating again is harmless.
+pub async fn migrate_is_idempotent(fixture: &dyn Fixture) {
+    let store = fixture.store().await;
+    store
+        .push(&[new_job("default", Duration::ZERO)])
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    store.migrate().await.unwrap();
+    assert_eq!(store.stats().await.unwrap().queues[0].pending, 1);
+}
+
+/// Several handles migrating a new location at once all succeed, and end with one store.
+pub async fn concurrent_first_migrations_are_safe(fixture: &dyn Fixture) {
+    let mut stores = Vec::new();
+    for _ in 0..4 {
+        stores.push(fixture.open().await);
+    }
+    let tasks: Vec<_> = stores
+        .iter()
+        .map(|s| {
+            let s = s.clone();
+            tokio::spawn(async move { s.migrate().await })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap().expect("concurrent migrate");
+    }
+    stores[0]
+        .push(&[new_job("default", Duration::ZERO)])
+        .await
+        .unwrap();
+    assert_eq!(stores[3].stats().await.unwrap().queues[0].pending, 1);
+}
+
+/// A location a newer build migrated is refused, naming both versions.
+pub async fn a_newer_schema_is_refused(fixture: &dyn Fixture) {
+    let store = fixture.store().await;
+    fixture
+        .raw(Raw::SchemaVersion(99))
+        .await
+        .expect("record a newer schema version");
+    let supported = fixture.current_schema_version();
+    match store.migrate().await {
+        Err(StoreError::SchemaTooNew {
+            found: 99,
+            supported: s,
+        }) if s == supported => {}
+        other => {
+            panic!("expected SchemaTooNew {{ found: 99, supported: {supported} }}, got {other:?}")
+        }
+    }
+}
+
+/// A location as schema version 1 left it, with a job queued, is upgraded in place; the job
+/// runs and keeps its result, and migrating again is harmless.
+pub async fn version_1_schemas_are_upgraded_in_place(fixture: &dyn Fixture) {
+    if let Err(reason) = fixture.write_version_1("old").await {
+        panic!(
+            "no version 1 layout on {}: {reason} (skip this check by name if it cannot apply)",
+            fixture.backend()
+        );
+    }
+    let store = fixture.open().await;
+    store.migrate().await.unwrap();
+    assert_eq!(
+        fixture.schema_version().await,
+        fixture.current_schema_version()
+    );
+    store.migrate().await.unwrap();
+    let old = store
+        .job("old")
+        .await
+        .unwrap()
+        .expect("the old job is kept");
+    assert!(old.progress.is_none());
+    let w = worker(&store, "w", LEASE).await;
+    let got = store.reserve(&w, &q(&["default"]), 1).await.unwrap();
+    assert_eq!(got[0].id, "old");
+    let done = Settlement::Complete {
+        id: "old".into(),
+        token: got[0].token,
+        follow_ups: vec![],
+        result: Some("42".into()),
+    };
+    assert_eq!(store.settle(&w, &[done]).await.unwrap(), [true]);
+    let kept = store.job_result("old").await.unwrap().unwrap();
+    assert_eq!(kept.result, Some(serde_json::json!(42)));
+}

@@ -1,0 +1,101 @@
+//! Workers' leases: the reaper, poison pills and deregistering.
+
+use std::time::Duration;
+
+use spool::store::{JobState, NewJob};
+
+use crate::{
+    Fixture,
+    helpers::{LEASE, complete, new_job, q, worker},
+};
+
+/// The reaper returns the jobs of workers whose lease expired, refunding the attempt and
+/// counting a recovery; a worker that heartbeats keeps its jobs.
+pub async fn reaper_recovers_jobs_of_dead_workers(fixture: &dyn Fixture) {
+    let store = fixture.store().await;
+    let jobs: Vec<NewJob> = (0..2).map(|_| new_job("default", Duration::ZERO)).collect();
+    store.push(&jobs).await.unwrap();
+    // Long enough that a loaded machine still reaps before it ends (D-6: slack on upper bounds).
+    let short = Duration::from_millis(1500);
+    let dead = worker(&store, "dead", short).await;
+    let alive = worker(&store, "alive", short).await;
+    let d = store.reserve(&dead, &q(&["default"]), 1).await.unwrap();
+    let a = store.reserve(&alive, &q(&["default"]), 1).await.unwrap();
+    assert_eq!(
+        store.reap(3).await.unwrap().recovered,
+        0,
+        "leases still current"
+    );
+    for _ in 0..8 {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        assert!(store.heartbeat(&alive, short).await.unwrap().lease_kept);
+    }
+    let report = store.reap(3).await.unwrap();
+    assert_eq!(
+        (report.recovered, report.failed, report.workers_removed),
+        (1, 0, 1)
+    );
+    let info = store.job(&d[0].id).await.unwrap().unwrap();
+    assert_eq!(
+        (info.state, info.attempts, info.recoveries),
+        (JobState::Pending, 0, 1)
+    );
+    assert_eq!(
+        store.job(&a[0].id).await.unwrap().unwrap().state,
+        JobState::Reserved
+    );
+    // The dead worker's late result is refused, and its heartbeat says the lease is gone.
+    assert_eq!(
+        store
+            .settle(&dead, &[complete(&d[0].id, d[0].token)])
+            .await
+            .unwrap(),
+        [false]
+    );
+    assert!(!store.heartbeat(&dead, short).await.unwrap().lease_kept);
+}
+
+/// A job whose workers keep dying fails as a poison pill at the `max_recoveries`-th loss.
+pub async fn poison_pills_fail_after_max_recoveries(fixture: &dyn Fixture) {
+    let store = fixture.store().await;
+    let job = new_job("default", Duration::ZERO);
+    store.push(std::slice::from_ref(&job)).await.unwrap();
+    let short = Duration::from_millis(100);
+    for round in 1..=3 {
+        let w = worker(&store, "doomed", short).await;
+        assert_eq!(
+            store.reserve(&w, &q(&["default"]), 1).await.unwrap().len(),
+            1
+        );
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        let report = store.reap(3).await.unwrap();
+        if round < 3 {
+            assert_eq!((report.recovered, report.failed), (1, 0), "round {round}");
+        } else {
+            assert_eq!((report.recovered, report.failed), (0, 1), "round {round}");
+        }
+    }
+    let record = store
+        .failed_job(&job.id)
+        .await
+        .unwrap()
+        .expect("failed as poison pill");
+    assert_eq!(record.error, "worker lost 3 times while running this job");
+}
+
+/// Deregistering hands back the worker's jobs without using an attempt.
+pub async fn deregister_hands_jobs_back(fixture: &dyn Fixture) {
+    let store = fixture.store().await;
+    let job = new_job("default", Duration::ZERO);
+    store.push(std::slice::from_ref(&job)).await.unwrap();
+    let w = worker(&store, "w", LEASE).await;
+    store.reserve(&w, &q(&["default"]), 1).await.unwrap();
+    assert_eq!(
+        store.stats().await.unwrap().workers[0].busy,
+        vec![job.id.clone()]
+    );
+    store.deregister_worker(&w).await.unwrap();
+    let info = store.job(&job.id).await.unwrap().unwrap();
+    assert_eq!((info.state, info.attempts), (JobState::Pending, 0));
+    assert!(store.stats().await.unwrap().workers.is_empty());
+}

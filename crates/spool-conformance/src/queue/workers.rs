@@ -16,7 +16,7 @@ pub async fn reaper_recovers_jobs_of_dead_workers(fixture: &dyn Fixture) {
     let jobs: Vec<NewJob> = (0..2).map(|_| new_job("default", Duration::ZERO)).collect();
     store.push(&jobs).await.unwrap();
     // Long enough that a loaded machine still reaps before it ends (D-6: slack on upper bounds).
-    let short = Duration::from_millis(1500);
+    let short = Duration::from_secs(3);
     let dead = worker(&store, "dead", short).await;
     let alive = worker(&store, "alive", short).await;
     let d = store.reserve(&dead, &q(&["default"]), 1).await.unwrap();
@@ -26,7 +26,7 @@ pub async fn reaper_recovers_jobs_of_dead_workers(fixture: &dyn Fixture) {
         0,
         "leases still current"
     );
-    for _ in 0..8 {
+    for _ in 0..16 {
         tokio::time::sleep(Duration::from_millis(250)).await;
         assert!(store.heartbeat(&alive, short).await.unwrap().lease_kept);
     }

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 mod contract;
 mod error;
+pub(crate) mod rules;
 mod types;
 mod wakeup;
 
@@ -26,6 +27,7 @@ pub mod sqlite;
 
 pub use contract::{AdminStore, QueueStore, Store, WorkflowStore};
 pub use error::StoreError;
+pub use rules::hands_on_batch_membership;
 pub use types::*;
 pub use wakeup::{WakeupSignal, Wakeups};
 

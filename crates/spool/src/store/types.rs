@@ -46,15 +46,6 @@ impl NewJob {
     }
 }
 
-/// Whether a completion hands its batch membership on instead of being counted: a chain link
-/// in a batch whose next link (a follow-up in the same batch) carries the membership, so the
-/// batch counts the chain once, at its last link. Every store applies this rule.
-pub fn hands_on_batch_membership(batch_id: &str, follow_ups: &[NewJob]) -> bool {
-    follow_ups
-        .iter()
-        .any(|f| f.batch_id.as_deref() == Some(batch_id))
-}
-
 /// What a push did with one job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]

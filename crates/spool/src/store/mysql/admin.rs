@@ -1,13 +1,14 @@
 //! `AdminStore` on MySQL: the reads behind `spool status`, `jobs`, `job` and `failed`, and the
 //! operator commands (deleting, running and clearing jobs, the failed store, restarts).
 
+use crate::store::rules::{MAX_OFFSET_MS, count};
 use std::{collections::HashMap, time::Duration};
 
 use async_trait::async_trait;
 use sqlx::{MySql, QueryBuilder, Row};
 
 use super::{
-    ADMIN_SLOT, MAX_OFFSET_MS, MysqlStore, bump_counters,
+    ADMIN_SLOT, MysqlStore, bump_counters,
     retry::{Begin, TxError, idempotent, in_transaction},
     sql, sql_with,
 };
@@ -20,10 +21,6 @@ use crate::{
 };
 
 mod retry_failed;
-
-fn count(n: i64) -> u64 {
-    u64::try_from(n).unwrap_or(0)
-}
 
 #[async_trait]
 impl AdminStore for MysqlStore {

@@ -210,10 +210,6 @@ fn validate_database(name: &str) -> StoreResult<()> {
 /// run with `time_zone = '+00:00'`, so converting it back with `UNIX_TIMESTAMP` is exact.
 const NOW_MS: &str = "CAST(UNIX_TIMESTAMP(NOW(3)) * 1000 AS SIGNED)";
 
-/// Longest delay or retry window a time is offset by (about 100 years): larger ones mean
-/// "practically never" and would otherwise overflow BIGINT milliseconds.
-const MAX_OFFSET_MS: i64 = 100 * 365 * 24 * 3600 * 1000;
-
 /// Rows per multi-row statement: well under the protocol's 65,535 placeholders.
 const ROWS_PER_STATEMENT: usize = 500;
 

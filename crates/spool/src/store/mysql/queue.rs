@@ -3,21 +3,19 @@
 //! Every write runs in a transaction that is run again on a deadlock or lock wait timeout (see
 //! `retry`); the statements are in `sql/`, named after the method they serve.
 
+use crate::store::rules::offset_ms;
 use std::{sync::Arc, time::Duration};
 
 use async_trait::async_trait;
 
 use super::{
-    MAX_OFFSET_MS, MysqlStore, bump_counters,
+    MysqlStore, bump_counters,
     retry::{Begin, TxError, idempotent, in_transaction},
     slot, sql, sql_with, wakeups,
 };
-use crate::{
-    duration::millis,
-    store::{
-        Heartbeat, NewJob, PushOutcome, QueueStore, ReapReport, ReservedJob, Settlement, Store,
-        StoreError, StoreResult, Wakeups, WorkerInfo,
-    },
+use crate::store::{
+    Heartbeat, NewJob, PushOutcome, QueueStore, ReapReport, ReservedJob, Settlement, Store,
+    StoreError, StoreResult, Wakeups, WorkerInfo,
 };
 
 mod push;
@@ -26,10 +24,6 @@ mod reserve;
 mod settle;
 
 pub(super) use push::{existing_ids, push_in};
-
-fn offset_ms(d: Duration) -> i64 {
-    millis(d).min(MAX_OFFSET_MS)
-}
 
 #[async_trait]
 impl QueueStore for MysqlStore {

@@ -5,12 +5,14 @@
 //! `job_state` and `batches`, and do nothing (no statement) when given nothing to do, so plain
 //! jobs pay for none of it.
 
+use crate::store::rules::MAX_OFFSET_MS;
+use crate::store::rules::encode_callback;
 use std::time::Duration;
 
 use async_trait::async_trait;
 
 use super::{
-    MAX_OFFSET_MS, MysqlStore,
+    MysqlStore,
     retry::{Begin, TxError, idempotent, in_transaction},
     rows::batch_info,
     sql, sql_with,
@@ -54,9 +56,9 @@ impl WorkflowStore for MysqlStore {
                 .bind(&batch.id)
                 .bind(&batch.name)
                 .bind(batch.allow_failures)
-                .bind(batches::encode_callback(batch.then.as_ref()))
-                .bind(batches::encode_callback(batch.catch.as_ref()))
-                .bind(batches::encode_callback(batch.finally.as_ref()))
+                .bind(encode_callback(batch.then.as_ref()))
+                .bind(encode_callback(batch.catch.as_ref()))
+                .bind(encode_callback(batch.finally.as_ref()))
                 .execute(&mut *conn)
                 .await?;
             batches::add_to_batch_in(conn, &batch.id, jobs).await

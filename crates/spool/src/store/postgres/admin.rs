@@ -1,12 +1,13 @@
 //! Operators' view of the PostgreSQL store: counts, listings, failed jobs and their retries,
 //! and the restart signal.
 
+use crate::store::rules::{MAX_OFFSET_MS, count, offset_ms};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::{Postgres, QueryBuilder};
 
-use super::{MAX_OFFSET_MS, PostgresStore, count, fenced_ids, offset_ms};
+use super::{PostgresStore, fenced_ids};
 use crate::store::{
     AdminStore, FailedFilter, FailedJob, JobFilter, JobInfo, JobState, QueueStats, RetrySelector,
     Stats, StoreResult, WorkerStatus, sql::rows,

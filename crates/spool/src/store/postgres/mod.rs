@@ -23,7 +23,6 @@ use sqlx::{
 };
 
 use super::{NewJob, PushOutcome, StoreError, StoreResult, WakeupSignal};
-use crate::duration::millis;
 
 mod admin;
 mod migrate;
@@ -40,9 +39,6 @@ const MAX_CONNECTIONS: u32 = 8;
 const HOT_CONNECTIONS: u32 = 2;
 /// How long a query waits for a free connection before the store reports itself unavailable.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
-/// Longest delay or retry window a time is offset by (about 100 years): larger ones mean
-/// "practically never" and would otherwise overflow BIGINT milliseconds.
-const MAX_OFFSET_MS: i64 = 100 * 365 * 24 * 3600 * 1000;
 /// A notification channel name is an identifier: at most 63 bytes, `_jobs` included.
 const MAX_SCHEMA_LEN: usize = 63 - "_jobs".len();
 
@@ -256,16 +252,8 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     })
 }
 
-fn offset_ms(d: Duration) -> i64 {
-    millis(d).min(MAX_OFFSET_MS)
-}
-
 fn fenced_ids(rows: Vec<(String,)>) -> Vec<String> {
     rows.into_iter().map(|(id,)| id).collect()
-}
-
-fn count(n: i64) -> u64 {
-    u64::try_from(n).unwrap_or(0)
 }
 
 impl std::fmt::Debug for PostgresStore {

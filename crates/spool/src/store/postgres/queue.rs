@@ -1,12 +1,13 @@
 //! The queue core on PostgreSQL: pushes, claims, settlements (in [`settle`]), worker leases,
 //! the reaper and the restart epoch.
 
+use crate::store::rules::{count, offset_ms};
 use std::{sync::Arc, time::Duration};
 
 use async_trait::async_trait;
 use sqlx::PgConnection;
 
-use super::{PostgresStore, count, fenced_ids, offset_ms, wakeups};
+use super::{PostgresStore, fenced_ids, wakeups};
 use crate::store::{
     Heartbeat, NewJob, PushOutcome, QueueStore, ReapReport, ReservedJob, Settlement, Store,
     StoreResult, Wakeups, WorkerInfo,

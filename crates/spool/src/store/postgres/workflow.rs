@@ -2,13 +2,13 @@
 //! results. What settling a job does to them (lock and slot release, batch counters and
 //! callbacks, kept results, follow-ups) happens with the settlement, in `queue::settle`.
 
+use crate::store::rules::{encode_callback, offset_ms};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use serde::Serialize;
 use sqlx::PgConnection;
 
-use super::{PostgresStore, fnv1a, offset_ms};
+use super::{PostgresStore, fnv1a};
 use crate::store::{
     BatchInfo, BatchPrune, CompletedJob, LimitMode, LimitState, NewBatch, NewJob, Progress,
     PushOutcome, SlotRequest, StoreError, StoreResult, WorkflowStore, sql::rows,
@@ -179,31 +179,6 @@ impl WorkflowStore for PostgresStore {
             .rows_affected();
         Ok(n)
     }
-}
-
-/// A batch callback as stored in its JSONB column: pushed as is (no unique lock, no batch).
-#[derive(Serialize)]
-struct Callback<'a> {
-    id: &'a str,
-    queue: &'a str,
-    job: &'a str,
-    envelope: &'a str,
-    delay_ms: i64,
-    retry_for_ms: Option<i64>,
-}
-
-fn encode_callback(job: Option<&NewJob>) -> Option<String> {
-    job.map(|j| {
-        serde_json::to_string(&Callback {
-            id: &j.id,
-            queue: &j.queue,
-            job: &j.job,
-            envelope: &j.envelope,
-            delay_ms: offset_ms(j.delay),
-            retry_for_ms: j.retry_for.map(offset_ms),
-        })
-        .expect("plain data encodes")
-    })
 }
 
 /// Which advisory-lock class a limiter or slot key belongs to.

@@ -2,13 +2,14 @@
 //! failed records, retrying, deleting and pruning them, and the restart signal. Most calls run
 //! one script per queue, pipelined, and merge the replies in the order the SQL stores list.
 
+use crate::store::rules::{count, offset_ms};
 use std::{collections::HashMap, time::Duration};
 
 use async_trait::async_trait;
 use redis::Value;
 
 use super::{
-    DELETE_CHUNK, RedisStore, count, offset_ms,
+    DELETE_CHUNK, RedisStore,
     rows::{self, WorkerRecord, array, failed_records, int, listed_jobs, opt_int, text},
     scripts,
 };

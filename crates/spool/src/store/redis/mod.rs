@@ -21,6 +21,7 @@
 //! The contract's parts are implemented in `queue.rs`, `admin.rs` and `workflow.rs`; the key
 //! layout version and the server's eviction policy are checked in `migrate.rs`.
 
+use crate::store::rules::count;
 use std::{
     collections::{HashMap, HashSet},
     sync::{Mutex, MutexGuard},
@@ -34,7 +35,6 @@ use redis::{
 };
 
 use super::{StoreError, StoreResult, WakeupSignal};
-use crate::duration::millis;
 
 mod admin;
 mod keys;
@@ -55,9 +55,6 @@ use keys::Keys;
 use rows::{array, int};
 use url::RedisUrl;
 
-/// Longest delay or retry window a time is offset by (about 100 years): larger ones mean
-/// "practically never" and would lose precision as Lua numbers.
-const MAX_OFFSET_MS: i64 = 100 * 365 * 24 * 3600 * 1000;
 /// Keys or records deleted per call by the operator's bulk commands.
 const DELETE_CHUNK: usize = 1000;
 /// Time to connect, and to wait for a reply, before the store reports itself unavailable.
@@ -92,14 +89,6 @@ pub struct RedisStore {
 /// holder was doing (each update is a single insert or remove).
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn offset_ms(d: Duration) -> i64 {
-    millis(d).min(MAX_OFFSET_MS)
-}
-
-fn count(n: i64) -> u64 {
-    u64::try_from(n).unwrap_or(0)
 }
 
 impl RedisStore {

@@ -4,6 +4,7 @@
 //! Each settlement goes to the queue holding its job: one settle script call per queue, all
 //! pipelined, the first combined with the claim of `settle_and_reserve`.
 
+use crate::store::rules::{count, offset_ms};
 use std::{sync::Arc, time::Duration};
 
 use async_trait::async_trait;
@@ -11,9 +12,9 @@ use futures_util::future::try_join_all;
 use redis::{ScriptInvocation, Value};
 
 use super::{
-    RedisStore, count,
+    RedisStore,
     keys::Keys,
-    lock, offset_ms,
+    lock,
     rows::{self, WorkerRecord, array, int, opt_int, queue_names},
     scripts, wakeups,
     workflow::Effects,

@@ -1,10 +1,10 @@
 //! Reading script replies and stored records into the contract's types. Server data is never
 //! trusted: a reply of the wrong shape becomes a [`StoreError`], never a panic.
 
+use crate::store::rules::count;
 use redis::Value;
 use serde::{Deserialize, Serialize};
 
-use super::count;
 use crate::store::{
     BatchInfo, FailedJob, JobInfo, JobState, Progress, ReservedJob, StoreError, StoreResult,
     rfc3339_ms,

@@ -34,6 +34,7 @@
 //! Batches are in `workflow/batches.rs`, what settlements leave to finish (follow-up delivery,
 //! slots to free) in `workflow/effects.rs`, and slot holders in `workflow/slots.rs`.
 
+use crate::store::rules::offset_ms;
 use std::{collections::HashMap, time::Duration};
 
 use async_trait::async_trait;
@@ -42,7 +43,7 @@ use redis::Value;
 use super::{
     DELETE_CHUNK, RedisStore,
     keys::Keys,
-    lock, offset_ms,
+    lock,
     rows::{self, array, batch_records, int, opt_int, opt_text, text},
     scripts,
 };

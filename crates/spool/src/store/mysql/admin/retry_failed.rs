@@ -1,12 +1,12 @@
 //! `retry_failed`: failed jobs go back on their queues, and batch jobs back to pending in
 //! their batches, in one transaction.
 
+use crate::store::rules::MAX_OFFSET_MS;
 use sqlx::{MySqlConnection, Row};
 
 use crate::store::RetrySelector;
 use crate::store::mysql::{
-    MAX_OFFSET_MS, ROWS_PER_STATEMENT, list, queue::existing_ids, sql_with, values,
-    workflow::batches,
+    ROWS_PER_STATEMENT, list, queue::existing_ids, sql_with, values, workflow::batches,
 };
 
 /// A failed record to put back.

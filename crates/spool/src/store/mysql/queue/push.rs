@@ -1,11 +1,12 @@
 //! Pushing: multi-row inserts in push order, existing ids reported and left alone, unique
 //! locks taken in the same transaction.
 
+use crate::store::rules::MAX_OFFSET_MS;
 use std::collections::{BTreeSet, HashSet};
 
 use sqlx::{MySqlConnection, Row};
 
-use crate::store::mysql::{MAX_OFFSET_MS, MysqlStore, ROWS_PER_STATEMENT, list, sql_with, values};
+use crate::store::mysql::{MysqlStore, ROWS_PER_STATEMENT, list, sql_with, values};
 use crate::{
     duration::millis,
     store::{NewJob, PushOutcome, StoreResult, sql::outcomes::push_outcomes},

@@ -1,6 +1,7 @@
 //! Reaping: the jobs of workers whose lease expired are put back, or failed as poison pills
 //! once they have been lost too often, inside the caller's transaction.
 
+use crate::store::rules::is_poison_pill;
 use sqlx::{MySqlConnection, Row};
 
 use super::settle;
@@ -77,10 +78,9 @@ pub(super) async fn reap_in(
     // transaction has just locked: the report and the poisoned jobs' batches and locks need
     // those rows anyway, and MySQL has no RETURNING to get them from the statements that
     // change them.
-    let cap = i64::from(max_recoveries);
     let (poisoned, recovered): (Vec<&Lost>, Vec<&Lost>) = still_lost
         .into_iter()
-        .partition(|job| job.recoveries + 1 >= cap);
+        .partition(|job| is_poison_pill(job.recoveries, max_recoveries));
     for chunk in poisoned.chunks(ROWS_PER_STATEMENT) {
         let mut record = sqlx::query(sql_with(
             include_str!("../sql/reap_poison.sql"),

@@ -10,13 +10,14 @@
 //! jobs thus cost one statement, as before workflows existed. Otherwise (a stale token, or a
 //! job with workflow state) the transaction is rolled back and run again on the general path.
 
+use crate::store::rules::MAX_OFFSET_MS;
 use std::collections::HashMap;
 
 use sqlx::{MySqlConnection, Row};
 
 use super::push::push_in;
 use crate::store::mysql::{
-    MAX_OFFSET_MS, ROWS_PER_STATEMENT, list,
+    ROWS_PER_STATEMENT, list,
     retry::TxError,
     sql_with, tuples,
     workflow::{

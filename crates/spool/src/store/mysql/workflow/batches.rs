@@ -6,25 +6,19 @@
 //! the callbacks to fire are decided from what the lock shows, so each callback is pushed at
 //! most once however settlements interleave.
 
-use std::{
-    collections::{BTreeMap, HashMap},
-    time::Duration,
-};
+use crate::store::rules::{BatchRow, batch_step, decode_callback};
+use std::collections::{BTreeMap, HashMap};
 
-use serde::{Deserialize, Serialize};
 use sqlx::{MySqlConnection, Row};
 
 use crate::store::mysql::{
-    MAX_OFFSET_MS, ROWS_PER_STATEMENT, list,
+    ROWS_PER_STATEMENT, list,
     queue::push_in,
     retry::TxError,
     rows::{decode_ids, encode_ids},
     sql, sql_with,
 };
-use crate::{
-    duration::millis,
-    store::{NewJob, PushOutcome, StoreError},
-};
+use crate::store::{NewJob, PushOutcome, StoreError};
 
 /// A job that ended in a batch (completed or failed for good), to be counted there.
 #[derive(Debug)]
@@ -32,49 +26,6 @@ pub(in crate::store::mysql) struct Ended {
     pub(in crate::store::mysql) batch_id: String,
     pub(in crate::store::mysql) job_id: String,
     pub(in crate::store::mysql) failed: bool,
-}
-
-/// A batch callback as stored in its column (JSON): pushed as is, with no lock and no batch.
-#[derive(Debug, Serialize, Deserialize)]
-struct Callback {
-    id: String,
-    queue: String,
-    job: String,
-    envelope: String,
-    delay_ms: i64,
-    retry_for_ms: Option<i64>,
-}
-
-pub(super) fn encode_callback(job: Option<&NewJob>) -> Option<String> {
-    job.map(|j| {
-        serde_json::to_string(&Callback {
-            id: j.id.clone(),
-            queue: j.queue.clone(),
-            job: j.job.clone(),
-            envelope: j.envelope.clone(),
-            delay_ms: millis(j.delay).min(MAX_OFFSET_MS),
-            retry_for_ms: j.retry_for.map(|w| millis(w).min(MAX_OFFSET_MS)),
-        })
-        .expect("plain data encodes")
-    })
-}
-
-/// The job a stored callback pushes; `None` if the column holds something else (it is written
-/// only by [`encode_callback`], so that would be a damaged row: nothing is pushed).
-fn decode_callback(json: &str) -> Option<NewJob> {
-    let c: Callback = serde_json::from_str(json).ok()?;
-    Some(NewJob {
-        id: c.id,
-        queue: c.queue,
-        job: c.job,
-        envelope: c.envelope,
-        delay: Duration::from_millis(u64::try_from(c.delay_ms).unwrap_or(0)),
-        retry_for: c
-            .retry_for_ms
-            .map(|ms| Duration::from_millis(u64::try_from(ms).unwrap_or(0))),
-        batch_id: None,
-        unique: None,
-    })
 }
 
 /// How many jobs ended in one batch, and which of them failed (in settlement order).
@@ -122,35 +73,38 @@ pub(in crate::store::mysql) async fn count_in_batches(
             let Some(tally) = tallies.get(id.as_str()) else {
                 continue;
             };
-            let pending: i64 = row.try_get(1)?;
-            let failed: i64 = row.try_get(2)?;
             let mut failed_ids = decode_ids(&row.try_get::<String, _>(3)?);
-            let allow_failures: bool = row.try_get(4)?;
-            let (then_fired, catch_fired, finally_fired): (bool, bool, bool) =
-                (row.try_get(5)?, row.try_get(6)?, row.try_get(7)?);
-            // The batch-callback decision, a rule every store shares, made in Rust from the
-            // row this transaction holds locked: MySQL has no UPDATE ... RETURNING to make it
-            // and report it in one statement.
-            let failures = tally.failed.len() as i64;
-            let left = pending - tally.ended;
-            let fire_catch = failures > 0 && !catch_fired;
-            let fire_finally = left <= 0 && !finally_fired;
-            let fire_then = left <= 0 && failed + failures == 0 && !then_fired;
+            let batch = BatchRow {
+                pending: row.try_get(1)?,
+                failed: row.try_get(2)?,
+                allow_failures: row.try_get(4)?,
+                then_fired: row.try_get(5)?,
+                catch_fired: row.try_get(6)?,
+                finally_fired: row.try_get(7)?,
+            };
+            // The batch-callback decision (shared by every store), made in Rust from the row
+            // this transaction holds locked: MySQL has no UPDATE ... RETURNING to make it and
+            // report it in one statement.
+            let step = batch_step(batch, tally.ended, tally.failed.len() as i64);
             failed_ids.extend(tally.failed.iter().map(|id| id.to_string()));
             sqlx::query(sql(include_str!("../sql/batch_job_settled.sql")))
-                .bind(left.max(0))
-                .bind(failed + failures)
+                .bind(step.pending)
+                .bind(step.failed)
                 .bind(encode_ids(&failed_ids))
-                .bind(failures > 0 && !allow_failures)
-                .bind(left <= 0)
-                .bind(fire_catch)
-                .bind(fire_finally)
-                .bind(fire_then)
+                .bind(step.cancels)
+                .bind(step.finished)
+                .bind(step.fire_catch)
+                .bind(step.fire_finally)
+                .bind(step.fire_then)
                 .bind(&id)
                 .execute(&mut *conn)
                 .await?;
             // In this order: catch, finally, then.
-            for (fire, column) in [(fire_catch, 9), (fire_finally, 10), (fire_then, 8)] {
+            for (fire, column) in [
+                (step.fire_catch, 9),
+                (step.fire_finally, 10),
+                (step.fire_then, 8),
+            ] {
                 if fire {
                     let job: Option<String> = row.try_get(column)?;
                     due.extend(job.as_deref().and_then(decode_callback));
@@ -239,27 +193,4 @@ pub(super) async fn add_to_batch_in(
             .await?;
     }
     Ok(outcomes)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn callbacks_round_trip() {
-        let envelope = crate::Envelope::new("noop", "then", serde_json::json!({}));
-        let mut job = NewJob::new(&envelope, Duration::from_millis(1500)).expect("encodes");
-        job.retry_for = Some(Duration::from_secs(60));
-        let back = decode_callback(&encode_callback(Some(&job)).unwrap()).unwrap();
-        assert_eq!(
-            (back.id, back.queue, back.job, back.envelope),
-            (job.id, job.queue, job.job, job.envelope)
-        );
-        assert_eq!(
-            (back.delay, back.retry_for),
-            (job.delay, Some(Duration::from_secs(60)))
-        );
-        assert!(decode_callback("[1, 2]").is_none());
-        assert_eq!(encode_callback(None), None);
-    }
 }

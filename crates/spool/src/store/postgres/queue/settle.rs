@@ -3,10 +3,11 @@
 //! settlements is settled with one statement per kind, its items passed as JSON arrays
 //! (`json_to_recordset`).
 
+use crate::store::rules::MAX_OFFSET_MS;
 use serde::Serialize;
 use sqlx::{PgConnection, Row};
 
-use super::super::{MAX_OFFSET_MS, PostgresStore};
+use super::super::PostgresStore;
 use crate::duration::millis;
 use crate::store::{
     NewJob, PushOutcome, ReservedJob, Settlement, StoreResult, hands_on_batch_membership, sql::rows,

@@ -1,0 +1,224 @@
+//! Rules every store applies, written once.
+//!
+//! A store applies these where its atomicity allows: the SQL stores and SQLite call them from
+//! Rust inside the transaction that settles the job. Where a rule must be decided inside one
+//! statement or one Lua script (PostgreSQL's settle-and-count statement, every Redis script),
+//! the store restates it there, with a comment pointing here.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::NewJob;
+use crate::duration::millis;
+
+/// Longest delay or retry window a time is offset by (about 100 years): larger ones mean
+/// "practically never" and would otherwise overflow BIGINT milliseconds or lose precision as
+/// Lua numbers.
+pub(crate) const MAX_OFFSET_MS: i64 = 100 * 365 * 24 * 3600 * 1000;
+
+/// A delay as milliseconds to add to the store's clock: saturating, and capped at
+/// [`MAX_OFFSET_MS`], so no input can overflow a stored time.
+pub(crate) fn offset_ms(d: Duration) -> i64 {
+    millis(d).min(MAX_OFFSET_MS)
+}
+
+/// A count read from the store as an unsigned number (a negative value reads as 0).
+pub(crate) fn count(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
+
+/// Whether a completion hands its batch membership on instead of being counted: a chain link
+/// in a batch whose next link (a follow-up in the same batch) carries the membership, so the
+/// batch counts the chain once, at its last link. Every store applies this rule.
+pub fn hands_on_batch_membership(batch_id: &str, follow_ups: &[NewJob]) -> bool {
+    follow_ups
+        .iter()
+        .any(|f| f.batch_id.as_deref() == Some(batch_id))
+}
+
+/// Whether a job whose worker was lost, after `recoveries` earlier losses, fails as a poison
+/// pill instead of going back to its queue: at the `max_recoveries`-th loss.
+#[cfg_attr(not(any(feature = "mysql", feature = "sqlite")), allow(dead_code))]
+pub(crate) fn is_poison_pill(recoveries: i64, max_recoveries: u32) -> bool {
+    recoveries + 1 >= i64::from(max_recoveries)
+}
+
+/// A batch's row as the settling transaction read (and locked) it.
+#[derive(Debug, Clone, Copy)]
+#[cfg_attr(not(any(feature = "mysql", feature = "sqlite")), allow(dead_code))]
+pub(crate) struct BatchRow {
+    /// Jobs not yet ended.
+    pub(crate) pending: i64,
+    /// Jobs that failed so far.
+    pub(crate) failed: i64,
+    /// Whether a failure leaves the batch running.
+    pub(crate) allow_failures: bool,
+    /// Whether the `then` callback was already pushed.
+    pub(crate) then_fired: bool,
+    /// Whether the `catch` callback was already pushed.
+    pub(crate) catch_fired: bool,
+    /// Whether the `finally` callback was already pushed.
+    pub(crate) finally_fired: bool,
+}
+
+/// What settling some of a batch's jobs does to the batch: the new counters and which
+/// callbacks to push now (in the order catch, finally, then).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(not(any(feature = "mysql", feature = "sqlite")), allow(dead_code))]
+pub(crate) struct BatchStep {
+    /// Jobs still pending afterwards (never below 0).
+    pub(crate) pending: i64,
+    /// Failed jobs afterwards.
+    pub(crate) failed: i64,
+    /// Whether these failures cancel the batch (they do unless it allows failures).
+    pub(crate) cancels: bool,
+    /// Whether the batch is finished afterwards.
+    pub(crate) finished: bool,
+    /// Push the `catch` callback now.
+    pub(crate) fire_catch: bool,
+    /// Push the `finally` callback now.
+    pub(crate) fire_finally: bool,
+    /// Push the `then` callback now.
+    pub(crate) fire_then: bool,
+}
+
+/// The batch-callback decision: `ended` of the batch's jobs ended, `failures` of them failed.
+/// `catch` fires on the first failure, `finally` when no job is pending, `then` when none is
+/// pending and none ever failed; each at most once.
+#[cfg_attr(not(any(feature = "mysql", feature = "sqlite")), allow(dead_code))]
+pub(crate) fn batch_step(row: BatchRow, ended: i64, failures: i64) -> BatchStep {
+    let left = row.pending - ended;
+    BatchStep {
+        pending: left.max(0),
+        failed: row.failed + failures,
+        cancels: failures > 0 && !row.allow_failures,
+        finished: left <= 0,
+        fire_catch: failures > 0 && !row.catch_fired,
+        fire_finally: left <= 0 && !row.finally_fired,
+        fire_then: left <= 0 && row.failed + failures == 0 && !row.then_fired,
+    }
+}
+
+/// A batch callback as the SQL stores keep it in a JSON column: pushed as is (no unique lock,
+/// no batch).
+#[derive(Debug, Serialize, Deserialize)]
+#[cfg_attr(not(any(feature = "mysql", feature = "postgres")), allow(dead_code))]
+struct StoredCallback {
+    id: String,
+    queue: String,
+    job: String,
+    envelope: String,
+    delay_ms: i64,
+    retry_for_ms: Option<i64>,
+}
+
+/// Encodes a batch callback for its column.
+#[cfg_attr(not(any(feature = "mysql", feature = "postgres")), allow(dead_code))]
+pub(crate) fn encode_callback(job: Option<&NewJob>) -> Option<String> {
+    job.map(|j| {
+        serde_json::to_string(&StoredCallback {
+            id: j.id.clone(),
+            queue: j.queue.clone(),
+            job: j.job.clone(),
+            envelope: j.envelope.clone(),
+            delay_ms: offset_ms(j.delay),
+            retry_for_ms: j.retry_for.map(offset_ms),
+        })
+        .expect("plain data encodes")
+    })
+}
+
+/// The job a stored callback pushes; `None` if the column holds something else (it is written
+/// only by [`encode_callback`], so that would be a damaged row: nothing is pushed).
+#[cfg_attr(not(feature = "mysql"), allow(dead_code))]
+pub(crate) fn decode_callback(json: &str) -> Option<NewJob> {
+    let c: StoredCallback = serde_json::from_str(json).ok()?;
+    let ms = |ms: i64| Duration::from_millis(u64::try_from(ms).unwrap_or(0));
+    Some(NewJob {
+        id: c.id,
+        queue: c.queue,
+        job: c.job,
+        envelope: c.envelope,
+        delay: ms(c.delay_ms),
+        retry_for: c.retry_for_ms.map(ms),
+        batch_id: None,
+        unique: None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(pending: i64, failed: i64) -> BatchRow {
+        BatchRow {
+            pending,
+            failed,
+            allow_failures: false,
+            then_fired: false,
+            catch_fired: false,
+            finally_fired: false,
+        }
+    }
+
+    #[test]
+    fn the_last_success_fires_then_and_finally() {
+        let step = batch_step(row(2, 0), 2, 0);
+        assert_eq!(
+            (
+                step.pending,
+                step.finished,
+                step.fire_then,
+                step.fire_finally,
+                step.fire_catch
+            ),
+            (0, true, true, true, false)
+        );
+    }
+
+    #[test]
+    fn a_failure_fires_catch_once_and_never_then() {
+        let step = batch_step(row(3, 0), 1, 1);
+        assert!(step.fire_catch && step.cancels && !step.finished && !step.fire_then);
+        let later = BatchRow {
+            catch_fired: true,
+            ..row(2, 1)
+        };
+        let step = batch_step(later, 2, 0);
+        assert!(!step.fire_catch && !step.fire_then && step.fire_finally && step.finished);
+    }
+
+    #[test]
+    fn allowed_failures_do_not_cancel() {
+        let step = batch_step(
+            BatchRow {
+                allow_failures: true,
+                ..row(2, 0)
+            },
+            1,
+            1,
+        );
+        assert!(!step.cancels && step.fire_catch);
+    }
+
+    #[test]
+    fn poison_pills_fail_at_the_last_allowed_loss() {
+        assert!(!is_poison_pill(1, 3));
+        assert!(is_poison_pill(2, 3));
+    }
+
+    #[test]
+    fn offsets_are_capped_and_callbacks_round_trip() {
+        assert_eq!(offset_ms(Duration::MAX), MAX_OFFSET_MS);
+        let envelope = crate::Envelope::new("noop", "then", serde_json::json!({}));
+        let mut job = NewJob::new(&envelope, Duration::from_millis(1500)).expect("encodes");
+        job.retry_for = Some(Duration::from_secs(60));
+        let back = decode_callback(&encode_callback(Some(&job)).unwrap()).unwrap();
+        assert_eq!(
+            (back.id, back.delay, back.retry_for),
+            (job.id, job.delay, job.retry_for)
+        );
+        assert!(decode_callback("[1, 2]").is_none());
+    }
+}

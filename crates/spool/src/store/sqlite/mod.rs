@@ -15,6 +15,7 @@
 //! goes, so the directory is what is watched).
 
 use crate::store::{AdminStore, QueueStore, WorkflowStore};
+use crate::store::{Claim, Held};
 use std::{
     path::{Path, PathBuf},
     sync::{Arc, mpsc},
@@ -591,12 +592,12 @@ impl QueueStore for SqliteStore {
         Ok(())
     }
 
-    async fn reserve(
-        &self,
-        worker_id: &str,
-        queues: &[String],
-        limit: usize,
-    ) -> StoreResult<Vec<ReservedJob>> {
+    async fn reserve(&self, claim: Claim<'_>) -> StoreResult<Vec<ReservedJob>> {
+        let Claim {
+            worker_id,
+            queues,
+            limit,
+        } = claim;
         let worker_id = worker_id.to_string();
         let queues = queues.to_vec();
         self.write(move |conn| reserve_in(conn, &worker_id, &queues, limit))
@@ -606,18 +607,21 @@ impl QueueStore for SqliteStore {
     async fn settle(&self, worker_id: &str, settlements: &[Settlement]) -> StoreResult<Vec<bool>> {
         // The same write with nothing to claim.
         let (applied, _) = self
-            .settle_and_reserve(worker_id, settlements, &[], 0)
+            .settle_and_reserve(settlements, Claim::new(worker_id, &[], 0))
             .await?;
         Ok(applied)
     }
 
     async fn settle_and_reserve(
         &self,
-        worker_id: &str,
         settlements: &[Settlement],
-        queues: &[String],
-        limit: usize,
+        claim: Claim<'_>,
     ) -> StoreResult<(Vec<bool>, Vec<ReservedJob>)> {
+        let Claim {
+            worker_id,
+            queues,
+            limit,
+        } = claim;
         if settlements.is_empty() && limit == 0 {
             return Ok((Vec::new(), Vec::new()));
         }
@@ -1114,13 +1118,12 @@ impl WorkflowStore for SqliteStore {
             .await
     }
 
-    async fn set_progress(
-        &self,
-        worker_id: &str,
-        id: &str,
-        token: i64,
-        progress: &Progress,
-    ) -> StoreResult<bool> {
+    async fn set_progress(&self, held: Held<'_>, progress: &Progress) -> StoreResult<bool> {
+        let Held {
+            worker_id,
+            id,
+            token,
+        } = held;
         let (worker_id, id, progress) = (worker_id.to_string(), id.to_string(), progress.clone());
         self.write_one(move |conn| {
             Ok(conn

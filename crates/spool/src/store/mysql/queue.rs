@@ -114,11 +114,7 @@ impl QueueStore for MysqlStore {
     }
 
     async fn reserve(&self, claim: Claim<'_>) -> StoreResult<Vec<ReservedJob>> {
-        let Claim {
-            worker_id,
-            queues,
-            limit,
-        } = claim;
+        let (worker_id, queues, limit) = (claim.worker_id, claim.queues, claim.limit);
         if limit == 0 || queues.is_empty() {
             return Ok(Vec::new());
         }
@@ -142,11 +138,7 @@ impl QueueStore for MysqlStore {
         settlements: &[Settlement],
         claim: Claim<'_>,
     ) -> StoreResult<(Vec<bool>, Vec<ReservedJob>)> {
-        let Claim {
-            worker_id,
-            queues,
-            limit,
-        } = claim;
+        let (worker_id, queues, limit) = (claim.worker_id, claim.queues, claim.limit);
         if settlements.is_empty() {
             return Ok((Vec::new(), self.reserve(claim).await?));
         }

@@ -238,11 +238,7 @@ impl WorkflowStore for MysqlStore {
     }
 
     async fn set_progress(&self, held: Held<'_>, progress: &Progress) -> StoreResult<bool> {
-        let Held {
-            worker_id,
-            id,
-            token,
-        } = held;
+        let (worker_id, id, token) = (held.worker_id, held.id, held.token);
         // Writing the same progress twice is harmless, so a lost connection is simply retried.
         // Rows matched, not rows changed (the driver asks for found rows): reporting the same
         // progress again still counts as held.

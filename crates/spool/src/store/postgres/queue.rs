@@ -94,11 +94,7 @@ impl QueueStore for PostgresStore {
     }
 
     async fn reserve(&self, claim: Claim<'_>) -> StoreResult<Vec<ReservedJob>> {
-        let Claim {
-            worker_id,
-            queues,
-            limit,
-        } = claim;
+        let (worker_id, queues, limit) = (claim.worker_id, claim.queues, claim.limit);
         let mut conn = self.pool.acquire().await?;
         self.reserve_in(&mut conn, worker_id, queues, limit).await
     }
@@ -121,11 +117,7 @@ impl QueueStore for PostgresStore {
         settlements: &[Settlement],
         claim: Claim<'_>,
     ) -> StoreResult<(Vec<bool>, Vec<ReservedJob>)> {
-        let Claim {
-            worker_id,
-            queues,
-            limit,
-        } = claim;
+        let (worker_id, queues, limit) = (claim.worker_id, claim.queues, claim.limit);
         let plain_completions = settlements.iter().all(|st| {
             matches!(st, Settlement::Complete { follow_ups, result, .. }
                 if follow_ups.is_empty() && result.is_none())

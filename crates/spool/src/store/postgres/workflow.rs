@@ -145,11 +145,7 @@ impl WorkflowStore for PostgresStore {
     }
 
     async fn set_progress(&self, held: Held<'_>, progress: &Progress) -> StoreResult<bool> {
-        let Held {
-            worker_id,
-            id,
-            token,
-        } = held;
+        let (worker_id, id, token) = (held.worker_id, held.id, held.token);
         // Fenced like a settlement.
         let n = sqlx::query(self.sql(include_str!("sql/set_progress.sql")))
             .bind(id)

@@ -434,11 +434,7 @@ impl QueueStore for RedisStore {
     }
 
     async fn reserve(&self, claim: Claim<'_>) -> StoreResult<Vec<ReservedJob>> {
-        let Claim {
-            worker_id,
-            queues,
-            limit,
-        } = claim;
+        let (worker_id, queues, limit) = (claim.worker_id, claim.queues, claim.limit);
         if limit == 0 || queues.is_empty() {
             return Ok(Vec::new());
         }
@@ -462,11 +458,7 @@ impl QueueStore for RedisStore {
         settlements: &[Settlement],
         claim: Claim<'_>,
     ) -> StoreResult<(Vec<bool>, Vec<ReservedJob>)> {
-        let Claim {
-            worker_id,
-            queues,
-            limit,
-        } = claim;
+        let (worker_id, queues, limit) = (claim.worker_id, claim.queues, claim.limit);
         let Some(first) = queues.first().filter(|_| limit > 0) else {
             return Ok((self.settle(worker_id, settlements).await?, Vec::new()));
         };

@@ -269,11 +269,7 @@ impl WorkflowStore for RedisStore {
     }
 
     async fn set_progress(&self, held: Held<'_>, progress: &Progress) -> StoreResult<bool> {
-        let Held {
-            worker_id,
-            id,
-            token,
-        } = held;
+        let (worker_id, id, token) = (held.worker_id, held.id, held.token);
         let Some(queue) = self.queue_of_job(id).await? else {
             return Ok(false);
         };

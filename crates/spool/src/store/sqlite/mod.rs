@@ -593,11 +593,7 @@ impl QueueStore for SqliteStore {
     }
 
     async fn reserve(&self, claim: Claim<'_>) -> StoreResult<Vec<ReservedJob>> {
-        let Claim {
-            worker_id,
-            queues,
-            limit,
-        } = claim;
+        let (worker_id, queues, limit) = (claim.worker_id, claim.queues, claim.limit);
         let worker_id = worker_id.to_string();
         let queues = queues.to_vec();
         self.write(move |conn| reserve_in(conn, &worker_id, &queues, limit))
@@ -617,11 +613,7 @@ impl QueueStore for SqliteStore {
         settlements: &[Settlement],
         claim: Claim<'_>,
     ) -> StoreResult<(Vec<bool>, Vec<ReservedJob>)> {
-        let Claim {
-            worker_id,
-            queues,
-            limit,
-        } = claim;
+        let (worker_id, queues, limit) = (claim.worker_id, claim.queues, claim.limit);
         if settlements.is_empty() && limit == 0 {
             return Ok((Vec::new(), Vec::new()));
         }
@@ -1119,11 +1111,7 @@ impl WorkflowStore for SqliteStore {
     }
 
     async fn set_progress(&self, held: Held<'_>, progress: &Progress) -> StoreResult<bool> {
-        let Held {
-            worker_id,
-            id,
-            token,
-        } = held;
+        let (worker_id, id, token) = (held.worker_id, held.id, held.token);
         let (worker_id, id, progress) = (worker_id.to_string(), id.to_string(), progress.clone());
         self.write_one(move |conn| {
             Ok(conn

@@ -150,8 +150,10 @@ impl QueueStore for SqliteStore {
         let report = self
             .write(move |conn| {
                 let now = now_ms();
-                // The poison-pill rule is in the statements: a job losing its worker for the
-                // `max_recoveries`-th time (`recoveries + 1 >= ?2`) fails instead of returning.
+                // The poison-pill count, a rule every store shares: a job losing its worker for
+                // the `max_recoveries`-th time fails instead of running again. It is decided in
+                // the statements (`recoveries + 1 >= ?2`), which move the rows they pick and
+                // return what the side effects need, so nothing is read first to decide on.
                 conn.prepare_cached(include_str!("sql/reap_poison_fail.sql"))?
                     .execute(params![now, max_recoveries as i64])?;
                 let poisoned = conn

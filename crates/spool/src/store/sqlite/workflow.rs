@@ -295,8 +295,8 @@ pub(super) fn after_settle(
                 now
             ])?;
     }
-    // The chain hand-over rule is shared by every store: a chain link whose follow-up carries
-    // its batch membership is not counted; the batch counts the chain at its last link.
+    // A chain link in a batch hands its membership to its next link (the rule every store
+    // shares, written once in `store/types.rs`); a failed link ends the chain and is counted.
     if let Some(batch_id) = &row.batch_id
         && (failed || !hands_on_batch_membership(batch_id, follow_ups))
     {
@@ -327,9 +327,9 @@ enum Callback {
 /// `catch` at the first failure, `finally` when no job is pending, `then` when no job is
 /// pending and none failed. Without `allow_failures` the first failure cancels the batch.
 ///
-/// The counting is one statement (`batch_job_settled.sql`); the decision which callbacks are
-/// due is made here from the counts it returns, in the same transaction, so no other settle
-/// can slip in between (the writer thread runs one transaction at a time).
+/// The batch-callback decision, a rule every store shares, is made here in Rust from the
+/// counts `batch_job_settled.sql` returns, in the same transaction: no other settle can slip in
+/// between (the writer thread runs one `BEGIN IMMEDIATE` transaction at a time).
 fn count_in_batch(
     conn: &Connection,
     batch_id: &str,

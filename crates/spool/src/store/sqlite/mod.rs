@@ -3,10 +3,10 @@
 //! Writes go through one connection owned by one plain thread (SQLite has one writer anyway,
 //! and queueing writers in the process beats spinning on `SQLITE_BUSY`). A store operation is
 //! sent to that thread as one closure and runs there whole, so the worker's hot path
-//! ([`settle_and_reserve`](crate::store::QueueStore::settle_and_reserve)) costs one hand-over between threads however many
-//! statements it runs. Multi-statement writes use `BEGIN IMMEDIATE` so they never hit a
-//! snapshot conflict. Listings and counts run on a second thread with a read-only connection,
-//! so they never wait for the writer.
+//! ([`settle_and_reserve`](crate::store::QueueStore::settle_and_reserve)) costs one hand-over
+//! between threads however many statements it runs. Multi-statement writes use
+//! `BEGIN IMMEDIATE` so they never hit a snapshot conflict. Listings and counts run on a second
+//! thread with a read-only connection, so they never wait for the writer.
 //!
 //! Other processes are noticed by watching the database's directory (the `-wal` file comes and
 //! goes, so the directory is what is watched).

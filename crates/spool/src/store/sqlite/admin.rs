@@ -8,11 +8,11 @@ use rusqlite::{OptionalExtension, params, params_from_iter, types::Value};
 
 use super::{SqliteStore, rows};
 use crate::{
-    duration::millis,
     envelope::now_ms,
     store::{
         AdminStore, FailedFilter, FailedJob, JobFilter, JobInfo, JobState, QueueStats,
         RetrySelector, Stats, StoreResult,
+        rules::{count, offset_ms},
     },
 };
 
@@ -29,10 +29,10 @@ impl AdminStore for SqliteStore {
                     let oldest: Option<i64> = row.get(4)?;
                     Ok(QueueStats {
                         name: row.get(0)?,
-                        pending: row.get::<_, i64>(1)? as u64,
-                        delayed: row.get::<_, i64>(2)? as u64,
-                        reserved: row.get::<_, i64>(3)? as u64,
-                        oldest_ready_age_ms: oldest.map(|t| (now - t).max(0) as u64).unwrap_or(0),
+                        pending: count(row.get(1)?),
+                        delayed: count(row.get(2)?),
+                        reserved: count(row.get(3)?),
+                        oldest_ready_age_ms: oldest.map_or(0, |t| count(now - t)),
                     })
                 })?
                 .collect::<Result<Vec<_>, _>>()?;
@@ -50,8 +50,8 @@ impl AdminStore for SqliteStore {
             tx.finish()?;
             Ok(Stats {
                 queues,
-                processed: processed.unwrap_or(0) as u64,
-                failed: failed as u64,
+                processed: count(processed.unwrap_or(0)),
+                failed: count(failed),
                 workers,
             })
         })
@@ -159,7 +159,7 @@ impl AdminStore for SqliteStore {
                 .prepare_cached(include_str!("sql/failed_jobs_count.sql"))?
                 .query_row([&queue], |row| row.get(0))?;
             tx.finish()?;
-            Ok((jobs, total as u64))
+            Ok((jobs, count(total)))
         })
         .await
     }
@@ -236,7 +236,7 @@ impl AdminStore for SqliteStore {
         self.write_one(move |conn| {
             Ok(conn
                 .prepare_cached(include_str!("sql/prune_failed.sql"))?
-                .execute([now_ms() - millis(age)])? as u64)
+                .execute([now_ms() - offset_ms(age)])? as u64)
         })
         .await
     }

@@ -11,11 +11,11 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{SqliteStore, migrate, rows, workflow};
 use crate::{
-    duration::millis,
     envelope::now_ms,
     store::{
         Heartbeat, NewJob, PushOutcome, QueueStore, ReapReport, ReservedJob, Settlement, Store,
         StoreResult, Wakeups, WorkerInfo,
+        rules::{is_poison_pill, offset_ms},
     },
 };
 
@@ -56,7 +56,7 @@ impl QueueStore for SqliteStore {
                     worker.pid as i64,
                     serde_json::to_string(&worker.queues).unwrap_or_default(),
                     now,
-                    now + millis(lease)
+                    now + offset_ms(lease)
                 ])?;
             Ok(())
         })
@@ -68,7 +68,7 @@ impl QueueStore for SqliteStore {
         self.write_one(move |conn| {
             let kept = conn
                 .prepare_cached(include_str!("sql/heartbeat.sql"))?
-                .execute(params![now_ms() + millis(lease), worker_id])?
+                .execute(params![now_ms() + offset_ms(lease), worker_id])?
                 > 0;
             Ok(Heartbeat {
                 lease_kept: kept,
@@ -150,19 +150,27 @@ impl QueueStore for SqliteStore {
         let report = self
             .write(move |conn| {
                 let now = now_ms();
-                // The poison-pill count, a rule every store shares: a job losing its worker for
-                // the `max_recoveries`-th time fails instead of running again. It is decided in
-                // the statements (`recoveries + 1 >= ?2`), which move the rows they pick and
-                // return what the side effects need, so nothing is read first to decide on.
-                conn.prepare_cached(include_str!("sql/reap_poison_fail.sql"))?
-                    .execute(params![now, max_recoveries as i64])?;
-                let poisoned = conn
-                    .prepare_cached(include_str!("sql/reap_poison.sql"))?
-                    .query_map(params![now, max_recoveries as i64], rows::settled)?
-                    .collect::<Result<Vec<_>, _>>()?;
-                for row in &poisoned {
-                    workflow::after_settle(conn, row, workflow::End::Failed, &[], now)?;
+                // The poison-pill count, a rule every store shares, decided in Rust
+                // (`rules::is_poison_pill`) on the lost jobs this write transaction just read:
+                // nothing can change them before it commits.
+                let lost = conn
+                    .prepare_cached(include_str!("sql/reap_lost.sql"))?
+                    .query_map([now], |row| Ok((row.get::<_, String>(0)?, row.get(1)?)))?
+                    .collect::<Result<Vec<(String, i64)>, _>>()?;
+                let mut failed = 0;
+                for (id, recoveries) in lost {
+                    if !is_poison_pill(recoveries, max_recoveries) {
+                        continue;
+                    }
+                    conn.prepare_cached(include_str!("sql/reap_poison_fail.sql"))?
+                        .execute(params![id, now])?;
+                    let row = conn
+                        .prepare_cached(include_str!("sql/reap_poison.sql"))?
+                        .query_row([&id], rows::settled)?;
+                    workflow::after_settle(conn, &row, workflow::End::Failed, &[], now)?;
+                    failed += 1;
                 }
+                // What is left of the lost jobs goes back to its queues.
                 let recovered = conn
                     .prepare_cached(include_str!("sql/reap_recover.sql"))?
                     .execute([now])?;
@@ -177,7 +185,7 @@ impl QueueStore for SqliteStore {
                     .execute([now])?;
                 Ok(ReapReport {
                     recovered: recovered as u64,
-                    failed: poisoned.len() as u64,
+                    failed,
                     workers_removed: workers_removed as u64,
                 })
             })
@@ -230,7 +238,7 @@ pub(super) fn push_in(
                     unique.key,
                     job.id,
                     unique.until.as_str(),
-                    unique.ttl.map(|ttl| now + millis(ttl))
+                    unique.ttl.map(|ttl| now + offset_ms(ttl))
                 ])?;
             if locked == 0 {
                 outcomes.push(PushOutcome::AlreadyQueued);
@@ -243,8 +251,8 @@ pub(super) fn push_in(
             job.queue,
             job.job,
             job.envelope,
-            now + millis(job.delay),
-            job.retry_for.map(|d| now + millis(d)),
+            now + offset_ms(job.delay),
+            job.retry_for.map(|d| now + offset_ms(d)),
             now,
             job.batch_id,
             unique_key
@@ -343,7 +351,7 @@ fn settle_in(
                         id,
                         worker_id,
                         token,
-                        now + millis(*delay),
+                        now + offset_ms(*delay),
                         refund,
                         deferral,
                         exception,

@@ -5,7 +5,7 @@ use rusqlite::Row;
 
 use crate::store::{
     BatchInfo, CompletedJob, FailedJob, JobInfo, JobState, Progress, ReservedJob, WorkerStatus,
-    rfc3339_ms,
+    rfc3339_ms, rules,
 };
 
 /// A stored count as the contract's `u32`, saturating.
@@ -115,15 +115,15 @@ pub(super) fn worker_status(row: &Row<'_>) -> rusqlite::Result<WorkerStatus> {
 
 /// Decodes a row of `batch.sql` / `batches.sql`.
 pub(super) fn batch_info(row: &Row<'_>) -> rusqlite::Result<BatchInfo> {
-    let total = row.get::<_, i64>(2)?.max(0) as u64;
-    let pending = row.get::<_, i64>(3)?.max(0) as u64;
+    let total = rules::count(row.get(2)?);
+    let pending = rules::count(row.get(3)?);
     let failed_ids: String = row.get(5)?;
     Ok(BatchInfo {
         id: row.get(0)?,
         name: row.get(1)?,
         total,
         pending,
-        failed: row.get::<_, i64>(4)?.max(0) as u64,
+        failed: rules::count(row.get(4)?),
         progress: BatchInfo::percent(total, pending),
         allow_failures: row.get(6)?,
         failed_ids: serde_json::from_str(&failed_ids).unwrap_or_default(),

@@ -9,12 +9,12 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{SqliteStore, queue::push_in, rows};
 use crate::{
-    duration::millis,
     envelope::now_ms,
     store::{
         BatchInfo, BatchPrune, CompletedJob, LimitMode, LimitState, NewBatch, NewJob, Progress,
         PushOutcome, SlotRequest, StoreError, StoreResult, WorkflowStore,
         hands_on_batch_membership,
+        rules::{BatchRow, batch_step, offset_ms},
     },
 };
 
@@ -89,7 +89,7 @@ impl WorkflowStore for SqliteStore {
 
     async fn prune_batches(&self, prune: BatchPrune) -> StoreResult<u64> {
         let now = now_ms();
-        let before = |age: Option<Duration>| age.map(|a| now - millis(a));
+        let before = |age: Option<Duration>| age.map(|a| now - offset_ms(a));
         let (finished, unfinished, cancelled) = (
             before(prune.finished),
             before(prune.unfinished),
@@ -107,7 +107,7 @@ impl WorkflowStore for SqliteStore {
         let key = key.to_string();
         self.write(move |conn| {
             let now = now_ms();
-            let window_ms = millis(window);
+            let window_ms = offset_ms(window);
             conn.prepare_cached(include_str!("sql/limit_expire.sql"))?
                 .execute(params![key, now - window_ms])?;
             let (count, oldest): (i64, Option<i64>) = conn
@@ -175,7 +175,7 @@ impl WorkflowStore for SqliteStore {
                     request.key,
                     request.job_id,
                     worker_id,
-                    request.expire_after.map(|d| now + millis(d))
+                    request.expire_after.map(|d| now + offset_ms(d))
                 ])?;
             Ok(true)
         })
@@ -220,7 +220,7 @@ impl WorkflowStore for SqliteStore {
         self.write_one(move |conn| {
             Ok(conn
                 .prepare_cached(include_str!("sql/prune_results.sql"))?
-                .execute([now_ms() - millis(age)])? as u64)
+                .execute([now_ms() - offset_ms(age)])? as u64)
         })
         .await
     }
@@ -315,20 +315,10 @@ pub(super) fn release_slots(conn: &Connection, job_id: &str) -> StoreResult<()> 
     Ok(())
 }
 
-/// A batch callback.
-#[derive(Clone, Copy)]
-enum Callback {
-    Then,
-    Catch,
-    Finally,
-}
-
-/// Counts a finished job in its batch and pushes the callbacks that became due, each once:
-/// `catch` at the first failure, `finally` when no job is pending, `then` when no job is
-/// pending and none failed. Without `allow_failures` the first failure cancels the batch.
+/// Counts a finished job in its batch and pushes the callbacks that became due, each once.
 ///
-/// The batch-callback decision, a rule every store shares, is made here in Rust from the
-/// counts `batch_job_settled.sql` returns, in the same transaction: no other settle can slip in
+/// The batch-callback decision, a rule every store shares, is [`batch_step`], made in Rust on
+/// the batch's row as this write transaction read it: no other settle can change the row in
 /// between (the writer thread runs one `BEGIN IMMEDIATE` transaction at a time).
 fn count_in_batch(
     conn: &Connection,
@@ -337,50 +327,56 @@ fn count_in_batch(
     failed: bool,
     now: i64,
 ) -> StoreResult<()> {
-    let state = conn
-        .prepare_cached(include_str!("sql/batch_job_settled.sql"))?
-        .query_row(params![batch_id, failed as i64, job_id, now], |row| {
-            Ok((
-                row.get::<_, i64>(0)?,
-                row.get::<_, i64>(1)?,
-                row.get::<_, bool>(2)?,
-                row.get::<_, bool>(3)?,
-                row.get::<_, bool>(4)?,
-            ))
+    let read = conn
+        .prepare_cached(include_str!("sql/batch_job_settled_read.sql"))?
+        .query_row([batch_id], |row| {
+            let batch = BatchRow {
+                pending: row.get(0)?,
+                failed: row.get(1)?,
+                allow_failures: row.get(2)?,
+                then_fired: row.get(3)?,
+                catch_fired: row.get(4)?,
+                finally_fired: row.get(5)?,
+            };
+            let callbacks: [Option<String>; 3] = [row.get(6)?, row.get(7)?, row.get(8)?];
+            Ok((batch, callbacks))
         })
         .optional()?;
-    let Some((pending, failed_count, then_fired, catch_fired, finally_fired)) = state else {
+    let Some((batch, [then_job, catch_job, finally_job])) = read else {
         return Ok(()); // the batch was pruned: nothing to count
     };
-    if failed && !catch_fired {
-        fire(conn, batch_id, Callback::Catch, now)?;
-    }
-    if pending == 0 && !finally_fired {
-        fire(conn, batch_id, Callback::Finally, now)?;
-    }
-    if pending == 0 && failed_count == 0 && !then_fired {
-        fire(conn, batch_id, Callback::Then, now)?;
+    let step = batch_step(batch, 1, i64::from(failed));
+    conn.prepare_cached(include_str!("sql/batch_job_settled.sql"))?
+        .execute(params![
+            batch_id,
+            step.pending,
+            step.failed,
+            failed.then_some(job_id),
+            step.cancels,
+            step.finished,
+            step.fire_catch,
+            step.fire_finally,
+            step.fire_then,
+            now
+        ])?;
+    // In this order: catch, finally, then.
+    let due: Vec<NewJob> = [
+        (step.fire_catch, catch_job),
+        (step.fire_finally, finally_job),
+        (step.fire_then, then_job),
+    ]
+    .into_iter()
+    .filter_map(|(fire, job)| job.filter(|_| fire))
+    .filter_map(|json| decode_callback(&json))
+    .collect();
+    if !due.is_empty() {
+        push_in(conn, &due, now)?;
     }
     Ok(())
 }
 
-/// Pushes a batch callback and marks it fired.
-fn fire(conn: &Connection, batch_id: &str, which: Callback, now: i64) -> StoreResult<()> {
-    let sql = match which {
-        Callback::Then => include_str!("sql/batch_fire_then.sql"),
-        Callback::Catch => include_str!("sql/batch_fire_catch.sql"),
-        Callback::Finally => include_str!("sql/batch_fire_finally.sql"),
-    };
-    let job: Option<String> = conn
-        .prepare_cached(sql)?
-        .query_row([batch_id], |row| row.get(0))?;
-    if let Some(job) = job.and_then(|json| decode_callback(&json)) {
-        push_in(conn, &[job], now)?;
-    }
-    Ok(())
-}
-
-/// A callback job as stored: `[id, queue, job, envelope]`.
+/// A callback job as stored: `[id, queue, job, envelope]`. SQLite keeps this form rather than
+/// the server stores' `rules::encode_callback`, because existing database files hold it.
 fn encode_callback(job: &Option<NewJob>) -> Option<String> {
     job.as_ref()
         .map(|j| serde_json::json!([j.id, j.queue, j.job, j.envelope]).to_string())

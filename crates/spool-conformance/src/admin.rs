@@ -1,6 +1,7 @@
 //! Checks of the operator's part of the contract ([`AdminStore`](spool::store::AdminStore)):
 //! status, listings, job commands, the failed store and restart signals.
 
+use spool::store::Claim;
 use std::time::Duration;
 
 use spool::{
@@ -22,7 +23,7 @@ pub async fn failed_store_keeps_records(fixture: &dyn Fixture) {
     store.push(&[a.clone(), b.clone()]).await.unwrap();
     let w = worker(&store, "w", LEASE).await;
     let got = store
-        .reserve(&w, &q(&["mail", "default"]), 2)
+        .reserve(Claim::new(&w, &q(&["mail", "default"]), 2))
         .await
         .unwrap();
     let fails: Vec<Settlement> = got
@@ -80,7 +81,10 @@ pub async fn retry_requeues_failed_jobs(fixture: &dyn Fixture) {
         .collect();
     store.push(&jobs).await.unwrap();
     let w = worker(&store, "w", LEASE).await;
-    let got = store.reserve(&w, &q(&["a", "b"]), 3).await.unwrap();
+    let got = store
+        .reserve(Claim::new(&w, &q(&["a", "b"]), 3))
+        .await
+        .unwrap();
     let fails: Vec<Settlement> = got
         .iter()
         .map(|j| Settlement::fail(j.id.clone(), j.token, "x".into(), vec![]))
@@ -125,7 +129,10 @@ pub async fn inspection_and_job_commands(fixture: &dyn Fixture) {
     let other = new_job("emails", Duration::ZERO);
     store.push(std::slice::from_ref(&held)).await.unwrap();
     let w = worker(&store, "w", LEASE).await;
-    store.reserve(&w, &q(&["default"]), 1).await.unwrap();
+    store
+        .reserve(Claim::new(&w, &q(&["default"]), 1))
+        .await
+        .unwrap();
     store
         .push(&[ready.clone(), later.clone(), other.clone()])
         .await

@@ -1,6 +1,7 @@
 //! The `Job` trait apps implement, the context a handler sees, and the error that is its
 //! retry decision.
 
+use crate::store::Held;
 use std::{
     fmt,
     future::Future,
@@ -154,7 +155,7 @@ impl JobContext {
             message: message.into(),
         };
         link.store
-            .set_progress(&link.worker_id, &self.id, link.token, &progress)
+            .set_progress(Held::new(&link.worker_id, &self.id, link.token), &progress)
             .await?;
         Ok(())
     }

@@ -10,6 +10,7 @@
 
 mod support;
 
+use spool::store::Claim;
 use spool::store::{AdminStore, QueueStore};
 use std::{collections::HashSet, time::Duration};
 
@@ -108,7 +109,7 @@ async fn eight_workers_claiming_sixteen_at_a_time_never_deadlock() {
             let mut acks: Vec<Settlement> = Vec::new();
             loop {
                 let (applied, got) = store
-                    .settle_and_reserve(&id, &acks, &queues, BATCH)
+                    .settle_and_reserve(&acks, Claim::new(&id, &queues, BATCH))
                     .await
                     .unwrap_or_else(|e| panic!("worker {id}: {e}"));
                 assert!(
@@ -217,11 +218,14 @@ async fn operations_work_after_the_server_kills_the_connections() {
     }
     // Every kind of call, each on whatever the pool hands out (dead connections included).
     let queues = vec!["default".to_string()];
-    let got = store.reserve("w", &queues, 5).await.expect("reserve");
+    let got = store
+        .reserve(Claim::new("w", &queues, 5))
+        .await
+        .expect("reserve");
     assert_eq!(got.len(), 5);
     let acks: Vec<Settlement> = got.iter().map(complete).collect();
     let (applied, more) = store
-        .settle_and_reserve("w", &acks, &queues, 5)
+        .settle_and_reserve(&acks, Claim::new("w", &queues, 5))
         .await
         .expect("settle and reserve");
     assert_eq!((applied, more.len()), (vec![true; 5], 5));
@@ -321,7 +325,7 @@ async fn other_processes_wake_idle_workers_by_polling() {
         .await
         .unwrap();
     let queues = vec!["default".to_string()];
-    let got = other.reserve("w", &queues, 1).await.unwrap();
+    let got = other.reserve(Claim::new("w", &queues, 1)).await.unwrap();
     while wakeups.wait(Duration::from_millis(300)).await {}
     let release = Settlement::Release {
         id: got[0].id.clone(),
@@ -336,7 +340,7 @@ async fn other_processes_wake_idle_workers_by_polling() {
         "no wake-up after a release"
     );
 
-    let got = other.reserve("w", &queues, 1).await.unwrap();
+    let got = other.reserve(Claim::new("w", &queues, 1)).await.unwrap();
     let fail = Settlement::Fail {
         id: got[0].id.clone(),
         token: got[0].token,

@@ -8,6 +8,7 @@
 
 mod support;
 
+use spool::store::Claim;
 use spool::store::{AdminStore, QueueStore};
 use std::time::Duration;
 
@@ -195,7 +196,7 @@ async fn releases_retries_and_run_now_wake_other_processes() {
         .await
         .unwrap();
     let got = other
-        .reserve("w", &["default".to_string()], 1)
+        .reserve(Claim::new("w", &["default".to_string()], 1))
         .await
         .unwrap();
     while wakeups.wait(Duration::from_millis(200)).await {}
@@ -216,7 +217,7 @@ async fn releases_retries_and_run_now_wake_other_processes() {
     );
 
     let got = other
-        .reserve("w", &["default".to_string()], 1)
+        .reserve(Claim::new("w", &["default".to_string()], 1))
         .await
         .unwrap();
     while wakeups.wait(Duration::from_millis(200)).await {}

@@ -10,6 +10,7 @@
 
 mod support;
 
+use spool::store::Claim;
 use spool::store::{AdminStore, QueueStore};
 use std::{sync::Arc, time::Duration};
 
@@ -198,7 +199,7 @@ async fn scripts_are_reloaded_after_a_flush() {
         .await
         .unwrap();
     let got = store
-        .reserve("w", &["default".to_string()], 10)
+        .reserve(Claim::new("w", &["default".to_string()], 10))
         .await
         .unwrap();
     assert_eq!(got.len(), 2);
@@ -260,7 +261,7 @@ async fn the_store_reconnects_after_the_server_drops_it() {
         .map(|_| new_job("default", Duration::ZERO))
         .collect();
     store.push(&jobs).await.unwrap();
-    let first = store.reserve("w", &queue, 10).await.unwrap();
+    let first = store.reserve(Claim::new("w", &queue, 10)).await.unwrap();
     assert_eq!(first.len(), 10);
     // The server drops the store's connection mid-run. Only this store's: `TYPE normal` would
     // also cut the connections of the tests running beside this one.
@@ -295,7 +296,7 @@ async fn the_store_reconnects_after_the_server_drops_it() {
         }
     }
     assert_eq!(applied.expect("reconnected"), vec![true; 10]);
-    let rest = store.reserve("w", &queue, 20).await.unwrap();
+    let rest = store.reserve(Claim::new("w", &queue, 20)).await.unwrap();
     assert_eq!(rest.len(), 10);
     assert_eq!(store.stats().await.unwrap().processed, 10);
 }
@@ -320,12 +321,12 @@ async fn settlements_through_another_handle_find_their_queue() {
         .push(&[new_job("a", Duration::ZERO), new_job("b", Duration::ZERO)])
         .await
         .unwrap();
-    let got = store.reserve("w", &queues, 1).await.unwrap();
+    let got = store.reserve(Claim::new("w", &queues, 1)).await.unwrap();
     assert_eq!(
         got[0].queue, "a",
         "a later queue only when earlier ones are empty"
     );
-    let got_b = store.reserve("w", &queues, 1).await.unwrap();
+    let got_b = store.reserve(Claim::new("w", &queues, 1)).await.unwrap();
     assert_eq!(got_b[0].queue, "b");
     // A handle that did not reserve them looks the queue up.
     let other = store.reopen().await.unwrap();
@@ -360,7 +361,7 @@ async fn big_batches_keep_order_and_a_repeat_settles_once() {
         .await
         .unwrap();
     let got = store
-        .reserve("w", &["default".to_string()], 3000)
+        .reserve(Claim::new("w", &["default".to_string()], 3000))
         .await
         .unwrap();
     let ids: Vec<&str> = got.iter().map(|j| j.id.as_str()).collect();
@@ -403,7 +404,7 @@ async fn a_follow_up_survives_a_crash_before_its_delivery() {
         .await
         .unwrap();
     let got = store
-        .reserve("w", &["default".to_string()], 1)
+        .reserve(Claim::new("w", &["default".to_string()], 1))
         .await
         .unwrap();
 
@@ -463,7 +464,10 @@ async fn a_follow_up_survives_a_crash_before_its_delivery() {
 
     // It runs; a delivery repeated afterwards (a crash before the outbox was cleared) pushes
     // nothing.
-    let ran = store.reserve("w", &["next".to_string()], 1).await.unwrap();
+    let ran = store
+        .reserve(Claim::new("w", &["next".to_string()], 1))
+        .await
+        .unwrap();
     assert_eq!(ran[0].id, next.id);
     let done = spool::store::Settlement::complete(ran[0].id.clone(), ran[0].token);
     assert_eq!(store.settle("w", &[done]).await.unwrap(), [true]);

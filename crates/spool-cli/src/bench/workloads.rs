@@ -1,5 +1,6 @@
 //! The three workloads, measured as the peer lab measures them (see its README).
 
+use spool::store::Claim;
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -180,7 +181,9 @@ pub(crate) async fn baseline(scratch: &Scratch, spec: &Spec) -> Result<Value, Cl
     let queues = [QUEUE.to_string()];
     let t0 = epoch_s();
     loop {
-        let got = store.reserve(&worker.id, &queues, CHUNK).await?;
+        let got = store
+            .reserve(Claim::new(&worker.id, &queues, CHUNK))
+            .await?;
         if got.is_empty() {
             break;
         }

@@ -1,6 +1,7 @@
 //! Migrations: idempotent, safe when concurrent, refusing a newer schema, and upgrading the
 //! oldest layout in place.
 
+use spool::store::Claim;
 use std::time::Duration;
 
 use spool::{StoreError, store::Settlement};
@@ -87,7 +88,10 @@ pub async fn version_1_schemas_are_upgraded_in_place(fixture: &dyn Fixture) {
         .expect("the old job is kept");
     assert!(old.progress.is_none());
     let w = worker(&store, "w", LEASE).await;
-    let got = store.reserve(&w, &q(&["default"]), 1).await.unwrap();
+    let got = store
+        .reserve(Claim::new(&w, &q(&["default"]), 1))
+        .await
+        .unwrap();
     assert_eq!(got[0].id, "old");
     let done = Settlement::Complete {
         id: "old".into(),

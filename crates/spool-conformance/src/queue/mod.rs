@@ -2,6 +2,7 @@
 //! pushing, reserving, wake-ups, the store clock, and (in the submodules) settling, workers
 //! and migrations.
 
+use spool::store::Claim;
 use std::time::Duration;
 
 use spool::{
@@ -25,7 +26,10 @@ pub async fn push_then_reserve_in_order(fixture: &dyn Fixture) {
     let outcomes = store.push(&jobs).await.unwrap();
     assert_eq!(outcomes, vec![PushOutcome::Queued; 5]);
     let w = worker(&store, "w", LEASE).await;
-    let got = store.reserve(&w, &q(&["default"]), 3).await.unwrap();
+    let got = store
+        .reserve(Claim::new(&w, &q(&["default"]), 3))
+        .await
+        .unwrap();
     assert_eq!(
         got.iter().map(|j| j.id.clone()).collect::<Vec<_>>(),
         ids(&jobs)[..3]
@@ -36,14 +40,17 @@ pub async fn push_then_reserve_in_order(fixture: &dyn Fixture) {
     );
     let envelope = Envelope::decode(&got[0].envelope).unwrap();
     assert_eq!(envelope.id, jobs[0].id);
-    let rest = store.reserve(&w, &q(&["default"]), 10).await.unwrap();
+    let rest = store
+        .reserve(Claim::new(&w, &q(&["default"]), 10))
+        .await
+        .unwrap();
     assert_eq!(
         rest.iter().map(|j| j.id.clone()).collect::<Vec<_>>(),
         ids(&jobs)[3..]
     );
     assert!(
         store
-            .reserve(&w, &q(&["default"]), 10)
+            .reserve(Claim::new(&w, &q(&["default"]), 10))
             .await
             .unwrap()
             .is_empty()
@@ -83,7 +90,7 @@ pub async fn delayed_jobs_wait_their_turn(fixture: &dyn Fixture) {
     let w = worker(&store, "w", LEASE).await;
     assert!(
         store
-            .reserve(&w, &q(&["default"]), 1)
+            .reserve(Claim::new(&w, &q(&["default"]), 1))
             .await
             .unwrap()
             .is_empty()
@@ -100,7 +107,10 @@ pub async fn delayed_jobs_wait_their_turn(fixture: &dyn Fixture) {
     let stats = store.stats().await.unwrap();
     assert_eq!((stats.queues[0].pending, stats.queues[0].delayed), (0, 1));
     tokio::time::sleep(Duration::from_millis(450)).await;
-    let got = store.reserve(&w, &q(&["default"]), 1).await.unwrap();
+    let got = store
+        .reserve(Claim::new(&w, &q(&["default"]), 1))
+        .await
+        .unwrap();
     assert_eq!(got.len(), 1);
     assert!(
         store
@@ -119,12 +129,15 @@ pub async fn reserve_follows_queue_priority(fixture: &dyn Fixture) {
     store.push(&low).await.unwrap();
     store.push(&high).await.unwrap();
     let w = worker(&store, "w", LEASE).await;
-    let got = store.reserve(&w, &q(&["high", "low"]), 3).await.unwrap();
+    let got = store
+        .reserve(Claim::new(&w, &q(&["high", "low"]), 3))
+        .await
+        .unwrap();
     let queues: Vec<&str> = got.iter().map(|j| j.queue.as_str()).collect();
     assert_eq!(queues, ["high", "high", "low"]);
     assert!(
         store
-            .reserve(&w, &q(&["other"]), 3)
+            .reserve(Claim::new(&w, &q(&["other"]), 3))
             .await
             .unwrap()
             .is_empty()
@@ -161,7 +174,10 @@ pub async fn retry_deadline_comes_from_the_store_clock(fixture: &dyn Fixture) {
         .await
         .unwrap();
     let w = worker(&store, "w", LEASE).await;
-    let got = store.reserve(&w, &q(&["default"]), 1).await.unwrap();
+    let got = store
+        .reserve(Claim::new(&w, &q(&["default"]), 1))
+        .await
+        .unwrap();
     let until = got[0].retry_until.expect("a deadline");
     let window = until - got[0].reserved_at;
     assert!((55_000..=60_000).contains(&window), "{window}");
@@ -181,7 +197,10 @@ pub async fn concurrent_reservers_never_share_a_job(fixture: &dyn Fixture) {
             let w = worker(&store, &format!("w{n}"), LEASE).await;
             let mut mine = Vec::new();
             loop {
-                let got = store.reserve(&w, &q(&["default"]), 7).await.unwrap();
+                let got = store
+                    .reserve(Claim::new(&w, &q(&["default"]), 7))
+                    .await
+                    .unwrap();
                 if got.is_empty() {
                     break mine;
                 }

@@ -1,5 +1,6 @@
 //! Settling reserved jobs: fencing, releases, the worker's hot path, mixed batches.
 
+use spool::store::Claim;
 use std::time::Duration;
 
 use spool::{
@@ -19,7 +20,10 @@ pub async fn settlements_are_fenced(fixture: &dyn Fixture) {
     store.push(&jobs).await.unwrap();
     let a = worker(&store, "a", LEASE).await;
     let b = worker(&store, "b", LEASE).await;
-    let got = store.reserve(&a, &q(&["default"]), 2).await.unwrap();
+    let got = store
+        .reserve(Claim::new(&a, &q(&["default"]), 2))
+        .await
+        .unwrap();
     // Another worker, or a stale token, cannot settle the job.
     assert_eq!(
         store
@@ -63,7 +67,10 @@ pub async fn releases_keep_the_counters_right(fixture: &dyn Fixture) {
         (ReleaseKind::Shutdown, 2, 1, 1),
     ];
     for (kind, attempts, deferrals, exceptions) in cases {
-        let got = store.reserve(&w, &q(&["default"]), 1).await.unwrap();
+        let got = store
+            .reserve(Claim::new(&w, &q(&["default"]), 1))
+            .await
+            .unwrap();
         assert_eq!(got.len(), 1, "{kind:?}");
         let release = Settlement::Release {
             id: job.id.clone(),
@@ -84,7 +91,10 @@ pub async fn releases_keep_the_counters_right(fixture: &dyn Fixture) {
             info.last_error.as_deref(),
             Some(format!("{kind:?}").as_str())
         );
-        let again = store.reserve(&w, &q(&["default"]), 1).await.unwrap();
+        let again = store
+            .reserve(Claim::new(&w, &q(&["default"]), 1))
+            .await
+            .unwrap();
         assert_eq!(again[0].exceptions, exceptions, "{kind:?}");
         assert!(
             again[0].token > got[0].token,
@@ -100,7 +110,10 @@ pub async fn releases_keep_the_counters_right(fixture: &dyn Fixture) {
         store.settle(&w, &[back]).await.unwrap();
     }
     // A release with a delay makes the job delayed.
-    let got = store.reserve(&w, &q(&["default"]), 1).await.unwrap();
+    let got = store
+        .reserve(Claim::new(&w, &q(&["default"]), 1))
+        .await
+        .unwrap();
     let later = Settlement::Release {
         id: job.id.clone(),
         token: got[0].token,
@@ -121,13 +134,16 @@ pub async fn settle_and_reserve_acks_then_claims(fixture: &dyn Fixture) {
     let jobs: Vec<NewJob> = (0..4).map(|_| new_job("default", Duration::ZERO)).collect();
     store.push(&jobs).await.unwrap();
     let w = worker(&store, "w", LEASE).await;
-    let first = store.reserve(&w, &q(&["default"]), 2).await.unwrap();
+    let first = store
+        .reserve(Claim::new(&w, &q(&["default"]), 2))
+        .await
+        .unwrap();
     let acks = [
         complete(&first[0].id, first[0].token),
         complete(&first[1].id, first[1].token - 1),
     ];
     let (applied, claimed) = store
-        .settle_and_reserve(&w, &acks, &q(&["default"]), 5)
+        .settle_and_reserve(&acks, Claim::new(&w, &q(&["default"]), 5))
         .await
         .unwrap();
     assert_eq!(applied, [true, false], "the stale token is refused");
@@ -147,7 +163,7 @@ pub async fn settle_and_reserve_acks_then_claims(fixture: &dyn Fixture) {
         },
     ];
     let (applied, more) = store
-        .settle_and_reserve(&w, &mixed, &q(&["default"]), 5)
+        .settle_and_reserve(&mixed, Claim::new(&w, &q(&["default"]), 5))
         .await
         .unwrap();
     assert_eq!(applied, [true, true]);
@@ -156,7 +172,7 @@ pub async fn settle_and_reserve_acks_then_claims(fixture: &dyn Fixture) {
         "the released job is delayed and the held one is not free"
     );
     let (applied, none) = store
-        .settle_and_reserve(&w, &[], &q(&["default"]), 5)
+        .settle_and_reserve(&[], Claim::new(&w, &q(&["default"]), 5))
         .await
         .unwrap();
     assert!(applied.is_empty() && none.is_empty());
@@ -171,7 +187,7 @@ pub async fn one_settle_batch_mixes_every_kind(fixture: &dyn Fixture) {
     store.push(&jobs).await.unwrap();
     let w = worker(&store, "w", LEASE).await;
     let queues = q(&["default"]);
-    let got = store.reserve(&w, &queues, 3).await.unwrap();
+    let got = store.reserve(Claim::new(&w, &queues, 3)).await.unwrap();
     assert_eq!(
         got.iter().map(|j| j.id.as_str()).collect::<Vec<_>>(),
         [&jobs[0].id, &jobs[1].id, &jobs[2].id]
@@ -217,7 +233,7 @@ pub async fn one_settle_batch_mixes_every_kind(fixture: &dyn Fixture) {
         .await
         .unwrap();
     assert_eq!(retried, std::slice::from_ref(&jobs[2].id));
-    let again = store.reserve(&w, &queues, 3).await.unwrap();
+    let again = store.reserve(Claim::new(&w, &queues, 3)).await.unwrap();
     assert_eq!(again.len(), 2);
     let bad = again
         .iter()
@@ -245,7 +261,7 @@ pub async fn one_settle_batch_mixes_every_kind(fixture: &dyn Fixture) {
         .await
         .unwrap();
     let windowed = q(&["windowed"]);
-    let got = store.reserve(&w, &windowed, 1).await.unwrap();
+    let got = store.reserve(Claim::new(&w, &windowed, 1)).await.unwrap();
     let fail = Settlement::fail(envelope.id.clone(), got[0].token, "x".into(), vec![]);
     assert_eq!(store.settle(&w, &[fail]).await.unwrap(), [true]);
     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -255,7 +271,7 @@ pub async fn one_settle_batch_mixes_every_kind(fixture: &dyn Fixture) {
         })
         .await
         .unwrap();
-    let again = store.reserve(&w, &windowed, 1).await.unwrap();
+    let again = store.reserve(Claim::new(&w, &windowed, 1)).await.unwrap();
     let window = again[0].retry_until.expect("a deadline") - again[0].reserved_at;
     assert!((55_000..=60_000).contains(&window), "{window}");
     assert!(
@@ -273,7 +289,7 @@ pub async fn envelopes_that_are_not_json_are_kept_as_is(fixture: &dyn Fixture) {
     store.push(std::slice::from_ref(&job)).await.unwrap();
     let w = worker(&store, "w", LEASE).await;
     let queues = q(&["default"]);
-    let got = store.reserve(&w, &queues, 1).await.unwrap();
+    let got = store.reserve(Claim::new(&w, &queues, 1)).await.unwrap();
     assert_eq!(got[0].envelope, "not json {");
     let fail = Settlement::fail(got[0].id.clone(), got[0].token, "bad".into(), vec![]);
     assert_eq!(store.settle(&w, &[fail]).await.unwrap(), [true]);
@@ -284,7 +300,7 @@ pub async fn envelopes_that_are_not_json_are_kept_as_is(fixture: &dyn Fixture) {
         .await
         .unwrap();
     assert_eq!(retried, std::slice::from_ref(&job.id));
-    let again = store.reserve(&w, &queues, 1).await.unwrap();
+    let again = store.reserve(Claim::new(&w, &queues, 1)).await.unwrap();
     assert_eq!(
         (
             again[0].attempts,

@@ -1,5 +1,6 @@
 //! Workers' leases: the reaper, poison pills and deregistering.
 
+use spool::store::Claim;
 use std::time::Duration;
 
 use spool::store::{JobState, NewJob};
@@ -19,8 +20,14 @@ pub async fn reaper_recovers_jobs_of_dead_workers(fixture: &dyn Fixture) {
     let short = Duration::from_secs(3);
     let dead = worker(&store, "dead", short).await;
     let alive = worker(&store, "alive", short).await;
-    let d = store.reserve(&dead, &q(&["default"]), 1).await.unwrap();
-    let a = store.reserve(&alive, &q(&["default"]), 1).await.unwrap();
+    let d = store
+        .reserve(Claim::new(&dead, &q(&["default"]), 1))
+        .await
+        .unwrap();
+    let a = store
+        .reserve(Claim::new(&alive, &q(&["default"]), 1))
+        .await
+        .unwrap();
     assert_eq!(
         store.reap(3).await.unwrap().recovered,
         0,
@@ -64,7 +71,11 @@ pub async fn poison_pills_fail_after_max_recoveries(fixture: &dyn Fixture) {
     for round in 1..=3 {
         let w = worker(&store, "doomed", short).await;
         assert_eq!(
-            store.reserve(&w, &q(&["default"]), 1).await.unwrap().len(),
+            store
+                .reserve(Claim::new(&w, &q(&["default"]), 1))
+                .await
+                .unwrap()
+                .len(),
             1
         );
         tokio::time::sleep(Duration::from_millis(150)).await;
@@ -89,7 +100,10 @@ pub async fn deregister_hands_jobs_back(fixture: &dyn Fixture) {
     let job = new_job("default", Duration::ZERO);
     store.push(std::slice::from_ref(&job)).await.unwrap();
     let w = worker(&store, "w", LEASE).await;
-    store.reserve(&w, &q(&["default"]), 1).await.unwrap();
+    store
+        .reserve(Claim::new(&w, &q(&["default"]), 1))
+        .await
+        .unwrap();
     assert_eq!(
         store.stats().await.unwrap().workers[0].busy,
         vec![job.id.clone()]

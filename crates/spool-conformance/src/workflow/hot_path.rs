@@ -1,5 +1,6 @@
 //! Workflow effects on the worker's hot path.
 
+use spool::store::Claim;
 use std::time::Duration;
 
 use spool::{
@@ -32,10 +33,13 @@ pub async fn hot_path_applies_side_effects(fixture: &dyn Fixture) {
     let processing =
         envelope_job(|e| e.options.unique = Some(Unique::new("mail").until_processing()));
     store.push(std::slice::from_ref(&locked)).await.unwrap();
-    let got = store.reserve(&w, &queue, 1).await.unwrap();
+    let got = store.reserve(Claim::new(&w, &queue, 1)).await.unwrap();
     store.push(&[processing]).await.unwrap();
     let (applied, claimed) = store
-        .settle_and_reserve(&w, &[complete(&got[0].id, got[0].token)], &queue, 5)
+        .settle_and_reserve(
+            &[complete(&got[0].id, got[0].token)],
+            Claim::new(&w, &queue, 5),
+        )
         .await
         .unwrap();
     assert_eq!((applied, claimed.len()), (vec![true], 1));
@@ -64,7 +68,7 @@ pub async fn hot_path_applies_side_effects(fixture: &dyn Fixture) {
         .await
         .unwrap();
     let mut held = claimed;
-    held.extend(store.reserve(&w, &queue, 10).await.unwrap());
+    held.extend(store.reserve(Claim::new(&w, &queue, 10)).await.unwrap());
     assert_eq!(held.len(), 5);
     let slot = |job: &ReservedJob| SlotRequest {
         key: "provider".into(),
@@ -76,7 +80,7 @@ pub async fn hot_path_applies_side_effects(fixture: &dyn Fixture) {
     assert!(store.acquire_slot(&w, &slot(&held[4])).await.unwrap());
     let acks: Vec<Settlement> = held.iter().map(|j| complete(&j.id, j.token)).collect();
     let (applied, _) = store
-        .settle_and_reserve(&w, &acks, &queue, 5)
+        .settle_and_reserve(&acks, Claim::new(&w, &queue, 5))
         .await
         .unwrap();
     assert_eq!(applied, [true; 5]);
@@ -92,6 +96,6 @@ pub async fn hot_path_applies_side_effects(fixture: &dyn Fixture) {
         .push(&[new_job("default", Duration::ZERO)])
         .await
         .unwrap();
-    let next = store.reserve(&w, &queue, 10).await.unwrap();
+    let next = store.reserve(Claim::new(&w, &queue, 10)).await.unwrap();
     assert!(store.acquire_slot(&w, &slot(&next[0])).await.unwrap());
 }

@@ -1,5 +1,6 @@
 //! Limiters and concurrency slots, alone and under concurrent callers.
 
+use spool::store::Claim;
 use std::time::Duration;
 
 use spool::store::{LimitMode, NewJob, ReservedJob, Settlement, SlotRequest};
@@ -61,7 +62,10 @@ pub async fn slots_limit_concurrency(fixture: &dyn Fixture) {
     let jobs: Vec<NewJob> = (0..3).map(|_| new_job("default", Duration::ZERO)).collect();
     store.push(&jobs).await.unwrap();
     let w = worker(&store, "w", LEASE).await;
-    let got = store.reserve(&w, &q(&["default"]), 2).await.unwrap();
+    let got = store
+        .reserve(Claim::new(&w, &q(&["default"]), 2))
+        .await
+        .unwrap();
     let slot = |job: &ReservedJob, expire_after| SlotRequest {
         key: "provider".into(),
         limit: 1,
@@ -94,7 +98,10 @@ pub async fn slots_limit_concurrency(fixture: &dyn Fixture) {
 
     // Expiry frees it.
     let dead = worker(&store, "dead", Duration::from_millis(300)).await;
-    let last = store.reserve(&dead, &q(&["default"]), 1).await.unwrap();
+    let last = store
+        .reserve(Claim::new(&dead, &q(&["default"]), 1))
+        .await
+        .unwrap();
     assert!(
         !store
             .acquire_slot(&dead, &slot(&last[0], None))
@@ -154,7 +161,10 @@ pub async fn limits_and_slots_hold_under_concurrent_callers(fixture: &dyn Fixtur
         .collect();
     stores[0].push(&jobs).await.unwrap();
     let w = worker(&stores[0], "w", LEASE).await;
-    let got = stores[0].reserve(&w, &q(&["default"]), 24).await.unwrap();
+    let got = stores[0]
+        .reserve(Claim::new(&w, &q(&["default"]), 24))
+        .await
+        .unwrap();
     let tasks: Vec<_> = got
         .iter()
         .enumerate()

@@ -2,6 +2,7 @@
 //! and the workflow effects of settling): unique locks, follow-ups, batches, limiters,
 //! concurrency slots, progress and results.
 
+use spool::store::{Claim, Held};
 use std::{sync::Arc, time::Duration};
 
 use spool::{
@@ -62,7 +63,10 @@ pub async fn progress_and_results(fixture: &dyn Fixture) {
         .await
         .unwrap();
     let w = worker(&store, "w", LEASE).await;
-    let got = store.reserve(&w, &q(&["default"]), 1).await.unwrap();
+    let got = store
+        .reserve(Claim::new(&w, &q(&["default"]), 1))
+        .await
+        .unwrap();
     let id = got[0].id.clone();
     assert!(store.job(&id).await.unwrap().unwrap().progress.is_none());
     let progress = Progress {
@@ -71,13 +75,13 @@ pub async fn progress_and_results(fixture: &dyn Fixture) {
     };
     assert!(
         store
-            .set_progress(&w, &id, got[0].token, &progress)
+            .set_progress(Held::new(&w, &id, got[0].token), &progress)
             .await
             .unwrap()
     );
     assert!(
         !store
-            .set_progress(&w, &id, got[0].token + 1, &progress)
+            .set_progress(Held::new(&w, &id, got[0].token + 1), &progress)
             .await
             .unwrap()
     );

@@ -1,5 +1,6 @@
 //! Unique locks and follow-ups.
 
+use spool::store::Claim;
 use std::time::Duration;
 
 use spool::{
@@ -42,7 +43,10 @@ pub async fn unique_until_done(fixture: &dyn Fixture) {
     );
 
     let w = worker(&store, "w", LEASE).await;
-    let got = store.reserve(&w, &q(&["default"]), 1).await.unwrap();
+    let got = store
+        .reserve(Claim::new(&w, &q(&["default"]), 1))
+        .await
+        .unwrap();
     // Held across a release (retry) and while running.
     let release = Settlement::Release {
         id: got[0].id.clone(),
@@ -59,7 +63,10 @@ pub async fn unique_until_done(fixture: &dyn Fixture) {
             .unwrap(),
         [PushOutcome::AlreadyQueued]
     );
-    let got = store.reserve(&w, &q(&["default"]), 1).await.unwrap();
+    let got = store
+        .reserve(Claim::new(&w, &q(&["default"]), 1))
+        .await
+        .unwrap();
     // A stale token is not the owner: the lock stays.
     store
         .settle(
@@ -83,7 +90,10 @@ pub async fn unique_until_done(fixture: &dyn Fixture) {
     assert_eq!(store.push(&[again]).await.unwrap(), [PushOutcome::Queued]);
 
     // A final failure frees the key too.
-    let got = store.reserve(&w, &q(&["default"]), 1).await.unwrap();
+    let got = store
+        .reserve(Claim::new(&w, &q(&["default"]), 1))
+        .await
+        .unwrap();
     let fail = Settlement::fail(got[0].id.clone(), got[0].token, "boom".into(), vec![]);
     store.settle(&w, &[fail]).await.unwrap();
     assert_eq!(
@@ -117,7 +127,10 @@ pub async fn unique_until_processing_and_expiry(fixture: &dyn Fixture) {
         [PushOutcome::AlreadyQueued]
     );
     let w = worker(&store, "w", LEASE).await;
-    let got = store.reserve(&w, &q(&["default"]), 1).await.unwrap();
+    let got = store
+        .reserve(Claim::new(&w, &q(&["default"]), 1))
+        .await
+        .unwrap();
     assert_eq!(got.len(), 1);
     let while_running = unique_job("mail:7", Unique::new("").until_processing());
     assert_eq!(
@@ -161,7 +174,10 @@ pub async fn follow_ups_ride_with_settlements(fixture: &dyn Fixture) {
         .await
         .unwrap();
     let w = worker(&store, "w", LEASE).await;
-    let got = store.reserve(&w, &q(&["default"]), 2).await.unwrap();
+    let got = store
+        .reserve(Claim::new(&w, &q(&["default"]), 2))
+        .await
+        .unwrap();
     let next = new_job("next", Duration::ZERO);
     let stale = complete_with(
         &got[0].id,

@@ -79,6 +79,51 @@ pub struct Heartbeat {
     pub restart_epoch: i64,
 }
 
+/// What a worker asks the store for: up to `limit` jobs for `worker_id`, taken from `queues` in
+/// order (a later queue only when the earlier ones have no available job).
+#[derive(Debug, Clone, Copy)]
+pub struct Claim<'a> {
+    /// The reserving worker, whose lease the jobs are held under.
+    pub worker_id: &'a str,
+    /// Queues in strict priority order.
+    pub queues: &'a [String],
+    /// The most jobs to reserve (the worker's free slots).
+    pub limit: usize,
+}
+
+impl<'a> Claim<'a> {
+    /// Up to `limit` jobs for `worker_id` from `queues`, in order.
+    pub fn new(worker_id: &'a str, queues: &'a [String], limit: usize) -> Self {
+        Claim {
+            worker_id,
+            queues,
+            limit,
+        }
+    }
+}
+
+/// A reserved job as its worker holds it: the fence every write about the job carries.
+#[derive(Debug, Clone, Copy)]
+pub struct Held<'a> {
+    /// The worker holding the job.
+    pub worker_id: &'a str,
+    /// The job's id.
+    pub id: &'a str,
+    /// The token of the reservation.
+    pub token: i64,
+}
+
+impl<'a> Held<'a> {
+    /// The job `id` held by `worker_id` under `token`.
+    pub fn new(worker_id: &'a str, id: &'a str, token: i64) -> Self {
+        Held {
+            worker_id,
+            id,
+            token,
+        }
+    }
+}
+
 /// A job handed to a worker under its lease.
 #[derive(Debug, Clone)]
 pub struct ReservedJob {

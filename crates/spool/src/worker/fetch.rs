@@ -1,6 +1,7 @@
 //! The worker's main loop: reserve jobs in queue priority order into free slots, start them,
 //! wait for wake-ups when idle, and stop when a limit or signal says so.
 
+use crate::store::Claim;
 use std::{
     future::Future,
     sync::{Arc, atomic::Ordering},
@@ -130,7 +131,7 @@ pub(super) async fn run(worker: Worker) -> Result<WorkerExit, WorkerError> {
 
         let finished = settlements.collect();
         let jobs = match store
-            .settle_and_reserve(&info.id, finished, &config.queues, limit)
+            .settle_and_reserve(finished, Claim::new(&info.id, &config.queues, limit))
             .await
         {
             Ok((applied, jobs)) => {

@@ -38,12 +38,7 @@ pub trait QueueStore: Send + Sync + 'static {
 
     /// Reserves up to `limit` available jobs for `worker_id`, taking from `queues` in order:
     /// a later queue is used only when the earlier ones have no available job.
-    async fn reserve(
-        &self,
-        worker_id: &str,
-        queues: &[String],
-        limit: usize,
-    ) -> StoreResult<Vec<ReservedJob>>;
+    async fn reserve(&self, claim: Claim<'_>) -> StoreResult<Vec<ReservedJob>>;
 
     /// Settles reserved jobs; for each, whether it was applied (false: the worker no longer
     /// holds the job under that token, so the result is dropped).
@@ -55,20 +50,19 @@ pub trait QueueStore: Send + Sync + 'static {
     /// settle succeeded and the reserve failed, it returns the settle's result and no jobs.
     async fn settle_and_reserve(
         &self,
-        worker_id: &str,
         settlements: &[Settlement],
-        queues: &[String],
-        limit: usize,
+        claim: Claim<'_>,
     ) -> StoreResult<(Vec<bool>, Vec<ReservedJob>)> {
+        let worker_id = claim.worker_id;
         let applied = if settlements.is_empty() {
             Vec::new()
         } else {
             self.settle(worker_id, settlements).await?
         };
-        if limit == 0 {
+        if claim.limit == 0 {
             return Ok((applied, Vec::new()));
         }
-        match self.reserve(worker_id, queues, limit).await {
+        match self.reserve(claim).await {
             Ok(jobs) => Ok((applied, jobs)),
             Err(e) if !applied.is_empty() => {
                 tracing::warn!("reserving failed after settling: {e}");

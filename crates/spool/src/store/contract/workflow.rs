@@ -51,13 +51,7 @@ pub trait WorkflowStore: Send + Sync + 'static {
 
     /// Records a reserved job's progress (fenced like a settlement); false if the worker no
     /// longer holds it.
-    async fn set_progress(
-        &self,
-        worker_id: &str,
-        id: &str,
-        token: i64,
-        progress: &Progress,
-    ) -> StoreResult<bool>;
+    async fn set_progress(&self, held: Held<'_>, progress: &Progress) -> StoreResult<bool>;
 
     /// A completed job's kept record and result, while its retention lasts.
     async fn job_result(&self, id: &str) -> StoreResult<Option<CompletedJob>>;

@@ -3,6 +3,7 @@
 //! Every write runs in a transaction that is run again on a deadlock or lock wait timeout (see
 //! `retry`); the statements are in `sql/`, named after the method they serve.
 
+use crate::store::Claim;
 use crate::store::rules::offset_ms;
 use std::{sync::Arc, time::Duration};
 
@@ -112,12 +113,8 @@ impl QueueStore for MysqlStore {
         Ok(())
     }
 
-    async fn reserve(
-        &self,
-        worker_id: &str,
-        queues: &[String],
-        limit: usize,
-    ) -> StoreResult<Vec<ReservedJob>> {
+    async fn reserve(&self, claim: Claim<'_>) -> StoreResult<Vec<ReservedJob>> {
+        let (worker_id, queues, limit) = (claim.worker_id, claim.queues, claim.limit);
         if limit == 0 || queues.is_empty() {
             return Ok(Vec::new());
         }
@@ -138,13 +135,12 @@ impl QueueStore for MysqlStore {
 
     async fn settle_and_reserve(
         &self,
-        worker_id: &str,
         settlements: &[Settlement],
-        queues: &[String],
-        limit: usize,
+        claim: Claim<'_>,
     ) -> StoreResult<(Vec<bool>, Vec<ReservedJob>)> {
+        let (worker_id, queues, limit) = (claim.worker_id, claim.queues, claim.limit);
         if settlements.is_empty() {
-            return Ok((Vec::new(), self.reserve(worker_id, queues, limit).await?));
+            return Ok((Vec::new(), self.reserve(claim).await?));
         }
         // The worker's hot path: ack batch k and claim batch k+1 in one transaction.
         self.settle_then_claim(worker_id, settlements, queues, limit)

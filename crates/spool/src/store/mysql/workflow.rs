@@ -5,6 +5,7 @@
 //! `job_state` and `batches`, and do nothing (no statement) when given nothing to do, so plain
 //! jobs pay for none of it.
 
+use crate::store::Held;
 use crate::store::rules::MAX_OFFSET_MS;
 use crate::store::rules::encode_callback;
 use std::time::Duration;
@@ -236,13 +237,8 @@ impl WorkflowStore for MysqlStore {
         })
     }
 
-    async fn set_progress(
-        &self,
-        worker_id: &str,
-        id: &str,
-        token: i64,
-        progress: &Progress,
-    ) -> StoreResult<bool> {
+    async fn set_progress(&self, held: Held<'_>, progress: &Progress) -> StoreResult<bool> {
+        let (worker_id, id, token) = (held.worker_id, held.id, held.token);
         // Writing the same progress twice is harmless, so a lost connection is simply retried.
         // Rows matched, not rows changed (the driver asks for found rows): reporting the same
         // progress again still counts as held.

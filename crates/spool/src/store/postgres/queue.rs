@@ -1,6 +1,7 @@
 //! The queue core on PostgreSQL: pushes, claims, settlements (in [`settle`]), worker leases,
 //! the reaper and the restart epoch.
 
+use crate::store::Claim;
 use crate::store::rules::{count, offset_ms};
 use std::{sync::Arc, time::Duration};
 
@@ -92,12 +93,8 @@ impl QueueStore for PostgresStore {
         Ok(())
     }
 
-    async fn reserve(
-        &self,
-        worker_id: &str,
-        queues: &[String],
-        limit: usize,
-    ) -> StoreResult<Vec<ReservedJob>> {
+    async fn reserve(&self, claim: Claim<'_>) -> StoreResult<Vec<ReservedJob>> {
+        let (worker_id, queues, limit) = (claim.worker_id, claim.queues, claim.limit);
         let mut conn = self.pool.acquire().await?;
         self.reserve_in(&mut conn, worker_id, queues, limit).await
     }
@@ -117,11 +114,10 @@ impl QueueStore for PostgresStore {
 
     async fn settle_and_reserve(
         &self,
-        worker_id: &str,
         settlements: &[Settlement],
-        queues: &[String],
-        limit: usize,
+        claim: Claim<'_>,
     ) -> StoreResult<(Vec<bool>, Vec<ReservedJob>)> {
+        let (worker_id, queues, limit) = (claim.worker_id, claim.queues, claim.limit);
         let plain_completions = settlements.iter().all(|st| {
             matches!(st, Settlement::Complete { follow_ups, result, .. }
                 if follow_ups.is_empty() && result.is_none())

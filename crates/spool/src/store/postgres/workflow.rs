@@ -2,6 +2,7 @@
 //! results. What settling a job does to them (lock and slot release, batch counters and
 //! callbacks, kept results, follow-ups) happens with the settlement, in `queue::settle`.
 
+use crate::store::Held;
 use crate::store::rules::{encode_callback, offset_ms};
 use std::time::Duration;
 
@@ -143,13 +144,8 @@ impl WorkflowStore for PostgresStore {
         Ok(got)
     }
 
-    async fn set_progress(
-        &self,
-        worker_id: &str,
-        id: &str,
-        token: i64,
-        progress: &Progress,
-    ) -> StoreResult<bool> {
+    async fn set_progress(&self, held: Held<'_>, progress: &Progress) -> StoreResult<bool> {
+        let (worker_id, id, token) = (held.worker_id, held.id, held.token);
         // Fenced like a settlement.
         let n = sqlx::query(self.sql(include_str!("sql/set_progress.sql")))
             .bind(id)

@@ -4,6 +4,7 @@
 //! Each settlement goes to the queue holding its job: one settle script call per queue, all
 //! pipelined, the first combined with the claim of `settle_and_reserve`.
 
+use crate::store::Claim;
 use crate::store::rules::{count, offset_ms};
 use std::{sync::Arc, time::Duration};
 
@@ -432,12 +433,8 @@ impl QueueStore for RedisStore {
         Ok(())
     }
 
-    async fn reserve(
-        &self,
-        worker_id: &str,
-        queues: &[String],
-        limit: usize,
-    ) -> StoreResult<Vec<ReservedJob>> {
+    async fn reserve(&self, claim: Claim<'_>) -> StoreResult<Vec<ReservedJob>> {
+        let (worker_id, queues, limit) = (claim.worker_id, claim.queues, claim.limit);
         if limit == 0 || queues.is_empty() {
             return Ok(Vec::new());
         }
@@ -458,11 +455,10 @@ impl QueueStore for RedisStore {
 
     async fn settle_and_reserve(
         &self,
-        worker_id: &str,
         settlements: &[Settlement],
-        queues: &[String],
-        limit: usize,
+        claim: Claim<'_>,
     ) -> StoreResult<(Vec<bool>, Vec<ReservedJob>)> {
+        let (worker_id, queues, limit) = (claim.worker_id, claim.queues, claim.limit);
         let Some(first) = queues.first().filter(|_| limit > 0) else {
             return Ok((self.settle(worker_id, settlements).await?, Vec::new()));
         };

@@ -34,6 +34,7 @@
 //! Batches are in `workflow/batches.rs`, what settlements leave to finish (follow-up delivery,
 //! slots to free) in `workflow/effects.rs`, and slot holders in `workflow/slots.rs`.
 
+use crate::store::Held;
 use crate::store::rules::offset_ms;
 use std::{collections::HashMap, time::Duration};
 
@@ -267,13 +268,8 @@ impl WorkflowStore for RedisStore {
         Ok(true)
     }
 
-    async fn set_progress(
-        &self,
-        worker_id: &str,
-        id: &str,
-        token: i64,
-        progress: &Progress,
-    ) -> StoreResult<bool> {
+    async fn set_progress(&self, held: Held<'_>, progress: &Progress) -> StoreResult<bool> {
+        let (worker_id, id, token) = (held.worker_id, held.id, held.token);
         let Some(queue) = self.queue_of_job(id).await? else {
             return Ok(false);
         };

@@ -13,8 +13,8 @@ use super::{SqliteStore, migrate, rows, workflow};
 use crate::{
     envelope::now_ms,
     store::{
-        Heartbeat, NewJob, PushOutcome, QueueStore, ReapReport, ReservedJob, Settlement, Store,
-        StoreResult, Wakeups, WorkerInfo,
+        Claim, Heartbeat, NewJob, PushOutcome, QueueStore, ReapReport, ReservedJob, Settlement,
+        Store, StoreResult, Wakeups, WorkerInfo,
         rules::{is_poison_pill, offset_ms},
     },
 };
@@ -96,14 +96,10 @@ impl QueueStore for SqliteStore {
         Ok(())
     }
 
-    async fn reserve(
-        &self,
-        worker_id: &str,
-        queues: &[String],
-        limit: usize,
-    ) -> StoreResult<Vec<ReservedJob>> {
-        let worker_id = worker_id.to_string();
-        let queues = queues.to_vec();
+    async fn reserve(&self, claim: Claim<'_>) -> StoreResult<Vec<ReservedJob>> {
+        let worker_id = claim.worker_id.to_string();
+        let queues = claim.queues.to_vec();
+        let limit = claim.limit;
         self.write(move |conn| reserve_in(conn, &worker_id, &queues, limit))
             .await
     }
@@ -111,24 +107,23 @@ impl QueueStore for SqliteStore {
     async fn settle(&self, worker_id: &str, settlements: &[Settlement]) -> StoreResult<Vec<bool>> {
         // The same write with nothing to claim.
         let (applied, _) = self
-            .settle_and_reserve(worker_id, settlements, &[], 0)
+            .settle_and_reserve(settlements, Claim::new(worker_id, &[], 0))
             .await?;
         Ok(applied)
     }
 
     async fn settle_and_reserve(
         &self,
-        worker_id: &str,
         settlements: &[Settlement],
-        queues: &[String],
-        limit: usize,
+        claim: Claim<'_>,
     ) -> StoreResult<(Vec<bool>, Vec<ReservedJob>)> {
+        let limit = claim.limit;
         if settlements.is_empty() && limit == 0 {
             return Ok((Vec::new(), Vec::new()));
         }
-        let worker_id = worker_id.to_string();
+        let worker_id = claim.worker_id.to_string();
         let settlements = settlements.to_vec();
-        let queues = queues.to_vec();
+        let queues = claim.queues.to_vec();
         let (applied, released, jobs) = self
             .write(move |conn| {
                 let (applied, released) = if settlements.is_empty() {

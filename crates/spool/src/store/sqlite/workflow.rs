@@ -11,8 +11,8 @@ use super::{SqliteStore, queue::push_in, rows};
 use crate::{
     envelope::now_ms,
     store::{
-        BatchInfo, BatchPrune, CompletedJob, LimitMode, LimitState, NewBatch, NewJob, Progress,
-        PushOutcome, SlotRequest, StoreError, StoreResult, WorkflowStore,
+        BatchInfo, BatchPrune, CompletedJob, Held, LimitMode, LimitState, NewBatch, NewJob,
+        Progress, PushOutcome, SlotRequest, StoreError, StoreResult, WorkflowStore,
         hands_on_batch_membership,
         rules::{BatchRow, batch_step, offset_ms},
     },
@@ -182,14 +182,9 @@ impl WorkflowStore for SqliteStore {
         .await
     }
 
-    async fn set_progress(
-        &self,
-        worker_id: &str,
-        id: &str,
-        token: i64,
-        progress: &Progress,
-    ) -> StoreResult<bool> {
-        let (worker_id, id, progress) = (worker_id.to_string(), id.to_string(), progress.clone());
+    async fn set_progress(&self, held: Held<'_>, progress: &Progress) -> StoreResult<bool> {
+        let (worker_id, id, token) = (held.worker_id.to_string(), held.id.to_string(), held.token);
+        let progress = progress.clone();
         self.write_one(move |conn| {
             Ok(conn
                 .prepare_cached(include_str!("sql/set_progress.sql"))?

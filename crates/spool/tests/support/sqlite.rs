@@ -104,7 +104,7 @@ pub(super) async fn write_version_1(path: &Path, job_id: &str) -> Result<(), Str
         conn.execute_batch(
             "CREATE TABLE spool_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL);",
         )?;
-        conn.execute_batch(include_str!("../../src/store/sqlite/schema.sql"))?;
+        conn.execute_batch(include_str!("../../src/store/sqlite/sql/schema.sql"))?;
         conn.execute_batch("INSERT INTO spool_migrations VALUES (1, 0);")?;
         conn.execute(
             "INSERT INTO spool_jobs (id, queue, job, envelope, available_at, created_at)

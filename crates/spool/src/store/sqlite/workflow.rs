@@ -1,292 +1,240 @@
-//! Workflow state on SQLite: unique locks taken with the push, the side effects of settling a
-//! job (lock and slot release, batch counters and callbacks, results, follow-ups), batches,
-//! limiters and concurrency slots. Every function runs inside the caller's transaction.
+//! Workflows on SQLite: batches, limiters, concurrency slots, progress and kept results, and
+//! the side effects of a job ending (lock and slot release, batch counters and callbacks,
+//! results, follow-ups), which run inside the settling transaction.
 
 use std::time::Duration;
 
-use rusqlite::{Connection, OptionalExtension, Row, params};
+use async_trait::async_trait;
+use rusqlite::{Connection, OptionalExtension, params};
 
+use super::{SqliteStore, queue::push_in, rows};
 use crate::{
-    duration::millis,
+    envelope::now_ms,
     store::{
-        BatchInfo, CompletedJob, LimitMode, LimitState, NewBatch, NewJob, PushOutcome, SlotRequest,
-        StoreResult, hands_on_batch_membership, rfc3339_ms,
+        BatchInfo, BatchPrune, CompletedJob, Held, LimitMode, LimitState, NewBatch, NewJob,
+        Progress, PushOutcome, SlotRequest, StoreError, StoreResult, WorkflowStore,
+        hands_on_batch_membership,
+        rules::{BatchRow, batch_step, offset_ms},
     },
 };
 
-/// Pushes jobs, taking each one's unique lock in the same transaction: a job whose lock is
-/// held (and not expired) is not stored and reported as already queued.
-pub(crate) fn push_in(
-    conn: &Connection,
-    jobs: &[NewJob],
-    now: i64,
-) -> StoreResult<Vec<PushOutcome>> {
-    let mut insert = conn.prepare_cached(
-        "INSERT INTO spool_jobs (id, queue, job, envelope, available_at, retry_until, created_at,
-                                 batch_id, unique_key)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT (id) DO NOTHING",
-    )?;
-    let mut outcomes = Vec::with_capacity(jobs.len());
-    for job in jobs {
-        let mut unique_key = None;
-        if let Some(unique) = &job.unique {
-            conn.prepare_cached(
-                "DELETE FROM spool_locks WHERE key = ?1 AND expires_at IS NOT NULL AND expires_at <= ?2",
-            )?
-            .execute(params![unique.key, now])?;
-            let locked = conn
-                .prepare_cached(
-                    "INSERT INTO spool_locks (key, owner, until, expires_at) VALUES (?1, ?2, ?3, ?4)
-                     ON CONFLICT (key) DO NOTHING",
-                )?
-                .execute(params![
-                    unique.key,
-                    job.id,
-                    unique.until.as_str(),
-                    unique.ttl.map(|ttl| now + millis(ttl))
-                ])?;
-            if locked == 0 {
-                outcomes.push(PushOutcome::AlreadyQueued);
-                continue;
-            }
-            unique_key = Some(unique.key.clone());
-        }
-        let n = insert.execute(params![
-            job.id,
-            job.queue,
-            job.job,
-            job.envelope,
-            now + millis(job.delay),
-            job.retry_for.map(|d| now + millis(d)),
-            now,
-            job.batch_id,
-            unique_key
-        ])?;
-        // A repeated id within one batch is already queued after its first row.
-        outcomes.push(if n > 0 {
-            PushOutcome::Queued
-        } else {
-            PushOutcome::AlreadyQueued
-        });
+#[async_trait]
+impl WorkflowStore for SqliteStore {
+    async fn create_batch(
+        &self,
+        batch: &NewBatch,
+        jobs: &[NewJob],
+    ) -> StoreResult<Vec<PushOutcome>> {
+        let (batch, jobs) = (batch.clone(), jobs.to_vec());
+        let outcomes = self
+            .write(move |conn| {
+                let now = now_ms();
+                conn.prepare_cached(include_str!("sql/create_batch.sql"))?
+                    .execute(params![
+                        batch.id,
+                        batch.name,
+                        batch.allow_failures,
+                        encode_callback(&batch.then),
+                        encode_callback(&batch.catch),
+                        encode_callback(&batch.finally),
+                        now
+                    ])?;
+                add_to_batch_in(conn, &batch.id, &jobs, now)
+            })
+            .await?;
+        self.wakeup.notify();
+        Ok(outcomes)
     }
-    Ok(outcomes)
-}
 
-/// What a settled job's row said about its side effects.
-#[derive(Debug)]
-pub(crate) struct Settled {
-    pub(crate) id: String,
-    pub(crate) queue: String,
-    pub(crate) job: String,
-    pub(crate) batch_id: Option<String>,
-    pub(crate) unique_key: Option<String>,
-}
-
-/// Columns to `RETURNING` from a settling `DELETE`, decoded by [`settled_row`].
-pub(crate) const SETTLED_COLUMNS: &str = "id, queue, job, batch_id, unique_key";
-
-pub(crate) fn settled_row(row: &Row<'_>) -> rusqlite::Result<Settled> {
-    Ok(Settled {
-        id: row.get(0)?,
-        queue: row.get(1)?,
-        job: row.get(2)?,
-        batch_id: row.get(3)?,
-        unique_key: row.get(4)?,
-    })
-}
-
-/// How a job ended, for its side effects.
-pub(crate) enum End<'a> {
-    Completed { result: Option<&'a str> },
-    Failed,
-}
-
-/// Applies a settled job's side effects: its lock and slots are released, its batch counted,
-/// its result kept, its follow-ups pushed.
-pub(crate) fn after_settle(
-    conn: &Connection,
-    row: &Settled,
-    end: End<'_>,
-    follow_ups: &[NewJob],
-    now: i64,
-) -> StoreResult<()> {
-    if let Some(key) = &row.unique_key {
-        conn.prepare_cached(
-            "DELETE FROM spool_locks WHERE key = ?1 AND owner = ?2 AND until = 'done'",
-        )?
-        .execute(params![key, row.id])?;
+    async fn add_to_batch(&self, batch_id: &str, jobs: &[NewJob]) -> StoreResult<Vec<PushOutcome>> {
+        let (batch_id, jobs) = (batch_id.to_string(), jobs.to_vec());
+        let outcomes = self
+            .write(move |conn| add_to_batch_in(conn, &batch_id, &jobs, now_ms()))
+            .await?;
+        self.wakeup.notify();
+        Ok(outcomes)
     }
-    release_slots(conn, &row.id)?;
-    let failed = matches!(end, End::Failed);
-    if let End::Completed {
-        result: Some(result),
-    } = end
-    {
-        conn.prepare_cached(
-            "INSERT INTO spool_results (id, queue, job, batch_id, result, completed_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-             ON CONFLICT (id) DO UPDATE SET result = excluded.result, completed_at = excluded.completed_at",
-        )?
-        .execute(params![row.id, row.queue, row.job, row.batch_id, result, now])?;
-    }
-    if let Some(batch_id) = &row.batch_id
-        && (failed || !hands_on_batch_membership(batch_id, follow_ups))
-    {
-        count_in_batch(conn, batch_id, &row.id, failed, now)?;
-    }
-    if !follow_ups.is_empty() {
-        push_in(conn, follow_ups, now)?;
-    }
-    Ok(())
-}
 
-/// Frees every concurrency slot a job holds.
-pub(crate) fn release_slots(conn: &Connection, job_id: &str) -> StoreResult<()> {
-    conn.prepare_cached("DELETE FROM spool_slots WHERE holder = ?1")?
-        .execute([job_id])?;
-    Ok(())
-}
-
-/// Releases the "unique until processing" lock of a job a worker just reserved.
-pub(crate) fn release_processing_lock(
-    conn: &Connection,
-    job_id: &str,
-    key: &str,
-) -> StoreResult<()> {
-    conn.prepare_cached(
-        "DELETE FROM spool_locks WHERE key = ?1 AND owner = ?2 AND until = 'processing'",
-    )?
-    .execute(params![key, job_id])?;
-    Ok(())
-}
-
-/// Releases the locks of queued jobs an operator deletes (not the ones held until expiry).
-pub(crate) fn release_locks_of(conn: &Connection, job_id: &str) -> StoreResult<()> {
-    conn.prepare_cached("DELETE FROM spool_locks WHERE owner = ?1 AND until <> 'expiry'")?
-        .execute([job_id])?;
-    Ok(())
-}
-
-/// Counts a finished job in its batch and pushes the callbacks that became due, each once:
-/// `catch` at the first failure, `finally` when no job is pending, `then` when no job is
-/// pending and none failed. Without `allow_failures` the first failure cancels the batch.
-fn count_in_batch(
-    conn: &Connection,
-    batch_id: &str,
-    job_id: &str,
-    failed: bool,
-    now: i64,
-) -> StoreResult<()> {
-    let state = conn
-        .prepare_cached(
-            "UPDATE spool_batches SET
-                 pending = MAX(pending - 1, 0),
-                 failed = failed + ?2,
-                 failed_ids = CASE WHEN ?2 = 1 THEN json_insert(failed_ids, '$[#]', ?3) ELSE failed_ids END,
-                 cancelled_at = CASE WHEN ?2 = 1 AND allow_failures = 0 THEN COALESCE(cancelled_at, ?4)
-                                     ELSE cancelled_at END,
-                 finished_at = CASE WHEN pending - 1 <= 0 THEN COALESCE(finished_at, ?4) ELSE finished_at END
-             WHERE id = ?1
-             RETURNING pending, failed, then_fired, catch_fired, finally_fired",
-        )?
-        .query_row(params![batch_id, failed as i64, job_id, now], |row| {
-            Ok((
-                row.get::<_, i64>(0)?,
-                row.get::<_, i64>(1)?,
-                row.get::<_, bool>(2)?,
-                row.get::<_, bool>(3)?,
-                row.get::<_, bool>(4)?,
-            ))
+    async fn batch(&self, id: &str) -> StoreResult<Option<BatchInfo>> {
+        let id = id.to_string();
+        self.read(move |conn| {
+            Ok(conn
+                .prepare_cached(include_str!("sql/batch.sql"))?
+                .query_row([id], rows::batch_info)
+                .optional()?)
         })
-        .optional()?;
-    let Some((pending, failed_count, then_fired, catch_fired, finally_fired)) = state else {
-        return Ok(()); // the batch was pruned: nothing to count
-    };
-    if failed && !catch_fired {
-        fire(conn, batch_id, "catch", now)?;
+        .await
     }
-    if pending == 0 && !finally_fired {
-        fire(conn, batch_id, "finally", now)?;
+
+    async fn batches(&self, limit: u32) -> StoreResult<Vec<BatchInfo>> {
+        self.read(move |conn| {
+            Ok(conn
+                .prepare_cached(include_str!("sql/batches.sql"))?
+                .query_map([limit], rows::batch_info)?
+                .collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
     }
-    if pending == 0 && failed_count == 0 && !then_fired {
-        fire(conn, batch_id, "then", now)?;
+
+    async fn cancel_batch(&self, id: &str) -> StoreResult<bool> {
+        let id = id.to_string();
+        self.write_one(move |conn| {
+            Ok(conn
+                .prepare_cached(include_str!("sql/cancel_batch.sql"))?
+                .execute(params![id, now_ms()])?
+                > 0)
+        })
+        .await
     }
-    Ok(())
-}
 
-/// Pushes a batch callback (`then`, `catch` or `finally`) and marks it fired.
-fn fire(conn: &Connection, batch_id: &str, which: &str, now: i64) -> StoreResult<()> {
-    let sql =
-        format!("UPDATE spool_batches SET {which}_fired = 1 WHERE id = ?1 RETURNING {which}_job");
-    let job: Option<String> = conn
-        .prepare_cached(&sql)?
-        .query_row([batch_id], |row| row.get(0))?;
-    if let Some(job) = job.and_then(|json| decode_callback(&json)) {
-        push_in(conn, &[job], now)?;
+    async fn prune_batches(&self, prune: BatchPrune) -> StoreResult<u64> {
+        let now = now_ms();
+        let before = |age: Option<Duration>| age.map(|a| now - offset_ms(a));
+        let (finished, unfinished, cancelled) = (
+            before(prune.finished),
+            before(prune.unfinished),
+            before(prune.cancelled),
+        );
+        self.write_one(move |conn| {
+            Ok(conn
+                .prepare_cached(include_str!("sql/prune_batches.sql"))?
+                .execute(params![finished, unfinished, cancelled])? as u64)
+        })
+        .await
     }
-    Ok(())
+
+    async fn limit(&self, key: &str, window: Duration, mode: LimitMode) -> StoreResult<LimitState> {
+        let key = key.to_string();
+        self.write(move |conn| {
+            let now = now_ms();
+            let window_ms = offset_ms(window);
+            conn.prepare_cached(include_str!("sql/limit_expire.sql"))?
+                .execute(params![key, now - window_ms])?;
+            let (count, oldest): (i64, Option<i64>) = conn
+                .prepare_cached(include_str!("sql/limit.sql"))?
+                .query_row([&key], |row| Ok((row.get(0)?, row.get(1)?)))?;
+            let hit = match mode {
+                LimitMode::Acquire(limit) => count < i64::from(limit),
+                LimitMode::Record => true,
+                LimitMode::Peek => false,
+            };
+            if hit {
+                conn.prepare_cached(include_str!("sql/limit_hit.sql"))?
+                    .execute(params![key, now])?;
+            }
+            let count = count + hit as i64;
+            let oldest = oldest.or(hit.then_some(now));
+            let resets_in = oldest.map_or(0, |at| (at + window_ms - now).max(0));
+            Ok(LimitState {
+                hit,
+                count: count as u32,
+                resets_in: Duration::from_millis(resets_in as u64),
+            })
+        })
+        .await
+    }
+
+    async fn clear_limit(&self, key: &str) -> StoreResult<()> {
+        let key = key.to_string();
+        self.write_one(move |conn| {
+            conn.prepare_cached(include_str!("sql/clear_limit.sql"))?
+                .execute([key])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn acquire_slot(&self, worker_id: &str, request: &SlotRequest) -> StoreResult<bool> {
+        let (worker_id, request) = (worker_id.to_string(), request.clone());
+        self.write(move |conn| {
+            let now = now_ms();
+            let held: Option<i64> = conn
+                .prepare_cached(include_str!("sql/acquire_slot_fence.sql"))?
+                .query_row(params![request.job_id, worker_id, request.token], |row| {
+                    row.get(0)
+                })
+                .optional()?;
+            if held.is_none() {
+                return Ok(false);
+            }
+            conn.prepare_cached(include_str!("sql/acquire_slot_free.sql"))?
+                .execute(params![request.key, now])?;
+            let (taken, mine): (i64, i64) = conn
+                .prepare_cached(include_str!("sql/acquire_slot_count.sql"))?
+                .query_row(params![request.key, request.job_id], |row| {
+                    Ok((row.get(0)?, row.get(1)?))
+                })?;
+            if mine > 0 {
+                return Ok(true);
+            }
+            if taken >= i64::from(request.limit) {
+                return Ok(false);
+            }
+            conn.prepare_cached(include_str!("sql/acquire_slot.sql"))?
+                .execute(params![
+                    request.key,
+                    request.job_id,
+                    worker_id,
+                    request.expire_after.map(|d| now + offset_ms(d))
+                ])?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn set_progress(&self, held: Held<'_>, progress: &Progress) -> StoreResult<bool> {
+        let (worker_id, id, token) = (held.worker_id.to_string(), held.id.to_string(), held.token);
+        let progress = progress.clone();
+        self.write_one(move |conn| {
+            Ok(conn
+                .prepare_cached(include_str!("sql/set_progress.sql"))?
+                .execute(params![
+                    id,
+                    worker_id,
+                    token,
+                    i64::from(progress.percent.min(100)),
+                    progress.message
+                ])?
+                > 0)
+        })
+        .await
+    }
+
+    async fn job_result(&self, id: &str) -> StoreResult<Option<CompletedJob>> {
+        let id = id.to_string();
+        self.read(move |conn| {
+            Ok(conn
+                .prepare_cached(include_str!("sql/job_result.sql"))?
+                .query_row([id], rows::completed_job)
+                .optional()?)
+        })
+        .await
+    }
+
+    async fn prune_results(&self, age: Duration) -> StoreResult<u64> {
+        self.write_one(move |conn| {
+            Ok(conn
+                .prepare_cached(include_str!("sql/prune_results.sql"))?
+                .execute([now_ms() - offset_ms(age)])? as u64)
+        })
+        .await
+    }
 }
 
-/// A callback job as stored: `[id, queue, job, envelope]`.
-fn encode_callback(job: &Option<NewJob>) -> Option<String> {
-    job.as_ref()
-        .map(|j| serde_json::json!([j.id, j.queue, j.job, j.envelope]).to_string())
-}
-
-fn decode_callback(json: &str) -> Option<NewJob> {
-    let (id, queue, job, envelope): (String, String, String, String) =
-        serde_json::from_str(json).ok()?;
-    Some(NewJob {
-        id,
-        queue,
-        job,
-        envelope,
-        delay: Duration::ZERO,
-        retry_for: None,
-        batch_id: None,
-        unique: None,
-    })
-}
-
-/// Creates a batch row and pushes its jobs.
-pub(crate) fn create_batch(
-    conn: &Connection,
-    batch: &NewBatch,
-    jobs: &[NewJob],
-    now: i64,
-) -> StoreResult<Vec<PushOutcome>> {
-    conn.prepare_cached(
-        "INSERT INTO spool_batches (id, name, total, pending, allow_failures, then_job, catch_job,
-                                    finally_job, created_at)
-         VALUES (?1, ?2, 0, 0, ?3, ?4, ?5, ?6, ?7)",
-    )?
-    .execute(params![
-        batch.id,
-        batch.name,
-        batch.allow_failures,
-        encode_callback(&batch.then),
-        encode_callback(&batch.catch),
-        encode_callback(&batch.finally),
-        now
-    ])?;
-    add_to_batch(conn, &batch.id, jobs, now)
-}
-
-/// Pushes jobs into a batch; only the jobs actually stored are counted.
-pub(crate) fn add_to_batch(
+/// Pushes jobs into a batch inside the caller's transaction; only the jobs actually stored are
+/// counted. Fails if there is no such batch.
+fn add_to_batch_in(
     conn: &Connection,
     batch_id: &str,
     jobs: &[NewJob],
     now: i64,
 ) -> StoreResult<Vec<PushOutcome>> {
     let exists: Option<i64> = conn
-        .prepare_cached("SELECT 1 FROM spool_batches WHERE id = ?1")?
+        .prepare_cached(include_str!("sql/add_to_batch_exists.sql"))?
         .query_row([batch_id], |row| row.get(0))
         .optional()?;
     if exists.is_none() {
-        return Err(crate::StoreError::Invalid(format!(
-            "no batch with id {batch_id}"
-        )));
+        return Err(StoreError::Invalid(format!("no batch with id {batch_id}")));
     }
     let jobs: Vec<NewJob> = jobs
         .iter()
@@ -300,158 +248,147 @@ pub(crate) fn add_to_batch(
         .iter()
         .filter(|o| **o == PushOutcome::Queued)
         .count() as i64;
-    conn.prepare_cached(
-        "UPDATE spool_batches SET total = total + ?2, pending = pending + ?2,
-                finished_at = CASE WHEN ?2 > 0 THEN NULL ELSE finished_at END
-         WHERE id = ?1",
-    )?
-    .execute(params![batch_id, added])?;
+    conn.prepare_cached(include_str!("sql/add_to_batch.sql"))?
+        .execute(params![batch_id, added])?;
     Ok(outcomes)
 }
 
-/// Columns a batch listing selects, decoded by [`batch_row`].
-pub(crate) const BATCH_COLUMNS: &str = "id, name, total, pending, failed, failed_ids, allow_failures, created_at, cancelled_at, finished_at";
-
-pub(crate) fn batch_row(row: &Row<'_>) -> rusqlite::Result<BatchInfo> {
-    let total = row.get::<_, i64>(2)?.max(0) as u64;
-    let pending = row.get::<_, i64>(3)?.max(0) as u64;
-    let failed_ids: String = row.get(5)?;
-    Ok(BatchInfo {
-        id: row.get(0)?,
-        name: row.get(1)?,
-        total,
-        pending,
-        failed: row.get::<_, i64>(4)?.max(0) as u64,
-        progress: BatchInfo::percent(total, pending),
-        allow_failures: row.get(6)?,
-        failed_ids: serde_json::from_str(&failed_ids).unwrap_or_default(),
-        created_at: rfc3339_ms(row.get(7)?),
-        cancelled_at: row.get::<_, Option<i64>>(8)?.map(rfc3339_ms),
-        finished_at: row.get::<_, Option<i64>>(9)?.map(rfc3339_ms),
-    })
+/// How a job ended, for its side effects.
+pub(super) enum End<'a> {
+    /// Completed, keeping `result` if the handler gave one.
+    Completed { result: Option<&'a str> },
+    /// Failed for good (by its handler, or by the reaper as a poison pill).
+    Failed,
 }
 
-/// Puts the counts of a batch's retried failed jobs back to pending; retrying also lifts the
-/// cancellation their failure caused.
-pub(crate) fn uncount_retried(conn: &Connection, retried: &[(String, String)]) -> StoreResult<()> {
-    for (job_id, batch_id) in retried {
-        conn.prepare_cached(
-            "UPDATE spool_batches SET pending = pending + 1, failed = MAX(failed - 1, 0),
-                    failed_ids = COALESCE((SELECT json_group_array(value) FROM json_each(failed_ids)
-                                           WHERE value <> ?2), '[]'),
-                    cancelled_at = NULL, finished_at = NULL
-             WHERE id = ?1",
-        )?
-        .execute(params![batch_id, job_id])?;
+/// Applies a settled job's side effects inside the settling transaction: its lock and slots
+/// are released, its batch counted, its result kept, its follow-ups pushed.
+pub(super) fn after_settle(
+    conn: &Connection,
+    row: &rows::Settled,
+    end: End<'_>,
+    follow_ups: &[NewJob],
+    now: i64,
+) -> StoreResult<()> {
+    if let Some(key) = &row.unique_key {
+        conn.prepare_cached(include_str!("sql/settle_unlock.sql"))?
+            .execute(params![key, row.id])?;
+    }
+    release_slots(conn, &row.id)?;
+    let failed = matches!(end, End::Failed);
+    if let End::Completed {
+        result: Some(result),
+    } = end
+    {
+        conn.prepare_cached(include_str!("sql/keep_result.sql"))?
+            .execute(params![
+                row.id,
+                row.queue,
+                row.job,
+                row.batch_id,
+                result,
+                now
+            ])?;
+    }
+    // A chain link in a batch hands its membership to its next link (the rule every store
+    // shares, written once in `store/types.rs`); a failed link ends the chain and is counted.
+    if let Some(batch_id) = &row.batch_id
+        && (failed || !hands_on_batch_membership(batch_id, follow_ups))
+    {
+        count_in_batch(conn, batch_id, &row.id, failed, now)?;
+    }
+    if !follow_ups.is_empty() {
+        push_in(conn, follow_ups, now)?;
     }
     Ok(())
 }
 
-/// One sliding-window limiter call.
-pub(crate) fn limit(
-    conn: &Connection,
-    key: &str,
-    window: Duration,
-    mode: LimitMode,
-    now: i64,
-) -> StoreResult<LimitState> {
-    let window_ms = millis(window);
-    conn.prepare_cached("DELETE FROM spool_limits WHERE key = ?1 AND at <= ?2")?
-        .execute(params![key, now - window_ms])?;
-    let (count, oldest): (i64, Option<i64>) = conn
-        .prepare_cached("SELECT COUNT(*), MIN(at) FROM spool_limits WHERE key = ?1")?
-        .query_row([key], |row| Ok((row.get(0)?, row.get(1)?)))?;
-    let hit = match mode {
-        LimitMode::Acquire(limit) => count < i64::from(limit),
-        LimitMode::Record => true,
-        LimitMode::Peek => false,
-    };
-    if hit {
-        conn.prepare_cached("INSERT INTO spool_limits (key, at) VALUES (?1, ?2)")?
-            .execute(params![key, now])?;
-    }
-    let count = count + hit as i64;
-    let oldest = oldest.or(hit.then_some(now));
-    let resets_in = oldest.map_or(0, |at| (at + window_ms - now).max(0));
-    Ok(LimitState {
-        hit,
-        count: count as u32,
-        resets_in: Duration::from_millis(resets_in as u64),
-    })
+/// Frees every concurrency slot a job holds.
+pub(super) fn release_slots(conn: &Connection, job_id: &str) -> StoreResult<()> {
+    conn.prepare_cached(include_str!("sql/release_slots.sql"))?
+        .execute([job_id])?;
+    Ok(())
 }
 
-/// Takes a concurrency slot for a job its worker holds under `token`.
-pub(crate) fn acquire_slot(
+/// Counts a finished job in its batch and pushes the callbacks that became due, each once.
+///
+/// The batch-callback decision, a rule every store shares, is [`batch_step`], made in Rust on
+/// the batch's row as this write transaction read it: no other settle can change the row in
+/// between (the writer thread runs one `BEGIN IMMEDIATE` transaction at a time).
+fn count_in_batch(
     conn: &Connection,
-    worker_id: &str,
-    request: &SlotRequest,
+    batch_id: &str,
+    job_id: &str,
+    failed: bool,
     now: i64,
-) -> StoreResult<bool> {
-    let held: Option<i64> = conn
-        .prepare_cached("SELECT 1 FROM spool_jobs WHERE id = ?1 AND worker_id = ?2 AND token = ?3")?
-        .query_row(params![request.job_id, worker_id, request.token], |row| {
-            row.get(0)
+) -> StoreResult<()> {
+    let read = conn
+        .prepare_cached(include_str!("sql/batch_job_settled_read.sql"))?
+        .query_row([batch_id], |row| {
+            let batch = BatchRow {
+                pending: row.get(0)?,
+                failed: row.get(1)?,
+                allow_failures: row.get(2)?,
+                then_fired: row.get(3)?,
+                catch_fired: row.get(4)?,
+                finally_fired: row.get(5)?,
+            };
+            let callbacks: [Option<String>; 3] = [row.get(6)?, row.get(7)?, row.get(8)?];
+            Ok((batch, callbacks))
         })
         .optional()?;
-    if held.is_none() {
-        return Ok(false);
+    let Some((batch, [then_job, catch_job, finally_job])) = read else {
+        return Ok(()); // the batch was pruned: nothing to count
+    };
+    let step = batch_step(batch, 1, i64::from(failed));
+    conn.prepare_cached(include_str!("sql/batch_job_settled.sql"))?
+        .execute(params![
+            batch_id,
+            step.pending,
+            step.failed,
+            failed.then_some(job_id),
+            step.cancels,
+            step.finished,
+            step.fire_catch,
+            step.fire_finally,
+            step.fire_then,
+            now
+        ])?;
+    // In this order: catch, finally, then.
+    let due: Vec<NewJob> = [
+        (step.fire_catch, catch_job),
+        (step.fire_finally, finally_job),
+        (step.fire_then, then_job),
+    ]
+    .into_iter()
+    .filter_map(|(fire, job)| job.filter(|_| fire))
+    .filter_map(|json| decode_callback(&json))
+    .collect();
+    if !due.is_empty() {
+        push_in(conn, &due, now)?;
     }
-    // Slots of expired holders or dead workers are free.
-    conn.prepare_cached(
-        "DELETE FROM spool_slots WHERE key = ?1 AND ((expires_at IS NOT NULL AND expires_at <= ?2)
-             OR worker_id NOT IN (SELECT id FROM spool_workers WHERE expires_at > ?2))",
-    )?
-    .execute(params![request.key, now])?;
-    let (taken, mine): (i64, i64) = conn
-        .prepare_cached(
-            "SELECT COUNT(*), COALESCE(SUM(holder = ?2), 0) FROM spool_slots WHERE key = ?1",
-        )?
-        .query_row(params![request.key, request.job_id], |row| {
-            Ok((row.get(0)?, row.get(1)?))
-        })?;
-    if mine > 0 {
-        return Ok(true);
-    }
-    if taken >= i64::from(request.limit) {
-        return Ok(false);
-    }
-    conn.prepare_cached(
-        "INSERT INTO spool_slots (key, holder, worker_id, expires_at) VALUES (?1, ?2, ?3, ?4)",
-    )?
-    .execute(params![
-        request.key,
-        request.job_id,
-        worker_id,
-        request.expire_after.map(|d| now + millis(d))
-    ])?;
-    Ok(true)
-}
-
-/// Frees the slots of workers whose lease expired, and drops expired unique locks (periodic
-/// jobs leave one per tick).
-pub(crate) fn reap_workflow_state(conn: &Connection, now: i64) -> StoreResult<()> {
-    conn.prepare_cached(
-        "DELETE FROM spool_slots WHERE worker_id NOT IN (SELECT id FROM spool_workers WHERE expires_at > ?1)",
-    )?
-    .execute([now])?;
-    conn.prepare_cached(
-        "DELETE FROM spool_locks WHERE expires_at IS NOT NULL AND expires_at <= ?1",
-    )?
-    .execute([now])?;
     Ok(())
 }
 
-/// Columns a kept result selects, decoded by [`result_row`].
-pub(crate) const RESULT_COLUMNS: &str = "id, queue, job, batch_id, result, completed_at";
+/// A callback job as stored: `[id, queue, job, envelope]`. SQLite keeps this form rather than
+/// the server stores' `rules::encode_callback`, because existing database files hold it.
+fn encode_callback(job: &Option<NewJob>) -> Option<String> {
+    job.as_ref()
+        .map(|j| serde_json::json!([j.id, j.queue, j.job, j.envelope]).to_string())
+}
 
-pub(crate) fn result_row(row: &Row<'_>) -> rusqlite::Result<CompletedJob> {
-    let result: Option<String> = row.get(4)?;
-    Ok(CompletedJob {
-        id: row.get(0)?,
-        queue: row.get(1)?,
-        job: row.get(2)?,
-        batch_id: row.get(3)?,
-        result: result.map(|r| serde_json::from_str(&r).unwrap_or(serde_json::Value::String(r))),
-        completed_at: rfc3339_ms(row.get(5)?),
+/// The callback job [`encode_callback`] stored; `None` if it does not decode.
+fn decode_callback(json: &str) -> Option<NewJob> {
+    let (id, queue, job, envelope): (String, String, String, String) =
+        serde_json::from_str(json).ok()?;
+    Some(NewJob {
+        id,
+        queue,
+        job,
+        envelope,
+        delay: Duration::ZERO,
+        retry_for: None,
+        batch_id: None,
+        unique: None,
     })
 }

@@ -1,0 +1,1 @@
+DELETE FROM spool_locks WHERE owner = ?1 AND until <> 'expiry'

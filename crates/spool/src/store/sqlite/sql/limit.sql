@@ -1,0 +1,1 @@
+SELECT COUNT(*), MIN(at) FROM spool_limits WHERE key = ?1

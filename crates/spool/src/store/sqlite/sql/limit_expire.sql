@@ -1,0 +1,1 @@
+DELETE FROM spool_limits WHERE key = ?1 AND at <= ?2

@@ -1,0 +1,1 @@
+INSERT INTO spool_limits (key, at) VALUES (?1, ?2)

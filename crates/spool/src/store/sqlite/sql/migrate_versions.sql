@@ -1,0 +1,1 @@
+CREATE TABLE IF NOT EXISTS spool_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)

@@ -1,0 +1,1 @@
+DELETE FROM spool_failed WHERE failed_at < ?1

@@ -1,0 +1,1 @@
+DELETE FROM spool_results WHERE completed_at < ?1

@@ -1,0 +1,1 @@
+DELETE FROM spool_locks WHERE key = ?1 AND owner = ?2 AND until = 'processing'

@@ -1,0 +1,104 @@
+//! The database threads: a connection owned by one plain thread that runs store operations
+//! (closures) one at a time. Neither thread belongs to a tokio runtime: replies come back on a
+//! oneshot channel, which any runtime can await (the worker's heartbeat runs on a runtime of
+//! its own).
+
+use std::{
+    path::{Path, PathBuf},
+    sync::mpsc,
+    time::Duration,
+};
+
+use rusqlite::{Connection, OpenFlags};
+use tokio::sync::oneshot;
+
+use crate::store::{StoreError, StoreResult};
+
+/// Statements kept prepared per connection.
+const STATEMENT_CACHE: usize = 64;
+
+type Task = Box<dyn FnOnce(&mut Connection) + Send>;
+
+/// A connection owned by a plain thread that runs one operation (a closure) at a time.
+/// Dropping the handle ends the thread and closes the connection.
+pub(super) struct DbThread {
+    tx: mpsc::Sender<Task>,
+}
+
+fn thread_gone() -> StoreError {
+    StoreError::Unavailable("the SQLite connection thread stopped".into())
+}
+
+impl DbThread {
+    /// Opens the connection on a new thread named `name`; fails if the file cannot be opened.
+    pub(super) async fn start(path: PathBuf, read_only: bool, name: &str) -> StoreResult<Self> {
+        let (tx, rx) = mpsc::channel::<Task>();
+        let (ready_tx, ready_rx) = oneshot::channel();
+        std::thread::Builder::new()
+            .name(name.to_string())
+            .spawn(move || {
+                let mut conn = match open_connection(&path, read_only) {
+                    Ok(conn) => {
+                        let _ = ready_tx.send(Ok(()));
+                        conn
+                    }
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                        return;
+                    }
+                };
+                while let Ok(task) = rx.recv() {
+                    // A panicking operation drops its reply (its caller gets an error); a
+                    // failed or panicked one's transaction is rolled back; the thread and
+                    // connection carry on.
+                    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        task(&mut conn);
+                    }));
+                    if !conn.is_autocommit() {
+                        let _ = conn.execute_batch("ROLLBACK");
+                    }
+                }
+            })
+            .map_err(|e| StoreError::Other(format!("cannot start a SQLite thread: {e}")))?;
+        ready_rx.await.map_err(|_| thread_gone())??;
+        Ok(DbThread { tx })
+    }
+
+    /// Runs `op` on the thread's connection and waits for its answer.
+    pub(super) async fn run<R: Send + 'static>(
+        &self,
+        op: impl FnOnce(&mut Connection) -> StoreResult<R> + Send + 'static,
+    ) -> StoreResult<R> {
+        let (reply, answer) = oneshot::channel();
+        self.tx
+            .send(Box::new(move |conn: &mut Connection| {
+                let _ = reply.send(op(conn));
+            }))
+            .map_err(|_| thread_gone())?;
+        answer.await.map_err(|_| thread_gone())?
+    }
+}
+
+/// Opens a connection with Spool's settings: WAL (the writer sets it), a busy timeout, a
+/// statement cache.
+fn open_connection(path: &Path, read_only: bool) -> StoreResult<Connection> {
+    let flags = if read_only {
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
+    } else {
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+    };
+    let conn = Connection::open_with_flags(path, flags)
+        .map_err(|e| StoreError::Unavailable(format!("cannot open {}: {e}", path.display())))?;
+    conn.busy_timeout(Duration::from_secs(10))?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    if !read_only {
+        let _mode: String =
+            conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
+    }
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
+    conn.pragma_update(None, "cache_size", -32000)?;
+    Ok(conn)
+}

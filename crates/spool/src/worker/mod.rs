@@ -23,6 +23,7 @@ mod fetch;
 mod heartbeat;
 mod lifecycle;
 mod maintenance;
+mod outcome;
 mod workflow;
 
 pub use lifecycle::{ExitReason, Shutdown, ShutdownHandle, WorkerExit};

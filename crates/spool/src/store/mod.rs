@@ -6,7 +6,7 @@
 //! worker is fenced on the token handed out with its reservation, and times are computed with
 //! the store's own clock (D-7).
 
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
 mod contract;
 mod error;

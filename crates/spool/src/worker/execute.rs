@@ -117,7 +117,6 @@ impl Executor {
             Ok(prepared) => prepared,
             Err(error) => return self.cannot_run(job, meta, error).await,
         };
-        let ctx = self.context(&job, &envelope);
         if self.batch_cancelled(&envelope).await {
             tracing::info!(job_id = %job.id, "skipped: its batch was cancelled");
             let settled = outcome::settle(job.id, job.token, Outcome::Skipped);
@@ -132,7 +131,9 @@ impl Executor {
             elapsed_ms = tracing::field::Empty,
         );
         let started = Instant::now();
-        let run = prepared.handler.run(&prepared.payload, ctx.clone());
+        let run = prepared
+            .handler
+            .run(&prepared.payload, prepared.ctx.clone());
         let end = run_handler(run, prepared.timeout, shutdown, &span).await;
         span.record("elapsed_ms", started.elapsed().as_millis() as u64);
         let Some(end) = end else {
@@ -140,32 +141,59 @@ impl Executor {
             let settled = outcome::settle(job.id, job.token, Outcome::HandedBack);
             return self.tell(settled, meta, |_| {}, None).await;
         };
+        let mut prepared = prepared;
+        prepared.counters.now = job.reserved_at + started.elapsed().as_millis() as i64;
+        self.decide(job, &envelope, prepared, end, &span, meta)
+            .await
+    }
 
-        let counters = Counters {
-            now: job.reserved_at + started.elapsed().as_millis() as i64,
-            ..prepared.counters
-        };
+    /// The retry decision on how the handler ended, and the settlement and events it comes to.
+    async fn decide(
+        &self,
+        job: ReservedJob,
+        envelope: &Envelope,
+        prepared: Prepared<'_>,
+        end: AttemptEnd,
+        span: &tracing::Span,
+        meta: &JobMeta,
+    ) -> Settlement {
+        let Prepared {
+            handler,
+            payload,
+            policy,
+            counters,
+            timeout,
+            ctx,
+        } = prepared;
         let ending = Ending::of(&end);
-        let decision = retry::decide(&prepared.policy, counters, end);
+        let decision = retry::decide(&policy, counters, end);
         let (result, hook) = match &decision {
             Decision::Complete => (ctx.take_result(), None),
             Decision::Fail { error, causes } => {
-                let failure = JobFailure {
-                    error: error.clone(),
-                    causes: causes.clone(),
+                let hook = FailedHook {
+                    handler: &handler,
+                    payload: &payload,
+                    ctx,
+                    failure: JobFailure {
+                        error: error.clone(),
+                        causes: causes.clone(),
+                    },
+                    // Its own time limit: the job's timeout, or a minute.
+                    limit: timeout.unwrap_or(Duration::from_secs(60)),
+                    span,
                 };
-                (None, Some(prepared.failed_hook(ctx, failure, &span)))
+                (None, Some(hook))
             }
             Decision::Retry { .. } | Decision::Defer { .. } => (None, None),
         };
         let outcome = Outcome::Ran {
-            envelope: &envelope,
+            envelope,
             ending,
             decision,
             result,
         };
         let settled = outcome::settle(job.id, job.token, outcome);
-        self.tell(settled, meta, |s| log_decision(&span, s), hook)
+        self.tell(settled, meta, |s| log_decision(span, s), hook)
             .await
     }
 
@@ -248,6 +276,7 @@ impl Executor {
             policy,
             counters,
             timeout: options.timeout.filter(|t| !t.is_zero()),
+            ctx: self.context(job, envelope),
         })
     }
 
@@ -332,25 +361,7 @@ struct Prepared<'e> {
     policy: Policy,
     counters: Counters,
     timeout: Option<Duration>,
-}
-
-impl<'e> Prepared<'e> {
-    fn failed_hook<'p>(
-        &'p self,
-        ctx: JobContext,
-        failure: JobFailure,
-        span: &'p tracing::Span,
-    ) -> FailedHook<'p> {
-        FailedHook {
-            handler: &self.handler,
-            payload: &self.payload,
-            ctx,
-            failure,
-            // Its own time limit: the job's timeout, or a minute.
-            limit: self.timeout.unwrap_or(Duration::from_secs(60)),
-            span,
-        }
-    }
+    ctx: JobContext,
 }
 
 /// The `failed` hook of a job that failed for good, to run before `job.failed` is told.

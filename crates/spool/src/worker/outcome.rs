@@ -160,8 +160,8 @@ pub(crate) fn settle(id: String, token: i64, outcome: Outcome<'_>) -> Settled {
             decision,
             result,
         } => {
-            let (settlement, (first, second)) =
-                decided(id, token, envelope, ending, decision, result);
+            let (first, second) = told(ending, &decision);
+            let settlement = settlement(id, token, envelope, decision, result);
             let notices = match ending {
                 // The timeout comes first, then what an error would have told.
                 Ending::TimedOut(after) => [Some(Notice::TimedOut(after)), Some(first), second],
@@ -172,86 +172,80 @@ pub(crate) fn settle(id: String, token: i64, outcome: Outcome<'_>) -> Settled {
     }
 }
 
-/// The settlement a retry decision comes to, and the one or two events that tell it.
-fn decided(
+/// The one or two events that tell a retry decision.
+fn told(ending: Ending, decision: &Decision) -> (Notice, Option<Notice>) {
+    let processed = |released| Notice::Processed { released };
+    match *decision {
+        Decision::Complete => (processed(false), None),
+        Decision::Retry {
+            delay,
+            exception: true,
+            ..
+        } => (
+            Notice::ExceptionOccurred,
+            Some(Notice::ReleasedAfterException(delay)),
+        ),
+        Decision::Retry { delay, .. } => (processed(true), Some(Notice::Released(delay))),
+        Decision::Defer { delay, .. } => (processed(true), Some(Notice::Deferred(delay))),
+        Decision::Fail { .. } => match ending {
+            // The handler chose to fail (or deferred too often): no exception (S-EVT-2).
+            Ending::Handled => (Notice::Failed, Some(processed(false))),
+            Ending::Exception | Ending::TimedOut(_) => {
+                (Notice::Failed, Some(Notice::ExceptionOccurred))
+            }
+        },
+    }
+}
+
+/// The settlement a retry decision comes to, with what it pushes along: the chain's next link
+/// or catch handler and the batch's progress callback.
+fn settlement(
     id: String,
     token: i64,
     envelope: &Envelope,
-    ending: Ending,
     decision: Decision,
     result: Option<String>,
-) -> (Settlement, (Notice, Option<Notice>)) {
-    let processed = |released| Notice::Processed { released };
-    match decision {
-        Decision::Complete => (
-            Settlement::Complete {
-                id,
-                token,
+) -> Settlement {
+    let (delay, kind, error) = match decision {
+        Decision::Complete => {
+            return Settlement::Complete {
                 follow_ups: [
                     workflow::next_links(envelope),
                     workflow::batch_progress(envelope, true),
                 ]
                 .concat(),
+                id,
+                token,
                 result,
-            },
-            (processed(false), None),
-        ),
-        Decision::Retry {
-            delay,
-            exception,
-            error,
-        } => {
-            let (kind, told) = if exception {
-                let told = (
-                    Notice::ExceptionOccurred,
-                    Notice::ReleasedAfterException(delay),
-                );
-                (ReleaseKind::RetryAfterError, told)
-            } else {
-                (
-                    ReleaseKind::Released,
-                    (processed(true), Notice::Released(delay)),
-                )
             };
-            let settlement = Settlement::Release {
-                id,
-                token,
-                delay,
-                kind,
-                error: Some(error),
-            };
-            (settlement, (told.0, Some(told.1)))
         }
-        Decision::Defer { delay, reason } => (
-            Settlement::Release {
-                id,
-                token,
-                delay,
-                kind: ReleaseKind::Deferred,
-                error: Some(reason),
-            },
-            (processed(true), Some(Notice::Deferred(delay))),
-        ),
         Decision::Fail { error, causes } => {
-            let second = match ending {
-                // The handler chose to fail (or deferred too often): no exception (S-EVT-2).
-                Ending::Handled => processed(false),
-                Ending::Exception | Ending::TimedOut(_) => Notice::ExceptionOccurred,
-            };
-            let follow_ups = [
-                workflow::chain_catch(envelope, &error),
-                workflow::batch_progress(envelope, false),
-            ]
-            .concat();
-            let settlement = Settlement::Fail {
+            return Settlement::Fail {
+                follow_ups: [
+                    workflow::chain_catch(envelope, &error),
+                    workflow::batch_progress(envelope, false),
+                ]
+                .concat(),
                 id,
                 token,
                 error,
                 causes,
-                follow_ups,
             };
-            (settlement, (Notice::Failed, Some(second)))
         }
+        Decision::Retry {
+            delay,
+            exception: true,
+            error,
+        } => (delay, ReleaseKind::RetryAfterError, error),
+        Decision::Retry { delay, error, .. } => (delay, ReleaseKind::Released, error),
+        Decision::Defer { delay, reason } => (delay, ReleaseKind::Deferred, reason),
+    };
+    Settlement::Release {
+        id,
+        token,
+        delay,
+        kind,
+        error: Some(error),
     }
 }
 

@@ -119,24 +119,7 @@ pub(crate) fn decide(policy: &Policy, c: Counters, end: AttemptEnd) -> Decision 
             kind: JobErrorKind::Defer(delay),
             message,
             causes,
-        } => {
-            let deadline_passed = c.retry_until.is_some_and(|d| c.now >= d);
-            if c.deferrals + 1 > policy.max_deferrals || deadline_passed {
-                let why = if deadline_passed {
-                    "retry deadline passed while deferred".to_string()
-                } else {
-                    format!("deferred {} times", c.deferrals + 1)
-                };
-                return Decision::Fail {
-                    error: message,
-                    causes: with_note(causes, why),
-                };
-            }
-            return Decision::Defer {
-                delay,
-                reason: message,
-            };
-        }
+        } => return deferred(policy, c, delay, message, causes),
         AttemptEnd::Error {
             kind: JobErrorKind::Retry,
             message,
@@ -145,6 +128,43 @@ pub(crate) fn decide(policy: &Policy, c: Counters, end: AttemptEnd) -> Decision 
         AttemptEnd::TimedOut { after } => (format!("timed out after {after:?}"), vec![], true),
         AttemptEnd::Panicked { message } => (format!("panicked: {message}"), vec![], false),
     };
+    after_exception(policy, c, message, causes, timed_out)
+}
+
+/// A deferral is free until the cap or the retry deadline; then the job fails, saying why.
+fn deferred(
+    policy: &Policy,
+    c: Counters,
+    delay: Duration,
+    message: String,
+    causes: Vec<String>,
+) -> Decision {
+    let deadline_passed = c.retry_until.is_some_and(|d| c.now >= d);
+    if c.deferrals + 1 > policy.max_deferrals || deadline_passed {
+        let why = if deadline_passed {
+            "retry deadline passed while deferred".to_string()
+        } else {
+            format!("deferred {} times", c.deferrals + 1)
+        };
+        return Decision::Fail {
+            error: message,
+            causes: with_note(causes, why),
+        };
+    }
+    Decision::Defer {
+        delay,
+        reason: message,
+    }
+}
+
+/// An error, panic or timeout: retried after its backoff unless a limit says it was the last.
+fn after_exception(
+    policy: &Policy,
+    c: Counters,
+    message: String,
+    causes: Vec<String>,
+    timed_out: bool,
+) -> Decision {
     let exceptions = c.exceptions + 1;
     let fail = |error: String| Decision::Fail {
         error,

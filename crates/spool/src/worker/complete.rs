@@ -1,11 +1,15 @@
 //! Settlements wait here until the fetcher's next round trip carries them to the store together
 //! with its next reservation (one transaction: ack batch k, claim batch k+1). Every finished job
 //! frees a slot, which wakes the fetcher, so a settlement never waits long.
+//!
+//! [`Settlements`] is the one place that writes settlements to the store: with a reservation,
+//! alone in a round that reserves nothing, and what is left when the worker stops.
 
+use crate::store::Claim;
 use tokio::sync::mpsc;
 
 use super::lifecycle::reconnect_delay;
-use crate::store::{Settlement, Store};
+use crate::store::{ReservedJob, Settlement, Store, StoreResult};
 
 /// Finished jobs' settlements not yet written.
 pub(crate) struct Settlements {
@@ -44,8 +48,36 @@ impl Settlements {
         }
     }
 
+    /// Writes what finished and reserves what `claim` asks for in the same round trip (the hot
+    /// path). On an error the settlements stay pending for the next round.
+    pub(crate) async fn settle_and_reserve(
+        &mut self,
+        store: &dyn Store,
+        claim: Claim<'_>,
+    ) -> StoreResult<Vec<ReservedJob>> {
+        self.collect();
+        let (applied, jobs) = store.settle_and_reserve(&self.pending, claim).await?;
+        self.written(&applied);
+        Ok(jobs)
+    }
+
+    /// Writes what finished, if anything, in a round that reserves nothing. On an error the
+    /// settlements stay pending for the next round.
+    pub(crate) async fn settle(&mut self, store: &dyn Store, worker_id: &str) -> StoreResult<()> {
+        if self.collect().is_empty() {
+            return Ok(());
+        }
+        self.write(store, worker_id).await
+    }
+
+    async fn write(&mut self, store: &dyn Store, worker_id: &str) -> StoreResult<()> {
+        let applied = store.settle(worker_id, &self.pending).await?;
+        self.written(&applied);
+        Ok(())
+    }
+
     /// The store wrote the pending settlements; `applied` says which still held their job.
-    pub(crate) fn written(&mut self, applied: &[bool]) {
+    fn written(&mut self, applied: &[bool]) {
         for (settlement, ok) in self.pending.iter().zip(applied) {
             if !ok {
                 tracing::warn!(
@@ -67,8 +99,8 @@ impl Settlements {
         }
         let mut failures = 0u32;
         loop {
-            match store.settle(worker_id, &self.pending).await {
-                Ok(applied) => return self.written(&applied),
+            match self.write(store, worker_id).await {
+                Ok(()) => return,
                 Err(e) if e.is_unavailable() || failures < 5 => {
                     failures += 1;
                     tracing::warn!(

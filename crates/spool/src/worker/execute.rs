@@ -1,5 +1,6 @@
-//! Runs one reserved job: decode, checks, the handler under its timeout with panics caught,
-//! then the retry decision turned into a settlement.
+//! Runs one reserved job as its steps: prepare (decode, checks), run the handler under its
+//! timeout with panics caught, take the retry decision, then settle and tell its events (the
+//! mapping to a settlement and events is the pure `outcome::settle`).
 
 use std::{
     borrow::Cow,
@@ -16,7 +17,7 @@ use tracing::Instrument;
 use super::{
     WorkerConfig,
     lifecycle::{Shutdown, reached},
-    workflow,
+    outcome::{self, Ending, Notice, Outcome, Settled},
 };
 #[cfg(feature = "encryption")]
 use crate::encryption::{DecryptError, Keyring};
@@ -24,9 +25,9 @@ use crate::{
     envelope::{Envelope, EnvelopeError, Payload},
     events::{Event, JobMeta},
     job::StoreLink,
-    job::{JobContext, JobErrorKind, JobFailure},
+    job::{JobContext, JobFailure},
     options::Backoff,
-    registry::Registry,
+    registry::{ErasedJob, Registry},
     retry::{self, AttemptEnd, Counters, Decision, Policy},
     store::{ReleaseKind, ReservedJob, Settlement, Store},
 };
@@ -49,17 +50,6 @@ pub(crate) struct Executor {
     /// For handlers and middleware: progress, results, limits, batches.
     store: Arc<dyn Store>,
     worker_id: String,
-}
-
-/// How an attempt ended, as far as events tell it (the retry decision consumes the details).
-#[derive(Clone, Copy)]
-enum Ending {
-    /// Success, or a release, deferral or `fail` the handler chose: no exception.
-    Handled,
-    /// An error or a panic.
-    Exception,
-    /// The timeout cancelled the handler.
-    TimedOut(Duration),
 }
 
 impl Executor {
@@ -95,7 +85,7 @@ impl Executor {
         let meta = JobMeta::new(&job.id, &name, &job.queue, job.attempts);
         let events = &self.config.events;
         events.emit(|| Event::JobProcessing { job: meta.clone() });
-        let settlement = self.settle(job, envelope, &meta, shutdown).await;
+        let settlement = self.attempt(job, envelope, &meta, shutdown).await;
         events.emit(|| Event::JobAttempted { job: meta });
         let counter = match &settlement {
             Settlement::Complete { .. } => &self.tally.completed,
@@ -110,46 +100,157 @@ impl Executor {
         settlement
     }
 
-    async fn settle(
+    /// The attempt as its steps: prepare → run the handler → retry decision → settlement and
+    /// events.
+    async fn attempt(
         &self,
         job: ReservedJob,
         envelope: Result<Envelope, EnvelopeError>,
         meta: &JobMeta,
         shutdown: watch::Receiver<Shutdown>,
     ) -> Settlement {
-        let events = &self.config.events;
-        // The job cannot run: it fails at once, as a last attempt's exception would (S-EVT-1).
-        let fail = |error: String| {
-            tracing::warn!(job_id = %job.id, queue = %job.queue, "{error}");
-            events.emit(|| Event::JobFailed {
-                job: meta.clone(),
-                error: error.clone(),
-            });
-            events.emit(|| Event::JobExceptionOccurred {
-                job: meta.clone(),
-                error: error.clone(),
-            });
-            Settlement::fail(job.id.clone(), job.token, error, vec![])
-        };
         let envelope = match envelope {
             Ok(envelope) => envelope,
-            Err(e) => return fail(e.to_string()),
+            Err(e) => return self.cannot_run(job, meta, e.to_string()).await,
         };
+        let prepared = match self.prepare(&job, &envelope) {
+            Ok(prepared) => prepared,
+            Err(error) => return self.cannot_run(job, meta, error).await,
+        };
+        if self.batch_cancelled(&envelope).await {
+            tracing::info!(job_id = %job.id, "skipped: its batch was cancelled");
+            let settled = outcome::settle(job.id, job.token, Outcome::Skipped);
+            return self.tell(settled, meta, |_| {}, None).await;
+        }
+        let span = tracing::info_span!(
+            "job",
+            id = %job.id,
+            job = %envelope.job,
+            queue = %job.queue,
+            attempt = job.attempts,
+            elapsed_ms = tracing::field::Empty,
+        );
+        let started = Instant::now();
+        let run = prepared
+            .handler
+            .run(&prepared.payload, prepared.ctx.clone());
+        let end = run_handler(run, prepared.timeout, shutdown, &span).await;
+        span.record("elapsed_ms", started.elapsed().as_millis() as u64);
+        let Some(end) = end else {
+            span.in_scope(|| tracing::info!("handed back by shutdown"));
+            let settled = outcome::settle(job.id, job.token, Outcome::HandedBack);
+            return self.tell(settled, meta, |_| {}, None).await;
+        };
+        let mut prepared = prepared;
+        prepared.counters.now = job.reserved_at + started.elapsed().as_millis() as i64;
+        self.decide(job, &envelope, prepared, end, &span, meta)
+            .await
+    }
+
+    /// The retry decision on how the handler ended, and the settlement and events it comes to.
+    async fn decide(
+        &self,
+        job: ReservedJob,
+        envelope: &Envelope,
+        prepared: Prepared<'_>,
+        end: AttemptEnd,
+        span: &tracing::Span,
+        meta: &JobMeta,
+    ) -> Settlement {
+        let Prepared {
+            handler,
+            payload,
+            policy,
+            counters,
+            timeout,
+            ctx,
+        } = prepared;
+        let ending = Ending::of(&end);
+        let decision = retry::decide(&policy, counters, end);
+        let (result, hook) = match &decision {
+            Decision::Complete => (ctx.take_result(), None),
+            Decision::Fail { error, causes } => {
+                let hook = FailedHook {
+                    handler: &handler,
+                    payload: &payload,
+                    ctx,
+                    failure: JobFailure {
+                        error: error.clone(),
+                        causes: causes.clone(),
+                    },
+                    // Its own time limit: the job's timeout, or a minute.
+                    limit: timeout.unwrap_or(Duration::from_secs(60)),
+                    span,
+                };
+                (None, Some(hook))
+            }
+            Decision::Retry { .. } | Decision::Defer { .. } => (None, None),
+        };
+        let outcome = Outcome::Ran {
+            envelope,
+            ending,
+            decision,
+            result,
+        };
+        let settled = outcome::settle(job.id, job.token, outcome);
+        self.tell(settled, meta, |s| log_decision(span, s), hook)
+            .await
+    }
+
+    /// The job cannot run: it fails at once, without running anything of it.
+    async fn cannot_run(&self, job: ReservedJob, meta: &JobMeta, error: String) -> Settlement {
+        tracing::warn!(job_id = %job.id, queue = %job.queue, "{error}");
+        let settled = outcome::settle(job.id, job.token, Outcome::CannotRun(error));
+        self.tell(settled, meta, |_| {}, None).await
+    }
+
+    /// Tells the attempt's events in order and hands back its settlement. A timeout is told as
+    /// soon as it happened, before the decision is logged; the failed hook runs right before
+    /// `job.failed`, which promises that it has run.
+    async fn tell(
+        &self,
+        settled: Settled,
+        meta: &JobMeta,
+        log: impl FnOnce(&Settlement),
+        mut hook: Option<FailedHook<'_>>,
+    ) -> Settlement {
+        let events = &self.config.events;
+        let mut log = Some(log);
+        for notice in settled.notices() {
+            if !matches!(notice, Notice::TimedOut(_)) {
+                if let Some(log) = log.take() {
+                    log(&settled.settlement);
+                }
+            }
+            if notice == Notice::Failed {
+                if let Some(hook) = hook.take() {
+                    hook.run().await;
+                }
+            }
+            events.emit(|| notice.event(meta, settled.message()));
+        }
+        settled.settlement
+    }
+
+    /// Everything the job needs before its handler runs; `Err` says why it cannot run.
+    fn prepare<'e>(
+        &self,
+        job: &ReservedJob,
+        envelope: &'e Envelope,
+    ) -> Result<Prepared<'e>, String> {
         let Some(handler) = self.registry.get(&envelope.job).cloned() else {
-            return fail(format!(
+            return Err(format!(
                 "unknown job type `{}`: no handler is registered under that name in this worker",
                 envelope.job
             ));
         };
         if self.registry.is_privileged(&envelope.job) && !self.config.allow.contains(&envelope.job)
         {
-            return fail(format!("start the worker with --allow {}", envelope.job));
+            return Err(format!("start the worker with --allow {}", envelope.job));
         }
-        let payload = match self.open(&envelope) {
-            Ok(payload) => payload,
-            Err(error) => return fail(format!("payload decryption failed: {error}")),
-        };
-
+        let payload = self
+            .open(envelope)
+            .map_err(|error| format!("payload decryption failed: {error}"))?;
         let options = envelope.options.clone().or(&self.config.defaults);
         let policy = Policy {
             tries: options.tries.unwrap_or(1),
@@ -168,11 +269,20 @@ impl Executor {
             retry_until: job.retry_until,
             now: job.reserved_at,
         };
-        if let Err(error) = retry::check_at_pickup(&policy, counters, job.last_error.as_deref()) {
-            return fail(error);
-        }
+        retry::check_at_pickup(&policy, counters, job.last_error.as_deref())?;
+        Ok(Prepared {
+            handler,
+            payload,
+            policy,
+            counters,
+            timeout: options.timeout.filter(|t| !t.is_zero()),
+            ctx: self.context(job, envelope),
+        })
+    }
 
-        let ctx = JobContext {
+    /// What the handler is told about its attempt, with its link to the store.
+    fn context(&self, job: &ReservedJob, envelope: &Envelope) -> JobContext {
+        JobContext {
             id: envelope.id.clone(),
             job: envelope.job.clone(),
             queue: job.queue.clone(),
@@ -186,170 +296,6 @@ impl Executor {
                 token: job.token,
                 result: Mutex::new(None),
             })),
-        };
-        if self.batch_cancelled(&envelope).await {
-            // Jobs of a cancelled batch are skipped: done without running (S-MW-5).
-            tracing::info!(job_id = %job.id, "skipped: its batch was cancelled");
-            events.emit(|| Event::JobProcessed {
-                job: meta.clone(),
-                released: false,
-            });
-            return Settlement::complete(job.id, job.token);
-        }
-        let span = tracing::info_span!(
-            "job",
-            id = %job.id,
-            job = %envelope.job,
-            queue = %job.queue,
-            attempt = job.attempts,
-            elapsed_ms = tracing::field::Empty,
-        );
-        let timeout = options.timeout.filter(|t| !t.is_zero());
-        let started = Instant::now();
-        let end = run_handler(handler.run(&payload, ctx.clone()), timeout, shutdown, &span).await;
-        span.record("elapsed_ms", started.elapsed().as_millis() as u64);
-        let Some(end) = end else {
-            span.in_scope(|| tracing::info!("handed back by shutdown"));
-            events.emit(|| Event::JobHandedBack { job: meta.clone() });
-            return Settlement::Release {
-                id: job.id,
-                token: job.token,
-                delay: Duration::ZERO,
-                kind: ReleaseKind::Shutdown,
-                error: None,
-            };
-        };
-        let ending = match &end {
-            AttemptEnd::Success
-            | AttemptEnd::Error {
-                kind: JobErrorKind::Fail | JobErrorKind::Release(_) | JobErrorKind::Defer(_),
-                ..
-            } => Ending::Handled,
-            AttemptEnd::Error { .. } | AttemptEnd::Panicked { .. } => Ending::Exception,
-            AttemptEnd::TimedOut { after } => Ending::TimedOut(*after),
-        };
-        if let Ending::TimedOut(after) = ending {
-            events.emit(|| Event::JobTimedOut {
-                job: meta.clone(),
-                after,
-            });
-        }
-        let counters = Counters {
-            now: job.reserved_at + started.elapsed().as_millis() as i64,
-            ..counters
-        };
-        let (id, token) = (job.id, job.token);
-        let processed = |released| {
-            events.emit(|| Event::JobProcessed {
-                job: meta.clone(),
-                released,
-            })
-        };
-        let exception = |error: &str| {
-            events.emit(|| Event::JobExceptionOccurred {
-                job: meta.clone(),
-                error: error.to_string(),
-            })
-        };
-        match retry::decide(&policy, counters, end) {
-            Decision::Complete => {
-                span.in_scope(|| tracing::debug!("done"));
-                processed(false);
-                Settlement::Complete {
-                    id,
-                    token,
-                    follow_ups: [
-                        workflow::next_links(&envelope),
-                        workflow::batch_progress(&envelope, true),
-                    ]
-                    .concat(),
-                    result: ctx.take_result(),
-                }
-            }
-            Decision::Retry {
-                delay,
-                exception: is_exception,
-                error,
-            } => {
-                span.in_scope(|| tracing::info!(retry_in_ms = delay.as_millis() as u64, "{error}"));
-                let kind = if is_exception {
-                    exception(&error);
-                    events.emit(|| Event::JobReleasedAfterException {
-                        job: meta.clone(),
-                        delay,
-                    });
-                    ReleaseKind::RetryAfterError
-                } else {
-                    processed(true);
-                    events.emit(|| Event::JobReleased {
-                        job: meta.clone(),
-                        delay,
-                    });
-                    ReleaseKind::Released
-                };
-                Settlement::Release {
-                    id,
-                    token,
-                    delay,
-                    kind,
-                    error: Some(error),
-                }
-            }
-            Decision::Defer { delay, reason } => {
-                span.in_scope(|| {
-                    tracing::info!(defer_ms = delay.as_millis() as u64, "deferred: {reason}")
-                });
-                processed(true);
-                events.emit(|| Event::JobDeferred {
-                    job: meta.clone(),
-                    delay,
-                    reason: reason.clone(),
-                });
-                Settlement::Release {
-                    id,
-                    token,
-                    delay,
-                    kind: ReleaseKind::Deferred,
-                    error: Some(reason),
-                }
-            }
-            Decision::Fail { error, causes } => {
-                span.in_scope(|| tracing::warn!("failed: {error}"));
-                let failure = JobFailure {
-                    error: error.clone(),
-                    causes: causes.clone(),
-                };
-                // The hook gets a freshly decoded job (S-JOB-5) and its own time limit.
-                let hook = handler.failed(&payload, ctx, failure);
-                let limit = timeout.unwrap_or(Duration::from_secs(60));
-                if tokio::time::timeout(limit, hook.instrument(span.clone()))
-                    .await
-                    .is_err()
-                {
-                    span.in_scope(|| tracing::warn!("the failed() hook timed out"));
-                }
-                events.emit(|| Event::JobFailed {
-                    job: meta.clone(),
-                    error: error.clone(),
-                });
-                match ending {
-                    // The handler chose to fail (or deferred too often): no exception (S-EVT-2).
-                    Ending::Handled => processed(false),
-                    Ending::Exception | Ending::TimedOut(_) => exception(&error),
-                }
-                let follow_ups = [
-                    workflow::chain_catch(&envelope, &error),
-                    workflow::batch_progress(&envelope, false),
-                ]
-                .concat();
-                Settlement::Fail {
-                    id,
-                    token,
-                    error,
-                    causes,
-                    follow_ups,
-                }
-            }
         }
     }
 
@@ -406,6 +352,61 @@ fn job_name(envelope: &str) -> String {
     serde_json::from_str::<Name>(envelope)
         .map(|n| n.job)
         .unwrap_or_default()
+}
+
+/// A job ready to run: its handler, payload and effective options.
+struct Prepared<'e> {
+    handler: Arc<dyn ErasedJob>,
+    payload: Cow<'e, str>,
+    policy: Policy,
+    counters: Counters,
+    timeout: Option<Duration>,
+    ctx: JobContext,
+}
+
+/// The `failed` hook of a job that failed for good, to run before `job.failed` is told.
+struct FailedHook<'p> {
+    handler: &'p Arc<dyn ErasedJob>,
+    payload: &'p str,
+    ctx: JobContext,
+    failure: JobFailure,
+    limit: Duration,
+    span: &'p tracing::Span,
+}
+
+impl FailedHook<'_> {
+    async fn run(self) {
+        // The hook gets a freshly decoded job (S-JOB-5).
+        let hook = self.handler.failed(self.payload, self.ctx, self.failure);
+        if tokio::time::timeout(self.limit, hook.instrument(self.span.clone()))
+            .await
+            .is_err()
+        {
+            self.span
+                .in_scope(|| tracing::warn!("the failed() hook timed out"));
+        }
+    }
+}
+
+/// Logs the decision on the job's span.
+fn log_decision(span: &tracing::Span, settlement: &Settlement) {
+    span.in_scope(|| match settlement {
+        Settlement::Complete { .. } => tracing::debug!("done"),
+        Settlement::Release {
+            delay,
+            kind: ReleaseKind::Deferred,
+            error,
+            ..
+        } => {
+            let reason = error.as_deref().unwrap_or_default();
+            tracing::info!(defer_ms = delay.as_millis() as u64, "deferred: {reason}")
+        }
+        Settlement::Release { delay, error, .. } => {
+            let error = error.as_deref().unwrap_or_default();
+            tracing::info!(retry_in_ms = delay.as_millis() as u64, "{error}")
+        }
+        Settlement::Fail { error, .. } => tracing::warn!("failed: {error}"),
+    });
 }
 
 /// Runs the handler in its own task (so a panic is caught and a timeout can abandon it).

@@ -1,26 +1,28 @@
-//! The worker's main loop: reserve jobs in queue priority order into free slots, start them,
-//! wait for wake-ups when idle, and stop when a limit or signal says so.
+//! The worker's main loop, as its steps: start services, check stop limits, settle and reserve
+//! (never more jobs than free slots), start jobs, idle wait, drain, stop services.
 
 use crate::store::Claim;
 use std::{
-    future::Future,
     sync::{Arc, atomic::Ordering},
     time::Duration,
 };
 
-use tokio::{sync::Semaphore, task::JoinSet, time::Instant};
+use tokio::{
+    sync::{Semaphore, watch},
+    task::JoinSet,
+    time::Instant,
+};
 
 use super::{
-    Worker, WorkerError,
+    ShutdownHandle, Worker, WorkerConfig, WorkerError,
     complete::Settlements,
     execute::{Executor, Tally},
-    heartbeat::Heartbeat,
-    lifecycle::{ExitReason, Shutdown, WorkerExit, reached, reconnect_delay, rss_mb},
-    maintenance,
+    lifecycle::{self, ExitReason, Shutdown, Standing, WorkerExit, reached, reconnect_delay},
+    services::Services,
 };
 use crate::{
     events::Event,
-    store::{Store, StoreError, StoreResult},
+    store::{ReservedJob, Store, Wakeups, WorkerInfo},
 };
 
 pub(super) async fn run(worker: Worker) -> Result<WorkerExit, WorkerError> {
@@ -32,169 +34,188 @@ pub(super) async fn run(worker: Worker) -> Result<WorkerExit, WorkerError> {
         info,
     } = worker;
     let config = Arc::new(config);
-    let mut shutdown_rx = shutdown.subscribe();
-
-    let Some(()) = with_reconnect(&shutdown, || store.register_worker(&info, config.lease)).await?
-    else {
+    let Some(services) = Services::start(&store, &info, &config, &shutdown).await? else {
         return Ok(exit(ExitReason::Signal, 0, &Tally::default()));
     };
-    let start_epoch = with_reconnect(&shutdown, || store.restart_epoch())
-        .await?
-        .unwrap_or(0);
-    let heartbeat = Heartbeat::start(store.clone(), info.clone(), config.lease, start_epoch)
-        .map_err(|e| WorkerError::Config(format!("cannot start the heartbeat thread: {e}")))?;
-    let mut restart = heartbeat.restart.clone();
-    let mut settlements = Settlements::new();
-    let maintenance = maintenance::start(store.clone(), config.clone());
-    #[cfg(feature = "schedule")]
-    let tickers: Vec<_> = config
-        .schedules
-        .iter()
-        .map(|p| tokio::spawn(crate::schedule::run(store.clone(), p.clone())))
-        .collect();
     let tally = Arc::new(Tally::default());
-    let executor = Arc::new(Executor::new(
+    let executor = Executor::new(
         registry,
         config.clone(),
         tally.clone(),
         store.clone(),
         info.id.clone(),
-    ));
-    let slots = Arc::new(Semaphore::new(config.concurrency));
-    let mut wakeups = store.wakeups();
-    let mut running = JoinSet::new();
-    let started = Instant::now();
-    let mut reserved: u64 = 0;
-    let mut failures = 0u32;
-    tracing::info!(worker = %info.id, queues = ?config.queues, concurrency = config.concurrency, "worker started");
-    let events = &config.events;
-    events.emit(|| Event::WorkerStarting {
-        worker: info.id.clone(),
-        queues: config.queues.clone(),
-    });
+    );
+    let mut fetcher = Fetcher {
+        wakeups: store.wakeups(),
+        shutdown_rx: shutdown.subscribe(),
+        restart: services.restart(),
+        settlements: Settlements::new(),
+        executor: Arc::new(executor),
+        slots: Arc::new(Semaphore::new(config.concurrency)),
+        running: JoinSet::new(),
+        started: Instant::now(),
+        reserved: 0,
+        failures: 0,
+        store,
+        config,
+        shutdown,
+        info,
+        tally,
+    };
+    fetcher.starting();
+    let reason = fetcher.serve().await;
+    fetcher.stopping(reason).await;
+    services
+        .stop(fetcher.store.as_ref(), &fetcher.info.id)
+        .await;
+    let exit = exit(reason, fetcher.reserved, &fetcher.tally);
+    tracing::info!(worker = %fetcher.info.id, ?exit, "worker stopped");
+    Ok(exit)
+}
 
-    let reason = loop {
-        while running.try_join_next().is_some() {}
-        if shutdown.get() >= Shutdown::Graceful {
-            break ExitReason::Signal;
-        }
-        if *restart.borrow() {
-            break ExitReason::Restart;
-        }
-        if config.max_time.is_some_and(|max| started.elapsed() >= max) {
-            break ExitReason::MaxTime;
-        }
-        if config.max_jobs.is_some_and(|max| reserved >= max) {
-            break ExitReason::MaxJobs;
-        }
-        if config.once && reserved > 0 {
-            break ExitReason::Once;
-        }
-        if config
-            .memory_mb
-            .is_some_and(|max| rss_mb().is_some_and(|rss| rss >= max))
-        {
-            break ExitReason::Memory;
-        }
+/// The loop's state.
+struct Fetcher {
+    store: Arc<dyn Store>,
+    config: Arc<WorkerConfig>,
+    info: WorkerInfo,
+    shutdown: ShutdownHandle,
+    shutdown_rx: watch::Receiver<Shutdown>,
+    restart: watch::Receiver<bool>,
+    wakeups: Wakeups,
+    settlements: Settlements,
+    executor: Arc<Executor>,
+    tally: Arc<Tally>,
+    slots: Arc<Semaphore>,
+    running: JoinSet<()>,
+    started: Instant,
+    reserved: u64,
+    /// Failed reservations in a row.
+    failures: u32,
+}
 
-        events.emit(|| Event::Looping {
+impl Fetcher {
+    /// Takes jobs round after round until a stop limit is reached.
+    async fn serve(&mut self) -> ExitReason {
+        loop {
+            while self.running.try_join_next().is_some() {}
+            if let Some(reason) = self.stop_limit() {
+                return reason;
+            }
+            let events = &self.config.events;
+            events.emit(|| Event::Looping {
+                worker: self.info.id.clone(),
+            });
+            if !events.may_loop(&self.info.id) {
+                self.vetoed().await;
+                continue;
+            }
+            let Some(limit) = self.free_slots().await else {
+                continue;
+            };
+            let Some(jobs) = self.settle_and_reserve(limit).await else {
+                continue;
+            };
+            if !jobs.is_empty() {
+                self.start_jobs(jobs);
+            } else if let Some(reason) = self.idle().await {
+                return reason;
+            }
+        }
+    }
+
+    fn starting(&self) {
+        let (info, config) = (&self.info, &self.config);
+        tracing::info!(worker = %info.id, queues = ?config.queues, concurrency = config.concurrency, "worker started");
+        config.events.emit(|| Event::WorkerStarting {
             worker: info.id.clone(),
+            queues: config.queues.clone(),
         });
-        if !events.may_loop(&info.id) {
-            // Vetoed: take nothing this round, but still write what finished meanwhile.
-            if !settlements.collect().is_empty() {
-                match store.settle(&info.id, settlements.collect()).await {
-                    Ok(applied) => settlements.written(&applied),
-                    Err(e) => tracing::warn!("settling failed, retrying with the next round: {e}"),
-                }
-            }
-            tokio::select! {
-                () = tokio::time::sleep(config.sleep) => {}
-                () = reached(&mut shutdown_rx, Shutdown::Graceful) => {}
-                _ = restart.changed() => {}
-            }
-            continue;
-        }
+    }
 
-        // Wait for a free slot (D-5: never hold more jobs than free slots).
-        let free = tokio::select! {
-            free = free_slots(&slots, config.concurrency) => free,
-            () = reached(&mut shutdown_rx, Shutdown::Graceful) => continue,
+    fn stop_limit(&self) -> Option<ExitReason> {
+        let now = Standing {
+            shutdown: self.shutdown.get(),
+            restart: *self.restart.borrow(),
+            elapsed: self.started.elapsed(),
+            reserved: self.reserved,
         };
-        let mut limit = free;
-        if let Some(max) = config.max_jobs {
-            limit = limit.min((max - reserved) as usize);
-        }
-        if config.once {
-            limit = 1;
-        }
+        lifecycle::stop_limit(&self.config, &now)
+    }
 
-        let finished = settlements.collect();
-        let jobs = match store
-            .settle_and_reserve(finished, Claim::new(&info.id, &config.queues, limit))
+    /// A looping predicate vetoed the round: take nothing, but still write what finished.
+    async fn vetoed(&mut self) {
+        if let Err(e) = self
+            .settlements
+            .settle(self.store.as_ref(), &self.info.id)
             .await
         {
-            Ok((applied, jobs)) => {
-                settlements.written(&applied);
-                if failures > 0 {
+            tracing::warn!("settling failed, retrying with the next round: {e}");
+        }
+        tokio::select! {
+            () = tokio::time::sleep(self.config.sleep) => {}
+            () = reached(&mut self.shutdown_rx, Shutdown::Graceful) => {}
+            _ = self.restart.changed() => {}
+        }
+    }
+
+    /// Waits for a free slot (D-5: never hold more jobs than free slots) and says how many jobs
+    /// to reserve; `None` if a shutdown came first.
+    async fn free_slots(&mut self) -> Option<usize> {
+        let free = tokio::select! {
+            free = free_slots(&self.slots, self.config.concurrency) => free,
+            () = reached(&mut self.shutdown_rx, Shutdown::Graceful) => return None,
+        };
+        Some(lifecycle::reservation_limit(
+            &self.config,
+            free,
+            self.reserved,
+        ))
+    }
+
+    /// Writes what finished and reserves up to `limit` jobs in one round trip; `None` after a
+    /// store error (having waited before the next try).
+    async fn settle_and_reserve(&mut self, limit: usize) -> Option<Vec<ReservedJob>> {
+        let (store, config) = (self.store.as_ref(), &self.config);
+        match self
+            .settlements
+            .settle_and_reserve(store, Claim::new(&self.info.id, &config.queues, limit))
+            .await
+        {
+            Ok(jobs) => {
+                if self.failures > 0 {
+                    let failures = self.failures;
                     tracing::info!("reached the store again after {failures} failed attempts");
                 }
-                failures = 0;
-                jobs
+                self.failures = 0;
+                Some(jobs)
             }
             Err(e) => {
-                failures += 1;
+                self.failures += 1;
+                let failures = self.failures;
                 tracing::warn!("reserving failed ({failures} in a row): {e}");
                 tokio::select! {
                     () = tokio::time::sleep(reconnect_delay(failures)) => {}
-                    () = reached(&mut shutdown_rx, Shutdown::Graceful) => {}
+                    () = reached(&mut self.shutdown_rx, Shutdown::Graceful) => {}
                 }
-                continue;
+                None
             }
-        };
-
-        if jobs.is_empty() {
-            if config.stop_when_empty {
-                break ExitReason::Empty;
-            }
-            if config.once {
-                tokio::select! {
-                    () = tokio::time::sleep(config.sleep) => {}
-                    () = reached(&mut shutdown_rx, Shutdown::Graceful) => {}
-                }
-                break ExitReason::Once;
-            }
-            // Unwritten settlements may still push follow-ups (chain links, batch callbacks).
-            if config.until_done
-                && running.is_empty()
-                && settlements.collect().is_empty()
-                && nothing_left(store.as_ref(), &config.queues).await
-            {
-                break ExitReason::Done;
-            }
-            let next_due = store.next_available_in(&config.queues).await.ok().flatten();
-            let wait = next_due.map_or(config.sleep, |d| d.min(config.sleep));
-            tokio::select! {
-                _ = wakeups.wait(wait) => {}
-                () = reached(&mut shutdown_rx, Shutdown::Graceful) => {}
-                _ = restart.changed() => {}
-                // A job finished while idle: write its settlement now.
-                () = settlements.arrived() => {}
-            }
-            continue;
         }
+    }
 
-        reserved += jobs.len() as u64;
+    /// Runs each reserved job on a slot of its own.
+    fn start_jobs(&mut self, jobs: Vec<ReservedJob>) {
+        self.reserved += jobs.len() as u64;
         for job in jobs {
-            let permit = slots
+            let permit = self
+                .slots
                 .clone()
                 .try_acquire_owned()
                 .expect("reserved no more than free slots");
-            let executor = executor.clone();
-            let done = settlements.sender();
-            let stop = shutdown.subscribe();
-            let rest = config.rest;
-            running.spawn(async move {
+            let executor = self.executor.clone();
+            let done = self.settlements.sender();
+            let stop = self.shutdown.subscribe();
+            let rest = self.config.rest;
+            self.running.spawn(async move {
                 let settlement = executor.run(job, stop).await;
                 // The receiver lives as long as the worker; if it is gone the lease returns the job.
                 let _ = done.send(settlement);
@@ -204,26 +225,62 @@ pub(super) async fn run(worker: Worker) -> Result<WorkerExit, WorkerError> {
                 drop(permit);
             });
         }
-    };
-
-    tracing::info!(worker = %info.id, reason = ?reason, running = running.len(), "worker stopping");
-    events.emit(|| Event::WorkerStopping {
-        worker: info.id.clone(),
-        reason,
-    });
-    drain(&mut running, &shutdown, &mut shutdown_rx, config.grace).await;
-    settlements.flush(store.as_ref(), &info.id).await;
-    maintenance.abort();
-    #[cfg(feature = "schedule")]
-    tickers.iter().for_each(|t| t.abort());
-    let _ = tokio::task::spawn_blocking(move || heartbeat.stop()).await;
-    // Hands back anything still held (e.g. settlements that could not be written).
-    if let Err(e) = store.deregister_worker(&info.id).await {
-        tracing::warn!("could not deregister; the reaper will return this worker's jobs: {e}");
     }
-    let exit = exit(reason, reserved, &tally);
-    tracing::info!(worker = %info.id, ?exit, "worker stopped");
-    Ok(exit)
+
+    /// Nothing was ready: stop if an empty queue is a stop limit, else wait for a wake-up, the
+    /// next delayed job, or a finished job's settlement.
+    async fn idle(&mut self) -> Option<ExitReason> {
+        let config = &self.config;
+        if config.stop_when_empty {
+            return Some(ExitReason::Empty);
+        }
+        if config.once {
+            tokio::select! {
+                () = tokio::time::sleep(config.sleep) => {}
+                () = reached(&mut self.shutdown_rx, Shutdown::Graceful) => {}
+            }
+            return Some(ExitReason::Once);
+        }
+        // Unwritten settlements may still push follow-ups (chain links, batch callbacks).
+        if config.until_done
+            && self.running.is_empty()
+            && self.settlements.collect().is_empty()
+            && nothing_left(self.store.as_ref(), &config.queues).await
+        {
+            return Some(ExitReason::Done);
+        }
+        let next_due = self
+            .store
+            .next_available_in(&config.queues)
+            .await
+            .ok()
+            .flatten();
+        let wait = next_due.map_or(config.sleep, |d| d.min(config.sleep));
+        tokio::select! {
+            _ = self.wakeups.wait(wait) => {}
+            () = reached(&mut self.shutdown_rx, Shutdown::Graceful) => {}
+            _ = self.restart.changed() => {}
+            // A job finished while idle: write its settlement now.
+            () = self.settlements.arrived() => {}
+        }
+        None
+    }
+
+    /// Stops taking jobs, lets the running ones finish (or hands them back) and writes what is
+    /// left.
+    async fn stopping(&mut self, reason: ExitReason) {
+        let (info, config) = (&self.info, &self.config);
+        tracing::info!(worker = %info.id, reason = ?reason, running = self.running.len(), "worker stopping");
+        config.events.emit(|| Event::WorkerStopping {
+            worker: info.id.clone(),
+            reason,
+        });
+        let (shutdown, rx) = (&self.shutdown, &mut self.shutdown_rx);
+        lifecycle::drain(&mut self.running, shutdown, rx, config.grace).await;
+        self.settlements
+            .flush(self.store.as_ref(), &self.info.id)
+            .await;
+    }
 }
 
 fn exit(reason: ExitReason, reserved: u64, tally: &Tally) -> WorkerExit {
@@ -263,32 +320,6 @@ async fn free_slots(slots: &Semaphore, concurrency: usize) -> usize {
 /// Longest wait for more slots to come free before reserving.
 const GATHER: Duration = Duration::from_millis(1);
 
-/// Waits for running jobs. A shutdown signal (now or during the wait) gives them `grace`, after
-/// which they are handed back; a second signal hands them back at once (D-10).
-async fn drain(
-    running: &mut JoinSet<()>,
-    shutdown: &super::ShutdownHandle,
-    rx: &mut tokio::sync::watch::Receiver<Shutdown>,
-    grace: Duration,
-) {
-    let all_done = async { while running.join_next().await.is_some() {} };
-    tokio::pin!(all_done);
-    tokio::select! {
-        () = &mut all_done => return,
-        () = reached(rx, Shutdown::Graceful) => {}
-    }
-    tracing::info!(
-        grace_ms = grace.as_millis() as u64,
-        "waiting for running jobs"
-    );
-    tokio::select! {
-        () = &mut all_done => return,
-        () = tokio::time::sleep(grace) => shutdown.request(Shutdown::Immediate),
-        () = reached(rx, Shutdown::Immediate) => {}
-    }
-    all_done.await;
-}
-
 /// `--until-done`: nothing pending, delayed or reserved in the served queues, whoever holds them.
 async fn nothing_left(store: &dyn Store, queues: &[String]) -> bool {
     match store.stats().await {
@@ -298,32 +329,5 @@ async fn nothing_left(store: &dyn Store, queues: &[String]) -> bool {
             .filter(|q| queues.contains(&q.name))
             .all(|q| q.pending + q.delayed + q.reserved == 0),
         Err(_) => false,
-    }
-}
-
-/// Runs a store call, retrying with capped backoff while the store is unavailable (D-3).
-/// `Ok(None)` means a shutdown was requested while waiting.
-async fn with_reconnect<T, F, Fut>(
-    shutdown: &super::ShutdownHandle,
-    mut call: F,
-) -> Result<Option<T>, StoreError>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = StoreResult<T>>,
-{
-    let mut failures = 0;
-    loop {
-        match call().await {
-            Ok(v) => return Ok(Some(v)),
-            Err(e) if e.is_unavailable() => {
-                failures += 1;
-                tracing::warn!("store unavailable ({failures} in a row), retrying: {e}");
-                if shutdown.get() >= Shutdown::Graceful {
-                    return Ok(None);
-                }
-                tokio::time::sleep(reconnect_delay(failures)).await;
-            }
-            Err(e) => return Err(e),
-        }
     }
 }

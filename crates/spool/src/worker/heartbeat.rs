@@ -6,7 +6,7 @@ use std::{sync::Arc, thread::JoinHandle, time::Duration};
 use tokio::sync::{oneshot, watch};
 
 use super::lifecycle::reconnect_delay;
-use crate::store::{Store, WorkerInfo};
+use crate::store::{Store, StoreResult, WorkerInfo};
 
 /// The running heartbeat; [`Heartbeat::stop`] ends it.
 pub(crate) struct Heartbeat {
@@ -76,20 +76,13 @@ async fn beat(
             _ = &mut stop => return,
             _ = tokio::time::sleep(wait) => {}
         }
-        // Connections made on this thread's runtime; opened lazily and again after errors.
-        let handle = match &store {
-            Some(s) => s.clone(),
-            None => match shared.reopen().await {
-                Ok(s) => {
-                    store = Some(s.clone());
-                    s
-                }
-                Err(e) => {
-                    failures += 1;
-                    tracing::warn!(worker = %info.id, "heartbeat cannot reach the store: {e}");
-                    continue;
-                }
-            },
+        let handle = match connection(&shared, &mut store).await {
+            Ok(s) => s,
+            Err(e) => {
+                failures += 1;
+                tracing::warn!(worker = %info.id, "heartbeat cannot reach the store: {e}");
+                continue;
+            }
         };
         match handle.heartbeat(&info.id, lease).await {
             Ok(hb) => {
@@ -120,4 +113,18 @@ async fn beat(
             }
         }
     }
+}
+
+/// The heartbeat's own connection: made on this thread's runtime, opened lazily and again after
+/// errors.
+async fn connection(
+    shared: &Arc<dyn Store>,
+    store: &mut Option<Arc<dyn Store>>,
+) -> StoreResult<Arc<dyn Store>> {
+    if let Some(s) = store {
+        return Ok(s.clone());
+    }
+    let s = shared.reopen().await?;
+    *store = Some(s.clone());
+    Ok(s)
 }

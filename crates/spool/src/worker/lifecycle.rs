@@ -1,8 +1,11 @@
-//! When a worker stops: shutdown requests, limits, and how it reports its exit.
+//! When a worker stops: shutdown requests, stop limits, draining running jobs, and how it
+//! reports its exit.
 
 use std::time::Duration;
 
-use tokio::sync::watch;
+use tokio::{sync::watch, task::JoinSet};
+
+use super::WorkerConfig;
 
 /// A request to stop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -108,6 +111,83 @@ pub struct WorkerExit {
     pub failed: u64,
     /// Jobs handed back by a shutdown.
     pub handed_back: u64,
+}
+
+/// Where the worker stands, as its stop limits see it.
+pub(crate) struct Standing {
+    /// The shutdown request so far.
+    pub(crate) shutdown: Shutdown,
+    /// Whether `spool restart` was signalled since the worker started.
+    pub(crate) restart: bool,
+    /// How long the worker has run.
+    pub(crate) elapsed: Duration,
+    /// Jobs it reserved so far.
+    pub(crate) reserved: u64,
+}
+
+/// The first stop limit the worker has reached, checked before every round of reserving.
+pub(crate) fn stop_limit(config: &WorkerConfig, now: &Standing) -> Option<ExitReason> {
+    if now.shutdown >= Shutdown::Graceful {
+        return Some(ExitReason::Signal);
+    }
+    if now.restart {
+        return Some(ExitReason::Restart);
+    }
+    if config.max_time.is_some_and(|max| now.elapsed >= max) {
+        return Some(ExitReason::MaxTime);
+    }
+    if config.max_jobs.is_some_and(|max| now.reserved >= max) {
+        return Some(ExitReason::MaxJobs);
+    }
+    if config.once && now.reserved > 0 {
+        return Some(ExitReason::Once);
+    }
+    if config
+        .memory_mb
+        .is_some_and(|max| rss_mb().is_some_and(|rss| rss >= max))
+    {
+        return Some(ExitReason::Memory);
+    }
+    None
+}
+
+/// How many jobs the next reservation may take with `free` slots, within `--max-jobs` and
+/// `--once`.
+pub(crate) fn reservation_limit(config: &WorkerConfig, free: usize, reserved: u64) -> usize {
+    let mut limit = free;
+    if let Some(max) = config.max_jobs {
+        limit = limit.min((max - reserved) as usize);
+    }
+    if config.once {
+        limit = 1;
+    }
+    limit
+}
+
+/// Waits for running jobs. A shutdown signal (now or during the wait) gives them `grace`, after
+/// which they are handed back; a second signal hands them back at once (D-10).
+pub(crate) async fn drain(
+    running: &mut JoinSet<()>,
+    shutdown: &ShutdownHandle,
+    rx: &mut watch::Receiver<Shutdown>,
+    grace: Duration,
+) {
+    let all_done = async { while running.join_next().await.is_some() {} };
+    tokio::pin!(all_done);
+    tokio::select! {
+        () = &mut all_done => return,
+        () = reached(rx, Shutdown::Graceful) => {}
+    }
+    tracing::info!(
+        grace_ms = grace.as_millis() as u64,
+        "waiting for running jobs"
+    );
+    tokio::select! {
+        () = &mut all_done => return,
+        () = tokio::time::sleep(grace) => shutdown.request(Shutdown::Immediate),
+        () = reached(rx, Shutdown::Immediate) => {}
+    }
+    all_done.await;
 }
 
 /// Resident set size of this process in MB, where the OS tells (Linux).

@@ -1,10 +1,13 @@
 //! The worker: reserves jobs from the store and runs many at once.
 //!
-//! The path of a job through a worker, one file each under `worker/`:
-//! `fetch.rs` (reserve in priority order, never more than free slots) → `execute.rs` (timeout,
-//! panic capture, retry decision) → `complete.rs` (settlements ride with the next reservation),
-//! with `heartbeat.rs` keeping the worker's lease on its own thread, `maintenance.rs` returning
-//! the jobs of dead workers, and `lifecycle.rs` deciding when to stop.
+//! The loop in `fetch.rs` reads as its steps: start services (`services.rs`: registration,
+//! the heartbeat of `heartbeat.rs` keeping the lease on its own thread, `maintenance.rs`
+//! returning the jobs of dead workers, schedule tickers), check stop limits (`lifecycle.rs`),
+//! settle and reserve (in priority order, never more than free slots), start jobs, idle wait,
+//! drain, stop services. The attempt of one job in `execute.rs` reads as prepare → run
+//! handler → retry decision (`retry.rs`) → settlement and events, the last a pure mapping in
+//! `outcome.rs`. `complete.rs` is the one place that writes settlements: they ride with the
+//! next reservation.
 
 use std::{collections::HashSet, sync::Arc, time::Duration};
 
@@ -23,6 +26,8 @@ mod fetch;
 mod heartbeat;
 mod lifecycle;
 mod maintenance;
+mod outcome;
+mod services;
 mod workflow;
 
 pub use lifecycle::{ExitReason, Shutdown, ShutdownHandle, WorkerExit};

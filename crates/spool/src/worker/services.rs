@@ -1,0 +1,103 @@
+//! What runs beside the worker loop: its registration with the store, the heartbeat that keeps
+//! its lease, the maintenance task and the schedule tickers; started before the loop takes
+//! jobs and stopped after it has drained.
+
+use std::{future::Future, sync::Arc};
+
+use tokio::{sync::watch, task::JoinHandle};
+
+use super::{
+    ShutdownHandle, WorkerConfig, WorkerError,
+    heartbeat::Heartbeat,
+    lifecycle::{Shutdown, reconnect_delay},
+    maintenance,
+};
+use crate::store::{Store, StoreError, StoreResult, WorkerInfo};
+
+/// The worker's running services.
+pub(crate) struct Services {
+    heartbeat: Heartbeat,
+    maintenance: JoinHandle<()>,
+    #[cfg(feature = "schedule")]
+    tickers: Vec<JoinHandle<()>>,
+}
+
+impl Services {
+    /// Registers the worker, waiting out store outages, and starts its services. `None` means a
+    /// shutdown was requested before the store could be reached.
+    pub(crate) async fn start(
+        store: &Arc<dyn Store>,
+        info: &WorkerInfo,
+        config: &Arc<WorkerConfig>,
+        shutdown: &ShutdownHandle,
+    ) -> Result<Option<Services>, WorkerError> {
+        let Some(()) =
+            with_reconnect(shutdown, || store.register_worker(info, config.lease)).await?
+        else {
+            return Ok(None);
+        };
+        let start_epoch = with_reconnect(shutdown, || store.restart_epoch())
+            .await?
+            .unwrap_or(0);
+        let heartbeat = Heartbeat::start(store.clone(), info.clone(), config.lease, start_epoch)
+            .map_err(|e| WorkerError::Config(format!("cannot start the heartbeat thread: {e}")))?;
+        let maintenance = maintenance::start(store.clone(), config.clone());
+        #[cfg(feature = "schedule")]
+        let tickers = config
+            .schedules
+            .iter()
+            .map(|p| tokio::spawn(crate::schedule::run(store.clone(), p.clone())))
+            .collect();
+        Ok(Some(Services {
+            heartbeat,
+            maintenance,
+            #[cfg(feature = "schedule")]
+            tickers,
+        }))
+    }
+
+    /// Becomes true when `spool restart` was signalled after the worker started.
+    pub(crate) fn restart(&self) -> watch::Receiver<bool> {
+        self.heartbeat.restart.clone()
+    }
+
+    /// Stops the services and deregisters the worker.
+    pub(crate) async fn stop(self, store: &dyn Store, worker_id: &str) {
+        self.maintenance.abort();
+        #[cfg(feature = "schedule")]
+        self.tickers.iter().for_each(|t| t.abort());
+        let heartbeat = self.heartbeat;
+        let _ = tokio::task::spawn_blocking(move || heartbeat.stop()).await;
+        // Hands back anything still held (e.g. settlements that could not be written).
+        if let Err(e) = store.deregister_worker(worker_id).await {
+            tracing::warn!("could not deregister; the reaper will return this worker's jobs: {e}");
+        }
+    }
+}
+
+/// Runs a store call, retrying with capped backoff while the store is unavailable (D-3).
+/// `Ok(None)` means a shutdown was requested while waiting.
+async fn with_reconnect<T, F, Fut>(
+    shutdown: &ShutdownHandle,
+    mut call: F,
+) -> Result<Option<T>, StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = StoreResult<T>>,
+{
+    let mut failures = 0;
+    loop {
+        match call().await {
+            Ok(v) => return Ok(Some(v)),
+            Err(e) if e.is_unavailable() => {
+                failures += 1;
+                tracing::warn!("store unavailable ({failures} in a row), retrying: {e}");
+                if shutdown.get() >= Shutdown::Graceful {
+                    return Ok(None);
+                }
+                tokio::time::sleep(reconnect_delay(failures)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}

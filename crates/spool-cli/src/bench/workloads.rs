@@ -1,6 +1,7 @@
 //! The three workloads, measured as the peer lab measures them (see its README).
 
 use spool::store::Claim;
+use spool::store::QueueStore;
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -78,7 +79,7 @@ fn round(x: f64, places: i32) -> f64 {
 }
 
 /// W1's backlog: `n` no-op probes pushed in 1,000-job batches; returns the seconds it took.
-async fn push_noops(store: &dyn Store, n: usize) -> Result<f64, CliError> {
+async fn push_noops(store: &dyn QueueStore, n: usize) -> Result<f64, CliError> {
     let jobs: Vec<NewJob> = (0..n)
         .map(|n| {
             probe_job(&Probe {
@@ -92,7 +93,7 @@ async fn push_noops(store: &dyn Store, n: usize) -> Result<f64, CliError> {
 }
 
 /// Pushes `jobs` in 1,000-job batches; returns the seconds it took.
-async fn push_bulk(store: &dyn Store, jobs: &[NewJob]) -> Result<f64, CliError> {
+async fn push_bulk(store: &dyn QueueStore, jobs: &[NewJob]) -> Result<f64, CliError> {
     let t0 = epoch_s();
     for chunk in jobs.chunks(CHUNK) {
         store.push(chunk).await?;

@@ -9,7 +9,7 @@ use crate::store::Claim;
 use tokio::sync::mpsc;
 
 use super::lifecycle::reconnect_delay;
-use crate::store::{ReservedJob, Settlement, Store, StoreResult};
+use crate::store::{QueueStore, ReservedJob, Settlement, StoreResult};
 
 /// Finished jobs' settlements not yet written.
 pub(crate) struct Settlements {
@@ -52,7 +52,7 @@ impl Settlements {
     /// path). On an error the settlements stay pending for the next round.
     pub(crate) async fn settle_and_reserve(
         &mut self,
-        store: &dyn Store,
+        store: &dyn QueueStore,
         claim: Claim<'_>,
     ) -> StoreResult<Vec<ReservedJob>> {
         self.collect();
@@ -63,14 +63,18 @@ impl Settlements {
 
     /// Writes what finished, if anything, in a round that reserves nothing. On an error the
     /// settlements stay pending for the next round.
-    pub(crate) async fn settle(&mut self, store: &dyn Store, worker_id: &str) -> StoreResult<()> {
+    pub(crate) async fn settle(
+        &mut self,
+        store: &dyn QueueStore,
+        worker_id: &str,
+    ) -> StoreResult<()> {
         if self.collect().is_empty() {
             return Ok(());
         }
         self.write(store, worker_id).await
     }
 
-    async fn write(&mut self, store: &dyn Store, worker_id: &str) -> StoreResult<()> {
+    async fn write(&mut self, store: &dyn QueueStore, worker_id: &str) -> StoreResult<()> {
         let applied = store.settle(worker_id, &self.pending).await?;
         self.written(&applied);
         Ok(())
@@ -92,7 +96,7 @@ impl Settlements {
     /// Writes what is left before the worker exits, retrying while the store is unreachable
     /// (D-3). If it cannot be written at all, the jobs stay reserved and return to the queue
     /// with the worker's lease: at-least-once, never lost.
-    pub(crate) async fn flush(&mut self, store: &dyn Store, worker_id: &str) {
+    pub(crate) async fn flush(&mut self, store: &dyn QueueStore, worker_id: &str) {
         self.collect();
         if self.pending.is_empty() {
             return;

@@ -1,7 +1,7 @@
 //! The worker's main loop, as its steps: start services, check stop limits, settle and reserve
 //! (never more jobs than free slots), start jobs, idle wait, drain, stop services.
 
-use crate::store::Claim;
+use crate::store::{AdminStore, Claim};
 use std::{
     sync::{Arc, atomic::Ordering},
     time::Duration,
@@ -321,7 +321,7 @@ async fn free_slots(slots: &Semaphore, concurrency: usize) -> usize {
 const GATHER: Duration = Duration::from_millis(1);
 
 /// `--until-done`: nothing pending, delayed or reserved in the served queues, whoever holds them.
-async fn nothing_left(store: &dyn Store, queues: &[String]) -> bool {
+async fn nothing_left(store: &dyn AdminStore, queues: &[String]) -> bool {
     match store.stats().await {
         Ok(stats) => stats
             .queues

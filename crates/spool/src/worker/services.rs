@@ -12,7 +12,7 @@ use super::{
     lifecycle::{Shutdown, reconnect_delay},
     maintenance,
 };
-use crate::store::{Store, StoreError, StoreResult, WorkerInfo};
+use crate::store::{QueueStore, Store, StoreError, StoreResult, WorkerInfo};
 
 /// The worker's running services.
 pub(crate) struct Services {
@@ -62,7 +62,7 @@ impl Services {
     }
 
     /// Stops the services and deregisters the worker.
-    pub(crate) async fn stop(self, store: &dyn Store, worker_id: &str) {
+    pub(crate) async fn stop(self, store: &dyn QueueStore, worker_id: &str) {
         self.maintenance.abort();
         #[cfg(feature = "schedule")]
         self.tickers.iter().for_each(|t| t.abort());

@@ -39,6 +39,16 @@ pub struct App {
     logging: bool,
 }
 
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App")
+            .field("periodic", &self.setup.periodic.len())
+            .field("worker_pieces", &self.setup.configure.len())
+            .field("logging", &self.logging)
+            .finish_non_exhaustive()
+    }
+}
+
 impl App {
     /// The command line running `registry`'s jobs (start from [`Registry::with_builtins`] to
     /// keep the built-in ones).

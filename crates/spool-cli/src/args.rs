@@ -40,7 +40,7 @@ pub(crate) fn until(at: &str) -> Result<Duration, String> {
 }
 
 /// A list of durations; an alias so clap takes the whole list as one value.
-pub(crate) type DurationList = Vec<std::time::Duration>;
+pub(crate) type DurationList = Vec<Duration>;
 
 /// A list of names; an alias so clap takes the whole list as one value.
 pub(crate) type NameList = Vec<String>;

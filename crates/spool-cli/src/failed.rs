@@ -95,7 +95,7 @@ async fn show(store: Arc<dyn Store>, id: &str, json: bool) -> Result<ExitCode, C
         eprintln!("no failed job has id `{id}`");
         return Ok(ExitCode::FAILURE);
     };
-    let payload = super::output::payload_of(&f.envelope)
+    let payload = output::payload_of(&f.envelope)
         .unwrap_or_else(|| serde_json::Value::String(f.envelope.clone()));
     if json {
         #[derive(Serialize)]

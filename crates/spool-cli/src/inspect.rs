@@ -142,8 +142,8 @@ struct JobView<'a> {
 }
 
 fn view(j: &JobInfo, with_payload: bool) -> JobView<'_> {
-    let payload = with_payload
-        .then(|| super::output::payload_of(&j.envelope).unwrap_or(serde_json::Value::Null));
+    let payload =
+        with_payload.then(|| output::payload_of(&j.envelope).unwrap_or(serde_json::Value::Null));
     JobView {
         id: &j.id,
         queue: &j.queue,

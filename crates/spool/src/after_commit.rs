@@ -50,6 +50,7 @@ impl Spool {
 
 /// Dispatches held back until the caller's transaction commits: see [`Spool::after_commit`].
 #[must_use = "nothing is queued until commit() is called"]
+#[derive(Debug)]
 pub struct AfterCommit<'a> {
     spool: &'a Spool,
     pending: Vec<(Envelope, Duration)>,

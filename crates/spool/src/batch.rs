@@ -43,6 +43,7 @@ use crate::{
 /// # Ok(()) }
 /// ```
 #[must_use = "a batch does nothing until dispatched"]
+#[derive(Debug)]
 pub struct Batch<'a> {
     spool: &'a Spool,
     batch: NewBatch,

@@ -490,6 +490,17 @@ pub struct PendingDispatch<'a, J: Job> {
     trace: Option<TraceContext>,
 }
 
+impl<J: Job> std::fmt::Debug for PendingDispatch<'_, J> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingDispatch")
+            .field("job", &J::NAME)
+            .field("queue", &self.queue)
+            .field("delay", &self.delay)
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
 impl<J: Job> PendingDispatch<'_, J> {
     /// Makes the job unique: while another job holds `unique.key`, this dispatch is
     /// reported as already queued and nothing is stored (S-UNIQ-1).

@@ -254,7 +254,7 @@ async fn operations_work_after_the_server_kills_the_connections() {
 }
 
 /// Runs futures concurrently on this task and collects their outputs.
-async fn futures_join<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
+async fn futures_join<F: Future>(futures: Vec<F>) -> Vec<F::Output> {
     let mut out = Vec::with_capacity(futures.len());
     let mut pinned: Vec<_> = futures.into_iter().map(Box::pin).collect();
     let mut done: Vec<Option<F::Output>> = pinned.iter().map(|_| None).collect();

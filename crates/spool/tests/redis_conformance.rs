@@ -104,7 +104,7 @@ async fn prefixes_and_urls_are_checked_before_connecting() {
 /// policy Spool wants; the test server is Spool's own), also when the check panics.
 async fn with_policy<Fut>(policy: &str, check: Fut)
 where
-    Fut: std::future::Future<Output = ()> + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
 {
     let mut conn = connection(&url()).await.expect("connect");
     let _exclusive = support::POLICY.write().await;

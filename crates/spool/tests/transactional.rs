@@ -43,7 +43,7 @@ async fn sqlite_jobs_live_and_die_with_the_apps_transaction() {
     let (store, dir) = support::sqlite_store().await;
     let path = dir.join(support::SQLITE_FILE);
     let spool = Spool::new(store.clone());
-    let mut app = spool::store::sqlite::rusqlite::Connection::open(&path).unwrap();
+    let mut app = rusqlite::Connection::open(&path).unwrap();
     app.execute(
         "CREATE TABLE orders (id INTEGER PRIMARY KEY, state TEXT)",
         [],

@@ -9,46 +9,46 @@ use spool::{
 };
 
 /// Where generated documents are written.
-pub const OUT_DIR: &str = "pipeline-out";
+pub(crate) const OUT_DIR: &str = "pipeline-out";
 
 /// Stores the uploaded documents (here: records that they arrived).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Upload {
+pub(crate) struct Upload {
     /// Document ids.
     pub documents: Vec<u64>,
 }
 
 /// Works out what each document needs.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Analyse {
+pub(crate) struct Analyse {
     /// Document ids.
     pub documents: Vec<u64>,
 }
 
 /// Estimates the cost before spending it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Estimate {
+pub(crate) struct Estimate {
     /// Document ids.
     pub documents: Vec<u64>,
 }
 
 /// Fans the documents out as one batch of [`Generate`] jobs.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct GenerateAll {
+pub(crate) struct GenerateAll {
     /// Document ids.
     pub documents: Vec<u64>,
 }
 
 /// Generates one document with the language model.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Generate {
+pub(crate) struct Generate {
     /// The document.
     pub document: u64,
 }
 
 /// Tells someone how it went (here: prints it).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Notify {
+pub(crate) struct Notify {
     /// What to say.
     pub message: String,
 }

@@ -7,7 +7,7 @@ use spool::JobError;
 
 /// Asks the model to write `prompt`'s answer. A 429 or 503 with `Retry-After` becomes a
 /// deferral (no attempt used); other failures are retried per the job's backoff.
-pub async fn complete(prompt: &str) -> Result<String, JobError> {
+pub(crate) async fn complete(prompt: &str) -> Result<String, JobError> {
     let Ok(base) = std::env::var("LLM_BASE_URL") else {
         return Ok(stand_in(prompt).await);
     };

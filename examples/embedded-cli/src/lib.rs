@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 use spool::{Job, JobContext, JobResult};
 
 /// The app's own job.
-#[derive(Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ResizeImage {
     /// Which image.
     pub image_id: u64,

@@ -7,19 +7,19 @@ use std::{
     process::{Child, Command, Output, Stdio},
 };
 
-pub struct Env {
+pub(crate) struct Env {
     pub dir: PathBuf,
     pub url: String,
 }
 
 impl Env {
-    pub fn new() -> Env {
+    pub(crate) fn new() -> Env {
         let dir = tempfile::tempdir().expect("temp dir").keep();
         let url = format!("sqlite://{}", dir.join("spool.db").display());
         Env { dir, url }
     }
 
-    pub fn cmd(&self, args: &[&str]) -> Command {
+    pub(crate) fn cmd(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_spool"));
         cmd.arg("--url")
             .arg(&self.url)
@@ -30,7 +30,7 @@ impl Env {
     }
 
     /// Runs to completion; panics on a non-zero exit.
-    pub fn ok(&self, args: &[&str]) -> String {
+    pub(crate) fn ok(&self, args: &[&str]) -> String {
         let out = self.run(args);
         assert!(
             out.status.success(),
@@ -40,16 +40,16 @@ impl Env {
         String::from_utf8(out.stdout).expect("utf-8")
     }
 
-    pub fn run(&self, args: &[&str]) -> Output {
+    pub(crate) fn run(&self, args: &[&str]) -> Output {
         self.cmd(args).output().expect("spool runs")
     }
 
-    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+    pub(crate) fn json(&self, args: &[&str]) -> serde_json::Value {
         let out = self.ok(args);
         serde_json::from_str(&out).unwrap_or_else(|e| panic!("not one JSON document ({e}): {out}"))
     }
 
-    pub fn with_stdin(&self, args: &[&str], input: &str) -> Output {
+    pub(crate) fn with_stdin(&self, args: &[&str], input: &str) -> Output {
         let mut child = self
             .cmd(args)
             .stdin(Stdio::piped())
@@ -66,7 +66,7 @@ impl Env {
         child.wait_with_output().unwrap()
     }
 
-    pub fn spawn(&self, args: &[&str]) -> Child {
+    pub(crate) fn spawn(&self, args: &[&str]) -> Child {
         self.cmd(args)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -75,7 +75,7 @@ impl Env {
     }
 
     /// pending + delayed + reserved over all queues.
-    pub fn queued(&self) -> u64 {
+    pub(crate) fn queued(&self) -> u64 {
         let status = self.json(&["status", "--json"]);
         status["queues"]
             .as_array()
@@ -91,7 +91,7 @@ impl Env {
 }
 
 /// Sends a signal (`"KILL"`, `"TERM"`) with the system's `kill`.
-pub fn signal(child: &Child, sig: &str) {
+pub(crate) fn signal(child: &Child, sig: &str) {
     let status = Command::new("kill")
         .arg(format!("-{sig}"))
         .arg(child.id().to_string())

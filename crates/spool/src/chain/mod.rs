@@ -41,6 +41,7 @@ use crate::{
 /// # Ok(()) }
 /// ```
 #[must_use = "a chain does nothing until dispatched"]
+#[derive(Debug)]
 pub struct Chain<'a> {
     spool: &'a Spool,
     links: Vec<Link>,
@@ -50,6 +51,7 @@ pub struct Chain<'a> {
 }
 
 /// One step of a chain.
+#[derive(Debug)]
 enum Link {
     Job(Box<Envelope>),
     Batch {

@@ -150,6 +150,16 @@ pub struct Worker {
     info: WorkerInfo,
 }
 
+impl std::fmt::Debug for Worker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Worker")
+            .field("store", &self.store.backend())
+            .field("config", &self.config)
+            .field("info", &self.info)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Worker {
     /// A worker over `store` running the jobs in `registry`.
     pub fn new(store: Arc<dyn Store>, registry: Registry, config: WorkerConfig) -> Worker {

@@ -26,19 +26,21 @@ mod redis;
 mod sqlite;
 
 #[cfg(feature = "mysql")]
-pub use mysql::{mysql, mysql_url};
+pub(crate) use mysql::{mysql, mysql_url};
 #[cfg(feature = "postgres")]
-pub use postgres::{postgres, postgres_url};
+pub(crate) use postgres::{postgres, postgres_url};
 #[cfg(feature = "redis")]
-pub use redis::{POLICY, connection as redis_connection, raw_meta_is_seen, redis, redis_url};
+pub(crate) use redis::{
+    POLICY, connection as redis_connection, raw_meta_is_seen, redis, redis_url,
+};
 #[cfg(feature = "sqlite")]
-pub use sqlite::{SQLITE_FILE, sqlite, sqlite_store};
+pub(crate) use sqlite::{SQLITE_FILE, sqlite, sqlite_store};
 
 /// The schema (or Redis key layout) version this build's stores migrate to.
 const SCHEMA_VERSION: i64 = 2;
 
 /// A fresh location's URL, and where it is.
-pub struct Fresh {
+pub(crate) struct Fresh {
     pub url: String,
     pub backend: &'static str,
     location: Location,
@@ -60,14 +62,14 @@ enum Location {
 
 impl Fresh {
     /// Opens (and migrates) the store.
-    pub async fn connect(&self) -> Arc<dyn Store> {
+    pub(crate) async fn connect(&self) -> Arc<dyn Store> {
         spool::connect(&self.url)
             .await
             .expect("connect to the fresh store")
     }
 
     /// Opens a handle on the store without migrating it.
-    pub async fn open(&self) -> Arc<dyn Store> {
+    pub(crate) async fn open(&self) -> Arc<dyn Store> {
         match &self.location {
             #[cfg(feature = "sqlite")]
             Location::Sqlite { .. } => sqlite::open(&self.url).await,
@@ -81,7 +83,7 @@ impl Fresh {
     }
 
     /// Removes what the test left (best effort: the test already passed).
-    pub async fn cleanup(self) {
+    pub(crate) async fn cleanup(self) {
         self.remove().await;
     }
 
@@ -168,7 +170,7 @@ impl Fixture for Fresh {
     }
 }
 
-pub fn ci() -> bool {
+pub(crate) fn ci() -> bool {
     std::env::var("CI").as_deref() == Ok("true")
 }
 
@@ -187,7 +189,7 @@ fn unix_secs() -> u64 {
 }
 
 /// `spool_test_<unix secs>_<random>`: leftovers of such names are swept by later runs.
-pub fn unique_name() -> String {
+pub(crate) fn unique_name() -> String {
     format!("{PREFIX}{}_{:08x}", unix_secs(), fastrand::u32(..))
 }
 
@@ -202,7 +204,7 @@ fn is_leftover(name: &str) -> bool {
 
 /// The answer to a server that can't be reached: skipped (`None`) on a laptop, a failure
 /// under `CI=true`.
-pub fn unreachable<T>(backend: &str, url: &str, error: &spool::StoreError) -> Option<T> {
+pub(crate) fn unreachable<T>(backend: &str, url: &str, error: &spool::StoreError) -> Option<T> {
     if ci() {
         panic!("{backend} unreachable at {url}: {error} (CI=true: the tests need the server)");
     }
@@ -243,7 +245,7 @@ macro_rules! on_every_store {
 
 /// Inserts a job row raw (`statement` binds the id, then the envelope) and checks the store
 /// sees it: the fixture's raw path reaches the store's own tables.
-pub async fn raw_job_row_is_seen(fresh: &Fresh, statement: &str) {
+pub(crate) async fn raw_job_row_is_seen(fresh: &Fresh, statement: &str) {
     let store = Fixture::store(fresh).await;
     fresh
         .raw(Raw::Sql {

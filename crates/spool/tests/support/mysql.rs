@@ -10,13 +10,13 @@ use tokio::sync::OnceCell;
 use super::{Fresh, Location, is_leftover, unique_name, unreachable};
 
 /// The server: `SPOOL_TEST_MYSQL_URL`, else the local test server.
-pub fn mysql_url() -> String {
+pub(crate) fn mysql_url() -> String {
     std::env::var("SPOOL_TEST_MYSQL_URL")
         .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/test".into())
 }
 
 /// A new, empty database; `None` when the server is unreachable outside CI.
-pub async fn mysql() -> Option<Fresh> {
+pub(crate) async fn mysql() -> Option<Fresh> {
     let base = mysql_url();
     let name = unique_name();
     match MysqlStore::create_database(&base, &name).await {

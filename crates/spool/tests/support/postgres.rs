@@ -10,14 +10,14 @@ use tokio::sync::OnceCell;
 use super::{Fresh, Location, is_leftover, unique_name, unreachable, with_param};
 
 /// The server: `SPOOL_TEST_POSTGRES_URL`, else the local test database.
-pub fn postgres_url() -> String {
+pub(crate) fn postgres_url() -> String {
     std::env::var("SPOOL_TEST_POSTGRES_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
 }
 
 /// A new schema (not created until a store migrates it); `None` when the server is
 /// unreachable outside CI.
-pub async fn postgres() -> Option<Fresh> {
+pub(crate) async fn postgres() -> Option<Fresh> {
     let base = postgres_url();
     let name = unique_name();
     match PostgresStore::open_in_schema(&base, &name).await {

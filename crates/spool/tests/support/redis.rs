@@ -13,16 +13,16 @@ use super::{Fresh, Location, is_leftover, unique_name, unreachable, with_param};
 
 /// Held (shared) while a store is opened, and exclusively while a test has the server's
 /// eviction policy changed: opening checks the policy, so the other tests wait meanwhile.
-pub static POLICY: RwLock<()> = RwLock::const_new(());
+pub(crate) static POLICY: RwLock<()> = RwLock::const_new(());
 
 /// The server: `SPOOL_TEST_REDIS_URL`, else the local one. The tests never flush it: they
 /// only touch keys under their own prefixes.
-pub fn redis_url() -> String {
+pub(crate) fn redis_url() -> String {
     std::env::var("SPOOL_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into())
 }
 
 /// A new prefix; `None` when the server is unreachable outside CI.
-pub async fn redis() -> Option<Fresh> {
+pub(crate) async fn redis() -> Option<Fresh> {
     let base = redis_url();
     let name = unique_name();
     let opened = {
@@ -51,7 +51,7 @@ pub(super) async fn open(url: &str) -> Arc<dyn Store> {
 }
 
 /// A connection of its own to the server.
-pub async fn connection(
+pub(crate) async fn connection(
     url: &str,
 ) -> Result<driver::aio::MultiplexedConnection, driver::RedisError> {
     driver::Client::open(url)?
@@ -200,7 +200,7 @@ pub(super) async fn write_version_1(base: &str, prefix: &str, job_id: &str) -> R
 
 /// Writes the restart epoch raw and checks the store reads it: the fixture's raw path
 /// reaches the store's own keys.
-pub async fn raw_meta_is_seen(fresh: &Fresh) {
+pub(crate) async fn raw_meta_is_seen(fresh: &Fresh) {
     use spool_conformance::Fixture;
     let Location::Prefix { name, .. } = &fresh.location else {
         panic!("not a Redis location");

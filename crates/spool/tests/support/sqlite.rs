@@ -8,9 +8,9 @@ use spool_conformance::{Raw, Value};
 use super::{Fresh, Location};
 
 /// The database file's name inside a location's directory.
-pub const SQLITE_FILE: &str = "spool.db";
+pub(crate) const SQLITE_FILE: &str = "spool.db";
 
-pub async fn sqlite() -> Option<Fresh> {
+pub(crate) async fn sqlite() -> Option<Fresh> {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join(SQLITE_FILE);
     let url = format!("sqlite://{}", path.display());
@@ -23,7 +23,7 @@ pub async fn sqlite() -> Option<Fresh> {
 
 /// A fresh, migrated SQLite store and its directory (the file is [`SQLITE_FILE`] in it), for
 /// tests that need only that. The directory outlives the test: the store keeps the file open.
-pub async fn sqlite_store() -> (Arc<dyn Store>, std::path::PathBuf) {
+pub(crate) async fn sqlite_store() -> (Arc<dyn Store>, std::path::PathBuf) {
     let dir = tempfile::tempdir().expect("temp dir").keep();
     let url = format!("sqlite://{}", dir.join(SQLITE_FILE).display());
     let store = spool::connect(&url).await.expect("open a SQLite store");

@@ -110,16 +110,10 @@ impl AdminStore for MysqlStore {
     }
 
     async fn job(&self, id: &str) -> StoreResult<Option<JobInfo>> {
-        idempotent!(&self.pool, |conn| {
-            let row = sqlx::query(sql_with(
-                include_str!("sql/job.sql"),
-                &[("columns", rows::JOB_COLUMNS)],
-            ))
-            .bind(id)
-            .fetch_optional(conn)
-            .await?;
-            row.as_ref().map(rows::job_info).transpose()
+        self.row_by_id(include_str!("sql/job.sql"), rows::JOB_COLUMNS, id, |row| {
+            rows::job_info(row)
         })
+        .await
     }
 
     async fn delete_job(&self, id: &str) -> StoreResult<bool> {
@@ -200,16 +194,13 @@ impl AdminStore for MysqlStore {
     }
 
     async fn failed_job(&self, id: &str) -> StoreResult<Option<FailedJob>> {
-        idempotent!(&self.pool, |conn| {
-            let row = sqlx::query(sql_with(
-                include_str!("sql/failed_job.sql"),
-                &[("columns", rows::FAILED_COLUMNS)],
-            ))
-            .bind(id)
-            .fetch_optional(conn)
-            .await?;
-            row.as_ref().map(rows::failed_job).transpose()
-        })
+        self.row_by_id(
+            include_str!("sql/failed_job.sql"),
+            rows::FAILED_COLUMNS,
+            id,
+            |row| rows::failed_job(row),
+        )
+        .await
     }
 
     async fn retry_failed(&self, selector: &RetrySelector) -> StoreResult<Vec<String>> {

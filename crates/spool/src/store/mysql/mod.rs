@@ -29,6 +29,7 @@ use sqlx::{
 use super::{PushOutcome, StoreError, StoreResult, WakeupSignal};
 
 mod admin;
+mod lookup;
 mod migrate;
 mod queue;
 mod retry;

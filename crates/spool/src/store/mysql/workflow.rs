@@ -77,16 +77,13 @@ impl WorkflowStore for MysqlStore {
     }
 
     async fn batch(&self, id: &str) -> StoreResult<Option<BatchInfo>> {
-        idempotent!(&self.pool, |conn| {
-            let row = sqlx::query(sql_with(
-                include_str!("sql/batch.sql"),
-                &[("columns", rows::BATCH_COLUMNS)],
-            ))
-            .bind(id)
-            .fetch_optional(conn)
-            .await?;
-            row.as_ref().map(batch_info).transpose()
-        })
+        self.row_by_id(
+            include_str!("sql/batch.sql"),
+            rows::BATCH_COLUMNS,
+            id,
+            batch_info,
+        )
+        .await
     }
 
     async fn batches(&self, limit: u32) -> StoreResult<Vec<BatchInfo>> {
@@ -257,16 +254,13 @@ impl WorkflowStore for MysqlStore {
     }
 
     async fn job_result(&self, id: &str) -> StoreResult<Option<CompletedJob>> {
-        idempotent!(&self.pool, |conn| {
-            let row = sqlx::query(sql_with(
-                include_str!("sql/job_result.sql"),
-                &[("columns", rows::RESULT_COLUMNS)],
-            ))
-            .bind(id)
-            .fetch_optional(conn)
-            .await?;
-            row.as_ref().map(rows::completed_job).transpose()
-        })
+        self.row_by_id(
+            include_str!("sql/job_result.sql"),
+            rows::RESULT_COLUMNS,
+            id,
+            |row| rows::completed_job(row),
+        )
+        .await
     }
 
     async fn prune_results(&self, age: Duration) -> StoreResult<u64> {

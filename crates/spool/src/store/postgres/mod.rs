@@ -68,7 +68,7 @@ pub struct PostgresStore {
     wakeup: WakeupSignal,
     /// Started by the first [`QueueStore::wakeups`](crate::store::QueueStore::wakeups) call;
     /// stopped when the store is dropped.
-    listener: Mutex<Option<wakeups::Listener>>,
+    listener: Mutex<Option<crate::store::wakeup::Listener>>,
 }
 
 impl PostgresStore {

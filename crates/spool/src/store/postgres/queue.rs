@@ -3,6 +3,7 @@
 
 use crate::store::Claim;
 use crate::store::rules::{count, offset_ms};
+use crate::store::wakeup::Listener;
 use std::{sync::Arc, time::Duration};
 
 use async_trait::async_trait;
@@ -223,15 +224,13 @@ impl QueueStore for PostgresStore {
     }
 
     fn wakeups(&self) -> Wakeups {
-        // A poisoned lock only means another caller panicked mid-start; the slot is still sound.
-        let mut listener = self.listener.lock().unwrap_or_else(|e| e.into_inner());
-        if !listener.as_ref().is_some_and(wakeups::Listener::is_running) {
-            *listener = wakeups::Listener::start(
+        Listener::keep_running(&self.listener, || {
+            wakeups::start(
                 self.options.clone(),
                 self.channel.clone(),
                 self.wakeup.clone(),
-            );
-        }
+            )
+        });
         self.wakeup.subscribe()
     }
 

@@ -75,7 +75,7 @@ pub struct RedisStore {
     channel: String,
     wakeup: WakeupSignal,
     /// Started by the first `wakeups` call; stopped when the store is dropped.
-    listener: Mutex<Option<wakeups::Listener>>,
+    listener: Mutex<Option<crate::store::wakeup::Listener>>,
     /// The lease of each worker registered (or heartbeating) through this handle, recorded in
     /// a queue when the worker reserves there.
     leases: Mutex<HashMap<String, i64>>,

@@ -6,6 +6,7 @@
 
 use crate::store::Claim;
 use crate::store::rules::{count, offset_ms};
+use crate::store::wakeup::Listener;
 use std::{sync::Arc, time::Duration};
 
 use async_trait::async_trait;
@@ -526,14 +527,13 @@ impl QueueStore for RedisStore {
     }
 
     fn wakeups(&self) -> Wakeups {
-        let mut listener = lock(&self.listener);
-        if !listener.as_ref().is_some_and(wakeups::Listener::is_running) {
-            *listener = wakeups::Listener::start(
+        Listener::keep_running(&self.listener, || {
+            wakeups::start(
                 self.client.clone(),
                 self.channel.clone(),
                 self.wakeup.clone(),
-            );
-        }
+            )
+        });
         self.wakeup.subscribe()
     }
 

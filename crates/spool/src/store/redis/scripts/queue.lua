@@ -89,22 +89,6 @@ local function delivered_key(id)
 end
 local DELIVERED_TTL_MS = 7 * 24 * 3600 * 1000
 
--- The server's clock in milliseconds (D-7): callers never send absolute times.
-local function now_ms()
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
-
--- A stored counter or time; a missing or malformed one stops the script with an error rather
--- than being taken as zero.
-local function num(value, what)
-  local n = tonumber(value)
-  if n == nil then
-    error('malformed ' .. what .. ': ' .. tostring(value))
-  end
-  return n
-end
-
 -- Due delayed jobs join the tail of the ready list, earliest due first.
 local function migrate_due(now)
   local due = redis.call('ZRANGEBYSCORE', K_DELAYED, '-inf', now, 'LIMIT', 0, MIGRATE_BATCH)
@@ -197,6 +181,14 @@ local function insert_job(s, seq, now, acc)
     redis.call('RPUSH', K_READY, s.id)
   end
   return 1
+end
+
+-- Writes what `insert_job` collected in `acc`: the envelopes, then the ready ids in order.
+local function write_inserted(acc)
+  batched('HSET', K_ENV, acc.envelopes)
+  if #acc.ready > 0 then
+    batched('RPUSH', K_READY, acc.ready)
+  end
 end
 
 -- Releases a job's unique lock if it still owns it and the lock is held `until` this point.

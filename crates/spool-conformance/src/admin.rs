@@ -11,7 +11,7 @@ use spool::{
 
 use crate::{
     Fixture,
-    helpers::{LEASE, new_job, q, worker},
+    helpers::{LEASE, new_job, q, reserve_default, worker},
 };
 
 /// Failing moves the job to the failed store with its error and causes; the failed store can
@@ -129,10 +129,7 @@ pub async fn inspection_and_job_commands(fixture: &dyn Fixture) {
     let other = new_job("emails", Duration::ZERO);
     store.push(std::slice::from_ref(&held)).await.unwrap();
     let w = worker(&store, "w", LEASE).await;
-    store
-        .reserve(Claim::new(&w, &q(&["default"]), 1))
-        .await
-        .unwrap();
+    reserve_default(&store, &w, 1).await;
     store
         .push(&[ready.clone(), later.clone(), other.clone()])
         .await

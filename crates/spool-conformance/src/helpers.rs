@@ -4,7 +4,7 @@ use std::{sync::Arc, time::Duration};
 
 use spool::{
     Envelope, Store,
-    store::{NewJob, Settlement, WorkerInfo},
+    store::{Claim, NewJob, ReservedJob, Settlement, WorkerInfo},
 };
 
 /// The lease of workers that are meant to stay alive for the whole check.
@@ -37,6 +37,18 @@ pub(crate) async fn worker(store: &Arc<dyn Store>, name: &str, lease: Duration) 
 
 pub(crate) fn q(names: &[&str]) -> Vec<String> {
     names.iter().map(|s| s.to_string()).collect()
+}
+
+/// Reserves up to `limit` jobs of the `default` queue for `worker`.
+pub(crate) async fn reserve_default(
+    store: &Arc<dyn Store>,
+    worker: &str,
+    limit: usize,
+) -> Vec<ReservedJob> {
+    store
+        .reserve(Claim::new(worker, &q(&["default"]), limit))
+        .await
+        .unwrap()
 }
 
 pub(crate) fn complete(id: &str, token: i64) -> Settlement {

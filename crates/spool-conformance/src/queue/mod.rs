@@ -12,7 +12,7 @@ use spool::{
 
 use crate::{
     Fixture,
-    helpers::{LEASE, complete, ids, new_job, q, worker},
+    helpers::{LEASE, complete, ids, new_job, q, reserve_default, worker},
 };
 
 pub mod migrations;
@@ -26,10 +26,7 @@ pub async fn push_then_reserve_in_order(fixture: &dyn Fixture) {
     let outcomes = store.push(&jobs).await.unwrap();
     assert_eq!(outcomes, vec![PushOutcome::Queued; 5]);
     let w = worker(&store, "w", LEASE).await;
-    let got = store
-        .reserve(Claim::new(&w, &q(&["default"]), 3))
-        .await
-        .unwrap();
+    let got = reserve_default(&store, &w, 3).await;
     assert_eq!(
         got.iter().map(|j| j.id.clone()).collect::<Vec<_>>(),
         ids(&jobs)[..3]
@@ -40,21 +37,12 @@ pub async fn push_then_reserve_in_order(fixture: &dyn Fixture) {
     );
     let envelope = Envelope::decode(&got[0].envelope).unwrap();
     assert_eq!(envelope.id, jobs[0].id);
-    let rest = store
-        .reserve(Claim::new(&w, &q(&["default"]), 10))
-        .await
-        .unwrap();
+    let rest = reserve_default(&store, &w, 10).await;
     assert_eq!(
         rest.iter().map(|j| j.id.clone()).collect::<Vec<_>>(),
         ids(&jobs)[3..]
     );
-    assert!(
-        store
-            .reserve(Claim::new(&w, &q(&["default"]), 10))
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(reserve_default(&store, &w, 10).await.is_empty());
 }
 
 /// A job id that already exists is reported, not duplicated, also within one batch.
@@ -88,13 +76,7 @@ pub async fn delayed_jobs_wait_their_turn(fixture: &dyn Fixture) {
     let delayed = new_job("default", Duration::from_millis(400));
     store.push(std::slice::from_ref(&delayed)).await.unwrap();
     let w = worker(&store, "w", LEASE).await;
-    assert!(
-        store
-            .reserve(Claim::new(&w, &q(&["default"]), 1))
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(reserve_default(&store, &w, 1).await.is_empty());
     let next = store
         .next_available_in(&q(&["default"]))
         .await
@@ -107,10 +89,7 @@ pub async fn delayed_jobs_wait_their_turn(fixture: &dyn Fixture) {
     let stats = store.stats().await.unwrap();
     assert_eq!((stats.queues[0].pending, stats.queues[0].delayed), (0, 1));
     tokio::time::sleep(Duration::from_millis(450)).await;
-    let got = store
-        .reserve(Claim::new(&w, &q(&["default"]), 1))
-        .await
-        .unwrap();
+    let got = reserve_default(&store, &w, 1).await;
     assert_eq!(got.len(), 1);
     assert!(
         store
@@ -174,10 +153,7 @@ pub async fn retry_deadline_comes_from_the_store_clock(fixture: &dyn Fixture) {
         .await
         .unwrap();
     let w = worker(&store, "w", LEASE).await;
-    let got = store
-        .reserve(Claim::new(&w, &q(&["default"]), 1))
-        .await
-        .unwrap();
+    let got = reserve_default(&store, &w, 1).await;
     let until = got[0].retry_until.expect("a deadline");
     let window = until - got[0].reserved_at;
     assert!((55_000..=60_000).contains(&window), "{window}");
@@ -197,10 +173,7 @@ pub async fn concurrent_reservers_never_share_a_job(fixture: &dyn Fixture) {
             let w = worker(&store, &format!("w{n}"), LEASE).await;
             let mut mine = Vec::new();
             loop {
-                let got = store
-                    .reserve(Claim::new(&w, &q(&["default"]), 7))
-                    .await
-                    .unwrap();
+                let got = reserve_default(&store, &w, 7).await;
                 if got.is_empty() {
                     break mine;
                 }

@@ -10,7 +10,7 @@ use spool::{
 
 use crate::{
     Fixture,
-    helpers::{LEASE, complete, new_job, q, worker},
+    helpers::{LEASE, complete, new_job, q, reserve_default, worker},
 };
 
 /// Completing deletes the job and counts it; settlements are fenced on worker and token.
@@ -20,10 +20,7 @@ pub async fn settlements_are_fenced(fixture: &dyn Fixture) {
     store.push(&jobs).await.unwrap();
     let a = worker(&store, "a", LEASE).await;
     let b = worker(&store, "b", LEASE).await;
-    let got = store
-        .reserve(Claim::new(&a, &q(&["default"]), 2))
-        .await
-        .unwrap();
+    let got = reserve_default(&store, &a, 2).await;
     // Another worker, or a stale token, cannot settle the job.
     assert_eq!(
         store
@@ -67,10 +64,7 @@ pub async fn releases_keep_the_counters_right(fixture: &dyn Fixture) {
         (ReleaseKind::Shutdown, 2, 1, 1),
     ];
     for (kind, attempts, deferrals, exceptions) in cases {
-        let got = store
-            .reserve(Claim::new(&w, &q(&["default"]), 1))
-            .await
-            .unwrap();
+        let got = reserve_default(&store, &w, 1).await;
         assert_eq!(got.len(), 1, "{kind:?}");
         let release = Settlement::Release {
             id: job.id.clone(),
@@ -91,10 +85,7 @@ pub async fn releases_keep_the_counters_right(fixture: &dyn Fixture) {
             info.last_error.as_deref(),
             Some(format!("{kind:?}").as_str())
         );
-        let again = store
-            .reserve(Claim::new(&w, &q(&["default"]), 1))
-            .await
-            .unwrap();
+        let again = reserve_default(&store, &w, 1).await;
         assert_eq!(again[0].exceptions, exceptions, "{kind:?}");
         assert!(
             again[0].token > got[0].token,
@@ -110,10 +101,7 @@ pub async fn releases_keep_the_counters_right(fixture: &dyn Fixture) {
         store.settle(&w, &[back]).await.unwrap();
     }
     // A release with a delay makes the job delayed.
-    let got = store
-        .reserve(Claim::new(&w, &q(&["default"]), 1))
-        .await
-        .unwrap();
+    let got = reserve_default(&store, &w, 1).await;
     let later = Settlement::Release {
         id: job.id.clone(),
         token: got[0].token,
@@ -134,10 +122,7 @@ pub async fn settle_and_reserve_acks_then_claims(fixture: &dyn Fixture) {
     let jobs: Vec<NewJob> = (0..4).map(|_| new_job("default", Duration::ZERO)).collect();
     store.push(&jobs).await.unwrap();
     let w = worker(&store, "w", LEASE).await;
-    let first = store
-        .reserve(Claim::new(&w, &q(&["default"]), 2))
-        .await
-        .unwrap();
+    let first = reserve_default(&store, &w, 2).await;
     let acks = [
         complete(&first[0].id, first[0].token),
         complete(&first[1].id, first[1].token - 1),

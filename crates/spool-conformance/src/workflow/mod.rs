@@ -2,7 +2,7 @@
 //! and the workflow effects of settling): unique locks, follow-ups, batches, limiters,
 //! concurrency slots, progress and results.
 
-use spool::store::{Claim, Held};
+use spool::store::Held;
 use std::{sync::Arc, time::Duration};
 
 use spool::{
@@ -12,7 +12,7 @@ use spool::{
 
 use crate::{
     Fixture,
-    helpers::{LEASE, new_job, q, worker},
+    helpers::{LEASE, new_job, reserve_default, worker},
 };
 
 pub mod batches;
@@ -63,10 +63,7 @@ pub async fn progress_and_results(fixture: &dyn Fixture) {
         .await
         .unwrap();
     let w = worker(&store, "w", LEASE).await;
-    let got = store
-        .reserve(Claim::new(&w, &q(&["default"]), 1))
-        .await
-        .unwrap();
+    let got = reserve_default(&store, &w, 1).await;
     let id = got[0].id.clone();
     assert!(store.job(&id).await.unwrap().unwrap().progress.is_none());
     let progress = Progress {

@@ -1,6 +1,5 @@
 //! Unique locks and follow-ups.
 
-use spool::store::Claim;
 use std::time::Duration;
 
 use spool::{
@@ -11,7 +10,7 @@ use spool::{
 use super::{complete_with, pending_in};
 use crate::{
     Fixture,
-    helpers::{LEASE, new_job, q, worker},
+    helpers::{LEASE, new_job, reserve_default, worker},
 };
 
 pub(super) fn unique_job(key: &str, unique: Unique) -> NewJob {
@@ -43,10 +42,7 @@ pub async fn unique_until_done(fixture: &dyn Fixture) {
     );
 
     let w = worker(&store, "w", LEASE).await;
-    let got = store
-        .reserve(Claim::new(&w, &q(&["default"]), 1))
-        .await
-        .unwrap();
+    let got = reserve_default(&store, &w, 1).await;
     // Held across a release (retry) and while running.
     let release = Settlement::Release {
         id: got[0].id.clone(),
@@ -63,10 +59,7 @@ pub async fn unique_until_done(fixture: &dyn Fixture) {
             .unwrap(),
         [PushOutcome::AlreadyQueued]
     );
-    let got = store
-        .reserve(Claim::new(&w, &q(&["default"]), 1))
-        .await
-        .unwrap();
+    let got = reserve_default(&store, &w, 1).await;
     // A stale token is not the owner: the lock stays.
     store
         .settle(
@@ -90,10 +83,7 @@ pub async fn unique_until_done(fixture: &dyn Fixture) {
     assert_eq!(store.push(&[again]).await.unwrap(), [PushOutcome::Queued]);
 
     // A final failure frees the key too.
-    let got = store
-        .reserve(Claim::new(&w, &q(&["default"]), 1))
-        .await
-        .unwrap();
+    let got = reserve_default(&store, &w, 1).await;
     let fail = Settlement::fail(got[0].id.clone(), got[0].token, "boom".into(), vec![]);
     store.settle(&w, &[fail]).await.unwrap();
     assert_eq!(
@@ -127,10 +117,7 @@ pub async fn unique_until_processing_and_expiry(fixture: &dyn Fixture) {
         [PushOutcome::AlreadyQueued]
     );
     let w = worker(&store, "w", LEASE).await;
-    let got = store
-        .reserve(Claim::new(&w, &q(&["default"]), 1))
-        .await
-        .unwrap();
+    let got = reserve_default(&store, &w, 1).await;
     assert_eq!(got.len(), 1);
     let while_running = unique_job("mail:7", Unique::new("").until_processing());
     assert_eq!(
@@ -174,10 +161,7 @@ pub async fn follow_ups_ride_with_settlements(fixture: &dyn Fixture) {
         .await
         .unwrap();
     let w = worker(&store, "w", LEASE).await;
-    let got = store
-        .reserve(Claim::new(&w, &q(&["default"]), 2))
-        .await
-        .unwrap();
+    let got = reserve_default(&store, &w, 2).await;
     let next = new_job("next", Duration::ZERO);
     let stale = complete_with(
         &got[0].id,

@@ -1,7 +1,7 @@
 //! `AdminStore` on MySQL: the reads behind `spool status`, `jobs`, `job` and `failed`, and the
 //! operator commands (deleting, running and clearing jobs, the failed store, restarts).
 
-use crate::store::rules::{MAX_OFFSET_MS, count};
+use crate::store::rules::count;
 use std::{collections::HashMap, time::Duration};
 
 use async_trait::async_trait;
@@ -12,12 +12,9 @@ use super::{
     retry::{Begin, TxError, idempotent, in_transaction},
     sql, sql_with,
 };
-use crate::{
-    duration::millis,
-    store::{
-        AdminStore, FailedFilter, FailedJob, JobFilter, JobInfo, JobState, QueueStats,
-        RetrySelector, Stats, StoreResult, WorkerStatus, sql::rows,
-    },
+use crate::store::{
+    AdminStore, FailedFilter, FailedJob, JobFilter, JobInfo, JobState, QueueStats, RetrySelector,
+    Stats, StoreResult, WorkerStatus, sql::rows,
 };
 
 mod retry_failed;
@@ -238,15 +235,8 @@ impl AdminStore for MysqlStore {
     }
 
     async fn prune_failed(&self, age: Duration) -> StoreResult<u64> {
-        let age = millis(age).min(MAX_OFFSET_MS);
-        in_transaction!(&self.pool, Begin::Write, |conn| {
-            let n = sqlx::query(sql(include_str!("sql/prune_failed.sql")))
-                .bind(age)
-                .execute(conn)
-                .await?
-                .rows_affected();
-            Ok::<_, TxError>(n)
-        })
+        self.prune_older_than(include_str!("sql/prune_failed.sql"), age)
+            .await
     }
 
     async fn signal_restart(&self) -> StoreResult<i64> {

@@ -31,6 +31,7 @@ use super::{PushOutcome, StoreError, StoreResult, WakeupSignal};
 mod admin;
 mod lookup;
 mod migrate;
+mod prune;
 mod queue;
 mod retry;
 mod rows;

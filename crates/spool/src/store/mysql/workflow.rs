@@ -264,14 +264,7 @@ impl WorkflowStore for MysqlStore {
     }
 
     async fn prune_results(&self, age: Duration) -> StoreResult<u64> {
-        let age = millis(age).min(MAX_OFFSET_MS);
-        in_transaction!(&self.pool, Begin::Write, |conn| {
-            let n = sqlx::query(sql(include_str!("sql/prune_results.sql")))
-                .bind(age)
-                .execute(conn)
-                .await?
-                .rows_affected();
-            Ok::<_, TxError>(n)
-        })
+        self.prune_older_than(include_str!("sql/prune_results.sql"), age)
+            .await
     }
 }

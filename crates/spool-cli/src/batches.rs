@@ -59,9 +59,12 @@ pub(crate) async fn list_or_show(
         println!("no batches");
         return Ok(ExitCode::SUCCESS);
     }
-    let rows: Vec<Vec<String>> = batches
-        .iter()
-        .map(|b| {
+    output::table_of(
+        &[
+            "ID", "NAME", "TOTAL", "PENDING", "FAILED", "PROGRESS", "STATE",
+        ],
+        &batches,
+        |b| {
             vec![
                 b.id.clone(),
                 output::one_line(&b.name, 30),
@@ -71,13 +74,7 @@ pub(crate) async fn list_or_show(
                 format!("{}%", b.progress),
                 state(b).into(),
             ]
-        })
-        .collect();
-    output::table(
-        &[
-            "ID", "NAME", "TOTAL", "PENDING", "FAILED", "PROGRESS", "STATE",
-        ],
-        &rows,
+        },
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -67,9 +67,10 @@ pub(crate) async fn list_or_show(
         println!("no failed jobs");
         return Ok(ExitCode::SUCCESS);
     }
-    let rows: Vec<Vec<String>> = failed
-        .iter()
-        .map(|f| {
+    output::table_of(
+        &["ID", "QUEUE", "JOB", "ATTEMPTS", "FAILED AT", "ERROR"],
+        &failed,
+        |f| {
             vec![
                 f.id.clone(),
                 f.queue.clone(),
@@ -78,11 +79,7 @@ pub(crate) async fn list_or_show(
                 f.failed_at.clone(),
                 output::one_line(&f.error, 60),
             ]
-        })
-        .collect();
-    output::table(
-        &["ID", "QUEUE", "JOB", "ATTEMPTS", "FAILED AT", "ERROR"],
-        &rows,
+        },
     );
     if total > failed.len() as u64 {
         println!("… {} of {total} shown (use --limit)", failed.len());

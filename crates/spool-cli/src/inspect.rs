@@ -45,10 +45,18 @@ pub(crate) async fn status(store: Arc<dyn Store>, a: JsonFlag) -> Result<ExitCod
             .filter(|w| w.queues.iter().any(|q| q == queue))
             .count()
     };
-    let rows: Vec<Vec<String>> = stats
-        .queues
-        .iter()
-        .map(|q| {
+    output::table_of(
+        &[
+            "QUEUE",
+            "PENDING",
+            "DELAYED",
+            "RESERVED",
+            "OLDEST READY",
+            "WORKERS",
+            "",
+        ],
+        &stats.queues,
+        |q| {
             let workers = consumers(&q.name);
             let note = if workers == 0 && q.pending + q.delayed > 0 {
                 "no consumer"
@@ -64,19 +72,7 @@ pub(crate) async fn status(store: Arc<dyn Store>, a: JsonFlag) -> Result<ExitCod
                 workers.to_string(),
                 note.to_string(),
             ]
-        })
-        .collect();
-    output::table(
-        &[
-            "QUEUE",
-            "PENDING",
-            "DELAYED",
-            "RESERVED",
-            "OLDEST READY",
-            "WORKERS",
-            "",
-        ],
-        &rows,
+        },
     );
     println!(
         "\nprocessed: {}   failed: {}   store: {}",
@@ -88,10 +84,10 @@ pub(crate) async fn status(store: Arc<dyn Store>, a: JsonFlag) -> Result<ExitCod
         println!("workers: none running");
     } else {
         println!("workers:");
-        let rows: Vec<Vec<String>> = stats
-            .workers
-            .iter()
-            .map(|w| {
+        output::table_of(
+            &["  ID", "HOST", "PID", "QUEUES", "BUSY"],
+            &stats.workers,
+            |w| {
                 vec![
                     w.id.clone(),
                     w.host.clone(),
@@ -99,9 +95,8 @@ pub(crate) async fn status(store: Arc<dyn Store>, a: JsonFlag) -> Result<ExitCod
                     w.queues.join(","),
                     w.busy.len().to_string(),
                 ]
-            })
-            .collect();
-        output::table(&["  ID", "HOST", "PID", "QUEUES", "BUSY"], &rows);
+            },
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -185,9 +180,10 @@ pub(crate) async fn jobs(store: Arc<dyn Store>, a: JobsArgs) -> Result<ExitCode,
         });
         return Ok(ExitCode::SUCCESS);
     }
-    let rows: Vec<Vec<String>> = jobs
-        .iter()
-        .map(|j| {
+    output::table_of(
+        &["ID", "QUEUE", "JOB", "STATE", "ATTEMPTS", "LAST ERROR"],
+        &jobs,
+        |j| {
             vec![
                 j.id.clone(),
                 j.queue.clone(),
@@ -199,11 +195,7 @@ pub(crate) async fn jobs(store: Arc<dyn Store>, a: JobsArgs) -> Result<ExitCode,
                     .map(|e| output::one_line(e, 50))
                     .unwrap_or_default(),
             ]
-        })
-        .collect();
-    output::table(
-        &["ID", "QUEUE", "JOB", "STATE", "ATTEMPTS", "LAST ERROR"],
-        &rows,
+        },
     );
     Ok(ExitCode::SUCCESS)
 }

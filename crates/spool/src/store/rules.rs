@@ -28,6 +28,11 @@ pub(crate) fn count(n: i64) -> u64 {
     u64::try_from(n).unwrap_or(0)
 }
 
+/// Milliseconds read from the store as a duration (a negative value reads as zero).
+pub(crate) fn duration_ms(ms: i64) -> Duration {
+    Duration::from_millis(count(ms))
+}
+
 /// Whether a completion hands its batch membership on instead of being counted: a chain link
 /// in a batch whose next link (a follow-up in the same batch) carries the membership, so the
 /// batch counts the chain once, at its last link. Every store applies this rule.
@@ -134,14 +139,13 @@ pub(crate) fn encode_callback(job: Option<&NewJob>) -> Option<String> {
 #[cfg_attr(not(feature = "mysql"), allow(dead_code))]
 pub(crate) fn decode_callback(json: &str) -> Option<NewJob> {
     let c: StoredCallback = serde_json::from_str(json).ok()?;
-    let ms = |ms: i64| Duration::from_millis(u64::try_from(ms).unwrap_or(0));
     Some(NewJob {
         id: c.id,
         queue: c.queue,
         job: c.job,
         envelope: c.envelope,
-        delay: ms(c.delay_ms),
-        retry_for: c.retry_for_ms.map(ms),
+        delay: duration_ms(c.delay_ms),
+        retry_for: c.retry_for_ms.map(duration_ms),
         batch_id: None,
         unique: None,
     })

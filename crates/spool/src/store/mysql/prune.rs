@@ -7,16 +7,13 @@ use super::{
     retry::{Begin, TxError, in_transaction},
     sql,
 };
-use crate::{
-    duration::millis,
-    store::{StoreResult, rules::MAX_OFFSET_MS},
-};
+use crate::store::{StoreResult, rules::offset_ms};
 
 impl MysqlStore {
     /// Runs a delete `template` whose only parameter is an age in milliseconds (capped like
     /// every offset); returns the rows it deleted.
     pub(super) async fn prune_older_than(&self, template: &str, age: Duration) -> StoreResult<u64> {
-        let age = millis(age).min(MAX_OFFSET_MS);
+        let age = offset_ms(age);
         in_transaction!(&self.pool, Begin::Write, |conn| {
             let n = sqlx::query(sql(template))
                 .bind(age)

@@ -4,6 +4,7 @@
 //! `retry`); the statements are in `sql/`, named after the method they serve.
 
 use crate::store::Claim;
+use crate::store::rules::duration_ms;
 use crate::store::rules::offset_ms;
 use std::{sync::Arc, time::Duration};
 
@@ -175,7 +176,7 @@ impl QueueStore for MysqlStore {
             }
             query.fetch_one(conn).await
         })?;
-        Ok(wait.map(|ms| Duration::from_millis(u64::try_from(ms).unwrap_or(0))))
+        Ok(wait.map(duration_ms))
     }
 
     fn wakeups(&self) -> Wakeups {

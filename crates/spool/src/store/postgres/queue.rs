@@ -2,7 +2,7 @@
 //! the reaper and the restart epoch.
 
 use crate::store::Claim;
-use crate::store::rules::{count, offset_ms};
+use crate::store::rules::{count, duration_ms, offset_ms};
 use crate::store::wakeup::Listener;
 use std::{sync::Arc, time::Duration};
 
@@ -220,7 +220,7 @@ impl QueueStore for PostgresStore {
                 .bind(queues)
                 .fetch_one(&self.pool)
                 .await?;
-        Ok(wait.map(|ms| Duration::from_millis(u64::try_from(ms).unwrap_or(0))))
+        Ok(wait.map(duration_ms))
     }
 
     fn wakeups(&self) -> Wakeups {

@@ -3,7 +3,7 @@
 //! callbacks, kept results, follow-ups) happens with the settlement, in `queue::settle`.
 
 use crate::store::Held;
-use crate::store::rules::{encode_callback, offset_ms};
+use crate::store::rules::{duration_ms, encode_callback, offset_ms};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -100,7 +100,7 @@ impl WorkflowStore for PostgresStore {
         Ok(LimitState {
             hit,
             count: u32::try_from(count + i64::from(hit)).unwrap_or(u32::MAX),
-            resets_in: Duration::from_millis(u64::try_from(resets_in).unwrap_or(0)),
+            resets_in: duration_ms(resets_in),
         })
     }
 

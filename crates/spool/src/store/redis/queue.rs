@@ -5,7 +5,7 @@
 //! pipelined, the first combined with the claim of `settle_and_reserve`.
 
 use crate::store::Claim;
-use crate::store::rules::{count, offset_ms};
+use crate::store::rules::{count, duration_ms, offset_ms};
 use crate::store::wakeup::Listener;
 use std::{sync::Arc, time::Duration};
 
@@ -523,7 +523,7 @@ impl QueueStore for RedisStore {
                 next = Some(next.map_or(ms, |n| n.min(ms)));
             }
         }
-        Ok(next.map(|ms| Duration::from_millis(u64::try_from(ms).unwrap_or(0))))
+        Ok(next.map(duration_ms))
     }
 
     fn wakeups(&self) -> Wakeups {

@@ -35,7 +35,7 @@
 //! slots to free) in `workflow/effects.rs`, and slot holders in `workflow/slots.rs`.
 
 use crate::store::Held;
-use crate::store::rules::offset_ms;
+use crate::store::rules::{duration_ms, offset_ms};
 use std::{collections::HashMap, time::Duration};
 
 use async_trait::async_trait;
@@ -200,9 +200,7 @@ impl WorkflowStore for RedisStore {
         Ok(LimitState {
             hit: int(hit, "hit")? != 0,
             count: u32::try_from(int(count, "hits")?.max(0)).unwrap_or(u32::MAX),
-            resets_in: Duration::from_millis(
-                u64::try_from(int(resets_in, "resets_in")?).unwrap_or(0),
-            ),
+            resets_in: duration_ms(int(resets_in, "resets_in")?),
         })
     }
 

@@ -1,16 +1,13 @@
 //! Pushing: multi-row inserts in push order, existing ids reported and left alone, unique
 //! locks taken in the same transaction.
 
-use crate::store::rules::MAX_OFFSET_MS;
+use crate::store::rules::offset_ms;
 use std::collections::{BTreeSet, HashSet};
 
 use sqlx::{MySqlConnection, Row};
 
 use crate::store::mysql::{MysqlStore, ROWS_PER_STATEMENT, list, sql_with, values};
-use crate::{
-    duration::millis,
-    store::{NewJob, PushOutcome, StoreResult, sql::outcomes::push_outcomes},
-};
+use crate::store::{NewJob, PushOutcome, StoreResult, sql::outcomes::push_outcomes};
 
 /// Envelope bytes per insert statement, well under the servers' default packet limits
 /// (16 MiB on MariaDB, 64 MiB on MySQL).
@@ -131,7 +128,7 @@ async fn take_locks<'a>(
                 .bind(&unique.key)
                 .bind(&job.id)
                 .bind(unique.until.as_str())
-                .bind(unique.ttl.map(|ttl| millis(ttl).min(MAX_OFFSET_MS)));
+                .bind(unique.ttl.map(offset_ms));
         }
         query.execute(&mut *conn).await?;
     }
@@ -172,8 +169,8 @@ async fn insert(
             .bind(&job.queue)
             .bind(&job.job)
             .bind(&job.envelope)
-            .bind(millis(job.delay).min(MAX_OFFSET_MS))
-            .bind(job.retry_for.map(|w| millis(w).min(MAX_OFFSET_MS)))
+            .bind(offset_ms(job.delay))
+            .bind(job.retry_for.map(offset_ms))
             .bind(batch.or(job.batch_id.as_deref()))
             .bind(job.unique.as_ref().map(|u| u.key.as_str()));
     }

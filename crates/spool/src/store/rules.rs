@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::NewJob;
+use super::{NewJob, StoreError, StoreResult};
 use crate::duration::millis;
 
 /// Longest delay or retry window a time is offset by (about 100 years): larger ones mean
@@ -26,6 +26,19 @@ pub(crate) fn offset_ms(d: Duration) -> i64 {
 /// A count read from the store as an unsigned number (a negative value reads as 0).
 pub(crate) fn count(n: i64) -> u64 {
     u64::try_from(n).unwrap_or(0)
+}
+
+/// Refuses a schema (or key layout) at version `found` that a newer build wrote: this build
+/// supports up to `supported`.
+#[cfg_attr(
+    not(any(feature = "postgres", feature = "mysql", feature = "redis")),
+    allow(dead_code)
+)]
+pub(crate) fn check_schema_version(found: i64, supported: i64) -> StoreResult<()> {
+    if found > supported {
+        return Err(StoreError::SchemaTooNew { found, supported });
+    }
+    Ok(())
 }
 
 /// Milliseconds read from the store as a duration (a negative value reads as zero).

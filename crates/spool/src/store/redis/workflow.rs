@@ -334,21 +334,7 @@ impl RedisStore {
             return Ok(Some(queue.clone()));
         }
         let queues = self.all_queues().await?;
-        if queues.is_empty() {
-            return Ok(None);
-        }
-        let mut pipe = redis::pipe();
-        for queue in &queues {
-            pipe.cmd("EXISTS")
-                .arg(format!("{}:job:{id}", self.keys.queue(queue)));
-        }
-        let mut conn = self.conn.clone();
-        let found: Vec<i64> = pipe.query_async(&mut conn).await?;
-        Ok(queues
-            .into_iter()
-            .zip(found)
-            .find(|(_, n)| *n != 0)
-            .map(|(q, _)| q))
+        self.first_queue_holding(queues, &format!("job:{id}")).await
     }
 
     /// Runs the limiter script on `key`'s keys in `mode` (`clear` empties them).

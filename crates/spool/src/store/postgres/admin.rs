@@ -1,7 +1,7 @@
 //! Operators' view of the PostgreSQL store: counts, listings, failed jobs and their retries,
 //! and the restart signal.
 
-use crate::store::rules::{MAX_OFFSET_MS, count, offset_ms};
+use crate::store::rules::{MAX_OFFSET_MS, count};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -90,11 +90,8 @@ impl AdminStore for PostgresStore {
     }
 
     async fn job(&self, id: &str) -> StoreResult<Option<JobInfo>> {
-        let row = sqlx::query(self.sql(include_str!("sql/job.sql")))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.as_ref().map(rows::job_info).transpose()?)
+        self.row_by_id(include_str!("sql/job.sql"), id, |row| rows::job_info(row))
+            .await
     }
 
     async fn delete_job(&self, id: &str) -> StoreResult<bool> {
@@ -153,11 +150,10 @@ impl AdminStore for PostgresStore {
     }
 
     async fn failed_job(&self, id: &str) -> StoreResult<Option<FailedJob>> {
-        let row = sqlx::query(self.sql(include_str!("sql/failed_job.sql")))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.as_ref().map(rows::failed_job).transpose()?)
+        self.row_by_id(include_str!("sql/failed_job.sql"), id, |row| {
+            rows::failed_job(row)
+        })
+        .await
     }
 
     async fn retry_failed(&self, selector: &RetrySelector) -> StoreResult<Vec<String>> {
@@ -194,12 +190,8 @@ impl AdminStore for PostgresStore {
     }
 
     async fn forget_failed(&self, id: &str) -> StoreResult<bool> {
-        let n = sqlx::query(self.sql(include_str!("sql/forget_failed.sql")))
-            .bind(id)
-            .execute(&self.pool)
-            .await?
-            .rows_affected();
-        Ok(n > 0)
+        self.write_by_id(include_str!("sql/forget_failed.sql"), id)
+            .await
     }
 
     async fn flush_failed(&self) -> StoreResult<u64> {
@@ -211,12 +203,8 @@ impl AdminStore for PostgresStore {
     }
 
     async fn prune_failed(&self, age: Duration) -> StoreResult<u64> {
-        let n = sqlx::query(self.sql(include_str!("sql/prune_failed.sql")))
-            .bind(offset_ms(age))
-            .execute(&self.pool)
-            .await?
-            .rows_affected();
-        Ok(n)
+        self.prune_older_than(include_str!("sql/prune_failed.sql"), age)
+            .await
     }
 
     async fn signal_restart(&self) -> StoreResult<i64> {

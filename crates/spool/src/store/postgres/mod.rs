@@ -26,6 +26,7 @@ use super::{NewJob, PushOutcome, StoreError, StoreResult, WakeupSignal};
 
 mod admin;
 mod migrate;
+mod one_statement;
 mod queue;
 mod wakeups;
 mod workflow;

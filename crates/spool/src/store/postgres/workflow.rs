@@ -55,12 +55,8 @@ impl WorkflowStore for PostgresStore {
     }
 
     async fn cancel_batch(&self, id: &str) -> StoreResult<bool> {
-        let n = sqlx::query(self.sql(include_str!("sql/cancel_batch.sql")))
-            .bind(id)
-            .execute(&self.pool)
-            .await?
-            .rows_affected();
-        Ok(n > 0)
+        self.write_by_id(include_str!("sql/cancel_batch.sql"), id)
+            .await
     }
 
     async fn prune_batches(&self, prune: BatchPrune) -> StoreResult<u64> {
@@ -160,20 +156,15 @@ impl WorkflowStore for PostgresStore {
     }
 
     async fn job_result(&self, id: &str) -> StoreResult<Option<CompletedJob>> {
-        let row = sqlx::query(self.sql(include_str!("sql/job_result.sql")))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.as_ref().map(rows::completed_job).transpose()?)
+        self.row_by_id(include_str!("sql/job_result.sql"), id, |row| {
+            rows::completed_job(row)
+        })
+        .await
     }
 
     async fn prune_results(&self, age: Duration) -> StoreResult<u64> {
-        let n = sqlx::query(self.sql(include_str!("sql/prune_results.sql")))
-            .bind(offset_ms(age))
-            .execute(&self.pool)
-            .await?
-            .rows_affected();
-        Ok(n)
+        self.prune_older_than(include_str!("sql/prune_results.sql"), age)
+            .await
     }
 }
 

@@ -22,8 +22,10 @@
 use std::{str::FromStr, sync::Mutex, time::Duration};
 
 use sqlx::{
-    AssertSqlSafe, ConnectOptions, Connection, Executor, MySqlConnection, MySqlPool,
-    mysql::{MySqlConnectOptions, MySqlPoolOptions},
+    AssertSqlSafe, ConnectOptions, Connection, Encode, Executor, MySql, MySqlConnection, MySqlPool,
+    Type,
+    mysql::{MySqlArguments, MySqlConnectOptions, MySqlPoolOptions},
+    query::Query,
 };
 
 use super::{PushOutcome, StoreError, StoreResult, WakeupSignal};
@@ -253,6 +255,20 @@ fn values(template: &str, rows: usize) -> AssertSqlSafe<String> {
 /// `?, ?, ?`: `n` placeholders for an `IN (...)` list.
 fn list(n: usize) -> String {
     vec!["?"; n].join(", ")
+}
+
+/// One statement of an `IN (...)` over a chunk: `template` with its `{name}` list sized to
+/// `values`, each of them bound in order.
+fn in_list<'q, 'v, V: Encode<'v, MySql> + Type<MySql>>(
+    template: &str,
+    name: &str,
+    values: impl ExactSizeIterator<Item = V>,
+) -> Query<'q, MySql, MySqlArguments> {
+    let mut query = sqlx::query(sql_with(template, &[(name, &list(values.len()))]));
+    for value in values {
+        query = query.bind(value);
+    }
+    query
 }
 
 /// `(?, ?), (?, ?)`: `rows` tuples of `width` placeholders.

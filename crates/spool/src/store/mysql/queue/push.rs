@@ -6,7 +6,7 @@ use std::collections::{BTreeSet, HashSet};
 
 use sqlx::{MySqlConnection, Row};
 
-use crate::store::mysql::{MysqlStore, ROWS_PER_STATEMENT, list, sql_with, values};
+use crate::store::mysql::{MysqlStore, ROWS_PER_STATEMENT, in_list, list, sql_with, values};
 use crate::store::{NewJob, PushOutcome, StoreResult, sql::outcomes::push_outcomes};
 
 /// Envelope bytes per insert statement, well under the servers' default packet limits
@@ -142,13 +142,11 @@ pub(in crate::store::mysql) async fn existing_ids(
 ) -> Result<HashSet<String>, sqlx::Error> {
     let mut existing = HashSet::new();
     for chunk in ids.chunks(ROWS_PER_STATEMENT) {
-        let mut query = sqlx::query(sql_with(
+        let query = in_list(
             include_str!("../sql/existing_ids.sql"),
-            &[("ids", &list(chunk.len()))],
-        ));
-        for id in chunk {
-            query = query.bind(*id);
-        }
+            "ids",
+            chunk.iter().copied(),
+        );
         for row in query.fetch_all(&mut *conn).await? {
             existing.insert(row.try_get::<String, _>(0)?);
         }

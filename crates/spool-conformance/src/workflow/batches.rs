@@ -7,7 +7,7 @@ use spool::{
     store::{BatchPrune, NewBatch, NewJob, PushOutcome, RetrySelector, Settlement, StoreError},
 };
 
-use super::{callback, complete_with, in_batch, pending_in, unique::unique_job};
+use super::{callback, callbacks_pending, complete_with, in_batch, pending_in, unique::unique_job};
 use crate::{
     Fixture,
     helpers::{LEASE, new_job, reserve_default, worker},
@@ -61,14 +61,7 @@ pub async fn batch_counters_and_callbacks(fixture: &dyn Fixture) {
     let info = store.batch(&id).await.unwrap().unwrap();
     assert_eq!((info.pending, info.failed, info.progress), (0, 1, 100));
     assert!(info.finished_at.is_some());
-    assert_eq!(
-        (
-            pending_in(&store, "catch").await,
-            pending_in(&store, "finally").await,
-            pending_in(&store, "then").await
-        ),
-        (1, 1, 0)
-    );
+    assert_eq!(callbacks_pending(&store).await, (1, 1, 0));
 
     // Retrying the failed job and succeeding fires `then`, and never `finally` again.
     let retried = store
@@ -89,14 +82,7 @@ pub async fn batch_counters_and_callbacks(fixture: &dyn Fixture) {
         )
         .await
         .unwrap();
-    assert_eq!(
-        (
-            pending_in(&store, "catch").await,
-            pending_in(&store, "finally").await,
-            pending_in(&store, "then").await
-        ),
-        (1, 1, 1)
-    );
+    assert_eq!(callbacks_pending(&store).await, (1, 1, 1));
 }
 
 /// With `allow_failures` failures don't cancel; `catch` still fires once and `finally` once.
@@ -119,14 +105,7 @@ pub async fn batch_allow_failures_add_cancel_and_prune(fixture: &dyn Fixture) {
     let info = store.batch(&id).await.unwrap().unwrap();
     assert_eq!((info.pending, info.failed, info.progress), (0, 2, 100));
     assert!(info.cancelled_at.is_none());
-    assert_eq!(
-        (
-            pending_in(&store, "catch").await,
-            pending_in(&store, "finally").await,
-            pending_in(&store, "then").await
-        ),
-        (1, 1, 0)
-    );
+    assert_eq!(callbacks_pending(&store).await, (1, 1, 0));
 
     match store
         .add_to_batch("no-such-batch", &[new_job("default", Duration::ZERO)])

@@ -55,6 +55,15 @@ async fn pending_in(store: &Arc<dyn Store>, queue: &str) -> u64 {
         .map_or(0, |s| s.pending)
 }
 
+/// Jobs waiting in the `catch`, `finally` and `then` callback queues, in that order.
+async fn callbacks_pending(store: &Arc<dyn Store>) -> (u64, u64, u64) {
+    (
+        pending_in(store, "catch").await,
+        pending_in(store, "finally").await,
+        pending_in(store, "then").await,
+    )
+}
+
 /// Progress is visible while the job runs; a stored result outlives the job until pruned.
 pub async fn progress_and_results(fixture: &dyn Fixture) {
     let store = fixture.store().await;

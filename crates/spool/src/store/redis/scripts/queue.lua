@@ -62,31 +62,23 @@ local function batched_hmget(key, fields)
   return out
 end
 
-local function job_key(id)
-  return base .. ':job:' .. id
+-- The keys of one kind of record under the queue's tag: `<base>:<kind>:<id>`.
+local function key_of(kind)
+  local prefix = base .. ':' .. kind .. ':'
+  return function(id)
+    return prefix .. id
+  end
 end
 
-local function failed_key(id)
-  return base .. ':failed:' .. id
-end
-
-local function lock_key(key)
-  return base .. ':lock:' .. key
-end
-
-local function batch_key(id)
-  return base .. ':batch:' .. id
-end
-
-local function result_key(id)
-  return base .. ':result:' .. id
-end
+local job_key = key_of('job')
+local failed_key = key_of('failed')
+local lock_key = key_of('lock')
+local batch_key = key_of('batch')
+local result_key = key_of('result')
 
 -- Marks a job delivered from another queue's outbox, so a repeated delivery (after a crash
 -- between delivering and clearing the outbox) never pushes it twice, even once it has run.
-local function delivered_key(id)
-  return base .. ':delivered:' .. id
-end
+local delivered_key = key_of('delivered')
 local DELIVERED_TTL_MS = 7 * 24 * 3600 * 1000
 
 -- Due delayed jobs join the tail of the ready list, earliest due first.

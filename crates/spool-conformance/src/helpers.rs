@@ -45,8 +45,18 @@ pub(crate) async fn reserve_default(
     worker: &str,
     limit: usize,
 ) -> Vec<ReservedJob> {
+    reserve_from(store, worker, &["default"], limit).await
+}
+
+/// Reserves up to `limit` jobs of `queues` (in priority order) for `worker`.
+pub(crate) async fn reserve_from(
+    store: &Arc<dyn Store>,
+    worker: &str,
+    queues: &[&str],
+    limit: usize,
+) -> Vec<ReservedJob> {
     store
-        .reserve(Claim::new(worker, &q(&["default"]), limit))
+        .reserve(Claim::new(worker, &q(queues), limit))
         .await
         .unwrap()
 }

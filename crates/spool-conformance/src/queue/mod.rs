@@ -2,7 +2,6 @@
 //! pushing, reserving, wake-ups, the store clock, and (in the submodules) settling, workers
 //! and migrations.
 
-use spool::store::Claim;
 use std::time::Duration;
 
 use spool::{
@@ -12,7 +11,7 @@ use spool::{
 
 use crate::{
     Fixture,
-    helpers::{LEASE, complete, ids, new_job, q, reserve_default, worker},
+    helpers::{LEASE, complete, ids, new_job, q, reserve_default, reserve_from, worker},
 };
 
 pub mod migrations;
@@ -108,19 +107,10 @@ pub async fn reserve_follows_queue_priority(fixture: &dyn Fixture) {
     store.push(&low).await.unwrap();
     store.push(&high).await.unwrap();
     let w = worker(&store, "w", LEASE).await;
-    let got = store
-        .reserve(Claim::new(&w, &q(&["high", "low"]), 3))
-        .await
-        .unwrap();
+    let got = reserve_from(&store, &w, &["high", "low"], 3).await;
     let queues: Vec<&str> = got.iter().map(|j| j.queue.as_str()).collect();
     assert_eq!(queues, ["high", "high", "low"]);
-    assert!(
-        store
-            .reserve(Claim::new(&w, &q(&["other"]), 3))
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(reserve_from(&store, &w, &["other"], 3).await.is_empty());
 }
 
 /// A push wakes an idle subscriber.

@@ -104,16 +104,21 @@ async fn show(store: Arc<dyn Store>, id: &str, json: bool) -> Result<ExitCode, C
         output::json(&Shown { job: &f, payload });
         return Ok(ExitCode::SUCCESS);
     }
-    println!("id:        {}", f.id);
-    println!("job:       {}", f.job);
-    println!("queue:     {}", f.queue);
-    println!("attempts:  {}", f.attempts);
-    println!("failed at: {}", f.failed_at);
-    println!("error:     {}", f.error);
-    for cause in &f.causes {
-        println!("caused by: {cause}");
-    }
-    println!("payload:   {payload}");
+    let mut rows = vec![
+        ("id", f.id.clone()),
+        ("job", f.job.clone()),
+        ("queue", f.queue.clone()),
+        ("attempts", f.attempts.to_string()),
+        ("failed at", f.failed_at.clone()),
+        ("error", f.error.clone()),
+    ];
+    rows.extend(
+        f.causes
+            .iter()
+            .map(|cause| ("caused by", cause.to_string())),
+    );
+    rows.push(("payload", payload.to_string()));
+    output::fields(&rows);
     Ok(ExitCode::SUCCESS)
 }
 

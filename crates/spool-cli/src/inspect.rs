@@ -253,24 +253,24 @@ pub(crate) async fn job(store: Arc<dyn Store>, a: JobArgs) -> Result<ExitCode, C
         output::json(&v);
         return Ok(ExitCode::SUCCESS);
     }
-    println!("id:           {}", v.id);
-    println!("job:          {}", v.job);
-    println!("queue:        {}", v.queue);
-    println!("state:        {}", state_name(v.state));
-    println!("attempts:     {}", v.attempts);
-    println!("recoveries:   {}", v.recoveries);
-    println!("deferrals:    {}", v.deferrals);
-    println!("available at: {}", v.available_at);
-    println!("worker:       {}", v.worker.unwrap_or("-"));
-    println!("last error:   {}", v.last_error.unwrap_or("-"));
+    let mut rows = vec![
+        ("id", v.id.to_string()),
+        ("job", v.job.to_string()),
+        ("queue", v.queue.to_string()),
+        ("state", state_name(v.state).to_string()),
+        ("attempts", v.attempts.to_string()),
+        ("recoveries", v.recoveries.to_string()),
+        ("deferrals", v.deferrals.to_string()),
+        ("available at", v.available_at.to_string()),
+        ("worker", v.worker.unwrap_or("-").to_string()),
+        ("last error", v.last_error.unwrap_or("-").to_string()),
+    ];
     if let Some(p) = v.progress {
-        println!(
-            "progress:     {}% {}",
-            p.percent,
-            p.message.as_deref().unwrap_or("")
-        );
+        let message = p.message.as_deref().unwrap_or("");
+        rows.push(("progress", format!("{}% {message}", p.percent)));
     }
-    println!("payload:      {}", v.payload.unwrap_or_default());
+    rows.push(("payload", v.payload.unwrap_or_default().to_string()));
+    output::fields(&rows);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -289,16 +289,19 @@ fn completed(done: &spool::store::CompletedJob, json: bool) -> ExitCode {
         });
         return ExitCode::SUCCESS;
     }
-    println!("id:           {}", done.id);
-    println!("job:          {}", done.job);
-    println!("queue:        {}", done.queue);
-    println!("state:        completed");
-    println!("completed at: {}", done.completed_at);
+    let mut rows = vec![
+        ("id", done.id.clone()),
+        ("job", done.job.clone()),
+        ("queue", done.queue.clone()),
+        ("state", "completed".to_string()),
+        ("completed at", done.completed_at.clone()),
+    ];
     if let Some(batch) = &done.batch_id {
-        println!("batch:        {batch}");
+        rows.push(("batch", batch.clone()));
     }
     let result = done.result.as_ref().map(|r| r.to_string());
-    println!("result:       {}", result.as_deref().unwrap_or("-"));
+    rows.push(("result", result.unwrap_or_else(|| "-".to_string())));
+    output::fields(&rows);
     ExitCode::SUCCESS
 }
 

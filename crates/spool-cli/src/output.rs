@@ -38,6 +38,14 @@ pub(crate) fn table_of<T>(header: &[&str], items: &[T], row: impl Fn(&T) -> Vec<
     table(header, &rows);
 }
 
+/// Prints `label: value` lines, the values aligned one space past the longest label.
+pub(crate) fn fields(rows: &[(&str, String)]) {
+    let width = rows.iter().map(|(label, _)| label.len()).max().unwrap_or(0) + 1;
+    for (label, value) in rows {
+        println!("{:<width$} {value}", format!("{label}:"));
+    }
+}
+
 /// Shortens a message to one line of at most `max` characters.
 pub(crate) fn one_line(text: &str, max: usize) -> String {
     let line = text.lines().next().unwrap_or_default();

@@ -63,7 +63,7 @@ impl Listener {
     pub(crate) fn keep_running(slot: &Mutex<Option<Self>>, start: impl FnOnce() -> Option<Self>) {
         // A poisoned lock only means another caller panicked mid-start; the slot is still sound.
         let mut listener = slot.lock().unwrap_or_else(|e| e.into_inner());
-        if !listener.as_ref().is_some_and(|l| !l.task.is_finished()) {
+        if listener.as_ref().is_none_or(|l| l.task.is_finished()) {
             *listener = start();
         }
     }

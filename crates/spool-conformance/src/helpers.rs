@@ -15,6 +15,24 @@ pub fn new_job(queue: &str, delay: Duration) -> NewJob {
     NewJob::new(&Envelope::new("noop", queue, serde_json::json!({})), delay).expect("encodes")
 }
 
+/// Pushes `n` new `noop` jobs on the `default` queue; returns them.
+pub(crate) async fn push_default(store: &Arc<dyn Store>, n: usize) -> Vec<NewJob> {
+    let jobs: Vec<NewJob> = (0..n).map(|_| new_job("default", Duration::ZERO)).collect();
+    store.push(&jobs).await.unwrap();
+    jobs
+}
+
+/// Pushes a `noop` job on `queue` with a retry window of a minute; returns its id.
+pub(crate) async fn push_with_retry_window(store: &Arc<dyn Store>, queue: &str) -> String {
+    let mut envelope = Envelope::new("noop", queue, serde_json::json!({}));
+    envelope.options.retry_for = Some(Duration::from_secs(60));
+    store
+        .push(&[NewJob::new(&envelope, Duration::ZERO).unwrap()])
+        .await
+        .unwrap();
+    envelope.id
+}
+
 pub(crate) fn ids(jobs: &[NewJob]) -> Vec<String> {
     jobs.iter().map(|j| j.id.clone()).collect()
 }

@@ -7,16 +7,13 @@ use spool::{StoreError, store::Settlement};
 
 use crate::{
     Fixture, Raw,
-    helpers::{LEASE, new_job, reserve_default, worker},
+    helpers::{LEASE, new_job, push_default, reserve_default, worker},
 };
 
 /// Migrating again is harmless.
 pub async fn migrate_is_idempotent(fixture: &dyn Fixture) {
     let store = fixture.store().await;
-    store
-        .push(&[new_job("default", Duration::ZERO)])
-        .await
-        .unwrap();
+    push_default(&store, 1).await;
     store.migrate().await.unwrap();
     store.migrate().await.unwrap();
     assert_eq!(store.stats().await.unwrap().queues[0].pending, 1);

@@ -11,7 +11,10 @@ use spool::{
 
 use crate::{
     Fixture,
-    helpers::{LEASE, complete, ids, new_job, q, reserve_default, reserve_from, worker},
+    helpers::{
+        LEASE, complete, ids, new_job, push_with_retry_window, q, reserve_default, reserve_from,
+        worker,
+    },
 };
 
 pub mod migrations;
@@ -136,12 +139,7 @@ pub async fn pushes_wake_idle_workers(fixture: &dyn Fixture) {
 /// The store computes the retry deadline from the job's retry window with its own clock.
 pub async fn retry_deadline_comes_from_the_store_clock(fixture: &dyn Fixture) {
     let store = fixture.store().await;
-    let mut envelope = Envelope::new("noop", "default", serde_json::json!({}));
-    envelope.options.retry_for = Some(Duration::from_secs(60));
-    store
-        .push(&[NewJob::new(&envelope, Duration::ZERO).unwrap()])
-        .await
-        .unwrap();
+    push_with_retry_window(&store, "default").await;
     let w = worker(&store, "w", LEASE).await;
     let got = reserve_default(&store, &w, 1).await;
     let until = got[0].retry_until.expect("a deadline");

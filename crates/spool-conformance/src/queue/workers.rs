@@ -2,19 +2,18 @@
 
 use std::time::Duration;
 
-use spool::store::{JobState, NewJob};
+use spool::store::JobState;
 
 use crate::{
     Fixture,
-    helpers::{LEASE, complete, new_job, reserve_default, worker},
+    helpers::{LEASE, complete, new_job, push_default, reserve_default, worker},
 };
 
 /// The reaper returns the jobs of workers whose lease expired, refunding the attempt and
 /// counting a recovery; a worker that heartbeats keeps its jobs.
 pub async fn reaper_recovers_jobs_of_dead_workers(fixture: &dyn Fixture) {
     let store = fixture.store().await;
-    let jobs: Vec<NewJob> = (0..2).map(|_| new_job("default", Duration::ZERO)).collect();
-    store.push(&jobs).await.unwrap();
+    push_default(&store, 2).await;
     // Long enough that a loaded machine still reaps before it ends (D-6: slack on upper bounds).
     let short = Duration::from_secs(3);
     let dead = worker(&store, "dead", short).await;

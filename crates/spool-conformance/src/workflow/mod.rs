@@ -12,7 +12,7 @@ use spool::{
 
 use crate::{
     Fixture,
-    helpers::{LEASE, new_job, reserve_default, worker},
+    helpers::{LEASE, new_job, push_default, reserve_default, worker},
 };
 
 pub mod batches;
@@ -67,10 +67,7 @@ async fn callbacks_pending(store: &Arc<dyn Store>) -> (u64, u64, u64) {
 /// Progress is visible while the job runs; a stored result outlives the job until pruned.
 pub async fn progress_and_results(fixture: &dyn Fixture) {
     let store = fixture.store().await;
-    store
-        .push(&[new_job("default", Duration::ZERO)])
-        .await
-        .unwrap();
+    push_default(&store, 1).await;
     let w = worker(&store, "w", LEASE).await;
     let got = reserve_default(&store, &w, 1).await;
     let id = got[0].id.clone();

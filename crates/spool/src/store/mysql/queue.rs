@@ -115,10 +115,10 @@ impl QueueStore for MysqlStore {
     }
 
     async fn reserve(&self, claim: Claim<'_>) -> StoreResult<Vec<ReservedJob>> {
-        let (worker_id, queues, limit) = (claim.worker_id, claim.queues, claim.limit);
-        if limit == 0 || queues.is_empty() {
+        if claim.asks_nothing() {
             return Ok(Vec::new());
         }
+        let (worker_id, queues, limit) = (claim.worker_id, claim.queues, claim.limit);
         in_transaction!(&self.pool, Begin::Write, |conn| {
             Ok::<_, TxError>(reserve::claim(conn, worker_id, queues, limit).await?)
         })

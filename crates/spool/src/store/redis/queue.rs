@@ -435,10 +435,10 @@ impl QueueStore for RedisStore {
     }
 
     async fn reserve(&self, claim: Claim<'_>) -> StoreResult<Vec<ReservedJob>> {
-        let (worker_id, queues, limit) = (claim.worker_id, claim.queues, claim.limit);
-        if limit == 0 || queues.is_empty() {
+        if claim.asks_nothing() {
             return Ok(Vec::new());
         }
+        let (worker_id, queues, limit) = (claim.worker_id, claim.queues, claim.limit);
         let lease_ms = self.lease_of(worker_id).await?;
         let mut claimed = Vec::new();
         self.reserve_rest(worker_id, queues, limit, lease_ms, &mut claimed)

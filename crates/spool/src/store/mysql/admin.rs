@@ -2,6 +2,7 @@
 //! operator commands (deleting, running and clearing jobs, the failed store, restarts).
 
 use crate::store::rules::count;
+use crate::store::sql::job_filter::push_job_filter;
 use std::{collections::HashMap, time::Duration};
 
 use async_trait::async_trait;
@@ -13,8 +14,8 @@ use super::{
     sql, sql_with,
 };
 use crate::store::{
-    AdminStore, FailedFilter, FailedJob, JobFilter, JobInfo, JobState, QueueStats, RetrySelector,
-    Stats, StoreResult, WorkerStatus, sql::rows,
+    AdminStore, FailedFilter, FailedJob, JobFilter, JobInfo, QueueStats, RetrySelector, Stats,
+    StoreResult, WorkerStatus, sql::rows,
 };
 
 mod retry_failed;
@@ -84,23 +85,7 @@ impl AdminStore for MysqlStore {
             )
             .0;
             let mut q = QueryBuilder::<MySql>::new(base);
-            if let Some(queue) = &filter.queue {
-                q.push(" AND queue = ").push_bind(queue);
-            }
-            match filter.state {
-                Some(JobState::Pending) => {
-                    q.push(" AND worker_id IS NULL AND available_at <= c.ms");
-                }
-                Some(JobState::Delayed) => {
-                    q.push(" AND worker_id IS NULL AND available_at > c.ms");
-                }
-                Some(JobState::Reserved) => {
-                    q.push(" AND worker_id IS NOT NULL");
-                }
-                None => {}
-            }
-            q.push(" ORDER BY available_at, seq LIMIT ")
-                .push_bind(i64::from(filter.limit.unwrap_or(100)));
+            push_job_filter(&mut q, filter, "c.ms");
             let found = q.build().fetch_all(conn).await?;
             found.iter().map(rows::job_info).collect()
         })

@@ -2,6 +2,7 @@
 //! and the restart signal.
 
 use crate::store::rules::{MAX_OFFSET_MS, count};
+use crate::store::sql::job_filter::push_job_filter;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -9,8 +10,8 @@ use sqlx::{Postgres, QueryBuilder};
 
 use super::{PostgresStore, fenced_ids};
 use crate::store::{
-    AdminStore, FailedFilter, FailedJob, JobFilter, JobInfo, JobState, QueueStats, RetrySelector,
-    Stats, StoreResult, WorkerStatus, sql::rows,
+    AdminStore, FailedFilter, FailedJob, JobFilter, JobInfo, QueueStats, RetrySelector, Stats,
+    StoreResult, WorkerStatus, sql::rows,
 };
 
 /// A read-only transaction on one snapshot, so that the counts of a listing agree.
@@ -68,23 +69,7 @@ impl AdminStore for PostgresStore {
     async fn jobs(&self, filter: &JobFilter) -> StoreResult<Vec<JobInfo>> {
         // The filters are appended to the fixed statement, which ends in `WHERE true`.
         let mut q = QueryBuilder::<Postgres>::new(self.sql(include_str!("sql/jobs.sql")).0);
-        if let Some(queue) = &filter.queue {
-            q.push(" AND queue = ").push_bind(queue);
-        }
-        match filter.state {
-            Some(JobState::Pending) => {
-                q.push(" AND worker_id IS NULL AND available_at <= clock.ms");
-            }
-            Some(JobState::Delayed) => {
-                q.push(" AND worker_id IS NULL AND available_at > clock.ms");
-            }
-            Some(JobState::Reserved) => {
-                q.push(" AND worker_id IS NOT NULL");
-            }
-            None => {}
-        }
-        q.push(" ORDER BY available_at, seq LIMIT ")
-            .push_bind(i64::from(filter.limit.unwrap_or(100)));
+        push_job_filter(&mut q, filter, "clock.ms");
         let found = q.build().fetch_all(&self.pool).await?;
         Ok(found.iter().map(rows::job_info).collect::<Result<_, _>>()?)
     }

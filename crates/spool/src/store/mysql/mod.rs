@@ -86,28 +86,12 @@ impl MysqlStore {
     /// database need not exist), for test and benchmark runs that want one of their own.
     /// `database` is a plain name: lower-case letters, digits and `_`.
     pub async fn create_database(url: &str, database: &str) -> StoreResult<()> {
-        validate_database(database)?;
-        let mut conn = connect_direct(&parse_url(&without_database(url))?).await?;
-        conn.execute(sql_with(
-            include_str!("sql/create_database.sql"),
-            &[("database", database)],
-        ))
-        .await?;
-        conn.close().await?;
-        Ok(())
+        on_server(url, database, include_str!("sql/create_database.sql")).await
     }
 
     /// Drops a database and everything in it (for test and benchmark runs).
     pub async fn drop_database(url: &str, database: &str) -> StoreResult<()> {
-        validate_database(database)?;
-        let mut conn = connect_direct(&parse_url(&without_database(url))?).await?;
-        conn.execute(sql_with(
-            include_str!("sql/drop_database.sql"),
-            &[("database", database)],
-        ))
-        .await?;
-        conn.close().await?;
-        Ok(())
+        on_server(url, database, include_str!("sql/drop_database.sql")).await
     }
 
     async fn with_options(options: MySqlConnectOptions) -> StoreResult<Self> {
@@ -250,6 +234,17 @@ fn values(template: &str, rows: usize) -> AssertSqlSafe<String> {
         + "VALUES".len();
     let (head, row) = template.split_at(at);
     sql(&format!("{head} {}", vec![row.trim(); rows].join(", ")))
+}
+
+/// Runs `template` about `database` (a plain name, checked here) on the server a URL points
+/// at, on a connection of its own that names no database (the URL's own need not exist).
+async fn on_server(url: &str, database: &str, template: &str) -> StoreResult<()> {
+    validate_database(database)?;
+    let mut conn = connect_direct(&parse_url(&without_database(url))?).await?;
+    conn.execute(sql_with(template, &[("database", database)]))
+        .await?;
+    conn.close().await?;
+    Ok(())
 }
 
 /// `?, ?, ?`: `n` placeholders for an `IN (...)` list.

@@ -59,9 +59,12 @@ pub(crate) async fn list_or_show(
         println!("no batches");
         return Ok(ExitCode::SUCCESS);
     }
-    let rows: Vec<Vec<String>> = batches
-        .iter()
-        .map(|b| {
+    output::table_of(
+        &[
+            "ID", "NAME", "TOTAL", "PENDING", "FAILED", "PROGRESS", "STATE",
+        ],
+        &batches,
+        |b| {
             vec![
                 b.id.clone(),
                 output::one_line(&b.name, 30),
@@ -71,13 +74,7 @@ pub(crate) async fn list_or_show(
                 format!("{}%", b.progress),
                 state(b).into(),
             ]
-        })
-        .collect();
-    output::table(
-        &[
-            "ID", "NAME", "TOTAL", "PENDING", "FAILED", "PROGRESS", "STATE",
-        ],
-        &rows,
+        },
     );
     Ok(ExitCode::SUCCESS)
 }
@@ -91,26 +88,27 @@ fn state(b: &BatchInfo) -> &'static str {
 }
 
 fn show(b: &BatchInfo) {
-    println!("id:             {}", b.id);
-    println!("name:           {}", b.name);
-    println!("state:          {}", state(b));
-    println!("total:          {}", b.total);
-    println!("pending:        {}", b.pending);
-    println!("failed:         {}", b.failed);
-    println!("progress:       {}%", b.progress);
-    println!("allow failures: {}", b.allow_failures);
-    println!("created at:     {}", b.created_at);
-    println!(
-        "cancelled at:   {}",
-        b.cancelled_at.as_deref().unwrap_or("-")
-    );
-    println!(
-        "finished at:    {}",
-        b.finished_at.as_deref().unwrap_or("-")
-    );
-    for id in &b.failed_ids {
-        println!("failed job:     {id}");
-    }
+    let mut rows = vec![
+        ("id", b.id.clone()),
+        ("name", b.name.clone()),
+        ("state", state(b).to_string()),
+        ("total", b.total.to_string()),
+        ("pending", b.pending.to_string()),
+        ("failed", b.failed.to_string()),
+        ("progress", format!("{}%", b.progress)),
+        ("allow failures", b.allow_failures.to_string()),
+        ("created at", b.created_at.clone()),
+        (
+            "cancelled at",
+            b.cancelled_at.as_deref().unwrap_or("-").to_string(),
+        ),
+        (
+            "finished at",
+            b.finished_at.as_deref().unwrap_or("-").to_string(),
+        ),
+    ];
+    rows.extend(b.failed_ids.iter().map(|id| ("failed job", id.clone())));
+    output::fields(&rows);
 }
 
 #[derive(Debug, Args)]

@@ -104,18 +104,14 @@ pub(crate) async fn run(
         exit.reserved
     );
     println!("\n$ spool failed --queue {QUEUE}");
-    let rows: Vec<Vec<String>> = failed
-        .iter()
-        .map(|f| {
-            vec![
-                f.id.clone(),
-                f.job.clone(),
-                f.attempts.to_string(),
-                output::one_line(&f.error, 70),
-            ]
-        })
-        .collect();
-    output::table(&["ID", "JOB", "ATTEMPTS", "ERROR"], &rows);
+    output::table_of(&["ID", "JOB", "ATTEMPTS", "ERROR"], &failed, |f| {
+        vec![
+            f.id.clone(),
+            f.job.clone(),
+            f.attempts.to_string(),
+            output::one_line(&f.error, 70),
+        ]
+    });
     println!(
         "\nnext: `spool failed show {}`, `spool retry {}`, `spool status`",
         doomed.id, doomed.id

@@ -67,9 +67,10 @@ pub(crate) async fn list_or_show(
         println!("no failed jobs");
         return Ok(ExitCode::SUCCESS);
     }
-    let rows: Vec<Vec<String>> = failed
-        .iter()
-        .map(|f| {
+    output::table_of(
+        &["ID", "QUEUE", "JOB", "ATTEMPTS", "FAILED AT", "ERROR"],
+        &failed,
+        |f| {
             vec![
                 f.id.clone(),
                 f.queue.clone(),
@@ -78,11 +79,7 @@ pub(crate) async fn list_or_show(
                 f.failed_at.clone(),
                 output::one_line(&f.error, 60),
             ]
-        })
-        .collect();
-    output::table(
-        &["ID", "QUEUE", "JOB", "ATTEMPTS", "FAILED AT", "ERROR"],
-        &rows,
+        },
     );
     if total > failed.len() as u64 {
         println!("… {} of {total} shown (use --limit)", failed.len());
@@ -107,16 +104,21 @@ async fn show(store: Arc<dyn Store>, id: &str, json: bool) -> Result<ExitCode, C
         output::json(&Shown { job: &f, payload });
         return Ok(ExitCode::SUCCESS);
     }
-    println!("id:        {}", f.id);
-    println!("job:       {}", f.job);
-    println!("queue:     {}", f.queue);
-    println!("attempts:  {}", f.attempts);
-    println!("failed at: {}", f.failed_at);
-    println!("error:     {}", f.error);
-    for cause in &f.causes {
-        println!("caused by: {cause}");
-    }
-    println!("payload:   {payload}");
+    let mut rows = vec![
+        ("id", f.id.clone()),
+        ("job", f.job.clone()),
+        ("queue", f.queue.clone()),
+        ("attempts", f.attempts.to_string()),
+        ("failed at", f.failed_at.clone()),
+        ("error", f.error.clone()),
+    ];
+    rows.extend(
+        f.causes
+            .iter()
+            .map(|cause| ("caused by", cause.to_string())),
+    );
+    rows.push(("payload", payload.to_string()));
+    output::fields(&rows);
     Ok(ExitCode::SUCCESS)
 }
 

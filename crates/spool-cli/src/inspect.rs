@@ -45,10 +45,18 @@ pub(crate) async fn status(store: Arc<dyn Store>, a: JsonFlag) -> Result<ExitCod
             .filter(|w| w.queues.iter().any(|q| q == queue))
             .count()
     };
-    let rows: Vec<Vec<String>> = stats
-        .queues
-        .iter()
-        .map(|q| {
+    output::table_of(
+        &[
+            "QUEUE",
+            "PENDING",
+            "DELAYED",
+            "RESERVED",
+            "OLDEST READY",
+            "WORKERS",
+            "",
+        ],
+        &stats.queues,
+        |q| {
             let workers = consumers(&q.name);
             let note = if workers == 0 && q.pending + q.delayed > 0 {
                 "no consumer"
@@ -64,19 +72,7 @@ pub(crate) async fn status(store: Arc<dyn Store>, a: JsonFlag) -> Result<ExitCod
                 workers.to_string(),
                 note.to_string(),
             ]
-        })
-        .collect();
-    output::table(
-        &[
-            "QUEUE",
-            "PENDING",
-            "DELAYED",
-            "RESERVED",
-            "OLDEST READY",
-            "WORKERS",
-            "",
-        ],
-        &rows,
+        },
     );
     println!(
         "\nprocessed: {}   failed: {}   store: {}",
@@ -88,10 +84,10 @@ pub(crate) async fn status(store: Arc<dyn Store>, a: JsonFlag) -> Result<ExitCod
         println!("workers: none running");
     } else {
         println!("workers:");
-        let rows: Vec<Vec<String>> = stats
-            .workers
-            .iter()
-            .map(|w| {
+        output::table_of(
+            &["  ID", "HOST", "PID", "QUEUES", "BUSY"],
+            &stats.workers,
+            |w| {
                 vec![
                     w.id.clone(),
                     w.host.clone(),
@@ -99,9 +95,8 @@ pub(crate) async fn status(store: Arc<dyn Store>, a: JsonFlag) -> Result<ExitCod
                     w.queues.join(","),
                     w.busy.len().to_string(),
                 ]
-            })
-            .collect();
-        output::table(&["  ID", "HOST", "PID", "QUEUES", "BUSY"], &rows);
+            },
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -185,9 +180,10 @@ pub(crate) async fn jobs(store: Arc<dyn Store>, a: JobsArgs) -> Result<ExitCode,
         });
         return Ok(ExitCode::SUCCESS);
     }
-    let rows: Vec<Vec<String>> = jobs
-        .iter()
-        .map(|j| {
+    output::table_of(
+        &["ID", "QUEUE", "JOB", "STATE", "ATTEMPTS", "LAST ERROR"],
+        &jobs,
+        |j| {
             vec![
                 j.id.clone(),
                 j.queue.clone(),
@@ -199,11 +195,7 @@ pub(crate) async fn jobs(store: Arc<dyn Store>, a: JobsArgs) -> Result<ExitCode,
                     .map(|e| output::one_line(e, 50))
                     .unwrap_or_default(),
             ]
-        })
-        .collect();
-    output::table(
-        &["ID", "QUEUE", "JOB", "STATE", "ATTEMPTS", "LAST ERROR"],
-        &rows,
+        },
     );
     Ok(ExitCode::SUCCESS)
 }
@@ -261,24 +253,24 @@ pub(crate) async fn job(store: Arc<dyn Store>, a: JobArgs) -> Result<ExitCode, C
         output::json(&v);
         return Ok(ExitCode::SUCCESS);
     }
-    println!("id:           {}", v.id);
-    println!("job:          {}", v.job);
-    println!("queue:        {}", v.queue);
-    println!("state:        {}", state_name(v.state));
-    println!("attempts:     {}", v.attempts);
-    println!("recoveries:   {}", v.recoveries);
-    println!("deferrals:    {}", v.deferrals);
-    println!("available at: {}", v.available_at);
-    println!("worker:       {}", v.worker.unwrap_or("-"));
-    println!("last error:   {}", v.last_error.unwrap_or("-"));
+    let mut rows = vec![
+        ("id", v.id.to_string()),
+        ("job", v.job.to_string()),
+        ("queue", v.queue.to_string()),
+        ("state", state_name(v.state).to_string()),
+        ("attempts", v.attempts.to_string()),
+        ("recoveries", v.recoveries.to_string()),
+        ("deferrals", v.deferrals.to_string()),
+        ("available at", v.available_at.to_string()),
+        ("worker", v.worker.unwrap_or("-").to_string()),
+        ("last error", v.last_error.unwrap_or("-").to_string()),
+    ];
     if let Some(p) = v.progress {
-        println!(
-            "progress:     {}% {}",
-            p.percent,
-            p.message.as_deref().unwrap_or("")
-        );
+        let message = p.message.as_deref().unwrap_or("");
+        rows.push(("progress", format!("{}% {message}", p.percent)));
     }
-    println!("payload:      {}", v.payload.unwrap_or_default());
+    rows.push(("payload", v.payload.unwrap_or_default().to_string()));
+    output::fields(&rows);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -297,16 +289,19 @@ fn completed(done: &spool::store::CompletedJob, json: bool) -> ExitCode {
         });
         return ExitCode::SUCCESS;
     }
-    println!("id:           {}", done.id);
-    println!("job:          {}", done.job);
-    println!("queue:        {}", done.queue);
-    println!("state:        completed");
-    println!("completed at: {}", done.completed_at);
+    let mut rows = vec![
+        ("id", done.id.clone()),
+        ("job", done.job.clone()),
+        ("queue", done.queue.clone()),
+        ("state", "completed".to_string()),
+        ("completed at", done.completed_at.clone()),
+    ];
     if let Some(batch) = &done.batch_id {
-        println!("batch:        {batch}");
+        rows.push(("batch", batch.clone()));
     }
     let result = done.result.as_ref().map(|r| r.to_string());
-    println!("result:       {}", result.as_deref().unwrap_or("-"));
+    rows.push(("result", result.unwrap_or_else(|| "-".to_string())));
+    output::fields(&rows);
     ExitCode::SUCCESS
 }
 

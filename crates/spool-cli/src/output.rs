@@ -32,6 +32,20 @@ pub(crate) fn table(header: &[&str], rows: &[Vec<String>]) {
     }
 }
 
+/// Prints one row per item, made by `row`, under `header` (see [`table`]).
+pub(crate) fn table_of<T>(header: &[&str], items: &[T], row: impl Fn(&T) -> Vec<String>) {
+    let rows: Vec<Vec<String>> = items.iter().map(row).collect();
+    table(header, &rows);
+}
+
+/// Prints `label: value` lines, the values aligned one space past the longest label.
+pub(crate) fn fields(rows: &[(&str, String)]) {
+    let width = rows.iter().map(|(label, _)| label.len()).max().unwrap_or(0) + 1;
+    for (label, value) in rows {
+        println!("{:<width$} {value}", format!("{label}:"));
+    }
+}
+
 /// Shortens a message to one line of at most `max` characters.
 pub(crate) fn one_line(text: &str, max: usize) -> String {
     let line = text.lines().next().unwrap_or_default();

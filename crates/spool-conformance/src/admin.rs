@@ -1,7 +1,6 @@
 //! Checks of the operator's part of the contract ([`AdminStore`](spool::store::AdminStore)):
 //! status, listings, job commands, the failed store and restart signals.
 
-use spool::store::Claim;
 use std::time::Duration;
 
 use spool::{
@@ -11,7 +10,7 @@ use spool::{
 
 use crate::{
     Fixture,
-    helpers::{LEASE, new_job, q, worker},
+    helpers::{LEASE, new_job, reserve_default, reserve_from, worker},
 };
 
 /// Failing moves the job to the failed store with its error and causes; the failed store can
@@ -22,10 +21,7 @@ pub async fn failed_store_keeps_records(fixture: &dyn Fixture) {
     let b = new_job("default", Duration::ZERO);
     store.push(&[a.clone(), b.clone()]).await.unwrap();
     let w = worker(&store, "w", LEASE).await;
-    let got = store
-        .reserve(Claim::new(&w, &q(&["mail", "default"]), 2))
-        .await
-        .unwrap();
+    let got = reserve_from(&store, &w, &["mail", "default"], 2).await;
     let fails: Vec<Settlement> = got
         .iter()
         .map(|j| {
@@ -81,10 +77,7 @@ pub async fn retry_requeues_failed_jobs(fixture: &dyn Fixture) {
         .collect();
     store.push(&jobs).await.unwrap();
     let w = worker(&store, "w", LEASE).await;
-    let got = store
-        .reserve(Claim::new(&w, &q(&["a", "b"]), 3))
-        .await
-        .unwrap();
+    let got = reserve_from(&store, &w, &["a", "b"], 3).await;
     let fails: Vec<Settlement> = got
         .iter()
         .map(|j| Settlement::fail(j.id.clone(), j.token, "x".into(), vec![]))
@@ -129,10 +122,7 @@ pub async fn inspection_and_job_commands(fixture: &dyn Fixture) {
     let other = new_job("emails", Duration::ZERO);
     store.push(std::slice::from_ref(&held)).await.unwrap();
     let w = worker(&store, "w", LEASE).await;
-    store
-        .reserve(Claim::new(&w, &q(&["default"]), 1))
-        .await
-        .unwrap();
+    reserve_default(&store, &w, 1).await;
     store
         .push(&[ready.clone(), later.clone(), other.clone()])
         .await

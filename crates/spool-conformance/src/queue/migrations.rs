@@ -1,23 +1,19 @@
 //! Migrations: idempotent, safe when concurrent, refusing a newer schema, and upgrading the
 //! oldest layout in place.
 
-use spool::store::Claim;
 use std::time::Duration;
 
 use spool::{StoreError, store::Settlement};
 
 use crate::{
     Fixture, Raw,
-    helpers::{LEASE, new_job, q, worker},
+    helpers::{LEASE, new_job, push_default, reserve_default, worker},
 };
 
 /// Migrating again is harmless.
 pub async fn migrate_is_idempotent(fixture: &dyn Fixture) {
     let store = fixture.store().await;
-    store
-        .push(&[new_job("default", Duration::ZERO)])
-        .await
-        .unwrap();
+    push_default(&store, 1).await;
     store.migrate().await.unwrap();
     store.migrate().await.unwrap();
     assert_eq!(store.stats().await.unwrap().queues[0].pending, 1);
@@ -88,10 +84,7 @@ pub async fn version_1_schemas_are_upgraded_in_place(fixture: &dyn Fixture) {
         .expect("the old job is kept");
     assert!(old.progress.is_none());
     let w = worker(&store, "w", LEASE).await;
-    let got = store
-        .reserve(Claim::new(&w, &q(&["default"]), 1))
-        .await
-        .unwrap();
+    let got = reserve_default(&store, &w, 1).await;
     assert_eq!(got[0].id, "old");
     let done = Settlement::Complete {
         id: "old".into(),

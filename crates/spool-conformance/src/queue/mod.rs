@@ -2,7 +2,6 @@
 //! pushing, reserving, wake-ups, the store clock, and (in the submodules) settling, workers
 //! and migrations.
 
-use spool::store::Claim;
 use std::time::Duration;
 
 use spool::{
@@ -12,7 +11,10 @@ use spool::{
 
 use crate::{
     Fixture,
-    helpers::{LEASE, complete, ids, new_job, q, worker},
+    helpers::{
+        LEASE, complete, ids, new_job, push_with_retry_window, q, reserve_default, reserve_from,
+        worker,
+    },
 };
 
 pub mod migrations;
@@ -26,10 +28,7 @@ pub async fn push_then_reserve_in_order(fixture: &dyn Fixture) {
     let outcomes = store.push(&jobs).await.unwrap();
     assert_eq!(outcomes, vec![PushOutcome::Queued; 5]);
     let w = worker(&store, "w", LEASE).await;
-    let got = store
-        .reserve(Claim::new(&w, &q(&["default"]), 3))
-        .await
-        .unwrap();
+    let got = reserve_default(&store, &w, 3).await;
     assert_eq!(
         got.iter().map(|j| j.id.clone()).collect::<Vec<_>>(),
         ids(&jobs)[..3]
@@ -40,21 +39,12 @@ pub async fn push_then_reserve_in_order(fixture: &dyn Fixture) {
     );
     let envelope = Envelope::decode(&got[0].envelope).unwrap();
     assert_eq!(envelope.id, jobs[0].id);
-    let rest = store
-        .reserve(Claim::new(&w, &q(&["default"]), 10))
-        .await
-        .unwrap();
+    let rest = reserve_default(&store, &w, 10).await;
     assert_eq!(
         rest.iter().map(|j| j.id.clone()).collect::<Vec<_>>(),
         ids(&jobs)[3..]
     );
-    assert!(
-        store
-            .reserve(Claim::new(&w, &q(&["default"]), 10))
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(reserve_default(&store, &w, 10).await.is_empty());
 }
 
 /// A job id that already exists is reported, not duplicated, also within one batch.
@@ -88,13 +78,7 @@ pub async fn delayed_jobs_wait_their_turn(fixture: &dyn Fixture) {
     let delayed = new_job("default", Duration::from_millis(400));
     store.push(std::slice::from_ref(&delayed)).await.unwrap();
     let w = worker(&store, "w", LEASE).await;
-    assert!(
-        store
-            .reserve(Claim::new(&w, &q(&["default"]), 1))
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(reserve_default(&store, &w, 1).await.is_empty());
     let next = store
         .next_available_in(&q(&["default"]))
         .await
@@ -107,10 +91,7 @@ pub async fn delayed_jobs_wait_their_turn(fixture: &dyn Fixture) {
     let stats = store.stats().await.unwrap();
     assert_eq!((stats.queues[0].pending, stats.queues[0].delayed), (0, 1));
     tokio::time::sleep(Duration::from_millis(450)).await;
-    let got = store
-        .reserve(Claim::new(&w, &q(&["default"]), 1))
-        .await
-        .unwrap();
+    let got = reserve_default(&store, &w, 1).await;
     assert_eq!(got.len(), 1);
     assert!(
         store
@@ -129,19 +110,10 @@ pub async fn reserve_follows_queue_priority(fixture: &dyn Fixture) {
     store.push(&low).await.unwrap();
     store.push(&high).await.unwrap();
     let w = worker(&store, "w", LEASE).await;
-    let got = store
-        .reserve(Claim::new(&w, &q(&["high", "low"]), 3))
-        .await
-        .unwrap();
+    let got = reserve_from(&store, &w, &["high", "low"], 3).await;
     let queues: Vec<&str> = got.iter().map(|j| j.queue.as_str()).collect();
     assert_eq!(queues, ["high", "high", "low"]);
-    assert!(
-        store
-            .reserve(Claim::new(&w, &q(&["other"]), 3))
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(reserve_from(&store, &w, &["other"], 3).await.is_empty());
 }
 
 /// A push wakes an idle subscriber.
@@ -167,17 +139,9 @@ pub async fn pushes_wake_idle_workers(fixture: &dyn Fixture) {
 /// The store computes the retry deadline from the job's retry window with its own clock.
 pub async fn retry_deadline_comes_from_the_store_clock(fixture: &dyn Fixture) {
     let store = fixture.store().await;
-    let mut envelope = Envelope::new("noop", "default", serde_json::json!({}));
-    envelope.options.retry_for = Some(Duration::from_secs(60));
-    store
-        .push(&[NewJob::new(&envelope, Duration::ZERO).unwrap()])
-        .await
-        .unwrap();
+    push_with_retry_window(&store, "default").await;
     let w = worker(&store, "w", LEASE).await;
-    let got = store
-        .reserve(Claim::new(&w, &q(&["default"]), 1))
-        .await
-        .unwrap();
+    let got = reserve_default(&store, &w, 1).await;
     let until = got[0].retry_until.expect("a deadline");
     let window = until - got[0].reserved_at;
     assert!((55_000..=60_000).contains(&window), "{window}");
@@ -197,10 +161,7 @@ pub async fn concurrent_reservers_never_share_a_job(fixture: &dyn Fixture) {
             let w = worker(&store, &format!("w{n}"), LEASE).await;
             let mut mine = Vec::new();
             loop {
-                let got = store
-                    .reserve(Claim::new(&w, &q(&["default"]), 7))
-                    .await
-                    .unwrap();
+                let got = reserve_default(&store, &w, 7).await;
                 if got.is_empty() {
                     break mine;
                 }

@@ -3,27 +3,22 @@
 use spool::store::Claim;
 use std::time::Duration;
 
-use spool::{
-    Envelope,
-    store::{JobState, NewJob, ReleaseKind, RetrySelector, Settlement},
-};
+use spool::store::{JobState, ReleaseKind, RetrySelector, Settlement};
 
 use crate::{
     Fixture,
-    helpers::{LEASE, complete, new_job, q, worker},
+    helpers::{
+        LEASE, complete, new_job, push_default, push_with_retry_window, q, reserve_default, worker,
+    },
 };
 
 /// Completing deletes the job and counts it; settlements are fenced on worker and token.
 pub async fn settlements_are_fenced(fixture: &dyn Fixture) {
     let store = fixture.store().await;
-    let jobs: Vec<NewJob> = (0..2).map(|_| new_job("default", Duration::ZERO)).collect();
-    store.push(&jobs).await.unwrap();
+    push_default(&store, 2).await;
     let a = worker(&store, "a", LEASE).await;
     let b = worker(&store, "b", LEASE).await;
-    let got = store
-        .reserve(Claim::new(&a, &q(&["default"]), 2))
-        .await
-        .unwrap();
+    let got = reserve_default(&store, &a, 2).await;
     // Another worker, or a stale token, cannot settle the job.
     assert_eq!(
         store
@@ -67,10 +62,7 @@ pub async fn releases_keep_the_counters_right(fixture: &dyn Fixture) {
         (ReleaseKind::Shutdown, 2, 1, 1),
     ];
     for (kind, attempts, deferrals, exceptions) in cases {
-        let got = store
-            .reserve(Claim::new(&w, &q(&["default"]), 1))
-            .await
-            .unwrap();
+        let got = reserve_default(&store, &w, 1).await;
         assert_eq!(got.len(), 1, "{kind:?}");
         let release = Settlement::Release {
             id: job.id.clone(),
@@ -91,10 +83,7 @@ pub async fn releases_keep_the_counters_right(fixture: &dyn Fixture) {
             info.last_error.as_deref(),
             Some(format!("{kind:?}").as_str())
         );
-        let again = store
-            .reserve(Claim::new(&w, &q(&["default"]), 1))
-            .await
-            .unwrap();
+        let again = reserve_default(&store, &w, 1).await;
         assert_eq!(again[0].exceptions, exceptions, "{kind:?}");
         assert!(
             again[0].token > got[0].token,
@@ -110,10 +99,7 @@ pub async fn releases_keep_the_counters_right(fixture: &dyn Fixture) {
         store.settle(&w, &[back]).await.unwrap();
     }
     // A release with a delay makes the job delayed.
-    let got = store
-        .reserve(Claim::new(&w, &q(&["default"]), 1))
-        .await
-        .unwrap();
+    let got = reserve_default(&store, &w, 1).await;
     let later = Settlement::Release {
         id: job.id.clone(),
         token: got[0].token,
@@ -131,13 +117,9 @@ pub async fn releases_keep_the_counters_right(fixture: &dyn Fixture) {
 /// The worker's hot path: settling and claiming in one call behaves like the two calls.
 pub async fn settle_and_reserve_acks_then_claims(fixture: &dyn Fixture) {
     let store = fixture.store().await;
-    let jobs: Vec<NewJob> = (0..4).map(|_| new_job("default", Duration::ZERO)).collect();
-    store.push(&jobs).await.unwrap();
+    let jobs = push_default(&store, 4).await;
     let w = worker(&store, "w", LEASE).await;
-    let first = store
-        .reserve(Claim::new(&w, &q(&["default"]), 2))
-        .await
-        .unwrap();
+    let first = reserve_default(&store, &w, 2).await;
     let acks = [
         complete(&first[0].id, first[0].token),
         complete(&first[1].id, first[1].token - 1),
@@ -183,8 +165,7 @@ pub async fn settle_and_reserve_acks_then_claims(fixture: &dyn Fixture) {
 /// recomputed from its window.
 pub async fn one_settle_batch_mixes_every_kind(fixture: &dyn Fixture) {
     let store = fixture.store().await;
-    let jobs: Vec<NewJob> = (0..3).map(|_| new_job("default", Duration::ZERO)).collect();
-    store.push(&jobs).await.unwrap();
+    let jobs = push_default(&store, 3).await;
     let w = worker(&store, "w", LEASE).await;
     let queues = q(&["default"]);
     let got = store.reserve(Claim::new(&w, &queues, 3)).await.unwrap();
@@ -254,15 +235,10 @@ pub async fn one_settle_batch_mixes_every_kind(fixture: &dyn Fixture) {
     assert_eq!(store.stats().await.unwrap().processed, 2);
 
     // A retried job's deadline is recomputed from its envelope's window, from the retry on.
-    let mut envelope = Envelope::new("noop", "windowed", serde_json::json!({}));
-    envelope.options.retry_for = Some(Duration::from_secs(60));
-    store
-        .push(&[NewJob::new(&envelope, Duration::ZERO).unwrap()])
-        .await
-        .unwrap();
+    let windowed_id = push_with_retry_window(&store, "windowed").await;
     let windowed = q(&["windowed"]);
     let got = store.reserve(Claim::new(&w, &windowed, 1)).await.unwrap();
-    let fail = Settlement::fail(envelope.id.clone(), got[0].token, "x".into(), vec![]);
+    let fail = Settlement::fail(windowed_id, got[0].token, "x".into(), vec![]);
     assert_eq!(store.settle(&w, &[fail]).await.unwrap(), [true]);
     tokio::time::sleep(Duration::from_millis(50)).await;
     store

@@ -1,33 +1,25 @@
 //! Workers' leases: the reaper, poison pills and deregistering.
 
-use spool::store::Claim;
 use std::time::Duration;
 
-use spool::store::{JobState, NewJob};
+use spool::store::JobState;
 
 use crate::{
     Fixture,
-    helpers::{LEASE, complete, new_job, q, worker},
+    helpers::{LEASE, complete, new_job, push_default, reserve_default, worker},
 };
 
 /// The reaper returns the jobs of workers whose lease expired, refunding the attempt and
 /// counting a recovery; a worker that heartbeats keeps its jobs.
 pub async fn reaper_recovers_jobs_of_dead_workers(fixture: &dyn Fixture) {
     let store = fixture.store().await;
-    let jobs: Vec<NewJob> = (0..2).map(|_| new_job("default", Duration::ZERO)).collect();
-    store.push(&jobs).await.unwrap();
+    push_default(&store, 2).await;
     // Long enough that a loaded machine still reaps before it ends (D-6: slack on upper bounds).
     let short = Duration::from_secs(3);
     let dead = worker(&store, "dead", short).await;
     let alive = worker(&store, "alive", short).await;
-    let d = store
-        .reserve(Claim::new(&dead, &q(&["default"]), 1))
-        .await
-        .unwrap();
-    let a = store
-        .reserve(Claim::new(&alive, &q(&["default"]), 1))
-        .await
-        .unwrap();
+    let d = reserve_default(&store, &dead, 1).await;
+    let a = reserve_default(&store, &alive, 1).await;
     assert_eq!(
         store.reap(3).await.unwrap().recovered,
         0,
@@ -70,14 +62,7 @@ pub async fn poison_pills_fail_after_max_recoveries(fixture: &dyn Fixture) {
     let short = Duration::from_millis(100);
     for round in 1..=3 {
         let w = worker(&store, "doomed", short).await;
-        assert_eq!(
-            store
-                .reserve(Claim::new(&w, &q(&["default"]), 1))
-                .await
-                .unwrap()
-                .len(),
-            1
-        );
+        assert_eq!(reserve_default(&store, &w, 1).await.len(), 1);
         tokio::time::sleep(Duration::from_millis(150)).await;
         let report = store.reap(3).await.unwrap();
         if round < 3 {
@@ -100,10 +85,7 @@ pub async fn deregister_hands_jobs_back(fixture: &dyn Fixture) {
     let job = new_job("default", Duration::ZERO);
     store.push(std::slice::from_ref(&job)).await.unwrap();
     let w = worker(&store, "w", LEASE).await;
-    store
-        .reserve(Claim::new(&w, &q(&["default"]), 1))
-        .await
-        .unwrap();
+    reserve_default(&store, &w, 1).await;
     assert_eq!(
         store.stats().await.unwrap().workers[0].busy,
         vec![job.id.clone()]

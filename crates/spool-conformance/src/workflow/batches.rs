@@ -1,6 +1,5 @@
 //! Batches: counters, callbacks, chains inside a batch, and poison pills in a batch.
 
-use spool::store::Claim;
 use std::time::Duration;
 
 use spool::{
@@ -8,10 +7,10 @@ use spool::{
     store::{BatchPrune, NewBatch, NewJob, PushOutcome, RetrySelector, Settlement, StoreError},
 };
 
-use super::{callback, complete_with, in_batch, pending_in, unique::unique_job};
+use super::{callback, callbacks_pending, complete_with, in_batch, pending_in, unique::unique_job};
 use crate::{
     Fixture,
-    helpers::{LEASE, new_job, q, worker},
+    helpers::{LEASE, new_job, reserve_default, worker},
 };
 
 fn batch(id: &str, allow_failures: bool) -> NewBatch {
@@ -40,10 +39,7 @@ pub async fn batch_counters_and_callbacks(fixture: &dyn Fixture) {
     );
 
     let w = worker(&store, "w", LEASE).await;
-    let got = store
-        .reserve(Claim::new(&w, &q(&["default"]), 3))
-        .await
-        .unwrap();
+    let got = reserve_default(&store, &w, 3).await;
     store
         .settle(&w, &[Settlement::complete(got[0].id.clone(), got[0].token)])
         .await
@@ -65,14 +61,7 @@ pub async fn batch_counters_and_callbacks(fixture: &dyn Fixture) {
     let info = store.batch(&id).await.unwrap().unwrap();
     assert_eq!((info.pending, info.failed, info.progress), (0, 1, 100));
     assert!(info.finished_at.is_some());
-    assert_eq!(
-        (
-            pending_in(&store, "catch").await,
-            pending_in(&store, "finally").await,
-            pending_in(&store, "then").await
-        ),
-        (1, 1, 0)
-    );
+    assert_eq!(callbacks_pending(&store).await, (1, 1, 0));
 
     // Retrying the failed job and succeeding fires `then`, and never `finally` again.
     let retried = store
@@ -85,10 +74,7 @@ pub async fn batch_counters_and_callbacks(fixture: &dyn Fixture) {
         (info.pending, info.failed, info.cancelled_at.is_none()),
         (1, 0, true)
     );
-    let again = store
-        .reserve(Claim::new(&w, &q(&["default"]), 1))
-        .await
-        .unwrap();
+    let again = reserve_default(&store, &w, 1).await;
     store
         .settle(
             &w,
@@ -96,14 +82,7 @@ pub async fn batch_counters_and_callbacks(fixture: &dyn Fixture) {
         )
         .await
         .unwrap();
-    assert_eq!(
-        (
-            pending_in(&store, "catch").await,
-            pending_in(&store, "finally").await,
-            pending_in(&store, "then").await
-        ),
-        (1, 1, 1)
-    );
+    assert_eq!(callbacks_pending(&store).await, (1, 1, 1));
 }
 
 /// With `allow_failures` failures don't cancel; `catch` still fires once and `finally` once.
@@ -116,10 +95,7 @@ pub async fn batch_allow_failures_add_cancel_and_prune(fixture: &dyn Fixture) {
     assert_eq!(added, [PushOutcome::Queued]);
     assert_eq!(store.batch(&id).await.unwrap().unwrap().total, 3);
     let w = worker(&store, "w", LEASE).await;
-    let got = store
-        .reserve(Claim::new(&w, &q(&["default"]), 3))
-        .await
-        .unwrap();
+    let got = reserve_default(&store, &w, 3).await;
     let settle: Vec<Settlement> = vec![
         Settlement::fail(got[0].id.clone(), got[0].token, "a".into(), vec![]),
         Settlement::fail(got[1].id.clone(), got[1].token, "b".into(), vec![]),
@@ -129,14 +105,7 @@ pub async fn batch_allow_failures_add_cancel_and_prune(fixture: &dyn Fixture) {
     let info = store.batch(&id).await.unwrap().unwrap();
     assert_eq!((info.pending, info.failed, info.progress), (0, 2, 100));
     assert!(info.cancelled_at.is_none());
-    assert_eq!(
-        (
-            pending_in(&store, "catch").await,
-            pending_in(&store, "finally").await,
-            pending_in(&store, "then").await
-        ),
-        (1, 1, 0)
-    );
+    assert_eq!(callbacks_pending(&store).await, (1, 1, 0));
 
     match store
         .add_to_batch("no-such-batch", &[new_job("default", Duration::ZERO)])
@@ -194,10 +163,7 @@ pub async fn chain_links_in_a_batch_count_once(fixture: &dyn Fixture) {
         .await
         .unwrap();
     let w = worker(&store, "w", LEASE).await;
-    let head = store
-        .reserve(Claim::new(&w, &q(&["default"]), 1))
-        .await
-        .unwrap();
+    let head = reserve_default(&store, &w, 1).await;
     let link = in_batch(&id);
     let done = complete_with(&head[0].id, head[0].token, vec![link.clone()], None);
     assert_eq!(store.settle(&w, &[done]).await.unwrap(), [true]);
@@ -206,10 +172,7 @@ pub async fn chain_links_in_a_batch_count_once(fixture: &dyn Fixture) {
         (info.total, info.pending, info.finished_at.is_none()),
         (1, 1, true)
     );
-    let next = store
-        .reserve(Claim::new(&w, &q(&["default"]), 1))
-        .await
-        .unwrap();
+    let next = reserve_default(&store, &w, 1).await;
     assert_eq!(next[0].id, link.id);
     store
         .settle(
@@ -244,10 +207,7 @@ pub async fn poison_pills_count_in_their_batch_and_free_their_locks(fixture: &dy
         .await
         .unwrap();
     let dying = worker(&store, "dying", Duration::from_millis(100)).await;
-    let got = store
-        .reserve(Claim::new(&dying, &q(&["default"]), 1))
-        .await
-        .unwrap();
+    let got = reserve_default(&store, &dying, 1).await;
     assert_eq!(got.len(), 1);
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(store.reap(1).await.unwrap().failed, 1);

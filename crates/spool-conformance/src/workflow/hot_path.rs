@@ -10,7 +10,7 @@ use spool::{
 
 use crate::{
     Fixture,
-    helpers::{LEASE, complete, new_job, q, worker},
+    helpers::{LEASE, complete, new_job, push_default, q, worker},
 };
 
 fn envelope_job(configure: impl FnOnce(&mut Envelope)) -> NewJob {
@@ -63,10 +63,7 @@ pub async fn hot_path_applies_side_effects(fixture: &dyn Fixture) {
         ..NewBatch::default()
     };
     store.create_batch(&batch, &[in_batch]).await.unwrap();
-    store
-        .push(&[new_job("default", Duration::ZERO)])
-        .await
-        .unwrap();
+    push_default(&store, 1).await;
     let mut held = claimed;
     held.extend(store.reserve(Claim::new(&w, &queue, 10)).await.unwrap());
     assert_eq!(held.len(), 5);
@@ -92,10 +89,7 @@ pub async fn hot_path_applies_side_effects(fixture: &dyn Fixture) {
     );
     assert_eq!(store.stats().await.unwrap().processed, 6);
     // The slot was freed with its holder's completion.
-    store
-        .push(&[new_job("default", Duration::ZERO)])
-        .await
-        .unwrap();
+    push_default(&store, 1).await;
     let next = store.reserve(Claim::new(&w, &queue, 10)).await.unwrap();
     assert!(store.acquire_slot(&w, &slot(&next[0])).await.unwrap());
 }

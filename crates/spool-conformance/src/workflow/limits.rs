@@ -3,11 +3,11 @@
 use spool::store::Claim;
 use std::time::Duration;
 
-use spool::store::{LimitMode, NewJob, ReservedJob, Settlement, SlotRequest};
+use spool::store::{LimitMode, ReservedJob, Settlement, SlotRequest};
 
 use crate::{
     Fixture,
-    helpers::{LEASE, new_job, q, worker},
+    helpers::{LEASE, new_job, push_default, q, reserve_default, worker},
 };
 
 /// The limiter is a sliding window shared by every caller.
@@ -59,13 +59,9 @@ pub async fn limiter_is_a_sliding_window(fixture: &dyn Fixture) {
 /// dying, or by expiry; only a job its worker holds may take one.
 pub async fn slots_limit_concurrency(fixture: &dyn Fixture) {
     let store = fixture.store().await;
-    let jobs: Vec<NewJob> = (0..3).map(|_| new_job("default", Duration::ZERO)).collect();
-    store.push(&jobs).await.unwrap();
+    push_default(&store, 3).await;
     let w = worker(&store, "w", LEASE).await;
-    let got = store
-        .reserve(Claim::new(&w, &q(&["default"]), 2))
-        .await
-        .unwrap();
+    let got = reserve_default(&store, &w, 2).await;
     let slot = |job: &ReservedJob, expire_after| SlotRequest {
         key: "provider".into(),
         limit: 1,
@@ -98,10 +94,7 @@ pub async fn slots_limit_concurrency(fixture: &dyn Fixture) {
 
     // Expiry frees it.
     let dead = worker(&store, "dead", Duration::from_millis(300)).await;
-    let last = store
-        .reserve(Claim::new(&dead, &q(&["default"]), 1))
-        .await
-        .unwrap();
+    let last = reserve_default(&store, &dead, 1).await;
     assert!(
         !store
             .acquire_slot(&dead, &slot(&last[0], None))

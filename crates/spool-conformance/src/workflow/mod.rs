@@ -2,7 +2,7 @@
 //! and the workflow effects of settling): unique locks, follow-ups, batches, limiters,
 //! concurrency slots, progress and results.
 
-use spool::store::{Claim, Held};
+use spool::store::Held;
 use std::{sync::Arc, time::Duration};
 
 use spool::{
@@ -12,7 +12,7 @@ use spool::{
 
 use crate::{
     Fixture,
-    helpers::{LEASE, new_job, q, worker},
+    helpers::{LEASE, new_job, push_default, reserve_default, worker},
 };
 
 pub mod batches;
@@ -55,18 +55,21 @@ async fn pending_in(store: &Arc<dyn Store>, queue: &str) -> u64 {
         .map_or(0, |s| s.pending)
 }
 
+/// Jobs waiting in the `catch`, `finally` and `then` callback queues, in that order.
+async fn callbacks_pending(store: &Arc<dyn Store>) -> (u64, u64, u64) {
+    (
+        pending_in(store, "catch").await,
+        pending_in(store, "finally").await,
+        pending_in(store, "then").await,
+    )
+}
+
 /// Progress is visible while the job runs; a stored result outlives the job until pruned.
 pub async fn progress_and_results(fixture: &dyn Fixture) {
     let store = fixture.store().await;
-    store
-        .push(&[new_job("default", Duration::ZERO)])
-        .await
-        .unwrap();
+    push_default(&store, 1).await;
     let w = worker(&store, "w", LEASE).await;
-    let got = store
-        .reserve(Claim::new(&w, &q(&["default"]), 1))
-        .await
-        .unwrap();
+    let got = reserve_default(&store, &w, 1).await;
     let id = got[0].id.clone();
     assert!(store.job(&id).await.unwrap().unwrap().progress.is_none());
     let progress = Progress {

@@ -1,17 +1,16 @@
 //! Unique locks and follow-ups.
 
-use spool::store::Claim;
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use spool::{
-    Envelope, Unique,
+    Envelope, Store, Unique,
     store::{JobState, NewJob, PushOutcome, ReleaseKind, Settlement},
 };
 
 use super::{complete_with, pending_in};
 use crate::{
     Fixture,
-    helpers::{LEASE, new_job, q, worker},
+    helpers::{LEASE, new_job, reserve_default, worker},
 };
 
 pub(super) fn unique_job(key: &str, unique: Unique) -> NewJob {
@@ -21,6 +20,14 @@ pub(super) fn unique_job(key: &str, unique: Unique) -> NewJob {
         ..unique
     });
     NewJob::new(&envelope, Duration::ZERO).expect("encodes")
+}
+
+/// Pushes a fresh `doc:1` job, unique until done.
+async fn push_doc(store: &Arc<dyn Store>) -> Vec<PushOutcome> {
+    store
+        .push(&[unique_job("doc:1", Unique::new(""))])
+        .await
+        .unwrap()
 }
 
 /// A unique job refuses duplicates until it is done, then frees its key; a failure frees it
@@ -43,10 +50,7 @@ pub async fn unique_until_done(fixture: &dyn Fixture) {
     );
 
     let w = worker(&store, "w", LEASE).await;
-    let got = store
-        .reserve(Claim::new(&w, &q(&["default"]), 1))
-        .await
-        .unwrap();
+    let got = reserve_default(&store, &w, 1).await;
     // Held across a release (retry) and while running.
     let release = Settlement::Release {
         id: got[0].id.clone(),
@@ -56,17 +60,8 @@ pub async fn unique_until_done(fixture: &dyn Fixture) {
         error: Some("retry".into()),
     };
     store.settle(&w, &[release]).await.unwrap();
-    assert_eq!(
-        store
-            .push(&[unique_job("doc:1", Unique::new(""))])
-            .await
-            .unwrap(),
-        [PushOutcome::AlreadyQueued]
-    );
-    let got = store
-        .reserve(Claim::new(&w, &q(&["default"]), 1))
-        .await
-        .unwrap();
+    assert_eq!(push_doc(&store).await, [PushOutcome::AlreadyQueued]);
+    let got = reserve_default(&store, &w, 1).await;
     // A stale token is not the owner: the lock stays.
     store
         .settle(
@@ -75,44 +70,22 @@ pub async fn unique_until_done(fixture: &dyn Fixture) {
         )
         .await
         .unwrap();
-    assert_eq!(
-        store
-            .push(&[unique_job("doc:1", Unique::new(""))])
-            .await
-            .unwrap(),
-        [PushOutcome::AlreadyQueued]
-    );
+    assert_eq!(push_doc(&store).await, [PushOutcome::AlreadyQueued]);
     store
         .settle(&w, &[Settlement::complete(got[0].id.clone(), got[0].token)])
         .await
         .unwrap();
-    let again = unique_job("doc:1", Unique::new(""));
-    assert_eq!(store.push(&[again]).await.unwrap(), [PushOutcome::Queued]);
+    assert_eq!(push_doc(&store).await, [PushOutcome::Queued]);
 
     // A final failure frees the key too.
-    let got = store
-        .reserve(Claim::new(&w, &q(&["default"]), 1))
-        .await
-        .unwrap();
+    let got = reserve_default(&store, &w, 1).await;
     let fail = Settlement::fail(got[0].id.clone(), got[0].token, "boom".into(), vec![]);
     store.settle(&w, &[fail]).await.unwrap();
-    assert_eq!(
-        store
-            .push(&[unique_job("doc:1", Unique::new(""))])
-            .await
-            .unwrap(),
-        [PushOutcome::Queued]
-    );
+    assert_eq!(push_doc(&store).await, [PushOutcome::Queued]);
     // Deleting a queued job frees its key.
     let queued = store.jobs(&Default::default()).await.unwrap();
     assert!(store.delete_job(&queued[0].id).await.unwrap());
-    assert_eq!(
-        store
-            .push(&[unique_job("doc:1", Unique::new(""))])
-            .await
-            .unwrap(),
-        [PushOutcome::Queued]
-    );
+    assert_eq!(push_doc(&store).await, [PushOutcome::Queued]);
 }
 
 /// "Unique until processing" frees the key when a worker reserves the job; an expiring lock
@@ -127,10 +100,7 @@ pub async fn unique_until_processing_and_expiry(fixture: &dyn Fixture) {
         [PushOutcome::AlreadyQueued]
     );
     let w = worker(&store, "w", LEASE).await;
-    let got = store
-        .reserve(Claim::new(&w, &q(&["default"]), 1))
-        .await
-        .unwrap();
+    let got = reserve_default(&store, &w, 1).await;
     assert_eq!(got.len(), 1);
     let while_running = unique_job("mail:7", Unique::new("").until_processing());
     assert_eq!(
@@ -174,10 +144,7 @@ pub async fn follow_ups_ride_with_settlements(fixture: &dyn Fixture) {
         .await
         .unwrap();
     let w = worker(&store, "w", LEASE).await;
-    let got = store
-        .reserve(Claim::new(&w, &q(&["default"]), 2))
-        .await
-        .unwrap();
+    let got = reserve_default(&store, &w, 2).await;
     let next = new_job("next", Duration::ZERO);
     let stale = complete_with(
         &got[0].id,

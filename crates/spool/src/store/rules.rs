@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::NewJob;
+use super::{NewJob, StoreError, StoreResult};
 use crate::duration::millis;
 
 /// Longest delay or retry window a time is offset by (about 100 years): larger ones mean
@@ -26,6 +26,24 @@ pub(crate) fn offset_ms(d: Duration) -> i64 {
 /// A count read from the store as an unsigned number (a negative value reads as 0).
 pub(crate) fn count(n: i64) -> u64 {
     u64::try_from(n).unwrap_or(0)
+}
+
+/// Refuses a schema (or key layout) at version `found` that a newer build wrote: this build
+/// supports up to `supported`.
+#[cfg_attr(
+    not(any(feature = "postgres", feature = "mysql", feature = "redis")),
+    allow(dead_code)
+)]
+pub(crate) fn check_schema_version(found: i64, supported: i64) -> StoreResult<()> {
+    if found > supported {
+        return Err(StoreError::SchemaTooNew { found, supported });
+    }
+    Ok(())
+}
+
+/// Milliseconds read from the store as a duration (a negative value reads as zero).
+pub(crate) fn duration_ms(ms: i64) -> Duration {
+    Duration::from_millis(count(ms))
 }
 
 /// Whether a completion hands its batch membership on instead of being counted: a chain link
@@ -134,14 +152,13 @@ pub(crate) fn encode_callback(job: Option<&NewJob>) -> Option<String> {
 #[cfg_attr(not(feature = "mysql"), allow(dead_code))]
 pub(crate) fn decode_callback(json: &str) -> Option<NewJob> {
     let c: StoredCallback = serde_json::from_str(json).ok()?;
-    let ms = |ms: i64| Duration::from_millis(u64::try_from(ms).unwrap_or(0));
     Some(NewJob {
         id: c.id,
         queue: c.queue,
         job: c.job,
         envelope: c.envelope,
-        delay: ms(c.delay_ms),
-        retry_for: c.retry_for_ms.map(ms),
+        delay: duration_ms(c.delay_ms),
+        retry_for: c.retry_for_ms.map(duration_ms),
         batch_id: None,
         unique: None,
     })

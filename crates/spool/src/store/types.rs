@@ -100,6 +100,13 @@ impl<'a> Claim<'a> {
             limit,
         }
     }
+
+    /// Whether the claim can get nothing (no room, or no queue): stores answer it without a
+    /// round trip.
+    #[cfg_attr(not(any(feature = "mysql", feature = "redis")), allow(dead_code))]
+    pub(crate) fn asks_nothing(&self) -> bool {
+        self.limit == 0 || self.queues.is_empty()
+    }
 }
 
 /// A reserved job as its worker holds it: the fence every write about the job carries.

@@ -18,6 +18,11 @@ use std::{
 
 use tokio::sync::{Notify, watch};
 
+#[cfg(any(feature = "postgres", feature = "redis"))]
+mod listener;
+#[cfg(any(feature = "postgres", feature = "redis"))]
+pub(crate) use listener::{Listener, Source, Subscription};
+
 /// The sending side, held by a store.
 #[derive(Debug, Clone)]
 pub struct WakeupSignal {

@@ -1,7 +1,8 @@
 //! `AdminStore` on MySQL: the reads behind `spool status`, `jobs`, `job` and `failed`, and the
 //! operator commands (deleting, running and clearing jobs, the failed store, restarts).
 
-use crate::store::rules::{MAX_OFFSET_MS, count};
+use crate::store::rules::count;
+use crate::store::sql::job_filter::push_job_filter;
 use std::{collections::HashMap, time::Duration};
 
 use async_trait::async_trait;
@@ -12,12 +13,9 @@ use super::{
     retry::{Begin, TxError, idempotent, in_transaction},
     sql, sql_with,
 };
-use crate::{
-    duration::millis,
-    store::{
-        AdminStore, FailedFilter, FailedJob, JobFilter, JobInfo, JobState, QueueStats,
-        RetrySelector, Stats, StoreResult, WorkerStatus, sql::rows,
-    },
+use crate::store::{
+    AdminStore, FailedFilter, FailedJob, JobFilter, JobInfo, QueueStats, RetrySelector, Stats,
+    StoreResult, WorkerStatus, sql::rows,
 };
 
 mod retry_failed;
@@ -87,39 +85,17 @@ impl AdminStore for MysqlStore {
             )
             .0;
             let mut q = QueryBuilder::<MySql>::new(base);
-            if let Some(queue) = &filter.queue {
-                q.push(" AND queue = ").push_bind(queue);
-            }
-            match filter.state {
-                Some(JobState::Pending) => {
-                    q.push(" AND worker_id IS NULL AND available_at <= c.ms");
-                }
-                Some(JobState::Delayed) => {
-                    q.push(" AND worker_id IS NULL AND available_at > c.ms");
-                }
-                Some(JobState::Reserved) => {
-                    q.push(" AND worker_id IS NOT NULL");
-                }
-                None => {}
-            }
-            q.push(" ORDER BY available_at, seq LIMIT ")
-                .push_bind(i64::from(filter.limit.unwrap_or(100)));
+            push_job_filter(&mut q, filter, "c.ms");
             let found = q.build().fetch_all(conn).await?;
             found.iter().map(rows::job_info).collect()
         })
     }
 
     async fn job(&self, id: &str) -> StoreResult<Option<JobInfo>> {
-        idempotent!(&self.pool, |conn| {
-            let row = sqlx::query(sql_with(
-                include_str!("sql/job.sql"),
-                &[("columns", rows::JOB_COLUMNS)],
-            ))
-            .bind(id)
-            .fetch_optional(conn)
-            .await?;
-            row.as_ref().map(rows::job_info).transpose()
+        self.row_by_id(include_str!("sql/job.sql"), rows::JOB_COLUMNS, id, |row| {
+            rows::job_info(row)
         })
+        .await
     }
 
     async fn delete_job(&self, id: &str) -> StoreResult<bool> {
@@ -200,16 +176,13 @@ impl AdminStore for MysqlStore {
     }
 
     async fn failed_job(&self, id: &str) -> StoreResult<Option<FailedJob>> {
-        idempotent!(&self.pool, |conn| {
-            let row = sqlx::query(sql_with(
-                include_str!("sql/failed_job.sql"),
-                &[("columns", rows::FAILED_COLUMNS)],
-            ))
-            .bind(id)
-            .fetch_optional(conn)
-            .await?;
-            row.as_ref().map(rows::failed_job).transpose()
-        })
+        self.row_by_id(
+            include_str!("sql/failed_job.sql"),
+            rows::FAILED_COLUMNS,
+            id,
+            |row| rows::failed_job(row),
+        )
+        .await
     }
 
     async fn retry_failed(&self, selector: &RetrySelector) -> StoreResult<Vec<String>> {
@@ -247,15 +220,8 @@ impl AdminStore for MysqlStore {
     }
 
     async fn prune_failed(&self, age: Duration) -> StoreResult<u64> {
-        let age = millis(age).min(MAX_OFFSET_MS);
-        in_transaction!(&self.pool, Begin::Write, |conn| {
-            let n = sqlx::query(sql(include_str!("sql/prune_failed.sql")))
-                .bind(age)
-                .execute(conn)
-                .await?
-                .rows_affected();
-            Ok::<_, TxError>(n)
-        })
+        self.prune_older_than(include_str!("sql/prune_failed.sql"), age)
+            .await
     }
 
     async fn signal_restart(&self) -> StoreResult<i64> {

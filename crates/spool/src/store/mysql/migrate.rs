@@ -2,6 +2,7 @@
 //! and the server's version: Spool claims jobs with `SELECT ... FOR UPDATE SKIP LOCKED`, which
 //! MySQL has since 8.0.1 and MariaDB since 10.6, and refuses older servers when it opens.
 
+use crate::store::rules::check_schema_version;
 use std::fmt;
 
 use sqlx::{Executor, MySqlConnection, mysql::MySqlDatabaseError};
@@ -61,12 +62,7 @@ async fn migrate_locked(conn: &mut MySqlConnection) -> StoreResult<()> {
         .fetch_one(&mut *conn)
         .await?;
     let current = current.unwrap_or(0);
-    if current > SCHEMA_VERSION {
-        return Err(StoreError::SchemaTooNew {
-            found: current,
-            supported: SCHEMA_VERSION,
-        });
-    }
+    check_schema_version(current, SCHEMA_VERSION)?;
     if current < 1 {
         for statement in statements(include_str!("sql/schema.sql")) {
             conn.execute(sqlx::AssertSqlSafe(statement)).await?;

@@ -22,14 +22,18 @@
 use std::{str::FromStr, sync::Mutex, time::Duration};
 
 use sqlx::{
-    AssertSqlSafe, ConnectOptions, Connection, Executor, MySqlConnection, MySqlPool,
-    mysql::{MySqlConnectOptions, MySqlPoolOptions},
+    AssertSqlSafe, ConnectOptions, Connection, Encode, Executor, MySql, MySqlConnection, MySqlPool,
+    Type,
+    mysql::{MySqlArguments, MySqlConnectOptions, MySqlPoolOptions},
+    query::Query,
 };
 
 use super::{PushOutcome, StoreError, StoreResult, WakeupSignal};
 
 mod admin;
+mod lookup;
 mod migrate;
+mod prune;
 mod queue;
 mod retry;
 mod rows;
@@ -82,28 +86,12 @@ impl MysqlStore {
     /// database need not exist), for test and benchmark runs that want one of their own.
     /// `database` is a plain name: lower-case letters, digits and `_`.
     pub async fn create_database(url: &str, database: &str) -> StoreResult<()> {
-        validate_database(database)?;
-        let mut conn = connect_direct(&parse_url(&without_database(url))?).await?;
-        conn.execute(sql_with(
-            include_str!("sql/create_database.sql"),
-            &[("database", database)],
-        ))
-        .await?;
-        conn.close().await?;
-        Ok(())
+        on_server(url, database, include_str!("sql/create_database.sql")).await
     }
 
     /// Drops a database and everything in it (for test and benchmark runs).
     pub async fn drop_database(url: &str, database: &str) -> StoreResult<()> {
-        validate_database(database)?;
-        let mut conn = connect_direct(&parse_url(&without_database(url))?).await?;
-        conn.execute(sql_with(
-            include_str!("sql/drop_database.sql"),
-            &[("database", database)],
-        ))
-        .await?;
-        conn.close().await?;
-        Ok(())
+        on_server(url, database, include_str!("sql/drop_database.sql")).await
     }
 
     async fn with_options(options: MySqlConnectOptions) -> StoreResult<Self> {
@@ -248,9 +236,34 @@ fn values(template: &str, rows: usize) -> AssertSqlSafe<String> {
     sql(&format!("{head} {}", vec![row.trim(); rows].join(", ")))
 }
 
+/// Runs `template` about `database` (a plain name, checked here) on the server a URL points
+/// at, on a connection of its own that names no database (the URL's own need not exist).
+async fn on_server(url: &str, database: &str, template: &str) -> StoreResult<()> {
+    validate_database(database)?;
+    let mut conn = connect_direct(&parse_url(&without_database(url))?).await?;
+    conn.execute(sql_with(template, &[("database", database)]))
+        .await?;
+    conn.close().await?;
+    Ok(())
+}
+
 /// `?, ?, ?`: `n` placeholders for an `IN (...)` list.
 fn list(n: usize) -> String {
     vec!["?"; n].join(", ")
+}
+
+/// One statement of an `IN (...)` over a chunk: `template` with its `{name}` list sized to
+/// `values`, each of them bound in order.
+fn in_list<'q, 'v, V: Encode<'v, MySql> + Type<MySql>>(
+    template: &str,
+    name: &str,
+    values: impl ExactSizeIterator<Item = V>,
+) -> Query<'q, MySql, MySqlArguments> {
+    let mut query = sqlx::query(sql_with(template, &[(name, &list(values.len()))]));
+    for value in values {
+        query = query.bind(value);
+    }
+    query
 }
 
 /// `(?, ?), (?, ?)`: `rows` tuples of `width` placeholders.

@@ -4,6 +4,7 @@
 //! `retry`); the statements are in `sql/`, named after the method they serve.
 
 use crate::store::Claim;
+use crate::store::rules::duration_ms;
 use crate::store::rules::offset_ms;
 use std::{sync::Arc, time::Duration};
 
@@ -114,10 +115,10 @@ impl QueueStore for MysqlStore {
     }
 
     async fn reserve(&self, claim: Claim<'_>) -> StoreResult<Vec<ReservedJob>> {
-        let (worker_id, queues, limit) = (claim.worker_id, claim.queues, claim.limit);
-        if limit == 0 || queues.is_empty() {
+        if claim.asks_nothing() {
             return Ok(Vec::new());
         }
+        let (worker_id, queues, limit) = (claim.worker_id, claim.queues, claim.limit);
         in_transaction!(&self.pool, Begin::Write, |conn| {
             Ok::<_, TxError>(reserve::claim(conn, worker_id, queues, limit).await?)
         })
@@ -175,7 +176,7 @@ impl QueueStore for MysqlStore {
             }
             query.fetch_one(conn).await
         })?;
-        Ok(wait.map(|ms| Duration::from_millis(u64::try_from(ms).unwrap_or(0))))
+        Ok(wait.map(duration_ms))
     }
 
     fn wakeups(&self) -> Wakeups {

@@ -6,8 +6,8 @@
 //! jobs pay for none of it.
 
 use crate::store::Held;
-use crate::store::rules::MAX_OFFSET_MS;
 use crate::store::rules::encode_callback;
+use crate::store::rules::{duration_ms, offset_ms};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -18,12 +18,9 @@ use super::{
     rows::batch_info,
     sql, sql_with,
 };
-use crate::{
-    duration::millis,
-    store::{
-        BatchInfo, BatchPrune, CompletedJob, LimitMode, LimitState, NewBatch, NewJob, Progress,
-        PushOutcome, SlotRequest, StoreError, StoreResult, WorkflowStore, sql::rows,
-    },
+use crate::store::{
+    BatchInfo, BatchPrune, CompletedJob, LimitMode, LimitState, NewBatch, NewJob, Progress,
+    PushOutcome, SlotRequest, StoreError, StoreResult, WorkflowStore, sql::rows,
 };
 
 pub(super) mod batches;
@@ -77,16 +74,13 @@ impl WorkflowStore for MysqlStore {
     }
 
     async fn batch(&self, id: &str) -> StoreResult<Option<BatchInfo>> {
-        idempotent!(&self.pool, |conn| {
-            let row = sqlx::query(sql_with(
-                include_str!("sql/batch.sql"),
-                &[("columns", rows::BATCH_COLUMNS)],
-            ))
-            .bind(id)
-            .fetch_optional(conn)
-            .await?;
-            row.as_ref().map(batch_info).transpose()
-        })
+        self.row_by_id(
+            include_str!("sql/batch.sql"),
+            rows::BATCH_COLUMNS,
+            id,
+            batch_info,
+        )
+        .await
     }
 
     async fn batches(&self, limit: u32) -> StoreResult<Vec<BatchInfo>> {
@@ -115,7 +109,7 @@ impl WorkflowStore for MysqlStore {
     }
 
     async fn prune_batches(&self, prune: BatchPrune) -> StoreResult<u64> {
-        let age = |d: Option<Duration>| d.map(|d| millis(d).min(MAX_OFFSET_MS));
+        let age = |d: Option<Duration>| d.map(offset_ms);
         let (finished, unfinished, cancelled) = (
             age(prune.finished),
             age(prune.unfinished),
@@ -137,7 +131,7 @@ impl WorkflowStore for MysqlStore {
     }
 
     async fn limit(&self, key: &str, window: Duration, mode: LimitMode) -> StoreResult<LimitState> {
-        let window_ms = millis(window).min(MAX_OFFSET_MS);
+        let window_ms = offset_ms(window);
         let cap = limits::cap(mode);
         let (count, oldest, hit, now) = in_transaction!(&self.pool, Begin::Write, |conn| {
             limits::lock_key(conn, KeyKind::Limit, key).await?;
@@ -172,7 +166,7 @@ impl WorkflowStore for MysqlStore {
         Ok(LimitState {
             hit,
             count: u32::try_from(count + i64::from(hit)).unwrap_or(u32::MAX),
-            resets_in: Duration::from_millis(u64::try_from(resets_in).unwrap_or(0)),
+            resets_in: duration_ms(resets_in),
         })
     }
 
@@ -190,7 +184,7 @@ impl WorkflowStore for MysqlStore {
     async fn acquire_slot(&self, worker_id: &str, request: &SlotRequest) -> StoreResult<bool> {
         // Under the key's lock, so that two callers cannot both see a free slot and both take
         // it (see `limits`).
-        let expire_after = request.expire_after.map(|d| millis(d).min(MAX_OFFSET_MS));
+        let expire_after = request.expire_after.map(offset_ms);
         in_transaction!(&self.pool, Begin::Write, |conn| {
             limits::lock_key(conn, KeyKind::Slot, &request.key).await?;
             // The fence, and the mark that tells the job's settlement to free its slots (the
@@ -257,27 +251,17 @@ impl WorkflowStore for MysqlStore {
     }
 
     async fn job_result(&self, id: &str) -> StoreResult<Option<CompletedJob>> {
-        idempotent!(&self.pool, |conn| {
-            let row = sqlx::query(sql_with(
-                include_str!("sql/job_result.sql"),
-                &[("columns", rows::RESULT_COLUMNS)],
-            ))
-            .bind(id)
-            .fetch_optional(conn)
-            .await?;
-            row.as_ref().map(rows::completed_job).transpose()
-        })
+        self.row_by_id(
+            include_str!("sql/job_result.sql"),
+            rows::RESULT_COLUMNS,
+            id,
+            |row| rows::completed_job(row),
+        )
+        .await
     }
 
     async fn prune_results(&self, age: Duration) -> StoreResult<u64> {
-        let age = millis(age).min(MAX_OFFSET_MS);
-        in_transaction!(&self.pool, Begin::Write, |conn| {
-            let n = sqlx::query(sql(include_str!("sql/prune_results.sql")))
-                .bind(age)
-                .execute(conn)
-                .await?
-                .rows_affected();
-            Ok::<_, TxError>(n)
-        })
+        self.prune_older_than(include_str!("sql/prune_results.sql"), age)
+            .await
     }
 }

@@ -1,7 +1,8 @@
 //! Operators' view of the PostgreSQL store: counts, listings, failed jobs and their retries,
 //! and the restart signal.
 
-use crate::store::rules::{MAX_OFFSET_MS, count, offset_ms};
+use crate::store::rules::{MAX_OFFSET_MS, count};
+use crate::store::sql::job_filter::push_job_filter;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -9,8 +10,8 @@ use sqlx::{Postgres, QueryBuilder};
 
 use super::{PostgresStore, fenced_ids};
 use crate::store::{
-    AdminStore, FailedFilter, FailedJob, JobFilter, JobInfo, JobState, QueueStats, RetrySelector,
-    Stats, StoreResult, WorkerStatus, sql::rows,
+    AdminStore, FailedFilter, FailedJob, JobFilter, JobInfo, QueueStats, RetrySelector, Stats,
+    StoreResult, WorkerStatus, sql::rows,
 };
 
 /// A read-only transaction on one snapshot, so that the counts of a listing agree.
@@ -68,33 +69,14 @@ impl AdminStore for PostgresStore {
     async fn jobs(&self, filter: &JobFilter) -> StoreResult<Vec<JobInfo>> {
         // The filters are appended to the fixed statement, which ends in `WHERE true`.
         let mut q = QueryBuilder::<Postgres>::new(self.sql(include_str!("sql/jobs.sql")).0);
-        if let Some(queue) = &filter.queue {
-            q.push(" AND queue = ").push_bind(queue);
-        }
-        match filter.state {
-            Some(JobState::Pending) => {
-                q.push(" AND worker_id IS NULL AND available_at <= clock.ms");
-            }
-            Some(JobState::Delayed) => {
-                q.push(" AND worker_id IS NULL AND available_at > clock.ms");
-            }
-            Some(JobState::Reserved) => {
-                q.push(" AND worker_id IS NOT NULL");
-            }
-            None => {}
-        }
-        q.push(" ORDER BY available_at, seq LIMIT ")
-            .push_bind(i64::from(filter.limit.unwrap_or(100)));
+        push_job_filter(&mut q, filter, "clock.ms");
         let found = q.build().fetch_all(&self.pool).await?;
         Ok(found.iter().map(rows::job_info).collect::<Result<_, _>>()?)
     }
 
     async fn job(&self, id: &str) -> StoreResult<Option<JobInfo>> {
-        let row = sqlx::query(self.sql(include_str!("sql/job.sql")))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.as_ref().map(rows::job_info).transpose()?)
+        self.row_by_id(include_str!("sql/job.sql"), id, |row| rows::job_info(row))
+            .await
     }
 
     async fn delete_job(&self, id: &str) -> StoreResult<bool> {
@@ -153,11 +135,10 @@ impl AdminStore for PostgresStore {
     }
 
     async fn failed_job(&self, id: &str) -> StoreResult<Option<FailedJob>> {
-        let row = sqlx::query(self.sql(include_str!("sql/failed_job.sql")))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.as_ref().map(rows::failed_job).transpose()?)
+        self.row_by_id(include_str!("sql/failed_job.sql"), id, |row| {
+            rows::failed_job(row)
+        })
+        .await
     }
 
     async fn retry_failed(&self, selector: &RetrySelector) -> StoreResult<Vec<String>> {
@@ -194,12 +175,8 @@ impl AdminStore for PostgresStore {
     }
 
     async fn forget_failed(&self, id: &str) -> StoreResult<bool> {
-        let n = sqlx::query(self.sql(include_str!("sql/forget_failed.sql")))
-            .bind(id)
-            .execute(&self.pool)
-            .await?
-            .rows_affected();
-        Ok(n > 0)
+        self.write_by_id(include_str!("sql/forget_failed.sql"), id)
+            .await
     }
 
     async fn flush_failed(&self) -> StoreResult<u64> {
@@ -211,12 +188,8 @@ impl AdminStore for PostgresStore {
     }
 
     async fn prune_failed(&self, age: Duration) -> StoreResult<u64> {
-        let n = sqlx::query(self.sql(include_str!("sql/prune_failed.sql")))
-            .bind(offset_ms(age))
-            .execute(&self.pool)
-            .await?
-            .rows_affected();
-        Ok(n)
+        self.prune_older_than(include_str!("sql/prune_failed.sql"), age)
+            .await
     }
 
     async fn signal_restart(&self) -> StoreResult<i64> {

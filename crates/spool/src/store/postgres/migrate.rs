@@ -3,7 +3,8 @@
 //! `CREATE`.
 
 use super::{PostgresStore, fnv1a};
-use crate::store::{StoreError, StoreResult};
+use crate::store::StoreResult;
+use crate::store::rules::check_schema_version;
 
 /// The migrations in order: each one's version and its script (run as one multi-statement
 /// batch, with `{schema}` replaced like every other statement).
@@ -45,12 +46,7 @@ impl PostgresStore {
                 .fetch_one(&mut *tx)
                 .await?;
         let current = current.unwrap_or(0);
-        if current > SCHEMA_VERSION {
-            return Err(StoreError::SchemaTooNew {
-                found: current,
-                supported: SCHEMA_VERSION,
-            });
-        }
+        check_schema_version(current, SCHEMA_VERSION)?;
         for (version, script) in MIGRATIONS {
             if current >= version {
                 continue;

@@ -26,6 +26,7 @@ use super::{NewJob, PushOutcome, StoreError, StoreResult, WakeupSignal};
 
 mod admin;
 mod migrate;
+mod one_statement;
 mod queue;
 mod wakeups;
 mod workflow;
@@ -68,7 +69,7 @@ pub struct PostgresStore {
     wakeup: WakeupSignal,
     /// Started by the first [`QueueStore::wakeups`](crate::store::QueueStore::wakeups) call;
     /// stopped when the store is dropped.
-    listener: Mutex<Option<wakeups::Listener>>,
+    listener: Mutex<Option<crate::store::wakeup::Listener>>,
 }
 
 impl PostgresStore {

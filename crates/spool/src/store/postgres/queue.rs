@@ -2,7 +2,8 @@
 //! the reaper and the restart epoch.
 
 use crate::store::Claim;
-use crate::store::rules::{count, offset_ms};
+use crate::store::rules::{count, duration_ms, offset_ms};
+use crate::store::wakeup::Listener;
 use std::{sync::Arc, time::Duration};
 
 use async_trait::async_trait;
@@ -219,19 +220,17 @@ impl QueueStore for PostgresStore {
                 .bind(queues)
                 .fetch_one(&self.pool)
                 .await?;
-        Ok(wait.map(|ms| Duration::from_millis(u64::try_from(ms).unwrap_or(0))))
+        Ok(wait.map(duration_ms))
     }
 
     fn wakeups(&self) -> Wakeups {
-        // A poisoned lock only means another caller panicked mid-start; the slot is still sound.
-        let mut listener = self.listener.lock().unwrap_or_else(|e| e.into_inner());
-        if !listener.as_ref().is_some_and(wakeups::Listener::is_running) {
-            *listener = wakeups::Listener::start(
+        Listener::keep_running(&self.listener, || {
+            wakeups::start(
                 self.options.clone(),
                 self.channel.clone(),
                 self.wakeup.clone(),
-            );
-        }
+            )
+        });
         self.wakeup.subscribe()
     }
 

@@ -3,7 +3,7 @@
 //! callbacks, kept results, follow-ups) happens with the settlement, in `queue::settle`.
 
 use crate::store::Held;
-use crate::store::rules::{encode_callback, offset_ms};
+use crate::store::rules::{duration_ms, encode_callback, offset_ms};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -55,12 +55,8 @@ impl WorkflowStore for PostgresStore {
     }
 
     async fn cancel_batch(&self, id: &str) -> StoreResult<bool> {
-        let n = sqlx::query(self.sql(include_str!("sql/cancel_batch.sql")))
-            .bind(id)
-            .execute(&self.pool)
-            .await?
-            .rows_affected();
-        Ok(n > 0)
+        self.write_by_id(include_str!("sql/cancel_batch.sql"), id)
+            .await
     }
 
     async fn prune_batches(&self, prune: BatchPrune) -> StoreResult<u64> {
@@ -100,7 +96,7 @@ impl WorkflowStore for PostgresStore {
         Ok(LimitState {
             hit,
             count: u32::try_from(count + i64::from(hit)).unwrap_or(u32::MAX),
-            resets_in: Duration::from_millis(u64::try_from(resets_in).unwrap_or(0)),
+            resets_in: duration_ms(resets_in),
         })
     }
 
@@ -160,20 +156,15 @@ impl WorkflowStore for PostgresStore {
     }
 
     async fn job_result(&self, id: &str) -> StoreResult<Option<CompletedJob>> {
-        let row = sqlx::query(self.sql(include_str!("sql/job_result.sql")))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.as_ref().map(rows::completed_job).transpose()?)
+        self.row_by_id(include_str!("sql/job_result.sql"), id, |row| {
+            rows::completed_job(row)
+        })
+        .await
     }
 
     async fn prune_results(&self, age: Duration) -> StoreResult<u64> {
-        let n = sqlx::query(self.sql(include_str!("sql/prune_results.sql")))
-            .bind(offset_ms(age))
-            .execute(&self.pool)
-            .await?
-            .rows_affected();
-        Ok(n)
+        self.prune_older_than(include_str!("sql/prune_results.sql"), age)
+            .await
     }
 }
 

@@ -140,26 +140,14 @@ impl AdminStore for RedisStore {
     }
 
     async fn delete_job(&self, id: &str) -> StoreResult<bool> {
-        let queues = self.all_queues().await?;
-        let replies = self
-            .on_each_queue(&scripts::DELETE, &queues, &[id.to_string()])
-            .await?;
-        let mut deleted = false;
-        for reply in &replies {
-            deleted |= int(reply, "deleted")? != 0;
-        }
-        Ok(deleted)
+        self.any_queue_did(&scripts::DELETE, &[id.to_string()], "deleted")
+            .await
     }
 
     async fn run_job_now(&self, id: &str) -> StoreResult<bool> {
-        let queues = self.all_queues().await?;
-        let replies = self
-            .on_each_queue(&scripts::RUN_NOW, &queues, &[id.to_string()])
+        let found = self
+            .any_queue_did(&scripts::RUN_NOW, &[id.to_string()], "made available")
             .await?;
-        let mut found = false;
-        for reply in &replies {
-            found |= int(reply, "made available")? != 0;
-        }
         if found {
             self.wakeup.notify();
         }
@@ -241,14 +229,9 @@ impl AdminStore for RedisStore {
     }
 
     async fn forget_failed(&self, id: &str) -> StoreResult<bool> {
-        let queues = self.all_queues().await?;
         let args = ["ids".to_string(), id.to_string()];
-        let replies = self.on_each_queue(&scripts::FORGET, &queues, &args).await?;
-        let mut forgotten = false;
-        for reply in &replies {
-            forgotten |= int(reply, "forgotten")? != 0;
-        }
-        Ok(forgotten)
+        self.any_queue_did(&scripts::FORGET, &args, "forgotten")
+            .await
     }
 
     async fn flush_failed(&self) -> StoreResult<u64> {
@@ -283,5 +266,24 @@ impl AdminStore for RedisStore {
             &self.run(&self.on_global(&scripts::RESTART)).await?,
             "restart epoch",
         )
+    }
+}
+
+impl RedisStore {
+    /// Runs a per-queue script on every queue with `args`; whether any queue's reply (a count
+    /// of `what`) is not zero.
+    async fn any_queue_did(
+        &self,
+        script: &redis::Script,
+        args: &[String],
+        what: &str,
+    ) -> StoreResult<bool> {
+        let queues = self.all_queues().await?;
+        let replies = self.on_each_queue(script, &queues, args).await?;
+        let mut any = false;
+        for reply in &replies {
+            any |= int(reply, what)? != 0;
+        }
+        Ok(any)
     }
 }

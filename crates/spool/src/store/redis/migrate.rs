@@ -11,6 +11,7 @@
 //! policy, or one this build does not know, is refused unless the URL says
 //! `allow_eviction=true`.
 
+use crate::store::rules::check_schema_version;
 use redis::aio::MultiplexedConnection;
 
 use super::{RedisStore, rows::int, scripts};
@@ -30,12 +31,7 @@ impl RedisStore {
         let mut call = self.on_global(&scripts::MIGRATE);
         call.arg(LAYOUT_VERSION);
         let found = int(&self.run(&call).await?, "layout version")?;
-        if found > LAYOUT_VERSION {
-            return Err(StoreError::SchemaTooNew {
-                found,
-                supported: LAYOUT_VERSION,
-            });
-        }
+        check_schema_version(found, LAYOUT_VERSION)?;
         Ok(())
     }
 }

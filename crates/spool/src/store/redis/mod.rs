@@ -75,7 +75,7 @@ pub struct RedisStore {
     channel: String,
     wakeup: WakeupSignal,
     /// Started by the first `wakeups` call; stopped when the store is dropped.
-    listener: Mutex<Option<wakeups::Listener>>,
+    listener: Mutex<Option<crate::store::wakeup::Listener>>,
     /// The lease of each worker registered (or heartbeating) through this handle, recorded in
     /// a queue when the worker reserves there.
     leases: Mutex<HashMap<String, i64>>,
@@ -275,6 +275,30 @@ impl RedisStore {
                 return Ok(total);
             }
         }
+    }
+
+    /// The first of `queues` under whose tag the key `suffix` (e.g. `job:<id>`) exists, asked
+    /// in one pipeline of EXISTS.
+    async fn first_queue_holding(
+        &self,
+        queues: Vec<String>,
+        suffix: &str,
+    ) -> StoreResult<Option<String>> {
+        if queues.is_empty() {
+            return Ok(None);
+        }
+        let mut pipe = redis::pipe();
+        for queue in &queues {
+            pipe.cmd("EXISTS")
+                .arg(format!("{}:{suffix}", self.keys.queue(queue)));
+        }
+        let mut conn = self.conn.clone();
+        let found: Vec<i64> = pipe.query_async(&mut conn).await?;
+        Ok(queues
+            .into_iter()
+            .zip(found)
+            .find(|(_, n)| *n != 0)
+            .map(|(q, _)| q))
     }
 
     /// Every queue that ever had a job.

@@ -5,7 +5,8 @@
 //! pipelined, the first combined with the claim of `settle_and_reserve`.
 
 use crate::store::Claim;
-use crate::store::rules::{count, offset_ms};
+use crate::store::rules::{count, duration_ms, offset_ms};
+use crate::store::wakeup::Listener;
 use std::{sync::Arc, time::Duration};
 
 use async_trait::async_trait;
@@ -434,10 +435,10 @@ impl QueueStore for RedisStore {
     }
 
     async fn reserve(&self, claim: Claim<'_>) -> StoreResult<Vec<ReservedJob>> {
-        let (worker_id, queues, limit) = (claim.worker_id, claim.queues, claim.limit);
-        if limit == 0 || queues.is_empty() {
+        if claim.asks_nothing() {
             return Ok(Vec::new());
         }
+        let (worker_id, queues, limit) = (claim.worker_id, claim.queues, claim.limit);
         let lease_ms = self.lease_of(worker_id).await?;
         let mut claimed = Vec::new();
         self.reserve_rest(worker_id, queues, limit, lease_ms, &mut claimed)
@@ -522,18 +523,17 @@ impl QueueStore for RedisStore {
                 next = Some(next.map_or(ms, |n| n.min(ms)));
             }
         }
-        Ok(next.map(|ms| Duration::from_millis(u64::try_from(ms).unwrap_or(0))))
+        Ok(next.map(duration_ms))
     }
 
     fn wakeups(&self) -> Wakeups {
-        let mut listener = lock(&self.listener);
-        if !listener.as_ref().is_some_and(wakeups::Listener::is_running) {
-            *listener = wakeups::Listener::start(
+        Listener::keep_running(&self.listener, || {
+            wakeups::start(
                 self.client.clone(),
                 self.channel.clone(),
                 self.wakeup.clone(),
-            );
-        }
+            )
+        });
         self.wakeup.subscribe()
     }
 

@@ -4,36 +4,48 @@
 //! [`redis::Script`] load it again and retry.
 //!
 //! Files are named after the contract method they serve (`<method>_<step>.lua` for one step
-//! of several), or for what they do when several methods share them; `queue.lua`,
-//! `global.lua` and `keyed.lua` hold the helpers the others start with.
+//! of several), or for what they do when several methods share them; `lib.lua`
+//! (every script), `queue.lua` and `global.lua` hold the helpers the others start with.
 
 use std::sync::LazyLock;
 
 use redis::Script;
 
-/// A per-queue script: the shared helpers of `queue.lua` followed by its own body.
-macro_rules! queue_script {
-    ($file:literal) => {
+/// A script: the helpers every script shares (`lib.lua`), then those of the keys it works on
+/// (if any), then its own body.
+macro_rules! script {
+    ($file:literal $(, $helpers:literal)?) => {
         LazyLock::new(|| {
             Script::new(concat!(
-                include_str!("scripts/queue.lua"),
+                include_str!("scripts/lib.lua"),
                 "\n",
+                $(include_str!(concat!("scripts/", $helpers)), "\n",)?
                 include_str!(concat!("scripts/", $file))
             ))
         })
     };
 }
 
-/// A script on the global keys: the helpers of `global.lua` followed by its own body.
+/// A per-queue script: the helpers of `queue.lua` before its own body.
+macro_rules! queue_script {
+    ($file:literal) => {
+        script!($file, "queue.lua")
+    };
+}
+
+/// A script on the global keys: the helpers of `global.lua` before its own body.
 macro_rules! global_script {
     ($file:literal) => {
-        LazyLock::new(|| {
-            Script::new(concat!(
-                include_str!("scripts/global.lua"),
-                "\n",
-                include_str!(concat!("scripts/", $file))
-            ))
-        })
+        script!($file, "global.lua")
+    };
+}
+
+/// A script on one limiter's or slot's keys (`{<prefix>:limit:<key>}` or
+/// `{<prefix>:slot:<key>}`, in KEYS): each such key has a hash tag of its own, so callers of
+/// different keys never contend for one Cluster slot. It needs no helpers beyond `lib.lua`.
+macro_rules! keyed_script {
+    ($file:literal) => {
+        script!($file)
     };
 }
 
@@ -60,19 +72,6 @@ pub(super) static DEREGISTER_WORKER: LazyLock<Script> = global_script!("deregist
 pub(super) static WORKERS: LazyLock<Script> = global_script!("stats_workers.lua");
 pub(super) static MIGRATE: LazyLock<Script> = global_script!("migrate.lua");
 pub(super) static RESTART: LazyLock<Script> = global_script!("signal_restart.lua");
-
-/// A script on one limiter's or slot's keys: the helpers of `keyed.lua` and its own body.
-macro_rules! keyed_script {
-    ($file:literal) => {
-        LazyLock::new(|| {
-            Script::new(concat!(
-                include_str!("scripts/keyed.lua"),
-                "\n",
-                include_str!(concat!("scripts/", $file))
-            ))
-        })
-    };
-}
 
 pub(super) static BATCH_PUSH: LazyLock<Script> = queue_script!("batch_push.lua");
 pub(super) static BATCH_INFO: LazyLock<Script> = queue_script!("batch.lua");

@@ -35,7 +35,7 @@
 //! slots to free) in `workflow/effects.rs`, and slot holders in `workflow/slots.rs`.
 
 use crate::store::Held;
-use crate::store::rules::offset_ms;
+use crate::store::rules::{duration_ms, offset_ms};
 use std::{collections::HashMap, time::Duration};
 
 use async_trait::async_trait;
@@ -200,9 +200,7 @@ impl WorkflowStore for RedisStore {
         Ok(LimitState {
             hit: int(hit, "hit")? != 0,
             count: u32::try_from(int(count, "hits")?.max(0)).unwrap_or(u32::MAX),
-            resets_in: Duration::from_millis(
-                u64::try_from(int(resets_in, "resets_in")?).unwrap_or(0),
-            ),
+            resets_in: duration_ms(int(resets_in, "resets_in")?),
         })
     }
 
@@ -336,21 +334,7 @@ impl RedisStore {
             return Ok(Some(queue.clone()));
         }
         let queues = self.all_queues().await?;
-        if queues.is_empty() {
-            return Ok(None);
-        }
-        let mut pipe = redis::pipe();
-        for queue in &queues {
-            pipe.cmd("EXISTS")
-                .arg(format!("{}:job:{id}", self.keys.queue(queue)));
-        }
-        let mut conn = self.conn.clone();
-        let found: Vec<i64> = pipe.query_async(&mut conn).await?;
-        Ok(queues
-            .into_iter()
-            .zip(found)
-            .find(|(_, n)| *n != 0)
-            .map(|(q, _)| q))
+        self.first_queue_holding(queues, &format!("job:{id}")).await
     }
 
     /// Runs the limiter script on `key`'s keys in `mode` (`clear` empties them).

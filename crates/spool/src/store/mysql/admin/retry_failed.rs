@@ -6,7 +6,7 @@ use sqlx::{MySqlConnection, Row};
 
 use crate::store::RetrySelector;
 use crate::store::mysql::{
-    ROWS_PER_STATEMENT, list, queue::existing_ids, sql_with, values, workflow::batches,
+    ROWS_PER_STATEMENT, in_list, list, queue::existing_ids, sql_with, values, workflow::batches,
 };
 
 /// A failed record to put back.
@@ -44,13 +44,11 @@ pub(super) async fn requeue(
         RetrySelector::Ids(ids) => {
             let mut rows = Vec::new();
             for chunk in ids.chunks(ROWS_PER_STATEMENT) {
-                let mut query = sqlx::query(sql_with(
+                let query = in_list(
                     include_str!("../sql/retry_failed_ids.sql"),
-                    &[("ids", &list(chunk.len()))],
-                ));
-                for id in chunk {
-                    query = query.bind(id);
-                }
+                    "ids",
+                    chunk.iter(),
+                );
                 rows.extend(query.fetch_all(&mut *conn).await?);
             }
             rows

@@ -1,16 +1,13 @@
 //! Pushing: multi-row inserts in push order, existing ids reported and left alone, unique
 //! locks taken in the same transaction.
 
-use crate::store::rules::MAX_OFFSET_MS;
+use crate::store::rules::offset_ms;
 use std::collections::{BTreeSet, HashSet};
 
 use sqlx::{MySqlConnection, Row};
 
-use crate::store::mysql::{MysqlStore, ROWS_PER_STATEMENT, list, sql_with, values};
-use crate::{
-    duration::millis,
-    store::{NewJob, PushOutcome, StoreResult, sql::outcomes::push_outcomes},
-};
+use crate::store::mysql::{MysqlStore, ROWS_PER_STATEMENT, in_list, list, sql_with, values};
+use crate::store::{NewJob, PushOutcome, StoreResult, sql::outcomes::push_outcomes};
 
 /// Envelope bytes per insert statement, well under the servers' default packet limits
 /// (16 MiB on MariaDB, 64 MiB on MySQL).
@@ -131,7 +128,7 @@ async fn take_locks<'a>(
                 .bind(&unique.key)
                 .bind(&job.id)
                 .bind(unique.until.as_str())
-                .bind(unique.ttl.map(|ttl| millis(ttl).min(MAX_OFFSET_MS)));
+                .bind(unique.ttl.map(offset_ms));
         }
         query.execute(&mut *conn).await?;
     }
@@ -145,13 +142,11 @@ pub(in crate::store::mysql) async fn existing_ids(
 ) -> Result<HashSet<String>, sqlx::Error> {
     let mut existing = HashSet::new();
     for chunk in ids.chunks(ROWS_PER_STATEMENT) {
-        let mut query = sqlx::query(sql_with(
+        let query = in_list(
             include_str!("../sql/existing_ids.sql"),
-            &[("ids", &list(chunk.len()))],
-        ));
-        for id in chunk {
-            query = query.bind(*id);
-        }
+            "ids",
+            chunk.iter().copied(),
+        );
         for row in query.fetch_all(&mut *conn).await? {
             existing.insert(row.try_get::<String, _>(0)?);
         }
@@ -172,8 +167,8 @@ async fn insert(
             .bind(&job.queue)
             .bind(&job.job)
             .bind(&job.envelope)
-            .bind(millis(job.delay).min(MAX_OFFSET_MS))
-            .bind(job.retry_for.map(|w| millis(w).min(MAX_OFFSET_MS)))
+            .bind(offset_ms(job.delay))
+            .bind(job.retry_for.map(offset_ms))
             .bind(batch.or(job.batch_id.as_deref()))
             .bind(job.unique.as_ref().map(|u| u.key.as_str()));
     }

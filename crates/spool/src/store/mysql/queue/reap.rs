@@ -7,9 +7,9 @@ use sqlx::{MySqlConnection, Row};
 use super::settle;
 use crate::store::ReapReport;
 use crate::store::mysql::{
-    ADMIN_SLOT, ROWS_PER_STATEMENT, bump_counters, list,
+    ADMIN_SLOT, ROWS_PER_STATEMENT, bump_counters, in_list,
     retry::TxError,
-    sql, sql_with,
+    sql,
     workflow::{
         batches::{self, Ended},
         job_state,
@@ -53,13 +53,11 @@ pub(super) async fn reap_in(
     // same worker and token: a late settle by the holder wins, and the fence drops the rest.
     let mut still_lost = Vec::with_capacity(lost.len());
     for chunk in lost.chunks(ROWS_PER_STATEMENT) {
-        let mut query = sqlx::query(sql_with(
+        let query = in_list(
             include_str!("../sql/reap_lock.sql"),
-            &[("seqs", &list(chunk.len()))],
-        ));
-        for job in chunk {
-            query = query.bind(job.seq);
-        }
+            "seqs",
+            chunk.iter().map(|job| job.seq),
+        );
         let locked = query.fetch_all(&mut *conn).await?;
         for row in &locked {
             let seq: i64 = row.try_get(0)?;
@@ -82,13 +80,11 @@ pub(super) async fn reap_in(
         .into_iter()
         .partition(|job| is_poison_pill(job.recoveries, max_recoveries));
     for chunk in poisoned.chunks(ROWS_PER_STATEMENT) {
-        let mut record = sqlx::query(sql_with(
+        let record = in_list(
             include_str!("../sql/reap_poison.sql"),
-            &[("seqs", &list(chunk.len()))],
-        ));
-        for job in chunk {
-            record = record.bind(job.seq);
-        }
+            "seqs",
+            chunk.iter().map(|job| job.seq),
+        );
         record.execute(&mut *conn).await?;
         let seqs: Vec<i64> = chunk.iter().map(|job| job.seq).collect();
         settle::delete(conn, &seqs).await?;
@@ -113,13 +109,11 @@ pub(super) async fn reap_in(
     let pushed = batches::count_in_batches(conn, &ended).await?;
     // The slots of dead workers are freed below, all at once.
     for chunk in recovered.chunks(ROWS_PER_STATEMENT) {
-        let mut query = sqlx::query(sql_with(
+        let query = in_list(
             include_str!("../sql/reap_recover.sql"),
-            &[("seqs", &list(chunk.len()))],
-        ));
-        for job in chunk {
-            query = query.bind(job.seq);
-        }
+            "seqs",
+            chunk.iter().map(|job| job.seq),
+        );
         query.execute(&mut *conn).await?;
     }
     let removed = sqlx::query(sql(include_str!("../sql/reap_workers.sql")))

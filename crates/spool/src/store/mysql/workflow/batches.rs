@@ -12,11 +12,11 @@ use std::collections::{BTreeMap, HashMap};
 use sqlx::{MySqlConnection, Row};
 
 use crate::store::mysql::{
-    ROWS_PER_STATEMENT, list,
+    ROWS_PER_STATEMENT, in_list,
     queue::push_in,
     retry::TxError,
     rows::{decode_ids, encode_ids},
-    sql, sql_with,
+    sql,
 };
 use crate::store::{NewJob, PushOutcome, StoreError};
 
@@ -61,13 +61,11 @@ pub(in crate::store::mysql) async fn count_in_batches(
     let ids: Vec<&str> = tallies.keys().copied().collect();
     let mut due = Vec::new();
     for chunk in ids.chunks(ROWS_PER_STATEMENT) {
-        let mut query = sqlx::query(sql_with(
+        let query = in_list(
             include_str!("../sql/batch_job_settled_lock.sql"),
-            &[("ids", &list(chunk.len()))],
-        ));
-        for id in chunk {
-            query = query.bind(*id);
-        }
+            "ids",
+            chunk.iter().copied(),
+        );
         for row in query.fetch_all(&mut *conn).await? {
             let id: String = row.try_get(0)?;
             let Some(tally) = tallies.get(id.as_str()) else {
@@ -128,13 +126,11 @@ pub(in crate::store::mysql) async fn uncount_retried(
     }
     let ids: Vec<&str> = by_batch.keys().copied().collect();
     for chunk in ids.chunks(ROWS_PER_STATEMENT) {
-        let mut query = sqlx::query(sql_with(
+        let query = in_list(
             include_str!("../sql/retry_failed_batches.sql"),
-            &[("ids", &list(chunk.len()))],
-        ));
-        for id in chunk {
-            query = query.bind(*id);
-        }
+            "ids",
+            chunk.iter().copied(),
+        );
         let found: HashMap<String, String> = query
             .fetch_all(&mut *conn)
             .await?

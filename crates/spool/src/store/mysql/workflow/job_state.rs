@@ -4,7 +4,7 @@
 
 use sqlx::MySqlConnection;
 
-use crate::store::mysql::{ROWS_PER_STATEMENT, list, sql, sql_with, tuples, values};
+use crate::store::mysql::{ROWS_PER_STATEMENT, in_list, list, sql, sql_with, tuples, values};
 
 /// Releases the unique locks held `until` the given moment (`done`, `processing`) that these
 /// `(key, owner)` pairs own. Only the owner releases a lock: a duplicate that was refused
@@ -41,13 +41,11 @@ pub(in crate::store::mysql) async fn free_slots(
     holders: &[&str],
 ) -> Result<(), sqlx::Error> {
     for chunk in holders.chunks(ROWS_PER_STATEMENT) {
-        let mut query = sqlx::query(sql_with(
+        let query = in_list(
             include_str!("../sql/free_slots.sql"),
-            &[("holders", &list(chunk.len()))],
-        ));
-        for holder in chunk {
-            query = query.bind(*holder);
-        }
+            "holders",
+            chunk.iter().copied(),
+        );
         query.execute(&mut *conn).await?;
     }
     Ok(())

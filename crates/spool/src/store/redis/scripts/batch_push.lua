@@ -39,10 +39,7 @@ for i = first, #ARGV, JOB_FIELDS do
   out[#out + 1] = queued
 end
 if added > 0 then
-  batched('HSET', K_ENV, acc.envelopes)
-  if #acc.ready > 0 then
-    batched('RPUSH', K_READY, acc.ready)
-  end
+  write_inserted(acc)
   redis.call('HINCRBY', bkey, 'total', added)
   redis.call('HINCRBY', bkey, 'pending', added)
   redis.call('HDEL', bkey, 'finished_at')

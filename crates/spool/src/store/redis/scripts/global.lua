@@ -9,18 +9,6 @@ local K_LEASES = base .. ':leases'
 local K_QUEUES = base .. ':queues'
 local K_META = base .. ':meta'
 
-local function now_ms()
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
-
-local function num(value, what)
-  local n = tonumber(value)
-  if n == nil then
-    error('malformed ' .. what .. ': ' .. tostring(value))
-  end
-  return n
-end
 
 -- {now, queue names...}: per-queue steps follow in calls of their own.
 local function with_queues(head)

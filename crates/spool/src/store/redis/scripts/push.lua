@@ -20,10 +20,7 @@ for i = 4, #ARGV, JOB_FIELDS do
   out[#out + 1] = queued
 end
 if inserted > 0 then
-  batched('HSET', K_ENV, acc.envelopes)
-  if #acc.ready > 0 then
-    batched('RPUSH', K_READY, acc.ready)
-  end
+  write_inserted(acc)
   redis.call('PUBLISH', CHANNEL, queue)
 end
 return out

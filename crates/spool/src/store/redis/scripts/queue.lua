@@ -62,48 +62,24 @@ local function batched_hmget(key, fields)
   return out
 end
 
-local function job_key(id)
-  return base .. ':job:' .. id
+-- The keys of one kind of record under the queue's tag: `<base>:<kind>:<id>`.
+local function key_of(kind)
+  local prefix = base .. ':' .. kind .. ':'
+  return function(id)
+    return prefix .. id
+  end
 end
 
-local function failed_key(id)
-  return base .. ':failed:' .. id
-end
-
-local function lock_key(key)
-  return base .. ':lock:' .. key
-end
-
-local function batch_key(id)
-  return base .. ':batch:' .. id
-end
-
-local function result_key(id)
-  return base .. ':result:' .. id
-end
+local job_key = key_of('job')
+local failed_key = key_of('failed')
+local lock_key = key_of('lock')
+local batch_key = key_of('batch')
+local result_key = key_of('result')
 
 -- Marks a job delivered from another queue's outbox, so a repeated delivery (after a crash
 -- between delivering and clearing the outbox) never pushes it twice, even once it has run.
-local function delivered_key(id)
-  return base .. ':delivered:' .. id
-end
+local delivered_key = key_of('delivered')
 local DELIVERED_TTL_MS = 7 * 24 * 3600 * 1000
-
--- The server's clock in milliseconds (D-7): callers never send absolute times.
-local function now_ms()
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
-
--- A stored counter or time; a missing or malformed one stops the script with an error rather
--- than being taken as zero.
-local function num(value, what)
-  local n = tonumber(value)
-  if n == nil then
-    error('malformed ' .. what .. ': ' .. tostring(value))
-  end
-  return n
-end
 
 -- Due delayed jobs join the tail of the ready list, earliest due first.
 local function migrate_due(now)
@@ -197,6 +173,14 @@ local function insert_job(s, seq, now, acc)
     redis.call('RPUSH', K_READY, s.id)
   end
   return 1
+end
+
+-- Writes what `insert_job` collected in `acc`: the envelopes, then the ready ids in order.
+local function write_inserted(acc)
+  batched('HSET', K_ENV, acc.envelopes)
+  if #acc.ready > 0 then
+    batched('RPUSH', K_READY, acc.ready)
+  end
 end
 
 -- Releases a job's unique lock if it still owns it and the lock is held `until` this point.

@@ -26,20 +26,8 @@ impl RedisStore {
             Some(queue) => vec![queue],
             None => self.all_queues().await?,
         };
-        if queues.is_empty() {
-            return Ok(None);
-        }
-        let mut pipe = redis::pipe();
-        for queue in &queues {
-            pipe.cmd("EXISTS")
-                .arg(format!("{}:batch:{id}", self.keys.queue(queue)));
-        }
-        let found: Vec<i64> = pipe.query_async(&mut conn).await?;
-        Ok(queues
-            .into_iter()
-            .zip(found)
-            .find(|(_, n)| *n != 0)
-            .map(|(q, _)| q))
+        self.first_queue_holding(queues, &format!("batch:{id}"))
+            .await
     }
 
     /// The one queue of a batch's jobs; `Invalid` if they span queues or leave `expected`.

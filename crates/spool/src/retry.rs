@@ -194,11 +194,16 @@ fn with_note(mut causes: Vec<String>, note: String) -> Vec<String> {
     causes
 }
 
+/// Policies and counters the retry and outcome unit tests share.
 #[cfg(test)]
-mod tests {
-    use super::*;
+pub(crate) mod fixtures {
+    use std::time::Duration;
 
-    fn policy(tries: u32) -> Policy {
+    use super::{Counters, Policy};
+    use crate::options::Backoff;
+
+    /// `tries` tries, backoff 1 s then 5 s, at most 3 deferrals.
+    pub(crate) fn policy(tries: u32) -> Policy {
         Policy {
             tries,
             backoff: Backoff::List(vec![Duration::from_secs(1), Duration::from_secs(5)]),
@@ -208,7 +213,8 @@ mod tests {
         }
     }
 
-    fn at(attempts: u32) -> Counters {
+    /// The counters of attempt `attempts`, every earlier attempt an exception.
+    pub(crate) fn at(attempts: u32) -> Counters {
         Counters {
             attempts,
             exceptions: attempts - 1,
@@ -217,6 +223,12 @@ mod tests {
             now: 1_000,
         }
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fixtures::{at, policy};
+    use super::*;
 
     fn err(message: &str) -> AttemptEnd {
         AttemptEnd::Error {

@@ -67,39 +67,24 @@ pub const DEFAULT_URL: &str = "sqlite://spool.db";
     allow(unreachable_code, unused_variables)
 )]
 pub async fn connect(url: &str) -> StoreResult<Arc<dyn Store>> {
+    // Opens the store with `$open` when the build has `$feature`, else says which feature.
+    macro_rules! open_if_compiled {
+        ($feature:literal, $open:expr) => {{
+            #[cfg(feature = $feature)]
+            {
+                Arc::new($open.await?)
+            }
+            #[cfg(not(feature = $feature))]
+            return Err(StoreError::NotCompiled($feature));
+        }};
+    }
     let store: Arc<dyn Store> = match url.split_once("://").map(|(scheme, _)| scheme) {
-        Some("sqlite") => {
-            #[cfg(feature = "sqlite")]
-            {
-                Arc::new(sqlite::SqliteStore::open(url).await?)
-            }
-            #[cfg(not(feature = "sqlite"))]
-            return Err(StoreError::NotCompiled("sqlite"));
-        }
+        Some("sqlite") => open_if_compiled!("sqlite", sqlite::SqliteStore::open(url)),
         Some("postgres" | "postgresql") => {
-            #[cfg(feature = "postgres")]
-            {
-                Arc::new(postgres::PostgresStore::open(url).await?)
-            }
-            #[cfg(not(feature = "postgres"))]
-            return Err(StoreError::NotCompiled("postgres"));
+            open_if_compiled!("postgres", postgres::PostgresStore::open(url))
         }
-        Some("mysql" | "mariadb") => {
-            #[cfg(feature = "mysql")]
-            {
-                Arc::new(mysql::MysqlStore::open(url).await?)
-            }
-            #[cfg(not(feature = "mysql"))]
-            return Err(StoreError::NotCompiled("mysql"));
-        }
-        Some("redis" | "rediss") => {
-            #[cfg(feature = "redis")]
-            {
-                Arc::new(redis::RedisStore::open(url).await?)
-            }
-            #[cfg(not(feature = "redis"))]
-            return Err(StoreError::NotCompiled("redis"));
-        }
+        Some("mysql" | "mariadb") => open_if_compiled!("mysql", mysql::MysqlStore::open(url)),
+        Some("redis" | "rediss") => open_if_compiled!("redis", redis::RedisStore::open(url)),
         _ => return Err(StoreError::BadUrl(url.to_string())),
     };
     store.migrate().await?;

@@ -212,6 +212,21 @@ impl RedisStore {
         script.key(self.keys.global())
     }
 
+    /// Runs one command on a key with one argument (`HGET key field`, `SADD key members`, ...).
+    async fn command<T: redis::FromRedisValue>(
+        &self,
+        name: &str,
+        key: String,
+        arg: impl redis::ToRedisArgs + Send + Sync,
+    ) -> StoreResult<T> {
+        let mut conn = self.conn.clone();
+        Ok(redis::cmd(name)
+            .arg(key)
+            .arg(arg)
+            .query_async(&mut conn)
+            .await?)
+    }
+
     async fn run(&self, call: &ScriptInvocation<'_>) -> StoreResult<Value> {
         let mut conn = self.conn.clone();
         Ok(call.invoke_async(&mut conn).await?)
@@ -321,12 +336,7 @@ impl RedisStore {
         if new.is_empty() {
             return Ok(());
         }
-        let mut conn = self.conn.clone();
-        let _: i64 = redis::cmd("SADD")
-            .arg(self.keys.queues())
-            .arg(&new)
-            .query_async(&mut conn)
-            .await?;
+        let _: i64 = self.command("SADD", self.keys.queues(), &new).await?;
         lock(&self.known_queues).extend(new.into_iter().map(str::to_string));
         Ok(())
     }

@@ -73,12 +73,7 @@ impl RedisStore {
         if let Some(lease) = lock(&self.leases).get(worker) {
             return Ok(*lease);
         }
-        let mut conn = self.conn.clone();
-        let record: Option<String> = redis::cmd("HGET")
-            .arg(self.keys.workers())
-            .arg(worker)
-            .query_async(&mut conn)
-            .await?;
+        let record: Option<String> = self.command("HGET", self.keys.workers(), worker).await?;
         let lease = record
             .and_then(|json| serde_json::from_str::<WorkerRecord>(&json).ok())
             .map(|r| r.lease_ms);
@@ -538,11 +533,8 @@ impl QueueStore for RedisStore {
     }
 
     async fn restart_epoch(&self) -> StoreResult<i64> {
-        let mut conn = self.conn.clone();
-        let epoch: Value = redis::cmd("HGET")
-            .arg(self.keys.meta())
-            .arg("restart_epoch")
-            .query_async(&mut conn)
+        let epoch: Value = self
+            .command("HGET", self.keys.meta(), "restart_epoch")
             .await?;
         Ok(opt_int(&epoch, "restart epoch")?.unwrap_or(0))
     }

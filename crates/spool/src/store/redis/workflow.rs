@@ -173,12 +173,7 @@ impl WorkflowStore for RedisStore {
                     .map(|id| text(id, "batch id"))
                     .collect::<StoreResult<Vec<_>>>()?;
                 if !ids.is_empty() {
-                    let mut conn = self.conn.clone();
-                    let _: i64 = redis::cmd("HDEL")
-                        .arg(self.keys.batches())
-                        .arg(&ids)
-                        .query_async(&mut conn)
-                        .await?;
+                    let _: i64 = self.command("HDEL", self.keys.batches(), &ids).await?;
                 }
                 total += ids.len() as u64;
                 if ids.len() < DELETE_CHUNK {

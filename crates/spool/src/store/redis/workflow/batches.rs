@@ -16,12 +16,7 @@ impl RedisStore {
         &self,
         id: &str,
     ) -> StoreResult<Option<String>> {
-        let mut conn = self.conn.clone();
-        let indexed: Option<String> = redis::cmd("HGET")
-            .arg(self.keys.batches())
-            .arg(id)
-            .query_async(&mut conn)
-            .await?;
+        let indexed: Option<String> = self.command("HGET", self.keys.batches(), id).await?;
         let queues = match indexed {
             Some(queue) => vec![queue],
             None => self.all_queues().await?,

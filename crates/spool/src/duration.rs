@@ -63,15 +63,6 @@ pub fn format_duration(d: Duration) -> String {
 }
 
 /// A duration as whole milliseconds for the stores (saturating).
-#[cfg_attr(
-    not(any(
-        feature = "sqlite",
-        feature = "postgres",
-        feature = "mysql",
-        feature = "redis"
-    )),
-    allow(dead_code)
-)]
 pub(crate) fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }

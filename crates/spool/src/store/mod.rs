@@ -10,16 +10,6 @@ use std::sync::Arc;
 
 mod contract;
 mod error;
-// A build with no store uses only part of the shared rules.
-#[cfg_attr(
-    not(any(
-        feature = "sqlite",
-        feature = "postgres",
-        feature = "mysql",
-        feature = "redis"
-    )),
-    allow(dead_code)
-)]
 pub(crate) mod rules;
 mod types;
 mod wakeup;
@@ -56,16 +46,6 @@ pub const DEFAULT_URL: &str = "sqlite://spool.db";
 /// println!("{} store ready", store.backend());
 /// # Ok(()) }
 /// ```
-// A build with no store at all can only refuse every URL.
-#[cfg_attr(
-    not(any(
-        feature = "sqlite",
-        feature = "postgres",
-        feature = "mysql",
-        feature = "redis"
-    )),
-    allow(unreachable_code, unused_variables)
-)]
 pub async fn connect(url: &str) -> StoreResult<Arc<dyn Store>> {
     // Opens the store with `$open` when the build has `$feature`, else says which feature.
     macro_rules! open_if_compiled {

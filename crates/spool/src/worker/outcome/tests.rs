@@ -194,42 +194,32 @@ fn the_job_cannot_run() {
     }
 }
 
+/// A handler that ended with `kind` on its only or first of `tries` attempts.
+fn handler_ended(tries: u32, kind: JobErrorKind) -> Settled {
+    ran(&policy(tries), at(1), error(kind))
+}
+
 #[test]
 fn handler_released_the_job() {
-    let s = ran(
-        &policy(3),
-        at(1),
-        error(JobErrorKind::Release(Duration::from_secs(10))),
-    );
+    let s = handler_ended(3, JobErrorKind::Release(Duration::from_secs(10)));
     assert_eq!(
         sequence(&s),
         "processing → processed → released → attempted"
     );
     assert_eq!(kind(&s), "release Released 10s");
-    assert!(matches!(
-        events(&s)[0],
-        Event::JobProcessed { released: true, .. }
-    ));
+    assert_eq!(released(&s, 0), Some(true));
 }
 
 #[test]
 fn handler_deferred_the_job() {
-    let s = ran(
-        &policy(1),
-        at(1),
-        error(JobErrorKind::Defer(Duration::from_secs(7))),
-    );
+    let s = handler_ended(1, JobErrorKind::Defer(Duration::from_secs(7)));
     assert_eq!(
         sequence(&s),
         "processing → processed → deferred → attempted"
     );
     assert_eq!(kind(&s), "release Deferred 7s");
-    let told = events(&s);
-    assert!(matches!(
-        told[0],
-        Event::JobProcessed { released: true, .. }
-    ));
-    assert!(matches!(&told[1], Event::JobDeferred { reason, .. } if reason == "boom"));
+    assert_eq!(released(&s, 0), Some(true));
+    assert!(matches!(&events(&s)[1], Event::JobDeferred { reason, .. } if reason == "boom"));
 }
 
 #[test]

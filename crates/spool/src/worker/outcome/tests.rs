@@ -95,11 +95,17 @@ fn kind(settled: &Settled) -> String {
     }
 }
 
+/// Asserts the events in order and the settlement's kind.
+#[track_caller]
+fn expect(s: &Settled, sequence_text: &str, settlement: &str) {
+    assert_eq!(sequence(s), sequence_text);
+    assert_eq!(kind(s), settlement);
+}
+
 #[test]
 fn success() {
     let s = ran(&policy(3), at(1), AttemptEnd::Success);
-    assert_eq!(sequence(&s), "processing → processed → attempted");
-    assert_eq!(kind(&s), "complete");
+    expect(&s, "processing → processed → attempted", "complete");
     assert_eq!(released(&s, 0), Some(false));
 }
 
@@ -107,11 +113,11 @@ fn success() {
 fn retryable_error_or_panic() {
     for end in [error(JobErrorKind::Retry), panicked()] {
         let s = ran(&policy(3), at(1), end);
-        assert_eq!(
-            sequence(&s),
-            "processing → exception_occurred → released_after_exception → attempted"
+        expect(
+            &s,
+            "processing → exception_occurred → released_after_exception → attempted",
+            "release RetryAfterError 1s",
         );
-        assert_eq!(kind(&s), "release RetryAfterError 1s");
     }
     let s = ran(&policy(3), at(2), error(JobErrorKind::Retry));
     assert_eq!(kind(&s), "release RetryAfterError 5s", "backoff by attempt");
@@ -125,11 +131,11 @@ fn retryable_error_or_panic() {
 fn error_or_panic_on_the_last_attempt() {
     for end in [error(JobErrorKind::Retry), panicked()] {
         let s = ran(&policy(3), at(3), end);
-        assert_eq!(
-            sequence(&s),
-            "processing → failed → exception_occurred → attempted"
+        expect(
+            &s,
+            "processing → failed → exception_occurred → attempted",
+            "fail",
         );
-        assert_eq!(kind(&s), "fail");
     }
     let s = ran(&policy(1), at(1), error(JobErrorKind::Retry));
     let told = events(&s);
@@ -144,11 +150,11 @@ fn max_exceptions_and_a_passed_deadline_fail_after_an_error() {
         ..policy(25)
     };
     let s = ran(&p, at(2), error(JobErrorKind::Retry));
-    assert_eq!(
-        sequence(&s),
-        "processing → failed → exception_occurred → attempted"
+    expect(
+        &s,
+        "processing → failed → exception_occurred → attempted",
+        "fail",
     );
-    assert_eq!(kind(&s), "fail");
     let late = Counters {
         retry_until: Some(500),
         ..at(1)
@@ -202,22 +208,22 @@ fn handler_ended(tries: u32, kind: JobErrorKind) -> Settled {
 #[test]
 fn handler_released_the_job() {
     let s = handler_ended(3, JobErrorKind::Release(Duration::from_secs(10)));
-    assert_eq!(
-        sequence(&s),
-        "processing → processed → released → attempted"
+    expect(
+        &s,
+        "processing → processed → released → attempted",
+        "release Released 10s",
     );
-    assert_eq!(kind(&s), "release Released 10s");
     assert_eq!(released(&s, 0), Some(true));
 }
 
 #[test]
 fn handler_deferred_the_job() {
     let s = handler_ended(1, JobErrorKind::Defer(Duration::from_secs(7)));
-    assert_eq!(
-        sequence(&s),
-        "processing → processed → deferred → attempted"
+    expect(
+        &s,
+        "processing → processed → deferred → attempted",
+        "release Deferred 7s",
     );
-    assert_eq!(kind(&s), "release Deferred 7s");
     assert_eq!(released(&s, 0), Some(true));
     assert!(matches!(&events(&s)[1], Event::JobDeferred { reason, .. } if reason == "boom"));
 }
@@ -235,8 +241,7 @@ fn handler_failed_the_job_or_deferrals_ran_out() {
         error(JobErrorKind::Defer(Duration::from_secs(7))),
     );
     for s in [chose, ran_out] {
-        assert_eq!(sequence(&s), "processing → failed → processed → attempted");
-        assert_eq!(kind(&s), "fail");
+        expect(&s, "processing → failed → processed → attempted", "fail");
         assert_eq!(released(&s, 1), Some(false));
     }
 }
@@ -244,11 +249,11 @@ fn handler_failed_the_job_or_deferrals_ran_out() {
 #[test]
 fn timeout_retried() {
     let s = ran(&policy(3), at(1), timeout());
-    assert_eq!(
-        sequence(&s),
-        "processing → timed_out → exception_occurred → released_after_exception → attempted"
+    expect(
+        &s,
+        "processing → timed_out → exception_occurred → released_after_exception → attempted",
+        "release RetryAfterError 1s",
     );
-    assert_eq!(kind(&s), "release RetryAfterError 1s");
     let told = events(&s);
     assert!(
         matches!(&told[0], Event::JobTimedOut { after, .. } if *after == Duration::from_secs(2))
@@ -276,11 +281,11 @@ fn timeout_final() {
         (policy(3), late),
     ] {
         let s = ran(&policy, counters, timeout());
-        assert_eq!(
-            sequence(&s),
-            "processing → timed_out → failed → exception_occurred → attempted"
+        expect(
+            &s,
+            "processing → timed_out → failed → exception_occurred → attempted",
+            "fail",
         );
-        assert_eq!(kind(&s), "fail");
         assert_eq!(s.message(), "timed out after 2s");
     }
 }
@@ -288,8 +293,11 @@ fn timeout_final() {
 #[test]
 fn worker_shutdown_handed_the_job_back() {
     let s = settle("j1".into(), 7, Outcome::HandedBack);
-    assert_eq!(sequence(&s), "processing → handed_back → attempted");
-    assert_eq!(kind(&s), "release Shutdown 0ns");
+    expect(
+        &s,
+        "processing → handed_back → attempted",
+        "release Shutdown 0ns",
+    );
     assert!(matches!(
         s.settlement,
         Settlement::Release {

@@ -102,6 +102,14 @@ fn expect(s: &Settled, sequence_text: &str, settlement: &str) {
     assert_eq!(kind(s), settlement);
 }
 
+/// A retryable error and a panic on attempt `counters` of 3 end the same way.
+#[track_caller]
+fn error_and_panic_at(counters: Counters, sequence_text: &str, settlement: &str) {
+    for end in [error(JobErrorKind::Retry), panicked()] {
+        expect(&ran(&policy(3), counters, end), sequence_text, settlement);
+    }
+}
+
 #[test]
 fn success() {
     let s = ran(&policy(3), at(1), AttemptEnd::Success);
@@ -111,14 +119,11 @@ fn success() {
 
 #[test]
 fn retryable_error_or_panic() {
-    for end in [error(JobErrorKind::Retry), panicked()] {
-        let s = ran(&policy(3), at(1), end);
-        expect(
-            &s,
-            "processing → exception_occurred → released_after_exception → attempted",
-            "release RetryAfterError 1s",
-        );
-    }
+    error_and_panic_at(
+        at(1),
+        "processing → exception_occurred → released_after_exception → attempted",
+        "release RetryAfterError 1s",
+    );
     let s = ran(&policy(3), at(2), error(JobErrorKind::Retry));
     assert_eq!(kind(&s), "release RetryAfterError 5s", "backoff by attempt");
     let Event::JobReleasedAfterException { delay, .. } = &events(&s)[1] else {
@@ -129,14 +134,11 @@ fn retryable_error_or_panic() {
 
 #[test]
 fn error_or_panic_on_the_last_attempt() {
-    for end in [error(JobErrorKind::Retry), panicked()] {
-        let s = ran(&policy(3), at(3), end);
-        expect(
-            &s,
-            "processing → failed → exception_occurred → attempted",
-            "fail",
-        );
-    }
+    error_and_panic_at(
+        at(3),
+        "processing → failed → exception_occurred → attempted",
+        "fail",
+    );
     let s = ran(&policy(1), at(1), error(JobErrorKind::Retry));
     let told = events(&s);
     assert!(matches!(&told[0], Event::JobFailed { error, .. } if error == "boom"));

@@ -82,3 +82,21 @@ pub(crate) async fn reserve_from(
 pub(crate) fn complete(id: &str, token: i64) -> Settlement {
     Settlement::complete(id, token)
 }
+
+/// Pending jobs in `queue`, or in every queue with `None`.
+pub async fn pending_jobs(store: &dyn Store, queue: Option<&str>) -> u64 {
+    store
+        .stats()
+        .await
+        .expect("stats")
+        .queues
+        .iter()
+        .filter(|s| queue.is_none_or(|q| s.name == q))
+        .map(|s| s.pending)
+        .sum()
+}
+
+/// Pending jobs in `queue`.
+pub(crate) async fn pending_in(store: &Arc<dyn Store>, queue: &str) -> u64 {
+    pending_jobs(store.as_ref(), Some(queue)).await
+}

@@ -24,7 +24,7 @@ pub mod queue;
 pub mod workflow;
 
 pub use fixture::{Fixture, Raw, Value};
-pub use helpers::new_job;
+pub use helpers::{new_job, pending_jobs};
 
 /// Every check under one path, for [`conformance_tests!`].
 #[doc(hidden)]

@@ -28,14 +28,7 @@ impl Job for Receipt {
 }
 
 async fn queued(store: &Arc<dyn Store>) -> u64 {
-    store
-        .stats()
-        .await
-        .unwrap()
-        .queues
-        .iter()
-        .map(|q| q.pending)
-        .sum()
+    spool_conformance::pending_jobs(store.as_ref(), None).await
 }
 
 #[tokio::test]

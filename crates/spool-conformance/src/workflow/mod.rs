@@ -2,6 +2,7 @@
 //! and the workflow effects of settling): unique locks, follow-ups, batches, limiters,
 //! concurrency slots, progress and results.
 
+use crate::helpers::pending_in;
 use spool::store::Held;
 use std::{sync::Arc, time::Duration};
 
@@ -42,17 +43,6 @@ fn complete_with(
         follow_ups,
         result: result.map(str::to_string),
     }
-}
-
-async fn pending_in(store: &Arc<dyn Store>, queue: &str) -> u64 {
-    store
-        .stats()
-        .await
-        .unwrap()
-        .queues
-        .iter()
-        .find(|s| s.name == queue)
-        .map_or(0, |s| s.pending)
 }
 
 /// Jobs waiting in the `catch`, `finally` and `then` callback queues, in that order.

@@ -263,8 +263,7 @@ impl Spool {
     ) -> Result<Vec<DispatchOutcome>, DispatchError> {
         let mut requests = Vec::new();
         for job in jobs {
-            let envelope =
-                self.envelope(&job, job.queue().to_string(), job.options(), None, None)?;
+            let envelope = self.default_envelope(&job)?;
             requests.push((envelope, Duration::ZERO));
         }
         self.dispatch_envelopes(requests).await
@@ -374,6 +373,12 @@ impl Spool {
                 Ok(out)
             }
         }
+    }
+
+    /// An envelope for `job` with its type's own queue and options (no caller-chosen id, no
+    /// trace): what batches, chains and bulk dispatch add.
+    pub(crate) fn default_envelope<J: Job>(&self, job: &J) -> Result<Envelope, DispatchError> {
+        self.envelope(job, job.queue().to_string(), job.options(), None, None)
     }
 
     pub(crate) fn envelope<J: Job>(

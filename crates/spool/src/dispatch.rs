@@ -432,30 +432,27 @@ impl Spool {
         Ok(envelope)
     }
 
-    #[cfg(feature = "encryption")]
     fn seal(
         &self,
         job: &str,
         id: &str,
         payload: &serde_json::value::RawValue,
     ) -> Result<Payload, DispatchError> {
-        let keyring = self.keys.get()?.ok_or_else(|| DispatchError::NoKey {
-            job: job.to_string(),
-        })?;
-        let sealed = crate::encryption::seal(&keyring, job, id, payload.get().as_bytes());
-        Ok(Payload::Encrypted(sealed))
-    }
-
-    #[cfg(not(feature = "encryption"))]
-    fn seal(
-        &self,
-        job: &str,
-        _id: &str,
-        _payload: &serde_json::value::RawValue,
-    ) -> Result<Payload, DispatchError> {
-        Err(DispatchError::EncryptionNotCompiled {
-            job: job.to_string(),
-        })
+        #[cfg(feature = "encryption")]
+        {
+            let keyring = self.keys.get()?.ok_or_else(|| DispatchError::NoKey {
+                job: job.to_string(),
+            })?;
+            let sealed = crate::encryption::seal(&keyring, job, id, payload.get().as_bytes());
+            Ok(Payload::Encrypted(sealed))
+        }
+        #[cfg(not(feature = "encryption"))]
+        {
+            let _ = (id, payload);
+            Err(DispatchError::EncryptionNotCompiled {
+                job: job.to_string(),
+            })
+        }
     }
 }
 

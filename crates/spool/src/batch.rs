@@ -90,8 +90,7 @@ impl Spool {
         let store = self.require_store("batches")?.clone();
         let mut requests = Vec::new();
         for job in jobs {
-            let mut envelope =
-                self.envelope(&job, job.queue().to_string(), job.options(), None, None)?;
+            let mut envelope = self.default_envelope(&job)?;
             envelope.batch_id = Some(batch_id.to_string());
             requests.push((envelope, Duration::ZERO));
         }
@@ -123,9 +122,7 @@ impl Spool {
 impl Batch<'_> {
     /// Adds a job, with its type's queue and options.
     pub fn job<J: Job>(mut self, job: J) -> Result<Self, DispatchError> {
-        let envelope =
-            self.spool
-                .envelope(&job, job.queue().to_string(), job.options(), None, None)?;
+        let envelope = self.spool.default_envelope(&job)?;
         self.jobs.push(envelope);
         Ok(self)
     }
@@ -183,10 +180,7 @@ impl Batch<'_> {
     /// transaction as that job's settlement; read the counters with
     /// [`Spool::batch_info`](crate::Spool::batch_info) from it.
     pub fn progress<J: Job>(mut self, job: J) -> Result<Self, DispatchError> {
-        let envelope =
-            self.spool
-                .envelope(&job, job.queue().to_string(), job.options(), None, None)?;
-        self.progress = Some(envelope);
+        self.progress = Some(self.spool.default_envelope(&job)?);
         Ok(self)
     }
 
@@ -285,10 +279,7 @@ impl Batch<'_> {
     }
 
     fn callback<J: Job>(mut self, slot: usize, job: &J) -> Result<Self, DispatchError> {
-        let envelope =
-            self.spool
-                .envelope(job, job.queue().to_string(), job.options(), None, None)?;
-        self.callbacks[slot] = Some(envelope);
+        self.callbacks[slot] = Some(self.spool.default_envelope(job)?);
         Ok(self)
     }
 

@@ -263,8 +263,7 @@ impl Spool {
     ) -> Result<Vec<DispatchOutcome>, DispatchError> {
         let mut requests = Vec::new();
         for job in jobs {
-            let envelope =
-                self.envelope(&job, job.queue().to_string(), job.options(), None, None)?;
+            let envelope = self.default_envelope(&job)?;
             requests.push((envelope, Duration::ZERO));
         }
         self.dispatch_envelopes(requests).await
@@ -376,6 +375,12 @@ impl Spool {
         }
     }
 
+    /// An envelope for `job` with its type's own queue and options (no caller-chosen id, no
+    /// trace): what batches, chains and bulk dispatch add.
+    pub(crate) fn default_envelope<J: Job>(&self, job: &J) -> Result<Envelope, DispatchError> {
+        self.envelope(job, job.queue().to_string(), job.options(), None, None)
+    }
+
     pub(crate) fn envelope<J: Job>(
         &self,
         job: &J,
@@ -427,30 +432,27 @@ impl Spool {
         Ok(envelope)
     }
 
-    #[cfg(feature = "encryption")]
     fn seal(
         &self,
         job: &str,
         id: &str,
         payload: &serde_json::value::RawValue,
     ) -> Result<Payload, DispatchError> {
-        let keyring = self.keys.get()?.ok_or_else(|| DispatchError::NoKey {
-            job: job.to_string(),
-        })?;
-        let sealed = crate::encryption::seal(&keyring, job, id, payload.get().as_bytes());
-        Ok(Payload::Encrypted(sealed))
-    }
-
-    #[cfg(not(feature = "encryption"))]
-    fn seal(
-        &self,
-        job: &str,
-        _id: &str,
-        _payload: &serde_json::value::RawValue,
-    ) -> Result<Payload, DispatchError> {
-        Err(DispatchError::EncryptionNotCompiled {
-            job: job.to_string(),
-        })
+        #[cfg(feature = "encryption")]
+        {
+            let keyring = self.keys.get()?.ok_or_else(|| DispatchError::NoKey {
+                job: job.to_string(),
+            })?;
+            let sealed = crate::encryption::seal(&keyring, job, id, payload.get().as_bytes());
+            Ok(Payload::Encrypted(sealed))
+        }
+        #[cfg(not(feature = "encryption"))]
+        {
+            let _ = (id, payload);
+            Err(DispatchError::EncryptionNotCompiled {
+                job: job.to_string(),
+            })
+        }
     }
 }
 
@@ -502,72 +504,66 @@ impl<J: Job> std::fmt::Debug for PendingDispatch<'_, J> {
 }
 
 impl<J: Job> PendingDispatch<'_, J> {
-    /// Makes the job unique: while another job holds `unique.key`, this dispatch is
-    /// reported as already queued and nothing is stored (S-UNIQ-1).
-    pub fn unique(mut self, unique: crate::Unique) -> Self {
-        self.options.unique = Some(unique);
+    /// Applies one setting; each builder method below is a call to this.
+    fn set(mut self, apply: impl FnOnce(&mut Self)) -> Self {
+        apply(&mut self);
         self
     }
 
+    /// Makes the job unique: while another job holds `unique.key`, this dispatch is
+    /// reported as already queued and nothing is stored (S-UNIQ-1).
+    pub fn unique(self, unique: crate::Unique) -> Self {
+        self.set(|d| d.options.unique = Some(unique))
+    }
+
     /// Sends the job to this queue.
-    pub fn on_queue(mut self, queue: impl Into<String>) -> Self {
-        self.queue = Some(queue.into());
-        self
+    pub fn on_queue(self, queue: impl Into<String>) -> Self {
+        self.set(|d| d.queue = Some(queue.into()))
     }
     /// Makes the job available only after `delay` (measured by the store's clock).
-    pub fn delay(mut self, delay: Duration) -> Self {
-        self.delay = delay;
-        self
+    pub fn delay(self, delay: Duration) -> Self {
+        self.set(|d| d.delay = delay)
     }
     /// Maximum attempts; 0 = unlimited.
-    pub fn tries(mut self, tries: u32) -> Self {
-        self.options.tries = Some(tries);
-        self
+    pub fn tries(self, tries: u32) -> Self {
+        self.set(|d| d.options.tries = Some(tries))
     }
     /// Delay before retries after errors.
-    pub fn backoff(mut self, backoff: Backoff) -> Self {
-        self.options.backoff = Some(backoff);
-        self
+    pub fn backoff(self, backoff: Backoff) -> Self {
+        self.set(|d| d.options.backoff = Some(backoff))
     }
     /// Longest one attempt may run; zero disables the limit.
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.options.timeout = Some(timeout);
-        self
+    pub fn timeout(self, timeout: Duration) -> Self {
+        self.set(|d| d.options.timeout = Some(timeout))
     }
     /// Retry without an attempt limit for this long after dispatch.
-    pub fn retry_for(mut self, window: Duration) -> Self {
-        self.options.retry_for = Some(window);
-        self
+    pub fn retry_for(self, window: Duration) -> Self {
+        self.set(|d| d.options.retry_for = Some(window))
     }
     /// Fail after this many errors or timeouts, even if tries remain.
-    pub fn max_exceptions(mut self, n: u32) -> Self {
-        self.options.max_exceptions = Some(n);
-        self
+    pub fn max_exceptions(self, n: u32) -> Self {
+        self.set(|d| d.options.max_exceptions = Some(n))
     }
     /// Fail at the first timeout.
-    pub fn fail_on_timeout(mut self) -> Self {
-        self.options.fail_on_timeout = true;
-        self
+    pub fn fail_on_timeout(self) -> Self {
+        self.set(|d| d.options.fail_on_timeout = true)
     }
     /// Uses a caller-chosen id: dispatching the same id again is a no-op while the job exists
     /// (idempotent dispatch).
-    pub fn id(mut self, id: impl Into<String>) -> Self {
-        self.id = Some(id.into());
-        self
+    pub fn id(self, id: impl Into<String>) -> Self {
+        self.set(|d| d.id = Some(id.into()))
     }
     /// Dispatches only if `condition` holds.
-    pub fn when(mut self, condition: bool) -> Self {
-        self.enabled &= condition;
-        self
+    pub fn when(self, condition: bool) -> Self {
+        self.set(|d| d.enabled &= condition)
     }
     /// Dispatches only if `condition` does not hold.
     pub fn unless(self, condition: bool) -> Self {
         self.when(!condition)
     }
     /// Carries the caller's W3C trace context.
-    pub fn trace(mut self, trace: TraceContext) -> Self {
-        self.trace = Some(trace);
-        self
+    pub fn trace(self, trace: TraceContext) -> Self {
+        self.set(|d| d.trace = Some(trace))
     }
 }
 

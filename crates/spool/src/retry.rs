@@ -230,12 +230,17 @@ mod tests {
     use super::fixtures::{at, policy};
     use super::*;
 
-    fn err(message: &str) -> AttemptEnd {
+    /// An attempt that ended in an error of `kind`, without causes.
+    fn ended(kind: JobErrorKind, message: &str) -> AttemptEnd {
         AttemptEnd::Error {
-            kind: JobErrorKind::Retry,
+            kind,
             message: message.into(),
             causes: vec![],
         }
+    }
+
+    fn err(message: &str) -> AttemptEnd {
+        ended(JobErrorKind::Retry, message)
     }
 
     fn retry(secs: u64, error: &str) -> Decision {
@@ -273,11 +278,7 @@ mod tests {
             decide(&policy(3), at(1), AttemptEnd::Success),
             Decision::Complete
         );
-        let end = AttemptEnd::Error {
-            kind: JobErrorKind::Fail,
-            message: "bad".into(),
-            causes: vec![],
-        };
+        let end = ended(JobErrorKind::Fail, "bad");
         assert_eq!(decide(&policy(3), at(1), end), fail("bad"));
     }
 
@@ -285,11 +286,7 @@ mod tests {
     fn release_uses_the_attempt_and_pickup_catches_exhaustion() {
         // S-RETRY-3: tries=2, always release(10): second run, then failure at the third pickup.
         let p = policy(2);
-        let release = || AttemptEnd::Error {
-            kind: JobErrorKind::Release(Duration::from_secs(10)),
-            message: "released".into(),
-            causes: vec![],
-        };
+        let release = || ended(JobErrorKind::Release(Duration::from_secs(10)), "released");
         assert!(matches!(
             decide(&p, at(1), release()),
             Decision::Retry {
@@ -376,11 +373,7 @@ mod tests {
     #[test]
     fn deferrals_are_free_until_the_cap_and_name_the_last_reason() {
         let p = policy(1);
-        let defer = || AttemptEnd::Error {
-            kind: JobErrorKind::Defer(Duration::from_secs(7)),
-            message: "HTTP 429".into(),
-            causes: vec![],
-        };
+        let defer = || ended(JobErrorKind::Defer(Duration::from_secs(7)), "HTTP 429");
         let c = Counters {
             deferrals: 2,
             ..at(1)

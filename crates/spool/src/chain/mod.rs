@@ -77,9 +77,7 @@ impl Spool {
 impl Chain<'_> {
     /// Appends a link, with the job type's queue and options.
     pub fn then<J: Job>(mut self, job: J) -> Result<Self, DispatchError> {
-        let envelope =
-            self.spool
-                .envelope(&job, job.queue().to_string(), job.options(), None, None)?;
+        let envelope = self.spool.default_envelope(&job)?;
         self.links.push(Link::Job(Box::new(envelope)));
         Ok(self)
     }
@@ -100,10 +98,7 @@ impl Chain<'_> {
 
     /// The job pushed once if any link fails for good.
     pub fn catch<J: Job>(mut self, job: J) -> Result<Self, DispatchError> {
-        let envelope =
-            self.spool
-                .envelope(&job, job.queue().to_string(), job.options(), None, None)?;
-        self.catch = Some(envelope);
+        self.catch = Some(self.spool.default_envelope(&job)?);
         Ok(self)
     }
 

@@ -20,7 +20,7 @@ impl Spool {
     /// Encodes a job for [`crate::store::QueueStore::push`] or a store's `push_in_transaction`, with its
     /// type's queue and options (encrypted if its type asks for it).
     pub fn new_job<J: Job>(&self, job: &J, delay: Duration) -> Result<NewJob, DispatchError> {
-        let envelope = self.envelope(job, job.queue().to_string(), job.options(), None, None)?;
+        let envelope = self.default_envelope(job)?;
         let mut jobs = self.new_jobs(&[(envelope, delay)])?;
         Ok(jobs.pop().expect("one request, one job"))
     }
@@ -64,9 +64,7 @@ impl AfterCommit<'_> {
 
     /// Holds a job that becomes available `delay` after the commit.
     pub fn dispatch_later<J: Job>(&mut self, job: J, delay: Duration) -> Result<(), DispatchError> {
-        let envelope =
-            self.spool
-                .envelope(&job, job.queue().to_string(), job.options(), None, None)?;
+        let envelope = self.spool.default_envelope(&job)?;
         self.pending.push((envelope, delay));
         Ok(())
     }

@@ -85,9 +85,7 @@ impl Periodic {
                 expression: expression.to_string(),
                 reason: e.to_string(),
             })?;
-        let make = move |spool: &Spool| {
-            spool.envelope(&job, job.queue().to_string(), job.options(), None, None)
-        };
+        let make = move |spool: &Spool| spool.default_envelope(&job);
         Ok(Periodic {
             name,
             cron,

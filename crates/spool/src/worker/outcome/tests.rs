@@ -46,17 +46,28 @@ fn panicked() -> AttemptEnd {
 fn ran(policy: &Policy, counters: Counters, end: AttemptEnd) -> Settled {
     let envelope = Envelope::new("demo", "default", serde_json::json!({}));
     let ending = Ending::of(&end);
-    let decision = retry::decide(policy, counters, end);
-    settle(
-        "j1".into(),
-        7,
-        Outcome::Ran {
-            envelope: &envelope,
-            ending,
-            decision,
-            result: None,
-        },
+    ran_with(
+        &envelope,
+        retry::decide(policy, counters, end),
+        ending,
+        None,
     )
+}
+
+/// The settlement of job `j1` (token 7) of `envelope` after the handler ended and was decided.
+fn ran_with(
+    envelope: &Envelope,
+    decision: retry::Decision,
+    ending: Ending,
+    result: Option<String>,
+) -> Settled {
+    let outcome = Outcome::Ran {
+        envelope,
+        ending,
+        decision,
+        result,
+    };
+    settle("j1".into(), 7, outcome)
 }
 
 fn cannot_run(error: &str) -> Settled {
@@ -331,18 +342,7 @@ fn completion_keeps_the_result_and_pushes_the_batch_progress() {
         "default",
         serde_json::json!({}),
     )));
-    let settled = |decision, ending| {
-        settle(
-            "j1".into(),
-            7,
-            Outcome::Ran {
-                envelope: &envelope,
-                ending,
-                decision,
-                result: Some("42".into()),
-            },
-        )
-    };
+    let settled = |decision, ending| ran_with(&envelope, decision, ending, Some("42".into()));
     let done = settled(retry::Decision::Complete, Ending::Handled);
     let Settlement::Complete {
         follow_ups, result, ..

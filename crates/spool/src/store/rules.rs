@@ -64,6 +64,7 @@ pub(crate) fn is_poison_pill(recoveries: i64, max_recoveries: u32) -> bool {
 
 /// A batch's row as the settling transaction read (and locked) it.
 #[derive(Debug, Clone, Copy)]
+#[cfg_attr(feature = "mysql", derive(sqlx::FromRow))]
 #[cfg_attr(not(any(feature = "mysql", feature = "sqlite")), allow(dead_code))]
 pub(crate) struct BatchRow {
     /// Jobs not yet ended.

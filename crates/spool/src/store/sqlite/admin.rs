@@ -165,14 +165,8 @@ impl AdminStore for SqliteStore {
     }
 
     async fn failed_job(&self, id: &str) -> StoreResult<Option<FailedJob>> {
-        let id = id.to_string();
-        self.read(move |conn| {
-            Ok(conn
-                .prepare_cached(include_str!("sql/failed_job.sql"))?
-                .query_row([id], rows::failed_job)
-                .optional()?)
-        })
-        .await
+        self.read_by_id(include_str!("sql/failed_job.sql"), id, rows::failed_job)
+            .await
     }
 
     async fn retry_failed(&self, selector: &RetrySelector) -> StoreResult<Vec<String>> {

@@ -16,7 +16,7 @@
 
 use std::path::PathBuf;
 
-use rusqlite::Connection;
+use rusqlite::{Connection, OptionalExtension};
 
 use crate::{
     envelope::now_ms,
@@ -115,6 +115,23 @@ impl SqliteStore {
         op: impl FnOnce(&Connection) -> StoreResult<R> + Send + 'static,
     ) -> StoreResult<R> {
         self.reader.run(move |conn| op(conn)).await
+    }
+
+    /// The one row `statement` finds for `id` on the read-only connection, if any.
+    async fn read_by_id<R: Send + 'static>(
+        &self,
+        statement: &'static str,
+        id: &str,
+        decode: fn(&rusqlite::Row<'_>) -> rusqlite::Result<R>,
+    ) -> StoreResult<Option<R>> {
+        let id = id.to_string();
+        self.read(move |conn| {
+            Ok(conn
+                .prepare_cached(statement)?
+                .query_row([id], decode)
+                .optional()?)
+        })
+        .await
     }
 }
 

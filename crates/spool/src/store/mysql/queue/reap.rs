@@ -17,6 +17,7 @@ use crate::store::mysql::{
 };
 
 /// A reserved job whose worker's lease is gone.
+#[derive(sqlx::FromRow)]
 struct Lost {
     seq: i64,
     worker_id: String,
@@ -34,21 +35,9 @@ pub(super) async fn reap_in(
     max_recoveries: u32,
 ) -> Result<(ReapReport, u64), TxError> {
     // A plain read first (no locks), through the holder index: the candidates.
-    let candidates = sqlx::query(sql(include_str!("../sql/reap.sql")))
+    let lost: Vec<Lost> = sqlx::query_as(sql(include_str!("../sql/reap.sql")))
         .fetch_all(&mut *conn)
         .await?;
-    let mut lost = Vec::with_capacity(candidates.len());
-    for row in &candidates {
-        lost.push(Lost {
-            seq: row.try_get(0)?,
-            worker_id: row.try_get(1)?,
-            token: row.try_get(2)?,
-            recoveries: row.try_get(3)?,
-            id: row.try_get(4)?,
-            batch_id: row.try_get(5)?,
-            unique_key: row.try_get(6)?,
-        });
-    }
     // Then lock them by primary key in ascending order and keep those still held under the
     // same worker and token: a late settle by the holder wins, and the fence drops the rest.
     let mut still_lost = Vec::with_capacity(lost.len());

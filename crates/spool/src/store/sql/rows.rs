@@ -4,7 +4,8 @@
 use sqlx::{ColumnIndex, Decode, Row, Type};
 
 use crate::store::{
-    BatchInfo, CompletedJob, FailedJob, JobInfo, JobState, Progress, ReservedJob, rfc3339_ms,
+    BatchInfo, CompletedJob, FailedJob, JobInfo, Progress, ReservedJob, rfc3339_ms,
+    rules::job_state,
 };
 
 /// Columns a reservation returns, in this order.
@@ -65,11 +66,7 @@ where
     let available_at: i64 = row.try_get(4)?;
     let now: i64 = row.try_get(12)?;
     let progress: Option<i64> = row.try_get(10)?;
-    let state = match (&worker, available_at > now) {
-        (Some(_), _) => JobState::Reserved,
-        (None, true) => JobState::Delayed,
-        (None, false) => JobState::Pending,
-    };
+    let state = job_state(worker.is_some(), available_at, now);
     Ok(JobInfo {
         id: row.try_get(0)?,
         queue: row.try_get(1)?,

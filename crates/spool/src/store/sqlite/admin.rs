@@ -11,8 +11,7 @@ use crate::{
     envelope::now_ms,
     store::{
         AdminStore, FailedFilter, FailedJob, JobFilter, JobInfo, JobState, QueueStats,
-        RetrySelector, Stats, StoreResult,
-        rules::{count, offset_ms},
+        RetrySelector, Stats, StoreResult, rules::count,
     },
 };
 
@@ -227,12 +226,8 @@ impl AdminStore for SqliteStore {
     }
 
     async fn prune_failed(&self, age: Duration) -> StoreResult<u64> {
-        self.write_one(move |conn| {
-            Ok(conn
-                .prepare_cached(include_str!("sql/prune_failed.sql"))?
-                .execute([now_ms() - offset_ms(age)])? as u64)
-        })
-        .await
+        self.prune_older(include_str!("sql/prune_failed.sql"), age)
+            .await
     }
 
     async fn signal_restart(&self) -> StoreResult<i64> {

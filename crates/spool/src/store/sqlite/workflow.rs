@@ -200,12 +200,8 @@ impl WorkflowStore for SqliteStore {
     }
 
     async fn prune_results(&self, age: Duration) -> StoreResult<u64> {
-        self.write_one(move |conn| {
-            Ok(conn
-                .prepare_cached(include_str!("sql/prune_results.sql"))?
-                .execute([now_ms() - offset_ms(age)])? as u64)
-        })
-        .await
+        self.prune_older(include_str!("sql/prune_results.sql"), age)
+            .await
     }
 }
 

@@ -255,7 +255,7 @@ impl WorkflowStore for MysqlStore {
             include_str!("sql/job_result.sql"),
             rows::RESULT_COLUMNS,
             id,
-            |row| rows::completed_job(row),
+            rows::completed_job,
         )
         .await
     }

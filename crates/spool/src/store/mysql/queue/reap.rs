@@ -69,12 +69,7 @@ pub(super) async fn reap_in(
         .into_iter()
         .partition(|job| is_poison_pill(job.recoveries, max_recoveries));
     for chunk in poisoned.chunks(ROWS_PER_STATEMENT) {
-        let record = in_list(
-            include_str!("../sql/reap_poison.sql"),
-            "seqs",
-            chunk.iter().map(|job| job.seq),
-        );
-        record.execute(&mut *conn).await?;
+        on_jobs(conn, include_str!("../sql/reap_poison.sql"), chunk).await?;
         let seqs: Vec<i64> = chunk.iter().map(|job| job.seq).collect();
         settle::delete(conn, &seqs).await?;
     }
@@ -98,12 +93,7 @@ pub(super) async fn reap_in(
     let pushed = batches::count_in_batches(conn, &ended).await?;
     // The slots of dead workers are freed below, all at once.
     for chunk in recovered.chunks(ROWS_PER_STATEMENT) {
-        let query = in_list(
-            include_str!("../sql/reap_recover.sql"),
-            "seqs",
-            chunk.iter().map(|job| job.seq),
-        );
-        query.execute(&mut *conn).await?;
+        on_jobs(conn, include_str!("../sql/reap_recover.sql"), chunk).await?;
     }
     let removed = sqlx::query(sql(include_str!("../sql/reap_workers.sql")))
         .execute(&mut *conn)
@@ -117,4 +107,16 @@ pub(super) async fn reap_in(
         workers_removed: removed,
     };
     Ok((report, pushed))
+}
+
+/// Runs `template` on `jobs`, named by `seq` in its `{seqs}` list.
+async fn on_jobs(
+    conn: &mut MySqlConnection,
+    template: &str,
+    jobs: &[&Lost],
+) -> Result<(), sqlx::Error> {
+    in_list(template, "seqs", jobs.iter().map(|job| job.seq))
+        .execute(conn)
+        .await?;
+    Ok(())
 }

@@ -201,15 +201,8 @@ impl AdminStore for MysqlStore {
     }
 
     async fn forget_failed(&self, id: &str) -> StoreResult<bool> {
-        let n = in_transaction!(&self.pool, Begin::Write, |conn| {
-            let n = sqlx::query(include_str!("sql/forget_failed.sql"))
-                .bind(id)
-                .execute(conn)
-                .await?
-                .rows_affected();
-            Ok::<_, TxError>(n)
-        })?;
-        Ok(n > 0)
+        self.change_by_id(include_str!("sql/forget_failed.sql"), id)
+            .await
     }
 
     async fn flush_failed(&self) -> StoreResult<u64> {

@@ -1,7 +1,7 @@
 //! One row by id: the shape every by-id admin and workflow read shares, and the by-id writes
 //! that change one row.
 
-use sqlx::mysql::MySqlRow;
+use sqlx::{Encode, MySql, Type, mysql::MySqlRow};
 
 use super::{
     MysqlStore,
@@ -32,14 +32,22 @@ impl MysqlStore {
     /// Runs a write `template` whose only parameter is `id` in its own transaction; returns
     /// whether it changed a row.
     pub(super) async fn change_by_id(&self, template: &str, id: &str) -> StoreResult<bool> {
-        let n = in_transaction!(&self.pool, Begin::Write, |conn| {
+        Ok(self.write_one(template, id).await? > 0)
+    }
+
+    /// Runs a write `template` whose only parameter is `value` in its own transaction; returns
+    /// the rows it changed.
+    pub(super) async fn write_one<V>(&self, template: &str, value: V) -> StoreResult<u64>
+    where
+        V: for<'q> Encode<'q, MySql> + Type<MySql> + Copy + Send,
+    {
+        in_transaction!(&self.pool, Begin::Write, |conn| {
             let n = sqlx::query(sql(template))
-                .bind(id)
+                .bind(value)
                 .execute(conn)
                 .await?
                 .rows_affected();
             Ok::<_, TxError>(n)
-        })?;
-        Ok(n > 0)
+        })
     }
 }

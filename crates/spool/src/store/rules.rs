@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::{NewJob, StoreError, StoreResult};
+use super::{JobState, NewJob, StoreError, StoreResult};
 use crate::duration::millis;
 
 /// Longest delay or retry window a time is offset by (about 100 years): larger ones mean
@@ -62,8 +62,23 @@ pub(crate) fn is_poison_pill(recoveries: i64, max_recoveries: u32) -> bool {
     recoveries + 1 >= i64::from(max_recoveries)
 }
 
+/// A job's state as listings show it: reserved while a worker holds it, else delayed until it
+/// comes due, else pending.
+#[cfg_attr(
+    not(any(feature = "sqlite", feature = "postgres", feature = "mysql")),
+    allow(dead_code)
+)]
+pub(crate) fn job_state(reserved: bool, available_at: i64, now: i64) -> JobState {
+    match (reserved, available_at > now) {
+        (true, _) => JobState::Reserved,
+        (false, true) => JobState::Delayed,
+        (false, false) => JobState::Pending,
+    }
+}
+
 /// A batch's row as the settling transaction read (and locked) it.
 #[derive(Debug, Clone, Copy)]
+#[cfg_attr(feature = "mysql", derive(sqlx::FromRow))]
 #[cfg_attr(not(any(feature = "mysql", feature = "sqlite")), allow(dead_code))]
 pub(crate) struct BatchRow {
     /// Jobs not yet ended.

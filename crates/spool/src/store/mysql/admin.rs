@@ -92,9 +92,12 @@ impl AdminStore for MysqlStore {
     }
 
     async fn job(&self, id: &str) -> StoreResult<Option<JobInfo>> {
-        self.row_by_id(include_str!("sql/job.sql"), rows::JOB_COLUMNS, id, |row| {
-            rows::job_info(row)
-        })
+        self.row_by_id(
+            include_str!("sql/job.sql"),
+            rows::JOB_COLUMNS,
+            id,
+            rows::job_info,
+        )
         .await
     }
 
@@ -180,7 +183,7 @@ impl AdminStore for MysqlStore {
             include_str!("sql/failed_job.sql"),
             rows::FAILED_COLUMNS,
             id,
-            |row| rows::failed_job(row),
+            rows::failed_job,
         )
         .await
     }
@@ -198,15 +201,8 @@ impl AdminStore for MysqlStore {
     }
 
     async fn forget_failed(&self, id: &str) -> StoreResult<bool> {
-        let n = in_transaction!(&self.pool, Begin::Write, |conn| {
-            let n = sqlx::query(include_str!("sql/forget_failed.sql"))
-                .bind(id)
-                .execute(conn)
-                .await?
-                .rows_affected();
-            Ok::<_, TxError>(n)
-        })?;
-        Ok(n > 0)
+        self.change_by_id(include_str!("sql/forget_failed.sql"), id)
+            .await
     }
 
     async fn flush_failed(&self) -> StoreResult<u64> {

@@ -1,8 +1,13 @@
-//! Reading one row by id: the shape every by-id admin and workflow read shares.
+//! One row by id: the shape every by-id admin and workflow read shares, and the by-id writes
+//! that change one row.
 
-use sqlx::mysql::MySqlRow;
+use sqlx::{Encode, MySql, Type, mysql::MySqlRow};
 
-use super::{MysqlStore, retry::idempotent, sql_with};
+use super::{
+    MysqlStore,
+    retry::{Begin, TxError, idempotent, in_transaction},
+    sql, sql_with,
+};
 use crate::store::StoreResult;
 
 impl MysqlStore {
@@ -21,6 +26,28 @@ impl MysqlStore {
                 .fetch_optional(conn)
                 .await?;
             row.as_ref().map(decode).transpose()
+        })
+    }
+
+    /// Runs a write `template` whose only parameter is `id` in its own transaction; returns
+    /// whether it changed a row.
+    pub(super) async fn change_by_id(&self, template: &str, id: &str) -> StoreResult<bool> {
+        Ok(self.write_one(template, id).await? > 0)
+    }
+
+    /// Runs a write `template` whose only parameter is `value` in its own transaction; returns
+    /// the rows it changed.
+    pub(super) async fn write_one<V>(&self, template: &str, value: V) -> StoreResult<u64>
+    where
+        V: for<'q> Encode<'q, MySql> + Type<MySql> + Copy + Send,
+    {
+        in_transaction!(&self.pool, Begin::Write, |conn| {
+            let n = sqlx::query(sql(template))
+                .bind(value)
+                .execute(conn)
+                .await?
+                .rows_affected();
+            Ok::<_, TxError>(n)
         })
     }
 }

@@ -97,15 +97,8 @@ impl WorkflowStore for MysqlStore {
     }
 
     async fn cancel_batch(&self, id: &str) -> StoreResult<bool> {
-        let n = in_transaction!(&self.pool, Begin::Write, |conn| {
-            let n = sqlx::query(sql(include_str!("sql/cancel_batch.sql")))
-                .bind(id)
-                .execute(conn)
-                .await?
-                .rows_affected();
-            Ok::<_, TxError>(n)
-        })?;
-        Ok(n > 0)
+        self.change_by_id(include_str!("sql/cancel_batch.sql"), id)
+            .await
     }
 
     async fn prune_batches(&self, prune: BatchPrune) -> StoreResult<u64> {
@@ -255,7 +248,7 @@ impl WorkflowStore for MysqlStore {
             include_str!("sql/job_result.sql"),
             rows::RESULT_COLUMNS,
             id,
-            |row| rows::completed_job(row),
+            rows::completed_job,
         )
         .await
     }

@@ -75,7 +75,7 @@ impl AdminStore for PostgresStore {
     }
 
     async fn job(&self, id: &str) -> StoreResult<Option<JobInfo>> {
-        self.row_by_id(include_str!("sql/job.sql"), id, |row| rows::job_info(row))
+        self.row_by_id(include_str!("sql/job.sql"), id, rows::job_info)
             .await
     }
 
@@ -135,10 +135,8 @@ impl AdminStore for PostgresStore {
     }
 
     async fn failed_job(&self, id: &str) -> StoreResult<Option<FailedJob>> {
-        self.row_by_id(include_str!("sql/failed_job.sql"), id, |row| {
-            rows::failed_job(row)
-        })
-        .await
+        self.row_by_id(include_str!("sql/failed_job.sql"), id, rows::failed_job)
+            .await
     }
 
     async fn retry_failed(&self, selector: &RetrySelector) -> StoreResult<Vec<String>> {

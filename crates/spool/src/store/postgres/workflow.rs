@@ -156,10 +156,8 @@ impl WorkflowStore for PostgresStore {
     }
 
     async fn job_result(&self, id: &str) -> StoreResult<Option<CompletedJob>> {
-        self.row_by_id(include_str!("sql/job_result.sql"), id, |row| {
-            rows::completed_job(row)
-        })
-        .await
+        self.row_by_id(include_str!("sql/job_result.sql"), id, rows::completed_job)
+            .await
     }
 
     async fn prune_results(&self, age: Duration) -> StoreResult<u64> {

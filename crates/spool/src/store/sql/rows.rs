@@ -4,7 +4,8 @@
 use sqlx::{ColumnIndex, Decode, Row, Type};
 
 use crate::store::{
-    BatchInfo, CompletedJob, FailedJob, JobInfo, JobState, Progress, ReservedJob, rfc3339_ms,
+    BatchInfo, CompletedJob, FailedJob, JobInfo, Progress, ReservedJob, rfc3339_ms,
+    rules::job_state,
 };
 
 /// Columns a reservation returns, in this order.
@@ -24,69 +25,98 @@ pub(crate) const JOB_COLUMNS: &str = "id, queue, job, worker_id, available_at, a
 pub(crate) const FAILED_COLUMNS: &str =
     "id, queue, job, envelope, error, causes, attempts, failed_at";
 
+/// A row of either SQL server, read by column position. Both servers return the text, BIGINT
+/// and boolean columns the decoders here read in forms their drivers decode alike, so one
+/// decoder serves either driver's rows.
+pub(crate) trait ServerRow {
+    /// A text column.
+    fn text(&self, index: usize) -> Result<String, sqlx::Error>;
+    /// A text column that may be NULL.
+    fn opt_text(&self, index: usize) -> Result<Option<String>, sqlx::Error>;
+    /// A BIGINT column.
+    fn int(&self, index: usize) -> Result<i64, sqlx::Error>;
+    /// A BIGINT column that may be NULL.
+    fn opt_int(&self, index: usize) -> Result<Option<i64>, sqlx::Error>;
+    /// A boolean column.
+    fn flag(&self, index: usize) -> Result<bool, sqlx::Error>;
+}
+
+impl<R> ServerRow for R
+where
+    R: Row,
+    usize: ColumnIndex<R>,
+    String: for<'r> Decode<'r, R::Database> + Type<R::Database>,
+    i64: for<'r> Decode<'r, R::Database> + Type<R::Database>,
+    bool: for<'r> Decode<'r, R::Database> + Type<R::Database>,
+{
+    fn text(&self, index: usize) -> Result<String, sqlx::Error> {
+        self.try_get(index)
+    }
+
+    fn opt_text(&self, index: usize) -> Result<Option<String>, sqlx::Error> {
+        self.try_get(index)
+    }
+
+    fn int(&self, index: usize) -> Result<i64, sqlx::Error> {
+        self.try_get(index)
+    }
+
+    fn opt_int(&self, index: usize) -> Result<Option<i64>, sqlx::Error> {
+        self.try_get(index)
+    }
+
+    fn flag(&self, index: usize) -> Result<bool, sqlx::Error> {
+        self.try_get(index)
+    }
+}
+
 fn count(n: i64) -> u32 {
     u32::try_from(n.max(0)).unwrap_or(u32::MAX)
 }
 
 /// Decodes a row of [`RESERVED_COLUMNS`]; also returns `seq` for ordering.
-pub(crate) fn reserved<'r, R>(row: &'r R) -> Result<(ReservedJob, i64), sqlx::Error>
-where
-    R: Row,
-    usize: ColumnIndex<R>,
-    String: Decode<'r, R::Database> + Type<R::Database>,
-    i64: Decode<'r, R::Database> + Type<R::Database>,
-{
+pub(crate) fn reserved(row: &impl ServerRow) -> Result<(ReservedJob, i64), sqlx::Error> {
     let job = ReservedJob {
-        id: row.try_get(0)?,
-        queue: row.try_get(1)?,
-        envelope: row.try_get(2)?,
-        token: row.try_get(3)?,
-        attempts: count(row.try_get(4)?),
-        recoveries: count(row.try_get(5)?),
-        deferrals: count(row.try_get(6)?),
-        exceptions: count(row.try_get(7)?),
-        retry_until: row.try_get(8)?,
-        last_error: row.try_get(9)?,
-        reserved_at: row.try_get(10)?,
-        available_at: row.try_get(11)?,
+        id: row.text(0)?,
+        queue: row.text(1)?,
+        envelope: row.text(2)?,
+        token: row.int(3)?,
+        attempts: count(row.int(4)?),
+        recoveries: count(row.int(5)?),
+        deferrals: count(row.int(6)?),
+        exceptions: count(row.int(7)?),
+        retry_until: row.opt_int(8)?,
+        last_error: row.opt_text(9)?,
+        reserved_at: row.int(10)?,
+        available_at: row.int(11)?,
     };
-    Ok((job, row.try_get(12)?))
+    Ok((job, row.int(12)?))
 }
 
 /// Decodes a row of [`JOB_COLUMNS`] followed by the store's now (ms).
-pub(crate) fn job_info<'r, R>(row: &'r R) -> Result<JobInfo, sqlx::Error>
-where
-    R: Row,
-    usize: ColumnIndex<R>,
-    String: Decode<'r, R::Database> + Type<R::Database>,
-    i64: Decode<'r, R::Database> + Type<R::Database>,
-{
-    let worker: Option<String> = row.try_get(3)?;
-    let available_at: i64 = row.try_get(4)?;
-    let now: i64 = row.try_get(12)?;
-    let progress: Option<i64> = row.try_get(10)?;
-    let state = match (&worker, available_at > now) {
-        (Some(_), _) => JobState::Reserved,
-        (None, true) => JobState::Delayed,
-        (None, false) => JobState::Pending,
-    };
+pub(crate) fn job_info(row: &impl ServerRow) -> Result<JobInfo, sqlx::Error> {
+    let worker: Option<String> = row.opt_text(3)?;
+    let available_at: i64 = row.int(4)?;
+    let now: i64 = row.int(12)?;
+    let progress: Option<i64> = row.opt_int(10)?;
+    let state = job_state(worker.is_some(), available_at, now);
     Ok(JobInfo {
-        id: row.try_get(0)?,
-        queue: row.try_get(1)?,
-        job: row.try_get(2)?,
+        id: row.text(0)?,
+        queue: row.text(1)?,
+        job: row.text(2)?,
         state,
-        attempts: count(row.try_get(5)?),
-        recoveries: count(row.try_get(6)?),
-        deferrals: count(row.try_get(7)?),
-        last_error: row.try_get(8)?,
+        attempts: count(row.int(5)?),
+        recoveries: count(row.int(6)?),
+        deferrals: count(row.int(7)?),
+        last_error: row.opt_text(8)?,
         available_at,
         worker,
-        envelope: row.try_get(9)?,
+        envelope: row.text(9)?,
         progress: progress
             .map(|p| -> Result<Progress, sqlx::Error> {
                 Ok(Progress {
                     percent: p.clamp(0, 100) as u8,
-                    message: row.try_get(11)?,
+                    message: row.opt_text(11)?,
                 })
             })
             .transpose()?,
@@ -94,23 +124,17 @@ where
 }
 
 /// Decodes a row of [`FAILED_COLUMNS`].
-pub(crate) fn failed_job<'r, R>(row: &'r R) -> Result<FailedJob, sqlx::Error>
-where
-    R: Row,
-    usize: ColumnIndex<R>,
-    String: Decode<'r, R::Database> + Type<R::Database>,
-    i64: Decode<'r, R::Database> + Type<R::Database>,
-{
-    let causes: String = row.try_get(5)?;
+pub(crate) fn failed_job(row: &impl ServerRow) -> Result<FailedJob, sqlx::Error> {
+    let causes: String = row.text(5)?;
     Ok(FailedJob {
-        id: row.try_get(0)?,
-        queue: row.try_get(1)?,
-        job: row.try_get(2)?,
-        envelope: row.try_get(3)?,
-        error: row.try_get(4)?,
+        id: row.text(0)?,
+        queue: row.text(1)?,
+        job: row.text(2)?,
+        envelope: row.text(3)?,
+        error: row.text(4)?,
         causes: serde_json::from_str(&causes).unwrap_or_else(|_| vec![causes]),
-        attempts: count(row.try_get(6)?),
-        failed_at: rfc3339_ms(row.try_get(7)?),
+        attempts: count(row.int(6)?),
+        failed_at: rfc3339_ms(row.int(7)?),
     })
 }
 
@@ -127,31 +151,24 @@ pub(crate) fn batch_info(row: &sqlx::postgres::PgRow) -> Result<BatchInfo, sqlx:
 
 /// Decodes a row of [`BATCH_COLUMNS`]. The failed ids (column 5) are stored differently by
 /// each server (a `TEXT[]` on PostgreSQL, a JSON array on MySQL), so the caller decodes them.
-pub(crate) fn batch_info_with<'r, R>(
-    row: &'r R,
+pub(crate) fn batch_info_with(
+    row: &impl ServerRow,
     failed_ids: Vec<String>,
-) -> Result<BatchInfo, sqlx::Error>
-where
-    R: Row,
-    usize: ColumnIndex<R>,
-    String: Decode<'r, R::Database> + Type<R::Database>,
-    i64: Decode<'r, R::Database> + Type<R::Database>,
-    bool: Decode<'r, R::Database> + Type<R::Database>,
-{
-    let total = u64::try_from(row.try_get::<i64, _>(2)?).unwrap_or(0);
-    let pending = u64::try_from(row.try_get::<i64, _>(3)?).unwrap_or(0);
+) -> Result<BatchInfo, sqlx::Error> {
+    let total = u64::try_from(row.int(2)?).unwrap_or(0);
+    let pending = u64::try_from(row.int(3)?).unwrap_or(0);
     Ok(BatchInfo {
-        id: row.try_get(0)?,
-        name: row.try_get(1)?,
+        id: row.text(0)?,
+        name: row.text(1)?,
         total,
         pending,
-        failed: u64::try_from(row.try_get::<i64, _>(4)?).unwrap_or(0),
+        failed: u64::try_from(row.int(4)?).unwrap_or(0),
         progress: BatchInfo::percent(total, pending),
-        allow_failures: row.try_get(6)?,
+        allow_failures: row.flag(6)?,
         failed_ids,
-        created_at: rfc3339_ms(row.try_get(7)?),
-        cancelled_at: row.try_get::<Option<i64>, _>(8)?.map(rfc3339_ms),
-        finished_at: row.try_get::<Option<i64>, _>(9)?.map(rfc3339_ms),
+        created_at: rfc3339_ms(row.int(7)?),
+        cancelled_at: row.opt_int(8)?.map(rfc3339_ms),
+        finished_at: row.opt_int(9)?.map(rfc3339_ms),
     })
 }
 
@@ -161,21 +178,15 @@ pub(crate) const RESULT_COLUMNS: &str = "id, queue, job, batch_id, result, compl
 
 /// Decodes a row of [`RESULT_COLUMNS`]. A result that is not JSON (the store keeps what the
 /// handler gave) comes back as a JSON string.
-pub(crate) fn completed_job<'r, R>(row: &'r R) -> Result<CompletedJob, sqlx::Error>
-where
-    R: Row,
-    usize: ColumnIndex<R>,
-    String: Decode<'r, R::Database> + Type<R::Database>,
-    i64: Decode<'r, R::Database> + Type<R::Database>,
-{
-    let result: Option<String> = row.try_get(4)?;
+pub(crate) fn completed_job(row: &impl ServerRow) -> Result<CompletedJob, sqlx::Error> {
+    let result: Option<String> = row.opt_text(4)?;
     Ok(CompletedJob {
-        id: row.try_get(0)?,
-        queue: row.try_get(1)?,
-        job: row.try_get(2)?,
-        batch_id: row.try_get(3)?,
+        id: row.text(0)?,
+        queue: row.text(1)?,
+        job: row.text(2)?,
+        batch_id: row.opt_text(3)?,
         result: result.map(|r| serde_json::from_str(&r).unwrap_or(serde_json::Value::String(r))),
-        completed_at: rfc3339_ms(row.try_get(5)?),
+        completed_at: rfc3339_ms(row.int(5)?),
     })
 }
 

@@ -11,8 +11,7 @@ use crate::{
     envelope::now_ms,
     store::{
         AdminStore, FailedFilter, FailedJob, JobFilter, JobInfo, JobState, QueueStats,
-        RetrySelector, Stats, StoreResult,
-        rules::{count, offset_ms},
+        RetrySelector, Stats, StoreResult, rules::count,
     },
 };
 
@@ -165,14 +164,8 @@ impl AdminStore for SqliteStore {
     }
 
     async fn failed_job(&self, id: &str) -> StoreResult<Option<FailedJob>> {
-        let id = id.to_string();
-        self.read(move |conn| {
-            Ok(conn
-                .prepare_cached(include_str!("sql/failed_job.sql"))?
-                .query_row([id], rows::failed_job)
-                .optional()?)
-        })
-        .await
+        self.read_by_id(include_str!("sql/failed_job.sql"), id, rows::failed_job)
+            .await
     }
 
     async fn retry_failed(&self, selector: &RetrySelector) -> StoreResult<Vec<String>> {
@@ -233,12 +226,8 @@ impl AdminStore for SqliteStore {
     }
 
     async fn prune_failed(&self, age: Duration) -> StoreResult<u64> {
-        self.write_one(move |conn| {
-            Ok(conn
-                .prepare_cached(include_str!("sql/prune_failed.sql"))?
-                .execute([now_ms() - offset_ms(age)])? as u64)
-        })
-        .await
+        self.prune_older(include_str!("sql/prune_failed.sql"), age)
+            .await
     }
 
     async fn signal_restart(&self) -> StoreResult<i64> {

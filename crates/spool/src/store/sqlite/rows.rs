@@ -4,8 +4,8 @@
 use rusqlite::Row;
 
 use crate::store::{
-    BatchInfo, CompletedJob, FailedJob, JobInfo, JobState, Progress, ReservedJob, WorkerStatus,
-    rfc3339_ms, rules,
+    BatchInfo, CompletedJob, FailedJob, JobInfo, Progress, ReservedJob, WorkerStatus, rfc3339_ms,
+    rules,
 };
 
 /// A stored count as the contract's `u32`, saturating.
@@ -59,11 +59,7 @@ pub(super) fn job_info(row: &Row<'_>) -> rusqlite::Result<JobInfo> {
     let available_at: i64 = row.get(4)?;
     let now: i64 = row.get(12)?;
     let progress: Option<i64> = row.get(10)?;
-    let state = match (&worker, available_at > now) {
-        (Some(_), _) => JobState::Reserved,
-        (None, true) => JobState::Delayed,
-        (None, false) => JobState::Pending,
-    };
+    let state = rules::job_state(worker.is_some(), available_at, now);
     Ok(JobInfo {
         id: row.get(0)?,
         queue: row.get(1)?,

@@ -56,14 +56,8 @@ impl WorkflowStore for SqliteStore {
     }
 
     async fn batch(&self, id: &str) -> StoreResult<Option<BatchInfo>> {
-        let id = id.to_string();
-        self.read(move |conn| {
-            Ok(conn
-                .prepare_cached(include_str!("sql/batch.sql"))?
-                .query_row([id], rows::batch_info)
-                .optional()?)
-        })
-        .await
+        self.read_by_id(include_str!("sql/batch.sql"), id, rows::batch_info)
+            .await
     }
 
     async fn batches(&self, limit: u32) -> StoreResult<Vec<BatchInfo>> {
@@ -201,23 +195,13 @@ impl WorkflowStore for SqliteStore {
     }
 
     async fn job_result(&self, id: &str) -> StoreResult<Option<CompletedJob>> {
-        let id = id.to_string();
-        self.read(move |conn| {
-            Ok(conn
-                .prepare_cached(include_str!("sql/job_result.sql"))?
-                .query_row([id], rows::completed_job)
-                .optional()?)
-        })
-        .await
+        self.read_by_id(include_str!("sql/job_result.sql"), id, rows::completed_job)
+            .await
     }
 
     async fn prune_results(&self, age: Duration) -> StoreResult<u64> {
-        self.write_one(move |conn| {
-            Ok(conn
-                .prepare_cached(include_str!("sql/prune_results.sql"))?
-                .execute([now_ms() - offset_ms(age)])? as u64)
-        })
-        .await
+        self.prune_older(include_str!("sql/prune_results.sql"), age)
+            .await
     }
 }
 

@@ -17,6 +17,7 @@ use crate::store::mysql::{
 };
 
 /// A reserved job whose worker's lease is gone.
+#[derive(sqlx::FromRow)]
 struct Lost {
     seq: i64,
     worker_id: String,
@@ -34,21 +35,9 @@ pub(super) async fn reap_in(
     max_recoveries: u32,
 ) -> Result<(ReapReport, u64), TxError> {
     // A plain read first (no locks), through the holder index: the candidates.
-    let candidates = sqlx::query(sql(include_str!("../sql/reap.sql")))
+    let lost: Vec<Lost> = sqlx::query_as(sql(include_str!("../sql/reap.sql")))
         .fetch_all(&mut *conn)
         .await?;
-    let mut lost = Vec::with_capacity(candidates.len());
-    for row in &candidates {
-        lost.push(Lost {
-            seq: row.try_get(0)?,
-            worker_id: row.try_get(1)?,
-            token: row.try_get(2)?,
-            recoveries: row.try_get(3)?,
-            id: row.try_get(4)?,
-            batch_id: row.try_get(5)?,
-            unique_key: row.try_get(6)?,
-        });
-    }
     // Then lock them by primary key in ascending order and keep those still held under the
     // same worker and token: a late settle by the holder wins, and the fence drops the rest.
     let mut still_lost = Vec::with_capacity(lost.len());
@@ -80,12 +69,7 @@ pub(super) async fn reap_in(
         .into_iter()
         .partition(|job| is_poison_pill(job.recoveries, max_recoveries));
     for chunk in poisoned.chunks(ROWS_PER_STATEMENT) {
-        let record = in_list(
-            include_str!("../sql/reap_poison.sql"),
-            "seqs",
-            chunk.iter().map(|job| job.seq),
-        );
-        record.execute(&mut *conn).await?;
+        on_jobs(conn, include_str!("../sql/reap_poison.sql"), chunk).await?;
         let seqs: Vec<i64> = chunk.iter().map(|job| job.seq).collect();
         settle::delete(conn, &seqs).await?;
     }
@@ -109,12 +93,7 @@ pub(super) async fn reap_in(
     let pushed = batches::count_in_batches(conn, &ended).await?;
     // The slots of dead workers are freed below, all at once.
     for chunk in recovered.chunks(ROWS_PER_STATEMENT) {
-        let query = in_list(
-            include_str!("../sql/reap_recover.sql"),
-            "seqs",
-            chunk.iter().map(|job| job.seq),
-        );
-        query.execute(&mut *conn).await?;
+        on_jobs(conn, include_str!("../sql/reap_recover.sql"), chunk).await?;
     }
     let removed = sqlx::query(sql(include_str!("../sql/reap_workers.sql")))
         .execute(&mut *conn)
@@ -128,4 +107,16 @@ pub(super) async fn reap_in(
         workers_removed: removed,
     };
     Ok((report, pushed))
+}
+
+/// Runs `template` on `jobs`, named by `seq` in its `{seqs}` list.
+async fn on_jobs(
+    conn: &mut MySqlConnection,
+    template: &str,
+    jobs: &[&Lost],
+) -> Result<(), sqlx::Error> {
+    in_list(template, "seqs", jobs.iter().map(|job| job.seq))
+        .execute(conn)
+        .await?;
+    Ok(())
 }

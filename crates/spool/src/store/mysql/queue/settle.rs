@@ -13,7 +13,7 @@
 use crate::store::rules::MAX_OFFSET_MS;
 use std::collections::HashMap;
 
-use sqlx::{MySqlConnection, Row};
+use sqlx::MySqlConnection;
 
 use super::push::push_in;
 use crate::store::mysql::{
@@ -119,7 +119,7 @@ async fn complete_all(
 }
 
 /// A job the settling worker holds, as locked by [`held_rows`].
-#[derive(Debug)]
+#[derive(Debug, sqlx::FromRow)]
 struct Held {
     seq: i64,
     token: i64,
@@ -275,6 +275,14 @@ impl<'a> Effects<'a> {
     }
 }
 
+/// One row of `settle_held.sql`: the job's id, then what settling it needs.
+#[derive(sqlx::FromRow)]
+struct HeldRow {
+    id: String,
+    #[sqlx(flatten)]
+    held: Held,
+}
+
 /// The batch's jobs that `worker_id` holds, locked: id → what settling them needs.
 async fn held_rows(
     conn: &mut MySqlConnection,
@@ -290,23 +298,12 @@ async fn held_rows(
             include_str!("../sql/settle_held.sql"),
             &[("ids", &list(chunk.len()))],
         );
-        let mut query = sqlx::query(statement).bind(worker_id);
+        let mut query = sqlx::query_as::<_, HeldRow>(statement).bind(worker_id);
         for id in chunk {
             query = query.bind(*id);
         }
         for row in query.fetch_all(&mut *conn).await? {
-            held.insert(
-                row.try_get(0)?,
-                Held {
-                    seq: row.try_get(1)?,
-                    token: row.try_get(2)?,
-                    queue: row.try_get(3)?,
-                    job: row.try_get(4)?,
-                    batch_id: row.try_get(5)?,
-                    unique_key: row.try_get(6)?,
-                    took_slot: row.try_get::<i64, _>(7)? != 0,
-                },
-            );
+            held.insert(row.id, row.held);
         }
     }
     Ok(held)

@@ -9,7 +9,7 @@
 use crate::store::rules::{BatchRow, batch_step, decode_callback};
 use std::collections::{BTreeMap, HashMap};
 
-use sqlx::{MySqlConnection, Row};
+use sqlx::{FromRow, MySqlConnection, Row};
 
 use crate::store::mysql::{
     ROWS_PER_STATEMENT, in_list,
@@ -72,14 +72,7 @@ pub(in crate::store::mysql) async fn count_in_batches(
                 continue;
             };
             let mut failed_ids = decode_ids(&row.try_get::<String, _>(3)?);
-            let batch = BatchRow {
-                pending: row.try_get(1)?,
-                failed: row.try_get(2)?,
-                allow_failures: row.try_get(4)?,
-                then_fired: row.try_get(5)?,
-                catch_fired: row.try_get(6)?,
-                finally_fired: row.try_get(7)?,
-            };
+            let batch = BatchRow::from_row(&row)?;
             // The batch-callback decision (shared by every store), made in Rust from the row
             // this transaction holds locked: MySQL has no UPDATE ... RETURNING to make it and
             // report it in one statement.

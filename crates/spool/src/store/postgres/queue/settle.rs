@@ -32,12 +32,14 @@ impl PostgresStore {
             // The processed counter is bumped in the same statement, only when something was
             // completed: its row is the one every worker writes, so it is locked as briefly as
             // possible and never for an empty batch.
-            let done: Vec<(String, i64, Option<String>)> =
-                sqlx::query_as(self.sql(include_str!("../sql/settle_complete.sql")))
-                    .bind(json)
-                    .bind(worker_id)
-                    .fetch_all(&mut *conn)
-                    .await?;
+            let done = self
+                .settle_kind(
+                    conn,
+                    include_str!("../sql/settle_complete.sql"),
+                    json,
+                    worker_id,
+                )
+                .await?;
             for (id, token, batch_id) in done {
                 // A chain link in a batch hands its membership to its next link: the rule is
                 // the shared one, applied here in Rust because the statement above only
@@ -82,12 +84,14 @@ impl PostgresStore {
         if let Some(json) = &batch.fail {
             // Delete and record in one statement: exactly the jobs the fence let through are
             // recorded, even if the reaper takes others between statements.
-            let failed: Vec<(String, i64, Option<String>)> =
-                sqlx::query_as(self.sql(include_str!("../sql/settle_fail.sql")))
-                    .bind(json)
-                    .bind(worker_id)
-                    .fetch_all(&mut *conn)
-                    .await?;
+            let failed = self
+                .settle_kind(
+                    conn,
+                    include_str!("../sql/settle_fail.sql"),
+                    json,
+                    worker_id,
+                )
+                .await?;
             for (id, token, batch_id) in failed {
                 if let Some(batch_id) = batch_id {
                     ended.push(Ended {
@@ -111,6 +115,22 @@ impl PostgresStore {
         }
         let ids: Vec<String> = applied.into_iter().map(|(id, _)| id).collect();
         Ok((applied_in_order(settlements, &ids), wake))
+    }
+
+    /// Runs the completing or failing `statement` on the settlements in `json`: the
+    /// `(id, token, batch_id)` of each one the fence let through.
+    async fn settle_kind(
+        &self,
+        conn: &mut PgConnection,
+        statement: &str,
+        json: &str,
+        worker_id: &str,
+    ) -> sqlx::Result<Vec<(String, i64, Option<String>)>> {
+        sqlx::query_as(self.sql(statement))
+            .bind(json)
+            .bind(worker_id)
+            .fetch_all(&mut *conn)
+            .await
     }
 
     /// Completes `settlements` (all plain completions: no follow-ups, no result) and claims up

@@ -76,44 +76,49 @@ pub(crate) fn job_state(reserved: bool, available_at: i64, now: i64) -> JobState
     }
 }
 
+/// A batch's three callbacks, one flag each: which were pushed already, or which to push now.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "mysql", derive(sqlx::FromRow))]
+pub(crate) struct Callbacks {
+    /// On the first failure.
+    #[cfg_attr(feature = "mysql", sqlx(rename = "catch_fired"))]
+    pub(crate) catch: bool,
+    /// When no job is pending.
+    #[cfg_attr(feature = "mysql", sqlx(rename = "finally_fired"))]
+    pub(crate) finally: bool,
+    /// When no job is pending and none failed.
+    #[cfg_attr(feature = "mysql", sqlx(rename = "then_fired"))]
+    pub(crate) then: bool,
+}
+
 /// A batch's row as the settling transaction read (and locked) it.
 #[derive(Debug, Clone, Copy)]
 #[cfg_attr(feature = "mysql", derive(sqlx::FromRow))]
 #[cfg_attr(not(any(feature = "mysql", feature = "sqlite")), allow(dead_code))]
 pub(crate) struct BatchRow {
-    /// Jobs not yet ended.
+    /// Jobs not yet ended, and jobs that failed so far.
     pub(crate) pending: i64,
-    /// Jobs that failed so far.
     pub(crate) failed: i64,
     /// Whether a failure leaves the batch running.
     pub(crate) allow_failures: bool,
-    /// Whether the `then` callback was already pushed.
-    pub(crate) then_fired: bool,
-    /// Whether the `catch` callback was already pushed.
-    pub(crate) catch_fired: bool,
-    /// Whether the `finally` callback was already pushed.
-    pub(crate) finally_fired: bool,
+    /// The callbacks already pushed.
+    #[cfg_attr(feature = "mysql", sqlx(flatten))]
+    pub(crate) fired: Callbacks,
 }
 
-/// What settling some of a batch's jobs does to the batch: the new counters and which
-/// callbacks to push now (in the order catch, finally, then).
+/// What settling some of a batch's jobs does to the batch: the new counters, whether it is
+/// cancelled or finished, and which callbacks to push now (in the order catch, finally, then).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(not(any(feature = "mysql", feature = "sqlite")), allow(dead_code))]
 pub(crate) struct BatchStep {
-    /// Jobs still pending afterwards (never below 0).
+    /// Jobs still pending afterwards (never below 0), and failed jobs afterwards.
     pub(crate) pending: i64,
-    /// Failed jobs afterwards.
     pub(crate) failed: i64,
-    /// Whether these failures cancel the batch (they do unless it allows failures).
+    /// These failures cancel the batch (unless it allows failures); the batch is finished.
     pub(crate) cancels: bool,
-    /// Whether the batch is finished afterwards.
     pub(crate) finished: bool,
-    /// Push the `catch` callback now.
-    pub(crate) fire_catch: bool,
-    /// Push the `finally` callback now.
-    pub(crate) fire_finally: bool,
-    /// Push the `then` callback now.
-    pub(crate) fire_then: bool,
+    /// The callbacks to push now.
+    pub(crate) fire: Callbacks,
 }
 
 /// The batch-callback decision: `ended` of the batch's jobs ended, `failures` of them failed.
@@ -127,9 +132,11 @@ pub(crate) fn batch_step(row: BatchRow, ended: i64, failures: i64) -> BatchStep 
         failed: row.failed + failures,
         cancels: failures > 0 && !row.allow_failures,
         finished: left <= 0,
-        fire_catch: failures > 0 && !row.catch_fired,
-        fire_finally: left <= 0 && !row.finally_fired,
-        fire_then: left <= 0 && row.failed + failures == 0 && !row.then_fired,
+        fire: Callbacks {
+            catch: failures > 0 && !row.fired.catch,
+            finally: left <= 0 && !row.fired.finally,
+            then: left <= 0 && row.failed + failures == 0 && !row.fired.then,
+        },
     }
 }
 
@@ -188,9 +195,7 @@ mod tests {
             pending,
             failed,
             allow_failures: false,
-            then_fired: false,
-            catch_fired: false,
-            finally_fired: false,
+            fired: Callbacks::default(),
         }
     }
 
@@ -201,9 +206,9 @@ mod tests {
             (
                 step.pending,
                 step.finished,
-                step.fire_then,
-                step.fire_finally,
-                step.fire_catch
+                step.fire.then,
+                step.fire.finally,
+                step.fire.catch
             ),
             (0, true, true, true, false)
         );
@@ -212,13 +217,16 @@ mod tests {
     #[test]
     fn a_failure_fires_catch_once_and_never_then() {
         let step = batch_step(row(3, 0), 1, 1);
-        assert!(step.fire_catch && step.cancels && !step.finished && !step.fire_then);
+        assert!(step.fire.catch && step.cancels && !step.finished && !step.fire.then);
         let later = BatchRow {
-            catch_fired: true,
+            fired: Callbacks {
+                catch: true,
+                ..Callbacks::default()
+            },
             ..row(2, 1)
         };
         let step = batch_step(later, 2, 0);
-        assert!(!step.fire_catch && !step.fire_then && step.fire_finally && step.finished);
+        assert!(!step.fire.catch && !step.fire.then && step.fire.finally && step.finished);
     }
 
     #[test]
@@ -231,7 +239,7 @@ mod tests {
             1,
             1,
         );
-        assert!(!step.cancels && step.fire_catch);
+        assert!(!step.cancels && step.fire.catch);
     }
 
     #[test]

@@ -14,7 +14,7 @@ use crate::{
         BatchInfo, BatchPrune, CompletedJob, Held, LimitMode, LimitState, NewBatch, NewJob,
         Progress, PushOutcome, SlotRequest, StoreError, StoreResult, WorkflowStore,
         hands_on_batch_membership,
-        rules::{BatchRow, batch_step, offset_ms},
+        rules::{BatchRow, Callbacks, batch_step, offset_ms},
     },
 };
 
@@ -313,9 +313,11 @@ fn count_in_batch(
                 pending: row.get(0)?,
                 failed: row.get(1)?,
                 allow_failures: row.get(2)?,
-                then_fired: row.get(3)?,
-                catch_fired: row.get(4)?,
-                finally_fired: row.get(5)?,
+                fired: Callbacks {
+                    then: row.get(3)?,
+                    catch: row.get(4)?,
+                    finally: row.get(5)?,
+                },
             };
             let callbacks: [Option<String>; 3] = [row.get(6)?, row.get(7)?, row.get(8)?];
             Ok((batch, callbacks))
@@ -333,16 +335,16 @@ fn count_in_batch(
             failed.then_some(job_id),
             step.cancels,
             step.finished,
-            step.fire_catch,
-            step.fire_finally,
-            step.fire_then,
+            step.fire.catch,
+            step.fire.finally,
+            step.fire.then,
             now
         ])?;
     // In this order: catch, finally, then.
     let due: Vec<NewJob> = [
-        (step.fire_catch, catch_job),
-        (step.fire_finally, finally_job),
-        (step.fire_then, then_job),
+        (step.fire.catch, catch_job),
+        (step.fire.finally, finally_job),
+        (step.fire.then, then_job),
     ]
     .into_iter()
     .filter_map(|(fire, job)| job.filter(|_| fire))

@@ -84,17 +84,17 @@ pub(in crate::store::mysql) async fn count_in_batches(
                 .bind(encode_ids(&failed_ids))
                 .bind(step.cancels)
                 .bind(step.finished)
-                .bind(step.fire_catch)
-                .bind(step.fire_finally)
-                .bind(step.fire_then)
+                .bind(step.fire.catch)
+                .bind(step.fire.finally)
+                .bind(step.fire.then)
                 .bind(&id)
                 .execute(&mut *conn)
                 .await?;
             // In this order: catch, finally, then.
             for (fire, column) in [
-                (step.fire_catch, 9),
-                (step.fire_finally, 10),
-                (step.fire_then, 8),
+                (step.fire.catch, 9),
+                (step.fire.finally, 10),
+                (step.fire.then, 8),
             ] {
                 if fire {
                     let job: Option<String> = row.try_get(column)?;

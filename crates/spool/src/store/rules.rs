@@ -64,10 +64,6 @@ pub(crate) fn is_poison_pill(recoveries: i64, max_recoveries: u32) -> bool {
 
 /// A job's state as listings show it: reserved while a worker holds it, else delayed until it
 /// comes due, else pending.
-#[cfg_attr(
-    not(any(feature = "sqlite", feature = "postgres", feature = "mysql")),
-    allow(dead_code)
-)]
 pub(crate) fn job_state(reserved: bool, available_at: i64, now: i64) -> JobState {
     match (reserved, available_at > now) {
         (true, _) => JobState::Reserved,

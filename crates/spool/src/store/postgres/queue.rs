@@ -224,13 +224,7 @@ impl QueueStore for PostgresStore {
     }
 
     fn wakeups(&self) -> Wakeups {
-        Listener::keep_running(&self.listener, || {
-            wakeups::start(
-                self.options.clone(),
-                self.channel.clone(),
-                self.wakeup.clone(),
-            )
-        });
+        Listener::keep_running(&self.listener, || wakeups::start(self));
         self.wakeup.subscribe()
     }
 

@@ -5,23 +5,22 @@ use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
 
-use crate::store::{
-    WakeupSignal,
-    wakeup::{Listener, Source, Subscription},
-};
+use super::PostgresStore;
+use crate::store::wakeup::{Listener, Source, Subscription};
 
-/// Starts the listener task for `channel` (see [`Listener::start`]).
-pub(super) fn start(
-    options: PgConnectOptions,
-    channel: String,
-    wakeup: WakeupSignal,
-) -> Option<Listener> {
+/// Starts the listener task for the store's channel (see [`Listener::start`]).
+pub(super) fn start(store: &PostgresStore) -> Option<Listener> {
     let source = Notifications {
-        options,
-        channel: channel.clone(),
+        options: store.options.clone(),
+        channel: store.channel.clone(),
         pool: None,
     };
-    Listener::start(source, "PostgreSQL", channel, wakeup)
+    Listener::start(
+        source,
+        "PostgreSQL",
+        store.channel.clone(),
+        store.wakeup.clone(),
+    )
 }
 
 /// LISTEN on one channel, through a pool of one of its own.

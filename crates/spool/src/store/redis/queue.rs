@@ -522,13 +522,7 @@ impl QueueStore for RedisStore {
     }
 
     fn wakeups(&self) -> Wakeups {
-        Listener::keep_running(&self.listener, || {
-            wakeups::start(
-                self.client.clone(),
-                self.channel.clone(),
-                self.wakeup.clone(),
-            )
-        });
+        Listener::keep_running(&self.listener, || wakeups::start(self));
         self.wakeup.subscribe()
     }
 

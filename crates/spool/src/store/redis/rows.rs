@@ -5,9 +5,9 @@ use crate::store::rules::count;
 use redis::Value;
 use serde::{Deserialize, Serialize};
 
+use crate::store::rules::job_state;
 use crate::store::{
-    BatchInfo, FailedJob, JobInfo, JobState, Progress, ReservedJob, StoreError, StoreResult,
-    rfc3339_ms,
+    BatchInfo, FailedJob, JobInfo, Progress, ReservedJob, StoreError, StoreResult, rfc3339_ms,
 };
 
 /// A worker's registration as stored (the scripts add `started_at`).
@@ -164,11 +164,7 @@ pub(super) fn job_info(value: &Value, queue: &str, now: i64) -> StoreResult<(Job
     ] = fixed::<12>(value, "job")?;
     let worker = opt_text(worker, "worker")?;
     let available_at = int(available_at, "available_at")?;
-    let state = match (&worker, available_at > now) {
-        (Some(_), _) => JobState::Reserved,
-        (None, true) => JobState::Delayed,
-        (None, false) => JobState::Pending,
-    };
+    let state = job_state(worker.is_some(), available_at, now);
     let info = JobInfo {
         id: text(id, "job id")?,
         queue: queue.to_string(),

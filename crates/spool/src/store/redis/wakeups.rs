@@ -9,26 +9,20 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use redis::aio::{PubSubSink, PubSubStream};
 
-use crate::store::{
-    WakeupSignal,
-    wakeup::{Listener, Source, Subscription},
-};
+use super::RedisStore;
+use crate::store::wakeup::{Listener, Source, Subscription};
 
 /// How often an idle subscription checks that its connection is alive.
 const PING_EVERY: Duration = Duration::from_secs(30);
 const PING_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Starts the listener task for `channel` (see [`Listener::start`]).
-pub(super) fn start(
-    client: redis::Client,
-    channel: String,
-    wakeup: WakeupSignal,
-) -> Option<Listener> {
+/// Starts the listener task for the store's channel (see [`Listener::start`]).
+pub(super) fn start(store: &RedisStore) -> Option<Listener> {
     let source = Messages {
-        client,
-        channel: channel.clone(),
+        client: store.client.clone(),
+        channel: store.channel.clone(),
     };
-    Listener::start(source, "Redis", channel, wakeup)
+    Listener::start(source, "Redis", store.channel.clone(), store.wakeup.clone())
 }
 
 /// SUBSCRIBE to one channel.

@@ -31,9 +31,8 @@ use sqlx::{
 use super::{PushOutcome, StoreError, StoreResult, WakeupSignal};
 
 mod admin;
-mod lookup;
 mod migrate;
-mod prune;
+mod one_statement;
 mod queue;
 mod retry;
 mod rows;

@@ -14,17 +14,18 @@
 //! The contract's parts live in `queue.rs`, `admin.rs` and `workflow.rs`, every statement in
 //! `sql/`, and the database threads in `thread.rs`.
 
-use std::{path::PathBuf, time::Duration};
+use std::path::PathBuf;
 
-use rusqlite::{Connection, OptionalExtension};
+use rusqlite::Connection;
 
 use crate::{
     envelope::now_ms,
-    store::{NewJob, PushOutcome, StoreError, StoreResult, WakeupSignal, rules::offset_ms},
+    store::{NewJob, PushOutcome, StoreError, StoreResult, WakeupSignal},
 };
 
 mod admin;
 mod migrate;
+mod one_statement;
 mod queue;
 mod rows;
 mod thread;
@@ -115,33 +116,6 @@ impl SqliteStore {
         op: impl FnOnce(&Connection) -> StoreResult<R> + Send + 'static,
     ) -> StoreResult<R> {
         self.reader.run(move |conn| op(conn)).await
-    }
-
-    /// Deletes, through `statement`, what ended more than `age` ago; returns how many rows.
-    async fn prune_older(&self, statement: &'static str, age: Duration) -> StoreResult<u64> {
-        self.write_one(move |conn| {
-            Ok(conn
-                .prepare_cached(statement)?
-                .execute([now_ms() - offset_ms(age)])? as u64)
-        })
-        .await
-    }
-
-    /// The one row `statement` finds for `id` on the read-only connection, if any.
-    async fn read_by_id<R: Send + 'static>(
-        &self,
-        statement: &'static str,
-        id: &str,
-        decode: fn(&rusqlite::Row<'_>) -> rusqlite::Result<R>,
-    ) -> StoreResult<Option<R>> {
-        let id = id.to_string();
-        self.read(move |conn| {
-            Ok(conn
-                .prepare_cached(statement)?
-                .query_row([id], decode)
-                .optional()?)
-        })
-        .await
     }
 }
 

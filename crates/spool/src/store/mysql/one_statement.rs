@@ -1,5 +1,7 @@
-//! One row by id: the shape every by-id admin and workflow read shares, and the by-id writes
-//! that change one row.
+//! Single-statement calls several admin and workflow methods share: a read or a write of one
+//! row by id, and a prune by age.
+
+use std::time::Duration;
 
 use sqlx::{Encode, MySql, Type, mysql::MySqlRow};
 
@@ -8,7 +10,7 @@ use super::{
     retry::{Begin, TxError, idempotent, in_transaction},
     sql, sql_with,
 };
-use crate::store::StoreResult;
+use crate::store::{StoreResult, rules::offset_ms};
 
 impl MysqlStore {
     /// Runs a read `template` whose `{columns}` are `columns` and whose only parameter is
@@ -49,5 +51,11 @@ impl MysqlStore {
                 .rows_affected();
             Ok::<_, TxError>(n)
         })
+    }
+
+    /// Runs a delete `template` whose only parameter is an age in milliseconds (capped like
+    /// every offset); returns the rows it deleted.
+    pub(super) async fn prune_older_than(&self, template: &str, age: Duration) -> StoreResult<u64> {
+        self.write_one(template, offset_ms(age)).await
     }
 }

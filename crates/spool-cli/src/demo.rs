@@ -151,7 +151,7 @@ fn progress(store: Arc<dyn Store>, total: u64) -> tokio::task::JoinHandle<()> {
                     bar.set_position(done);
                     bar.set_message(msg);
                 }
-                None if ticks % 10 == 0 => eprintln!("{done}/{total} jobs done, {msg}"),
+                None if ticks.is_multiple_of(10) => eprintln!("{done}/{total} jobs done, {msg}"),
                 None => {}
             }
         }

@@ -217,15 +217,15 @@ impl Executor {
         let events = &self.config.events;
         let mut log = Some(log);
         for notice in settled.notices() {
-            if !matches!(notice, Notice::TimedOut(_)) {
-                if let Some(log) = log.take() {
-                    log(&settled.settlement);
-                }
+            if !matches!(notice, Notice::TimedOut(_))
+                && let Some(log) = log.take()
+            {
+                log(&settled.settlement);
             }
-            if notice == Notice::Failed {
-                if let Some(hook) = hook.take() {
-                    hook.run().await;
-                }
+            if notice == Notice::Failed
+                && let Some(hook) = hook.take()
+            {
+                hook.run().await;
             }
             events.emit(|| notice.event(meta, settled.message()));
         }

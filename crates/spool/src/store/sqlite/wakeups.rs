@@ -47,10 +47,10 @@ impl DirWatcher {
                 if !ours {
                     return;
                 }
-                if let Some(since) = last_signal.map(|at| at.elapsed()) {
-                    if since < BURST {
-                        std::thread::sleep(BURST - since);
-                    }
+                if let Some(since) = last_signal.map(|at| at.elapsed())
+                    && since < BURST
+                {
+                    std::thread::sleep(BURST - since);
                 }
                 wakeup.notify();
                 last_signal = Some(Instant::now());

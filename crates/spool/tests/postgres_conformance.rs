@@ -13,7 +13,7 @@ use spool::store::{AdminStore, QueueStore};
 use std::time::Duration;
 
 use spool::{StoreError, store::postgres::PostgresStore};
-use spool_conformance::new_job;
+use spool_conformance::{Fixture, new_job};
 use sqlx::{Connection, PgConnection};
 
 fn url() -> String {
@@ -233,4 +233,56 @@ async fn releases_retries_and_run_now_wake_other_processes() {
         wakeups.wait(Duration::from_secs(5)).await,
         "no wake-up after a release"
     );
+}
+
+/// The claim cursor (the store's `cursor.rs`) never skips a row for good: a job that becomes
+/// ready behind jobs already claimed — as when a transaction that pushed it commits late — is
+/// claimed by the next reserve after one that came back short.
+#[tokio::test]
+async fn a_job_ready_behind_the_claim_cursor_is_still_claimed() {
+    let Some(fresh) = support::postgres().await else {
+        return;
+    };
+    let store = fresh.connect().await;
+    let jobs: Vec<_> = (0..3).map(|_| new_job("default", Duration::ZERO)).collect();
+    store.push(&jobs).await.unwrap();
+    let worker = spool::store::WorkerInfo {
+        id: "w".into(),
+        host: "test-host".into(),
+        pid: std::process::id(),
+        queues: vec!["default".into()],
+    };
+    store
+        .register_worker(&worker, Duration::from_secs(30))
+        .await
+        .unwrap();
+    let queues = ["default".to_string()];
+    let claim = |limit| Claim::new("w", &queues, limit);
+    let ids = |got: Vec<spool::store::ReservedJob>| -> Vec<String> {
+        got.into_iter().map(|j| j.id).collect()
+    };
+    // A full claim: the next one starts after the second job.
+    let first = ids(store.reserve(claim(2)).await.unwrap());
+    assert_eq!(first, [jobs[0].id.clone(), jobs[1].id.clone()]);
+
+    let late = spool::new_id();
+    fresh
+        .raw(spool_conformance::Raw::Sql {
+            statement: "INSERT INTO jobs (id, queue, job, envelope, available_at, created_at)
+                        VALUES ($1, 'default', 'noop', $2, 0, 0)"
+                .into(),
+            binds: vec![
+                spool_conformance::Value::Text(late.clone()),
+                spool_conformance::Value::Text(jobs[0].envelope.clone()),
+            ],
+        })
+        .await
+        .unwrap();
+    let mut rest = ids(store.reserve(claim(5)).await.unwrap());
+    rest.extend(ids(store.reserve(claim(5)).await.unwrap()));
+    rest.sort();
+    let mut expected = vec![jobs[2].id.clone(), late];
+    expected.sort();
+    assert_eq!(rest, expected, "every ready job is claimed");
+    fresh.cleanup().await;
 }

@@ -25,6 +25,7 @@ use sqlx::{
 use super::{NewJob, PushOutcome, StoreError, StoreResult, WakeupSignal};
 
 mod admin;
+mod cursor;
 mod migrate;
 mod one_statement;
 mod queue;
@@ -70,6 +71,8 @@ pub struct PostgresStore {
     /// Started by the first [`QueueStore::wakeups`](crate::store::QueueStore::wakeups) call;
     /// stopped when the store is dropped.
     listener: Mutex<Option<crate::store::wakeup::Listener>>,
+    /// Where each queue's next claim starts (see `cursor.rs`).
+    cursors: cursor::ClaimCursors,
 }
 
 impl PostgresStore {
@@ -156,6 +159,7 @@ impl PostgresStore {
             options,
             wakeup: WakeupSignal::default(),
             listener: Mutex::new(None),
+            cursors: cursor::ClaimCursors::default(),
         })
     }
 

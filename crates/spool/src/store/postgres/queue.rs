@@ -316,16 +316,20 @@ impl PostgresStore {
             if want == 0 {
                 break;
             }
+            let start = self.cursors.start(queue);
             let found = sqlx::query(sqlx::AssertSqlSafe(sql.0.clone()))
                 .bind(worker_id)
                 .bind(queue)
                 .bind(i64::try_from(want).unwrap_or(i64::MAX))
+                .bind(start.0)
+                .bind(start.1)
                 .fetch_all(&mut *conn)
                 .await?;
             let found = found
                 .iter()
                 .map(rows::reserved)
                 .collect::<Result<Vec<_>, _>>()?;
+            self.cursors.claimed(queue, start, want, &found);
             out.extend(rows::in_claim_order(found));
         }
         Ok(out)

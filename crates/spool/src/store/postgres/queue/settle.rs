@@ -153,11 +153,14 @@ impl PostgresStore {
         limit: usize,
     ) -> StoreResult<Option<(Vec<bool>, Vec<ReservedJob>)>> {
         let batch = SettlementBatch::new(settlements);
+        let start = self.cursors.start(queue);
         let found = sqlx::query(self.sql(include_str!("../sql/settle_and_reserve.sql")))
             .bind(batch.complete.as_deref().unwrap_or("[]"))
             .bind(worker_id)
             .bind(queue)
             .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .bind(start.0)
+            .bind(start.1)
             .fetch_all(&self.hot)
             .await?;
         let mut done = Vec::new();
@@ -171,6 +174,7 @@ impl PostgresStore {
                 None => claimed.push(rows::reserved(row)?),
             }
         }
+        self.cursors.claimed(queue, start, limit, &claimed);
         Ok(Some((
             applied_in_order(settlements, &done),
             rows::in_claim_order(claimed),

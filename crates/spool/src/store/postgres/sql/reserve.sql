@@ -2,6 +2,7 @@ WITH clock AS MATERIALIZED (SELECT {schema}.now_ms() AS ms),
 picked AS MATERIALIZED (
     SELECT seq FROM {schema}.jobs
     WHERE queue = $2 AND worker_id IS NULL AND available_at <= (SELECT ms FROM clock)
+      AND (available_at, seq) > ($4, $5)  -- past this store's claim cursor: cursor.rs
     ORDER BY available_at, seq
     LIMIT $3
     FOR UPDATE SKIP LOCKED),

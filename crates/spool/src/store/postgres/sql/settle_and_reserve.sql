@@ -24,6 +24,7 @@ picked AS MATERIALIZED (
     SELECT seq FROM {schema}.jobs
     WHERE queue = $3 AND worker_id IS NULL AND available_at <= (SELECT ms FROM clock)
       AND NOT (SELECT found FROM in_batch)
+      AND (available_at, seq) > ($5, $6)  -- past this store's claim cursor: cursor.rs
     ORDER BY available_at, seq
     LIMIT $4
     FOR UPDATE SKIP LOCKED),

@@ -87,7 +87,8 @@ macro_rules! conformance_tests {
             follow_ups_ride_with_settlements, batch_counters_and_callbacks,
             batch_allow_failures_add_cancel_and_prune, chain_links_in_a_batch_count_once,
             poison_pills_count_in_their_batch_and_free_their_locks,
-            limiter_is_a_sliding_window, slots_limit_concurrency,
+            limiter_is_a_sliding_window, expired_limiter_hits_of_idle_keys_are_pruned,
+            slots_limit_concurrency,
             limits_and_slots_hold_under_concurrent_callers, hot_path_applies_side_effects,
             progress_and_results);
     };

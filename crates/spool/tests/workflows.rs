@@ -635,6 +635,41 @@ async fn chains_inside_a_batch_count_once_each(fresh: &support::Fresh) {
     );
 }
 
+async fn workers_prune_finished_batches(fresh: &support::Fresh) {
+    let (spool, store) = open(fresh).await;
+    let t = &key(fresh, "batch_prune");
+    let batch = spool
+        .batch("old")
+        .job(step(t, "only"))
+        .unwrap()
+        .dispatch()
+        .await
+        .unwrap();
+    work(&store, &["default"], 1).await;
+    let info = spool.batch_info(&batch.id).await.unwrap().unwrap();
+    assert!(info.finished_at.is_some());
+    // The next worker's first maintenance round prunes it.
+    let config = WorkerConfig {
+        queues: vec!["default".into()],
+        sleep: Duration::from_millis(20),
+        batch_retention: Duration::ZERO,
+        ..WorkerConfig::default()
+    };
+    let worker = Worker::new(store.clone(), Registry::new().register::<Step>(), config);
+    let stop = worker.shutdown_handle();
+    let running = tokio::spawn(worker.run());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while spool.batch_info(&batch.id).await.unwrap().is_some() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "a batch finished longer ago than the retention is pruned by workers"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop.signal();
+    running.await.unwrap().unwrap();
+}
+
 on_every_store!(
     chains_inside_a_batch_count_once_each,
     a_batch_inside_a_chain_holds_the_chain_until_it_is_done,
@@ -648,4 +683,5 @@ on_every_store!(
     throttled_exceptions_cool_down_the_failing_service,
     skip_progress_and_results,
     each_schedule_tick_fires_once_across_workers,
+    workers_prune_finished_batches,
 );

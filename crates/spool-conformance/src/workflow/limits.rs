@@ -55,6 +55,42 @@ pub async fn limiter_is_a_sliding_window(fixture: &dyn Fixture) {
     );
 }
 
+/// The hits of a key that is never used again do not stay for ever: `prune_limits` deletes
+/// every hit whose window has passed, and none that still counts.
+pub async fn expired_limiter_hits_of_idle_keys_are_pruned(fixture: &dyn Fixture) {
+    let store = fixture.store().await;
+    let short = Duration::from_millis(50);
+    let long = Duration::from_secs(3600);
+    for key in ["idle-1", "idle-2"] {
+        assert!(
+            store
+                .limit(key, short, LimitMode::Record)
+                .await
+                .unwrap()
+                .hit
+        );
+    }
+    assert!(
+        store
+            .limit("busy", long, LimitMode::Record)
+            .await
+            .unwrap()
+            .hit
+    );
+    tokio::time::sleep(short * 2).await;
+    let pruned = store.prune_limits().await.unwrap();
+    // Redis gives every hit log a TTL of its window: it expires idle keys by itself.
+    let expected = if fixture.backend() == "redis" { 0 } else { 2 };
+    assert_eq!(pruned, expected, "the expired hits of the idle keys");
+    assert_eq!(
+        store.prune_limits().await.unwrap(),
+        0,
+        "nothing left to prune"
+    );
+    let busy = store.limit("busy", long, LimitMode::Peek).await.unwrap();
+    assert_eq!(busy.count, 1, "a hit still in its window is kept");
+}
+
 /// Concurrency slots: at most `limit` holders; freed by settling, by the holder's worker
 /// dying, or by expiry; only a job its worker holds may take one.
 pub async fn slots_limit_concurrency(fixture: &dyn Fixture) {

@@ -1,12 +1,13 @@
-//! Housekeeping every worker does: return the jobs of dead workers (the reaper) and prune old
-//! failed records. Any worker may do it; the store makes each step atomic.
+//! Housekeeping every worker does: return the jobs of dead workers (the reaper) and prune what
+//! would otherwise grow for ever: old failed records, kept results, finished batches and the
+//! limiter hits of idle keys. Any worker may do it; the store makes each step atomic.
 
 use std::{sync::Arc, time::Duration};
 
 use tokio::task::JoinHandle;
 
 use super::WorkerConfig;
-use crate::store::Store;
+use crate::store::{BatchPrune, Store};
 
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
@@ -31,9 +32,19 @@ pub(crate) fn start(store: Arc<dyn Store>, config: Arc<WorkerConfig>) -> JoinHan
                 if let Err(e) = store.prune_failed(config.failed_retention).await {
                     tracing::debug!("pruning failed records: {e}");
                 }
-                // Stores without results yet answer "unsupported": nothing to prune there.
                 if let Err(e) = store.prune_results(config.result_retention).await {
                     tracing::debug!("pruning kept results: {e}");
+                }
+                let batches = BatchPrune {
+                    finished: Some(config.batch_retention),
+                    unfinished: None,
+                    cancelled: Some(config.batch_retention),
+                };
+                if let Err(e) = store.prune_batches(batches).await {
+                    tracing::debug!("pruning finished batches: {e}");
+                }
+                if let Err(e) = store.prune_limits().await {
+                    tracing::debug!("pruning expired limiter hits: {e}");
                 }
             }
             // Jitter keeps many workers from reaping in lockstep.

@@ -74,6 +74,10 @@ pub struct WorkerConfig {
     pub failed_retention: Duration,
     /// Results that completed jobs stored are kept this long. Default 24 hours.
     pub result_retention: Duration,
+    /// Finished (and cancelled) batches are pruned by the worker's maintenance this long after
+    /// they finished, like their failed records. Unfinished batches are never pruned by workers
+    /// (`spool prune-batches --unfinished` does that). Default 7 days.
+    pub batch_retention: Duration,
     /// Periodic jobs this worker pushes on their cron schedules (each tick fires once across
     /// all workers). Default none.
     #[cfg(feature = "schedule")]
@@ -108,6 +112,7 @@ impl Default for WorkerConfig {
             allow: HashSet::new(),
             failed_retention: Duration::from_secs(7 * 24 * 3600),
             result_retention: Duration::from_secs(24 * 3600),
+            batch_retention: Duration::from_secs(7 * 24 * 3600),
             #[cfg(feature = "schedule")]
             schedules: Vec::new(),
             events: Events::default(),

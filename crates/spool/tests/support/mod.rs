@@ -36,8 +36,10 @@ pub(crate) use redis::{
 #[cfg(feature = "sqlite")]
 pub(crate) use sqlite::{SQLITE_FILE, sqlite, sqlite_store};
 
-/// The schema (or Redis key layout) version this build's stores migrate to.
-const SCHEMA_VERSION: i64 = 2;
+/// The schema version this build's SQL stores migrate to.
+const SCHEMA_VERSION: i64 = 3;
+/// The key layout version this build's Redis store migrates to.
+const REDIS_LAYOUT_VERSION: i64 = 2;
 
 /// A fresh location's URL, and where it is.
 pub(crate) struct Fresh {
@@ -149,7 +151,10 @@ impl Fixture for Fresh {
     }
 
     fn current_schema_version(&self) -> i64 {
-        SCHEMA_VERSION
+        match self.backend {
+            "redis" => REDIS_LAYOUT_VERSION,
+            _ => SCHEMA_VERSION,
+        }
     }
 
     async fn write_version_1(&self, job_id: &str) -> Result<(), String> {

@@ -44,6 +44,12 @@ pub trait WorkflowStore: Send + Sync + 'static {
     /// Forgets every hit of `key`.
     async fn clear_limit(&self, key: &str) -> StoreResult<()>;
 
+    /// Deletes the limiter hits whose window has passed, whatever their key, so the hits of a
+    /// key that is never used again do not stay forever; returns how many were deleted.
+    /// Workers call it with their other pruning. A store whose hits expire by themselves
+    /// (Redis, through key TTLs) deletes nothing and returns 0.
+    async fn prune_limits(&self) -> StoreResult<u64>;
+
     /// Takes a concurrency slot for a reserved job if fewer than `limit` are held. The slot
     /// is freed when the job is settled, when its worker's lease expires, or after
     /// `expire_after`. A job may hold several keys; asking again for a held key is a success.

@@ -11,9 +11,9 @@ use super::{COUNTER_SLOTS, MysqlStore, fnv1a, sql};
 use crate::store::{StoreError, StoreResult};
 
 /// The schema version this build writes and reads.
-pub(super) const SCHEMA_VERSION: i64 = 2;
+pub(super) const SCHEMA_VERSION: i64 = 3;
 /// Errors of a schema-changing statement that finds its change already made: a duplicate
-/// column (1060) or index (1061). Version 2 is run again after a crash half-way through it
+/// column (1060) or index (1061). Versions 2 and 3 are run again after a crash half-way through it
 /// (MySQL commits around every DDL statement), and MySQL 8, unlike MariaDB, has no
 /// `ADD COLUMN IF NOT EXISTS`, so these mean "done already".
 const ALREADY_APPLIED: [u16; 2] = [1060, 1061];
@@ -80,16 +80,27 @@ async fn migrate_locked(conn: &mut MySqlConnection) -> StoreResult<()> {
         record(conn, 1).await?;
     }
     if current < 2 {
-        for statement in statements(include_str!("sql/schema_v2.sql")) {
-            match conn.execute(sqlx::AssertSqlSafe(statement)).await {
-                Ok(_) => {}
-                Err(sqlx::Error::Database(e))
-                    if e.try_downcast_ref::<MySqlDatabaseError>()
-                        .is_some_and(|e| ALREADY_APPLIED.contains(&e.number())) => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
+        run_again_safe(conn, include_str!("sql/schema_v2.sql")).await?;
         record(conn, 2).await?;
+    }
+    if current < 3 {
+        run_again_safe(conn, include_str!("sql/schema_v3.sql")).await?;
+        record(conn, 3).await?;
+    }
+    Ok(())
+}
+
+/// Runs a schema script whose statements may have run before a crash half-way through it:
+/// a change found already made counts as done.
+async fn run_again_safe(conn: &mut MySqlConnection, script: &str) -> StoreResult<()> {
+    for statement in statements(script) {
+        match conn.execute(sqlx::AssertSqlSafe(statement)).await {
+            Ok(_) => {}
+            Err(sqlx::Error::Database(e))
+                if e.try_downcast_ref::<MySqlDatabaseError>()
+                    .is_some_and(|e| ALREADY_APPLIED.contains(&e.number())) => {}
+            Err(e) => return Err(e.into()),
+        }
     }
     Ok(())
 }

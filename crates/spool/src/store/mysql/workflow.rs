@@ -149,6 +149,7 @@ impl WorkflowStore for MysqlStore {
                 sqlx::query(include_str!("sql/limit_hit.sql"))
                     .bind(key)
                     .bind(now)
+                    .bind(now.saturating_add(window_ms))
                     .execute(&mut *conn)
                     .await?;
             }
@@ -161,6 +162,16 @@ impl WorkflowStore for MysqlStore {
             count: u32::try_from(count + i64::from(hit)).unwrap_or(u32::MAX),
             resets_in: duration_ms(resets_in),
         })
+    }
+
+    async fn prune_limits(&self) -> StoreResult<u64> {
+        // Deleting expired hits twice is harmless.
+        let pruned = idempotent!(&self.pool, |conn| {
+            sqlx::query(sql(include_str!("sql/prune_limits.sql")))
+                .execute(conn)
+                .await
+        })?;
+        Ok(pruned.rows_affected())
     }
 
     async fn clear_limit(&self, key: &str) -> StoreResult<()> {

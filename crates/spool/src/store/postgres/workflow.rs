@@ -100,6 +100,13 @@ impl WorkflowStore for PostgresStore {
         })
     }
 
+    async fn prune_limits(&self) -> StoreResult<u64> {
+        let pruned = sqlx::query(self.sql(include_str!("sql/prune_limits.sql")))
+            .execute(&self.pool)
+            .await?;
+        Ok(pruned.rows_affected())
+    }
+
     async fn clear_limit(&self, key: &str) -> StoreResult<()> {
         sqlx::query(self.sql(include_str!("sql/clear_limit.sql")))
             .bind(key)

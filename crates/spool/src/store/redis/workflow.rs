@@ -199,6 +199,12 @@ impl WorkflowStore for RedisStore {
         })
     }
 
+    async fn prune_limits(&self) -> StoreResult<u64> {
+        // Every hit log and counter carries a TTL of its window (`limit.lua`): Redis removes
+        // the keys of an idle limiter by itself.
+        Ok(0)
+    }
+
     async fn clear_limit(&self, key: &str) -> StoreResult<()> {
         self.limit_call(key, Duration::ZERO, "clear", 0).await?;
         Ok(())

@@ -114,7 +114,7 @@ impl WorkflowStore for SqliteStore {
             };
             if hit {
                 conn.prepare_cached(include_str!("sql/limit_hit.sql"))?
-                    .execute(params![key, now])?;
+                    .execute(params![key, now, now.saturating_add(window_ms)])?;
             }
             let count = count + hit as i64;
             let oldest = oldest.or(hit.then_some(now));
@@ -124,6 +124,15 @@ impl WorkflowStore for SqliteStore {
                 count: count as u32,
                 resets_in: Duration::from_millis(resets_in as u64),
             })
+        })
+        .await
+    }
+
+    async fn prune_limits(&self) -> StoreResult<u64> {
+        self.write_one(|conn| {
+            Ok(conn
+                .prepare_cached(include_str!("sql/prune_limits.sql"))?
+                .execute([now_ms()])? as u64)
         })
         .await
     }

@@ -1,1 +1,1 @@
-INSERT INTO spool_limits (name, at) VALUES (?, ?)
+INSERT INTO spool_limits (name, at, expires_at) VALUES (?, ?, ?)

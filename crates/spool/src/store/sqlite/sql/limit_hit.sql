@@ -1,1 +1,1 @@
-INSERT INTO spool_limits (key, at) VALUES (?1, ?2)
+INSERT INTO spool_limits (key, at, expires_at) VALUES (?1, ?2, ?3)

@@ -19,6 +19,8 @@ use spool_conformance::{Fixture, Raw};
 #[cfg(feature = "mysql")]
 mod mysql;
 #[cfg(feature = "postgres")]
+mod pgbouncer;
+#[cfg(feature = "postgres")]
 mod postgres;
 #[cfg(feature = "redis")]
 mod redis;
@@ -27,6 +29,8 @@ mod sqlite;
 
 #[cfg(feature = "mysql")]
 pub(crate) use mysql::{mysql, mysql_url};
+#[cfg(feature = "postgres")]
+pub(crate) use pgbouncer::{PoolMode, bouncer_url, pgbouncer};
 #[cfg(feature = "postgres")]
 pub(crate) use postgres::{postgres, postgres_url};
 #[cfg(feature = "redis")]
@@ -54,6 +58,14 @@ enum Location {
     },
     #[cfg(feature = "postgres")]
     Schema { base: String, name: String },
+    /// A PostgreSQL schema reached through a pooler: stores open `pooled`, raw writes and
+    /// clean-up go to `direct`.
+    #[cfg(feature = "postgres")]
+    Pooled {
+        pooled: String,
+        direct: String,
+        name: String,
+    },
     #[cfg(feature = "mysql")]
     Database { base: String, name: String },
     #[cfg(feature = "redis")]
@@ -75,6 +87,8 @@ impl Fresh {
             Location::Sqlite { .. } => sqlite::open(&self.url).await,
             #[cfg(feature = "postgres")]
             Location::Schema { base, name } => postgres::open(base, name).await,
+            #[cfg(feature = "postgres")]
+            Location::Pooled { pooled, name, .. } => postgres::open(pooled, name).await,
             #[cfg(feature = "mysql")]
             Location::Database { .. } => mysql::open(&self.url).await,
             #[cfg(feature = "redis")]
@@ -92,9 +106,10 @@ impl Fresh {
             #[cfg(feature = "sqlite")]
             Location::Sqlite { .. } => Ok(()),
             #[cfg(feature = "postgres")]
-            Location::Schema { base, name } => {
-                spool::store::postgres::PostgresStore::drop_schema(base, name).await
-            }
+            Location::Schema { base, name }
+            | Location::Pooled {
+                direct: base, name, ..
+            } => spool::store::postgres::PostgresStore::drop_schema(base, name).await,
             #[cfg(feature = "mysql")]
             Location::Database { base, name } => {
                 spool::store::mysql::MysqlStore::drop_database(base, name).await
@@ -127,7 +142,10 @@ impl Fixture for Fresh {
             #[cfg(feature = "sqlite")]
             Location::Sqlite { path, .. } => sqlite::raw(path, write).await,
             #[cfg(feature = "postgres")]
-            Location::Schema { base, name } => postgres::raw(base, name, write).await,
+            Location::Schema { base, name }
+            | Location::Pooled {
+                direct: base, name, ..
+            } => postgres::raw(base, name, write).await,
             #[cfg(feature = "mysql")]
             Location::Database { .. } => mysql::raw(&self.url, write).await,
             #[cfg(feature = "redis")]
@@ -140,7 +158,10 @@ impl Fixture for Fresh {
             #[cfg(feature = "sqlite")]
             Location::Sqlite { path, .. } => sqlite::schema_version(path).await,
             #[cfg(feature = "postgres")]
-            Location::Schema { base, name } => postgres::schema_version(base, name).await,
+            Location::Schema { base, name }
+            | Location::Pooled {
+                direct: base, name, ..
+            } => postgres::schema_version(base, name).await,
             #[cfg(feature = "mysql")]
             Location::Database { .. } => mysql::schema_version(&self.url).await,
             #[cfg(feature = "redis")]
@@ -157,7 +178,10 @@ impl Fixture for Fresh {
             #[cfg(feature = "sqlite")]
             Location::Sqlite { path, .. } => sqlite::write_version_1(path, job_id).await,
             #[cfg(feature = "postgres")]
-            Location::Schema { base, name } => postgres::write_version_1(base, name, job_id).await,
+            Location::Schema { base, name }
+            | Location::Pooled {
+                direct: base, name, ..
+            } => postgres::write_version_1(base, name, job_id).await,
             #[cfg(feature = "mysql")]
             Location::Database { .. } => mysql::write_version_1(&self.url, job_id).await,
             #[cfg(feature = "redis")]

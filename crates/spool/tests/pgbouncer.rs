@@ -36,7 +36,9 @@ async fn worker_runs_jobs(mode: PoolMode) {
         return;
     };
     let store: Arc<dyn Store> = fresh.connect().await;
-    let jobs: Vec<_> = (0..200).map(|_| new_job("default", Duration::ZERO)).collect();
+    let jobs: Vec<_> = (0..200)
+        .map(|_| new_job("default", Duration::ZERO))
+        .collect();
     store.push(&jobs).await.unwrap();
     let config = WorkerConfig {
         concurrency: 8,
@@ -89,7 +91,11 @@ async fn pushes_wake_another_store(fresh: &support::Fresh, extra: Option<&str>) 
         wakeups.wait(Duration::from_secs(10)).await,
         "no wake-up after another store's push"
     );
-    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -131,6 +137,9 @@ async fn a_pooler_refusal_stops_with_its_cause() {
     let err = PostgresStore::open(&refused).await.unwrap_err();
     assert!(!err.is_unavailable(), "{err}");
     let message = err.to_string();
-    assert!(message.contains("unsupported startup parameter"), "{message}");
+    assert!(
+        message.contains("unsupported startup parameter"),
+        "{message}"
+    );
     assert!(message.contains("ignore_startup_parameters"), "{message}");
 }

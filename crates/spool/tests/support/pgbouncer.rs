@@ -43,9 +43,13 @@ pub(crate) async fn bouncer_url(mode: PoolMode) -> Option<String> {
         PoolMode::Session => &SESSION,
         PoolMode::Transaction => &TRANSACTION,
     };
-    cell.get_or_init(|| async move { tokio::task::spawn_blocking(move || start(mode)).await.unwrap() })
-        .await
-        .clone()
+    cell.get_or_init(|| async move {
+        tokio::task::spawn_blocking(move || start(mode))
+            .await
+            .unwrap()
+    })
+    .await
+    .clone()
 }
 
 /// A fresh schema reached through PgBouncer in `mode`. The URL is the one a user would write:
@@ -110,8 +114,11 @@ fn start(mode: PoolMode) -> Option<String> {
         mode = mode.name(),
     );
     std::fs::write(dir.join("pgbouncer.ini"), ini).expect("write the ini");
-    std::fs::write(dir.join("userlist.txt"), format!("\"{}\" \"\"\n", target.get_username()))
-        .expect("write the user list");
+    std::fs::write(
+        dir.join("userlist.txt"),
+        format!("\"{}\" \"\"\n", target.get_username()),
+    )
+    .expect("write the user list");
     // PgBouncer refuses to run as root: run it as `postgres`, which must own its files. A
     // watchdog shell stops it once this test process is gone.
     let root = Command::new("id")

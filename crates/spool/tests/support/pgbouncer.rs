@@ -144,13 +144,15 @@ fn start(mode: PoolMode) -> Option<String> {
     } else {
         Command::new("sh")
     };
-    command
+    let mut watchdog = command
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .expect("start pgbouncer");
+    // Reaped when it ends (with PgBouncer, or when this process exits).
+    std::thread::spawn(move || watchdog.wait());
     let deadline = Instant::now() + Duration::from_secs(15);
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
         if Instant::now() > deadline {

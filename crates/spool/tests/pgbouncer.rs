@@ -143,3 +143,28 @@ async fn a_pooler_refusal_stops_with_its_cause() {
     );
     assert!(message.contains("ignore_startup_parameters"), "{message}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_pooler_without_the_flag_stops_with_the_fix() {
+    // The pooler accepts (ignores) `options`, so the store cannot tell it is there and
+    // prepares named statements: the second store's `sqlx_s_1` meets the first one's on the
+    // pooler's only server connection. That must stop with the fix, not retry forever.
+    let Some(fresh) = pgbouncer(PoolMode::TransactionHidden).await else {
+        return;
+    };
+    let stores = [fresh.open().await, fresh.open().await];
+    let mut refused = None;
+    'calls: for _ in 0..5 {
+        for store in &stores {
+            if let Err(e) = store.migrate().await {
+                refused = Some(e);
+                break 'calls;
+            }
+        }
+    }
+    let err = refused.expect("named statements collide on the pooler's one server connection");
+    assert!(!err.is_unavailable(), "{err}");
+    assert!(err.to_string().contains("pgbouncer=true"), "{err}");
+    drop(stores);
+    fresh.cleanup().await;
+}

@@ -22,19 +22,34 @@ pub(crate) enum PoolMode {
     Session,
     /// A server connection per transaction.
     Transaction,
+    /// Transaction mode with `ignore_startup_parameters = options`, which hides the pooler from
+    /// the store's detection, and one server connection, so that every client meets every
+    /// other's prepared statements.
+    TransactionHidden,
 }
 
 impl PoolMode {
     fn name(self) -> &'static str {
         match self {
             PoolMode::Session => "session",
-            PoolMode::Transaction => "transaction",
+            PoolMode::Transaction | PoolMode::TransactionHidden => "transaction",
+        }
+    }
+
+    /// Lines added to the ini.
+    fn extra_ini(self) -> &'static str {
+        match self {
+            PoolMode::TransactionHidden => {
+                "ignore_startup_parameters = options\ndefault_pool_size = 1\n"
+            }
+            PoolMode::Session | PoolMode::Transaction => "default_pool_size = 40\n",
         }
     }
 }
 
 static SESSION: OnceCell<Option<String>> = OnceCell::const_new();
 static TRANSACTION: OnceCell<Option<String>> = OnceCell::const_new();
+static TRANSACTION_HIDDEN: OnceCell<Option<String>> = OnceCell::const_new();
 
 /// The URL of a PgBouncer in `mode` in front of the test database (started on first use);
 /// `None` (and `SKIPPED`) when the `pgbouncer` binary or the server is missing outside CI.
@@ -42,6 +57,7 @@ pub(crate) async fn bouncer_url(mode: PoolMode) -> Option<String> {
     let cell = match mode {
         PoolMode::Session => &SESSION,
         PoolMode::Transaction => &TRANSACTION,
+        PoolMode::TransactionHidden => &TRANSACTION_HIDDEN,
     };
     cell.get_or_init(|| async move {
         tokio::task::spawn_blocking(move || start(mode))
@@ -62,7 +78,7 @@ pub(crate) async fn pgbouncer(mode: PoolMode) -> Option<Fresh> {
         unreachable!("a PostgreSQL location is a schema")
     };
     let flagged = match mode {
-        PoolMode::Session => pooled.clone(),
+        PoolMode::Session | PoolMode::TransactionHidden => pooled.clone(),
         PoolMode::Transaction => with_param(&pooled, "pgbouncer=true"),
     };
     Some(Fresh {
@@ -105,13 +121,14 @@ fn start(mode: PoolMode) -> Option<String> {
          auth_file = {dir}/userlist.txt\n\
          pool_mode = {mode}\n\
          max_client_conn = 1000\n\
-         default_pool_size = 40\n\
+         {extra}\
          logfile = {dir}/pgbouncer.log\n\
          pidfile = {dir}/pgbouncer.pid\n",
         host = target.get_host(),
         pg_port = target.get_port(),
         dir = dir.display(),
         mode = mode.name(),
+        extra = mode.extra_ini(),
     );
     std::fs::write(dir.join("pgbouncer.ini"), ini).expect("write the ini");
     std::fs::write(

@@ -16,6 +16,8 @@ use async_trait::async_trait;
 use spool::Store;
 use spool_conformance::{Fixture, Raw};
 
+#[cfg(feature = "postgres")]
+pub(crate) mod bouncer;
 #[cfg(feature = "mysql")]
 mod mysql;
 #[cfg(feature = "postgres")]
@@ -27,10 +29,12 @@ mod redis;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 
+#[cfg(feature = "postgres")]
+pub(crate) use bouncer::{PoolMode, bouncer_url};
 #[cfg(feature = "mysql")]
 pub(crate) use mysql::{mysql, mysql_url};
 #[cfg(feature = "postgres")]
-pub(crate) use pgbouncer::{PoolMode, bouncer_url, pgbouncer};
+pub(crate) use pgbouncer::pgbouncer;
 #[cfg(feature = "postgres")]
 pub(crate) use postgres::{postgres, postgres_url};
 #[cfg(feature = "redis")]

@@ -60,6 +60,13 @@ async fn a_worker_runs_jobs_through_pgbouncer_in_session_mode() {
     worker_runs_jobs(PoolMode::Session).await;
 }
 
+/// The set-up of the report: with `extra_float_digits` ignored, the hot path's `options`
+/// startup parameter was refused on every claim and the worker retried forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_runs_jobs_through_a_session_pooler_ignoring_extra_float_digits() {
+    worker_runs_jobs(PoolMode::SessionIgnoringFloatDigits).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_runs_jobs_through_pgbouncer_in_transaction_mode() {
     worker_runs_jobs(PoolMode::Transaction).await;

@@ -19,6 +19,9 @@ pub(crate) enum PoolMode {
     Session,
     /// A server connection per transaction.
     Transaction,
+    /// Session mode with `ignore_startup_parameters = extra_float_digits`, the usual
+    /// work-around for drivers that send it.
+    SessionIgnoringFloatDigits,
     /// Transaction mode with `ignore_startup_parameters = options`, which hides the pooler from
     /// the store's detection, and one server connection, so that every client meets every
     /// other's prepared statements.
@@ -28,7 +31,7 @@ pub(crate) enum PoolMode {
 impl PoolMode {
     fn name(self) -> &'static str {
         match self {
-            PoolMode::Session => "session",
+            PoolMode::Session | PoolMode::SessionIgnoringFloatDigits => "session",
             PoolMode::Transaction | PoolMode::TransactionHidden => "transaction",
         }
     }
@@ -39,12 +42,16 @@ impl PoolMode {
             PoolMode::TransactionHidden => {
                 "ignore_startup_parameters = options\ndefault_pool_size = 1\n"
             }
+            PoolMode::SessionIgnoringFloatDigits => {
+                "ignore_startup_parameters = extra_float_digits\ndefault_pool_size = 40\n"
+            }
             PoolMode::Session | PoolMode::Transaction => "default_pool_size = 40\n",
         }
     }
 }
 
 static SESSION: OnceCell<Option<String>> = OnceCell::const_new();
+static SESSION_IGNORING: OnceCell<Option<String>> = OnceCell::const_new();
 static TRANSACTION: OnceCell<Option<String>> = OnceCell::const_new();
 static TRANSACTION_HIDDEN: OnceCell<Option<String>> = OnceCell::const_new();
 
@@ -53,6 +60,7 @@ static TRANSACTION_HIDDEN: OnceCell<Option<String>> = OnceCell::const_new();
 pub(crate) async fn bouncer_url(mode: PoolMode) -> Option<String> {
     let cell = match mode {
         PoolMode::Session => &SESSION,
+        PoolMode::SessionIgnoringFloatDigits => &SESSION_IGNORING,
         PoolMode::Transaction => &TRANSACTION,
         PoolMode::TransactionHidden => &TRANSACTION_HIDDEN,
     };

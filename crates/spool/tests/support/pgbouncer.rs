@@ -14,7 +14,9 @@ pub(crate) async fn pgbouncer(mode: PoolMode) -> Option<Fresh> {
         unreachable!("a PostgreSQL location is a schema")
     };
     let flagged = match mode {
-        PoolMode::Session | PoolMode::TransactionHidden => pooled.clone(),
+        PoolMode::Session | PoolMode::SessionIgnoringFloatDigits | PoolMode::TransactionHidden => {
+            pooled.clone()
+        }
         PoolMode::Transaction => with_param(&pooled, "pgbouncer=true"),
     };
     Some(Fresh {

@@ -120,14 +120,14 @@ fn start(mode: PoolMode) -> Option<String> {
     )
     .expect("write the user list");
     // PgBouncer refuses to run as root: run it as `postgres`, which must own its files. A
-    // watchdog shell stops it once this test process is gone.
+    // watchdog shell stops it once this test process is gone, and removes its directory.
     let root = Command::new("id")
         .arg("-u")
         .output()
         .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
     let watchdog = "\"$1\" \"$2\" & child=$!; \
                     while [ -d /proc/$3 ] && kill -0 $child 2>/dev/null; do sleep 0.5; done; \
-                    kill $child 2>/dev/null";
+                    kill $child 2>/dev/null; wait $child; rm -rf \"$4\"";
     let args = [
         "-c",
         watchdog,
@@ -135,6 +135,7 @@ fn start(mode: PoolMode) -> Option<String> {
         &binary,
         &dir.join("pgbouncer.ini").display().to_string(),
         &std::process::id().to_string(),
+        &dir.display().to_string(),
     ];
     let mut command = if root {
         chown_to_postgres(&dir);

@@ -46,6 +46,11 @@ impl StoreError {
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
         use sqlx::Error as E;
+        // A pooler refusing the connection or a statement is misconfigured: stop with the cause.
+        #[cfg(feature = "postgres")]
+        if let Some(refusal) = super::postgres::pooler::pooler_misconfiguration(&e) {
+            return refusal;
+        }
         match &e {
             E::Io(_)
             | E::Tls(_)

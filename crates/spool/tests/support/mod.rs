@@ -16,8 +16,12 @@ use async_trait::async_trait;
 use spool::Store;
 use spool_conformance::{Fixture, Raw};
 
+#[cfg(feature = "postgres")]
+pub(crate) mod bouncer;
 #[cfg(feature = "mysql")]
 mod mysql;
+#[cfg(feature = "postgres")]
+mod pgbouncer;
 #[cfg(feature = "postgres")]
 mod postgres;
 #[cfg(feature = "redis")]
@@ -25,8 +29,12 @@ mod redis;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 
+#[cfg(feature = "postgres")]
+pub(crate) use bouncer::{PoolMode, bouncer_url};
 #[cfg(feature = "mysql")]
 pub(crate) use mysql::{mysql, mysql_url};
+#[cfg(feature = "postgres")]
+pub(crate) use pgbouncer::pgbouncer;
 #[cfg(feature = "postgres")]
 pub(crate) use postgres::{postgres, postgres_url};
 #[cfg(feature = "redis")]
@@ -56,6 +64,14 @@ enum Location {
     },
     #[cfg(feature = "postgres")]
     Schema { base: String, name: String },
+    /// A PostgreSQL schema reached through a pooler: stores open `pooled`, raw writes and
+    /// clean-up go to `direct`.
+    #[cfg(feature = "postgres")]
+    Pooled {
+        pooled: String,
+        direct: String,
+        name: String,
+    },
     #[cfg(feature = "mysql")]
     Database { base: String, name: String },
     #[cfg(feature = "redis")]
@@ -77,6 +93,8 @@ impl Fresh {
             Location::Sqlite { .. } => sqlite::open(&self.url).await,
             #[cfg(feature = "postgres")]
             Location::Schema { base, name } => postgres::open(base, name).await,
+            #[cfg(feature = "postgres")]
+            Location::Pooled { pooled, name, .. } => postgres::open(pooled, name).await,
             #[cfg(feature = "mysql")]
             Location::Database { .. } => mysql::open(&self.url).await,
             #[cfg(feature = "redis")]
@@ -94,9 +112,10 @@ impl Fresh {
             #[cfg(feature = "sqlite")]
             Location::Sqlite { .. } => Ok(()),
             #[cfg(feature = "postgres")]
-            Location::Schema { base, name } => {
-                spool::store::postgres::PostgresStore::drop_schema(base, name).await
-            }
+            Location::Schema { base, name }
+            | Location::Pooled {
+                direct: base, name, ..
+            } => spool::store::postgres::PostgresStore::drop_schema(base, name).await,
             #[cfg(feature = "mysql")]
             Location::Database { base, name } => {
                 spool::store::mysql::MysqlStore::drop_database(base, name).await
@@ -129,7 +148,10 @@ impl Fixture for Fresh {
             #[cfg(feature = "sqlite")]
             Location::Sqlite { path, .. } => sqlite::raw(path, write).await,
             #[cfg(feature = "postgres")]
-            Location::Schema { base, name } => postgres::raw(base, name, write).await,
+            Location::Schema { base, name }
+            | Location::Pooled {
+                direct: base, name, ..
+            } => postgres::raw(base, name, write).await,
             #[cfg(feature = "mysql")]
             Location::Database { .. } => mysql::raw(&self.url, write).await,
             #[cfg(feature = "redis")]
@@ -142,7 +164,10 @@ impl Fixture for Fresh {
             #[cfg(feature = "sqlite")]
             Location::Sqlite { path, .. } => sqlite::schema_version(path).await,
             #[cfg(feature = "postgres")]
-            Location::Schema { base, name } => postgres::schema_version(base, name).await,
+            Location::Schema { base, name }
+            | Location::Pooled {
+                direct: base, name, ..
+            } => postgres::schema_version(base, name).await,
             #[cfg(feature = "mysql")]
             Location::Database { .. } => mysql::schema_version(&self.url).await,
             #[cfg(feature = "redis")]
@@ -162,7 +187,10 @@ impl Fixture for Fresh {
             #[cfg(feature = "sqlite")]
             Location::Sqlite { path, .. } => sqlite::write_version_1(path, job_id).await,
             #[cfg(feature = "postgres")]
-            Location::Schema { base, name } => postgres::write_version_1(base, name, job_id).await,
+            Location::Schema { base, name }
+            | Location::Pooled {
+                direct: base, name, ..
+            } => postgres::write_version_1(base, name, job_id).await,
             #[cfg(feature = "mysql")]
             Location::Database { .. } => mysql::write_version_1(&self.url, job_id).await,
             #[cfg(feature = "redis")]

@@ -23,10 +23,10 @@ impl AdminStore for PostgresStore {
         // One snapshot, so the counts agree with each other.
         let mut tx = self.pool.begin_with(SNAPSHOT).await?;
         // COLLATE "C": byte order, as in SQLite, whatever the database's collation.
-        let queue_rows: Vec<(String, i64, i64, i64, Option<i64>)> =
-            sqlx::query_as(self.sql(include_str!("sql/stats_queues.sql")))
-                .fetch_all(&mut *tx)
-                .await?;
+        let queue_rows: Vec<(String, i64, i64, i64, Option<i64>)> = self
+            .query_as(include_str!("sql/stats_queues.sql"))
+            .fetch_all(&mut *tx)
+            .await?;
         let queues = queue_rows
             .into_iter()
             .map(
@@ -39,14 +39,14 @@ impl AdminStore for PostgresStore {
                 },
             )
             .collect();
-        let (processed, failed): (i64, i64) =
-            sqlx::query_as(self.sql(include_str!("sql/stats_counters.sql")))
-                .fetch_one(&mut *tx)
-                .await?;
-        let worker_rows: Vec<(String, String, i64, Vec<String>, Vec<String>)> =
-            sqlx::query_as(self.sql(include_str!("sql/stats_workers.sql")))
-                .fetch_all(&mut *tx)
-                .await?;
+        let (processed, failed): (i64, i64) = self
+            .query_as(include_str!("sql/stats_counters.sql"))
+            .fetch_one(&mut *tx)
+            .await?;
+        let worker_rows: Vec<(String, String, i64, Vec<String>, Vec<String>)> = self
+            .query_as(include_str!("sql/stats_workers.sql"))
+            .fetch_all(&mut *tx)
+            .await?;
         tx.commit().await?;
         let workers = worker_rows
             .into_iter()
@@ -70,7 +70,13 @@ impl AdminStore for PostgresStore {
         // The filters are appended to the fixed statement, which ends in `WHERE true`.
         let mut q = QueryBuilder::<Postgres>::new(self.sql(include_str!("sql/jobs.sql")).0);
         push_job_filter(&mut q, filter, "clock.ms");
-        let found = q.build().fetch_all(&self.pool).await?;
+        let mut conn = self.unit(&self.pool).await?;
+        let found = q
+            .build()
+            .persistent(!self.pooled)
+            .fetch_all(&mut *conn)
+            .await?;
+        conn.done().await?;
         Ok(found.iter().map(rows::job_info).collect::<Result<_, _>>()?)
     }
 
@@ -81,16 +87,20 @@ impl AdminStore for PostgresStore {
 
     async fn delete_job(&self, id: &str) -> StoreResult<bool> {
         // An operator's delete frees the job's unique lock (one held until expiry stays).
-        let deleted: bool = sqlx::query_scalar(self.sql(include_str!("sql/delete_job.sql")))
+        let mut conn = self.unit(&self.pool).await?;
+        let deleted: bool = self
+            .query_scalar(include_str!("sql/delete_job.sql"))
             .bind(id)
-            .fetch_one(&self.pool)
+            .fetch_one(&mut *conn)
             .await?;
+        conn.done().await?;
         Ok(deleted)
     }
 
     async fn run_job_now(&self, id: &str) -> StoreResult<bool> {
         let mut tx = self.pool.begin().await?;
-        let n = sqlx::query(self.sql(include_str!("sql/run_job_now.sql")))
+        let n = self
+            .query(include_str!("sql/run_job_now.sql"))
             .bind(id)
             .execute(&mut *tx)
             .await?
@@ -108,21 +118,26 @@ impl AdminStore for PostgresStore {
     async fn clear(&self, queue: &str) -> StoreResult<u64> {
         // Like a delete, clearing frees the unique locks of the jobs (not those held until
         // expiry).
-        let n: i64 = sqlx::query_scalar(self.sql(include_str!("sql/clear.sql")))
+        let mut conn = self.unit(&self.pool).await?;
+        let n: i64 = self
+            .query_scalar(include_str!("sql/clear.sql"))
             .bind(queue)
-            .fetch_one(&self.pool)
+            .fetch_one(&mut *conn)
             .await?;
+        conn.done().await?;
         Ok(count(n))
     }
 
     async fn failed_jobs(&self, filter: &FailedFilter) -> StoreResult<(Vec<FailedJob>, u64)> {
         let mut tx = self.pool.begin_with(SNAPSHOT).await?;
-        let found = sqlx::query(self.sql(include_str!("sql/failed_jobs.sql")))
+        let found = self
+            .query(include_str!("sql/failed_jobs.sql"))
             .bind(&filter.queue)
             .bind(i64::from(filter.limit.unwrap_or(100)))
             .fetch_all(&mut *tx)
             .await?;
-        let total: i64 = sqlx::query_scalar(self.sql(include_str!("sql/failed_jobs_count.sql")))
+        let total: i64 = self
+            .query_scalar(include_str!("sql/failed_jobs_count.sql"))
             .bind(&filter.queue)
             .fetch_one(&mut *tx)
             .await?;
@@ -152,15 +167,15 @@ impl AdminStore for PostgresStore {
         // record whose id is queued again meanwhile stays where it is. A retried batch job is
         // pending in its batch again: no longer counted as failed, and the cancellation and
         // end its failure caused are lifted.
-        let retried: Vec<(String,)> =
-            sqlx::query_as(self.sql(include_str!("sql/retry_failed.sql")))
-                .bind(all)
-                .bind(queue)
-                .bind(ids)
-                .bind(MAX_OFFSET_MS)
-                .bind(batch)
-                .fetch_all(&mut *tx)
-                .await?;
+        let retried: Vec<(String,)> = self
+            .query_as(include_str!("sql/retry_failed.sql"))
+            .bind(all)
+            .bind(queue)
+            .bind(ids)
+            .bind(MAX_OFFSET_MS)
+            .bind(batch)
+            .fetch_all(&mut *tx)
+            .await?;
         let retried = fenced_ids(retried);
         if !retried.is_empty() {
             self.notify_in(&mut tx).await?;
@@ -178,10 +193,13 @@ impl AdminStore for PostgresStore {
     }
 
     async fn flush_failed(&self) -> StoreResult<u64> {
-        let n = sqlx::query(self.sql(include_str!("sql/flush_failed.sql")))
-            .execute(&self.pool)
+        let mut conn = self.unit(&self.pool).await?;
+        let n = self
+            .query(include_str!("sql/flush_failed.sql"))
+            .execute(&mut *conn)
             .await?
             .rows_affected();
+        conn.done().await?;
         Ok(n)
     }
 
@@ -193,9 +211,12 @@ impl AdminStore for PostgresStore {
     async fn signal_restart(&self) -> StoreResult<i64> {
         // The epoch is the clock's reading, but always at least one past the previous epoch,
         // so it strictly increases even if the clock stands still or steps back.
-        let epoch: i64 = sqlx::query_scalar(self.sql(include_str!("sql/signal_restart.sql")))
-            .fetch_one(&self.pool)
+        let mut conn = self.unit(&self.pool).await?;
+        let epoch: i64 = self
+            .query_scalar(include_str!("sql/signal_restart.sql"))
+            .fetch_one(&mut *conn)
             .await?;
+        conn.done().await?;
         Ok(epoch)
     }
 }

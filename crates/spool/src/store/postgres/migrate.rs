@@ -24,28 +24,29 @@ impl PostgresStore {
         let mut tx = self.pool.begin().await?;
         // Held until commit: concurrent first-time migrations of the same schema queue here
         // instead of racing on CREATE.
-        sqlx::query(include_str!("sql/migrate_lock.sql"))
+        self.query(include_str!("sql/migrate_lock.sql"))
             .bind(self.migration_lock_key())
             .execute(&mut *tx)
             .await?;
         // CREATE SCHEMA IF NOT EXISTS checks the CREATE privilege even when the schema exists,
         // so look first: a DBA may have created it for a role that cannot create schemas.
-        let exists: bool = sqlx::query_scalar(include_str!("sql/migrate_schema_exists.sql"))
+        let exists: bool = self
+            .query_scalar(include_str!("sql/migrate_schema_exists.sql"))
             .bind(&self.schema)
             .fetch_one(&mut *tx)
             .await?;
         if !exists {
-            sqlx::query(self.sql(include_str!("sql/migrate_create_schema.sql")))
+            self.query(include_str!("sql/migrate_create_schema.sql"))
                 .execute(&mut *tx)
                 .await?;
         }
-        sqlx::query(self.sql(include_str!("sql/migrate_versions_table.sql")))
+        self.query(include_str!("sql/migrate_versions_table.sql"))
             .execute(&mut *tx)
             .await?;
-        let current: Option<i64> =
-            sqlx::query_scalar(self.sql(include_str!("sql/migrate_version.sql")))
-                .fetch_one(&mut *tx)
-                .await?;
+        let current: Option<i64> = self
+            .query_scalar(include_str!("sql/migrate_version.sql"))
+            .fetch_one(&mut *tx)
+            .await?;
         let current = current.unwrap_or(0);
         check_schema_version(current, SCHEMA_VERSION)?;
         for (version, script) in MIGRATIONS {
@@ -53,7 +54,7 @@ impl PostgresStore {
                 continue;
             }
             sqlx::raw_sql(self.sql(script)).execute(&mut *tx).await?;
-            sqlx::query(self.sql(include_str!("sql/migrate_record_version.sql")))
+            self.query(include_str!("sql/migrate_record_version.sql"))
                 .bind(version)
                 .execute(&mut *tx)
                 .await?;

@@ -28,6 +28,7 @@ mod admin;
 mod cursor;
 mod migrate;
 mod one_statement;
+pub(crate) mod pooler;
 mod queue;
 mod wakeups;
 mod workflow;
@@ -65,8 +66,13 @@ pub struct PostgresStore {
     quoted_schema: String,
     /// The notification channel: `<schema>_jobs`.
     channel: String,
-    /// Where the listener connects (the store's own options).
-    options: PgConnectOptions,
+    /// Where the listener connects: `listen_url` if the URL names one, else the store's own
+    /// options; `None` when nothing can LISTEN (pooled mode without `listen_url`), and idle
+    /// workers are woken by polling instead.
+    listen: Option<PgConnectOptions>,
+    /// Behind a connection pooler (see [`pooler`]): unnamed statements, each in a transaction,
+    /// no session settings.
+    pooled: bool,
     wakeup: WakeupSignal,
     /// Started by the first [`QueueStore::wakeups`](crate::store::QueueStore::wakeups) call;
     /// stopped when the store is dropped.
@@ -112,10 +118,11 @@ impl PostgresStore {
     pub async fn drop_schema(url: &str, schema: &str) -> StoreResult<()> {
         validate_schema(schema)?;
         let (url, _) = split_schema_param(url);
-        let options = PgConnectOptions::from_str(&url)
-            .map_err(|e| StoreError::BadUrl(format!("{url} ({e})")))?;
+        let (url, _) = pooler::split_pooler_params(&url)?;
+        let options = connect_options(&url)?;
         let mut conn = PgConnection::connect_with(&options).await?;
-        sqlx::query(in_schema(
+        // The simple protocol: no prepared statement, so any pooler passes it.
+        sqlx::raw_sql(in_schema(
             include_str!("sql/drop_schema.sql"),
             &quoted(schema),
         ))
@@ -129,12 +136,38 @@ impl PostgresStore {
     /// identifier (`[a-z_][a-z0-9_]*`, at most 58 bytes, not starting with `pg_`).
     pub async fn open_in_schema(url: &str, schema: &str) -> StoreResult<Self> {
         validate_schema(schema)?;
-        let options = PgConnectOptions::from_str(url)
-            .map_err(|e| StoreError::BadUrl(format!("{url} ({e})")))?;
+        let (driver_url, params) = pooler::split_pooler_params(url)?;
+        let options = connect_options(&driver_url)?;
+        let hot_session = options.clone().options([("synchronous_commit", "off")]);
         // One direct connection first: the pool retries a refused connection until its acquire
         // timeout and then reports only that it timed out, while this fails at once and says
-        // why (refused, unknown database, bad password).
-        PgConnection::connect_with(&options).await?.close().await?;
+        // why (refused, unknown database, bad password). Made with the hot path's startup
+        // option, it also finds a pooler the URL does not mention: PgBouncer refuses it.
+        let pooled = params.pgbouncer
+            || match PgConnection::connect_with(&hot_session).await {
+                Ok(conn) => {
+                    conn.close().await?;
+                    false
+                }
+                Err(e) if pooler::is_startup_parameter_refusal(&e) => {
+                    tracing::info!(
+                        "a connection pooler refused the startup parameter `options`: \
+                         working in pooled mode (add `pgbouncer=true` to the URL to say so)"
+                    );
+                    true
+                }
+                Err(e) => return Err(e.into()),
+            };
+        if pooled {
+            PgConnection::connect_with(&options).await?.close().await?;
+        }
+        let options = if pooled {
+            // Nothing is cached by name: a pooler may hand the next transaction to another
+            // server connection.
+            options.statement_cache_capacity(0)
+        } else {
+            options
+        };
         let pool = PgPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
             .min_connections(0)
@@ -148,7 +181,12 @@ impl PostgresStore {
             .min_connections(0)
             .test_before_acquire(false)
             .acquire_timeout(ACQUIRE_TIMEOUT)
-            .connect_lazy_with(options.clone().options([("synchronous_commit", "off")]));
+            .connect_lazy_with(if pooled { options.clone() } else { hot_session });
+        let listen = match &params.listen_url {
+            Some(listen_url) => Some(connect_options(listen_url)?),
+            None if pooled => None,
+            None => Some(options),
+        };
         Ok(PostgresStore {
             url: url.to_string(),
             pool,
@@ -156,7 +194,8 @@ impl PostgresStore {
             schema: schema.to_string(),
             quoted_schema: quoted(schema),
             channel: format!("{schema}_jobs"),
-            options,
+            listen,
+            pooled,
             wakeup: WakeupSignal::default(),
             listener: Mutex::new(None),
             cursors: cursor::ClaimCursors::default(),
@@ -178,6 +217,7 @@ impl PostgresStore {
     /// PostgreSQL delivers it only if and when `tx` commits.
     async fn notify_in(&self, tx: &mut PgConnection) -> StoreResult<()> {
         sqlx::query(include_str!("sql/notify.sql"))
+            .persistent(!self.pooled)
             .bind(&self.channel)
             .execute(tx)
             .await?;
@@ -190,6 +230,15 @@ impl PostgresStore {
             self.wakeup.notify();
         }
     }
+}
+
+/// The driver's options for a URL (without Spool's own parameters). `extra_float_digits` is
+/// never sent: PgBouncer refuses it as a startup parameter, and PostgreSQL 12 and later print
+/// floats exactly without it.
+fn connect_options(url: &str) -> StoreResult<PgConnectOptions> {
+    let options =
+        PgConnectOptions::from_str(url).map_err(|e| StoreError::BadUrl(format!("{url} ({e})")))?;
+    Ok(options.extra_float_digits(None))
 }
 
 /// A validated schema name as a quoted identifier.

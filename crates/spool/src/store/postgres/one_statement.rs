@@ -17,31 +17,40 @@ impl PostgresStore {
         id: &str,
         decode: fn(&PgRow) -> Result<T, sqlx::Error>,
     ) -> StoreResult<Option<T>> {
-        let row = sqlx::query(self.sql(template))
+        let mut conn = self.unit(&self.pool).await?;
+        let row = self
+            .query(template)
             .bind(id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *conn)
             .await?;
+        conn.done().await?;
         Ok(row.as_ref().map(decode).transpose()?)
     }
 
     /// Runs a write `template` whose only parameter is `id`; whether it changed a row.
     pub(super) async fn write_by_id(&self, template: &str, id: &str) -> StoreResult<bool> {
-        let n = sqlx::query(self.sql(template))
+        let mut conn = self.unit(&self.pool).await?;
+        let n = self
+            .query(template)
             .bind(id)
-            .execute(&self.pool)
+            .execute(&mut *conn)
             .await?
             .rows_affected();
+        conn.done().await?;
         Ok(n > 0)
     }
 
     /// Runs a delete `template` whose only parameter is an age in milliseconds (capped like
     /// every offset); returns the rows it deleted.
     pub(super) async fn prune_older_than(&self, template: &str, age: Duration) -> StoreResult<u64> {
-        let n = sqlx::query(self.sql(template))
+        let mut conn = self.unit(&self.pool).await?;
+        let n = self
+            .query(template)
             .bind(offset_ms(age))
-            .execute(&self.pool)
+            .execute(&mut *conn)
             .await?
             .rows_affected();
+        conn.done().await?;
         Ok(n)
     }
 }

@@ -41,32 +41,37 @@ impl QueueStore for PostgresStore {
             return Ok(Vec::new());
         }
         // One statement in autocommit: the push is durable once it returns.
-        let mut conn = self.pool.acquire().await?;
+        let mut conn = self.unit(&self.pool).await?;
         let outcomes = self.push_in(&mut conn, jobs, None).await?;
+        conn.done().await?;
         self.woken_if_queued(&outcomes);
         Ok(outcomes)
     }
 
     async fn register_worker(&self, worker: &WorkerInfo, lease: Duration) -> StoreResult<()> {
-        sqlx::query(self.sql(include_str!("sql/register_worker.sql")))
+        let mut conn = self.unit(&self.pool).await?;
+        self.query(include_str!("sql/register_worker.sql"))
             .bind(&worker.id)
             .bind(&worker.host)
             .bind(i64::from(worker.pid))
             .bind(&worker.queues)
             .bind(offset_ms(lease))
-            .execute(&self.pool)
+            .execute(&mut *conn)
             .await?;
+        conn.done().await?;
         Ok(())
     }
 
     async fn heartbeat(&self, worker_id: &str, lease: Duration) -> StoreResult<Heartbeat> {
         // One round trip: extend the lease and read the restart epoch together.
-        let (kept, epoch): (bool, i64) =
-            sqlx::query_as(self.sql(include_str!("sql/heartbeat.sql")))
-                .bind(worker_id)
-                .bind(offset_ms(lease))
-                .fetch_one(&self.pool)
-                .await?;
+        let mut conn = self.unit(&self.pool).await?;
+        let (kept, epoch): (bool, i64) = self
+            .query_as(include_str!("sql/heartbeat.sql"))
+            .bind(worker_id)
+            .bind(offset_ms(lease))
+            .fetch_one(&mut *conn)
+            .await?;
+        conn.done().await?;
         Ok(Heartbeat {
             lease_kept: kept,
             restart_epoch: epoch,
@@ -75,12 +80,13 @@ impl QueueStore for PostgresStore {
 
     async fn deregister_worker(&self, worker_id: &str) -> StoreResult<()> {
         let mut tx = self.pool.begin().await?;
-        let returned = sqlx::query(self.sql(include_str!("sql/deregister_worker_release.sql")))
+        let returned = self
+            .query(include_str!("sql/deregister_worker_release.sql"))
             .bind(worker_id)
             .execute(&mut *tx)
             .await?
             .rows_affected();
-        sqlx::query(self.sql(include_str!("sql/deregister_worker.sql")))
+        self.query(include_str!("sql/deregister_worker.sql"))
             .bind(worker_id)
             .execute(&mut *tx)
             .await?;
@@ -96,8 +102,10 @@ impl QueueStore for PostgresStore {
 
     async fn reserve(&self, claim: Claim<'_>) -> StoreResult<Vec<ReservedJob>> {
         let (worker_id, queues, limit) = (claim.worker_id, claim.queues, claim.limit);
-        let mut conn = self.pool.acquire().await?;
-        self.reserve_in(&mut conn, worker_id, queues, limit).await
+        let mut conn = self.unit(&self.pool).await?;
+        let jobs = self.reserve_in(&mut conn, worker_id, queues, limit).await?;
+        conn.done().await?;
+        Ok(jobs)
     }
 
     async fn settle(&self, worker_id: &str, settlements: &[Settlement]) -> StoreResult<Vec<bool>> {
@@ -135,15 +143,14 @@ impl QueueStore for PostgresStore {
         }
         if settlements.is_empty() {
             // A lone claim needs no transaction around it: one round trip per queue.
-            let mut conn = self.hot.acquire().await?;
-            return Ok((
-                Vec::new(),
-                self.reserve_in(&mut conn, worker_id, queues, limit).await?,
-            ));
+            let mut conn = self.hot_unit().await?;
+            let jobs = self.reserve_in(&mut conn, worker_id, queues, limit).await?;
+            conn.done().await?;
+            return Ok((Vec::new(), jobs));
         }
         // On the hot pool (`synchronous_commit = off`): see [`PostgresStore::hot`] for why
         // the side effects committed here may be lost only together with the settlement.
-        let mut tx = self.hot.begin().await?;
+        let mut tx = self.begin_hot().await?;
         let (applied, wake) = self.settle_in(&mut tx, worker_id, settlements).await?;
         let jobs = self.reserve_in(&mut tx, worker_id, queues, limit).await?;
         tx.commit().await?;
@@ -167,7 +174,7 @@ impl QueueStore for PostgresStore {
             include_str!("sql/reap_no_seqscan.sql"),
             include_str!("sql/reap_no_bitmapscan.sql"),
         ] {
-            sqlx::query(setting).execute(&mut *tx).await?;
+            self.query(setting).execute(&mut *tx).await?;
         }
         // Poison pills fail like any final failure: recorded with their batch, their locks
         // released, counted in their batch. The slots of dead workers are freed with them.
@@ -184,7 +191,8 @@ impl QueueStore for PostgresStore {
             i64,
             Vec<String>,
             Vec<String>,
-        ) = sqlx::query_as(self.sql(include_str!("sql/reap.sql")))
+        ) = self
+            .query_as(include_str!("sql/reap.sql"))
             .bind(i64::from(max_recoveries))
             .fetch_one(&mut *tx)
             .await?;
@@ -215,11 +223,13 @@ impl QueueStore for PostgresStore {
     async fn next_available_in(&self, queues: &[String]) -> StoreResult<Option<Duration>> {
         // Idle workers ask this often: one short walk of the ready index per queue instead of
         // a scan of the whole backlog.
-        let wait: Option<i64> =
-            sqlx::query_scalar(self.sql(include_str!("sql/next_available_in.sql")))
-                .bind(queues)
-                .fetch_one(&self.pool)
-                .await?;
+        let mut conn = self.unit(&self.pool).await?;
+        let wait: Option<i64> = self
+            .query_scalar(include_str!("sql/next_available_in.sql"))
+            .bind(queues)
+            .fetch_one(&mut *conn)
+            .await?;
+        conn.done().await?;
         Ok(wait.map(duration_ms))
     }
 
@@ -229,10 +239,12 @@ impl QueueStore for PostgresStore {
     }
 
     async fn restart_epoch(&self) -> StoreResult<i64> {
-        let epoch: Option<i64> =
-            sqlx::query_scalar(self.sql(include_str!("sql/restart_epoch.sql")))
-                .fetch_optional(&self.pool)
-                .await?;
+        let mut conn = self.unit(&self.pool).await?;
+        let epoch: Option<i64> = self
+            .query_scalar(include_str!("sql/restart_epoch.sql"))
+            .fetch_optional(&mut *conn)
+            .await?;
+        conn.done().await?;
         Ok(epoch.unwrap_or(0))
     }
 }
@@ -280,7 +292,8 @@ impl PostgresStore {
         // only if it needs no lock or took its own. ORDER BY ord keeps `seq` in push order, a
         // repeated id is skipped by ON CONFLICT, and the notification is queued once if
         // anything was inserted.
-        let inserted: Vec<(String,)> = sqlx::query_as(self.sql(include_str!("sql/push.sql")))
+        let inserted: Vec<(String,)> = self
+            .query_as(include_str!("sql/push.sql"))
             .bind(&ids)
             .bind(&queues)
             .bind(&names)
@@ -318,6 +331,7 @@ impl PostgresStore {
             }
             let start = self.cursors.start(queue);
             let found = sqlx::query(sqlx::AssertSqlSafe(sql.0.clone()))
+                .persistent(!self.pooled)
                 .bind(worker_id)
                 .bind(queue)
                 .bind(i64::try_from(want).unwrap_or(i64::MAX))

@@ -23,7 +23,7 @@ impl WorkflowStore for PostgresStore {
         jobs: &[NewJob],
     ) -> StoreResult<Vec<PushOutcome>> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query(self.sql(include_str!("sql/create_batch.sql")))
+        self.query(include_str!("sql/create_batch.sql"))
             .bind(&batch.id)
             .bind(&batch.name)
             .bind(batch.allow_failures)
@@ -60,13 +60,16 @@ impl WorkflowStore for PostgresStore {
     }
 
     async fn prune_batches(&self, prune: BatchPrune) -> StoreResult<u64> {
-        let n = sqlx::query(self.sql(include_str!("sql/prune_batches.sql")))
+        let mut conn = self.unit(&self.pool).await?;
+        let n = self
+            .query(include_str!("sql/prune_batches.sql"))
             .bind(prune.finished.map(offset_ms))
             .bind(prune.unfinished.map(offset_ms))
             .bind(prune.cancelled.map(offset_ms))
-            .execute(&self.pool)
+            .execute(&mut *conn)
             .await?
             .rows_affected();
+        conn.done().await?;
         Ok(n)
     }
 
@@ -82,13 +85,13 @@ impl WorkflowStore for PostgresStore {
         self.lock_key_in(&mut tx, KeyClass::Limit, key).await?;
         // The count filters on the window itself: the pruning DELETE runs on the same snapshot,
         // so the SELECT would still see the rows it removes.
-        let (count, oldest, hit_at, now): (i64, Option<i64>, Option<i64>, i64) =
-            sqlx::query_as(self.sql(include_str!("sql/limit.sql")))
-                .bind(key)
-                .bind(window_ms)
-                .bind(cap)
-                .fetch_one(&mut *tx)
-                .await?;
+        let (count, oldest, hit_at, now): (i64, Option<i64>, Option<i64>, i64) = self
+            .query_as(include_str!("sql/limit.sql"))
+            .bind(key)
+            .bind(window_ms)
+            .bind(cap)
+            .fetch_one(&mut *tx)
+            .await?;
         tx.commit().await?;
         let hit = hit_at.is_some();
         let oldest = oldest.or(hit_at);
@@ -101,17 +104,22 @@ impl WorkflowStore for PostgresStore {
     }
 
     async fn prune_limits(&self) -> StoreResult<u64> {
-        let pruned = sqlx::query(self.sql(include_str!("sql/prune_limits.sql")))
-            .execute(&self.pool)
+        let mut conn = self.unit(&self.pool).await?;
+        let pruned = self
+            .query(include_str!("sql/prune_limits.sql"))
+            .execute(&mut *conn)
             .await?;
+        conn.done().await?;
         Ok(pruned.rows_affected())
     }
 
     async fn clear_limit(&self, key: &str) -> StoreResult<()> {
-        sqlx::query(self.sql(include_str!("sql/clear_limit.sql")))
+        let mut conn = self.unit(&self.pool).await?;
+        self.query(include_str!("sql/clear_limit.sql"))
             .bind(key)
-            .execute(&self.pool)
+            .execute(&mut *conn)
             .await?;
+        conn.done().await?;
         Ok(())
     }
 
@@ -124,7 +132,8 @@ impl WorkflowStore for PostgresStore {
         // Slots of expired holders or dead workers are free: delete them first, in a statement
         // of their own, so that the count below (and a holder re-taking its own expired slot)
         // sees them gone.
-        let held: bool = sqlx::query_scalar(self.sql(include_str!("sql/acquire_slot_free.sql")))
+        let held: bool = self
+            .query_scalar(include_str!("sql/acquire_slot_free.sql"))
             .bind(&request.key)
             .bind(&request.job_id)
             .bind(worker_id)
@@ -135,7 +144,8 @@ impl WorkflowStore for PostgresStore {
             tx.commit().await?;
             return Ok(false);
         }
-        let got: bool = sqlx::query_scalar(self.sql(include_str!("sql/acquire_slot.sql")))
+        let got: bool = self
+            .query_scalar(include_str!("sql/acquire_slot.sql"))
             .bind(&request.key)
             .bind(&request.job_id)
             .bind(worker_id)
@@ -150,15 +160,18 @@ impl WorkflowStore for PostgresStore {
     async fn set_progress(&self, held: Held<'_>, progress: &Progress) -> StoreResult<bool> {
         let (worker_id, id, token) = (held.worker_id, held.id, held.token);
         // Fenced like a settlement.
-        let n = sqlx::query(self.sql(include_str!("sql/set_progress.sql")))
+        let mut conn = self.unit(&self.pool).await?;
+        let n = self
+            .query(include_str!("sql/set_progress.sql"))
             .bind(id)
             .bind(worker_id)
             .bind(token)
             .bind(i64::from(progress.percent.min(100)))
             .bind(progress.message.as_deref())
-            .execute(&self.pool)
+            .execute(&mut *conn)
             .await?
             .rows_affected();
+        conn.done().await?;
         Ok(n > 0)
     }
 
@@ -190,11 +203,11 @@ impl PostgresStore {
         jobs: &[NewJob],
     ) -> StoreResult<Vec<PushOutcome>> {
         // Locked until commit: a concurrent prune cannot delete the batch under its new jobs.
-        let exists: Option<i32> =
-            sqlx::query_scalar(self.sql(include_str!("sql/add_to_batch_lock.sql")))
-                .bind(batch_id)
-                .fetch_optional(&mut *conn)
-                .await?;
+        let exists: Option<i32> = self
+            .query_scalar(include_str!("sql/add_to_batch_lock.sql"))
+            .bind(batch_id)
+            .fetch_optional(&mut *conn)
+            .await?;
         if exists.is_none() {
             return Err(StoreError::Invalid(format!("no batch with id {batch_id}")));
         }
@@ -204,7 +217,7 @@ impl PostgresStore {
             .filter(|o| **o == PushOutcome::Queued)
             .count();
         if added > 0 {
-            sqlx::query(self.sql(include_str!("sql/add_to_batch_count.sql")))
+            self.query(include_str!("sql/add_to_batch_count.sql"))
                 .bind(batch_id)
                 .bind(i64::try_from(added).unwrap_or(i64::MAX))
                 .execute(&mut *conn)
@@ -215,11 +228,14 @@ impl PostgresStore {
 
     /// One batch, or the newest `limit` ones.
     async fn batches_where(&self, id: Option<&str>, limit: u32) -> StoreResult<Vec<BatchInfo>> {
-        let found = sqlx::query(self.sql(include_str!("sql/batches.sql")))
+        let mut conn = self.unit(&self.pool).await?;
+        let found = self
+            .query(include_str!("sql/batches.sql"))
             .bind(id)
             .bind(i64::from(limit))
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *conn)
             .await?;
+        conn.done().await?;
         Ok(found
             .iter()
             .map(rows::batch_info)
@@ -248,7 +264,7 @@ impl PostgresStore {
         };
         // Truncated on purpose: the class only has to differ between schemas and uses.
         let class_key = fnv1a(format!("spool {purpose} {}", self.schema).as_bytes()) as i32;
-        sqlx::query(include_str!("sql/lock_key.sql"))
+        self.query(include_str!("sql/lock_key.sql"))
             .bind(class_key)
             .bind(key)
             .execute(&mut *conn)

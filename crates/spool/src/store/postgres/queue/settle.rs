@@ -71,13 +71,13 @@ impl PostgresStore {
         }
         let mut released_any = false;
         if let Some(json) = &batch.release {
-            let released: Vec<(String, i64)> =
-                sqlx::query_as(self.sql(include_str!("../sql/settle_release.sql")))
-                    .bind(json)
-                    .bind(worker_id)
-                    .bind(MAX_OFFSET_MS)
-                    .fetch_all(&mut *conn)
-                    .await?;
+            let released: Vec<(String, i64)> = self
+                .query_as(include_str!("../sql/settle_release.sql"))
+                .bind(json)
+                .bind(worker_id)
+                .bind(MAX_OFFSET_MS)
+                .fetch_all(&mut *conn)
+                .await?;
             released_any = !released.is_empty();
             applied.extend(released);
         }
@@ -126,7 +126,7 @@ impl PostgresStore {
         json: &str,
         worker_id: &str,
     ) -> sqlx::Result<Vec<(String, i64, Option<String>)>> {
-        sqlx::query_as(self.sql(statement))
+        self.query_as(statement)
             .bind(json)
             .bind(worker_id)
             .fetch_all(&mut *conn)
@@ -154,15 +154,18 @@ impl PostgresStore {
     ) -> StoreResult<Option<(Vec<bool>, Vec<ReservedJob>)>> {
         let batch = SettlementBatch::new(settlements);
         let start = self.cursors.start(queue);
-        let found = sqlx::query(self.sql(include_str!("../sql/settle_and_reserve.sql")))
+        let mut conn = self.hot_unit().await?;
+        let found = self
+            .query(include_str!("../sql/settle_and_reserve.sql"))
             .bind(batch.complete.as_deref().unwrap_or("[]"))
             .bind(worker_id)
             .bind(queue)
             .bind(i64::try_from(limit).unwrap_or(i64::MAX))
             .bind(start.0)
             .bind(start.1)
-            .fetch_all(&self.hot)
+            .fetch_all(&mut *conn)
             .await?;
+        conn.done().await?;
         let mut done = Vec::new();
         let mut claimed = Vec::new();
         for row in &found {
@@ -208,7 +211,8 @@ impl PostgresStore {
         // cannot deadlock) and reads their fired flags as they are under the lock; RETURNING
         // only shows the new flags, so comparing the two tells which callbacks fire now. A
         // pruned batch has no row: its jobs are not counted anywhere.
-        let fired: i64 = sqlx::query_scalar(self.sql(include_str!("../sql/batch_job_settled.sql")))
+        let fired: i64 = self
+            .query_scalar(include_str!("../sql/batch_job_settled.sql"))
             .bind(&batch_ids)
             .bind(&job_ids)
             .bind(&failed)

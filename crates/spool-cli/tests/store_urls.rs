@@ -384,3 +384,18 @@ async fn redis_read_only_commands_need_a_migrated_prefix_and_accept_encoded_pass
     assert!(dispatched.status.success(), "{}", stderr(&dispatched));
     assert_eq!(String::from_utf8_lossy(&size.stdout).trim(), "default 1", "{}", stderr(&size));
 }
+
+#[test]
+fn a_raw_slash_in_a_password_says_how_to_write_it() {
+    for url in [
+        "postgres://app:pa/ss@127.0.0.1:1/app",
+        "mysql://app:pa/ss@127.0.0.1:1/app",
+        "redis://app:pa/ss@127.0.0.1:1/0",
+    ] {
+        let out = spool(url, &["status"]);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{url}: {err}");
+        assert!(err.contains("percent-encode it as %2F"), "{url}: {err}");
+        assert!(!err.contains("pa/ss"), "{url}: {err}");
+    }
+}

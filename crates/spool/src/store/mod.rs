@@ -22,6 +22,8 @@ pub mod postgres;
 pub mod redis;
 #[cfg(any(feature = "postgres", feature = "mysql"))]
 mod sql;
+#[cfg(any(feature = "postgres", feature = "mysql", feature = "redis"))]
+mod server_url;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 

@@ -18,11 +18,11 @@
 use std::{str::FromStr, sync::Mutex, time::Duration};
 
 use sqlx::{
-    AssertSqlSafe, Connection, PgConnection, PgPool,
+    AssertSqlSafe, ConnectOptions, Connection, PgConnection, PgPool,
     postgres::{PgConnectOptions, PgPoolOptions},
 };
 
-use super::{NewJob, PushOutcome, StoreError, StoreResult, WakeupSignal};
+use super::{NewJob, PushOutcome, StoreError, StoreResult, WakeupSignal, server_url};
 
 mod admin;
 mod migrate;
@@ -101,16 +101,15 @@ impl PostgresStore {
     /// A `spool_schema=NAME` query parameter picks another schema (it is removed before the
     /// URL reaches the driver): `postgres://app@db/app?spool_schema=jobs`.
     pub async fn open(url: &str) -> StoreResult<Self> {
-        let (url, schema) = split_schema_param(url);
+        let (url, schema) = split_schema_param(url)?;
         Self::open_in_schema(&url, schema.as_deref().unwrap_or(DEFAULT_SCHEMA)).await
     }
 
     /// Drops a schema and everything in it (used by `spool bench` for its scratch schema).
     pub async fn drop_schema(url: &str, schema: &str) -> StoreResult<()> {
         validate_schema(schema)?;
-        let (url, _) = split_schema_param(url);
-        let options = PgConnectOptions::from_str(&url)
-            .map_err(|e| StoreError::BadUrl(format!("{url} ({e})")))?;
+        let (url, _) = split_schema_param(url)?;
+        let options = connect_options(&url)?;
         let mut conn = PgConnection::connect_with(&options).await?;
         sqlx::query(in_schema(
             include_str!("sql/drop_schema.sql"),
@@ -126,8 +125,7 @@ impl PostgresStore {
     /// identifier (`[a-z_][a-z0-9_]*`, at most 58 bytes, not starting with `pg_`).
     pub async fn open_in_schema(url: &str, schema: &str) -> StoreResult<Self> {
         validate_schema(schema)?;
-        let options = PgConnectOptions::from_str(url)
-            .map_err(|e| StoreError::BadUrl(format!("{url} ({e})")))?;
+        let options = connect_options(url)?;
         // One direct connection first: the pool retries a refused connection until its acquire
         // timeout and then reports only that it timed out, while this fails at once and says
         // why (refused, unknown database, bad password).
@@ -199,27 +197,20 @@ fn in_schema(template: &str, quoted_schema: &str) -> AssertSqlSafe<String> {
 }
 
 /// Splits a `spool_schema=NAME` query parameter off a URL.
-fn split_schema_param(url: &str) -> (String, Option<String>) {
-    let Some((base, query)) = url.split_once('?') else {
-        return (url.to_string(), None);
-    };
-    let mut schema = None;
-    let rest: Vec<&str> = query
-        .split('&')
-        .filter(|kv| match kv.strip_prefix("spool_schema=") {
-            Some(name) => {
-                schema = Some(name.to_string());
-                false
-            }
-            None => true,
-        })
-        .collect();
-    let url = if rest.is_empty() {
-        base.to_string()
-    } else {
-        format!("{base}?{}", rest.join("&"))
-    };
-    (url, schema)
+fn split_schema_param(url: &str) -> StoreResult<(String, Option<String>)> {
+    let mut parsed = server_url::parse(url)?;
+    let schema = server_url::take_param(&mut parsed, "spool_schema");
+    Ok((parsed.into(), schema))
+}
+
+/// The driver's options for a URL (user and password percent-decoded). sqlx's statement
+/// logging is off: it logs every statement slower than a second at WARN with its whole text,
+/// which is noise from a worker whose statements are known and whose store is busy.
+fn connect_options(url: &str) -> StoreResult<PgConnectOptions> {
+    server_url::parse(url)?;
+    PgConnectOptions::from_str(url)
+        .map(|options| options.disable_statement_logging())
+        .map_err(|e| StoreError::bad_url(url, e))
 }
 
 fn validate_schema(schema: &str) -> StoreResult<()> {
@@ -272,15 +263,15 @@ mod tests {
     #[test]
     fn schema_parameter_is_split_off() {
         assert_eq!(
-            split_schema_param("postgres://a@h/db"),
+            split_schema_param("postgres://a@h/db").unwrap(),
             ("postgres://a@h/db".into(), None)
         );
         assert_eq!(
-            split_schema_param("postgres://a@h/db?spool_schema=jobs"),
+            split_schema_param("postgres://a@h/db?spool_schema=jobs").unwrap(),
             ("postgres://a@h/db".into(), Some("jobs".into()))
         );
         assert_eq!(
-            split_schema_param("postgres://a@h/db?sslmode=disable&spool_schema=jobs"),
+            split_schema_param("postgres://a@h/db?sslmode=disable&spool_schema=jobs").unwrap(),
             (
                 "postgres://a@h/db?sslmode=disable".into(),
                 Some("jobs".into())

@@ -114,7 +114,7 @@ impl RedisStore {
             return Err(StoreError::NotCompiled("redis-tls"));
         }
         let client = Client::open(config.driver_url.as_str())
-            .map_err(|e| StoreError::BadUrl(format!("{} ({e})", config.driver_url)))?;
+            .map_err(|e| StoreError::bad_url(&config.driver_url, e))?;
         // One direct connection first: it fails at once and says why (refused, bad password),
         // where the managed connection would keep retrying; it also checks the server's
         // eviction policy before anything is stored.
@@ -170,7 +170,7 @@ impl RedisStore {
         let keys = Keys::new(prefix)?;
         let config = RedisUrl::parse(url)?;
         let client = Client::open(config.driver_url.as_str())
-            .map_err(|e| StoreError::BadUrl(format!("{} ({e})", config.driver_url)))?;
+            .map_err(|e| StoreError::bad_url(&config.driver_url, e))?;
         let mut conn = client.get_multiplexed_async_connection().await?;
         let mut deleted = 0;
         for pattern in keys.patterns() {

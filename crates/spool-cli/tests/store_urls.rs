@@ -95,12 +95,18 @@ fn sqlx_forms_of_sqlite_urls_are_accepted_or_explained() {
     let out = spool("sqlite::memory:", &["dispatch", "noop"]);
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(err.contains("in-memory") && err.contains("sqlite://PATH"), "{err}");
+    assert!(
+        err.contains("in-memory") && err.contains("sqlite://PATH"),
+        "{err}"
+    );
 }
 
 #[test]
 fn unknown_schemes_are_refused_with_the_accepted_forms() {
-    for args in [&["bench", "--url", "ftp://x"][..], &["--url", "ftp://x", "status"]] {
+    for args in [
+        &["bench", "--url", "ftp://x"][..],
+        &["--url", "ftp://x", "status"],
+    ] {
         let out = Command::new(env!("CARGO_BIN_EXE_spool"))
             .args(args)
             .output()
@@ -213,7 +219,13 @@ async fn postgres_read_only_commands_need_a_migrated_schema_and_accept_encoded_p
     let role = name("role");
     let setup = format!(
         "CREATE ROLE {role} LOGIN PASSWORD '{PASSWORD}'; GRANT CREATE ON DATABASE {db} TO {role};",
-        db = admin_url.rsplit('/').next().unwrap().split('?').next().unwrap()
+        db = admin_url
+            .rsplit('/')
+            .next()
+            .unwrap()
+            .split('?')
+            .next()
+            .unwrap()
     );
     sqlx::raw_sql(sqlx::AssertSqlSafe(setup))
         .execute(&mut admin)
@@ -241,12 +253,18 @@ async fn postgres_errors_name_the_cause_without_source_lines() {
     if let Err(e) = sqlx::PgConnection::connect(&postgres_url()).await {
         return skip("PostgreSQL", e);
     }
-    let (base, _) = postgres_url().rsplit_once('/').map(|(b, d)| (b.to_string(), d.to_string())).unwrap();
+    let (base, _) = postgres_url()
+        .rsplit_once('/')
+        .map(|(b, d)| (b.to_string(), d.to_string()))
+        .unwrap();
     let url = format!("{base}/spool_no_such_database");
     let out = spool(&url, &["status"]);
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(err.contains("misconfigured") && err.contains("spool_no_such_database"), "{err}");
+    assert!(
+        err.contains("misconfigured") && err.contains("spool_no_such_database"),
+        "{err}"
+    );
     assert!(!err.contains(" at line "), "{err}");
     assert!(!err.contains("server is running"), "{err}");
 }
@@ -306,13 +324,12 @@ async fn mysql_read_only_commands_need_a_migrated_database_and_accept_encoded_pa
     // The raw `@` form, which a URL parser reads as part of the password.
     let raw_at_url = with_userinfo(&admin_db_url, &format!("{user}:p@ss%2Fw%3Ard"));
     let no_store = spool(&user_url, &["failed"]);
-    let tables: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = ?",
-    )
-    .bind(&database)
-    .fetch_one(&mut admin)
-    .await
-    .unwrap();
+    let tables: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = ?")
+            .bind(&database)
+            .fetch_one(&mut admin)
+            .await
+            .unwrap();
     let migrated = spool(&user_url, &["migrate"]);
     let dispatched = spool(&raw_at_url, &["dispatch", "noop"]);
     let size = spool(&user_url, &["size"]);
@@ -327,14 +344,25 @@ async fn mysql_read_only_commands_need_a_migrated_database_and_accept_encoded_pa
         .unwrap();
     let err = stderr(&no_store);
     assert_eq!(no_store.status.code(), Some(1), "{err}");
-    assert!(err.contains("no Spool store at mysql://") && err.contains(":***@"), "{err}");
+    assert!(
+        err.contains("no Spool store at mysql://") && err.contains(":***@"),
+        "{err}"
+    );
     assert_eq!(tables, 0, "a read-only command created tables");
     assert!(migrated.status.success(), "{}", stderr(&migrated));
     assert!(dispatched.status.success(), "{}", stderr(&dispatched));
-    assert_eq!(String::from_utf8_lossy(&size.stdout).trim(), "default 1", "{}", stderr(&size));
+    assert_eq!(
+        String::from_utf8_lossy(&size.stdout).trim(),
+        "default 1",
+        "{}",
+        stderr(&size)
+    );
     let err = stderr(&wrong);
     assert_eq!(wrong.status.code(), Some(1), "{err}");
-    assert!(err.contains("misconfigured") && err.contains("Access denied"), "{err}");
+    assert!(
+        err.contains("misconfigured") && err.contains("Access denied"),
+        "{err}"
+    );
     assert!(!err.contains("wrong-password"), "{err}");
 }
 
@@ -382,7 +410,12 @@ async fn redis_read_only_commands_need_a_migrated_prefix_and_accept_encoded_pass
         let _: () = admin.del(keys).await.unwrap();
     }
     assert!(dispatched.status.success(), "{}", stderr(&dispatched));
-    assert_eq!(String::from_utf8_lossy(&size.stdout).trim(), "default 1", "{}", stderr(&size));
+    assert_eq!(
+        String::from_utf8_lossy(&size.stdout).trim(),
+        "default 1",
+        "{}",
+        stderr(&size)
+    );
 }
 
 #[test]

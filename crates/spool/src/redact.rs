@@ -129,7 +129,10 @@ mod tests {
                 "postgres://app:***@db/app?spool_schema=***&sslmode=***",
             ),
             ("mysql://root:@h/db", "mysql://root:***@h/db"),
-            ("redis://:pw@cache/0?prefix=x", "redis://:***@cache/0?prefix=***"),
+            (
+                "redis://:pw@cache/0?prefix=x",
+                "redis://:***@cache/0?prefix=***",
+            ),
             ("postgre://admin:pw@db/app", "postgre://admin:***@db/app"),
             ("ftp://x", "ftp://x"),
             ("not a url ?token=abc", "not a url ?token=***"),
@@ -149,6 +152,9 @@ mod tests {
         );
         assert_eq!(redact_urls_in("no url here"), "no url here");
         assert_eq!(redact_urls_in("://x"), "://x");
-        assert_eq!(redact_urls_in("émoji→https://u:p@h"), "émoji→https://u:***@h");
+        assert_eq!(
+            redact_urls_in("émoji→https://u:p@h"),
+            "émoji→https://u:***@h"
+        );
     }
 }

@@ -59,6 +59,9 @@ fn a_locked_database_is_busy_not_unreachable() {
     assert!(matches!(e, spool::StoreError::Busy(_)), "{e:?}");
     assert!(e.is_unavailable(), "busy is retried");
     let shown = e.to_string();
-    assert!(shown.contains("database is locked") && shown.contains("busy"), "{shown}");
+    assert!(
+        shown.contains("database is locked") && shown.contains("busy"),
+        "{shown}"
+    );
     assert!(!shown.contains("server is running"), "{shown}");
 }

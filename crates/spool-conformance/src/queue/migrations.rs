@@ -97,7 +97,10 @@ pub async fn version_1_schemas_are_upgraded_in_place(fixture: &dyn Fixture) {
     let store = fixture.open().await;
     // A command that does not migrate is told to.
     match store.check_schema().await {
-        Err(StoreError::SchemaTooOld { found: 1, supported }) => {
+        Err(StoreError::SchemaTooOld {
+            found: 1,
+            supported,
+        }) => {
             assert_eq!(supported, fixture.current_schema_version())
         }
         other => panic!("check_schema on version 1: expected SchemaTooOld, got {other:?}"),

@@ -204,9 +204,16 @@ mod tests {
         let e = StoreError::bad_url("postgre://admin:pw@db/app?k=v", "unknown scheme `postgre`");
         let shown = e.to_string();
         assert!(!shown.contains("pw@"), "{shown}");
-        assert!(shown.contains("postgre://admin:***@db/app?k=***"), "{shown}");
+        assert!(
+            shown.contains("postgre://admin:***@db/app?k=***"),
+            "{shown}"
+        );
         assert!(shown.contains("sqlite://PATH"), "{shown}");
-        assert!(StoreError::no_store("redis://:pw@h").to_string().contains("redis://:***@h"));
+        assert!(
+            StoreError::no_store("redis://:pw@h")
+                .to_string()
+                .contains("redis://:***@h")
+        );
     }
 
     #[cfg(any(feature = "postgres", feature = "mysql"))]

@@ -20,10 +20,10 @@ pub mod mysql;
 pub mod postgres;
 #[cfg(feature = "redis")]
 pub mod redis;
-#[cfg(any(feature = "postgres", feature = "mysql"))]
-mod sql;
 #[cfg(any(feature = "postgres", feature = "mysql", feature = "redis"))]
 mod server_url;
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+mod sql;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 
@@ -57,7 +57,12 @@ pub fn backend_for_url(url: &str) -> StoreResult<&'static str> {
         "postgres" | "postgresql" => "postgres",
         "mysql" | "mariadb" => "mysql",
         "redis" | "rediss" => "redis",
-        other => return Err(StoreError::bad_url(url, format!("unknown scheme `{other}`"))),
+        other => {
+            return Err(StoreError::bad_url(
+                url,
+                format!("unknown scheme `{other}`"),
+            ));
+        }
     };
     if !rest.starts_with("//") {
         return Err(StoreError::bad_url(url, format!("expected `{scheme}://`")));

@@ -41,7 +41,9 @@ mod workflow;
 
 pub use migrate::{Flavor, MINIMUM_VERSIONS, ServerVersion};
 
-pub(crate) use retry::{is_misconfigured as is_misconfigured_error, is_unavailable as is_unavailable_error};
+pub(crate) use retry::{
+    is_misconfigured as is_misconfigured_error, is_unavailable as is_unavailable_error,
+};
 
 /// Connections per store. Each worker process holds one store; its queries are short, so a
 /// few connections serve many concurrent jobs without crowding the server's connection limit.

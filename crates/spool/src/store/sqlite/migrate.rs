@@ -45,15 +45,22 @@ pub(super) fn migrate(conn: &Connection) -> StoreResult<()> {
 /// The schema version recorded in the database, `None` when it has no Spool tables; reads
 /// only.
 fn recorded_version(conn: &Connection) -> StoreResult<Option<i64>> {
-    let tables: i64 = conn.query_row(include_str!("sql/migrate_exists.sql"), [], |row| row.get(0))?;
+    let tables: i64 =
+        conn.query_row(include_str!("sql/migrate_exists.sql"), [], |row| row.get(0))?;
     if tables == 0 {
         return Ok(None);
     }
-    Ok(conn.query_row(include_str!("sql/migrate_current.sql"), [], |row| row.get(0))?)
+    Ok(
+        conn.query_row(include_str!("sql/migrate_current.sql"), [], |row| {
+            row.get(0)
+        })?,
+    )
 }
 
 /// Checks, reading only, that the database holds Spool's tables at [`SCHEMA_VERSION`];
 /// `location` names it for the error.
 pub(super) fn check(conn: &Connection, location: &str) -> StoreResult<()> {
-    check_existing_schema(recorded_version(conn)?, SCHEMA_VERSION, || location.to_string())
+    check_existing_schema(recorded_version(conn)?, SCHEMA_VERSION, || {
+        location.to_string()
+    })
 }

@@ -69,9 +69,12 @@ impl SqliteStore {
                 StoreError::NoStore(_) => StoreError::no_store(url),
                 e => e,
             })?;
-        let reader =
-            thread::DbThread::start(path.clone(), thread::OpenMode::ReadOnly, "spool-sqlite-reader")
-                .await?;
+        let reader = thread::DbThread::start(
+            path.clone(),
+            thread::OpenMode::ReadOnly,
+            "spool-sqlite-reader",
+        )
+        .await?;
         let wakeup = WakeupSignal::default();
         let watcher = wakeups::DirWatcher::start(&path, wakeup.clone());
         Ok(SqliteStore {

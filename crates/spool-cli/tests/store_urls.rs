@@ -43,8 +43,12 @@ fn stderr(out: &Output) -> String {
 
 /// Asserts that `args` failed with exit code 1 and "no Spool store at <shown>".
 fn assert_no_store(url: &str, args: &[&str], shown: &str) {
-    let out = spool(url, args);
-    let err = stderr(&out);
+    check_no_store(&spool(url, args), args, shown);
+}
+
+/// Asserts that `out` (of `spool args`) is exit code 1 and "no Spool store at <shown>".
+fn check_no_store(out: &Output, args: &[&str], shown: &str) {
+    let err = stderr(out);
     assert_eq!(out.status.code(), Some(1), "spool {args:?}: {err}");
     assert!(
         err.contains(&format!("no Spool store at {shown}"))
@@ -207,13 +211,21 @@ async fn postgres_read_only_commands_need_a_migrated_schema_and_accept_encoded_p
     };
     let schema = name("ro");
     let url = with_param(&admin_url, &format!("spool_schema={schema}"));
-    assert_no_store(&url, &["failed"], "postgres://");
+    let no_store = spool(&url, &["failed"]);
     let created: bool =
         sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)")
             .bind(&schema)
             .fetch_one(&mut admin)
             .await
             .unwrap();
+    if created {
+        let drop = format!("DROP SCHEMA {schema} CASCADE");
+        sqlx::raw_sql(sqlx::AssertSqlSafe(drop))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+    }
+    check_no_store(&no_store, &["failed"], "postgres://");
     assert!(!created, "a read-only command created schema {schema}");
     // A role whose password needs percent-encoding.
     let role = name("role");
@@ -378,8 +390,12 @@ async fn redis_read_only_commands_need_a_migrated_prefix_and_accept_encoded_pass
     let prefix = name("ro");
     let user = name("user");
     let url = with_param(&admin_url, &format!("prefix={prefix}"));
-    assert_no_store(&url, &["failed"], "redis://");
+    let no_store = spool(&url, &["failed"]);
     let keys: Vec<String> = admin.keys(format!("*{prefix}*")).await.unwrap();
+    if !keys.is_empty() {
+        let _: () = admin.del(&keys).await.unwrap();
+    }
+    check_no_store(&no_store, &["failed"], "redis://");
     assert!(keys.is_empty(), "a read-only command wrote {keys:?}");
     let _: () = redis::cmd("ACL")
         .arg("SETUSER")

@@ -448,3 +448,72 @@ fn a_raw_slash_in_a_password_says_how_to_write_it() {
         assert!(!err.contains("pa/ss"), "{url}: {err}");
     }
 }
+
+/// A store that starts refusing the worker for a reason retrying cannot fix (here: its role
+/// loses its privileges) stops the worker with the cause, instead of retrying for ever.
+#[tokio::test]
+async fn a_worker_stops_with_the_cause_when_the_store_refuses_it() {
+    let admin_url = postgres_url();
+    let mut admin = match sqlx::PgConnection::connect(&admin_url).await {
+        Ok(conn) => conn,
+        Err(e) => return skip("PostgreSQL", e),
+    };
+    let schema = name("refused");
+    let role = name("role");
+    let db = admin_url
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .split('?')
+        .next()
+        .unwrap();
+    let grant = format!("CREATE ROLE {role} LOGIN; GRANT CREATE ON DATABASE {db} TO {role};");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(grant))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let role_url = with_param(
+        &with_userinfo(&admin_url, &role),
+        &format!("spool_schema={schema}"),
+    );
+    let out = spool(&role_url, &["migrate"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let worker = Command::new(env!("CARGO_BIN_EXE_spool"))
+        .arg("--url")
+        .arg(&role_url)
+        .args(["work", "--sleep", "0.1"])
+        .env("SPOOL_LOG", "warn")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let revoke = format!("REVOKE ALL ON ALL TABLES IN SCHEMA {schema} FROM {role}");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(revoke))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let pid = worker.id();
+    let waited = tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        tokio::task::spawn_blocking(move || worker.wait_with_output()),
+    )
+    .await;
+    if waited.is_err() {
+        let _ = Command::new("kill").arg(pid.to_string()).status();
+    }
+    let drop = format!("DROP OWNED BY {role}; DROP ROLE {role};");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(drop))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let out = waited
+        .expect("the worker stops on its own")
+        .unwrap()
+        .unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("stopping: store misconfigured") && err.contains("permission denied"),
+        "{err}"
+    );
+}

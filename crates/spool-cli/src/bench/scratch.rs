@@ -112,9 +112,7 @@ async fn mysql_scratch(_url: &str) -> Result<String, CliError> {
 #[cfg(feature = "redis")]
 async fn redis_scratch(url: &str) -> Result<String, CliError> {
     const PREFIX: &str = "spool_bench";
-    let named = url
-        .split_once('?')
-        .and_then(|(_, query)| query.split('&').find_map(|kv| kv.strip_prefix("prefix=")));
+    let named = spool::store::redis::prefix_in_url(url)?;
     let (url, prefix) = match named {
         Some(prefix) if prefix.contains("bench") => (url.to_string(), prefix.to_string()),
         Some(prefix) => {

@@ -85,6 +85,12 @@ pub struct RedisStore {
     known_queues: Mutex<HashSet<String>>,
 }
 
+/// The key prefix a `redis://` URL names with its `prefix=NAME` parameter (decoded), if any.
+pub fn prefix_in_url(url: &str) -> StoreResult<Option<String>> {
+    let mut parsed = super::server_url::parse(url)?;
+    Ok(super::server_url::take_param(&mut parsed, "prefix"))
+}
+
 /// Locks a mutex, taking over a poisoned one: the maps stay consistent whatever a panicking
 /// holder was doing (each update is a single insert or remove).
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {

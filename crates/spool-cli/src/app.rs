@@ -164,25 +164,29 @@ impl App {
         } = self;
         let Cli { args, url_given } = cli;
         let CliArgs { url, command } = *args;
+        // Commands that put jobs in or run them create or upgrade Spool's tables; the others
+        // (reading, administering) never create a store where a mistyped URL points, and work
+        // with a read-only database role.
         let connect = || spool::store::connect(&url);
+        let existing = || spool::store::open_existing(&url);
         match command {
             Command::Dispatch(a) => dispatch::run(connect().await?, &registry, a).await,
             Command::Work(a) => work::run(connect().await?, registry, a, setup).await,
-            Command::Status(a) => inspect::status(connect().await?, a).await,
-            Command::Jobs(a) => inspect::jobs(connect().await?, a).await,
-            Command::Job(a) => inspect::job(connect().await?, a).await,
-            Command::Size(a) => inspect::size(connect().await?, a).await,
-            Command::Clear(a) => admin::clear(connect().await?, a).await,
-            Command::Restart => admin::restart(connect().await?).await,
             Command::Migrate => admin::migrate(connect().await?).await,
-            Command::Failed(a) => failed::list_or_show(connect().await?, a).await,
-            Command::Retry(a) => failed::retry(connect().await?, a).await,
-            Command::Forget(a) => failed::forget(connect().await?, a).await,
-            Command::Flush => failed::flush(connect().await?).await,
-            Command::PruneFailed(a) => failed::prune(connect().await?, a).await,
-            Command::Batches(a) => batches::list_or_show(connect().await?, a).await,
-            Command::RetryBatch(a) => batches::retry(connect().await?, a).await,
-            Command::PruneBatches(a) => batches::prune(connect().await?, a).await,
+            Command::Status(a) => inspect::status(existing().await?, a).await,
+            Command::Jobs(a) => inspect::jobs(existing().await?, a).await,
+            Command::Job(a) => inspect::job(existing().await?, a).await,
+            Command::Size(a) => inspect::size(existing().await?, a).await,
+            Command::Clear(a) => admin::clear(existing().await?, a).await,
+            Command::Restart => admin::restart(existing().await?).await,
+            Command::Failed(a) => failed::list_or_show(existing().await?, a).await,
+            Command::Retry(a) => failed::retry(existing().await?, a).await,
+            Command::Forget(a) => failed::forget(existing().await?, a).await,
+            Command::Flush => failed::flush(existing().await?).await,
+            Command::PruneFailed(a) => failed::prune(existing().await?, a).await,
+            Command::Batches(a) => batches::list_or_show(existing().await?, a).await,
+            Command::RetryBatch(a) => batches::retry(existing().await?, a).await,
+            Command::PruneBatches(a) => batches::prune(existing().await?, a).await,
             Command::Bench(a) => bench::run(url_given.then_some(url), a).await,
             Command::BenchWorker(a) => bench::run_worker(connect().await?, a).await,
             Command::Demo(a) => demo::run(connect().await?, registry, a).await,

@@ -78,6 +78,7 @@ macro_rules! conformance_tests {
             settle_and_reserve_acks_then_claims, one_settle_batch_mixes_every_kind,
             envelopes_that_are_not_json_are_kept_as_is,
             migrate_is_idempotent, concurrent_first_migrations_are_safe,
+            a_fresh_location_is_no_store_until_migrated,
             a_newer_schema_is_refused, version_1_schemas_are_upgraded_in_place,
             // The admin part.
             failed_store_keeps_records, retry_requeues_failed_jobs,

@@ -57,6 +57,7 @@ pub mod events;
 mod job;
 pub mod middleware;
 mod options;
+pub mod redact;
 mod registry;
 mod retry;
 #[cfg(feature = "schedule")]

@@ -30,32 +30,14 @@ impl Scratch {
                 );
                 (url, Some(dir))
             }
-            Some(url) if url.starts_with("sqlite://") => {
-                let path = PathBuf::from(url.trim_start_matches("sqlite://"));
-                let named_bench = path
-                    .file_name()
-                    .is_some_and(|f| f.to_string_lossy().contains("bench"));
-                if path.exists() && !named_bench {
-                    return Err(CliError::Usage(format!(
-                        "refusing to wipe {}: the bench recreates its database for every run; \
-                         point --url at a file whose name contains `bench`",
-                        path.display()
-                    )));
-                }
-                for suffix in ["", "-wal", "-shm"] {
-                    let mut p = path.clone().into_os_string();
-                    p.push(suffix);
-                    let _ = std::fs::remove_file(p);
-                }
-                (url.to_string(), None)
-            }
-            Some(url) if url.starts_with("mysql://") || url.starts_with("mariadb://") => {
-                (mysql_scratch(url).await?, None)
-            }
-            Some(url) if url.starts_with("redis://") || url.starts_with("rediss://") => {
-                (redis_scratch(url).await?, None)
-            }
-            Some(url) => (postgres_scratch(url).await?, None),
+            // The scheme picks the store; an unknown one is refused with the accepted forms,
+            // never taken for PostgreSQL.
+            Some(url) => match spool::store::backend_for_url(url)? {
+                "sqlite" => (sqlite_scratch(url)?, None),
+                "mysql" => (mysql_scratch(url).await?, None),
+                "redis" => (redis_scratch(url).await?, None),
+                _ => (postgres_scratch(url).await?, None),
+            },
         };
         let store = connect(&url).await?;
         let backend = store.backend();
@@ -68,6 +50,32 @@ impl Scratch {
     }
 }
 
+/// A `sqlite:` URL's file, wiped first (only if it does not exist yet or its name contains
+/// `bench`).
+fn sqlite_scratch(url: &str) -> Result<String, CliError> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .unwrap_or(url);
+    let path = PathBuf::from(rest.split_once('?').map_or(rest, |(path, _)| path));
+    let named_bench = path
+        .file_name()
+        .is_some_and(|f| f.to_string_lossy().contains("bench"));
+    if path.exists() && !named_bench {
+        return Err(CliError::Usage(format!(
+            "refusing to wipe {}: the bench recreates its database for every run; \
+             point --url at a file whose name contains `bench`",
+            path.display()
+        )));
+    }
+    for suffix in ["", "-wal", "-shm"] {
+        let mut p = path.clone().into_os_string();
+        p.push(suffix);
+        let _ = std::fs::remove_file(p);
+    }
+    Ok(url.to_string())
+}
+
 #[cfg(feature = "postgres")]
 async fn postgres_scratch(url: &str) -> Result<String, CliError> {
     const SCHEMA: &str = "spool_bench";
@@ -77,8 +85,8 @@ async fn postgres_scratch(url: &str) -> Result<String, CliError> {
 }
 
 #[cfg(not(feature = "postgres"))]
-async fn postgres_scratch(url: &str) -> Result<String, CliError> {
-    Err(spool::store::StoreError::BadUrl(url.to_string()).into())
+async fn postgres_scratch(_url: &str) -> Result<String, CliError> {
+    Err(spool::store::StoreError::NotCompiled("postgres").into())
 }
 
 #[cfg(feature = "mysql")]
@@ -104,9 +112,7 @@ async fn mysql_scratch(_url: &str) -> Result<String, CliError> {
 #[cfg(feature = "redis")]
 async fn redis_scratch(url: &str) -> Result<String, CliError> {
     const PREFIX: &str = "spool_bench";
-    let named = url
-        .split_once('?')
-        .and_then(|(_, query)| query.split('&').find_map(|kv| kv.strip_prefix("prefix=")));
+    let named = spool::store::redis::prefix_in_url(url)?;
     let (url, prefix) = match named {
         Some(prefix) if prefix.contains("bench") => (url.to_string(), prefix.to_string()),
         Some(prefix) => {

@@ -265,10 +265,11 @@ async fn spawn_worker(
     concurrency: usize,
     expect: usize,
 ) -> Result<BenchWorker, CliError> {
+    // The URL goes through the environment, not the argument list, which any local user can
+    // read (`ps`), password included.
     let mut child = Command::new(std::env::current_exe()?)
+        .env("SPOOL_URL", url)
         .args([
-            "--url",
-            url,
             "bench-worker",
             "--concurrency",
             &concurrency.to_string(),

@@ -42,6 +42,26 @@ pub async fn concurrent_first_migrations_are_safe(fixture: &dyn Fixture) {
     assert_eq!(stores[3].stats().await.unwrap().queues[0].pending, 1);
 }
 
+/// A fresh location is no store to a command that does not migrate, and checking it creates
+/// nothing there; once migrated, it is.
+pub async fn a_fresh_location_is_no_store_until_migrated(fixture: &dyn Fixture) {
+    let store = fixture.open().await;
+    for _ in 0..2 {
+        match store.check_schema().await {
+            Err(StoreError::NoStore(location)) => assert!(!location.is_empty()),
+            other => panic!("expected NoStore on a fresh location, got {other:?}"),
+        }
+    }
+    store.migrate().await.unwrap();
+    store.check_schema().await.expect("a migrated store passes");
+    fixture
+        .open()
+        .await
+        .check_schema()
+        .await
+        .expect("another handle sees the migrated store");
+}
+
 /// A location a newer build migrated is refused, naming both versions.
 pub async fn a_newer_schema_is_refused(fixture: &dyn Fixture) {
     let store = fixture.store().await;
@@ -50,6 +70,10 @@ pub async fn a_newer_schema_is_refused(fixture: &dyn Fixture) {
         .await
         .expect("record a newer schema version");
     let supported = fixture.current_schema_version();
+    match store.check_schema().await {
+        Err(StoreError::SchemaTooNew { found: 99, .. }) => {}
+        other => panic!("check_schema: expected SchemaTooNew, got {other:?}"),
+    }
     match store.migrate().await {
         Err(StoreError::SchemaTooNew {
             found: 99,
@@ -71,7 +95,18 @@ pub async fn version_1_schemas_are_upgraded_in_place(fixture: &dyn Fixture) {
         );
     }
     let store = fixture.open().await;
+    // A command that does not migrate is told to.
+    match store.check_schema().await {
+        Err(StoreError::SchemaTooOld {
+            found: 1,
+            supported,
+        }) => {
+            assert_eq!(supported, fixture.current_schema_version())
+        }
+        other => panic!("check_schema on version 1: expected SchemaTooOld, got {other:?}"),
+    }
     store.migrate().await.unwrap();
+    store.check_schema().await.expect("upgraded");
     assert_eq!(
         fixture.schema_version().await,
         fixture.current_schema_version()

@@ -20,13 +20,15 @@ pub mod mysql;
 pub mod postgres;
 #[cfg(feature = "redis")]
 pub mod redis;
+#[cfg(any(feature = "postgres", feature = "mysql", feature = "redis"))]
+mod server_url;
 #[cfg(any(feature = "postgres", feature = "mysql"))]
 mod sql;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 
 pub use contract::{AdminStore, QueueStore, Store, WorkflowStore};
-pub use error::StoreError;
+pub use error::{ACCEPTED_URLS, StoreError};
 pub use rules::hands_on_batch_membership;
 pub use types::*;
 pub use wakeup::{WakeupSignal, Wakeups};
@@ -37,8 +39,41 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// The store URL used when none is given: an embedded SQLite file in the working directory.
 pub const DEFAULT_URL: &str = "sqlite://spool.db";
 
-/// Opens (and migrates) the store a URL names: `sqlite://PATH`, `postgres://...` or
-/// `mysql://...` (`mariadb://` is an alias) or `redis://...`.
+/// The backend a store URL names, from its scheme: `sqlite`, `postgres`, `mysql` or `redis`.
+/// Refuses an unknown scheme (naming the accepted forms) rather than guessing, and SQLite's
+/// in-memory form, which separate connections cannot share.
+///
+/// ```
+/// assert_eq!(spool::store::backend_for_url("sqlite:spool.db").unwrap(), "sqlite");
+/// assert_eq!(spool::store::backend_for_url("mariadb://root@db/app").unwrap(), "mysql");
+/// assert!(spool::store::backend_for_url("ftp://x").is_err());
+/// ```
+pub fn backend_for_url(url: &str) -> StoreResult<&'static str> {
+    let Some((scheme, rest)) = url.split_once(':') else {
+        return Err(StoreError::bad_url(url, "no scheme"));
+    };
+    let backend = match scheme.to_ascii_lowercase().as_str() {
+        "sqlite" => return Ok("sqlite"),
+        "postgres" | "postgresql" => "postgres",
+        "mysql" | "mariadb" => "mysql",
+        "redis" | "rediss" => "redis",
+        other => {
+            return Err(StoreError::bad_url(
+                url,
+                format!("unknown scheme `{other}`"),
+            ));
+        }
+    };
+    if !rest.starts_with("//") {
+        return Err(StoreError::bad_url(url, format!("expected `{scheme}://`")));
+    }
+    Ok(backend)
+}
+
+/// Opens the store a URL names, creating or upgrading Spool's tables (or keys) there:
+/// `sqlite://PATH` (or `sqlite:PATH`), `postgres://...`, `mysql://...` (`mariadb://` is an
+/// alias) or `redis://...`. What dispatches and works uses this; a command that only reads
+/// or administers a store uses [`open_existing`].
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), spool::StoreError> {
@@ -47,6 +82,33 @@ pub const DEFAULT_URL: &str = "sqlite://spool.db";
 /// # Ok(()) }
 /// ```
 pub async fn connect(url: &str) -> StoreResult<Arc<dyn Store>> {
+    let store = open_url(url, true).await?;
+    store.migrate().await?;
+    Ok(store)
+}
+
+/// Opens the store a URL names only if Spool's tables (or keys) are there at this build's
+/// version, creating and changing nothing: a mistyped URL is
+/// [`StoreError::NoStore`] rather than a new, empty store, a SQLite file that does not
+/// exist is not created, and a read-only database role is enough.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), spool::StoreError> {
+/// let store = spool::store::open_existing("postgres://reader@db/app").await?;
+/// println!("{:?}", store.stats().await?);
+/// # Ok(()) }
+/// ```
+pub async fn open_existing(url: &str) -> StoreResult<Arc<dyn Store>> {
+    let store = open_url(url, false).await?;
+    store.check_schema().await.map_err(|e| match e {
+        StoreError::NoStore(_) => StoreError::no_store(url),
+        e => e,
+    })?;
+    Ok(store)
+}
+
+/// Opens a handle on the store a URL names; `create` lets SQLite create its file.
+async fn open_url(url: &str, create: bool) -> StoreResult<Arc<dyn Store>> {
     // Opens the store with `$open` when the build has `$feature`, else says which feature.
     macro_rules! open_if_compiled {
         ($feature:literal, $open:expr) => {{
@@ -58,17 +120,14 @@ pub async fn connect(url: &str) -> StoreResult<Arc<dyn Store>> {
             return Err(StoreError::NotCompiled($feature));
         }};
     }
-    let store: Arc<dyn Store> = match url.split_once("://").map(|(scheme, _)| scheme) {
-        Some("sqlite") => open_if_compiled!("sqlite", sqlite::SqliteStore::open(url)),
-        Some("postgres" | "postgresql") => {
-            open_if_compiled!("postgres", postgres::PostgresStore::open(url))
-        }
-        Some("mysql" | "mariadb") => open_if_compiled!("mysql", mysql::MysqlStore::open(url)),
-        Some("redis" | "rediss") => open_if_compiled!("redis", redis::RedisStore::open(url)),
-        _ => return Err(StoreError::BadUrl(url.to_string())),
-    };
-    store.migrate().await?;
-    Ok(store)
+    let _ = create;
+    Ok(match backend_for_url(url)? {
+        "sqlite" if create => open_if_compiled!("sqlite", sqlite::SqliteStore::open(url)),
+        "sqlite" => open_if_compiled!("sqlite", sqlite::SqliteStore::open_existing(url)),
+        "postgres" => open_if_compiled!("postgres", postgres::PostgresStore::open(url)),
+        "mysql" => open_if_compiled!("mysql", mysql::MysqlStore::open(url)),
+        _ => open_if_compiled!("redis", redis::RedisStore::open(url)),
+    })
 }
 
 /// The store URL from `SPOOL_URL`, else [`DEFAULT_URL`].

@@ -41,6 +41,22 @@ pub(crate) fn check_schema_version(found: i64, supported: i64) -> StoreResult<()
     Ok(())
 }
 
+/// Whether a store can be used as it is by a command that does not migrate: `found` is the
+/// schema (or key layout) version recorded at the location, `None` when nothing of Spool's is
+/// there; `location` names it (redacted) for the error.
+pub(crate) fn check_existing_schema(
+    found: Option<i64>,
+    supported: i64,
+    location: impl FnOnce() -> String,
+) -> StoreResult<()> {
+    match found {
+        None | Some(0) => Err(StoreError::NoStore(location())),
+        Some(found) if found > supported => Err(StoreError::SchemaTooNew { found, supported }),
+        Some(found) if found < supported => Err(StoreError::SchemaTooOld { found, supported }),
+        Some(_) => Ok(()),
+    }
+}
+
 /// Milliseconds read from the store as a duration (a negative value reads as zero).
 pub(crate) fn duration_ms(ms: i64) -> Duration {
     Duration::from_millis(count(ms))

@@ -22,7 +22,7 @@ use super::{
 };
 use crate::{
     events::Event,
-    store::{ReservedJob, Store, Wakeups, WorkerInfo},
+    store::{ReservedJob, Store, StoreError, Wakeups, WorkerInfo},
 };
 
 pub(super) async fn run(worker: Worker) -> Result<WorkerExit, WorkerError> {
@@ -56,6 +56,7 @@ pub(super) async fn run(worker: Worker) -> Result<WorkerExit, WorkerError> {
         started: Instant::now(),
         reserved: 0,
         failures: 0,
+        refused: None,
         store,
         config,
         shutdown,
@@ -68,6 +69,9 @@ pub(super) async fn run(worker: Worker) -> Result<WorkerExit, WorkerError> {
     services
         .stop(fetcher.store.as_ref(), &fetcher.info.id)
         .await;
+    if let Some(e) = fetcher.refused.take() {
+        return Err(WorkerError::Store(e));
+    }
     let exit = exit(reason, fetcher.reserved, &fetcher.tally);
     tracing::info!(worker = %fetcher.info.id, ?exit, "worker stopped");
     Ok(exit)
@@ -91,6 +95,9 @@ struct Fetcher {
     reserved: u64,
     /// Failed reservations in a row.
     failures: u32,
+    /// A store error retrying cannot fix (the store is misconfigured): the worker stops and
+    /// reports it.
+    refused: Option<StoreError>,
 }
 
 impl Fetcher {
@@ -113,6 +120,10 @@ impl Fetcher {
                 continue;
             };
             let Some(jobs) = self.settle_and_reserve(limit).await else {
+                if self.refused.is_some() {
+                    // Stops as a signal would: running jobs finish, then the error is returned.
+                    return ExitReason::Signal;
+                }
                 continue;
             };
             if !jobs.is_empty() {
@@ -188,6 +199,11 @@ impl Fetcher {
                 }
                 self.failures = 0;
                 Some(jobs)
+            }
+            Err(e @ StoreError::Misconfigured(_)) => {
+                tracing::error!("stopping: {e}");
+                self.refused = Some(e);
+                None
             }
             Err(e) => {
                 self.failures += 1;

@@ -19,6 +19,14 @@ pub trait QueueStore: Send + Sync + 'static {
     /// Creates or upgrades Spool's tables. Safe to call concurrently and repeatedly.
     async fn migrate(&self) -> StoreResult<()>;
 
+    /// Checks that Spool's tables (or keys) are there at this build's version, without
+    /// creating or changing anything (a read-only database role can call it):
+    /// [`StoreError::NoStore`](crate::StoreError::NoStore) when nothing of Spool's is at the
+    /// location, [`SchemaTooOld`](crate::StoreError::SchemaTooOld) when it needs
+    /// [`migrate`](QueueStore::migrate), [`SchemaTooNew`](crate::StoreError::SchemaTooNew)
+    /// when a newer build wrote it.
+    async fn check_schema(&self) -> StoreResult<()>;
+
     /// Opens a second handle to the same store with its own connections, for use on another
     /// runtime (the worker's heartbeat thread, which busy handlers must not starve).
     async fn reopen(&self) -> StoreResult<Arc<dyn Store>>;

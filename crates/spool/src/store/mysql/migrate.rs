@@ -2,7 +2,7 @@
 //! and the server's version: Spool claims jobs with `SELECT ... FOR UPDATE SKIP LOCKED`, which
 //! MySQL has since 8.0.1 and MariaDB since 10.6, and refuses older servers when it opens.
 
-use crate::store::rules::check_schema_version;
+use crate::store::rules::{check_existing_schema, check_schema_version};
 use std::fmt;
 
 use sqlx::{Executor, MySqlConnection, mysql::MySqlDatabaseError};
@@ -21,6 +21,28 @@ const ALREADY_APPLIED: [u16; 2] = [1060, 1061];
 const LOCK_WAIT_SECS: i64 = 60;
 
 impl MysqlStore {
+    /// Checks, reading only, that the database holds Spool's tables at [`SCHEMA_VERSION`].
+    pub(super) async fn check_schema_version(&self) -> StoreResult<()> {
+        let tables: i64 = sqlx::query_scalar(include_str!("sql/migrate_exists.sql"))
+            .fetch_one(&self.pool)
+            .await?;
+        let found: Option<i64> = if tables > 0 {
+            sqlx::query_scalar(include_str!("sql/migrate_current.sql"))
+                .fetch_one(&self.pool)
+                .await?
+        } else {
+            None
+        };
+        check_existing_schema(found, SCHEMA_VERSION, || {
+            format!(
+                "database `{}` on {}:{}",
+                self.database(),
+                self.options.get_host(),
+                self.options.get_port()
+            )
+        })
+    }
+
     /// Brings the schema to [`SCHEMA_VERSION`] under a server-wide named lock.
     pub(super) async fn migrate_schema(&self) -> StoreResult<()> {
         let mut conn = self.pool.acquire().await?;

@@ -28,7 +28,7 @@ use sqlx::{
     query::Query,
 };
 
-use super::{PushOutcome, StoreError, StoreResult, WakeupSignal};
+use super::{PushOutcome, StoreError, StoreResult, WakeupSignal, server_url};
 
 mod admin;
 mod migrate;
@@ -41,7 +41,9 @@ mod workflow;
 
 pub use migrate::{Flavor, MINIMUM_VERSIONS, ServerVersion};
 
-pub(crate) use retry::is_unavailable as is_unavailable_error;
+pub(crate) use retry::{
+    is_misconfigured as is_misconfigured_error, is_unavailable as is_unavailable_error,
+};
 
 /// Connections per store. Each worker process holds one store; its queries are short, so a
 /// few connections serve many concurrent jobs without crowding the server's connection limit.
@@ -146,26 +148,20 @@ impl MysqlStore {
     }
 }
 
+/// The driver's options for a URL (user and password percent-decoded), without sqlx's
+/// statement logging (see the PostgreSQL store's `connect_options`).
 fn parse_url(url: &str) -> StoreResult<MySqlConnectOptions> {
+    server_url::parse(url)?;
     MySqlConnectOptions::from_str(url)
         .map(|o| o.disable_statement_logging())
-        .map_err(|e| StoreError::BadUrl(format!("{url} ({e})")))
+        .map_err(|e| StoreError::bad_url(url, e))
 }
 
 /// The URL with its database removed: `mysql://u@h/db?x=1` becomes `mysql://u@h/?x=1`.
-fn without_database(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
-    };
-    let (before_query, query) = match rest.split_once('?') {
-        Some((before, query)) => (before, Some(query)),
-        None => (rest, None),
-    };
-    let authority = before_query.split('/').next().unwrap_or(before_query);
-    match query {
-        Some(query) => format!("{scheme}://{authority}/?{query}"),
-        None => format!("{scheme}://{authority}/"),
-    }
+fn without_database(url: &str) -> StoreResult<String> {
+    let mut parsed = server_url::parse(url)?;
+    parsed.set_path("/");
+    Ok(parsed.into())
 }
 
 /// The database a URL names, if any.
@@ -239,7 +235,7 @@ fn values(template: &str, rows: usize) -> AssertSqlSafe<String> {
 /// at, on a connection of its own that names no database (the URL's own need not exist).
 async fn on_server(url: &str, database: &str, template: &str) -> StoreResult<()> {
     validate_database(database)?;
-    let mut conn = connect_direct(&parse_url(&without_database(url))?).await?;
+    let mut conn = connect_direct(&parse_url(&without_database(url)?)?).await?;
     conn.execute(sql_with(template, &[("database", database)]))
         .await?;
     conn.close().await?;
@@ -328,12 +324,19 @@ mod tests {
 
     #[test]
     fn the_database_is_cut_from_urls() {
-        assert_eq!(without_database("mysql://a:b@h:1/db"), "mysql://a:b@h:1/");
         assert_eq!(
-            without_database("mysql://a@h/db?ssl-mode=disabled"),
+            without_database("mysql://a:b@h:1/db").unwrap(),
+            "mysql://a:b@h:1/"
+        );
+        assert_eq!(
+            without_database("mysql://a@h/db?ssl-mode=disabled").unwrap(),
             "mysql://a@h/?ssl-mode=disabled"
         );
-        assert_eq!(without_database("mariadb://h"), "mariadb://h/");
+        assert_eq!(without_database("mariadb://h").unwrap(), "mariadb://h/");
+        assert_eq!(
+            without_database("mysql://a:p@ss%2F@h/db").unwrap(),
+            "mysql://a:p%40ss%2F@h/"
+        );
     }
 
     #[test]

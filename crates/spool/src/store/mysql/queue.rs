@@ -37,6 +37,10 @@ impl QueueStore for MysqlStore {
         self.migrate_schema().await
     }
 
+    async fn check_schema(&self) -> StoreResult<()> {
+        self.check_schema_version().await
+    }
+
     async fn reopen(&self) -> StoreResult<Arc<dyn Store>> {
         Ok(Arc::new(
             MysqlStore::with_options(self.options.clone()).await?,

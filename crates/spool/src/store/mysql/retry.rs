@@ -234,3 +234,17 @@ pub(crate) fn is_unavailable(number: u16) -> bool {
             | 4031 // disconnected for inactivity (MySQL)
     )
 }
+
+/// Server error numbers that mean "this setup cannot work": a refused user or password, a
+/// missing database, a missing privilege. Retrying cannot help; the message says what to fix.
+pub(crate) fn is_misconfigured(number: u16) -> bool {
+    matches!(
+        number,
+        1044 // access denied to the database
+            | 1045 // access denied (user or password)
+            | 1049 // unknown database
+            | 1142 // command denied on a table
+            | 1227 // a privilege is missing
+            | 1698 // access denied (no password allowed for this user)
+    )
+}

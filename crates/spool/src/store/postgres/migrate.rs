@@ -4,7 +4,7 @@
 
 use super::{PostgresStore, fnv1a};
 use crate::store::StoreResult;
-use crate::store::rules::check_schema_version;
+use crate::store::rules::{check_existing_schema, check_schema_version};
 
 /// The migrations in order: each one's version and its script (run as one multi-statement
 /// batch, with `{schema}` replaced like every other statement).
@@ -22,6 +22,9 @@ impl PostgresStore {
     /// newer than this build.
     pub(super) async fn migrate_schema(&self) -> StoreResult<()> {
         let mut tx = self.pool.begin().await?;
+        self.query(include_str!("sql/migrate_quiet.sql"))
+            .execute(&mut *tx)
+            .await?;
         // Held until commit: concurrent first-time migrations of the same schema queue here
         // instead of racing on CREATE.
         self.query(include_str!("sql/migrate_lock.sql"))
@@ -61,6 +64,31 @@ impl PostgresStore {
         }
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Checks, reading only, that the schema holds Spool's tables at [`SCHEMA_VERSION`].
+    pub(super) async fn check_schema_version(&self) -> StoreResult<()> {
+        let mut conn = self.unit(&self.pool).await?;
+        let exists: bool = self
+            .query_scalar(include_str!("sql/migrate_exists.sql"))
+            .bind(&self.schema)
+            .fetch_one(&mut *conn)
+            .await?;
+        let found = if exists {
+            self.query_scalar(include_str!("sql/migrate_version.sql"))
+                .fetch_one(&mut *conn)
+                .await?
+        } else {
+            None
+        };
+        conn.done().await?;
+        check_existing_schema(found, SCHEMA_VERSION, || {
+            format!(
+                "{} (schema `{}`)",
+                crate::redact::redact_url(&self.url),
+                self.schema
+            )
+        })
     }
 
     /// The advisory lock that serialises migrations of this schema (and only this schema).

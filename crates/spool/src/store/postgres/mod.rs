@@ -18,11 +18,11 @@
 use std::{str::FromStr, sync::Mutex, time::Duration};
 
 use sqlx::{
-    AssertSqlSafe, Connection, PgConnection, PgPool,
+    AssertSqlSafe, ConnectOptions, Connection, PgConnection, PgPool,
     postgres::{PgConnectOptions, PgPoolOptions},
 };
 
-use super::{NewJob, PushOutcome, StoreError, StoreResult, WakeupSignal};
+use super::{NewJob, PushOutcome, StoreError, StoreResult, WakeupSignal, server_url};
 
 mod admin;
 mod cursor;
@@ -110,14 +110,14 @@ impl PostgresStore {
     /// A `spool_schema=NAME` query parameter picks another schema (it is removed before the
     /// URL reaches the driver): `postgres://app@db/app?spool_schema=jobs`.
     pub async fn open(url: &str) -> StoreResult<Self> {
-        let (url, schema) = split_schema_param(url);
+        let (url, schema) = split_schema_param(url)?;
         Self::open_in_schema(&url, schema.as_deref().unwrap_or(DEFAULT_SCHEMA)).await
     }
 
     /// Drops a schema and everything in it (used by `spool bench` for its scratch schema).
     pub async fn drop_schema(url: &str, schema: &str) -> StoreResult<()> {
         validate_schema(schema)?;
-        let (url, _) = split_schema_param(url);
+        let (url, _) = split_schema_param(url)?;
         let (url, _) = pooler::split_pooler_params(&url)?;
         let options = connect_options(&url)?;
         let mut conn = PgConnection::connect_with(&options).await?;
@@ -232,15 +232,6 @@ impl PostgresStore {
     }
 }
 
-/// The driver's options for a URL (without Spool's own parameters). `extra_float_digits` is
-/// never sent: PgBouncer refuses it as a startup parameter, and PostgreSQL 12 and later print
-/// floats exactly without it.
-fn connect_options(url: &str) -> StoreResult<PgConnectOptions> {
-    let options =
-        PgConnectOptions::from_str(url).map_err(|e| StoreError::BadUrl(format!("{url} ({e})")))?;
-    Ok(options.extra_float_digits(None))
-}
-
 /// A validated schema name as a quoted identifier.
 fn quoted(schema: &str) -> String {
     format!("\"{schema}\"")
@@ -252,27 +243,22 @@ fn in_schema(template: &str, quoted_schema: &str) -> AssertSqlSafe<String> {
 }
 
 /// Splits a `spool_schema=NAME` query parameter off a URL.
-fn split_schema_param(url: &str) -> (String, Option<String>) {
-    let Some((base, query)) = url.split_once('?') else {
-        return (url.to_string(), None);
-    };
-    let mut schema = None;
-    let rest: Vec<&str> = query
-        .split('&')
-        .filter(|kv| match kv.strip_prefix("spool_schema=") {
-            Some(name) => {
-                schema = Some(name.to_string());
-                false
-            }
-            None => true,
-        })
-        .collect();
-    let url = if rest.is_empty() {
-        base.to_string()
-    } else {
-        format!("{base}?{}", rest.join("&"))
-    };
-    (url, schema)
+fn split_schema_param(url: &str) -> StoreResult<(String, Option<String>)> {
+    let mut parsed = server_url::parse(url)?;
+    let schema = server_url::take_param(&mut parsed, "spool_schema");
+    Ok((parsed.into(), schema))
+}
+
+/// The driver's options for a URL (without Spool's own parameters; user and password
+/// percent-decoded). sqlx's statement logging is off: it logs every statement slower than a
+/// second at WARN with its whole text, which is noise from a worker whose statements are known
+/// and whose store is busy. `extra_float_digits` is never sent: PgBouncer refuses it as a
+/// startup parameter, and PostgreSQL 12 and later print floats exactly without it.
+fn connect_options(url: &str) -> StoreResult<PgConnectOptions> {
+    server_url::parse(url)?;
+    PgConnectOptions::from_str(url)
+        .map(|options| options.disable_statement_logging().extra_float_digits(None))
+        .map_err(|e| StoreError::bad_url(url, e))
 }
 
 fn validate_schema(schema: &str) -> StoreResult<()> {
@@ -325,15 +311,15 @@ mod tests {
     #[test]
     fn schema_parameter_is_split_off() {
         assert_eq!(
-            split_schema_param("postgres://a@h/db"),
+            split_schema_param("postgres://a@h/db").unwrap(),
             ("postgres://a@h/db".into(), None)
         );
         assert_eq!(
-            split_schema_param("postgres://a@h/db?spool_schema=jobs"),
+            split_schema_param("postgres://a@h/db?spool_schema=jobs").unwrap(),
             ("postgres://a@h/db".into(), Some("jobs".into()))
         );
         assert_eq!(
-            split_schema_param("postgres://a@h/db?sslmode=disable&spool_schema=jobs"),
+            split_schema_param("postgres://a@h/db?sslmode=disable&spool_schema=jobs").unwrap(),
             (
                 "postgres://a@h/db?sslmode=disable".into(),
                 Some("jobs".into())

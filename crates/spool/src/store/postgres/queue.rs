@@ -30,6 +30,10 @@ impl QueueStore for PostgresStore {
         self.migrate_schema().await
     }
 
+    async fn check_schema(&self) -> StoreResult<()> {
+        self.check_schema_version().await
+    }
+
     async fn reopen(&self) -> StoreResult<Arc<dyn Store>> {
         Ok(Arc::new(
             PostgresStore::open_in_schema(&self.url, &self.schema).await?,

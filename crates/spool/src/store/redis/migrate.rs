@@ -11,7 +11,7 @@
 //! policy, or one this build does not know, is refused unless the URL says
 //! `allow_eviction=true`.
 
-use crate::store::rules::check_schema_version;
+use crate::store::rules::{check_existing_schema, check_schema_version};
 use redis::aio::MultiplexedConnection;
 
 use super::{RedisStore, rows::int, scripts};
@@ -33,6 +33,22 @@ impl RedisStore {
         let found = int(&self.run(&call).await?, "layout version")?;
         check_schema_version(found, LAYOUT_VERSION)?;
         Ok(())
+    }
+}
+
+impl RedisStore {
+    /// Checks, reading only, that the keyspace holds this build's layout version.
+    pub(super) async fn check_layout(&self) -> StoreResult<()> {
+        let found: Option<i64> = self
+            .command("HGET", self.keys.meta(), "schema_version")
+            .await?;
+        check_existing_schema(found, LAYOUT_VERSION, || {
+            format!(
+                "{} (prefix `{}`)",
+                crate::redact::redact_url(&self.config.driver_url),
+                self.config.prefix
+            )
+        })
     }
 }
 

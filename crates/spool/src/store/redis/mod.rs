@@ -85,6 +85,12 @@ pub struct RedisStore {
     known_queues: Mutex<HashSet<String>>,
 }
 
+/// The key prefix a `redis://` URL names with its `prefix=NAME` parameter (decoded), if any.
+pub fn prefix_in_url(url: &str) -> StoreResult<Option<String>> {
+    let mut parsed = super::server_url::parse(url)?;
+    Ok(super::server_url::take_param(&mut parsed, "prefix"))
+}
+
 /// Locks a mutex, taking over a poisoned one: the maps stay consistent whatever a panicking
 /// holder was doing (each update is a single insert or remove).
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -114,7 +120,7 @@ impl RedisStore {
             return Err(StoreError::NotCompiled("redis-tls"));
         }
         let client = Client::open(config.driver_url.as_str())
-            .map_err(|e| StoreError::BadUrl(format!("{} ({e})", config.driver_url)))?;
+            .map_err(|e| StoreError::bad_url(&config.driver_url, e))?;
         // One direct connection first: it fails at once and says why (refused, bad password),
         // where the managed connection would keep retrying; it also checks the server's
         // eviction policy before anything is stored.
@@ -170,7 +176,7 @@ impl RedisStore {
         let keys = Keys::new(prefix)?;
         let config = RedisUrl::parse(url)?;
         let client = Client::open(config.driver_url.as_str())
-            .map_err(|e| StoreError::BadUrl(format!("{} ({e})", config.driver_url)))?;
+            .map_err(|e| StoreError::bad_url(&config.driver_url, e))?;
         let mut conn = client.get_multiplexed_async_connection().await?;
         let mut deleted = 0;
         for pattern in keys.patterns() {

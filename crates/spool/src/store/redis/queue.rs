@@ -304,6 +304,10 @@ impl QueueStore for RedisStore {
         Ok(())
     }
 
+    async fn check_schema(&self) -> StoreResult<()> {
+        self.check_layout().await
+    }
+
     async fn reopen(&self) -> StoreResult<Arc<dyn Store>> {
         Ok(Arc::new(Self::open_parsed(self.config.clone()).await?))
     }

@@ -1,8 +1,9 @@
 //! Spool's own query parameters on a `redis://` URL, split off before the URL reaches the
-//! driver (which parses host, port, database number, user and password itself).
+//! driver (which parses host, port, database number, user and password itself, decoding
+//! percent-escapes).
 
 use super::keys::DEFAULT_PREFIX;
-use crate::store::{StoreError, StoreResult};
+use crate::store::{StoreError, StoreResult, server_url};
 
 /// A `redis://` or `rediss://` URL taken apart.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,37 +18,21 @@ pub(super) struct RedisUrl {
 
 impl RedisUrl {
     pub(super) fn parse(url: &str) -> StoreResult<Self> {
-        let (base, query) = match url.split_once('?') {
-            Some((base, query)) => (base, query),
-            None => (url, ""),
-        };
-        let mut prefix = None;
-        let mut allow_eviction = false;
-        let mut rest = Vec::new();
-        for pair in query.split('&').filter(|kv| !kv.is_empty()) {
-            match pair.split_once('=').unwrap_or((pair, "")) {
-                ("prefix", name) => prefix = Some(name.to_string()),
-                ("allow_eviction", value) => {
-                    allow_eviction = match value {
-                        "true" | "1" | "yes" => true,
-                        "false" | "0" | "no" => false,
-                        _ => {
-                            return Err(StoreError::BadUrl(format!(
-                                "{url} (allow_eviction takes true or false)"
-                            )));
-                        }
-                    }
-                }
-                _ => rest.push(pair),
+        let mut parsed = server_url::parse(url)?;
+        let prefix = server_url::take_param(&mut parsed, "prefix");
+        let allow_eviction = match server_url::take_param(&mut parsed, "allow_eviction").as_deref()
+        {
+            None | Some("false" | "0" | "no") => false,
+            Some("true" | "1" | "yes") => true,
+            Some(_) => {
+                return Err(StoreError::bad_url(
+                    url,
+                    "allow_eviction takes true or false",
+                ));
             }
-        }
-        let driver_url = if rest.is_empty() {
-            base.to_string()
-        } else {
-            format!("{base}?{}", rest.join("&"))
         };
         Ok(RedisUrl {
-            driver_url,
+            driver_url: parsed.into(),
             prefix: prefix.unwrap_or_else(|| DEFAULT_PREFIX.to_string()),
             allow_eviction,
         })

@@ -6,7 +6,7 @@ use rusqlite::Connection;
 
 use crate::{
     envelope::now_ms,
-    store::{StoreError, StoreResult},
+    store::{StoreError, StoreResult, rules::check_existing_schema},
 };
 
 /// The schema version this build writes and reads.
@@ -41,4 +41,27 @@ pub(super) fn migrate(conn: &Connection) -> StoreResult<()> {
         }
     }
     Ok(())
+}
+
+/// The schema version recorded in the database, `None` when it has no Spool tables; reads
+/// only.
+fn recorded_version(conn: &Connection) -> StoreResult<Option<i64>> {
+    let tables: i64 =
+        conn.query_row(include_str!("sql/migrate_exists.sql"), [], |row| row.get(0))?;
+    if tables == 0 {
+        return Ok(None);
+    }
+    Ok(
+        conn.query_row(include_str!("sql/migrate_current.sql"), [], |row| {
+            row.get(0)
+        })?,
+    )
+}
+
+/// Checks, reading only, that the database holds Spool's tables at [`SCHEMA_VERSION`];
+/// `location` names it for the error.
+pub(super) fn check(conn: &Connection, location: &str) -> StoreResult<()> {
+    check_existing_schema(recorded_version(conn)?, SCHEMA_VERSION, || {
+        location.to_string()
+    })
 }

@@ -38,6 +38,9 @@ pub use rusqlite;
 /// The SQLite store. Open it with [`crate::connect`] and a `sqlite://PATH` URL.
 pub struct SqliteStore {
     url: String,
+    /// Whether [`QueueStore::reopen`](crate::store::QueueStore::reopen) may create the file:
+    /// as this handle was opened.
+    mode: thread::OpenMode,
     writer: thread::DbThread,
     reader: thread::DbThread,
     wakeup: WakeupSignal,
@@ -45,15 +48,38 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
-    /// Opens (creating if needed) the database file a `sqlite://PATH` URL names.
+    /// Opens (creating if needed) the database file a `sqlite://PATH` or `sqlite:PATH` URL
+    /// names.
     pub async fn open(url: &str) -> StoreResult<Self> {
+        Self::open_as(url, thread::OpenMode::Create).await
+    }
+
+    /// Opens the database file a URL names only if it exists, creating nothing (no file, no
+    /// `-wal`, no `-shm`): [`StoreError::NoStore`] when it is missing. Whether it holds
+    /// Spool's tables is for [`QueueStore::check_schema`](crate::store::QueueStore::check_schema).
+    pub async fn open_existing(url: &str) -> StoreResult<Self> {
+        Self::open_as(url, thread::OpenMode::Existing).await
+    }
+
+    async fn open_as(url: &str, mode: thread::OpenMode) -> StoreResult<Self> {
         let path = db_path(url)?;
-        let writer = thread::DbThread::start(path.clone(), false, "spool-sqlite-writer").await?;
-        let reader = thread::DbThread::start(path.clone(), true, "spool-sqlite-reader").await?;
+        let writer = thread::DbThread::start(path.clone(), mode, "spool-sqlite-writer")
+            .await
+            .map_err(|e| match e {
+                StoreError::NoStore(_) => StoreError::no_store(url),
+                e => e,
+            })?;
+        let reader = thread::DbThread::start(
+            path.clone(),
+            thread::OpenMode::ReadOnly,
+            "spool-sqlite-reader",
+        )
+        .await?;
         let wakeup = WakeupSignal::default();
         let watcher = wakeups::DirWatcher::start(&path, wakeup.clone());
         Ok(SqliteStore {
             url: url.to_string(),
+            mode,
             writer,
             reader,
             wakeup,
@@ -119,15 +145,24 @@ impl SqliteStore {
     }
 }
 
-/// The file a `sqlite://PATH` URL names (`sqlite:///abs/path` or `sqlite://relative/path`);
-/// a query string, if any, is ignored.
+/// The file a SQLite URL names: `sqlite://PATH` (`sqlite:///abs/path` or
+/// `sqlite://relative/path`) or, as sqlx writes it, `sqlite:PATH`. A query string, if any, is
+/// ignored; the path is taken as written (no percent-decoding, as sqlx does).
 fn db_path(url: &str) -> StoreResult<PathBuf> {
     let rest = url
         .strip_prefix("sqlite://")
-        .ok_or_else(|| StoreError::BadUrl(url.to_string()))?;
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .ok_or_else(|| StoreError::bad_url(url, "a SQLite URL starts with `sqlite:`"))?;
     let path = rest.split_once('?').map_or(rest, |(path, _)| path);
     if path.is_empty() {
-        return Err(StoreError::BadUrl(format!("{url} (no file name)")));
+        return Err(StoreError::bad_url(url, "no file name"));
+    }
+    if path == ":memory:" || url.contains("mode=memory") {
+        return Err(StoreError::bad_url(
+            url,
+            "an in-memory SQLite database lives in one connection, and Spool's worker, reader \
+             and CLI each open the store on their own; name a file (a temporary one for tests)",
+        ));
     }
     Ok(PathBuf::from(path))
 }

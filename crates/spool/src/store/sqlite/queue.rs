@@ -29,8 +29,13 @@ impl QueueStore for SqliteStore {
         self.write(migrate::migrate).await
     }
 
+    async fn check_schema(&self) -> StoreResult<()> {
+        let location = crate::redact::redact_url(&self.url);
+        self.read(move |conn| migrate::check(conn, &location)).await
+    }
+
     async fn reopen(&self) -> StoreResult<Arc<dyn Store>> {
-        Ok(Arc::new(SqliteStore::open(&self.url).await?))
+        Ok(Arc::new(SqliteStore::open_as(&self.url, self.mode).await?))
     }
 
     async fn push(&self, jobs: &[NewJob]) -> StoreResult<Vec<PushOutcome>> {

@@ -19,6 +19,19 @@ const STATEMENT_CACHE: usize = 64;
 
 type Task = Box<dyn FnOnce(&mut Connection) + Send>;
 
+/// How a connection opens its file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum OpenMode {
+    /// Read and write, creating the file if it is missing, in WAL mode.
+    Create,
+    /// Read and write an existing file; a missing one is [`StoreError::NoStore`]. The journal
+    /// mode is left as found (a Spool database is in WAL mode already, and a file that is not
+    /// a Spool database must not be changed).
+    Existing,
+    /// Read only.
+    ReadOnly,
+}
+
 /// A connection owned by a plain thread that runs one operation (a closure) at a time.
 /// Dropping the handle ends the thread and closes the connection.
 pub(super) struct DbThread {
@@ -31,13 +44,13 @@ fn thread_gone() -> StoreError {
 
 impl DbThread {
     /// Opens the connection on a new thread named `name`; fails if the file cannot be opened.
-    pub(super) async fn start(path: PathBuf, read_only: bool, name: &str) -> StoreResult<Self> {
+    pub(super) async fn start(path: PathBuf, mode: OpenMode, name: &str) -> StoreResult<Self> {
         let (tx, rx) = mpsc::channel::<Task>();
         let (ready_tx, ready_rx) = oneshot::channel();
         std::thread::Builder::new()
             .name(name.to_string())
             .spawn(move || {
-                let mut conn = match open_connection(&path, read_only) {
+                let mut conn = match open_connection(&path, mode) {
                     Ok(conn) => {
                         let _ = ready_tx.send(Ok(()));
                         conn
@@ -79,21 +92,18 @@ impl DbThread {
     }
 }
 
-/// Opens a connection with Spool's settings: WAL (the writer sets it), a busy timeout, a
-/// statement cache.
-fn open_connection(path: &Path, read_only: bool) -> StoreResult<Connection> {
-    let flags = if read_only {
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
-    } else {
-        OpenFlags::SQLITE_OPEN_READ_WRITE
-            | OpenFlags::SQLITE_OPEN_CREATE
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX
-    };
-    let conn = Connection::open_with_flags(path, flags)
-        .map_err(|e| StoreError::Unavailable(format!("cannot open {}: {e}", path.display())))?;
+/// Opens a connection with Spool's settings: WAL (the creating writer sets it), a busy
+/// timeout, a statement cache.
+fn open_connection(path: &Path, mode: OpenMode) -> StoreResult<Connection> {
+    let flags = match mode {
+        OpenMode::ReadOnly => OpenFlags::SQLITE_OPEN_READ_ONLY,
+        OpenMode::Existing => OpenFlags::SQLITE_OPEN_READ_WRITE,
+        OpenMode::Create => OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
+    } | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags).map_err(|e| cannot_open(path, mode, e))?;
     conn.busy_timeout(Duration::from_secs(10))?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
-    if !read_only {
+    if mode == OpenMode::Create {
         let _mode: String =
             conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
     }
@@ -101,4 +111,38 @@ fn open_connection(path: &Path, read_only: bool) -> StoreResult<Connection> {
     conn.pragma_update(None, "temp_store", "MEMORY")?;
     conn.pragma_update(None, "cache_size", -32000)?;
     Ok(conn)
+}
+
+/// Why `path` could not be opened, in terms of what to fix: SQLite itself says only "unable
+/// to open database file".
+fn cannot_open(path: &Path, mode: OpenMode, e: rusqlite::Error) -> StoreError {
+    if mode != OpenMode::Create && !path.exists() {
+        return StoreError::NoStore(path.display().to_string());
+    }
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    let shown = path.display();
+    if !dir.exists() {
+        StoreError::Misconfigured(format!(
+            "cannot create the SQLite database {shown}: its directory {} does not exist; create it or fix the path",
+            dir.display()
+        ))
+    } else if !dir.is_dir() {
+        StoreError::Misconfigured(format!(
+            "cannot create the SQLite database {shown}: {} is not a directory",
+            dir.display()
+        ))
+    } else if path.is_dir() {
+        StoreError::Misconfigured(format!(
+            "cannot open the SQLite database {shown}: it is a directory; name a file"
+        ))
+    } else {
+        StoreError::Misconfigured(format!(
+            "cannot open the SQLite database {shown} ({e}): check that this user may read and \
+             write the file and create files in {}",
+            dir.display()
+        ))
+    }
 }

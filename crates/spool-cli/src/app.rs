@@ -164,6 +164,7 @@ impl App {
         } = self;
         let Cli { args, url_given } = cli;
         let CliArgs { url, command } = *args;
+        let url = crate::command::store_url(url);
         // Commands that put jobs in or run them create or upgrade Spool's tables; the others
         // (reading, administering) never create a store where a mistyped URL points, and work
         // with a read-only database role.

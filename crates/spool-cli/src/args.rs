@@ -7,6 +7,17 @@ pub(crate) fn duration(s: &str) -> Result<Duration, String> {
     spool::parse_duration(s).map_err(|e| e.to_string())
 }
 
+/// clap value parser for `work --sleep`: a poll interval of zero would spin a core.
+pub(crate) fn poll_interval(s: &str) -> Result<Duration, String> {
+    let d = duration(s)?;
+    if d < Duration::from_millis(10) {
+        return Err(format!(
+            "`{s}` would poll the store in a busy loop; use at least 10ms"
+        ));
+    }
+    Ok(d)
+}
+
 /// clap value parser for comma lists of durations.
 pub(crate) fn duration_list(s: &str) -> Result<Vec<Duration>, String> {
     spool::parse_duration_list(s).map_err(|e| e.to_string())

@@ -49,8 +49,8 @@ pub struct Cli {
 
 impl Cli {
     /// The store URL: `--url`, else `SPOOL_URL`, else `sqlite://spool.db`.
-    pub fn url(&self) -> &str {
-        &self.args.url
+    pub fn url(&self) -> String {
+        store_url(self.args.url.clone())
     }
 
     /// `work` logs at `info` by default, the other commands at `warn`.
@@ -69,9 +69,13 @@ impl Cli {
     propagate_version = true
 )]
 pub(crate) struct CliArgs {
-    /// Store URL: sqlite://PATH, postgres://USER@HOST/DB, mysql://USER@HOST/DB or redis://HOST:PORT/DB.
-    #[arg(long, global = true, env = "SPOOL_URL", default_value = spool::store::DEFAULT_URL)]
-    pub(crate) url: String,
+    /// Store URL: sqlite://PATH, postgres://USER@HOST/DB, mysql://USER@HOST/DB or
+    /// redis://HOST:PORT/DB. Without it: $SPOOL_URL, else sqlite://spool.db. `bench` reads only
+    /// --url: it wipes the store it measures.
+    // Neither a clap default nor a clap env: either makes clap print the global flag in every
+    // usage line as if it were required, and the env value (which may hold a password) in help.
+    #[arg(long, global = true)]
+    pub(crate) url: Option<String>,
     #[command(subcommand)]
     pub(crate) command: Command,
 }
@@ -119,6 +123,12 @@ pub(crate) enum Command {
     /// The bench's worker process (started by `spool bench`).
     #[command(hide = true)]
     BenchWorker(bench::BenchWorkerArgs),
+}
+
+/// `--url`, else `SPOOL_URL`, else the default.
+pub(crate) fn store_url(flag: Option<String>) -> String {
+    flag.or_else(|| std::env::var("SPOOL_URL").ok().filter(|u| !u.is_empty()))
+        .unwrap_or_else(|| spool::store::DEFAULT_URL.to_string())
 }
 
 fn url_given(matches: &ArgMatches) -> bool {

@@ -25,26 +25,27 @@ pub(crate) struct WorkArgs {
     #[arg(long, value_parser = args::duration, default_value = "30s")]
     lease: Duration,
     /// Stop after this many jobs.
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     max_jobs: Option<u64>,
     /// Stop fetching after this long; running jobs finish.
     #[arg(long, value_parser = args::duration)]
     max_time: Option<Duration>,
-    /// Stop (exit code 12) once resident memory reaches this many MB.
-    #[arg(long)]
+    /// Stop (exit code 12) once resident memory reaches this many MB (at least 1).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     memory: Option<u64>,
     /// Stop when nothing is ready to run.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "until_done")]
     stop_when_empty: bool,
     /// Stop when nothing is pending, delayed or reserved in these queues (exit 0 even if
     /// some jobs failed).
     #[arg(long)]
     until_done: bool,
     /// Run one job, then stop.
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["stop_when_empty", "until_done", "max_jobs"])]
     once: bool,
-    /// Longest idle wait before polling again.
-    #[arg(long, value_parser = args::duration, default_value = "1s")]
+    /// Longest idle wait before polling again (at least 10ms: wake-ups come from the store,
+    /// this is only the fallback).
+    #[arg(long, value_parser = args::poll_interval, default_value = "1s")]
     sleep: Duration,
     /// Pause after each job.
     #[arg(long, value_parser = args::duration, default_value = "0")]

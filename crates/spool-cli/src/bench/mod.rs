@@ -31,7 +31,7 @@ pub(crate) enum Workload {
 #[derive(Debug, Args)]
 pub(crate) struct BenchArgs {
     /// Which workload.
-    #[arg(long, value_enum, default_value = "w1")]
+    #[arg(long, value_enum, ignore_case = true, default_value = "w1")]
     workload: Workload,
     /// Jobs per run (default: W1 100,000; W2 2,000; W3 1,000).
     #[arg(long)]

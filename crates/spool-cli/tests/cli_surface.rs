@@ -1,0 +1,81 @@
+//! The command line's surface as a new user meets it: help text, usage lines, refused flag
+//! combinations and exit codes (docs/cli.md, "Exit codes").
+
+mod common;
+
+use std::process::Command;
+
+use common::Env;
+
+/// `spool` with no `--url`, in a scratch directory.
+fn bare(args: &[&str]) -> std::process::Output {
+    let dir = tempfile::tempdir().expect("temp dir");
+    Command::new(env!("CARGO_BIN_EXE_spool"))
+        .args(args)
+        .env("SPOOL_URL", "postgres://app:s3cr3t@db.invalid/app")
+        .env("SPOOL_LOG", "warn")
+        .current_dir(dir.path())
+        .output()
+        .expect("spool runs")
+}
+
+fn text(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[test]
+fn help_never_prints_the_store_urls_password() {
+    for args in [
+        &["--help"][..],
+        &["work", "--help"],
+        &["retry", "--help"],
+        &["bench", "--help"],
+        &["status", "--help"],
+    ] {
+        let out = bare(args);
+        assert!(out.status.success(), "{args:?}: {}", text(&out));
+        assert!(
+            !text(&out).contains("s3cr3t"),
+            "{args:?} shows the password"
+        );
+    }
+}
+
+#[test]
+fn usage_lines_do_not_show_the_global_url_as_required() {
+    let out = bare(&["retry"]);
+    assert_eq!(out.status.code(), Some(2), "a usage error");
+    let usage = text(&out);
+    assert!(usage.contains("Usage: spool retry"), "{usage}");
+    assert!(!usage.contains("--url <URL>"), "{usage}");
+}
+
+#[test]
+fn bench_takes_the_workload_in_either_case() {
+    for workload in ["W1", "w1"] {
+        let out = bare(&["bench", "--workload", workload, "--jobs", "20", "--json"]);
+        assert!(out.status.success(), "{workload}: {}", text(&out));
+    }
+}
+
+#[test]
+fn contradictory_worker_flags_are_usage_errors() {
+    let env = Env::new();
+    for flags in [
+        &["--stop-when-empty", "--until-done"][..],
+        &["--once", "--stop-when-empty"],
+        &["--once", "--until-done"],
+        &["--once", "--max-jobs", "5"],
+        &["--memory", "0"],
+        &["--sleep", "0"],
+    ] {
+        let mut args = vec!["work"];
+        args.extend_from_slice(flags);
+        let out = env.run(&args);
+        assert_eq!(out.status.code(), Some(2), "{flags:?}: {}", text(&out));
+    }
+}

@@ -1,6 +1,6 @@
 //! Value parsers shared by the commands.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 /// clap value parser for durations (`500ms`, `5s`, `2m`, bare seconds).
 pub(crate) fn duration(s: &str) -> Result<Duration, String> {
@@ -41,13 +41,26 @@ pub(crate) fn names(s: &str) -> Result<Vec<String>, String> {
     Ok(names)
 }
 
-/// Time until an RFC 3339 instant (zero if it has passed).
-pub(crate) fn until(at: &str) -> Result<Duration, String> {
-    let t = humantime::parse_rfc3339_weak(at).map_err(|e| {
-        format!("invalid time `{at}` ({e}); use RFC 3339, e.g. 2026-01-31T09:00:00Z")
-    })?;
-    Ok(t.duration_since(std::time::SystemTime::now())
-        .unwrap_or_default())
+/// clap value parser for an RFC 3339 instant with its offset (`2030-01-31T09:00:00+02:00`,
+/// `...Z`). A time without a zone is refused rather than guessed.
+pub(crate) fn instant(s: &str) -> Result<SystemTime, String> {
+    let s = s.trim();
+    match chrono::DateTime::parse_from_rfc3339(s) {
+        Ok(t) => Ok(SystemTime::from(t)),
+        Err(_) if chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f").is_ok() => Err(
+            format!("`{s}` has no time zone: add one, e.g. `{s}Z` for UTC or `{s}+02:00`"),
+        ),
+        Err(e) => Err(format!(
+            "invalid time `{s}` ({e}); use RFC 3339 with a zone, e.g. 2030-01-31T09:00:00+02:00"
+        )),
+    }
+}
+
+/// The delay until `at` (zero if it has passed), rounded up to the millisecond: the store
+/// adds it to its own clock (D-7), so the job is never available before `at`.
+pub(crate) fn until(at: SystemTime) -> Duration {
+    let left = at.duration_since(SystemTime::now()).unwrap_or_default();
+    Duration::from_millis(u64::try_from(left.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX))
 }
 
 /// A list of durations; an alias so clap takes the whole list as one value.

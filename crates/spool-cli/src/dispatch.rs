@@ -27,9 +27,9 @@ pub(crate) struct DispatchArgs {
     /// Make it available after this long (`5s`, `2m`, bare seconds).
     #[arg(long, value_parser = args::duration, conflicts_with = "at")]
     delay: Option<Duration>,
-    /// Make it available at this RFC 3339 time.
-    #[arg(long)]
-    at: Option<String>,
+    /// Make it available at this RFC 3339 time, with its zone (`2030-01-31T09:00:00+02:00`).
+    #[arg(long, value_parser = args::instant)]
+    at: Option<std::time::SystemTime>,
     /// Maximum attempts (0 = unlimited).
     #[arg(long, value_parser = args::tries, allow_hyphen_values = true)]
     tries: Option<u32>,
@@ -303,8 +303,8 @@ fn from_flags(a: &DispatchArgs) -> Result<Vec<(Envelope, Duration)>, String> {
     }
     let payload = RawValue::from_string(a.payload.clone())
         .map_err(|e| format!("--payload is not valid JSON: {e}"))?;
-    let delay = match &a.at {
-        Some(at) => args::until(at)?,
+    let delay = match a.at {
+        Some(at) => args::until(at),
         None => a.delay.unwrap_or_default(),
     };
     let options = JobOptions {
@@ -396,7 +396,7 @@ fn parse_request(r: Request) -> Result<(Envelope, Duration), String> {
     let delay = match (&r.delay, &r.at) {
         (Some(_), Some(_)) => return Err("give `delay` or `at`, not both".into()),
         (Some(d), None) => d.get()?,
-        (None, Some(at)) => args::until(at)?,
+        (None, Some(at)) => args::until(args::instant(at)?),
         (None, None) => Duration::ZERO,
     };
     let tries = match r.tries {

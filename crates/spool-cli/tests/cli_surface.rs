@@ -109,3 +109,31 @@ fn shell_jobs_do_not_inherit_spools_secrets() {
         assert!(!record.contains(secret), "the child saw {secret}: {record}");
     }
 }
+
+#[test]
+fn at_takes_rfc3339_offsets_refuses_zoneless_times_and_never_runs_early() {
+    let env = Env::new();
+    // An offset: 09:00 at +02:00 is 07:00 UTC.
+    let out = env.json(&[
+        "dispatch",
+        "noop",
+        "--at",
+        "2030-01-31T09:00:00+02:00",
+        "--json",
+    ]);
+    let job = env.json(&["job", out["id"].as_str().unwrap(), "--json"]);
+    let at = job["available_at"].as_str().unwrap();
+    assert!(
+        at.starts_with("2030-01-31T07:00:00.") && at.ends_with('Z'),
+        "shown to the millisecond, never before the instant asked for: {at}"
+    );
+    assert!(at >= "2030-01-31T07:00:00.000Z", "{at}");
+    // A time without a zone is refused, with the hint; like any bad argument, exit 2.
+    let out = env.run(&["dispatch", "noop", "--at", "2030-01-31T09:00:00"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("no time zone"), "{}", text(&out));
+    let out = env.run(&["dispatch", "noop", "--at", "tomorrow"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let out = env.run(&["dispatch", "noop", "--delay", "soon"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+}

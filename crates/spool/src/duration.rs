@@ -1,22 +1,24 @@
-//! Durations as people type them: `500ms`, `5s`, `2m`, `1h`, or a bare number of seconds.
+//! Durations as people type them: `500ms`, `5s`, `2m`, `1h30m`, or a bare number of seconds.
 
 use std::time::Duration;
 
 /// A duration string could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "invalid duration `{input}`: use a number of seconds (`5`, `0.5`) or a unit: `500ms`, `5s`, `2m`, `1h`"
+    "invalid duration `{input}`: use a number of seconds (`5`, `0.5`) or units: `500ms`, `5s`, `2m`, `1h30m`, `1d`"
 )]
 pub struct DurationError {
     input: String,
 }
 
-/// Parses `500ms`, `5s`, `2m`, `1h`, `1d` or a bare (possibly fractional) number of seconds.
+/// Parses a bare (possibly fractional) number of seconds, or a duration with units as
+/// [`humantime`] reads them: `500ms`, `5s`, `2m`, `1h30m`, `1d`.
 ///
 /// ```
 /// use std::time::Duration;
 /// assert_eq!(spool::parse_duration("500ms").unwrap(), Duration::from_millis(500));
 /// assert_eq!(spool::parse_duration("2m").unwrap(), Duration::from_secs(120));
+/// assert_eq!(spool::parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
 /// assert_eq!(spool::parse_duration("1.5").unwrap(), Duration::from_millis(1500));
 /// assert!(spool::parse_duration("soon").is_err());
 /// ```
@@ -25,25 +27,25 @@ pub fn parse_duration(input: &str) -> Result<Duration, DurationError> {
         input: input.to_string(),
     };
     let s = input.trim();
-    let split = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(s.len());
-    let (number, unit) = s.split_at(split);
-    let value: f64 = number.parse().map_err(|_| err())?;
-    let seconds_per_unit = match unit.trim() {
-        "" | "s" | "sec" | "secs" => 1.0,
-        "ms" => 0.001,
-        "m" | "min" | "mins" => 60.0,
-        "h" => 3600.0,
-        "d" => 86_400.0,
-        _ => return Err(err()),
+    let parsed = if s.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        // Spool's own rule on top of humantime's: a bare number is seconds.
+        let secs: f64 = s.parse().map_err(|_| err())?;
+        if !(0.0..=MAX_SECS).contains(&secs) {
+            return Err(err());
+        }
+        Duration::from_secs_f64(secs)
+    } else {
+        humantime::parse_duration(s).map_err(|_| err())?
     };
-    let secs = value * seconds_per_unit;
-    if !secs.is_finite() || !(0.0..=1e12).contains(&secs) {
+    if parsed.as_secs_f64() > MAX_SECS {
         return Err(err());
     }
-    Ok(Duration::from_secs_f64(secs))
+    Ok(parsed)
 }
+
+/// The longest duration accepted: about 31,700 years, far past any sensible delay, and well
+/// inside every store's time arithmetic.
+const MAX_SECS: f64 = 1e12;
 
 /// Parses a comma-separated list of durations (`1,5,10` or `500ms,2s`).
 pub fn parse_duration_list(input: &str) -> Result<Vec<Duration>, DurationError> {
@@ -81,6 +83,9 @@ mod tests {
             ("5s", 5_000),
             ("2m", 120_000),
             ("1h", 3_600_000),
+            ("1h30m", 5_400_000),
+            ("1d", 86_400_000),
+            ("2min 5s", 125_000),
             (" 3s ", 3_000),
         ];
         for (input, ms) in cases {
@@ -94,7 +99,15 @@ mod tests {
 
     #[test]
     fn rejects_garbage() {
-        for input in ["", "s", "5x", "-1", "1e400", "five"] {
+        for input in [
+            "",
+            "s",
+            "5x",
+            "-1",
+            "1e400",
+            "five",
+            "99999999999999999999h",
+        ] {
             assert!(parse_duration(input).is_err(), "{input}");
         }
     }

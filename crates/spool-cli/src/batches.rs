@@ -36,7 +36,7 @@ pub(crate) async fn list_or_show(
 ) -> Result<ExitCode, CliError> {
     if let Some(Show::Show { id }) = a.show {
         let Some(batch) = store.batch(&id).await? else {
-            eprintln!("no batch has id `{id}` (it may have been pruned)");
+            eprintln!("error: no batch has id `{id}` (it may have been pruned)");
             return Ok(ExitCode::FAILURE);
         };
         if a.json {
@@ -119,7 +119,10 @@ pub(crate) struct RetryBatchArgs {
 
 pub(crate) async fn retry(store: Arc<dyn Store>, a: RetryBatchArgs) -> Result<ExitCode, CliError> {
     if store.batch(&a.id).await?.is_none() {
-        eprintln!("no batch has id `{}`", a.id);
+        eprintln!(
+            "error: no batch has id `{}` (it may have been pruned)",
+            a.id
+        );
         return Ok(ExitCode::FAILURE);
     }
     let retried = store

@@ -8,7 +8,7 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
 
-use super::{CliError, output, work};
+use super::{CliError, work};
 use spool::{
     Backoff, Registry, Spool, Store, Worker, WorkerConfig,
     builtin::{Fail, Flaky, Noop, Sleep},
@@ -104,14 +104,7 @@ pub(crate) async fn run(
         exit.reserved
     );
     println!("\n$ spool failed --queue {QUEUE}");
-    output::table_of(&["ID", "JOB", "ATTEMPTS", "ERROR"], &failed, |f| {
-        vec![
-            f.id.clone(),
-            f.job.clone(),
-            f.attempts.to_string(),
-            output::one_line(&f.error, 70),
-        ]
-    });
+    crate::failed::print_table(&failed);
     println!(
         "\nnext: `spool failed show {}`, `spool retry {}`, `spool status`",
         doomed.id, doomed.id

@@ -169,7 +169,7 @@ pub(crate) async fn run(
         match read_stdin() {
             Ok(requests) => requests,
             Err(message) => {
-                eprintln!("{message}");
+                eprintln!("error: {message}");
                 eprintln!("nothing was enqueued");
                 return Ok(ExitCode::FAILURE);
             }

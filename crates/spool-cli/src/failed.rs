@@ -67,9 +67,18 @@ pub(crate) async fn list_or_show(
         println!("no failed jobs");
         return Ok(ExitCode::SUCCESS);
     }
+    print_table(&failed);
+    if total > failed.len() as u64 {
+        println!("… {} of {total} shown (use --limit)", failed.len());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The table `spool failed` prints (the demo shows the same).
+pub(crate) fn print_table(failed: &[FailedJob]) {
     output::table_of(
         &["ID", "QUEUE", "JOB", "ATTEMPTS", "FAILED AT", "ERROR"],
-        &failed,
+        failed,
         |f| {
             vec![
                 f.id.clone(),
@@ -81,15 +90,11 @@ pub(crate) async fn list_or_show(
             ]
         },
     );
-    if total > failed.len() as u64 {
-        println!("… {} of {total} shown (use --limit)", failed.len());
-    }
-    Ok(ExitCode::SUCCESS)
 }
 
 async fn show(store: Arc<dyn Store>, id: &str, json: bool) -> Result<ExitCode, CliError> {
     let Some(f) = store.failed_job(id).await? else {
-        eprintln!("no failed job has id `{id}`");
+        eprintln!("error: no failed job has id `{id}`");
         return Ok(ExitCode::FAILURE);
     };
     let payload = output::payload_of(&f.envelope)
@@ -149,19 +154,20 @@ pub(crate) async fn retry(store: Arc<dyn Store>, a: RetryArgs) -> Result<ExitCod
     for id in &retried {
         println!("{id}");
     }
-    eprintln!("retried {} job(s)", retried.len());
     let missing: Vec<&String> = if all {
         vec![]
     } else {
         a.ids.iter().filter(|i| !retried.contains(i)).collect()
     };
-    if !missing.is_empty() {
-        for id in missing {
-            eprintln!("no failed job has id `{id}`");
-        }
-        return Ok(ExitCode::FAILURE);
+    for id in &missing {
+        eprintln!("error: no failed job has id `{id}`");
     }
-    Ok(ExitCode::SUCCESS)
+    eprintln!("retried {} job(s)", retried.len());
+    Ok(if missing.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 #[derive(Debug, Args)]
@@ -175,7 +181,7 @@ pub(crate) async fn forget(store: Arc<dyn Store>, a: ForgetArgs) -> Result<ExitC
         println!("forgot failed job {}", a.id);
         Ok(ExitCode::SUCCESS)
     } else {
-        eprintln!("no failed job has id `{}`", a.id);
+        eprintln!("error: no failed job has id `{}`", a.id);
         Ok(ExitCode::FAILURE)
     }
 }

@@ -68,7 +68,11 @@ pub(crate) async fn status(store: Arc<dyn Store>, a: JsonFlag) -> Result<ExitCod
                 q.pending.to_string(),
                 q.delayed.to_string(),
                 q.reserved.to_string(),
-                format_duration(Duration::from_millis(q.oldest_ready_age_ms)),
+                if q.pending == 0 {
+                    "-".to_string()
+                } else {
+                    format_duration(Duration::from_millis(q.oldest_ready_age_ms))
+                },
                 workers.to_string(),
                 note.to_string(),
             ]
@@ -85,7 +89,7 @@ pub(crate) async fn status(store: Arc<dyn Store>, a: JsonFlag) -> Result<ExitCod
     } else {
         println!("workers:");
         output::table_of(
-            &["  ID", "HOST", "PID", "QUEUES", "BUSY"],
+            &["ID", "HOST", "PID", "QUEUES", "BUSY"],
             &stats.workers,
             |w| {
                 vec![
@@ -224,7 +228,8 @@ pub(crate) async fn job(store: Arc<dyn Store>, a: JobArgs) -> Result<ExitCode, C
             }
         }
         eprintln!(
-            "no queued job has id `{}` (see `spool failed show {}` for failed jobs)",
+            "error: job `{}` not found: it is not queued, not failed (`spool failed show {}`), and \
+             completed jobs are kept only with a result",
             a.id, a.id
         );
         return Ok(ExitCode::FAILURE);
@@ -235,7 +240,7 @@ pub(crate) async fn job(store: Arc<dyn Store>, a: JobArgs) -> Result<ExitCode, C
             return Ok(ExitCode::SUCCESS);
         }
         eprintln!(
-            "job {} is held by a worker; it can be deleted once released",
+            "error: job {} is held by a worker; it can be deleted once released",
             a.id
         );
         return Ok(ExitCode::FAILURE);
@@ -245,7 +250,11 @@ pub(crate) async fn job(store: Arc<dyn Store>, a: JobArgs) -> Result<ExitCode, C
             println!("job {} is available now", a.id);
             return Ok(ExitCode::SUCCESS);
         }
-        eprintln!("job {} is {}, not delayed", a.id, state_name(info.state));
+        eprintln!(
+            "error: job {} is {}, not delayed",
+            a.id,
+            state_name(info.state)
+        );
         return Ok(ExitCode::FAILURE);
     }
     let v = view(&info, true);

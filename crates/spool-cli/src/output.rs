@@ -10,25 +10,60 @@ pub(crate) fn json<T: Serialize>(value: &T) {
     );
 }
 
-/// Prints rows as left-aligned columns.
+/// The most characters a table cell shows; longer values (a queue name or an error written
+/// by another program) are cut with `…`. `--json` has them whole.
+const MAX_CELL: usize = 200;
+
+/// Prints rows as left-aligned columns. Cells are made printable (see [`printable`]) and
+/// cut to [`MAX_CELL`] characters.
 pub(crate) fn table(header: &[&str], rows: &[Vec<String>]) {
-    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
-    for row in rows {
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|row| row.iter().map(|c| cut(&printable(c), MAX_CELL)).collect())
+        .collect();
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in &rows {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count());
         }
     }
-    let line = |cells: Vec<String>| {
-        let padded: Vec<String> = cells
-            .iter()
-            .zip(&widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect();
-        println!("{}", padded.join("  ").trim_end());
+    // Padded by hand rather than with `{:<w$}`: std's formatter cannot pad past 65,535.
+    let line = |cells: &[String]| {
+        let mut out = String::new();
+        for (cell, w) in cells.iter().zip(&widths) {
+            out.push_str(cell);
+            out.push_str(&" ".repeat(w.saturating_sub(cell.chars().count()) + 2));
+        }
+        println!("{}", out.trim_end());
     };
-    line(header.iter().map(|h| h.to_string()).collect());
-    for row in rows {
-        line(row.clone());
+    line(&header.iter().map(|h| h.to_string()).collect::<Vec<_>>());
+    for row in &rows {
+        line(row);
+    }
+}
+
+/// `text` safe to print on a terminal: control characters (escape sequences, newlines, NUL)
+/// are shown escaped (`\u{1b}`, `\n`), never sent raw.
+pub(crate) fn printable(text: &str) -> String {
+    if !text.chars().any(char::is_control) {
+        return text.to_string();
+    }
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+/// At most `max` characters of `text`, with `…` when cut.
+fn cut(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text.to_string(),
     }
 }
 
@@ -38,11 +73,14 @@ pub(crate) fn table_of<T>(header: &[&str], items: &[T], row: impl Fn(&T) -> Vec<
     table(header, &rows);
 }
 
-/// Prints `label: value` lines, the values aligned one space past the longest label.
+/// Prints `label: value` lines, the values aligned one space past the longest label, made
+/// printable (see [`printable`]).
 pub(crate) fn fields(rows: &[(&str, String)]) {
     let width = rows.iter().map(|(label, _)| label.len()).max().unwrap_or(0) + 1;
     for (label, value) in rows {
-        println!("{:<width$} {value}", format!("{label}:"));
+        let label = format!("{label}:");
+        let pad = " ".repeat(width - label.len() + 1);
+        println!("{label}{pad}{}", printable(value));
     }
 }
 
@@ -52,8 +90,8 @@ pub(crate) fn one_line(text: &str, max: usize) -> String {
     if line.chars().count() <= max && !text.contains('\n') {
         return line.to_string();
     }
-    let cut: String = line.chars().take(max.saturating_sub(1)).collect();
-    format!("{cut}…")
+    let shown: String = line.chars().take(max.saturating_sub(1)).collect();
+    format!("{shown}…")
 }
 
 /// Logs go to stderr; `SPOOL_LOG` or `RUST_LOG` pick the level (`info` for long-running

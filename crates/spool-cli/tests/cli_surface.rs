@@ -137,3 +137,64 @@ fn at_takes_rfc3339_offsets_refuses_zoneless_times_and_never_runs_early() {
     let out = env.run(&["dispatch", "noop", "--delay", "soon"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
 }
+
+#[test]
+fn not_found_says_error_and_exits_1() {
+    let env = Env::new();
+    env.ok(&["migrate"]);
+    for args in [
+        &["job", "nope"][..],
+        &["failed", "show", "nope"],
+        &["forget", "nope"],
+        &["retry", "nope"],
+        &["batches", "show", "nope"],
+        &["retry-batch", "nope"],
+    ] {
+        let out = env.run(args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", text(&out));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.starts_with("error: "), "{args:?}: {err}");
+    }
+    // A completed job without a kept result is not queued, failed or kept: say why.
+    let id = env.ok(&["dispatch", "noop"]).trim().to_string();
+    env.ok(&["work", "--until-done"]);
+    let out = env.run(&["job", &id]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out).contains("completed jobs are kept only with a result"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn tables_survive_huge_and_hostile_values() {
+    let env = Env::new();
+    let long_queue = "q".repeat(70_000);
+    let out = env.run(&["dispatch", "noop", "--queue", &long_queue]);
+    // Either refused by the queue-name rule or shown: never a panic.
+    assert!(matches!(out.status.code(), Some(0..=2)), "{}", text(&out));
+    let message = format!("boom \u{1b}[31mred{}", "e".repeat(70_000));
+    let payload = serde_json::json!({ "message": message }).to_string();
+    env.ok(&["dispatch", "fail", "--tries", "1", "--payload", &payload]);
+    env.ok(&["work", "--until-done"]);
+    for args in [&["status"][..], &["jobs"], &["failed"]] {
+        let out = env.run(args);
+        assert!(out.status.success(), "{args:?}: {}", text(&out));
+        assert!(
+            !String::from_utf8_lossy(&out.stdout).contains('\u{1b}'),
+            "{args:?} prints a raw escape"
+        );
+    }
+}
+
+#[test]
+fn status_shows_a_dash_for_the_oldest_ready_age_when_nothing_is_ready() {
+    let env = Env::new();
+    env.ok(&["dispatch", "noop", "--delay", "60"]);
+    let status = env.ok(&["status"]);
+    let header = status.lines().next().unwrap();
+    let row = status.lines().nth(1).unwrap();
+    let column = header.find("OLDEST READY").unwrap();
+    assert_eq!(&row[column..column + 1], "-", "{status}");
+}

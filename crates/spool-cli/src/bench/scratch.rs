@@ -16,14 +16,14 @@ pub(crate) struct Scratch {
     pub(crate) url: String,
     pub(crate) store: Arc<dyn Store>,
     pub(crate) backend: &'static str,
-    _dir: Option<tempfile_dir::TempDir>,
+    _dir: Option<tempfile::TempDir>,
 }
 
 impl Scratch {
     pub(crate) async fn new(url: Option<&str>, run: usize) -> Result<Scratch, CliError> {
         let (url, dir) = match url {
             None => {
-                let dir = tempfile_dir::TempDir::new()?;
+                let dir = tempfile::Builder::new().prefix("spool-bench-").tempdir()?;
                 let url = format!(
                     "sqlite://{}",
                     dir.path().join(format!("bench-{run}.db")).display()
@@ -133,33 +133,4 @@ async fn redis_scratch(url: &str) -> Result<String, CliError> {
 #[cfg(not(feature = "redis"))]
 async fn redis_scratch(_url: &str) -> Result<String, CliError> {
     Err(spool::store::StoreError::NotCompiled("redis").into())
-}
-
-/// A temporary directory removed on drop (std has none; this keeps the bench free of a
-/// dev-only crate).
-mod tempfile_dir {
-    use std::path::{Path, PathBuf};
-
-    pub(crate) struct TempDir(PathBuf);
-
-    impl TempDir {
-        pub(crate) fn new() -> std::io::Result<TempDir> {
-            let path = std::env::temp_dir().join(format!(
-                "spool-bench-{}-{:08x}",
-                std::process::id(),
-                fastrand::u32(..)
-            ));
-            std::fs::create_dir_all(&path)?;
-            Ok(TempDir(path))
-        }
-        pub(crate) fn path(&self) -> &Path {
-            &self.0
-        }
-    }
-
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
 }

@@ -190,20 +190,22 @@ pub(crate) async fn drain(
     all_done.await;
 }
 
-/// Resident set size of this process in MB, where the OS tells (Linux).
+/// Resident set size of this process in MB, where the OS tells.
 pub(crate) fn rss_mb() -> Option<u64> {
-    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
-    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
-    Some(pages * 4096 / (1024 * 1024))
+    memory_stats::memory_stats().map(|m| m.physical_mem as u64 / (1024 * 1024))
 }
 
+/// This machine's name, as workers register under it.
 pub(crate) fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .map(|h| h.trim().to_string())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "localhost".to_string())
+    let name = gethostname::gethostname()
+        .to_string_lossy()
+        .trim()
+        .to_string();
+    if name.is_empty() {
+        "localhost".to_string()
+    } else {
+        name
+    }
 }
 
 /// Capped exponential backoff for reconnecting to the store (D-3): 100 ms doubling to 10 s.

@@ -24,6 +24,8 @@ use sqlx::{
 
 use super::{NewJob, PushOutcome, StoreError, StoreResult, WakeupSignal, server_url};
 
+use crate::store::sql::fnv1a;
+
 mod admin;
 mod cursor;
 mod migrate;
@@ -285,13 +287,6 @@ fn validate_schema(schema: &str) -> StoreResult<()> {
     Ok(())
 }
 
-/// 64-bit FNV-1a: a stable hash (unlike std's) so every process derives the same lock key.
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, b| {
-        (hash ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
-    })
-}
-
 fn fenced_ids(rows: Vec<(String,)>) -> Vec<String> {
     rows.into_iter().map(|(id,)| id).collect()
 }
@@ -349,13 +344,6 @@ mod tests {
                 "{bad}"
             );
         }
-    }
-
-    #[test]
-    fn lock_keys_are_stable_and_per_schema() {
-        assert_eq!(fnv1a(b""), 0xcbf2_9ce4_8422_2325);
-        assert_eq!(fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c);
-        assert_ne!(fnv1a(b"spool migrate a"), fnv1a(b"spool migrate b"));
     }
 
     #[test]

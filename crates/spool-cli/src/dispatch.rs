@@ -1,7 +1,12 @@
 //! `spool dispatch`: one job from flags, or many from `--stdin` (one JSON request per line,
 //! all or nothing).
 
-use std::{io::BufRead, process::ExitCode, sync::Arc, time::Duration};
+use std::{
+    io::{BufRead, Read},
+    process::ExitCode,
+    sync::Arc,
+    time::Duration,
+};
 
 use clap::Args;
 use serde::{Deserialize, Serialize};
@@ -348,14 +353,34 @@ fn envelope(
 }
 
 /// Reads every line first; any bad line refuses the whole input.
+/// The longest `--stdin` line read. A line is one job (an envelope is at most 256 KiB by
+/// default) or a chain of them; anything longer is refused without being held in memory.
+const MAX_LINE_BYTES: usize = 4 * 1024 * 1024;
+
 fn read_stdin() -> Result<Vec<(Envelope, Duration)>, String> {
+    let mut input = std::io::stdin().lock();
     let mut out = Vec::new();
-    for (n, line) in std::io::stdin().lock().lines().enumerate() {
-        let line = line.map_err(|e| format!("line {}: cannot read: {e}", n + 1))?;
+    let mut buf = Vec::new();
+    for n in 1.. {
+        buf.clear();
+        let read = Read::by_ref(&mut input)
+            .take(MAX_LINE_BYTES as u64 + 1)
+            .read_until(b'\n', &mut buf)
+            .map_err(|e| format!("line {n}: cannot read: {e}"))?;
+        if read == 0 {
+            break;
+        }
+        if buf.len() > MAX_LINE_BYTES && !buf.ends_with(b"\n") {
+            return Err(format!(
+                "line {n} is longer than {} MiB: a line holds one job or chain",
+                MAX_LINE_BYTES / (1024 * 1024)
+            ));
+        }
+        let line = std::str::from_utf8(&buf).map_err(|_| format!("line {n} is not UTF-8"))?;
         if line.trim().is_empty() {
             continue;
         }
-        out.push(parse_line(&line).map_err(|e| format!("line {}: {e}", n + 1))?);
+        out.push(parse_line(line).map_err(|e| format!("line {n}: {e}"))?);
     }
     Ok(out)
 }

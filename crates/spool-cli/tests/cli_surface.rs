@@ -198,3 +198,32 @@ fn status_shows_a_dash_for_the_oldest_ready_age_when_nothing_is_ready() {
     let column = header.find("OLDEST READY").unwrap();
     assert_eq!(&row[column..column + 1], "-", "{status}");
 }
+
+#[test]
+fn stdin_refuses_a_huge_line_without_reading_it_all() {
+    let env = Env::new();
+    let line = format!(
+        r#"{{"job":"noop","payload":{{"x":"{}"}}}}"#,
+        "a".repeat(20 << 20)
+    );
+    let mut child = env
+        .cmd(&["dispatch", "--stdin"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spool runs");
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || {
+        use std::io::Write;
+        // Spool stops reading at the limit: the rest of the line meets a closed pipe.
+        let _ = stdin.write_all(format!("{{\"job\":\"noop\"}}\n{line}\n").as_bytes());
+    });
+    let out = child.wait_with_output().expect("spool ends");
+    writer.join().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("line 2 is longer than 4 MiB"), "{err}");
+    assert!(err.contains("nothing was enqueued"), "{err}");
+    assert_eq!(env.queued(), 0);
+}

@@ -89,7 +89,7 @@ pub(crate) async fn status(store: Arc<dyn Store>, a: JsonFlag) -> Result<ExitCod
     } else {
         println!("workers:");
         output::table_of(
-            &["ID", "HOST", "PID", "QUEUES", "BUSY"],
+            &["ID", "HOST", "PID", "QUEUES", "BUSY", "LAST SEEN", ""],
             &stats.workers,
             |w| {
                 vec![
@@ -98,6 +98,12 @@ pub(crate) async fn status(store: Arc<dyn Store>, a: JsonFlag) -> Result<ExitCod
                     w.pid.to_string(),
                     w.queues.join(","),
                     w.busy.len().to_string(),
+                    w.last_seen_ms.map_or("-".to_string(), |ms| {
+                        format!("{} ago", format_duration(Duration::from_millis(ms)))
+                    }),
+                    // Heartbeats come every third of the lease: past half of it the process
+                    // has most likely died; its jobs return when the lease runs out.
+                    if w.is_silent() { "silent" } else { "" }.to_string(),
                 ]
             },
         );

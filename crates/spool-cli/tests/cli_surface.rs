@@ -227,3 +227,29 @@ fn stdin_refuses_a_huge_line_without_reading_it_all() {
     assert!(err.contains("nothing was enqueued"), "{err}");
     assert_eq!(env.queued(), 0);
 }
+
+#[test]
+fn status_marks_a_killed_worker_silent_before_its_lease_ends() {
+    let env = Env::new();
+    env.ok(&["migrate"]);
+    let mut worker = env.spawn(&["work", "--lease", "4s"]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while env.json(&["status", "--json"])["workers"]
+        .as_array()
+        .unwrap()
+        .is_empty()
+    {
+        assert!(std::time::Instant::now() < deadline, "the worker registers");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    worker.kill().unwrap();
+    worker.wait().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(2300));
+    let status = env.ok(&["status"]);
+    assert!(status.contains("LAST SEEN"), "{status}");
+    assert!(status.contains("silent"), "{status}");
+    let json = env.json(&["status", "--json"]);
+    let w = &json["workers"][0];
+    assert_eq!(w["lease_ms"], 4000);
+    assert!(w["last_seen_ms"].as_u64().unwrap() >= 2000, "{w}");
+}

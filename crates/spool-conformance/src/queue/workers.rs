@@ -95,3 +95,34 @@ pub async fn deregister_hands_jobs_back(fixture: &dyn Fixture) {
     assert_eq!((info.state, info.attempts), (JobState::Pending, 0));
     assert!(store.stats().await.unwrap().workers.is_empty());
 }
+
+/// `stats` tells when each live worker was last seen and its lease, so a worker killed within
+/// the last lease shows as silent instead of live.
+pub async fn stats_tell_when_each_worker_was_last_seen(fixture: &dyn Fixture) {
+    let store = fixture.store().await;
+    let lease = Duration::from_secs(4);
+    let beating = worker(&store, "beating", lease).await;
+    let silent = worker(&store, "silent", lease).await;
+    let find = |stats: &spool::store::Stats, id: &str| {
+        stats
+            .workers
+            .iter()
+            .find(|w| w.id == id)
+            .cloned()
+            .expect("a live worker is listed")
+    };
+    let stats = store.stats().await.unwrap();
+    let fresh = find(&stats, &silent);
+    assert_eq!(fresh.lease_ms, Some(4000));
+    assert!(fresh.last_seen_ms.unwrap() < 2000, "{fresh:?}");
+    assert!(!fresh.is_silent());
+    // More than half the lease without a heartbeat (D-6: slack for a loaded machine).
+    tokio::time::sleep(Duration::from_millis(2300)).await;
+    store.heartbeat(&beating, lease).await.unwrap();
+    let stats = store.stats().await.unwrap();
+    let gone = find(&stats, &silent);
+    assert!(gone.last_seen_ms.unwrap() >= 2000, "{gone:?}");
+    assert!(gone.is_silent(), "{gone:?}");
+    let alive = find(&stats, &beating);
+    assert!(!alive.is_silent(), "{alive:?}");
+}

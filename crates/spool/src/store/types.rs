@@ -306,6 +306,34 @@ pub struct WorkerStatus {
     pub queues: Vec<String>,
     /// Ids of the jobs it holds.
     pub busy: Vec<String>,
+    /// How long ago its last heartbeat (or its registration) was, ms, by the store's clock.
+    /// `None` for a worker registered by an older Spool, which did not record its lease.
+    pub last_seen_ms: Option<u64>,
+    /// Its lease, ms: it heartbeats every third of it, so a worker silent for more than half
+    /// of it has likely died, and its jobs return when the lease runs out.
+    pub lease_ms: Option<u64>,
+}
+
+impl WorkerStatus {
+    /// Whether the worker has missed heartbeats: silent for more than half its lease.
+    pub fn is_silent(&self) -> bool {
+        matches!((self.last_seen_ms, self.lease_ms), (Some(seen), Some(lease)) if seen > lease / 2)
+    }
+
+    /// `last_seen_ms` and `lease_ms` from the lease's expiry, the lease and the store's now.
+    pub(crate) fn seen(
+        expires_at: i64,
+        lease_ms: Option<i64>,
+        now: i64,
+    ) -> (Option<u64>, Option<u64>) {
+        match lease_ms {
+            Some(lease) if lease > 0 => (
+                Some(u64::try_from(now - (expires_at - lease)).unwrap_or(0)),
+                Some(u64::try_from(lease).unwrap_or(0)),
+            ),
+            _ => (None, None),
+        }
+    }
 }
 
 /// Everything `spool status` shows.

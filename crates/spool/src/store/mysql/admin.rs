@@ -59,7 +59,11 @@ impl AdminStore for MysqlStore {
             for row in &worker_rows {
                 let id: String = row.try_get(0)?;
                 let queues: String = row.try_get(3)?;
+                let (last_seen_ms, lease_ms) =
+                    WorkerStatus::seen(row.try_get(4)?, row.try_get(5)?, row.try_get(6)?);
                 workers.push(WorkerStatus {
+                    last_seen_ms,
+                    lease_ms,
                     busy: busy.remove(&id).unwrap_or_default(),
                     id,
                     host: row.try_get(1)?,

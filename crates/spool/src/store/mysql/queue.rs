@@ -69,6 +69,7 @@ impl QueueStore for MysqlStore {
                 .bind(&queues)
                 .bind(offset_ms(lease))
                 .bind(offset_ms(lease))
+                .bind(offset_ms(lease))
                 .execute(conn)
                 .await
         })?;

@@ -43,19 +43,34 @@ impl AdminStore for PostgresStore {
             .query_as(include_str!("sql/stats_counters.sql"))
             .fetch_one(&mut *tx)
             .await?;
-        let worker_rows: Vec<(String, String, i64, Vec<String>, Vec<String>)> = self
+        #[allow(clippy::type_complexity)]
+        let worker_rows: Vec<(
+            String,
+            String,
+            i64,
+            Vec<String>,
+            Vec<String>,
+            i64,
+            Option<i64>,
+            i64,
+        )> = self
             .query_as(include_str!("sql/stats_workers.sql"))
             .fetch_all(&mut *tx)
             .await?;
         tx.commit().await?;
         let workers = worker_rows
             .into_iter()
-            .map(|(id, host, pid, queues, busy)| WorkerStatus {
-                id,
-                host,
-                pid: u32::try_from(pid).unwrap_or(0),
-                queues,
-                busy,
+            .map(|(id, host, pid, queues, busy, expires_at, lease, now)| {
+                let (last_seen_ms, lease_ms) = WorkerStatus::seen(expires_at, lease, now);
+                WorkerStatus {
+                    id,
+                    host,
+                    pid: u32::try_from(pid).unwrap_or(0),
+                    queues,
+                    busy,
+                    last_seen_ms,
+                    lease_ms,
+                }
             })
             .collect();
         Ok(Stats {

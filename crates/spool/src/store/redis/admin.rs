@@ -25,16 +25,18 @@ impl AdminStore for RedisStore {
         let items = array(&reply, "workers")?;
         let mut records = Vec::new();
         let mut queues = Vec::new();
+        let clock = int(items.first().unwrap_or(&Value::Nil), "now")?;
         for item in items.iter().skip(1) {
             match item {
                 Value::Array(_) => {
-                    let [id, info] = rows::fixed::<2>(item, "worker")?;
+                    let [id, info, expiry] = rows::fixed::<3>(item, "worker")?;
                     let id = text(id, "worker id")?;
                     let info = text(info, "worker info")?;
                     let record: WorkerRecord = serde_json::from_str(&info).map_err(|e| {
                         StoreError::Other(format!("malformed worker record for {id}: {e}"))
                     })?;
-                    records.push((id, record));
+                    let expiry = int(expiry, "lease expiry")?;
+                    records.push((id, record, expiry));
                 }
                 other => queues.push(text(other, "queue name")?),
             }
@@ -81,13 +83,18 @@ impl AdminStore for RedisStore {
                 });
             }
         }
-        records.sort_by(|(a_id, a), (b_id, b)| (a.started_at, a_id).cmp(&(b.started_at, b_id)));
+        records
+            .sort_by(|(a_id, a, _), (b_id, b, _)| (a.started_at, a_id).cmp(&(b.started_at, b_id)));
         stats.workers = records
             .into_iter()
-            .map(|(id, record)| {
+            .map(|(id, record, expiry)| {
                 let mut jobs = busy.remove(&id).unwrap_or_default();
                 jobs.sort();
+                let (last_seen_ms, lease_ms) =
+                    WorkerStatus::seen(expiry, Some(record.lease_ms), clock);
                 WorkerStatus {
+                    last_seen_ms,
+                    lease_ms,
                     busy: jobs.into_iter().map(|(_, _, job)| job).collect(),
                     id,
                     host: record.host,

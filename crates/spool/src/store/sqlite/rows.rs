@@ -98,7 +98,10 @@ pub(super) fn failed_job(row: &Row<'_>) -> rusqlite::Result<FailedJob> {
 pub(super) fn worker_status(row: &Row<'_>) -> rusqlite::Result<WorkerStatus> {
     let queues: String = row.get(3)?;
     let busy: Option<String> = row.get(4)?;
+    let (last_seen_ms, lease_ms) = WorkerStatus::seen(row.get(5)?, row.get(6)?, row.get(7)?);
     Ok(WorkerStatus {
+        last_seen_ms,
+        lease_ms,
         id: row.get(0)?,
         host: row.get(1)?,
         pid: row.get::<_, i64>(2)? as u32,

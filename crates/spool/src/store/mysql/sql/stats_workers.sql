@@ -1,3 +1,3 @@
-SELECT id, host, pid, queues FROM spool_workers
+SELECT id, host, pid, queues, expires_at, lease_ms, {now} FROM spool_workers
 WHERE expires_at > {now}
 ORDER BY started_at, id

@@ -18,6 +18,7 @@ use crate::{
 };
 
 pub mod migrations;
+pub mod stored_values;
 pub mod settle;
 pub mod workers;
 

@@ -94,5 +94,8 @@ pub async fn nul_bytes_are_stripped_from_stored_text(fixture: &dyn Fixture) {
         .await
         .unwrap()
         .expect("failed record");
-    assert_eq!((failed.error.as_str(), failed.causes), ("ab", vec!["cd".to_string()]));
+    assert_eq!(
+        (failed.error.as_str(), failed.causes),
+        ("ab", vec!["cd".to_string()])
+    );
 }

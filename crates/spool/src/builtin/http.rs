@@ -109,7 +109,11 @@ mod tests {
 
     #[test]
     fn retry_after_is_capped() {
-        for huge in ["99999999999999999", "999999999999999999999999", "Fri, 31 Dec 9999 23:59:59 GMT"] {
+        for huge in [
+            "99999999999999999",
+            "999999999999999999999999",
+            "Fri, 31 Dec 9999 23:59:59 GMT",
+        ] {
             assert_eq!(parse_retry_after(huge), Some(MAX_RETRY_AFTER), "{huge}");
         }
     }

@@ -280,7 +280,10 @@ mod tests {
         let Settlement::Fail { error, causes, .. } = &storable(&dirty)[0] else {
             unreachable!()
         };
-        assert_eq!((error.as_str(), causes.as_slice()), ("xy", &["c".to_string()][..]));
+        assert_eq!(
+            (error.as_str(), causes.as_slice()),
+            ("xy", &["c".to_string()][..])
+        );
     }
 
     #[test]

@@ -4,7 +4,7 @@ use clap::{
     ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand, parser::ValueSource,
 };
 
-use crate::{admin, batches, bench, demo, dispatch, failed, inspect, work};
+use crate::{admin, batches, bench, demo, dispatch, failed, inspect, output::LogFormat, work};
 
 /// Spool's command line: the global `--url` and one command.
 ///
@@ -53,6 +53,11 @@ impl Cli {
         &self.args.url
     }
 
+    /// The log format asked for (`--log-format` or `SPOOL_LOG_FORMAT`).
+    pub(crate) fn log_format(&self) -> LogFormat {
+        self.args.log_format
+    }
+
     /// `work` logs at `info` by default, the other commands at `warn`.
     pub(crate) fn logs_info(&self) -> bool {
         matches!(self.args.command, Command::Work(_))
@@ -72,6 +77,9 @@ pub(crate) struct CliArgs {
     /// Store URL: sqlite://PATH, postgres://USER@HOST/DB, mysql://USER@HOST/DB or redis://HOST:PORT/DB.
     #[arg(long, global = true, env = "SPOOL_URL", default_value = spool::store::DEFAULT_URL)]
     pub(crate) url: String,
+    /// Log format on stderr: `text`, or `json` (one JSON object per line, for log shippers).
+    #[arg(long, global = true, env = "SPOOL_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub(crate) log_format: LogFormat,
     #[command(subcommand)]
     pub(crate) command: Command,
 }

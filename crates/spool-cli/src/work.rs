@@ -5,10 +5,7 @@ use std::{process::ExitCode, sync::Arc, time::Duration};
 use clap::Args;
 
 use crate::{CliError, app::WorkerSetup, args};
-use spool::{
-    Backoff, Registry, Store, Worker, WorkerConfig,
-    worker::{ShutdownHandle, WorkerExit},
-};
+use spool::{Backoff, Registry, Store, Worker, WorkerConfig, worker::ShutdownHandle};
 
 #[derive(Debug, Args)]
 pub(crate) struct WorkArgs {
@@ -115,16 +112,9 @@ pub(crate) async fn run(
     setup.apply(&mut config);
     let worker = Worker::new(store, registry, config);
     stop_on_signals(worker.shutdown_handle());
+    // The worker logs its own one-line summary as it stops.
     let exit = worker.run().await?;
-    report(&exit);
     Ok(ExitCode::from(exit.reason.exit_code()))
-}
-
-pub(crate) fn report(exit: &WorkerExit) {
-    eprintln!(
-        "worker stopped ({:?}): {} reserved, {} completed, {} failed, {} handed back",
-        exit.reason, exit.reserved, exit.completed, exit.failed, exit.handed_back
-    );
 }
 
 /// SIGTERM or SIGINT: stop gracefully; a second one: hand back running jobs now (D-10).

@@ -71,7 +71,16 @@ pub(super) async fn run(worker: Worker) -> Result<WorkerExit, WorkerError> {
         .stop(fetcher.store.as_ref(), &fetcher.info.id)
         .await;
     let exit = exit(reason, fetcher.reserved, &fetcher.tally);
-    tracing::info!(worker = %fetcher.info.id, ?exit, "worker stopped");
+    // One line, its numbers as fields (so JSON logs carry them too).
+    tracing::info!(
+        worker = %fetcher.info.id,
+        reason = ?exit.reason,
+        reserved = exit.reserved,
+        completed = exit.completed,
+        failed = exit.failed,
+        handed_back = exit.handed_back,
+        "worker stopped"
+    );
     Ok(exit)
 }
 

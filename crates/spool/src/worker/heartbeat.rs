@@ -49,9 +49,16 @@ impl Lease {
         }
     }
 
-    fn renewed(&self) {
-        let ms = self.state.started.elapsed().as_millis() as u64;
-        self.state.renewed_ms.store(ms, Ordering::SeqCst);
+    /// Now, as the lease counts time.
+    fn now(&self) -> Duration {
+        self.state.started.elapsed()
+    }
+
+    /// A heartbeat sent at `sent` succeeded. The store's lease runs from when it ran the
+    /// heartbeat, which is after it was sent, so counting from `sent` is on the safe side.
+    fn renewed(&self, sent: Duration) {
+        let ms = sent.as_millis() as u64;
+        self.state.renewed_ms.fetch_max(ms, Ordering::SeqCst);
     }
 
     /// Why the lease is lost, if it is.
@@ -158,9 +165,12 @@ async fn beat(
     let interval = lease / 3;
     let mut store: Option<Arc<dyn Store>> = None;
     let mut failures = 0u32;
+    let mut last_sent = held.now();
     loop {
+        // At a fixed rate (the time a heartbeat takes does not add up), so only one slower
+        // than a whole interval can make the worker think its lease is lost.
         let wait = if failures == 0 {
-            interval
+            interval.saturating_sub(held.now().saturating_sub(last_sent))
         } else {
             reconnect_delay(failures).min(interval)
         };
@@ -176,6 +186,8 @@ async fn beat(
                 continue;
             }
         };
+        let sent = held.now();
+        last_sent = sent;
         match handle.heartbeat(&info.id, lease).await {
             Ok(hb) => {
                 if failures > 0 {
@@ -191,7 +203,7 @@ async fn beat(
                     held.state.expired.store(true, Ordering::SeqCst);
                     return;
                 }
-                held.renewed();
+                held.renewed(sent);
                 if hb.restart_epoch != start_epoch {
                     let _ = restart.send(true);
                 }

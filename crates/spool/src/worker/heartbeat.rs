@@ -31,6 +31,9 @@ struct LeaseState {
     renewed_ms: AtomicU64,
     /// The store said the lease had expired.
     expired: AtomicBool,
+    /// A gap between heartbeats passed the limit: lost for good, even if a later heartbeat
+    /// succeeds (the worker cannot know whether its jobs were handed on meanwhile).
+    lapsed: AtomicBool,
     /// The heartbeat's thread ended while the worker ran.
     dead: AtomicBool,
 }
@@ -44,6 +47,7 @@ impl Lease {
                 started: Instant::now(),
                 renewed_ms: AtomicU64::new(0),
                 expired: AtomicBool::new(false),
+                lapsed: AtomicBool::new(false),
                 dead: AtomicBool::new(false),
             }),
         }
@@ -57,8 +61,19 @@ impl Lease {
     /// A heartbeat sent at `sent` succeeded. The store's lease runs from when it ran the
     /// heartbeat, which is after it was sent, so counting from `sent` is on the safe side.
     fn renewed(&self, sent: Duration) {
+        let previous = Duration::from_millis(self.state.renewed_ms.load(Ordering::SeqCst));
+        if sent.saturating_sub(previous) > self.limit() {
+            self.state.lapsed.store(true, Ordering::SeqCst);
+        }
         let ms = sent.as_millis() as u64;
         self.state.renewed_ms.fetch_max(ms, Ordering::SeqCst);
+    }
+
+    /// The longest the worker goes on without a successful heartbeat: two thirds of the lease,
+    /// leaving the last third for a running job's result to be written before the reaper may
+    /// act.
+    fn limit(&self) -> Duration {
+        self.state.lease * 2 / 3
     }
 
     /// Why the lease is lost, if it is.
@@ -74,7 +89,12 @@ impl Lease {
             .started
             .elapsed()
             .saturating_sub(Duration::from_millis(s.renewed_ms.load(Ordering::SeqCst)));
-        (silent > s.lease * 2 / 3).then_some("no heartbeat reached the store for 2/3 of the lease")
+        if silent > self.limit() {
+            s.lapsed.store(true, Ordering::SeqCst);
+        }
+        s.lapsed
+            .load(Ordering::SeqCst)
+            .then_some("no heartbeat reached the store for 2/3 of the lease")
     }
 
     /// Resolves once the lease is lost (checked ten times per lease).

@@ -117,9 +117,32 @@ pub(crate) async fn run(
     Ok(ExitCode::from(exit.reason.exit_code()))
 }
 
-/// SIGTERM or SIGINT: stop gracefully; a second one: hand back running jobs now (D-10).
+/// How long the worker may take to stop after the second signal before the process ends
+/// anyway (a store call that hangs must not keep it alive).
+const FORCED_STOP: Duration = Duration::from_secs(10);
+
+/// Asks `shutdown` to stop; from the second signal on, also ends the process if the worker has
+/// not stopped within [`FORCED_STOP`].
+fn on_signal(shutdown: &ShutdownHandle, count: &mut u32) {
+    *count += 1;
+    shutdown.signal();
+    if *count == 2 {
+        std::thread::spawn(|| {
+            std::thread::sleep(FORCED_STOP);
+            eprintln!(
+                "error: the worker did not stop within {}s of the second signal; exiting",
+                FORCED_STOP.as_secs()
+            );
+            std::process::exit(1);
+        });
+    }
+}
+
+/// SIGTERM or SIGINT: stop gracefully; a second one: hand back running jobs now (D-10), and
+/// the process ends within [`FORCED_STOP`] whatever happens.
 pub(crate) fn stop_on_signals(shutdown: ShutdownHandle) {
     tokio::spawn(async move {
+        let mut count = 0;
         #[cfg(unix)]
         {
             use tokio::signal::unix::{SignalKind, signal};
@@ -136,12 +159,12 @@ pub(crate) fn stop_on_signals(shutdown: ShutdownHandle) {
                     _ = int.recv() => {}
                 }
                 tracing::info!("stop requested by signal");
-                shutdown.signal();
+                on_signal(&shutdown, &mut count);
             }
         }
         #[cfg(not(unix))]
         while tokio::signal::ctrl_c().await.is_ok() {
-            shutdown.signal();
+            on_signal(&shutdown, &mut count);
         }
     });
 }

@@ -123,6 +123,10 @@ const FORCED_STOP: Duration = Duration::from_secs(10);
 
 /// Asks `shutdown` to stop; from the second signal on, also ends the process if the worker has
 /// not stopped within [`FORCED_STOP`].
+#[expect(
+    clippy::exit,
+    reason = "the operator's second signal must end the process even if a store call hangs"
+)]
 fn on_signal(shutdown: &ShutdownHandle, count: &mut u32) {
     *count += 1;
     shutdown.signal();

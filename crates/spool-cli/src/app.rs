@@ -147,7 +147,7 @@ impl App {
     /// the exit code. A failed command prints `error: ...` on stderr and returns 1.
     pub async fn run_with(self, cli: Cli) -> ExitCode {
         if self.logging {
-            output::init_logging(cli.logs_info());
+            output::init_logging(cli.logs_info(), cli.log_format());
         }
         match self.execute(cli).await {
             Ok(code) => code,
@@ -163,7 +163,7 @@ impl App {
             registry, setup, ..
         } = self;
         let Cli { args, url_given } = cli;
-        let CliArgs { url, command } = *args;
+        let CliArgs { url, command, .. } = *args;
         let url = crate::command::store_url(url);
         // Commands that put jobs in or run them create or upgrade Spool's tables; the others
         // (reading, administering) never create a store where a mistyped URL points, and work

@@ -4,7 +4,7 @@ use clap::{
     ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand, parser::ValueSource,
 };
 
-use crate::{admin, batches, bench, demo, dispatch, failed, inspect, work};
+use crate::{admin, batches, bench, demo, dispatch, failed, inspect, output::LogFormat, work};
 
 /// Spool's command line: the global `--url` and one command.
 ///
@@ -53,6 +53,16 @@ impl Cli {
         store_url(self.args.url.clone())
     }
 
+    /// The log format asked for (`--log-format` or `SPOOL_LOG_FORMAT`).
+    pub(crate) fn log_format(&self) -> LogFormat {
+        self.args
+            .log_format
+            .unwrap_or_else(|| match std::env::var("SPOOL_LOG_FORMAT").as_deref() {
+                Ok("json") => LogFormat::Json,
+                _ => LogFormat::Text,
+            })
+    }
+
     /// `work` logs at `info` by default, the other commands at `warn`.
     pub(crate) fn logs_info(&self) -> bool {
         matches!(self.args.command, Command::Work(_))
@@ -76,6 +86,10 @@ pub(crate) struct CliArgs {
     // usage line as if it were required, and the env value (which may hold a password) in help.
     #[arg(long, global = true)]
     pub(crate) url: Option<String>,
+    /// Log format on stderr: `text`, or `json` (one JSON object per line, for log shippers).
+    /// Without it: $SPOOL_LOG_FORMAT, else `text`.
+    #[arg(long, global = true, value_enum)]
+    pub(crate) log_format: Option<LogFormat>,
     #[command(subcommand)]
     pub(crate) command: Command,
 }

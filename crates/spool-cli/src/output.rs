@@ -96,18 +96,33 @@ pub(crate) fn one_line(text: &str, max: usize) -> String {
 
 /// Logs go to stderr; `SPOOL_LOG` or `RUST_LOG` pick the level (`info` for long-running
 /// commands, `warn` otherwise).
-pub(crate) fn init_logging(long_running: bool) {
+pub(crate) fn init_logging(long_running: bool, format: LogFormat) {
     use tracing_subscriber::EnvFilter;
     let default = if long_running { "info" } else { "warn" };
     let filter = std::env::var("SPOOL_LOG")
         .or_else(|_| std::env::var("RUST_LOG"))
         .unwrap_or_else(|_| default.to_string());
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new(default)))
+    let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new(default));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_target(false)
-        .try_init();
+        .with_target(false);
+    let _ = match format {
+        LogFormat::Text => logs
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .try_init(),
+        // The job's span (queue, job, id, attempt, elapsed) as fields of each line's `span`.
+        LogFormat::Json => logs.json().with_ansi(false).try_init(),
+    };
+}
+
+/// How log lines are written on stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum LogFormat {
+    /// One human-readable line per event.
+    Text,
+    /// One JSON object per line (`timestamp`, `level`, `fields`, `span`, `spans`).
+    Json,
 }
 
 /// The payload of a stored envelope for display: its JSON, or `{"encrypted": true}` for an

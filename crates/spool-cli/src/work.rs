@@ -5,10 +5,7 @@ use std::{process::ExitCode, sync::Arc, time::Duration};
 use clap::Args;
 
 use crate::{CliError, app::WorkerSetup, args};
-use spool::{
-    Backoff, Registry, Store, Worker, WorkerConfig,
-    worker::{ShutdownHandle, WorkerExit},
-};
+use spool::{Backoff, Registry, Store, Worker, WorkerConfig, worker::ShutdownHandle};
 
 #[derive(Debug, Args)]
 pub(crate) struct WorkArgs {
@@ -116,21 +113,41 @@ pub(crate) async fn run(
     setup.apply(&mut config);
     let worker = Worker::new(store, registry, config);
     stop_on_signals(worker.shutdown_handle());
+    // The worker logs its own one-line summary as it stops.
     let exit = worker.run().await?;
-    report(&exit);
     Ok(ExitCode::from(exit.reason.exit_code()))
 }
 
-pub(crate) fn report(exit: &WorkerExit) {
-    eprintln!(
-        "worker stopped ({:?}): {} reserved, {} completed, {} failed, {} handed back",
-        exit.reason, exit.reserved, exit.completed, exit.failed, exit.handed_back
-    );
+/// How long the worker may take to stop after the second signal before the process ends
+/// anyway (a store call that hangs must not keep it alive).
+const FORCED_STOP: Duration = Duration::from_secs(10);
+
+/// Asks `shutdown` to stop; from the second signal on, also ends the process if the worker has
+/// not stopped within [`FORCED_STOP`].
+#[expect(
+    clippy::exit,
+    reason = "the operator's second signal must end the process even if a store call hangs"
+)]
+fn on_signal(shutdown: &ShutdownHandle, count: &mut u32) {
+    *count += 1;
+    shutdown.signal();
+    if *count == 2 {
+        std::thread::spawn(|| {
+            std::thread::sleep(FORCED_STOP);
+            eprintln!(
+                "error: the worker did not stop within {}s of the second signal; exiting",
+                FORCED_STOP.as_secs()
+            );
+            std::process::exit(1);
+        });
+    }
 }
 
-/// SIGTERM or SIGINT: stop gracefully; a second one: hand back running jobs now (D-10).
+/// SIGTERM or SIGINT: stop gracefully; a second one: hand back running jobs now (D-10), and
+/// the process ends within [`FORCED_STOP`] whatever happens.
 pub(crate) fn stop_on_signals(shutdown: ShutdownHandle) {
     tokio::spawn(async move {
+        let mut count = 0;
         #[cfg(unix)]
         {
             use tokio::signal::unix::{SignalKind, signal};
@@ -147,12 +164,12 @@ pub(crate) fn stop_on_signals(shutdown: ShutdownHandle) {
                     _ = int.recv() => {}
                 }
                 tracing::info!("stop requested by signal");
-                shutdown.signal();
+                on_signal(&shutdown, &mut count);
             }
         }
         #[cfg(not(unix))]
         while tokio::signal::ctrl_c().await.is_ok() {
-            shutdown.signal();
+            on_signal(&shutdown, &mut count);
         }
     });
 }

@@ -73,16 +73,24 @@ impl Job for Http {
     }
 }
 
-/// `Retry-After` is either seconds or an HTTP date.
+/// Longest wait a `Retry-After` can ask for: a server's answer is not trusted with more (a
+/// value of 10^17 seconds once overflowed a store's clock).
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
+
+/// `Retry-After` is either seconds or an HTTP date; capped at [`MAX_RETRY_AFTER`]. A number too
+/// big for `u64` is the cap too.
 fn parse_retry_after(value: &str) -> Option<Duration> {
-    if let Ok(secs) = value.trim().parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let at = httpdate::parse_http_date(value.trim()).ok()?;
-    Some(
+    let value = value.trim();
+    let wait = if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+        value
+            .parse::<u64>()
+            .map_or(MAX_RETRY_AFTER, Duration::from_secs)
+    } else {
+        let at = httpdate::parse_http_date(value).ok()?;
         at.duration_since(std::time::SystemTime::now())
-            .unwrap_or_default(),
-    )
+            .unwrap_or_default()
+    };
+    Some(wait.min(MAX_RETRY_AFTER))
 }
 
 #[cfg(test)]
@@ -97,5 +105,16 @@ mod tests {
             Some(Duration::ZERO)
         );
         assert_eq!(parse_retry_after("soon"), None);
+    }
+
+    #[test]
+    fn retry_after_is_capped() {
+        for huge in [
+            "99999999999999999",
+            "999999999999999999999999",
+            "Fri, 31 Dec 9999 23:59:59 GMT",
+        ] {
+            assert_eq!(parse_retry_after(huge), Some(MAX_RETRY_AFTER), "{huge}");
+        }
     }
 }

@@ -174,10 +174,12 @@ fn log_event(event: &Event) {
         _ => None,
     };
     match event {
-        Event::WorkerStarting { worker, .. }
-        | Event::WorkerStopping { worker, .. }
-        | Event::Looping { worker } => {
+        Event::WorkerStarting { worker, .. } | Event::WorkerStopping { worker, .. } => {
             tracing::debug!(target: "spool::events", event = name, worker = %worker);
+        }
+        // Once per round of the loop: at debug it would drown everything else.
+        Event::Looping { worker } => {
+            tracing::trace!(target: "spool::events", event = name, worker = %worker);
         }
         Event::JobRetryRequested { id } => {
             tracing::debug!(target: "spool::events", event = name, job_id = %id);

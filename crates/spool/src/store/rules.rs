@@ -5,11 +5,11 @@
 //! statement or one Lua script (PostgreSQL's settle-and-count statement, every Redis script),
 //! the store restates it there, with a comment pointing here.
 
-use std::time::Duration;
+use std::{borrow::Cow, time::Duration};
 
 use serde::{Deserialize, Serialize};
 
-use super::{JobState, NewJob, StoreError, StoreResult};
+use super::{JobState, NewJob, Settlement, StoreError, StoreResult};
 use crate::duration::millis;
 
 /// Longest delay or retry window a time is offset by (about 100 years): larger ones mean
@@ -21,6 +21,40 @@ pub(crate) const MAX_OFFSET_MS: i64 = 100 * 365 * 24 * 3600 * 1000;
 /// [`MAX_OFFSET_MS`], so no input can overflow a stored time.
 pub(crate) fn offset_ms(d: Duration) -> i64 {
     millis(d).min(MAX_OFFSET_MS)
+}
+
+/// Settlements as every store keeps them: their error, causes and result without NUL bytes,
+/// which PostgreSQL refuses in text and JSON (and a refused settlement would be resent forever).
+/// Borrowed when none holds one, the usual case.
+pub(crate) fn storable(settlements: &[Settlement]) -> Cow<'_, [Settlement]> {
+    let has_nul = |t: &str| t.contains('\0');
+    let dirty = settlements.iter().any(|s| match s {
+        Settlement::Complete { result, .. } => result.as_deref().is_some_and(has_nul),
+        Settlement::Release { error, .. } => error.as_deref().is_some_and(has_nul),
+        Settlement::Fail { error, causes, .. } => {
+            has_nul(error) || causes.iter().any(|c| has_nul(c))
+        }
+    });
+    if !dirty {
+        return Cow::Borrowed(settlements);
+    }
+    let clean = |t: &mut String| {
+        if has_nul(t) {
+            *t = t.replace('\0', "");
+        }
+    };
+    let mut owned = settlements.to_vec();
+    for s in &mut owned {
+        match s {
+            Settlement::Complete { result, .. } => result.iter_mut().for_each(clean),
+            Settlement::Release { error, .. } => error.iter_mut().for_each(clean),
+            Settlement::Fail { error, causes, .. } => {
+                clean(error);
+                causes.iter_mut().for_each(clean);
+            }
+        }
+    }
+    Cow::Owned(owned)
 }
 
 /// A count read from the store as an unsigned number (a negative value reads as 0).
@@ -252,6 +286,20 @@ mod tests {
             1,
         );
         assert!(!step.cancels && step.fire.catch);
+    }
+
+    #[test]
+    fn nul_bytes_are_stripped_from_settlements() {
+        let plain = [Settlement::fail("j", 1, "boom".into(), vec![])];
+        assert!(matches!(storable(&plain), Cow::Borrowed(_)));
+        let dirty = [Settlement::fail("j", 1, "x\0y".into(), vec!["c\0".into()])];
+        let Settlement::Fail { error, causes, .. } = &storable(&dirty)[0] else {
+            unreachable!()
+        };
+        assert_eq!(
+            (error.as_str(), causes.as_slice()),
+            ("xy", &["c".to_string()][..])
+        );
     }
 
     #[test]

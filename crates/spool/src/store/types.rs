@@ -231,6 +231,15 @@ impl Settlement {
         }
     }
 
+    /// The reservation token this settlement is fenced on.
+    pub fn token(&self) -> i64 {
+        match self {
+            Settlement::Complete { token, .. }
+            | Settlement::Release { token, .. }
+            | Settlement::Fail { token, .. } => *token,
+        }
+    }
+
     /// The job id this settles.
     pub fn id(&self) -> &str {
         match self {

@@ -5,11 +5,14 @@
 //! [`Settlements`] is the one place that writes settlements to the store: with a reservation,
 //! alone in a round that reserves nothing, and what is left when the worker stops.
 
-use crate::store::Claim;
-use tokio::sync::mpsc;
+use crate::store::{Claim, StoreError};
+use tokio::sync::{mpsc, watch};
 
-use super::lifecycle::reconnect_delay;
+use super::lifecycle::{Shutdown, reconnect_delay};
 use crate::store::{QueueStore, ReservedJob, Settlement, StoreResult};
+
+/// Longest store error quoted in the failed record of a job whose settlement was refused.
+const MAX_REFUSAL_TEXT: usize = 1000;
 
 /// Finished jobs' settlements not yet written.
 pub(crate) struct Settlements {
@@ -56,9 +59,16 @@ impl Settlements {
         claim: Claim<'_>,
     ) -> StoreResult<Vec<ReservedJob>> {
         self.collect();
-        let (applied, jobs) = store.settle_and_reserve(&self.pending, claim).await?;
-        self.written(&applied);
-        Ok(jobs)
+        match store.settle_and_reserve(&self.pending, claim).await {
+            Ok((applied, jobs)) => {
+                self.written(&applied);
+                Ok(jobs)
+            }
+            Err(e) => {
+                self.isolate(store, claim.worker_id, e, true).await?;
+                Ok(Vec::new())
+            }
+        }
     }
 
     /// Writes what finished, if anything, in a round that reserves nothing. On an error the
@@ -75,28 +85,81 @@ impl Settlements {
     }
 
     async fn write(&mut self, store: &dyn QueueStore, worker_id: &str) -> StoreResult<()> {
-        let applied = store.settle(worker_id, &self.pending).await?;
-        self.written(&applied);
-        Ok(())
+        match store.settle(worker_id, &self.pending).await {
+            Ok(applied) => {
+                self.written(&applied);
+                Ok(())
+            }
+            Err(e) => self.isolate(store, worker_id, e, false).await,
+        }
+    }
+
+    /// After a write failed with `error`. A transient error leaves every settlement pending
+    /// for the next round. Any other may be one settlement the store refuses whatever happens
+    /// (resent forever, it would stall the worker), so they are written one at a time: the
+    /// refused one fails with the store's reason and the others are written. `Ok` when one was
+    /// found or when the write `claimed` nothing; else the original error (the reservation,
+    /// not a settlement, failed).
+    async fn isolate(
+        &mut self,
+        store: &dyn QueueStore,
+        worker_id: &str,
+        error: StoreError,
+        claimed: bool,
+    ) -> StoreResult<()> {
+        if error.is_unavailable() || self.pending.is_empty() {
+            return Err(error);
+        }
+        let mut refused = false;
+        let mut rest = std::mem::take(&mut self.pending).into_iter();
+        while let Some(settlement) = rest.next() {
+            match store
+                .settle(worker_id, std::slice::from_ref(&settlement))
+                .await
+            {
+                Ok(applied) => dropped_unless_applied(&settlement, &applied),
+                Err(e) if e.is_unavailable() => {
+                    self.pending.push(settlement);
+                    self.pending.extend(rest);
+                    return Err(e);
+                }
+                Err(e) => {
+                    refused = true;
+                    fail_refused(store, worker_id, &settlement, &e).await;
+                }
+            }
+        }
+        if refused || !claimed {
+            Ok(())
+        } else {
+            Err(error)
+        }
     }
 
     /// The store wrote the pending settlements; `applied` says which still held their job.
     fn written(&mut self, applied: &[bool]) {
         for (settlement, ok) in self.pending.iter().zip(applied) {
-            if !ok {
-                tracing::warn!(
-                    job = settlement.id(),
-                    "result dropped: this worker no longer holds the job (its lease expired)"
-                );
-            }
+            dropped_unless_applied(settlement, std::slice::from_ref(ok));
         }
+        self.pending.clear();
+    }
+
+    /// Drops every unwritten settlement (the worker lost its lease).
+    pub(crate) fn abandon(&mut self) {
+        self.collect();
         self.pending.clear();
     }
 
     /// Writes what is left before the worker exits, retrying while the store is unreachable
     /// (D-3). If it cannot be written at all, the jobs stay reserved and return to the queue
     /// with the worker's lease: at-least-once, never lost.
-    pub(crate) async fn flush(&mut self, store: &dyn QueueStore, worker_id: &str) {
+    /// A second stop signal (`Shutdown::Immediate`) ends the retrying: the worker always stops.
+    pub(crate) async fn flush(
+        &mut self,
+        store: &dyn QueueStore,
+        worker_id: &str,
+        shutdown: &mut watch::Receiver<Shutdown>,
+    ) {
         self.collect();
         if self.pending.is_empty() {
             return;
@@ -105,13 +168,16 @@ impl Settlements {
         loop {
             match self.write(store, worker_id).await {
                 Ok(()) => return,
-                Err(e) if e.is_unavailable() || failures < 5 => {
+                Err(e) if e.is_unavailable() && *shutdown.borrow() < Shutdown::Immediate => {
                     failures += 1;
                     tracing::warn!(
                         jobs = self.pending.len(),
-                        "settling failed ({failures} in a row), retrying: {e}"
+                        "settling failed ({failures} in a row), retrying until a second stop signal: {e}"
                     );
-                    tokio::time::sleep(reconnect_delay(failures)).await;
+                    tokio::select! {
+                        () = tokio::time::sleep(reconnect_delay(failures)) => {}
+                        () = super::lifecycle::reached(shutdown, Shutdown::Immediate) => {}
+                    }
                 }
                 Err(e) => {
                     tracing::error!(
@@ -122,5 +188,50 @@ impl Settlements {
                 }
             }
         }
+    }
+}
+
+/// Warns when the store says the worker no longer held a settled job.
+fn dropped_unless_applied(settlement: &Settlement, applied: &[bool]) {
+    if applied.first() == Some(&false) {
+        tracing::warn!(
+            job = settlement.id(),
+            "result dropped: this worker no longer holds the job (its lease expired)"
+        );
+    }
+}
+
+/// Fails a job whose settlement the store refused, with the store's reason and nothing else
+/// of the original settlement (which is what the store could not take). If even that is
+/// refused, the job stays held until the worker stops and hands it back.
+async fn fail_refused(
+    store: &dyn QueueStore,
+    worker_id: &str,
+    settlement: &Settlement,
+    error: &StoreError,
+) {
+    let mut reason = error.to_string();
+    if reason.len() > MAX_REFUSAL_TEXT {
+        let mut end = MAX_REFUSAL_TEXT;
+        while !reason.is_char_boundary(end) {
+            end -= 1;
+        }
+        reason.truncate(end);
+    }
+    tracing::error!(
+        job = settlement.id(),
+        "the store refused this job's settlement; failing it: {reason}"
+    );
+    let fail = Settlement::fail(
+        settlement.id(),
+        settlement.token(),
+        format!("the store refused this job's settlement: {reason}"),
+        Vec::new(),
+    );
+    if let Err(e) = store.settle(worker_id, &[fail]).await {
+        tracing::error!(
+            job = settlement.id(),
+            "the store refused failing it too; it returns to the queue when the worker stops: {e}"
+        );
     }
 }

@@ -124,9 +124,9 @@ impl Executor {
         }
         let span = tracing::info_span!(
             "job",
-            id = %job.id,
-            job = %envelope.job,
             queue = %job.queue,
+            job = %envelope.job,
+            id = %job.id,
             attempt = job.attempts,
             elapsed_ms = tracing::field::Empty,
         );
@@ -391,7 +391,9 @@ impl FailedHook<'_> {
 /// Logs the decision on the job's span.
 fn log_decision(span: &tracing::Span, settlement: &Settlement) {
     span.in_scope(|| match settlement {
-        Settlement::Complete { .. } => tracing::debug!("done"),
+        // One line per processed job at info, as Laravel prints (the span carries the queue,
+        // job, id, attempt and elapsed time).
+        Settlement::Complete { .. } => tracing::info!("processed"),
         Settlement::Release {
             delay,
             kind: ReleaseKind::Deferred,

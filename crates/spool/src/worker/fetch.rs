@@ -17,6 +17,7 @@ use super::{
     ShutdownHandle, Worker, WorkerConfig, WorkerError,
     complete::Settlements,
     execute::{Executor, Tally},
+    heartbeat::Lease,
     lifecycle::{self, ExitReason, Shutdown, Standing, WorkerExit, reached, reconnect_delay},
     services::Services,
 };
@@ -49,6 +50,7 @@ pub(super) async fn run(worker: Worker) -> Result<WorkerExit, WorkerError> {
         wakeups: store.wakeups(),
         shutdown_rx: shutdown.subscribe(),
         restart: services.restart(),
+        lease: services.lease(),
         settlements: Settlements::new(),
         executor: Arc::new(executor),
         slots: Arc::new(Semaphore::new(config.concurrency)),
@@ -73,7 +75,16 @@ pub(super) async fn run(worker: Worker) -> Result<WorkerExit, WorkerError> {
         return Err(WorkerError::Store(e));
     }
     let exit = exit(reason, fetcher.reserved, &fetcher.tally);
-    tracing::info!(worker = %fetcher.info.id, ?exit, "worker stopped");
+    // One line, its numbers as fields (so JSON logs carry them too).
+    tracing::info!(
+        worker = %fetcher.info.id,
+        reason = ?exit.reason,
+        reserved = exit.reserved,
+        completed = exit.completed,
+        failed = exit.failed,
+        handed_back = exit.handed_back,
+        "worker stopped"
+    );
     Ok(exit)
 }
 
@@ -85,6 +96,8 @@ struct Fetcher {
     shutdown: ShutdownHandle,
     shutdown_rx: watch::Receiver<Shutdown>,
     restart: watch::Receiver<bool>,
+    /// Whether the worker still holds its lease: it reserves only while it does.
+    lease: Lease,
     wakeups: Wakeups,
     settlements: Settlements,
     executor: Arc<Executor>,
@@ -145,6 +158,7 @@ impl Fetcher {
 
     fn stop_limit(&self) -> Option<ExitReason> {
         let now = Standing {
+            lease_lost: self.lease.lost(),
             shutdown: self.shutdown.get(),
             restart: *self.restart.borrow(),
             elapsed: self.started.elapsed(),
@@ -166,6 +180,7 @@ impl Fetcher {
             () = tokio::time::sleep(self.config.sleep) => {}
             () = reached(&mut self.shutdown_rx, Shutdown::Graceful) => {}
             _ = self.restart.changed() => {}
+            () = self.lease.until_lost() => {}
         }
     }
 
@@ -175,6 +190,7 @@ impl Fetcher {
         let free = tokio::select! {
             free = free_slots(&self.slots, self.config.concurrency) => free,
             () = reached(&mut self.shutdown_rx, Shutdown::Graceful) => return None,
+            () = self.lease.until_lost() => return None,
         };
         Some(lifecycle::reservation_limit(
             &self.config,
@@ -212,6 +228,7 @@ impl Fetcher {
                 tokio::select! {
                     () = tokio::time::sleep(reconnect_delay(failures)) => {}
                     () = reached(&mut self.shutdown_rx, Shutdown::Graceful) => {}
+                    () = self.lease.until_lost() => {}
                 }
                 None
             }
@@ -276,6 +293,7 @@ impl Fetcher {
             _ = self.wakeups.wait(wait) => {}
             () = reached(&mut self.shutdown_rx, Shutdown::Graceful) => {}
             _ = self.restart.changed() => {}
+            () = self.lease.until_lost() => {}
             // A job finished while idle: write its settlement now.
             () = self.settlements.arrived() => {}
         }
@@ -285,6 +303,9 @@ impl Fetcher {
     /// Stops taking jobs, lets the running ones finish (or hands them back) and writes what is
     /// left.
     async fn stopping(&mut self, reason: ExitReason) {
+        if reason == ExitReason::LeaseLost {
+            return self.abandon();
+        }
         let (info, config) = (&self.info, &self.config);
         tracing::info!(worker = %info.id, reason = ?reason, running = self.running.len(), "worker stopping");
         config.events.emit(|| Event::WorkerStopping {
@@ -294,8 +315,31 @@ impl Fetcher {
         let (shutdown, rx) = (&self.shutdown, &mut self.shutdown_rx);
         lifecycle::drain(&mut self.running, shutdown, rx, config.grace).await;
         self.settlements
-            .flush(self.store.as_ref(), &self.info.id)
+            .flush(self.store.as_ref(), &self.info.id, &mut self.shutdown_rx)
             .await;
+    }
+}
+
+impl Fetcher {
+    /// The lease is lost: the reaper may already have handed this worker's jobs to another, so
+    /// running them on or writing their results would run them twice or settle them wrongly.
+    /// The running jobs are cancelled and every unwritten result is dropped.
+    fn abandon(&mut self) {
+        let why = self.lease.lost().unwrap_or("lease lost");
+        let (running, unwritten) = (self.running.len(), self.settlements.collect().len());
+        tracing::error!(
+            worker = %self.info.id,
+            running,
+            unwritten,
+            "lease lost ({why}): stopping without taking jobs; running jobs are cancelled and \
+             their results dropped, the reaper returns them to their queues"
+        );
+        self.config.events.emit(|| Event::WorkerStopping {
+            worker: self.info.id.clone(),
+            reason: ExitReason::LeaseLost,
+        });
+        self.running.abort_all();
+        self.settlements.abandon();
     }
 }
 

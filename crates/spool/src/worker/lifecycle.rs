@@ -89,12 +89,21 @@ pub enum ExitReason {
     Done,
     /// `--once` ran its job (or found none).
     Once,
+    /// The worker could not keep its lease (heartbeats failed for most of it, the store said
+    /// it expired, or the heartbeat's thread died): it stopped taking jobs and dropped the
+    /// results of the running ones, which the reaper hands to another worker (exit code 13).
+    LeaseLost,
 }
 
 impl ExitReason {
-    /// The process exit code the CLI uses: 12 for memory (as Laravel), else 0.
+    /// The process exit code the CLI uses: 12 for memory (as Laravel), 13 for a lost lease,
+    /// else 0.
     pub fn exit_code(self) -> u8 {
-        if self == ExitReason::Memory { 12 } else { 0 }
+        match self {
+            ExitReason::Memory => 12,
+            ExitReason::LeaseLost => 13,
+            _ => 0,
+        }
     }
 }
 
@@ -115,6 +124,8 @@ pub struct WorkerExit {
 
 /// Where the worker stands, as its stop limits see it.
 pub(crate) struct Standing {
+    /// Why the lease is lost, if it is.
+    pub(crate) lease_lost: Option<&'static str>,
     /// The shutdown request so far.
     pub(crate) shutdown: Shutdown,
     /// Whether `spool restart` was signalled since the worker started.
@@ -127,6 +138,9 @@ pub(crate) struct Standing {
 
 /// The first stop limit the worker has reached, checked before every round of reserving.
 pub(crate) fn stop_limit(config: &WorkerConfig, now: &Standing) -> Option<ExitReason> {
+    if now.lease_lost.is_some() {
+        return Some(ExitReason::LeaseLost);
+    }
     if now.shutdown >= Shutdown::Graceful {
         return Some(ExitReason::Signal);
     }

@@ -8,7 +8,7 @@ use tokio::{sync::watch, task::JoinHandle};
 
 use super::{
     ShutdownHandle, WorkerConfig, WorkerError,
-    heartbeat::Heartbeat,
+    heartbeat::{Heartbeat, Lease},
     lifecycle::{Shutdown, reconnect_delay},
     maintenance,
 };
@@ -17,6 +17,7 @@ use crate::store::{QueueStore, Store, StoreError, StoreResult, WorkerInfo};
 /// The worker's running services.
 pub(crate) struct Services {
     heartbeat: Heartbeat,
+    lease: Lease,
     maintenance: JoinHandle<()>,
     #[cfg(feature = "schedule")]
     tickers: Vec<JoinHandle<()>>,
@@ -36,11 +37,14 @@ impl Services {
         else {
             return Ok(None);
         };
+        let lease = Lease::new(config.lease);
         let start_epoch = with_reconnect(shutdown, || store.restart_epoch())
             .await?
             .unwrap_or(0);
-        let heartbeat = Heartbeat::start(store.clone(), info.clone(), config.lease, start_epoch)
-            .map_err(|e| WorkerError::Config(format!("cannot start the heartbeat thread: {e}")))?;
+        let heartbeat = Heartbeat::start(store.clone(), info.clone(), lease.clone(), start_epoch)
+            .map_err(|e| {
+            WorkerError::Config(format!("cannot start the heartbeat thread: {e}"))
+        })?;
         let maintenance = maintenance::start(store.clone(), config.clone());
         #[cfg(feature = "schedule")]
         let tickers = config
@@ -50,6 +54,7 @@ impl Services {
             .collect();
         Ok(Some(Services {
             heartbeat,
+            lease,
             maintenance,
             #[cfg(feature = "schedule")]
             tickers,
@@ -59,6 +64,11 @@ impl Services {
     /// Becomes true when `spool restart` was signalled after the worker started.
     pub(crate) fn restart(&self) -> watch::Receiver<bool> {
         self.heartbeat.restart.clone()
+    }
+
+    /// Whether the worker still holds its lease.
+    pub(crate) fn lease(&self) -> Lease {
+        self.lease.clone()
     }
 
     /// Stops the services and deregisters the worker.

@@ -5,7 +5,7 @@
 
 use crate::store::Claim;
 use crate::store::rules::duration_ms;
-use crate::store::rules::offset_ms;
+use crate::store::rules::{self, offset_ms};
 use std::{sync::Arc, time::Duration};
 
 use async_trait::async_trait;
@@ -213,6 +213,7 @@ impl MysqlStore {
         queues: &[String],
         limit: usize,
     ) -> StoreResult<(Vec<bool>, Vec<ReservedJob>)> {
+        let settlements = &rules::storable(settlements)[..];
         let mut fast = true;
         let (settled, jobs) = in_transaction!(&self.pool, Begin::Write, |conn| {
             let settled = settle::settle(conn, worker_id, settlements, &mut fast).await?;

@@ -2,7 +2,7 @@
 //! the reaper and the restart epoch.
 
 use crate::store::Claim;
-use crate::store::rules::{count, duration_ms, offset_ms};
+use crate::store::rules::{self, count, duration_ms, offset_ms};
 use crate::store::wakeup::Listener;
 use std::{sync::Arc, time::Duration};
 
@@ -116,6 +116,7 @@ impl QueueStore for PostgresStore {
         if settlements.is_empty() {
             return Ok(Vec::new());
         }
+        let settlements = &rules::storable(settlements)[..];
         let mut tx = self.pool.begin().await?;
         let (applied, wake) = self.settle_in(&mut tx, worker_id, settlements).await?;
         tx.commit().await?;
@@ -131,6 +132,7 @@ impl QueueStore for PostgresStore {
         claim: Claim<'_>,
     ) -> StoreResult<(Vec<bool>, Vec<ReservedJob>)> {
         let (worker_id, queues, limit) = (claim.worker_id, claim.queues, claim.limit);
+        let settlements = &rules::storable(settlements)[..];
         let plain_completions = settlements.iter().all(|st| {
             matches!(st, Settlement::Complete { follow_ups, result, .. }
                 if follow_ups.is_empty() && result.is_none())

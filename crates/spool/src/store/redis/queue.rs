@@ -5,7 +5,7 @@
 //! pipelined, the first combined with the claim of `settle_and_reserve`.
 
 use crate::store::Claim;
-use crate::store::rules::{count, duration_ms, offset_ms};
+use crate::store::rules::{self, count, duration_ms, offset_ms};
 use crate::store::wakeup::Listener;
 use std::{sync::Arc, time::Duration};
 
@@ -176,6 +176,7 @@ impl RedisStore {
         settlements: &[Settlement],
         claim: Option<(&str, usize, i64)>,
     ) -> StoreResult<(Vec<bool>, Vec<ReservedJob>)> {
+        let settlements = &rules::storable(settlements)[..];
         let mut groups = self.route(settlements).await?;
         if let Some((queue, _, _)) = claim {
             match groups.iter().position(|(q, _)| q == queue) {

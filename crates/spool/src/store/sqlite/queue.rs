@@ -15,7 +15,7 @@ use crate::{
     store::{
         Claim, Heartbeat, NewJob, PushOutcome, QueueStore, ReapReport, ReservedJob, Settlement,
         Store, StoreResult, Wakeups, WorkerInfo,
-        rules::{is_poison_pill, offset_ms},
+        rules::{self, is_poison_pill, offset_ms},
     },
 };
 
@@ -127,7 +127,7 @@ impl QueueStore for SqliteStore {
             return Ok((Vec::new(), Vec::new()));
         }
         let worker_id = claim.worker_id.to_string();
-        let settlements = settlements.to_vec();
+        let settlements = rules::storable(settlements).into_owned();
         let queues = claim.queues.to_vec();
         let (applied, released, jobs) = self
             .write(move |conn| {

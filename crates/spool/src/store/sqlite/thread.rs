@@ -42,6 +42,16 @@ fn thread_gone() -> StoreError {
     StoreError::Unavailable("the SQLite connection thread stopped".into())
 }
 
+/// The error for an operation that panicked, with the panic's message.
+fn panicked(panic: &(dyn std::any::Any + Send)) -> StoreError {
+    let message = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "no message".into());
+    StoreError::Other(format!("a SQLite operation panicked: {message}"))
+}
+
 impl DbThread {
     /// Opens the connection on a new thread named `name`; fails if the file cannot be opened.
     pub(super) async fn start(path: PathBuf, mode: OpenMode, name: &str) -> StoreResult<Self> {
@@ -85,7 +95,11 @@ impl DbThread {
         let (reply, answer) = oneshot::channel();
         self.tx
             .send(Box::new(move |conn: &mut Connection| {
-                let _ = reply.send(op(conn));
+                // A panic is answered as an error of its own, not as "unavailable": retrying
+                // the same operation would panic again, and the worker would resend it forever.
+                let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| op(conn)))
+                    .unwrap_or_else(|panic| Err(panicked(panic.as_ref())));
+                let _ = reply.send(result);
             }))
             .map_err(|_| thread_gone())?;
         answer.await.map_err(|_| thread_gone())?
@@ -144,5 +158,29 @@ fn cannot_open(path: &Path, mode: OpenMode, e: rusqlite::Error) -> StoreError {
              write the file and create files in {}",
             dir.display()
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_operation_is_an_error_of_its_own_and_the_thread_carries_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = DbThread::start(dir.path().join("t.db"), OpenMode::Create, "test")
+            .await
+            .unwrap();
+        let err = db
+            .run(|_| -> StoreResult<()> { panic!("attempt to add with overflow") })
+            .await
+            .unwrap_err();
+        assert!(!err.is_unavailable(), "{err}");
+        assert!(err.to_string().contains("add with overflow"), "{err}");
+        let one: i64 = db
+            .run(|c| Ok(c.query_row("SELECT 1", [], |r| r.get(0))?))
+            .await
+            .unwrap();
+        assert_eq!(one, 1);
     }
 }

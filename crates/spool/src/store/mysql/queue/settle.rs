@@ -10,7 +10,7 @@
 //! jobs thus cost one statement, as before workflows existed. Otherwise (a stale token, or a
 //! job with workflow state) the transaction is rolled back and run again on the general path.
 
-use crate::store::rules::MAX_OFFSET_MS;
+use crate::store::rules::{MAX_OFFSET_MS, offset_ms};
 use std::collections::HashMap;
 
 use sqlx::MySqlConnection;
@@ -25,10 +25,7 @@ use crate::store::mysql::{
         job_state::{self, KeptResult},
     },
 };
-use crate::{
-    duration::millis,
-    store::{NewJob, PushOutcome, ReleaseKind, Settlement},
-};
+use crate::store::{NewJob, PushOutcome, ReleaseKind, Settlement};
 
 /// What a settle did.
 #[derive(Debug, Default)]
@@ -191,7 +188,7 @@ async fn settle_each(
             }
             Settlement::Release {
                 delay, kind, error, ..
-            } => released.push((row.seq, millis(*delay), *kind, error.as_deref())),
+            } => released.push((row.seq, offset_ms(*delay), *kind, error.as_deref())),
             Settlement::Fail {
                 id,
                 error,

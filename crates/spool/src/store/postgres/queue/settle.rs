@@ -3,12 +3,12 @@
 //! settlements is settled with one statement per kind, its items passed as JSON arrays
 //! (`json_to_recordset`).
 
-use crate::store::rules::MAX_OFFSET_MS;
+use crate::store::rules::{MAX_OFFSET_MS, offset_ms};
 use serde::Serialize;
 use sqlx::{PgConnection, Row};
 
 use super::super::PostgresStore;
-use crate::duration::millis;
+
 use crate::store::{
     NewJob, PushOutcome, ReservedJob, Settlement, StoreResult, hands_on_batch_membership, sql::rows,
 };
@@ -327,7 +327,7 @@ impl SettlementBatch {
                     released.push(Released {
                         id,
                         token: *token,
-                        delay_ms: millis(*delay),
+                        delay_ms: offset_ms(*delay),
                         refund,
                         deferral,
                         exception,

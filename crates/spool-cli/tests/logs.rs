@@ -1,0 +1,100 @@
+//! What `spool work` logs: one line per processed job, one summary line at the stop, no
+//! per-poll noise at debug, and JSON lines for log shippers (docs/cli.md, "Logs").
+
+mod common;
+
+use common::Env;
+use serde_json::Value;
+
+/// Runs `work --until-done` over two noop jobs with `SPOOL_LOG=level` and `extra` flags;
+/// returns its stderr.
+fn work_logs(env: &Env, level: &str, extra: &[&str]) -> String {
+    env.ok(&["dispatch", "noop", "--count", "2"]);
+    let mut args = vec!["work", "--until-done", "--sleep", "50ms"];
+    args.extend_from_slice(extra);
+    let out = env
+        .cmd(&args)
+        .env("SPOOL_LOG", level)
+        .output()
+        .expect("spool runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stderr).expect("utf-8")
+}
+
+#[test]
+fn each_processed_job_logs_one_info_line_and_the_stop_one_summary() {
+    let env = Env::new();
+    let logs = work_logs(&env, "info", &[]);
+    let processed: Vec<&str> = logs.lines().filter(|l| l.contains("processed")).collect();
+    assert_eq!(processed.len(), 2, "{logs}");
+    for line in processed {
+        assert!(line.contains("INFO"), "{line}");
+        for field in [
+            "queue=default",
+            "job=noop",
+            "id=",
+            "attempt=1",
+            "elapsed_ms=",
+        ] {
+            assert!(line.contains(field), "{field} missing: {line}");
+        }
+    }
+    let stops: Vec<&str> = logs.lines().filter(|l| l.contains("stopped")).collect();
+    assert_eq!(stops.len(), 1, "one summary: {logs}");
+    assert!(
+        stops[0].contains("reason=Done") && stops[0].contains("completed=2"),
+        "{}",
+        stops[0]
+    );
+    assert!(!logs.contains("WorkerExit"), "no Debug struct: {logs}");
+}
+
+#[test]
+fn debug_logs_leave_the_per_poll_events_to_trace() {
+    let env = Env::new();
+    let logs = work_logs(&env, "debug", &["--concurrency", "1"]);
+    assert!(!logs.contains("worker.looping"), "{logs}");
+    assert!(logs.contains("processed"), "{logs}");
+}
+
+#[test]
+fn json_logs_are_one_object_per_line_from_the_flag_or_the_environment() {
+    let env = Env::new();
+    let from_flag = work_logs(&env, "info", &["--log-format", "json"]);
+    let env2 = Env::new();
+    env2.ok(&["dispatch", "noop", "--count", "2"]);
+    let out = env2
+        .cmd(&["work", "--until-done", "--sleep", "50ms"])
+        .env("SPOOL_LOG", "info")
+        .env("SPOOL_LOG_FORMAT", "json")
+        .output()
+        .unwrap();
+    let from_env = String::from_utf8(out.stderr).unwrap();
+    for logs in [from_flag, from_env] {
+        let lines: Vec<Value> = logs
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+            .collect();
+        let processed: Vec<&Value> = lines
+            .iter()
+            .filter(|l| l["fields"]["message"] == "processed")
+            .collect();
+        assert!(processed.len() >= 2, "{logs}");
+        let span = &processed[0]["span"];
+        assert_eq!(
+            (span["queue"].as_str(), span["job"].as_str()),
+            (Some("default"), Some("noop"))
+        );
+        let stop = lines
+            .iter()
+            .find(|l| l["fields"]["message"] == "worker stopped")
+            .expect("a stop line");
+        assert_eq!(stop["fields"]["completed"], 2);
+    }
+    let bad = env.run(&["--log-format", "xml", "status"]);
+    assert_eq!(bad.status.code(), Some(2));
+}

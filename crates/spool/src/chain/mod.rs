@@ -167,6 +167,10 @@ impl Chain<'_> {
                         next,
                         catch: catch.clone(),
                     };
+                    // The step's jobs travel in its payload: check them now, like the head.
+                    for job in step.jobs.iter().chain(&step.next).chain(&step.catch) {
+                        crate::limits::check_envelope(job)?;
+                    }
                     let queue = self
                         .queue
                         .clone()

@@ -222,10 +222,12 @@ impl Worker {
                 "--concurrency must be at least 1".into(),
             ));
         }
-        if c.queues.is_empty() || c.queues.iter().any(String::is_empty) {
-            return Err(WorkerError::Config(
-                "--queue needs at least one non-empty name".into(),
-            ));
+        if c.queues.is_empty() {
+            return Err(WorkerError::Config("--queue needs at least one name".into()));
+        }
+        for queue in &c.queues {
+            crate::limits::check_queue(queue)
+                .map_err(|e| WorkerError::Config(format!("--queue: {e}")))?;
         }
         if c.lease < Duration::from_millis(300) {
             return Err(WorkerError::Config(

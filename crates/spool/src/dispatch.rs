@@ -276,15 +276,26 @@ impl Spool {
             self.events.emit(|| Event::JobQueueing { job: job.clone() });
         }
         let statuses = self.push(requests, &jobs).await?;
-        Ok(metas
-            .into_iter()
-            .zip(statuses)
-            .map(|(job, status)| {
-                let id = job.id.clone();
-                self.events.emit(|| Event::JobQueued { job, status });
-                DispatchOutcome { id, status }
-            })
-            .collect())
+        let mut out = Vec::with_capacity(jobs.len());
+        for ((job, status), new) in metas.into_iter().zip(statuses).zip(&jobs) {
+            let id = self.holder_of(new, status).await?;
+            self.events.emit(|| Event::JobQueued { job, status });
+            out.push(DispatchOutcome { id, status });
+        }
+        Ok(out)
+    }
+
+    /// The id to report for a pushed job: its own, or for a unique job refused because another
+    /// job holds its lock, that job's (so `spool job ID` finds it). If the holder finished in
+    /// between, the job's own id.
+    async fn holder_of(&self, job: &NewJob, status: DispatchStatus) -> Result<String, StoreError> {
+        if let (Mode::Store(store), DispatchStatus::AlreadyQueued, Some(unique)) =
+            (&self.mode, status, &job.unique)
+            && let Some(holder) = store.unique_holder(&job.queue, &unique.key).await?
+        {
+            return Ok(holder);
+        }
+        Ok(job.id.clone())
     }
 
     /// Checks and encodes envelopes for the store.

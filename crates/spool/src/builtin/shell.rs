@@ -19,11 +19,12 @@ pub struct Shell {
 impl Job for Shell {
     const NAME: &'static str = "shell";
 
-    async fn handle(self, _ctx: JobContext) -> JobResult {
+    async fn handle(self, ctx: JobContext) -> JobResult {
         let output = tokio::process::Command::new("sh")
             .arg("-c")
             .arg(&self.cmd)
             .stdin(std::process::Stdio::null())
+            .envs(context_env(&ctx))
             // A timed-out job's task is dropped; take the child process down with it.
             .kill_on_drop(true)
             .output()
@@ -42,6 +43,24 @@ impl Job for Shell {
             ]),
         )
     }
+}
+
+/// What the command is told about its job: `SPOOL_JOB_ID`, its batch as `SPOOL_BATCH_ID`, and
+/// for a chain's catch job the failed link as `SPOOL_FAILED_JOB_ID` (the error stays out of the
+/// environment: it is free text of any size).
+fn context_env(ctx: &JobContext) -> Vec<(&'static str, String)> {
+    let mut env = vec![("SPOOL_JOB_ID", ctx.id().to_string())];
+    let callback = ctx.callback();
+    let batch = callback
+        .and_then(|c| c.batch_id.as_deref())
+        .or(ctx.batch_id());
+    if let Some(batch) = batch {
+        env.push(("SPOOL_BATCH_ID", batch.to_string()));
+    }
+    if let Some(failed) = callback.and_then(|c| c.failed_job_id.as_deref()) {
+        env.push(("SPOOL_FAILED_JOB_ID", failed.to_string()));
+    }
+    env
 }
 
 pub(crate) fn excerpt(bytes: &[u8]) -> String {

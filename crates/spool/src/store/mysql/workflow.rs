@@ -259,4 +259,14 @@ impl WorkflowStore for MysqlStore {
         self.prune_older_than(include_str!("sql/prune_results.sql"), age)
             .await
     }
+
+    async fn unique_holder(&self, _queue: &str, key: &str) -> StoreResult<Option<String>> {
+        self.row_by_id(
+            include_str!("sql/unique_holder.sql"),
+            "owner",
+            key,
+            |row| sqlx::Row::try_get(row, 0),
+        )
+        .await
+    }
 }

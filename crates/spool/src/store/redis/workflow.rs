@@ -322,6 +322,18 @@ impl WorkflowStore for RedisStore {
         }
         Ok(total)
     }
+
+    async fn unique_holder(&self, queue: &str, key: &str) -> StoreResult<Option<String>> {
+        // The lock key `queue.lua` writes: `{P:Q}:lock:<key>`, a hash whose `owner` is the job.
+        let lock = format!("{}:lock:{key}", self.keys.queue(queue));
+        let mut conn = self.conn.clone();
+        let owner: Option<String> = redis::cmd("HGET")
+            .arg(lock)
+            .arg("owner")
+            .query_async(&mut conn)
+            .await?;
+        Ok(owner)
+    }
 }
 
 impl RedisStore {

@@ -205,6 +205,11 @@ impl WorkflowStore for SqliteStore {
         self.prune_older(include_str!("sql/prune_results.sql"), age)
             .await
     }
+
+    async fn unique_holder(&self, _queue: &str, key: &str) -> StoreResult<Option<String>> {
+        self.read_by_id(include_str!("sql/unique_holder.sql"), key, |row| row.get(0))
+            .await
+    }
 }
 
 /// Pushes jobs into a batch inside the caller's transaction; only the jobs actually stored are

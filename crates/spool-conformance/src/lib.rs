@@ -32,7 +32,7 @@ pub mod checks {
     pub use crate::{
         admin::*,
         queue::{migrations::*, settle::*, workers::*, *},
-        workflow::{batches::*, hot_path::*, limits::*, unique::*, *},
+        workflow::{batches::*, entry::*, hot_path::*, limits::*, unique::*, *},
     };
 }
 
@@ -89,7 +89,9 @@ macro_rules! conformance_tests {
             poison_pills_count_in_their_batch_and_free_their_locks,
             limiter_is_a_sliding_window, slots_limit_concurrency,
             limits_and_slots_hold_under_concurrent_callers, hot_path_applies_side_effects,
-            progress_and_results);
+            progress_and_results, entry_points_refuse_jobs_that_break_the_rules,
+            unique_holder_names_the_job_holding_the_lock,
+            callbacks_carry_context_and_an_untouched_payload);
     };
     (@each $fixture:expr; $($name:ident),*) => {
         $(

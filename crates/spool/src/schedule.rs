@@ -20,7 +20,6 @@ use crate::{
     envelope::Envelope,
     job::Job,
     options::UniqueUntil,
-    store::Store,
 };
 
 /// How long a tick's lock lasts: longer than any clock skew between workers.
@@ -135,8 +134,7 @@ impl std::fmt::Debug for Periodic {
 }
 
 /// Runs one schedule's ticker until aborted.
-pub(crate) async fn run(store: Arc<dyn Store>, periodic: Periodic) {
-    let spool = Spool::new(store);
+pub(crate) async fn run(spool: Spool, periodic: Periodic) {
     let mut after = Utc::now();
     loop {
         let Some(mut tick) = periodic.next_after(after) else {

@@ -246,10 +246,21 @@ fn a_shell_callback_runs_and_reads_its_batch_from_the_environment() {
         ],
         lines,
     );
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let batch_id = doc["batch_id"].as_str().unwrap().to_string();
-    env.ok(&["work", "--allow", "shell", "--until-done", "--sleep", "50ms"]);
+    env.ok(&[
+        "work",
+        "--allow",
+        "shell",
+        "--until-done",
+        "--sleep",
+        "50ms",
+    ]);
     let failed = env.json(&["failed", "--json"]);
     let failed = failed["failed"].as_array().unwrap();
     assert_eq!(failed.len(), 1, "only the `fail` job failed: {failed:?}");
@@ -268,7 +279,11 @@ fn queue_names_that_break_the_rule_are_refused() {
     for queue in ["a,b", " high ", ""] {
         let out = env.run(&["dispatch", "noop", "--queue", queue]);
         assert!(!out.status.success(), "{queue:?} was accepted");
-        assert!(String::from_utf8_lossy(&out.stderr).contains(rule), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(rule),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     let out = env.with_stdin(
         &["dispatch", "--stdin"],
@@ -279,7 +294,14 @@ fn queue_names_that_break_the_rule_are_refused() {
     let chain = r#"{"chain":[{"job":"noop"},{"job":"noop","queue":"a,b"}]}"#;
     let out = env.with_stdin(&["dispatch", "--stdin"], &format!("{chain}\n"));
     assert!(!out.status.success(), "a bad link is refused like the head");
-    let out = env.run(&["dispatch", "noop", "--batch", "b", "--then", r#"{"job":"noop","queue":"t t"}"#]);
+    let out = env.run(&[
+        "dispatch",
+        "noop",
+        "--batch",
+        "b",
+        "--then",
+        r#"{"job":"noop","queue":"t t"}"#,
+    ]);
     assert!(!out.status.success(), "a bad callback is refused");
     assert_eq!(env.queued(), 0, "nothing was enqueued");
     let out = env.run(&["work", "--queue", "a b", "--once"]);

@@ -16,8 +16,8 @@ use crate::{
     dispatch::{DispatchError, DispatchOutcome, DispatchStatus, Spool},
     envelope::{CallbackContext, Envelope},
     events::Event,
-    limits::progress_id,
     job::Job,
+    limits::progress_id,
     store::{BatchInfo, NewBatch, NewJob, PushOutcome},
 };
 
@@ -182,9 +182,13 @@ impl Batch<'_> {
     /// transaction as that job's settlement; read the counters with
     /// [`Spool::batch_info`](crate::Spool::batch_info) from it.
     pub fn progress<J: Job>(mut self, job: J) -> Result<Self, DispatchError> {
-        let envelope =
-            self.spool
-                .unsealed_envelope(&job, job.queue().to_string(), job.options(), None, None)?;
+        let envelope = self.spool.unsealed_envelope(
+            &job,
+            job.queue().to_string(),
+            job.options(),
+            None,
+            None,
+        )?;
         self.progress = Some((envelope, J::ENCRYPTED));
         Ok(self)
     }

@@ -305,7 +305,13 @@ impl Spool {
     ) -> Result<Vec<NewJob>, DispatchError> {
         requests
             .iter()
-            .map(|(envelope, delay)| Ok(NewJob::with_max_payload(envelope, *delay, self.max_payload)?))
+            .map(|(envelope, delay)| {
+                Ok(NewJob::with_max_payload(
+                    envelope,
+                    *delay,
+                    self.max_payload,
+                )?)
+            })
             .collect()
     }
 
@@ -408,7 +414,11 @@ impl Spool {
 
 impl Spool {
     /// Seals `envelope` when `encrypted` and this handle stores jobs.
-    pub(crate) fn seal_if(&self, envelope: Envelope, encrypted: bool) -> Result<Envelope, DispatchError> {
+    pub(crate) fn seal_if(
+        &self,
+        envelope: Envelope,
+        encrypted: bool,
+    ) -> Result<Envelope, DispatchError> {
         // Fake and inline handles store nothing, so there is nothing to protect (and app tests
         // need no key).
         if encrypted && matches!(self.mode, Mode::Store(_)) {

@@ -66,7 +66,8 @@ pub enum InvalidJob {
 pub fn check_queue(queue: &str) -> Result<(), InvalidJob> {
     let mut chars = queue.chars();
     let starts_well = chars.next().is_some_and(|c| c.is_ascii_alphanumeric());
-    let rest_ok = chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-' | '/'));
+    let rest_ok =
+        chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-' | '/'));
     if starts_well && rest_ok && queue.len() <= MAX_QUEUE_LEN {
         return Ok(());
     }
@@ -170,15 +171,35 @@ mod tests {
 
     #[test]
     fn queue_names_follow_the_rule() {
-        for good in ["default", "a", "emails.high", "tenant:7/reports", "q_1-2", &"a".repeat(128)] {
+        for good in [
+            "default",
+            "a",
+            "emails.high",
+            "tenant:7/reports",
+            "q_1-2",
+            &"a".repeat(128),
+        ] {
             assert!(check_queue(good).is_ok(), "{good}");
         }
-        for bad in ["", "a,b", " high ", "high ", ".hidden", "-x", "tab\there", "é", &"a".repeat(129)] {
+        for bad in [
+            "",
+            "a,b",
+            " high ",
+            "high ",
+            ".hidden",
+            "-x",
+            "tab\there",
+            "é",
+            &"a".repeat(129),
+        ] {
             let err = check_queue(bad).unwrap_err().to_string();
             assert!(err.contains(QUEUE_NAME_RULE), "{err}");
         }
         let err = check_queue("bell\u{7}").unwrap_err().to_string();
-        assert!(err.contains("\\u{7}"), "control characters are escaped: {err}");
+        assert!(
+            err.contains("\\u{7}"),
+            "control characters are escaped: {err}"
+        );
         let err = check_queue(&"x".repeat(5000)).unwrap_err().to_string();
         assert!(err.len() < 400, "long names are cut: {err}");
     }

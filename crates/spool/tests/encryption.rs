@@ -326,7 +326,12 @@ async fn encrypted_periodic_jobs_run() {
         .unwrap();
     assert_eq!(exit.failed, 0, "{exit:?}");
     assert!(exit.completed >= 1, "{exit:?}");
-    let ran = SEEN.lock().unwrap().iter().filter(|(_, t)| *t == token).count();
+    let ran = SEEN
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(_, t)| *t == token)
+        .count();
     assert_eq!(ran as u64, exit.completed);
 }
 
@@ -353,7 +358,12 @@ async fn encrypted_batch_progress_callbacks_run() {
         .unwrap();
     let exit = work(&store, Some(keyring)).await;
     assert_eq!((exit.completed, exit.failed), (4, 0), "{exit:?}");
-    let ran = SEEN.lock().unwrap().iter().filter(|(_, t)| *t == token).count();
+    let ran = SEEN
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(_, t)| *t == token)
+        .count();
     assert_eq!(ran, 2, "one progress callback per job");
 }
 

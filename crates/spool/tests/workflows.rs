@@ -235,7 +235,10 @@ async fn chain_runs_in_order_and_a_failure_stops_it_and_runs_catch_once(fresh: &
     let context = caught.callback.expect("the catch job is told what failed");
     assert_eq!(context.failed_job_id.as_deref(), Some(failed_b.id.as_str()));
     assert!(
-        context.error.as_deref().is_some_and(|e| e.contains("b failed")),
+        context
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("b failed")),
         "{context:?}"
     );
     assert!(failed_b.callback.is_none(), "a link is no callback");
@@ -374,7 +377,10 @@ async fn unique_jobs_refuse_duplicates_until_processed(fresh: &support::Fresh) {
         (first.status, dup.status),
         (DispatchStatus::Queued, DispatchStatus::AlreadyQueued)
     );
-    assert_eq!(dup.id, first.id, "a refused duplicate names the job holding the lock");
+    assert_eq!(
+        dup.id, first.id,
+        "a refused duplicate names the job holding the lock"
+    );
     assert!(store.job(&dup.id).await.unwrap().is_some());
     work(&store, &["default"], 2).await;
     assert_eq!(steps(t), ["one"]);

@@ -30,7 +30,10 @@ pub async fn entry_points_refuse_jobs_that_break_the_rules(fixture: &dyn Fixture
     for queue in ["a,b", " high ", "", "tab\there", &"q".repeat(129)] {
         let mut job = new_job("default", Duration::ZERO);
         job.queue = queue.into();
-        refused(store.push(&[new_job("default", Duration::ZERO), job]).await, QUEUE_NAME_RULE);
+        refused(
+            store.push(&[new_job("default", Duration::ZERO), job]).await,
+            QUEUE_NAME_RULE,
+        );
     }
     let mut nameless = new_job("default", Duration::ZERO);
     nameless.job = String::new();
@@ -115,7 +118,10 @@ pub async fn unique_holder_names_the_job_holding_the_lock(fixture: &dyn Fixture)
         .settle(&w, &[complete_with(&got[0].id, got[0].token, vec![], None)])
         .await
         .unwrap();
-    assert_eq!(store.unique_holder("default", "report:7").await.unwrap(), None);
+    assert_eq!(
+        store.unique_holder("default", "report:7").await.unwrap(),
+        None
+    );
 }
 
 /// A batch callback's envelope comes back from the store with its `context` (the batch) and

@@ -3,7 +3,8 @@
 //! The head is pushed now and carries the rest of the chain in its envelope; each link, when
 //! it completes, has the next one pushed in the same store transaction as its completion, so
 //! a crash can neither skip nor repeat a step. A link that fails for good stops the chain and
-//! pushes the chain's catch job (once), with the failed link's id and error in its envelope's `context`.
+//! pushes the chain's catch job (once), with the failed link's id and error in its envelope's
+//! `context`.
 
 use std::time::Duration;
 

@@ -252,7 +252,9 @@ impl Worker {
             ));
         }
         if c.queues.is_empty() {
-            return Err(WorkerError::Config("--queue needs at least one name".into()));
+            return Err(WorkerError::Config(
+                "--queue needs at least one name".into(),
+            ));
         }
         for queue in &c.queues {
             crate::limits::check_queue(queue)

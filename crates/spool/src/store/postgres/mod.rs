@@ -91,7 +91,7 @@ impl PostgresStore {
         conn: &mut PgConnection,
         jobs: &[NewJob],
     ) -> StoreResult<Vec<PushOutcome>> {
-        crate::store::types::check_jobs(jobs)?;
+        crate::store::check_jobs(jobs)?;
         self.push_in(conn, jobs, None).await
     }
 

@@ -22,7 +22,7 @@ impl WorkflowStore for PostgresStore {
         batch: &NewBatch,
         jobs: &[NewJob],
     ) -> StoreResult<Vec<PushOutcome>> {
-        crate::store::types::check_batch(batch, jobs)?;
+        crate::store::check_batch(batch, jobs)?;
         let mut tx = self.pool.begin().await?;
         sqlx::query(self.sql(include_str!("sql/create_batch.sql")))
             .bind(&batch.id)
@@ -40,7 +40,7 @@ impl WorkflowStore for PostgresStore {
     }
 
     async fn add_to_batch(&self, batch_id: &str, jobs: &[NewJob]) -> StoreResult<Vec<PushOutcome>> {
-        crate::store::types::check_jobs(jobs)?;
+        crate::store::check_jobs(jobs)?;
         let mut tx = self.pool.begin().await?;
         let outcomes = self.add_to_batch_in(&mut tx, batch_id, jobs).await?;
         tx.commit().await?;
@@ -168,8 +168,10 @@ impl WorkflowStore for PostgresStore {
     }
 
     async fn unique_holder(&self, _queue: &str, key: &str) -> StoreResult<Option<String>> {
-        self.row_by_id(include_str!("sql/unique_holder.sql"), key, |row| sqlx::Row::try_get(row, 0))
-            .await
+        self.row_by_id(include_str!("sql/unique_holder.sql"), key, |row| {
+            sqlx::Row::try_get(row, 0)
+        })
+        .await
     }
 }
 

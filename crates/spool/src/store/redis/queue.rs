@@ -309,7 +309,7 @@ impl QueueStore for RedisStore {
     }
 
     async fn push(&self, jobs: &[NewJob]) -> StoreResult<Vec<PushOutcome>> {
-        crate::store::types::check_jobs(jobs)?;
+        crate::store::check_jobs(jobs)?;
         if jobs.is_empty() {
             return Ok(Vec::new());
         }

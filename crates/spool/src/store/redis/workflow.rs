@@ -66,7 +66,7 @@ impl WorkflowStore for RedisStore {
         batch: &NewBatch,
         jobs: &[NewJob],
     ) -> StoreResult<Vec<PushOutcome>> {
-        crate::store::types::check_batch(batch, jobs)?;
+        crate::store::check_batch(batch, jobs)?;
         let callback_queue = [&batch.then, &batch.catch, &batch.finally]
             .into_iter()
             .flatten()
@@ -109,7 +109,7 @@ impl WorkflowStore for RedisStore {
     }
 
     async fn add_to_batch(&self, batch_id: &str, jobs: &[NewJob]) -> StoreResult<Vec<PushOutcome>> {
-        crate::store::types::check_jobs(jobs)?;
+        crate::store::check_jobs(jobs)?;
         let missing = || StoreError::Invalid(format!("no batch with id {batch_id}"));
         let queue = self.batch_queue(batch_id).await?.ok_or_else(missing)?;
         Self::batch_jobs_queue(batch_id, jobs, Some(&queue))?;

@@ -80,7 +80,7 @@ impl SqliteStore {
         conn: &Connection,
         jobs: &[NewJob],
     ) -> StoreResult<Vec<PushOutcome>> {
-        crate::store::types::check_jobs(jobs)?;
+        crate::store::check_jobs(jobs)?;
         queue::push_in(conn, jobs, now_ms())
     }
 

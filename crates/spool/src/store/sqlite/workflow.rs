@@ -25,7 +25,7 @@ impl WorkflowStore for SqliteStore {
         batch: &NewBatch,
         jobs: &[NewJob],
     ) -> StoreResult<Vec<PushOutcome>> {
-        crate::store::types::check_batch(batch, jobs)?;
+        crate::store::check_batch(batch, jobs)?;
         let (batch, jobs) = (batch.clone(), jobs.to_vec());
         let outcomes = self
             .write(move |conn| {
@@ -48,7 +48,7 @@ impl WorkflowStore for SqliteStore {
     }
 
     async fn add_to_batch(&self, batch_id: &str, jobs: &[NewJob]) -> StoreResult<Vec<PushOutcome>> {
-        crate::store::types::check_jobs(jobs)?;
+        crate::store::check_jobs(jobs)?;
         let (batch_id, jobs) = (batch_id.to_string(), jobs.to_vec());
         let outcomes = self
             .write(move |conn| add_to_batch_in(conn, &batch_id, &jobs, now_ms()))

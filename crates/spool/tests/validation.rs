@@ -135,8 +135,7 @@ async fn new_job_and_push_in_transaction_enforce_the_rules() {
     )
     .unwrap();
 
-    let mut conn =
-        spool::store::sqlite::rusqlite::Connection::open(dir.join(support::SQLITE_FILE)).unwrap();
+    let mut conn = rusqlite::Connection::open(dir.join(support::SQLITE_FILE)).unwrap();
     let tx = conn.transaction().unwrap();
     let mut too_big = raised.clone();
     too_big.max_payload = 1024;
@@ -155,8 +154,7 @@ async fn new_job_and_push_in_transaction_enforce_the_rules() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jobs_stored_under_other_names_stay_listable_and_clearable() {
     let (store, dir) = support::sqlite_store().await;
-    let conn =
-        spool::store::sqlite::rusqlite::Connection::open(dir.join(support::SQLITE_FILE)).unwrap();
+    let conn = rusqlite::Connection::open(dir.join(support::SQLITE_FILE)).unwrap();
     let envelope = Envelope::new("noop", "old queue,", serde_json::json!({}));
     conn.execute(
         "INSERT INTO spool_jobs (id, queue, job, envelope, available_at, created_at) \

@@ -69,7 +69,7 @@ pub(crate) struct DispatchArgs {
     #[arg(long, requires = "batch")]
     allow_failures: bool,
     /// A request (JSON, as a `--stdin` line) pushed once every job of the batch succeeded;
-    /// Spool adds `batch_id` to its payload.
+    /// its envelope's `context` names the batch (its payload stays as given).
     #[arg(long, requires = "batch")]
     then: Option<String>,
     /// A request pushed once, at the batch's first failure.
@@ -211,8 +211,6 @@ pub(crate) async fn run(
             if let Some(request) = request {
                 let (envelope, _) =
                     parse_line(request).map_err(|e| CliError::Usage(format!("--{which}: {e}")))?;
-                let envelope = with_batch_id(envelope, batch.batch_id())
-                    .map_err(|e| CliError::Usage(format!("--{which}: {e}")))?;
                 batch = batch.callback_envelope(which, seal(envelope)?)?;
             }
         }
@@ -231,21 +229,6 @@ pub(crate) async fn run(
     let outcomes = spool.dispatch_envelopes(requests).await?;
     print(&outcomes, &queues, a.json, a.stdin || a.count > 1);
     Ok(ExitCode::SUCCESS)
-}
-
-/// Adds `batch_id` to a callback's payload (an object), so any language can read it.
-fn with_batch_id(mut envelope: Envelope, batch_id: &str) -> Result<Envelope, String> {
-    let Some(text) = envelope.payload.plain() else {
-        return Ok(envelope);
-    };
-    let mut value: serde_json::Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
-    let Some(fields) = value.as_object_mut() else {
-        return Err("a batch callback's payload must be a JSON object".into());
-    };
-    fields.insert("batch_id".into(), batch_id.into());
-    envelope.payload =
-        spool::Payload::Plain(serde_json::value::to_raw_value(&value).map_err(|e| e.to_string())?);
-    Ok(envelope)
 }
 
 #[derive(Serialize)]

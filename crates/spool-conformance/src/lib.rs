@@ -32,7 +32,7 @@ pub mod checks {
     pub use crate::{
         admin::*,
         queue::{migrations::*, settle::*, stored_values::*, workers::*, *},
-        workflow::{batches::*, hot_path::*, limits::*, unique::*, *},
+        workflow::{batches::*, entry::*, hot_path::*, limits::*, unique::*, *},
     };
 }
 
@@ -93,7 +93,9 @@ macro_rules! conformance_tests {
             limiter_is_a_sliding_window, expired_limiter_hits_of_idle_keys_are_pruned,
             slots_limit_concurrency,
             limits_and_slots_hold_under_concurrent_callers, hot_path_applies_side_effects,
-            progress_and_results);
+            progress_and_results, entry_points_refuse_jobs_that_break_the_rules,
+            unique_holder_names_the_job_holding_the_lock,
+            callbacks_carry_context_and_an_untouched_payload);
     };
     (@each $fixture:expr; $($name:ident),*) => {
         $(

@@ -14,9 +14,10 @@ use std::time::Duration;
 
 use crate::{
     dispatch::{DispatchError, DispatchOutcome, DispatchStatus, Spool},
-    envelope::Envelope,
+    envelope::{CallbackContext, Envelope},
     events::Event,
     job::Job,
+    limits::progress_id,
     store::{BatchInfo, NewBatch, NewJob, PushOutcome},
 };
 
@@ -50,8 +51,9 @@ pub struct Batch<'a> {
     jobs: Vec<Envelope>,
     /// `then`, `catch`, `finally`: encoded at dispatch, so `on_queue` applies whatever the order.
     callbacks: [Option<Envelope>; 3],
-    /// Pushed after each job finishes; travels in every job's envelope.
-    progress: Option<Envelope>,
+    /// Pushed after each job finishes; travels in every job's envelope, with an id of its own
+    /// per job. Kept unsealed (with whether its type is encrypted) until that id is known.
+    progress: Option<(Envelope, bool)>,
     queue: Option<String>,
 }
 
@@ -180,7 +182,14 @@ impl Batch<'_> {
     /// transaction as that job's settlement; read the counters with
     /// [`Spool::batch_info`](crate::Spool::batch_info) from it.
     pub fn progress<J: Job>(mut self, job: J) -> Result<Self, DispatchError> {
-        self.progress = Some(self.spool.default_envelope(&job)?);
+        let envelope = self.spool.unsealed_envelope(
+            &job,
+            job.queue().to_string(),
+            job.options(),
+            None,
+            None,
+        )?;
+        self.progress = Some((envelope, J::ENCRYPTED));
         Ok(self)
     }
 
@@ -247,17 +256,15 @@ impl Batch<'_> {
         let progress = self
             .progress
             .take()
-            .map(|p| Box::new(self.callback_envelope_of(p)));
-        let requests: Vec<(Envelope, Duration)> = std::mem::take(&mut self.jobs)
-            .into_iter()
-            .map(|mut envelope| {
-                join(&mut envelope, &self.batch.id, &progress);
-                if let Some(queue) = &self.queue {
-                    envelope.queue = queue.clone();
-                }
-                (envelope, Duration::ZERO)
-            })
-            .collect();
+            .map(|(p, encrypted)| (self.callback_envelope_of(p), encrypted));
+        let mut requests = Vec::with_capacity(self.jobs.len());
+        for mut envelope in std::mem::take(&mut self.jobs) {
+            if let Some(queue) = &self.queue {
+                envelope.queue = queue.clone();
+            }
+            self.join(&mut envelope, progress.as_ref())?;
+            requests.push((envelope, Duration::ZERO));
+        }
         let jobs = self.spool.new_jobs(&requests)?;
         let [then, catch, finally] = self
             .callbacks
@@ -283,14 +290,44 @@ impl Batch<'_> {
         Ok(self)
     }
 
-    /// A callback's envelope: it knows its batch but is not counted in it.
+    /// A callback's envelope: it knows its batch but is not counted in it; its `context`
+    /// names the batch (its payload stays as given).
     fn callback_envelope_of(&self, mut envelope: Envelope) -> Envelope {
         envelope.batch_id = Some(self.batch.id.clone());
         envelope.batch_callback = true;
+        envelope
+            .context
+            .get_or_insert_with(CallbackContext::default)
+            .batch_id = Some(self.batch.id.clone());
         if let Some(queue) = &self.queue {
             envelope.queue = queue.clone();
         }
         envelope
+    }
+
+    /// Makes a job — and, for a chain, each of its later links (not its catch job) — a member
+    /// of the batch, each with its own progress callback: its id names the job, and it is
+    /// sealed only now that this id is final (the id is bound into the sealed data).
+    fn join(
+        &self,
+        envelope: &mut Envelope,
+        progress: Option<&(Envelope, bool)>,
+    ) -> Result<(), DispatchError> {
+        envelope.batch_id = Some(self.batch.id.clone());
+        envelope.batch_progress = match progress {
+            Some((template, encrypted)) => {
+                let mut own = template.clone();
+                own.id = progress_id(&template.id, &envelope.id);
+                Some(Box::new(self.spool.seal_if(own, *encrypted)?))
+            }
+            None => None,
+        };
+        if let Some(rest) = envelope.chain.as_deref_mut() {
+            for link in &mut rest.links {
+                self.join(&mut link.envelope, progress)?;
+            }
+        }
+        Ok(())
     }
 
     /// A callback job, encoded for the batch record.
@@ -298,18 +335,6 @@ impl Batch<'_> {
         let envelope = self.callback_envelope_of(envelope);
         let mut jobs = self.spool.new_jobs(&[(envelope, Duration::ZERO)])?;
         Ok(jobs.pop().expect("one request, one job"))
-    }
-}
-
-/// Makes a job — and, for a chain, each of its later links (not its catch job) — a member of
-/// the batch.
-fn join(envelope: &mut Envelope, batch_id: &str, progress: &Option<Box<Envelope>>) {
-    envelope.batch_id = Some(batch_id.to_string());
-    envelope.batch_progress = progress.clone();
-    if let Some(rest) = envelope.chain.as_deref_mut() {
-        for link in &mut rest.links {
-            join(&mut link.envelope, batch_id, progress);
-        }
     }
 }
 

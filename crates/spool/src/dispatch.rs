@@ -14,6 +14,7 @@ use crate::{
     envelope::{DEFAULT_MAX_PAYLOAD_BYTES, Envelope, Payload, TraceContext},
     events::{Event, Events, JobMeta},
     job::{Job, JobContext, JobResult},
+    limits::InvalidJob,
     options::{Backoff, JobOptions},
     registry::Registry,
     store::{NewJob, PushOutcome, RetrySelector, Store, StoreError},
@@ -23,26 +24,10 @@ use crate::{
 /// A dispatch was refused. Nothing was enqueued.
 #[derive(Debug, thiserror::Error)]
 pub enum DispatchError {
-    /// The encoded job is larger than the payload limit.
-    #[error(
-        "job `{job}` is {size} bytes encoded, over the {limit}-byte payload limit; pass an id and load the data in the handler instead"
-    )]
-    PayloadTooLarge {
-        /// Job name.
-        job: String,
-        /// Encoded size.
-        size: usize,
-        /// The limit.
-        limit: usize,
-    },
-    /// The job could not be serialized.
-    #[error("job `{job}` could not be serialized: {source}")]
-    Serialize {
-        /// Job name.
-        job: String,
-        /// The serde error.
-        source: serde_json::Error,
-    },
+    /// The job breaks a rule every job obeys (names, lengths, the queue-name rule, the
+    /// payload size limit): see [`crate::limits`].
+    #[error(transparent)]
+    Invalid(#[from] InvalidJob),
     /// An option is out of range.
     #[error("invalid option: {0}")]
     InvalidOption(String),
@@ -291,15 +276,26 @@ impl Spool {
             self.events.emit(|| Event::JobQueueing { job: job.clone() });
         }
         let statuses = self.push(requests, &jobs).await?;
-        Ok(metas
-            .into_iter()
-            .zip(statuses)
-            .map(|(job, status)| {
-                let id = job.id.clone();
-                self.events.emit(|| Event::JobQueued { job, status });
-                DispatchOutcome { id, status }
-            })
-            .collect())
+        let mut out = Vec::with_capacity(jobs.len());
+        for ((job, status), new) in metas.into_iter().zip(statuses).zip(&jobs) {
+            let id = self.holder_of(new, status).await?;
+            self.events.emit(|| Event::JobQueued { job, status });
+            out.push(DispatchOutcome { id, status });
+        }
+        Ok(out)
+    }
+
+    /// The id to report for a pushed job: its own, or for a unique job refused because another
+    /// job holds its lock, that job's (so `spool job ID` finds it). If the holder finished in
+    /// between, the job's own id.
+    async fn holder_of(&self, job: &NewJob, status: DispatchStatus) -> Result<String, StoreError> {
+        if let (Mode::Store(store), DispatchStatus::AlreadyQueued, Some(unique)) =
+            (&self.mode, status, &job.unique)
+            && let Some(holder) = store.unique_holder(&job.queue, &unique.key).await?
+        {
+            return Ok(holder);
+        }
+        Ok(job.id.clone())
     }
 
     /// Checks and encodes envelopes for the store.
@@ -307,27 +303,16 @@ impl Spool {
         &self,
         requests: &[(Envelope, Duration)],
     ) -> Result<Vec<NewJob>, DispatchError> {
-        let mut jobs = Vec::with_capacity(requests.len());
-        for (envelope, delay) in requests {
-            if envelope.id.is_empty() || envelope.queue.is_empty() || envelope.job.is_empty() {
-                return Err(DispatchError::InvalidOption(
-                    "a job needs a non-empty id, queue and job name".into(),
-                ));
-            }
-            let job = NewJob::new(envelope, *delay).map_err(|source| DispatchError::Serialize {
-                job: envelope.job.clone(),
-                source,
-            })?;
-            if job.envelope.len() > self.max_payload {
-                return Err(DispatchError::PayloadTooLarge {
-                    job: envelope.job.clone(),
-                    size: job.envelope.len(),
-                    limit: self.max_payload,
-                });
-            }
-            jobs.push(job);
-        }
-        Ok(jobs)
+        requests
+            .iter()
+            .map(|(envelope, delay)| {
+                Ok(NewJob::with_max_payload(
+                    envelope,
+                    *delay,
+                    self.max_payload,
+                )?)
+            })
+            .collect()
     }
 
     /// The store behind a store-backed handle, or an error naming `what` needs one.
@@ -381,7 +366,23 @@ impl Spool {
         self.envelope(job, job.queue().to_string(), job.options(), None, None)
     }
 
+    /// An envelope for `job`, sealed if its type is encrypted.
     pub(crate) fn envelope<J: Job>(
+        &self,
+        job: &J,
+        queue: String,
+        options: JobOptions,
+        id: Option<String>,
+        trace: Option<TraceContext>,
+    ) -> Result<Envelope, DispatchError> {
+        let envelope = self.unsealed_envelope(job, queue, options, id, trace)?;
+        // Sealed last, once the envelope is final: the id is bound into the sealed data.
+        self.seal_if(envelope, J::ENCRYPTED)
+    }
+
+    /// [`Spool::envelope`] before sealing: for an envelope whose id is not final yet (a
+    /// batch's progress callback, sealed per job once its id is known).
+    pub(crate) fn unsealed_envelope<J: Job>(
         &self,
         job: &J,
         queue: String,
@@ -397,20 +398,14 @@ impl Spool {
             )));
         }
         let payload =
-            serde_json::value::to_raw_value(job).map_err(|source| DispatchError::Serialize {
+            serde_json::value::to_raw_value(job).map_err(|source| InvalidJob::Serialize {
                 job: J::NAME.to_string(),
                 source,
             })?;
-        let id = id.unwrap_or_else(crate::envelope::new_id);
-        // Fake and inline handles store nothing, so there is nothing to protect (and app tests
-        // need no key).
-        let payload = if J::ENCRYPTED && matches!(self.mode, Mode::Store(_)) {
-            self.seal(J::NAME, &id, &payload)?
-        } else {
-            Payload::Plain(payload)
-        };
-        let mut envelope = Envelope::with_payload(J::NAME, &queue, payload);
-        envelope.id = id;
+        let mut envelope = Envelope::from_raw(J::NAME, &queue, payload);
+        if let Some(id) = id {
+            envelope.id = id;
+        }
         envelope.options = options;
         envelope.trace = trace;
         Ok(envelope)
@@ -418,9 +413,24 @@ impl Spool {
 }
 
 impl Spool {
+    /// Seals `envelope` when `encrypted` and this handle stores jobs.
+    pub(crate) fn seal_if(
+        &self,
+        envelope: Envelope,
+        encrypted: bool,
+    ) -> Result<Envelope, DispatchError> {
+        // Fake and inline handles store nothing, so there is nothing to protect (and app tests
+        // need no key).
+        if encrypted && matches!(self.mode, Mode::Store(_)) {
+            self.seal_envelope(envelope)
+        } else {
+            Ok(envelope)
+        }
+    }
+
     /// Seals a plain envelope's payload with the `SPOOL_KEY` keys, as [`Spool::dispatch`] does
     /// for a job type with [`Job::ENCRYPTED`](crate::Job::ENCRYPTED); an already sealed one is
-    /// left alone.
+    /// left alone. Seal an envelope only once it is final: its id is bound into the sealed data.
     ///
     /// For envelopes built by hand (e.g. the `spool dispatch` command) whose job type the app
     /// registered as encrypted ([`Registry::is_encrypted`]), so no secret reaches the store in

@@ -56,6 +56,27 @@ pub struct Envelope {
     pub batch_progress: Option<Box<Envelope>>,
     /// The rest of the chain this job heads: pushed, one link at a time, when it completes.
     pub chain: Option<Box<ChainRest>>,
+    /// For a batch callback or a chain's catch job: what it is called about (the batch, the
+    /// job that failed and why). Written when the callback is created, never into its payload,
+    /// which stays the dispatcher's (D-8).
+    pub context: Option<CallbackContext>,
+}
+
+/// What a batch callback or a chain's catch job is called about: the envelope's `context`.
+///
+/// Handlers read it with [`JobContext::callback`](crate::JobContext::callback); `shell` jobs
+/// get it as `SPOOL_BATCH_ID` and `SPOOL_FAILED_JOB_ID` environment variables.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CallbackContext {
+    /// The batch the callback reports on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch_id: Option<String>,
+    /// For a chain's catch job: the link that failed for good.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_job_id: Option<String>,
+    /// For a chain's catch job: that link's final error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// The links of a chain still to run after the current job, and its catch handler.
@@ -63,7 +84,8 @@ pub struct Envelope {
 pub struct ChainRest {
     /// The next jobs, in order. Each has its id already, so pushing it twice is harmless.
     pub links: Vec<ChainLink>,
-    /// Pushed once when a link fails for good; its payload gets `failed_job_id` and `error`.
+    /// Pushed once when a link fails for good, with the failed link's id and error in its
+    /// envelope's [`context`](Envelope::context).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub catch: Option<Box<Envelope>>,
 }
@@ -137,6 +159,8 @@ struct Wire {
     batch_progress: Option<Box<Envelope>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     chain: Option<Box<ChainRest>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    context: Option<CallbackContext>,
 }
 
 impl TryFrom<Wire> for Envelope {
@@ -162,6 +186,7 @@ impl TryFrom<Wire> for Envelope {
             batch_callback: w.batch_callback,
             batch_progress: w.batch_progress,
             chain: w.chain,
+            context: w.context,
         })
     }
 }
@@ -186,6 +211,7 @@ impl From<Envelope> for Wire {
             batch_callback: e.batch_callback,
             batch_progress: e.batch_progress,
             chain: e.chain,
+            context: e.context,
         }
     }
 }
@@ -240,6 +266,7 @@ impl Envelope {
             batch_callback: false,
             batch_progress: None,
             chain: None,
+            context: None,
         }
     }
 

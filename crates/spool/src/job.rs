@@ -12,7 +12,7 @@ use std::{
 use serde::{Serialize, de::DeserializeOwned};
 
 use crate::{
-    envelope::DEFAULT_QUEUE,
+    envelope::{CallbackContext, DEFAULT_QUEUE},
     middleware::Middleware,
     options::JobOptions,
     store::{Progress, Store, StoreError},
@@ -105,6 +105,8 @@ pub struct JobContext {
     pub(crate) recoveries: u32,
     pub(crate) deferrals: u32,
     pub(crate) batch_id: Option<String>,
+    /// What a callback or catch job is called about (its envelope's `context`).
+    pub(crate) callback: Option<CallbackContext>,
     /// The store and reservation, when a worker runs the job (not inline).
     pub(crate) link: Option<Arc<StoreLink>>,
 }
@@ -131,6 +133,12 @@ impl JobContext {
     /// The batch the job belongs to, if any.
     pub fn batch_id(&self) -> Option<&str> {
         self.batch_id.as_deref()
+    }
+
+    /// For a batch callback or a chain's catch job: the batch, the job that failed and its
+    /// error (the envelope's `context`). `None` for other jobs.
+    pub fn callback(&self) -> Option<&CallbackContext> {
+        self.callback.as_ref()
     }
 
     /// The store the job came from (`None` when run inline by `dispatch_sync`). Middleware
@@ -227,6 +235,7 @@ impl JobContext {
             recoveries: 0,
             deferrals: 0,
             batch_id: None,
+            callback: None,
             link: None,
         }
     }

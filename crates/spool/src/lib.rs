@@ -55,6 +55,7 @@ pub mod encryption;
 mod envelope;
 pub mod events;
 mod job;
+pub mod limits;
 pub mod middleware;
 mod options;
 pub mod redact;
@@ -72,8 +73,8 @@ pub use chain::Chain;
 pub use dispatch::{DispatchError, DispatchOutcome, DispatchStatus, PendingDispatch, Spool};
 pub use duration::{DurationError, format_duration, parse_duration, parse_duration_list};
 pub use envelope::{
-    ChainLink, ChainRest, DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_QUEUE, ENVELOPE_VERSION, Envelope,
-    EnvelopeError, Payload, TraceContext, new_id,
+    CallbackContext, ChainLink, ChainRest, DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_QUEUE,
+    ENVELOPE_VERSION, Envelope, EnvelopeError, Payload, TraceContext, new_id,
 };
 pub use job::{Job, JobContext, JobError, JobFailure, JobResult, cause_chain};
 pub use options::{Backoff, JobOptions, Unique, UniqueUntil};

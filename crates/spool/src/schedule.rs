@@ -20,13 +20,13 @@ use crate::{
     envelope::Envelope,
     job::Job,
     options::UniqueUntil,
-    store::Store,
 };
 
 /// How long a tick's lock lasts: longer than any clock skew between workers.
 const TICK_LOCK: Duration = Duration::from_secs(24 * 3600);
 
-type MakeEnvelope = dyn Fn(&Spool) -> Result<Envelope, DispatchError> + Send + Sync;
+/// Builds a tick's envelope under the tick's id.
+type MakeEnvelope = dyn Fn(&Spool, String) -> Result<Envelope, DispatchError> + Send + Sync;
 
 /// A job to push on a cron schedule. Give it to workers in
 /// [`WorkerConfig::schedules`](crate::WorkerConfig::schedules).
@@ -85,7 +85,9 @@ impl Periodic {
                 expression: expression.to_string(),
                 reason: e.to_string(),
             })?;
-        let make = move |spool: &Spool| spool.default_envelope(&job);
+        let make = move |spool: &Spool, id: String| {
+            spool.envelope(&job, job.queue().to_string(), job.options(), Some(id), None)
+        };
         Ok(Periodic {
             name,
             cron,
@@ -111,8 +113,8 @@ impl Periodic {
     /// The tick's job: a fixed id and a day-long unique lock named after the tick.
     fn tick_envelope(&self, spool: &Spool, tick: DateTime<Utc>) -> Result<Envelope, DispatchError> {
         let key = format!("cron:{}:{}", self.name, tick.timestamp_millis());
-        let mut envelope = (self.make)(spool)?;
-        envelope.id = key.clone();
+        // The id is given before the payload is sealed: it is bound into the sealed data.
+        let mut envelope = (self.make)(spool, key.clone())?;
         envelope.options.unique = Some(Unique {
             key,
             ttl: Some(TICK_LOCK),
@@ -132,8 +134,7 @@ impl std::fmt::Debug for Periodic {
 }
 
 /// Runs one schedule's ticker until aborted.
-pub(crate) async fn run(store: Arc<dyn Store>, periodic: Periodic) {
-    let spool = Spool::new(store);
+pub(crate) async fn run(spool: Spool, periodic: Periodic) {
     let mut after = Utc::now();
     loop {
         let Some(mut tick) = periodic.next_after(after) else {

@@ -244,8 +244,11 @@ async fn a_dropped_key_fails_the_job_once_without_leaking_it() {
     assert!(!logs().contains(&token));
 }
 
+/// A worker whose registry has encrypted job types but that has no key would fail every such
+/// job for good, draining its queues into the failed store: it refuses to start instead, and
+/// the jobs wait for a worker with the key.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_worker_without_keys_fails_encrypted_jobs_with_a_clear_reason() {
+async fn a_worker_without_keys_for_its_encrypted_job_types_refuses_to_start() {
     let (store, _dir) = store().await;
     let key = Key::generate();
     let spool = Spool::new(store.clone()).with_keyring(Keyring::new(key.clone()));
@@ -259,16 +262,109 @@ async fn a_worker_without_keys_fails_encrypted_jobs_with_a_clear_reason() {
     if std::env::var_os("SPOOL_KEY").is_some() {
         return; // The worker would read this environment's key.
     }
-    let exit = work(&store, None).await;
-    assert_eq!(exit.failed, 1);
-    let record = store.failed_job(&out.id).await.unwrap().unwrap();
+    let registry = Registry::new().register::<Charge>().register::<Amount>();
+    let err = Worker::new(store.clone(), registry, WorkerConfig::default())
+        .run()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "invalid worker setting: job types `amount`, `charge` are encrypted but no key is configured: set SPOOL_KEY (and SPOOL_PREVIOUS_KEYS while rotating) or give the worker a Keyring"
+    );
+    assert!(store.job(&out.id).await.unwrap().is_some(), "the job waits");
+    assert_eq!(store.stats().await.unwrap().failed, 0);
+}
+
+/// A plaintext payload for an encrypted job type (written past Spool's dispatch) is refused
+/// with the reason, not run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plaintext_payload_for_an_encrypted_job_type_is_refused() {
+    let (store, _dir) = store().await;
+    let keyring = Keyring::new(Key::generate());
+    let plain = Envelope::new("charge", "default", serde_json::json!({"card_token": "t"}));
+    Spool::new(store.clone())
+        .dispatch_envelopes(vec![(plain.clone(), Duration::ZERO)])
+        .await
+        .unwrap();
+    let exit = work(&store, Some(keyring)).await;
+    assert_eq!((exit.completed, exit.failed), (0, 1));
+    assert!(seen(&plain.id).is_empty(), "the handler never ran");
+    let record = store.failed_job(&plain.id).await.unwrap().unwrap();
     assert_eq!(
         record.error,
-        format!(
-            "payload decryption failed: no key is configured (the payload was sealed with key id {}); set SPOOL_KEY / SPOOL_PREVIOUS_KEYS",
-            key.id()
-        )
+        "job `charge` is encrypted but its payload is in plaintext: dispatch it through Spool (or `spool dispatch` of an app that registers it), which seals it"
     );
+}
+
+/// A periodic job of an encrypted type runs: its tick's id is set before the payload is
+/// sealed (the id is bound into the sealed data).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn encrypted_periodic_jobs_run() {
+    let (store, _dir) = store().await;
+    let keyring = Keyring::new(Key::generate());
+    let token = secret();
+    let every_second = spool::Periodic::new(
+        "charge",
+        "* * * * * *",
+        Charge {
+            card_token: token.clone(),
+            decline: false,
+        },
+    )
+    .unwrap();
+    let config = WorkerConfig {
+        max_time: Some(Duration::from_millis(2500)),
+        sleep: Duration::from_millis(20),
+        schedules: vec![every_second],
+        keyring: Some(keyring),
+        ..WorkerConfig::default()
+    };
+    let registry = Registry::new().register::<Charge>();
+    let exit = Worker::new(store.clone(), registry, config)
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(exit.failed, 0, "{exit:?}");
+    assert!(exit.completed >= 1, "{exit:?}");
+    let ran = SEEN
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(_, t)| *t == token)
+        .count();
+    assert_eq!(ran as u64, exit.completed);
+}
+
+/// A batch's progress callback of an encrypted type runs once per job: each job carries its
+/// own callback, sealed under its final id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn encrypted_batch_progress_callbacks_run() {
+    let (store, _dir) = store().await;
+    let keyring = Keyring::new(Key::generate());
+    let spool = Spool::new(store.clone()).with_keyring(keyring.clone());
+    let token = secret();
+    let charge = |card_token: &str| Charge {
+        card_token: card_token.to_string(),
+        decline: false,
+    };
+    spool
+        .batch("charges")
+        .jobs([charge("a"), charge("b")])
+        .unwrap()
+        .progress(charge(&token))
+        .unwrap()
+        .dispatch()
+        .await
+        .unwrap();
+    let exit = work(&store, Some(keyring)).await;
+    assert_eq!((exit.completed, exit.failed), (4, 0), "{exit:?}");
+    let ran = SEEN
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(_, t)| *t == token)
+        .count();
+    assert_eq!(ran, 2, "one progress callback per job");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -24,10 +24,13 @@ use spool::{
 /// One handler run: which step, when it started and ended.
 #[derive(Debug, Clone)]
 struct Run {
+    id: String,
     step: String,
     started: Instant,
     ended: Instant,
     payload: serde_json::Value,
+    /// What a callback or catch job was told (its envelope's `context`).
+    callback: Option<spool::CallbackContext>,
 }
 
 static RUNS: LazyLock<Mutex<HashMap<String, Vec<Run>>>> = LazyLock::new(Default::default);
@@ -44,8 +47,10 @@ fn steps(test: &str) -> Vec<String> {
     runs.into_iter().map(|r| r.step).collect()
 }
 
-/// What the step does, and which middleware it runs under.
+/// What the step does, and which middleware it runs under. Strict, like a real app's job:
+/// Spool never adds fields to its payload.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Step {
     test: String,
     step: String,
@@ -67,9 +72,6 @@ struct Step {
     report: bool,
     #[serde(default)]
     add_to_batch: u32,
-    /// Set on a batch's catch job by Spool.
-    #[serde(default)]
-    failed_job_id: Option<String>,
 }
 
 fn step(test: &str, name: &str) -> Step {
@@ -138,10 +140,12 @@ impl Job for Step {
         }
         let payload = serde_json::to_value(&self).unwrap();
         let run = Run {
+            id: ctx.id().to_string(),
             step: self.step.clone(),
             started,
             ended: Instant::now(),
             payload,
+            callback: ctx.callback().cloned(),
         };
         RUNS.lock()
             .unwrap()
@@ -228,7 +232,16 @@ async fn chain_runs_in_order_and_a_failure_stops_it_and_runs_catch_once(fresh: &
     assert_eq!(steps(t), ["a", "b", "caught"], "c never runs; catch once");
     let caught = runs(t).into_iter().find(|r| r.step == "caught").unwrap();
     let failed_b = runs(t).into_iter().find(|r| r.step == "b").unwrap();
-    assert!(caught.payload["failed_job_id"].is_string());
+    let context = caught.callback.expect("the catch job is told what failed");
+    assert_eq!(context.failed_job_id.as_deref(), Some(failed_b.id.as_str()));
+    assert!(
+        context
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("b failed")),
+        "{context:?}"
+    );
+    assert!(failed_b.callback.is_none(), "a link is no callback");
     assert!(failed_b.ended <= caught.started);
     assert_eq!(store.stats().await.unwrap().failed, 1, "one failed record");
 }
@@ -295,6 +308,10 @@ async fn batch_counts_fires_callbacks_once_and_retry_batch_fires_then(fresh: &su
     // A callback knows its batch.
     let finally_ran = runs(t).into_iter().find(|r| r.step == "finally").unwrap();
     assert_eq!(finally_ran.payload["test"], t.as_str());
+    assert_eq!(
+        finally_ran.callback.and_then(|c| c.batch_id).as_deref(),
+        Some(batch.id.as_str())
+    );
 
     FIXED.lock().unwrap().push(format!("{t}:flaky"));
     store
@@ -360,6 +377,11 @@ async fn unique_jobs_refuse_duplicates_until_processed(fresh: &support::Fresh) {
         (first.status, dup.status),
         (DispatchStatus::Queued, DispatchStatus::AlreadyQueued)
     );
+    assert_eq!(
+        dup.id, first.id,
+        "a refused duplicate names the job holding the lock"
+    );
+    assert!(store.job(&dup.id).await.unwrap().is_some());
     work(&store, &["default"], 2).await;
     assert_eq!(steps(t), ["one"]);
     let after = spool

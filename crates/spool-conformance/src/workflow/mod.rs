@@ -17,6 +17,7 @@ use crate::{
 };
 
 pub mod batches;
+pub mod entry;
 pub mod hot_path;
 pub mod limits;
 pub mod unique;

@@ -22,7 +22,7 @@ pub struct Shell {
 impl Job for Shell {
     const NAME: &'static str = "shell";
 
-    async fn handle(self, _ctx: JobContext) -> JobResult {
+    async fn handle(self, ctx: JobContext) -> JobResult {
         let mut command = tokio::process::Command::new("sh");
         command
             .arg("-c")
@@ -31,12 +31,13 @@ impl Job for Shell {
             // A timed-out job's task is dropped; take the child process down with it.
             .kill_on_drop(true);
         // The worker's own secrets (encryption keys, the store URL with its password, tokens)
-        // are Spool's, not the command's.
+        // are Spool's, not the command's; what Spool tells the command is set after.
         for (name, _) in std::env::vars_os() {
             if is_spools_own(&name) {
                 command.env_remove(name);
             }
         }
+        command.envs(context_env(&ctx));
         let output = match command.output().await {
             Ok(output) => output,
             Err(e) if e.kind() == std::io::ErrorKind::ArgumentListTooLong => {
@@ -82,6 +83,24 @@ fn shorten(cmd: &str) -> String {
         Some((cut, _)) => format!("{}…", &cmd[..cut]),
         None => cmd.to_string(),
     }
+}
+
+/// What the command is told about its job: `SPOOL_JOB_ID`, its batch as `SPOOL_BATCH_ID`, and
+/// for a chain's catch job the failed link as `SPOOL_FAILED_JOB_ID` (the error stays out of the
+/// environment: it is free text of any size).
+fn context_env(ctx: &JobContext) -> Vec<(&'static str, String)> {
+    let mut env = vec![("SPOOL_JOB_ID", ctx.id().to_string())];
+    let callback = ctx.callback();
+    let batch = callback
+        .and_then(|c| c.batch_id.as_deref())
+        .or(ctx.batch_id());
+    if let Some(batch) = batch {
+        env.push(("SPOOL_BATCH_ID", batch.to_string()));
+    }
+    if let Some(failed) = callback.and_then(|c| c.failed_job_id.as_deref()) {
+        env.push(("SPOOL_FAILED_JOB_ID", failed.to_string()));
+    }
+    env
 }
 
 pub(crate) fn excerpt(bytes: &[u8]) -> String {

@@ -3,7 +3,8 @@
 //! The head is pushed now and carries the rest of the chain in its envelope; each link, when
 //! it completes, has the next one pushed in the same store transaction as its completion, so
 //! a crash can neither skip nor repeat a step. A link that fails for good stops the chain and
-//! pushes the chain's catch job (once), with `failed_job_id` and `error` added to its payload.
+//! pushes the chain's catch job (once), with the failed link's id and error in its envelope's
+//! `context`.
 
 use std::time::Duration;
 
@@ -167,6 +168,10 @@ impl Chain<'_> {
                         next,
                         catch: catch.clone(),
                     };
+                    // The step's jobs travel in its payload: check them now, like the head.
+                    for job in step.jobs.iter().chain(&step.next).chain(&step.catch) {
+                        crate::limits::check_envelope(job)?;
+                    }
                     let queue = self
                         .queue
                         .clone()

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 mod contract;
 mod error;
+mod new_job;
 pub(crate) mod rules;
 mod types;
 mod wakeup;
@@ -29,6 +30,8 @@ pub mod sqlite;
 
 pub use contract::{AdminStore, QueueStore, Store, WorkflowStore};
 pub use error::{ACCEPTED_URLS, StoreError};
+pub use new_job::NewJob;
+pub(crate) use new_job::{check_batch, check_jobs};
 pub use rules::hands_on_batch_membership;
 pub use types::*;
 pub use wakeup::{WakeupSignal, Wakeups};

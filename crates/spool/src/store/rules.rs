@@ -229,6 +229,8 @@ pub(crate) fn decode_callback(json: &str) -> Option<NewJob> {
         retry_for: c.retry_for_ms.map(duration_ms),
         batch_id: None,
         unique: None,
+        // Checked when the batch was dispatched.
+        max_payload: usize::MAX,
     })
 }
 

@@ -4,47 +4,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::{envelope::Envelope, options::Unique};
-
-/// A job to enqueue: its encoded envelope plus when it becomes available.
-#[derive(Debug, Clone)]
-pub struct NewJob {
-    /// The job's id (from the envelope).
-    pub id: String,
-    /// The queue (from the envelope).
-    pub queue: String,
-    /// The job name (from the envelope), kept in a column for listings.
-    pub job: String,
-    /// The encoded envelope, stored as is.
-    pub envelope: String,
-    /// How long after the store's "now" the job becomes available.
-    pub delay: Duration,
-    /// Retry window; the store turns it into an absolute deadline with its own clock.
-    pub retry_for: Option<Duration>,
-    /// The batch it belongs to (from the envelope): its settlement updates the batch.
-    pub batch_id: Option<String>,
-    /// Its unique lock (from the envelope's options), taken atomically with the push.
-    pub unique: Option<Unique>,
-}
-
-impl NewJob {
-    /// Encodes an envelope for pushing.
-    pub fn new(envelope: &Envelope, delay: Duration) -> Result<NewJob, serde_json::Error> {
-        Ok(NewJob {
-            id: envelope.id.clone(),
-            queue: envelope.queue.clone(),
-            job: envelope.job.clone(),
-            envelope: envelope.encode()?,
-            delay,
-            retry_for: envelope.options.retry_for,
-            batch_id: envelope
-                .batch_id
-                .clone()
-                .filter(|_| !envelope.batch_callback),
-            unique: envelope.options.unique.clone(),
-        })
-    }
-}
+use super::NewJob;
 
 /// What a push did with one job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

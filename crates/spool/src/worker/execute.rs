@@ -248,6 +248,14 @@ impl Executor {
         {
             return Err(format!("start the worker with --allow {}", envelope.job));
         }
+        if handler.encrypted() && !envelope.payload.is_encrypted() {
+            // Only Spool's dispatch seals, so a plain payload was written past it: running it
+            // would accept data that was never protected.
+            return Err(format!(
+                "job `{}` is encrypted but its payload is in plaintext: dispatch it through Spool (or `spool dispatch` of an app that registers it), which seals it",
+                envelope.job
+            ));
+        }
         let payload = self
             .open(envelope)
             .map_err(|error| format!("payload decryption failed: {error}"))?;
@@ -290,6 +298,7 @@ impl Executor {
             recoveries: job.recoveries,
             deferrals: job.deferrals,
             batch_id: envelope.batch_id.clone(),
+            callback: envelope.context.clone(),
             link: Some(Arc::new(StoreLink {
                 store: self.store.clone(),
                 worker_id: self.worker_id.clone(),

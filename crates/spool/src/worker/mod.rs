@@ -212,12 +212,41 @@ impl Worker {
             self.config.keyring =
                 Keyring::from_env().map_err(|e| WorkerError::Config(e.to_string()))?;
         }
-        Ok(())
+        self.check_keys()
+    }
+
+    /// A worker without keys would fail every job of an encrypted type for good, draining its
+    /// queues into the failed store: it refuses to start instead, and the jobs wait for a
+    /// worker that has the key.
+    fn check_keys(&self) -> Result<(), WorkerError> {
+        #[cfg(feature = "encryption")]
+        let has_key = self.config.keyring.is_some();
+        #[cfg(not(feature = "encryption"))]
+        let has_key = false;
+        let encrypted: Vec<String> = self
+            .registry
+            .names()
+            .into_iter()
+            .filter(|name| self.registry.is_encrypted(name))
+            .map(|name| format!("`{name}`"))
+            .collect();
+        if has_key || encrypted.is_empty() {
+            return Ok(());
+        }
+        let (kind, verb) = if encrypted.len() == 1 {
+            ("job type", "is")
+        } else {
+            ("job types", "are")
+        };
+        Err(WorkerError::Config(format!(
+            "{kind} {} {verb} encrypted but no key is configured: set SPOOL_KEY (and SPOOL_PREVIOUS_KEYS while rotating) or give the worker a Keyring",
+            encrypted.join(", ")
+        )))
     }
 
     #[cfg(not(feature = "encryption"))]
     fn load_keys(&mut self) -> Result<(), WorkerError> {
-        Ok(())
+        self.check_keys()
     }
 
     fn validate(&self) -> Result<(), WorkerError> {
@@ -227,10 +256,14 @@ impl Worker {
                 "--concurrency must be at least 1".into(),
             ));
         }
-        if c.queues.is_empty() || c.queues.iter().any(String::is_empty) {
+        if c.queues.is_empty() {
             return Err(WorkerError::Config(
-                "--queue needs at least one non-empty name".into(),
+                "--queue needs at least one name".into(),
             ));
+        }
+        for queue in &c.queues {
+            crate::limits::check_queue(queue)
+                .map_err(|e| WorkerError::Config(format!("--queue: {e}")))?;
         }
         if c.lease < Duration::from_millis(300) {
             return Err(WorkerError::Config(

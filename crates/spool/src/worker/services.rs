@@ -50,7 +50,7 @@ impl Services {
         let tickers = config
             .schedules
             .iter()
-            .map(|p| tokio::spawn(crate::schedule::run(store.clone(), p.clone())))
+            .map(|p| tokio::spawn(crate::schedule::run(ticker_spool(store, config), p.clone())))
             .collect();
         Ok(Some(Services {
             heartbeat,
@@ -110,4 +110,17 @@ where
             Err(e) => return Err(e),
         }
     }
+}
+
+/// The handle a schedule dispatches its ticks through: sealing encrypted job types with the
+/// worker's keys, which are the ones its jobs are opened with.
+#[cfg(feature = "schedule")]
+fn ticker_spool(store: &Arc<dyn Store>, config: &WorkerConfig) -> crate::Spool {
+    let spool = crate::Spool::new(store.clone());
+    #[cfg(feature = "encryption")]
+    if let Some(keyring) = &config.keyring {
+        return spool.with_keyring(keyring.clone());
+    }
+    let _ = config;
+    spool
 }

@@ -3,7 +3,8 @@
 //! batch's progress callback either way.
 
 use crate::{
-    envelope::{ChainRest, Envelope, Payload},
+    envelope::{CallbackContext, ChainRest, Envelope},
+    limits::progress_id,
     store::NewJob,
 };
 
@@ -25,8 +26,9 @@ pub(crate) fn next_links(envelope: &Envelope) -> Vec<NewJob> {
     encode(&next, first.delay)
 }
 
-/// The chain's catch handler, told which job failed and why (its payload, when an object,
-/// gets `failed_job_id` and `error`).
+/// The chain's catch handler, told which job failed and why in its envelope's `context` (its
+/// payload stays as dispatched, so a strict payload type still reads it, and a sealed one
+/// still opens).
 pub(crate) fn chain_catch(envelope: &Envelope, error: &str) -> Vec<NewJob> {
     let Some(catch) = envelope
         .chain
@@ -36,17 +38,11 @@ pub(crate) fn chain_catch(envelope: &Envelope, error: &str) -> Vec<NewJob> {
         return Vec::new();
     };
     let mut catch = catch.clone();
-    // An encrypted catch payload stays as sealed: the worker cannot add to it.
-    if let Some(Ok(serde_json::Value::Object(mut fields))) = catch
-        .payload
-        .plain()
-        .map(serde_json::from_str::<serde_json::Value>)
-    {
-        fields.insert("failed_job_id".into(), envelope.id.clone().into());
-        fields.insert("error".into(), error.into());
-        if let Ok(raw) = serde_json::value::to_raw_value(&fields) {
-            catch.payload = Payload::Plain(raw);
-        }
+    let context = catch.context.get_or_insert_with(CallbackContext::default);
+    context.failed_job_id = Some(envelope.id.clone());
+    context.error = Some(error.to_string());
+    if context.batch_id.is_none() {
+        context.batch_id = envelope.batch_id.clone();
     }
     encode(&catch, std::time::Duration::ZERO)
 }
@@ -66,12 +62,17 @@ pub(crate) fn batch_progress(envelope: &Envelope, completed: bool) -> Vec<NewJob
         return Vec::new();
     }
     let mut progress = progress.clone();
-    progress.id = format!("{}:{}", progress.id, envelope.id);
+    // Since the callback's id is bound into a sealed payload, a batch dispatches each job with
+    // its own callback, id final. Envelopes written before that share one callback: its id
+    // gets the job's id here (such a callback cannot be sealed).
+    if !progress.id.ends_with(&format!(":{}", envelope.id)) {
+        progress.id = progress_id(&progress.id, &envelope.id);
+    }
     encode(&progress, std::time::Duration::ZERO)
 }
 
 fn encode(envelope: &Envelope, delay: std::time::Duration) -> Vec<NewJob> {
-    match NewJob::new(envelope, delay) {
+    match NewJob::encoded(envelope, delay) {
         Ok(job) => vec![job],
         Err(e) => {
             // Cannot happen for an envelope that was decoded from JSON; say so if it does.

@@ -214,6 +214,9 @@ impl WorkflowStore for Faulty {
     async fn prune_limits(&self) -> StoreResult<u64> {
         self.inner.prune_limits().await
     }
+    async fn unique_holder(&self, queue: &str, key: &str) -> StoreResult<Option<String>> {
+        self.inner.unique_holder(queue, key).await
+    }
     async fn acquire_slot(&self, worker_id: &str, request: &s::SlotRequest) -> StoreResult<bool> {
         self.inner.acquire_slot(worker_id, request).await
     }

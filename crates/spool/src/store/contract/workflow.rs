@@ -64,4 +64,9 @@ pub trait WorkflowStore: Send + Sync + 'static {
 
     /// Deletes kept results older than `age`; returns the count.
     async fn prune_results(&self, age: Duration) -> StoreResult<u64>;
+
+    /// The id of the job holding the unique lock `key` for `queue` (locks are per queue on
+    /// Redis, global on the SQL stores), if it is held: what a dispatch refused by the lock
+    /// reports instead of its own id.
+    async fn unique_holder(&self, queue: &str, key: &str) -> StoreResult<Option<String>>;
 }

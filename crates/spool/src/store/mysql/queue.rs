@@ -48,6 +48,7 @@ impl QueueStore for MysqlStore {
     }
 
     async fn push(&self, jobs: &[NewJob]) -> StoreResult<Vec<PushOutcome>> {
+        crate::store::check_jobs(jobs)?;
         if jobs.is_empty() {
             return Ok(Vec::new());
         }

@@ -36,6 +36,7 @@ impl WorkflowStore for MysqlStore {
         batch: &NewBatch,
         jobs: &[NewJob],
     ) -> StoreResult<Vec<PushOutcome>> {
+        crate::store::check_batch(batch, jobs)?;
         let outcomes = in_transaction!(&self.pool, Begin::Write, |conn| {
             // A concurrent creation of the same id makes the insert fail with a duplicate key;
             // the transaction then runs again and finds the batch here.
@@ -66,6 +67,7 @@ impl WorkflowStore for MysqlStore {
     }
 
     async fn add_to_batch(&self, batch_id: &str, jobs: &[NewJob]) -> StoreResult<Vec<PushOutcome>> {
+        crate::store::check_jobs(jobs)?;
         let outcomes = in_transaction!(&self.pool, Begin::Write, |conn| {
             batches::add_to_batch_in(conn, batch_id, jobs).await
         })?;
@@ -267,5 +269,12 @@ impl WorkflowStore for MysqlStore {
     async fn prune_results(&self, age: Duration) -> StoreResult<u64> {
         self.prune_older_than(include_str!("sql/prune_results.sql"), age)
             .await
+    }
+
+    async fn unique_holder(&self, _queue: &str, key: &str) -> StoreResult<Option<String>> {
+        self.row_by_id(include_str!("sql/unique_holder.sql"), "owner", key, |row| {
+            sqlx::Row::try_get(row, 0)
+        })
+        .await
     }
 }

@@ -102,6 +102,7 @@ impl PostgresStore {
         conn: &mut PgConnection,
         jobs: &[NewJob],
     ) -> StoreResult<Vec<PushOutcome>> {
+        crate::store::check_jobs(jobs)?;
         self.push_in(conn, jobs, None).await
     }
 

@@ -22,6 +22,7 @@ impl WorkflowStore for PostgresStore {
         batch: &NewBatch,
         jobs: &[NewJob],
     ) -> StoreResult<Vec<PushOutcome>> {
+        crate::store::check_batch(batch, jobs)?;
         let mut tx = self.pool.begin().await?;
         self.query(include_str!("sql/create_batch.sql"))
             .bind(&batch.id)
@@ -39,6 +40,7 @@ impl WorkflowStore for PostgresStore {
     }
 
     async fn add_to_batch(&self, batch_id: &str, jobs: &[NewJob]) -> StoreResult<Vec<PushOutcome>> {
+        crate::store::check_jobs(jobs)?;
         let mut tx = self.pool.begin().await?;
         let outcomes = self.add_to_batch_in(&mut tx, batch_id, jobs).await?;
         tx.commit().await?;
@@ -183,6 +185,13 @@ impl WorkflowStore for PostgresStore {
     async fn prune_results(&self, age: Duration) -> StoreResult<u64> {
         self.prune_older_than(include_str!("sql/prune_results.sql"), age)
             .await
+    }
+
+    async fn unique_holder(&self, _queue: &str, key: &str) -> StoreResult<Option<String>> {
+        self.row_by_id(include_str!("sql/unique_holder.sql"), key, |row| {
+            sqlx::Row::try_get(row, 0)
+        })
+        .await
     }
 }
 

@@ -314,6 +314,7 @@ impl QueueStore for RedisStore {
     }
 
     async fn push(&self, jobs: &[NewJob]) -> StoreResult<Vec<PushOutcome>> {
+        crate::store::check_jobs(jobs)?;
         if jobs.is_empty() {
             return Ok(Vec::new());
         }

@@ -66,6 +66,7 @@ impl WorkflowStore for RedisStore {
         batch: &NewBatch,
         jobs: &[NewJob],
     ) -> StoreResult<Vec<PushOutcome>> {
+        crate::store::check_batch(batch, jobs)?;
         let callback_queue = [&batch.then, &batch.catch, &batch.finally]
             .into_iter()
             .flatten()
@@ -108,6 +109,7 @@ impl WorkflowStore for RedisStore {
     }
 
     async fn add_to_batch(&self, batch_id: &str, jobs: &[NewJob]) -> StoreResult<Vec<PushOutcome>> {
+        crate::store::check_jobs(jobs)?;
         let missing = || StoreError::Invalid(format!("no batch with id {batch_id}"));
         let queue = self.batch_queue(batch_id).await?.ok_or_else(missing)?;
         Self::batch_jobs_queue(batch_id, jobs, Some(&queue))?;
@@ -325,6 +327,18 @@ impl WorkflowStore for RedisStore {
             total += self.drain(&scripts::RESULT_PRUNE, &queue, &args).await?;
         }
         Ok(total)
+    }
+
+    async fn unique_holder(&self, queue: &str, key: &str) -> StoreResult<Option<String>> {
+        // The lock key `queue.lua` writes: `{P:Q}:lock:<key>`, a hash whose `owner` is the job.
+        let lock = format!("{}:lock:{key}", self.keys.queue(queue));
+        let mut conn = self.conn.clone();
+        let owner: Option<String> = redis::cmd("HGET")
+            .arg(lock)
+            .arg("owner")
+            .query_async(&mut conn)
+            .await?;
+        Ok(owner)
     }
 }
 

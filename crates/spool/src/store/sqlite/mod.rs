@@ -106,6 +106,7 @@ impl SqliteStore {
         conn: &Connection,
         jobs: &[NewJob],
     ) -> StoreResult<Vec<PushOutcome>> {
+        crate::store::check_jobs(jobs)?;
         queue::push_in(conn, jobs, now_ms())
     }
 

@@ -25,6 +25,7 @@ impl WorkflowStore for SqliteStore {
         batch: &NewBatch,
         jobs: &[NewJob],
     ) -> StoreResult<Vec<PushOutcome>> {
+        crate::store::check_batch(batch, jobs)?;
         let (batch, jobs) = (batch.clone(), jobs.to_vec());
         let outcomes = self
             .write(move |conn| {
@@ -47,6 +48,7 @@ impl WorkflowStore for SqliteStore {
     }
 
     async fn add_to_batch(&self, batch_id: &str, jobs: &[NewJob]) -> StoreResult<Vec<PushOutcome>> {
+        crate::store::check_jobs(jobs)?;
         let (batch_id, jobs) = (batch_id.to_string(), jobs.to_vec());
         let outcomes = self
             .write(move |conn| add_to_batch_in(conn, &batch_id, &jobs, now_ms()))
@@ -210,6 +212,11 @@ impl WorkflowStore for SqliteStore {
 
     async fn prune_results(&self, age: Duration) -> StoreResult<u64> {
         self.prune_older(include_str!("sql/prune_results.sql"), age)
+            .await
+    }
+
+    async fn unique_holder(&self, _queue: &str, key: &str) -> StoreResult<Option<String>> {
+        self.read_by_id(include_str!("sql/unique_holder.sql"), key, |row| row.get(0))
             .await
     }
 }
@@ -385,5 +392,7 @@ fn decode_callback(json: &str) -> Option<NewJob> {
         retry_for: None,
         batch_id: None,
         unique: None,
+        // Checked when the batch was dispatched.
+        max_payload: usize::MAX,
     })
 }

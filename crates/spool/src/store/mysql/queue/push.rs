@@ -32,6 +32,7 @@ impl MysqlStore {
         conn: &mut MySqlConnection,
         jobs: &[NewJob],
     ) -> StoreResult<Vec<PushOutcome>> {
+        crate::store::check_jobs(jobs)?;
         Ok(push_in(conn, jobs, None).await?)
     }
 }

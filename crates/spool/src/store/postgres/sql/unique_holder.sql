@@ -1,0 +1,1 @@
+SELECT owner FROM {schema}.locks WHERE key = $1

@@ -1,0 +1,1 @@
+SELECT owner FROM spool_locks WHERE key = ?1

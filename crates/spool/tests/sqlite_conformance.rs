@@ -3,11 +3,7 @@
 
 mod support;
 
-spool_conformance::conformance_tests!(support::sqlite(), skip {
-    envelopes_that_are_not_json_are_kept_as_is =>
-        "retrying a failed job reads its envelope as JSON (`->>` for the retry window), so a \
-         job whose envelope is not JSON cannot be retried: 'malformed JSON'",
-});
+spool_conformance::conformance_tests!(support::sqlite());
 
 #[tokio::test]
 async fn raw_writes_reach_the_store() {

@@ -12,6 +12,7 @@ mod contract;
 mod error;
 pub(crate) mod rules;
 mod types;
+pub(crate) mod unreadable;
 mod wakeup;
 
 #[cfg(feature = "mysql")]

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::store::rules::job_state;
 use crate::store::{
-    BatchInfo, FailedJob, JobInfo, Progress, ReservedJob, StoreError, StoreResult, rfc3339_ms,
+    unreadable, BatchInfo, FailedJob, JobInfo, Progress, ReservedJob, StoreError, StoreResult, rfc3339_ms,
 };
 
 /// A worker's registration as stored (the scripts add `started_at`).
@@ -95,6 +95,19 @@ fn counter(value: &Value, what: &str) -> StoreResult<u32> {
     Ok(u32::try_from(int(value, what)?.max(0)).unwrap_or(u32::MAX))
 }
 
+/// An envelope as Redis returned it: its text, and why a worker cannot read it, if it
+/// cannot (bytes that are not UTF-8, written past Spool, must not fail the whole reply: the
+/// script has already claimed every job in it).
+fn envelope(value: &Value) -> StoreResult<(String, Option<String>)> {
+    match value {
+        Value::BulkString(bytes) => Ok(unreadable::envelope_from_bytes(
+            bytes.clone(),
+            "a Redis string",
+        )),
+        other => Ok((text(other, "envelope")?, None)),
+    }
+}
+
 /// A job claimed by the reserve script (see `reserve` in `queue.lua`).
 pub(super) fn reserved(value: &Value, queue: &str) -> StoreResult<ReservedJob> {
     let [
@@ -110,10 +123,12 @@ pub(super) fn reserved(value: &Value, queue: &str) -> StoreResult<ReservedJob> {
         reserved_at,
         available_at,
     ] = fixed::<11>(value, "reserved job")?;
+    let (envelope, unreadable) = self::envelope(envelope)?;
     Ok(ReservedJob {
+        unreadable: unreadable.or_else(|| unreadable::oversized(&envelope)),
         id: text(id, "job id")?,
         queue: queue.to_string(),
-        envelope: text(envelope, "envelope")?,
+        envelope,
         token: int(token, "token")?,
         attempts: counter(attempts, "attempts")?,
         recoveries: counter(recoveries, "recoveries")?,
@@ -165,10 +180,13 @@ pub(super) fn job_info(value: &Value, queue: &str, now: i64) -> StoreResult<(Job
     let worker = opt_text(worker, "worker")?;
     let available_at = int(available_at, "available_at")?;
     let state = job_state(worker.is_some(), available_at, now);
+    let (envelope, unreadable) = self::envelope(envelope)?;
+    let (job, unreadable) = unreadable::listed(text(job, "job name")?, &envelope, unreadable);
     let info = JobInfo {
+        unreadable,
         id: text(id, "job id")?,
         queue: queue.to_string(),
-        job: text(job, "job name")?,
+        job,
         state,
         attempts: counter(attempts, "attempts")?,
         recoveries: counter(recoveries, "recoveries")?,
@@ -176,7 +194,7 @@ pub(super) fn job_info(value: &Value, queue: &str, now: i64) -> StoreResult<(Job
         last_error: opt_text(last_error, "last_error")?,
         available_at,
         worker,
-        envelope: text(envelope, "envelope")?,
+        envelope,
         progress: opt_int(progress, "progress")?
             .map(|percent| {
                 Ok::<_, StoreError>(Progress {
@@ -203,7 +221,7 @@ pub(super) fn failed_job(value: &Value) -> StoreResult<(FailedJob, i64)> {
         causes: serde_json::from_str(&causes).unwrap_or_else(|_| vec![causes]),
         attempts: counter(attempts, "attempts")?,
         failed_at: rfc3339_ms(failed_at),
-        envelope: text(envelope, "envelope")?,
+        envelope: self::envelope(envelope)?.0,
     };
     Ok((record, failed_at))
 }

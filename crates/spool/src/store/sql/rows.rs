@@ -76,10 +76,12 @@ fn count(n: i64) -> u32 {
 
 /// Decodes a row of [`RESERVED_COLUMNS`]; also returns `seq` for ordering.
 pub(crate) fn reserved(row: &impl ServerRow) -> Result<(ReservedJob, i64), sqlx::Error> {
+    let envelope = row.text(2)?;
     let job = ReservedJob {
+        unreadable: crate::store::unreadable::oversized(&envelope),
         id: row.text(0)?,
         queue: row.text(1)?,
-        envelope: row.text(2)?,
+        envelope,
         token: row.int(3)?,
         attempts: count(row.int(4)?),
         recoveries: count(row.int(5)?),
@@ -100,10 +102,13 @@ pub(crate) fn job_info(row: &impl ServerRow) -> Result<JobInfo, sqlx::Error> {
     let now: i64 = row.int(12)?;
     let progress: Option<i64> = row.opt_int(10)?;
     let state = job_state(worker.is_some(), available_at, now);
+    let envelope = row.text(9)?;
+    let (job, unreadable) = crate::store::unreadable::listed(row.text(2)?, &envelope, None);
     Ok(JobInfo {
+        unreadable,
         id: row.text(0)?,
         queue: row.text(1)?,
-        job: row.text(2)?,
+        job,
         state,
         attempts: count(row.int(5)?),
         recoveries: count(row.int(6)?),
@@ -111,7 +116,7 @@ pub(crate) fn job_info(row: &impl ServerRow) -> Result<JobInfo, sqlx::Error> {
         last_error: row.opt_text(8)?,
         available_at,
         worker,
-        envelope: row.text(9)?,
+        envelope,
         progress: progress
             .map(|p| -> Result<Progress, sqlx::Error> {
                 Ok(Progress {

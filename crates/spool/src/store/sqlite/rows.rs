@@ -1,12 +1,61 @@
 //! Decoding SQLite rows into the contract's types, one function per statement shape (the
 //! column order each decoder expects is the one its statements in `sql/` select).
 
-use rusqlite::Row;
+use rusqlite::{Row, types::ValueRef};
 
 use crate::store::{
     BatchInfo, CompletedJob, FailedJob, JobInfo, Progress, ReservedJob, WorkerStatus, rfc3339_ms,
-    rules,
+    rules, unreadable,
 };
+
+/// The envelope at `i`, however another program stored it (SQLite keeps any type in any
+/// column): its text, and why a worker cannot read it, if it cannot. A BLOB of UTF-8 text
+/// (what Python's `sqlite3` writes for `bytes`) reads like TEXT.
+fn envelope(row: &Row<'_>, i: usize) -> rusqlite::Result<(String, Option<String>)> {
+    Ok(match row.get_ref(i)? {
+        ValueRef::Text(b) => unreadable::envelope_from_bytes(b.to_vec(), "TEXT"),
+        ValueRef::Blob(b) => unreadable::envelope_from_bytes(b.to_vec(), "a BLOB"),
+        ValueRef::Integer(n) => (
+            n.to_string(),
+            Some(format!("unreadable envelope: stored as the INTEGER {n}, not JSON text")),
+        ),
+        ValueRef::Real(f) => (
+            f.to_string(),
+            Some(format!("unreadable envelope: stored as the REAL {f}, not JSON text")),
+        ),
+        ValueRef::Null => (
+            String::new(),
+            Some("unreadable envelope: stored as NULL".into()),
+        ),
+    })
+}
+
+/// A time column (ms since the epoch) at `i`, or why it is not one (e.g. TEXT written by
+/// another program, which SQLite sorts after every number, so it would never come due).
+fn time(row: &Row<'_>, i: usize, column: &str) -> rusqlite::Result<Result<i64, String>> {
+    Ok(match row.get_ref(i)? {
+        ValueRef::Integer(n) => Ok(n),
+        ValueRef::Real(f) if f.is_finite() => Ok(f as i64),
+        other => {
+            let shown = match other {
+                ValueRef::Text(b) => format!("the TEXT '{}'", String::from_utf8_lossy(b)),
+                ValueRef::Blob(b) => format!("a BLOB of {} bytes", b.len()),
+                ValueRef::Null => "NULL".into(),
+                _ => "a non-finite REAL".into(),
+            };
+            Err(format!(
+                "unreadable row: `{column}` is stored as {shown}, not milliseconds since the \
+                 epoch as an INTEGER"
+            ))
+        }
+    })
+}
+
+/// Text at `i` that may hold bytes that are not UTF-8 (copied from an unreadable row),
+/// read with U+FFFD in their place.
+fn lossy(row: &Row<'_>, i: usize) -> rusqlite::Result<String> {
+    Ok(envelope(row, i)?.0)
+}
 
 /// A stored count as the contract's `u32`, saturating.
 pub(super) fn count(n: i64) -> u32 {
@@ -15,10 +64,20 @@ pub(super) fn count(n: i64) -> u32 {
 
 /// Decodes a row of `reserve.sql`; also returns `seq` for ordering and the job's unique key.
 pub(super) fn reserved(row: &Row<'_>) -> rusqlite::Result<(ReservedJob, i64, Option<String>)> {
+    let (envelope, mut unreadable) = envelope(row, 2)?;
+    let reserved_at: i64 = row.get(10)?;
+    let available_at = match time(row, 11, "available_at")? {
+        Ok(at) => at,
+        Err(why) => {
+            unreadable = unreadable.or(Some(why));
+            reserved_at
+        }
+    };
+    let unreadable = unreadable.or_else(|| unreadable::oversized(&envelope));
     let job = ReservedJob {
         id: row.get(0)?,
         queue: row.get(1)?,
-        envelope: row.get(2)?,
+        envelope,
         token: row.get(3)?,
         attempts: count(row.get(4)?),
         recoveries: count(row.get(5)?),
@@ -26,8 +85,9 @@ pub(super) fn reserved(row: &Row<'_>) -> rusqlite::Result<(ReservedJob, i64, Opt
         exceptions: count(row.get(7)?),
         retry_until: row.get(8)?,
         last_error: row.get(9)?,
-        reserved_at: row.get(10)?,
-        available_at: row.get(11)?,
+        reserved_at,
+        available_at,
+        unreadable,
     };
     Ok((job, row.get(12)?, row.get(13)?))
 }
@@ -56,14 +116,22 @@ pub(super) fn settled(row: &Row<'_>) -> rusqlite::Result<Settled> {
 /// Decodes a row of `jobs.sql` / `job.sql`: the job's columns followed by the store's now (ms).
 pub(super) fn job_info(row: &Row<'_>) -> rusqlite::Result<JobInfo> {
     let worker: Option<String> = row.get(3)?;
-    let available_at: i64 = row.get(4)?;
     let now: i64 = row.get(12)?;
+    let (envelope, mut unreadable) = envelope(row, 9)?;
+    let available_at = match time(row, 4, "available_at")? {
+        Ok(at) => at,
+        Err(why) => {
+            unreadable = unreadable.or(Some(why));
+            now
+        }
+    };
+    let (job, unreadable) = unreadable::listed(row.get(2)?, &envelope, unreadable);
     let progress: Option<i64> = row.get(10)?;
     let state = rules::job_state(worker.is_some(), available_at, now);
     Ok(JobInfo {
         id: row.get(0)?,
         queue: row.get(1)?,
-        job: row.get(2)?,
+        job,
         state,
         attempts: count(row.get(5)?),
         recoveries: count(row.get(6)?),
@@ -71,11 +139,12 @@ pub(super) fn job_info(row: &Row<'_>) -> rusqlite::Result<JobInfo> {
         last_error: row.get(8)?,
         available_at,
         worker,
-        envelope: row.get(9)?,
+        envelope,
         progress: progress.map(|p| Progress {
             percent: p.clamp(0, 100) as u8,
             message: row.get(11).ok().flatten(),
         }),
+        unreadable,
     })
 }
 
@@ -86,7 +155,7 @@ pub(super) fn failed_job(row: &Row<'_>) -> rusqlite::Result<FailedJob> {
         id: row.get(0)?,
         queue: row.get(1)?,
         job: row.get(2)?,
-        envelope: row.get(3)?,
+        envelope: lossy(row, 3)?,
         error: row.get(4)?,
         causes: serde_json::from_str(&causes).unwrap_or_else(|_| vec![causes]),
         attempts: count(row.get(6)?),

@@ -318,7 +318,7 @@ local WORKFLOW_FIELDS = {'batch', 'ukey', 'hold', 'slots'}
 -- Claims up to `limit` ready jobs for `worker`, oldest first. Returns one array per job:
 -- id, envelope, token, attempts, recoveries, deferrals, exceptions, retry_until, last_error,
 -- reserved_at, available_at.
-local function reserve(worker, limit, lease_ms, now)
+local function reserve(worker, limit, lease_ms, now, queue)
   migrate_due(now)
   if limit <= 0 then
     return {}
@@ -334,8 +334,14 @@ local function reserve(worker, limit, lease_ms, now)
     local key = job_key(id)
     local f = redis.call('HMGET', key, 'token', 'attempts', 'recoveries', 'deferrals',
       'exceptions', 'retry_until', 'last_error', 'available_at', 'ukey', 'hold')
-    -- An id without its job (only possible if keys were deleted by hand) is dropped.
-    if f[1] then
+    -- An id without its job (only possible if keys were deleted or written by hand) cannot
+    -- run: it becomes a failed record saying so, rather than vanishing without a trace.
+    if not f[1] then
+      move_to_failed(id, key, {queue = queue, job = '', attempts = 0},
+        'unreadable job: its id was in the ready list of queue ' .. queue ..
+        ' but its job hash ' .. key .. ' does not exist (deleted or written past Spool)',
+        '[]', now)
+    else
       release_lock(id, f[9], f[10], 'processing')
       local token = num(f[1], 'token') + 1
       local attempts = num(f[2], 'attempts') + 1

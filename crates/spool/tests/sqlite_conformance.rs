@@ -3,7 +3,10 @@
 
 mod support;
 
-spool_conformance::conformance_tests!(support::sqlite());
+spool_conformance::conformance_tests!(support::sqlite(), skip {
+    ready_ids_without_their_job_leave_a_record =>
+        "a row is its job: there is no ready list to hold an id without its data",
+});
 
 #[tokio::test]
 async fn raw_writes_reach_the_store() {

@@ -19,6 +19,7 @@ use crate::{
 
 pub mod migrations;
 pub mod settle;
+pub mod unreadable;
 pub mod workers;
 
 /// Jobs come back in push order, each with attempt 1 and a token; reserved jobs are hidden.

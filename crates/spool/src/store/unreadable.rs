@@ -80,8 +80,14 @@ mod tests {
         let (text, why) = envelope_from_bytes(b"{\"a\xff".to_vec(), "a BLOB");
         assert_eq!(text, "{\"a\u{fffd}");
         let why = why.unwrap();
-        assert!(why.contains("a BLOB of 4 bytes") && why.contains("offset 3"), "{why}");
-        assert_eq!(envelope_from_bytes(b"{}".to_vec(), "x"), ("{}".into(), None));
+        assert!(
+            why.contains("a BLOB of 4 bytes") && why.contains("offset 3"),
+            "{why}"
+        );
+        assert_eq!(
+            envelope_from_bytes(b"{}".to_vec(), "x"),
+            ("{}".into(), None)
+        );
     }
 
     #[test]

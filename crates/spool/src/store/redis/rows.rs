@@ -7,7 +7,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::store::rules::job_state;
 use crate::store::{
-    unreadable, BatchInfo, FailedJob, JobInfo, Progress, ReservedJob, StoreError, StoreResult, rfc3339_ms,
+    BatchInfo, FailedJob, JobInfo, Progress, ReservedJob, StoreError, StoreResult, rfc3339_ms,
+    unreadable,
 };
 
 /// A worker's registration as stored (the scripts add `started_at`).
@@ -108,6 +109,18 @@ fn envelope(value: &Value) -> StoreResult<(String, Option<String>)> {
     }
 }
 
+/// A stored time (ms since the epoch), or why it is not one: a value written past Spool
+/// must not fail the whole reply.
+fn time(value: &Value, what: &str) -> Result<i64, String> {
+    int(value, what).map_err(|_| {
+        let shown = match value {
+            Value::BulkString(b) => format!("'{}'", String::from_utf8_lossy(b)),
+            other => format!("{other:?}"),
+        };
+        format!("unreadable job: `{what}` is stored as {shown}, not milliseconds since the epoch")
+    })
+}
+
 /// A job claimed by the reserve script (see `reserve` in `queue.lua`).
 pub(super) fn reserved(value: &Value, queue: &str) -> StoreResult<ReservedJob> {
     let [
@@ -123,7 +136,12 @@ pub(super) fn reserved(value: &Value, queue: &str) -> StoreResult<ReservedJob> {
         reserved_at,
         available_at,
     ] = fixed::<11>(value, "reserved job")?;
-    let (envelope, unreadable) = self::envelope(envelope)?;
+    let (envelope, mut unreadable) = self::envelope(envelope)?;
+    let reserved_at = int(reserved_at, "reserved_at")?;
+    let available_at = time(available_at, "available_at").unwrap_or_else(|why| {
+        unreadable = unreadable.take().or(Some(why));
+        reserved_at
+    });
     Ok(ReservedJob {
         unreadable: unreadable.or_else(|| unreadable::oversized(&envelope)),
         id: text(id, "job id")?,
@@ -136,8 +154,8 @@ pub(super) fn reserved(value: &Value, queue: &str) -> StoreResult<ReservedJob> {
         exceptions: counter(exceptions, "exceptions")?,
         retry_until: opt_int(retry_until, "retry_until")?,
         last_error: opt_text(last_error, "last_error")?,
-        reserved_at: int(reserved_at, "reserved_at")?,
-        available_at: int(available_at, "available_at")?,
+        reserved_at,
+        available_at,
     })
 }
 
@@ -178,9 +196,12 @@ pub(super) fn job_info(value: &Value, queue: &str, now: i64) -> StoreResult<(Job
         progress_message,
     ] = fixed::<12>(value, "job")?;
     let worker = opt_text(worker, "worker")?;
-    let available_at = int(available_at, "available_at")?;
+    let (envelope, mut unreadable) = self::envelope(envelope)?;
+    let available_at = time(available_at, "available_at").unwrap_or_else(|why| {
+        unreadable = unreadable.take().or(Some(why));
+        now
+    });
     let state = job_state(worker.is_some(), available_at, now);
-    let (envelope, unreadable) = self::envelope(envelope)?;
     let (job, unreadable) = unreadable::listed(text(job, "job name")?, &envelope, unreadable);
     let info = JobInfo {
         unreadable,

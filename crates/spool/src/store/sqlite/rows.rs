@@ -17,11 +17,15 @@ fn envelope(row: &Row<'_>, i: usize) -> rusqlite::Result<(String, Option<String>
         ValueRef::Blob(b) => unreadable::envelope_from_bytes(b.to_vec(), "a BLOB"),
         ValueRef::Integer(n) => (
             n.to_string(),
-            Some(format!("unreadable envelope: stored as the INTEGER {n}, not JSON text")),
+            Some(format!(
+                "unreadable envelope: stored as the INTEGER {n}, not JSON text"
+            )),
         ),
         ValueRef::Real(f) => (
             f.to_string(),
-            Some(format!("unreadable envelope: stored as the REAL {f}, not JSON text")),
+            Some(format!(
+                "unreadable envelope: stored as the REAL {f}, not JSON text"
+            )),
         ),
         ValueRef::Null => (
             String::new(),

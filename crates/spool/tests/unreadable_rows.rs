@@ -23,7 +23,11 @@ async fn unreadable_rows_fail_with_the_reason_and_block_nothing() {
     };
     let big = format!(r#"{{"pad":"{}"}}"#, "x".repeat(300 * 1024));
     let writes = [
-        update("envelope = ?1", Value::Bytes(vec![0xff, 0xfe, b'{']), &jobs[0].id),
+        update(
+            "envelope = ?1",
+            Value::Bytes(vec![0xff, 0xfe, b'{']),
+            &jobs[0].id,
+        ),
         update("available_at = ?1", "later".into(), &jobs[1].id),
         update("envelope = ?1", big.as_str().into(), &jobs[2].id),
         update("job = ?1", "shell".into(), &jobs[3].id),
@@ -32,7 +36,10 @@ async fn unreadable_rows_fail_with_the_reason_and_block_nothing() {
         fresh.raw(write).await.expect("raw write");
     }
 
-    let listed = store.jobs(&Default::default()).await.expect("spool jobs lists them");
+    let listed = store
+        .jobs(&Default::default())
+        .await
+        .expect("spool jobs lists them");
     assert_eq!(listed.len(), 5);
     let shown = listed.iter().find(|j| j.id == jobs[3].id).unwrap();
     assert_eq!(shown.job, "noop", "the name that runs is the name shown");
@@ -51,15 +58,31 @@ async fn unreadable_rows_fail_with_the_reason_and_block_nothing() {
     let error = |n: usize| {
         let store = store.clone();
         let id = jobs[n].id.clone();
-        async move { store.failed_job(&id).await.unwrap().expect("a record").error }
+        async move {
+            store
+                .failed_job(&id)
+                .await
+                .unwrap()
+                .expect("a record")
+                .error
+        }
     };
     let bytes = error(0).await;
-    assert!(bytes.contains("a BLOB of 3 bytes that are not UTF-8"), "{bytes}");
+    assert!(
+        bytes.contains("a BLOB of 3 bytes that are not UTF-8"),
+        "{bytes}"
+    );
     let time = error(1).await;
-    assert!(time.contains("`available_at` is stored as the TEXT 'later'"), "{time}");
+    assert!(
+        time.contains("`available_at` is stored as the TEXT 'later'"),
+        "{time}"
+    );
     let size = error(2).await;
     assert!(size.contains("over the 262144 byte limit"), "{size}");
-    let failed = store.failed_jobs(&Default::default()).await.expect("failed lists them");
+    let failed = store
+        .failed_jobs(&Default::default())
+        .await
+        .expect("failed lists them");
     assert_eq!(failed.0.len(), 3);
     fresh.cleanup().await;
 }

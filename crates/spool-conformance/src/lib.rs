@@ -78,7 +78,7 @@ macro_rules! conformance_tests {
             settle_and_reserve_acks_then_claims, one_settle_batch_mixes_every_kind,
             envelopes_that_are_not_json_are_kept_as_is,
             envelopes_that_are_not_utf8_fail_alone, times_that_are_not_numbers_fail_alone,
-            listings_name_the_job_the_envelope_runs, oversized_envelopes_fail_at_reserve,
+            listings_name_the_job_the_envelope_runs, oversized_envelopes_fail_without_running,
             ready_ids_without_their_job_leave_a_record,
             migrate_is_idempotent, concurrent_first_migrations_are_safe,
             a_fresh_location_is_no_store_until_migrated,

@@ -5,8 +5,8 @@
 use std::{sync::Arc, time::Duration};
 
 use spool::{
-    DEFAULT_MAX_PAYLOAD_BYTES, Envelope, Store,
-    store::{Claim, JobFilter, NewJob, ReservedJob, Settlement},
+    DEFAULT_MAX_PAYLOAD_BYTES, Envelope, Registry, Store, Worker, WorkerConfig, WorkerExit,
+    store::{Claim, JobFilter, NewJob, ReservedJob},
 };
 
 use crate::{
@@ -159,17 +159,28 @@ pub async fn envelopes_that_are_not_utf8_fail_alone(fixture: &dyn Fixture) {
         assert!(reason_of(&got, &jobs[2].id).unwrap().contains("TEXT"));
     }
 
-    // Failing it (what the worker does with the reason) leaves a record that reads.
-    let bad = got.iter().find(|j| j.id == jobs[0].id).unwrap();
-    let fail = Settlement::fail(bad.id.clone(), bad.token, reason.clone(), vec![]);
-    assert_eq!(store.settle(&w, &[fail]).await.unwrap(), [true]);
-    let record = store.failed_job(&bad.id).await.unwrap().expect("a record");
+    // Handed back, the worker fails each unreadable job with its reason and runs the rest;
+    // the failed records read.
+    store.deregister_worker(&w).await.unwrap();
+    let exit = run_until_done(&store, "bytes").await;
+    let bad = if fixture.key_prefix().is_none() { 2 } else { 1 };
+    assert_eq!((exit.completed, exit.failed), (4 - bad, bad));
+    let record = store
+        .failed_job(&jobs[0].id)
+        .await
+        .unwrap()
+        .expect("a record");
     assert_eq!(record.error, reason);
     assert!(
         record.envelope.starts_with("{\"v\":1"),
         "{}",
         record.envelope
     );
+    let (failed, _) = store
+        .failed_jobs(&Default::default())
+        .await
+        .expect("listed");
+    assert_eq!(failed.len() as u64, bad);
 }
 
 /// A time another program stored as text (SQLite keeps it; it sorts after every number, so
@@ -250,9 +261,9 @@ pub async fn listings_name_the_job_the_envelope_runs(fixture: &dyn Fixture) {
     );
 }
 
-/// An envelope written directly past the dispatcher's size limit is refused at reserve too:
-/// reserved with the reason (the worker fails it without running it).
-pub async fn oversized_envelopes_fail_at_reserve(fixture: &dyn Fixture) {
+/// An envelope written directly past the dispatcher's size limit is refused by the worker
+/// too: it fails with the reason without running, and the job behind it runs.
+pub async fn oversized_envelopes_fail_without_running(fixture: &dyn Fixture) {
     let store = fixture.store().await;
     let jobs = push_good(&store, "big", 2).await;
     let mut envelope = Envelope::new(
@@ -266,12 +277,40 @@ pub async fn oversized_envelopes_fail_at_reserve(fixture: &dyn Fixture) {
     let w = worker(&store, "w", LEASE).await;
     let got = reserve_all(&store, &w, "big").await;
     assert_eq!(got.len(), 2);
-    let reason = reason_of(&got, &jobs[0].id).expect("the size is named");
-    assert!(
-        reason.contains(&text.len().to_string()) && reason.contains("limit"),
-        "{reason}"
+    assert_eq!(
+        got[0].envelope.len(),
+        text.len(),
+        "the store hands it over whole"
     );
-    assert_eq!(reason_of(&got, &jobs[1].id), None);
+    store.deregister_worker(&w).await.unwrap();
+
+    let exit = run_until_done(&store, "big").await;
+    assert_eq!((exit.completed, exit.failed), (1, 1));
+    let record = store
+        .failed_job(&jobs[0].id)
+        .await
+        .unwrap()
+        .expect("failed");
+    assert!(
+        record.error.contains(&text.len().to_string()) && record.error.contains("byte limit"),
+        "{}",
+        record.error
+    );
+}
+
+/// Runs a worker on `queue` until nothing is left there (at most 30 s).
+async fn run_until_done(store: &Arc<dyn Store>, queue: &str) -> WorkerExit {
+    let config = WorkerConfig {
+        queues: q(&[queue]),
+        until_done: true,
+        sleep: Duration::from_millis(50),
+        ..WorkerConfig::default()
+    };
+    let worker = Worker::new(store.clone(), Registry::with_builtins(), config);
+    tokio::time::timeout(Duration::from_secs(30), worker.run())
+        .await
+        .expect("the worker finishes: nothing blocks the queue")
+        .expect("the worker ran")
 }
 
 /// An id in the ready list whose job hash is gone (deleted by hand) leaves a failed record

@@ -5,8 +5,6 @@
 
 use serde::Deserialize;
 
-use crate::envelope::DEFAULT_MAX_PAYLOAD_BYTES;
-
 /// An envelope read as raw bytes: the text (invalid UTF-8 replaced by U+FFFD, so listings and
 /// failed records stay readable) and, when the bytes were not UTF-8 text, why.
 pub(crate) fn envelope_from_bytes(bytes: Vec<u8>, stored_as: &str) -> (String, Option<String>) {
@@ -29,14 +27,14 @@ pub(crate) fn envelope_from_bytes(bytes: Vec<u8>, stored_as: &str) -> (String, O
 }
 
 /// Why a reserved job cannot run before its envelope is even decoded: an envelope past the
-/// size limit (written directly, past the dispatcher's check) is refused at reserve too.
-pub(crate) fn oversized(envelope: &str) -> Option<String> {
-    (envelope.len() > DEFAULT_MAX_PAYLOAD_BYTES).then(|| {
+/// worker's size limit (`limit` bytes), written directly past the dispatcher's check.
+pub(crate) fn oversized(envelope: &str, limit: usize) -> Option<String> {
+    (envelope.len() > limit).then(|| {
         format!(
-            "envelope of {} bytes is over the {} byte limit (it was written past the \
-             dispatcher's check); dispatch a smaller payload",
+            "envelope of {} bytes is over the {limit} byte limit (it was written past the \
+             dispatcher's check); dispatch a smaller payload, or raise the worker's max_payload \
+             to match a dispatcher configured with a larger one",
             envelope.len(),
-            DEFAULT_MAX_PAYLOAD_BYTES
         )
     })
 }
@@ -55,7 +53,7 @@ pub(crate) fn listed(
         job: String,
         v: u32,
     }
-    if let Some(reason) = unreadable.or_else(|| oversized(envelope)) {
+    if let Some(reason) = unreadable {
         return (column, Some(reason));
     }
     match serde_json::from_str::<Head>(envelope) {
@@ -99,7 +97,11 @@ mod tests {
         let (name, why) = listed("column".into(), "not json", None);
         assert_eq!(name, "column");
         assert!(why.unwrap().starts_with("malformed envelope"));
-        let big = "x".repeat(DEFAULT_MAX_PAYLOAD_BYTES + 1);
-        assert!(listed("c".into(), &big, None).1.unwrap().contains("limit"));
+        assert!(
+            oversized("abc", 2)
+                .unwrap()
+                .contains("3 bytes is over the 2 byte limit")
+        );
+        assert_eq!(oversized("ab", 2), None);
     }
 }

@@ -87,7 +87,10 @@ impl Executor {
         events.emit(|| Event::JobProcessing { job: meta.clone() });
         // A row the store could not read as written fails with the store's reason, never
         // runs on a guess.
-        let settlement = match job.unreadable.clone() {
+        let unreadable = job.unreadable.clone().or_else(|| {
+            crate::store::unreadable::oversized(&job.envelope, self.config.max_payload)
+        });
+        let settlement = match unreadable {
             Some(reason) => self.cannot_run(job, &meta, reason).await,
             None => self.attempt(job, envelope, &meta, shutdown).await,
         };

@@ -143,7 +143,7 @@ pub(super) fn reserved(value: &Value, queue: &str) -> StoreResult<ReservedJob> {
         reserved_at
     });
     Ok(ReservedJob {
-        unreadable: unreadable.or_else(|| unreadable::oversized(&envelope)),
+        unreadable,
         id: text(id, "job id")?,
         queue: queue.to_string(),
         envelope,

@@ -78,7 +78,7 @@ fn count(n: i64) -> u32 {
 pub(crate) fn reserved(row: &impl ServerRow) -> Result<(ReservedJob, i64), sqlx::Error> {
     let envelope = row.text(2)?;
     let job = ReservedJob {
-        unreadable: crate::store::unreadable::oversized(&envelope),
+        unreadable: None,
         id: row.text(0)?,
         queue: row.text(1)?,
         envelope,

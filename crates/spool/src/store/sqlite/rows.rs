@@ -77,7 +77,6 @@ pub(super) fn reserved(row: &Row<'_>) -> rusqlite::Result<(ReservedJob, i64, Opt
             reserved_at
         }
     };
-    let unreadable = unreadable.or_else(|| unreadable::oversized(&envelope));
     let job = ReservedJob {
         id: row.get(0)?,
         queue: row.get(1)?,

@@ -6,7 +6,7 @@ use std::{sync::Arc, time::Duration};
 
 use spool::{
     DEFAULT_MAX_PAYLOAD_BYTES, Envelope, Registry, Store, Worker, WorkerConfig, WorkerExit,
-    store::{Claim, JobFilter, NewJob, ReservedJob},
+    store::{Claim, JobFilter, NewJob, ReservedJob, Settlement},
 };
 
 use crate::{
@@ -259,6 +259,15 @@ pub async fn listings_name_the_job_the_envelope_runs(fixture: &dyn Fixture) {
         (got[0].id.as_str(), envelope.job.as_str()),
         (jobs[0].id.as_str(), "noop")
     );
+    // Its failed record names it the same way.
+    let fail = Settlement::fail(got[0].id.clone(), got[0].token, "x".into(), vec![]);
+    assert_eq!(store.settle(&w, &[fail]).await.unwrap(), [true]);
+    let record = store
+        .failed_job(&jobs[0].id)
+        .await
+        .unwrap()
+        .expect("a record");
+    assert_eq!(record.job, "noop");
 }
 
 /// An envelope written directly past the dispatcher's size limit is refused by the worker

@@ -234,15 +234,16 @@ pub(super) fn failed_job(value: &Value) -> StoreResult<(FailedJob, i64)> {
         fixed::<8>(value, "failed record")?;
     let causes = opt_text(causes, "causes")?.unwrap_or_else(|| "[]".into());
     let failed_at = int(failed_at, "failed_at")?;
+    let envelope = self::envelope(envelope)?.0;
     let record = FailedJob {
         id: text(id, "job id")?,
         queue: text(queue, "queue")?,
-        job: text(job, "job name")?,
+        job: unreadable::listed(text(job, "job name")?, &envelope, None).0,
         error: text(error, "error")?,
         causes: serde_json::from_str(&causes).unwrap_or_else(|_| vec![causes]),
         attempts: counter(attempts, "attempts")?,
         failed_at: rfc3339_ms(failed_at),
-        envelope: self::envelope(envelope)?.0,
+        envelope,
     };
     Ok((record, failed_at))
 }

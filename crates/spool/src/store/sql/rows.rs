@@ -130,12 +130,13 @@ pub(crate) fn job_info(row: &impl ServerRow) -> Result<JobInfo, sqlx::Error> {
 
 /// Decodes a row of [`FAILED_COLUMNS`].
 pub(crate) fn failed_job(row: &impl ServerRow) -> Result<FailedJob, sqlx::Error> {
+    let envelope = row.text(3)?;
     let causes: String = row.text(5)?;
     Ok(FailedJob {
         id: row.text(0)?,
         queue: row.text(1)?,
-        job: row.text(2)?,
-        envelope: row.text(3)?,
+        job: named(row.text(2)?, &envelope),
+        envelope,
         error: row.text(4)?,
         causes: serde_json::from_str(&causes).unwrap_or_else(|_| vec![causes]),
         attempts: count(row.int(6)?),
@@ -199,4 +200,11 @@ pub(crate) fn completed_job(row: &impl ServerRow) -> Result<CompletedJob, sqlx::
 pub(crate) fn in_claim_order(mut rows: Vec<(ReservedJob, i64)>) -> Vec<ReservedJob> {
     rows.sort_by_key(|(job, seq)| (job.available_at, *seq));
     rows.into_iter().map(|(job, _)| job).collect()
+}
+
+/// The job name a record shows: the envelope's (see [`unreadable::listed`]).
+///
+/// [`unreadable::listed`]: crate::store::unreadable::listed
+fn named(column: String, envelope: &str) -> String {
+    crate::store::unreadable::listed(column, envelope, None).0
 }

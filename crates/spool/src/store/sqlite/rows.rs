@@ -153,12 +153,13 @@ pub(super) fn job_info(row: &Row<'_>) -> rusqlite::Result<JobInfo> {
 
 /// Decodes a row of `failed_jobs.sql` / `failed_job.sql`.
 pub(super) fn failed_job(row: &Row<'_>) -> rusqlite::Result<FailedJob> {
+    let envelope = lossy(row, 3)?;
     let causes: String = row.get(5)?;
     Ok(FailedJob {
         id: row.get(0)?,
         queue: row.get(1)?,
-        job: row.get(2)?,
-        envelope: lossy(row, 3)?,
+        job: unreadable::listed(row.get(2)?, &envelope, None).0,
+        envelope,
         error: row.get(4)?,
         causes: serde_json::from_str(&causes).unwrap_or_else(|_| vec![causes]),
         attempts: count(row.get(6)?),

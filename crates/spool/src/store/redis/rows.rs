@@ -340,7 +340,7 @@ mod tests {
     }
 
     #[test]
-    fn a_malformed_job_is_an_error() {
+    fn a_malformed_reply_is_an_error_and_an_unreadable_job_is_named() {
         let short = Value::Array(vec![bulk("id"), bulk("{}")]);
         assert!(reserved(&short, "q").is_err());
         let mut fields: Vec<Value> = ["id", "{}", "1", "1", "0", "0", "0"]
@@ -348,7 +348,15 @@ mod tests {
             .map(|s| bulk(s))
             .collect();
         fields.extend([Value::Nil, Value::Nil, Value::Int(5), bulk("oops")]);
-        assert!(reserved(&Value::Array(fields.clone()), "q").is_err());
+        // The script has claimed it: a time written past Spool is the job's problem, named,
+        // not an error that would strand every job of the reply.
+        let odd = reserved(&Value::Array(fields.clone()), "q").unwrap();
+        assert_eq!(odd.available_at, 5);
+        assert!(odd.unreadable.unwrap().contains("'oops'"));
+        fields[1] = Value::BulkString(vec![b'{', 0xff]);
+        let bytes = reserved(&Value::Array(fields.clone()), "q").unwrap();
+        assert!(bytes.unreadable.unwrap().contains("not UTF-8"));
+        fields[1] = bulk("{}");
         fields[10] = Value::Int(4);
         let job = reserved(&Value::Array(fields), "q").unwrap();
         assert_eq!((job.token, job.available_at, job.retry_until), (1, 4, None));

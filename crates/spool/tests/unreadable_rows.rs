@@ -13,7 +13,7 @@ use spool_conformance::{Fixture, Raw, Value, new_job};
 async fn unreadable_rows_fail_with_the_reason_and_block_nothing() {
     let fresh = support::sqlite().await.expect("a SQLite location");
     let store = fresh.store().await;
-    let jobs: Vec<_> = (0..5).map(|_| new_job("default", Duration::ZERO)).collect();
+    let jobs: Vec<_> = (0..6).map(|_| new_job("default", Duration::ZERO)).collect();
     for job in &jobs {
         store.push(std::slice::from_ref(job)).await.unwrap();
     }
@@ -31,6 +31,7 @@ async fn unreadable_rows_fail_with_the_reason_and_block_nothing() {
         update("available_at = ?1", "later".into(), &jobs[1].id),
         update("envelope = ?1", big.as_str().into(), &jobs[2].id),
         update("job = ?1", "shell".into(), &jobs[3].id),
+        update("recoveries = ?1", "many".into(), &jobs[5].id),
     ];
     for write in writes {
         fresh.raw(write).await.expect("raw write");
@@ -40,7 +41,7 @@ async fn unreadable_rows_fail_with_the_reason_and_block_nothing() {
         .jobs(&Default::default())
         .await
         .expect("spool jobs lists them");
-    assert_eq!(listed.len(), 5);
+    assert_eq!(listed.len(), 6);
     let shown = listed.iter().find(|j| j.id == jobs[3].id).unwrap();
     assert_eq!(shown.job, "noop", "the name that runs is the name shown");
 
@@ -54,7 +55,7 @@ async fn unreadable_rows_fail_with_the_reason_and_block_nothing() {
         .await
         .expect("--until-done ends")
         .expect("the worker ran");
-    assert_eq!((exit.completed, exit.failed), (2, 3));
+    assert_eq!((exit.completed, exit.failed), (2, 4));
     let error = |n: usize| {
         let store = store.clone();
         let id = jobs[n].id.clone();
@@ -77,12 +78,17 @@ async fn unreadable_rows_fail_with_the_reason_and_block_nothing() {
         time.contains("`available_at` is stored as the TEXT 'later'"),
         "{time}"
     );
+    let counter = error(5).await;
+    assert!(
+        counter.contains("`recoveries` is stored as the TEXT 'many'"),
+        "{counter}"
+    );
     let size = error(2).await;
     assert!(size.contains("over the 262144 byte limit"), "{size}");
     let failed = store
         .failed_jobs(&Default::default())
         .await
         .expect("failed lists them");
-    assert_eq!(failed.0.len(), 3);
+    assert_eq!(failed.0.len(), 4);
     fresh.cleanup().await;
 }

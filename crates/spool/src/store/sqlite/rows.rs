@@ -34,7 +34,7 @@ fn envelope(row: &Row<'_>, i: usize) -> rusqlite::Result<(String, Option<String>
     })
 }
 
-/// A time column (ms since the epoch) at `i`, or why it is not one (e.g. TEXT written by
+/// A number column (a time in ms since the epoch, a counter) at `i`, or why it is not one (e.g. TEXT written by
 /// another program, which SQLite sorts after every number, so it would never come due).
 fn time(row: &Row<'_>, i: usize, column: &str) -> rusqlite::Result<Result<i64, String>> {
     Ok(match row.get_ref(i)? {
@@ -48,8 +48,7 @@ fn time(row: &Row<'_>, i: usize, column: &str) -> rusqlite::Result<Result<i64, S
                 _ => "a non-finite REAL".into(),
             };
             Err(format!(
-                "unreadable row: `{column}` is stored as {shown}, not milliseconds since the \
-                 epoch as an INTEGER"
+                "unreadable row: `{column}` is stored as {shown}, not as an INTEGER"
             ))
         }
     })
@@ -67,27 +66,43 @@ pub(super) fn count(n: i64) -> u32 {
 }
 
 /// Decodes a row of `reserve.sql`; also returns `seq` for ordering and the job's unique key.
+/// The row is claimed already: a value another program wrote in a form Spool does not read
+/// makes the job unreadable (named), never an error that would strand the whole claim.
 pub(super) fn reserved(row: &Row<'_>) -> rusqlite::Result<(ReservedJob, i64, Option<String>)> {
     let (envelope, mut unreadable) = envelope(row, 2)?;
     let reserved_at: i64 = row.get(10)?;
-    let available_at = match time(row, 11, "available_at")? {
-        Ok(at) => at,
-        Err(why) => {
-            unreadable = unreadable.or(Some(why));
-            reserved_at
-        }
+    let mut number = |i: usize, column: &str, fallback: i64| -> rusqlite::Result<i64> {
+        Ok(time(row, i, column)?.unwrap_or_else(|why| {
+            unreadable.get_or_insert(why);
+            fallback
+        }))
+    };
+    let available_at = number(11, "available_at", reserved_at)?;
+    let counters = [
+        number(4, "attempts", 1)?,
+        number(5, "recoveries", 0)?,
+        number(6, "deferrals", 0)?,
+        number(7, "exceptions", 0)?,
+    ];
+    let retry_until = match row.get_ref(8)? {
+        ValueRef::Null => None,
+        _ => Some(number(8, "retry_until", reserved_at)?),
+    };
+    let last_error = match row.get_ref(9)? {
+        ValueRef::Null => None,
+        _ => Some(lossy(row, 9)?),
     };
     let job = ReservedJob {
         id: row.get(0)?,
         queue: row.get(1)?,
         envelope,
         token: row.get(3)?,
-        attempts: count(row.get(4)?),
-        recoveries: count(row.get(5)?),
-        deferrals: count(row.get(6)?),
-        exceptions: count(row.get(7)?),
-        retry_until: row.get(8)?,
-        last_error: row.get(9)?,
+        attempts: count(counters[0]),
+        recoveries: count(counters[1]),
+        deferrals: count(counters[2]),
+        exceptions: count(counters[3]),
+        retry_until,
+        last_error,
         reserved_at,
         available_at,
         unreadable,
@@ -128,18 +143,33 @@ pub(super) fn job_info(row: &Row<'_>) -> rusqlite::Result<JobInfo> {
             now
         }
     };
+    let mut number = |i: usize, column: &str| -> rusqlite::Result<i64> {
+        Ok(time(row, i, column)?.unwrap_or_else(|why| {
+            unreadable.get_or_insert(why);
+            0
+        }))
+    };
+    let counters = [
+        number(5, "attempts")?,
+        number(6, "recoveries")?,
+        number(7, "deferrals")?,
+    ];
     let (job, unreadable) = unreadable::listed(row.get(2)?, &envelope, unreadable);
-    let progress: Option<i64> = row.get(10)?;
+    let progress: Option<i64> = row.get::<_, Option<i64>>(10).unwrap_or(None);
+    let last_error = match row.get_ref(8)? {
+        ValueRef::Null => None,
+        _ => Some(lossy(row, 8)?),
+    };
     let state = rules::job_state(worker.is_some(), available_at, now);
     Ok(JobInfo {
         id: row.get(0)?,
         queue: row.get(1)?,
         job,
         state,
-        attempts: count(row.get(5)?),
-        recoveries: count(row.get(6)?),
-        deferrals: count(row.get(7)?),
-        last_error: row.get(8)?,
+        attempts: count(counters[0]),
+        recoveries: count(counters[1]),
+        deferrals: count(counters[2]),
+        last_error,
         available_at,
         worker,
         envelope,

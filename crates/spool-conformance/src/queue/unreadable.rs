@@ -202,8 +202,23 @@ pub async fn times_that_are_not_numbers_fail_alone(fixture: &dyn Fixture) {
         ),
     };
     fixture.raw(write).await.expect("write a text time");
+    let counter = push_good(&store, "times", 1).await.remove(0);
+    let write = match fixture.key_prefix() {
+        Some(prefix) => Raw::Redis(vec![
+            "HSET".into(),
+            Value::Text(format!("{{{prefix}:times}}:job:{}", counter.id)),
+            "recoveries".into(),
+            "many".into(),
+        ]),
+        None => sql(
+            fixture,
+            "UPDATE spool_jobs SET recoveries = 'many' WHERE id = ?",
+            vec![counter.id.as_str().into()],
+        ),
+    };
+    fixture.raw(write).await.expect("write a text counter");
     let listed = store.jobs(&JobFilter::default()).await.expect("listing");
-    assert_eq!(listed.len(), 2);
+    assert_eq!(listed.len(), 3);
     let queues = q(&["times"]);
     assert_eq!(
         store.next_available_in(&queues).await.unwrap(),
@@ -212,13 +227,26 @@ pub async fn times_that_are_not_numbers_fail_alone(fixture: &dyn Fixture) {
     );
     let w = worker(&store, "w", LEASE).await;
     let got = reserve_all(&store, &w, "times").await;
-    assert_eq!(got.len(), 2, "{got:?}");
+    assert!(got.len() >= 2, "{got:?}");
     let reason = reason_of(&got, &jobs[0].id).expect("the time is named");
     assert!(
         reason.contains("available_at") && reason.contains("soon"),
         "{reason}"
     );
     assert_eq!(reason_of(&got, &jobs[1].id), None);
+    // A counter that is not a number is named too: on the job handed over, or (where the
+    // job cannot even be held without it) in its failed record.
+    match got.iter().find(|j| j.id == counter.id) {
+        Some(job) => assert!(job.unreadable.as_deref().unwrap().contains("recoveries")),
+        None => {
+            let record = store
+                .failed_job(&counter.id)
+                .await
+                .unwrap()
+                .expect("a record");
+            assert!(record.error.contains("`recoveries`"), "{}", record.error);
+        }
+    }
 }
 
 /// The envelope is the one source of truth for what runs: a row whose `job` column was

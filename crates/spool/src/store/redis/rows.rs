@@ -117,7 +117,7 @@ fn time(value: &Value, what: &str) -> Result<i64, String> {
             Value::BulkString(b) => format!("'{}'", String::from_utf8_lossy(b)),
             other => format!("{other:?}"),
         };
-        format!("unreadable job: `{what}` is stored as {shown}, not milliseconds since the epoch")
+        format!("unreadable job: `{what}` is stored as {shown}, not a number")
     })
 }
 
@@ -202,6 +202,18 @@ pub(super) fn job_info(value: &Value, queue: &str, now: i64) -> StoreResult<(Job
         now
     });
     let state = job_state(worker.is_some(), available_at, now);
+    let mut number = |value: &Value, what: &str| {
+        time(value, what).unwrap_or_else(|why| {
+            unreadable.get_or_insert(why);
+            0
+        })
+    };
+    let counters = [
+        number(attempts, "attempts"),
+        number(recoveries, "recoveries"),
+        number(deferrals, "deferrals"),
+    ]
+    .map(|n| u32::try_from(n.max(0)).unwrap_or(u32::MAX));
     let (job, unreadable) = unreadable::listed(text(job, "job name")?, &envelope, unreadable);
     let info = JobInfo {
         unreadable,
@@ -209,9 +221,9 @@ pub(super) fn job_info(value: &Value, queue: &str, now: i64) -> StoreResult<(Job
         queue: queue.to_string(),
         job,
         state,
-        attempts: counter(attempts, "attempts")?,
-        recoveries: counter(recoveries, "recoveries")?,
-        deferrals: counter(deferrals, "deferrals")?,
+        attempts: counters[0],
+        recoveries: counters[1],
+        deferrals: counters[2],
         last_error: opt_text(last_error, "last_error")?,
         available_at,
         worker,

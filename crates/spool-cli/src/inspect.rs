@@ -144,6 +144,9 @@ struct JobView<'a> {
     progress: Option<&'a spool::store::Progress>,
     #[serde(skip_serializing_if = "Option::is_none")]
     payload: Option<serde_json::Value>,
+    /// Why a worker cannot run the job as stored (written past Spool), if it cannot.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    unreadable: Option<&'a str>,
 }
 
 fn view(j: &JobInfo, with_payload: bool) -> JobView<'_> {
@@ -162,6 +165,7 @@ fn view(j: &JobInfo, with_payload: bool) -> JobView<'_> {
         worker: j.worker.as_deref(),
         progress: j.progress.as_ref(),
         payload,
+        unreadable: j.unreadable.as_deref(),
     }
 }
 
@@ -200,10 +204,12 @@ pub(crate) async fn jobs(store: Arc<dyn Store>, a: JobsArgs) -> Result<ExitCode,
                 j.job.clone(),
                 state_name(j.state).into(),
                 j.attempts.to_string(),
-                j.last_error
-                    .as_deref()
-                    .map(|e| output::one_line(e, 50))
-                    .unwrap_or_default(),
+                // A row a worker cannot read is flagged where the eye looks for trouble.
+                match (&j.unreadable, &j.last_error) {
+                    (Some(why), _) => output::one_line(&format!("cannot run: {why}"), 50),
+                    (None, Some(e)) => output::one_line(e, 50),
+                    (None, None) => String::new(),
+                },
             ]
         },
     );
@@ -280,6 +286,9 @@ pub(crate) async fn job(store: Arc<dyn Store>, a: JobArgs) -> Result<ExitCode, C
         ("worker", v.worker.unwrap_or("-").to_string()),
         ("last error", v.last_error.unwrap_or("-").to_string()),
     ];
+    if let Some(why) = v.unreadable {
+        rows.push(("cannot run", why.to_string()));
+    }
     if let Some(p) = v.progress {
         let message = p.message.as_deref().unwrap_or("");
         rows.push(("progress", format!("{}% {message}", p.percent)));

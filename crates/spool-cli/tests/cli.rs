@@ -306,3 +306,33 @@ fn the_demo_runs_and_leaves_one_failure() {
     assert_eq!(failed["total"], 1);
     assert_eq!(env.queued(), 0);
 }
+
+/// A row another program wrote with an envelope that is not UTF-8 text: `spool jobs` lists
+/// every job and flags it, `work --until-done` fails it with the reason and ends, and the good
+/// job behind it runs.
+#[test]
+fn a_row_that_cannot_be_read_is_flagged_failed_and_blocks_nothing() {
+    let env = Env::new();
+    let bad = env.ok(&["dispatch", "noop"]).trim().to_string();
+    env.ok(&["dispatch", "noop"]);
+    let conn = spool::store::sqlite::rusqlite::Connection::open(env.dir.join("spool.db")).unwrap();
+    conn.execute(
+        "UPDATE spool_jobs SET envelope = ?1 WHERE id = ?2",
+        (vec![0xffu8, 0xfe, b'{'], &bad),
+    )
+    .unwrap();
+    drop(conn);
+    let listed = env.ok(&["jobs"]);
+    assert!(
+        listed.contains("cannot run: unreadable envelope"),
+        "{listed}"
+    );
+    env.ok(&["work", "--until-done"]);
+    assert_eq!(
+        env.queued(),
+        0,
+        "the good job ran and the bad one left the queue"
+    );
+    let failed = env.ok(&["failed", "show", &bad]);
+    assert!(failed.contains("not UTF-8"), "{failed}");
+}

@@ -91,6 +91,12 @@ pub trait Fixture: Send + Sync {
     /// write was refused or failed (e.g. SQL sent to a Redis store).
     async fn raw(&self, write: Raw) -> Result<(), String>;
 
+    /// The key prefix of a Redis location (its queue keys start with `{<prefix>:<queue>}`),
+    /// for raw commands; `None` for stores without keys.
+    fn key_prefix(&self) -> Option<String> {
+        None
+    }
+
     /// The schema (or key layout) version recorded at the location, read directly; 0 when
     /// none is.
     async fn schema_version(&self) -> i64;

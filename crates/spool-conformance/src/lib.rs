@@ -31,7 +31,7 @@ pub use helpers::{new_job, pending_jobs};
 pub mod checks {
     pub use crate::{
         admin::*,
-        queue::{migrations::*, settle::*, stored_values::*, workers::*, *},
+        queue::{migrations::*, settle::*, stored_values::*, unreadable::*, workers::*, *},
         workflow::{batches::*, entry::*, hot_path::*, limits::*, unique::*, *},
     };
 }
@@ -79,6 +79,9 @@ macro_rules! conformance_tests {
             settle_and_reserve_acks_then_claims, one_settle_batch_mixes_every_kind,
             envelopes_that_are_not_json_are_kept_as_is, huge_delays_are_capped_not_wrapped,
             nul_bytes_are_stripped_from_stored_text,
+            envelopes_that_are_not_utf8_fail_alone, times_that_are_not_numbers_fail_alone,
+            listings_name_the_job_the_envelope_runs, oversized_envelopes_fail_without_running,
+            ready_ids_without_their_job_leave_a_record,
             migrate_is_idempotent, concurrent_first_migrations_are_safe,
             a_fresh_location_is_no_store_until_migrated,
             a_newer_schema_is_refused, version_1_schemas_are_upgraded_in_place,

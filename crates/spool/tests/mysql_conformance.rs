@@ -39,7 +39,14 @@ async fn open_fresh_database() -> Option<MysqlStore> {
     )
 }
 
-spool_conformance::conformance_tests!(support::mysql());
+spool_conformance::conformance_tests!(support::mysql(), skip {
+    envelopes_that_are_not_utf8_fail_alone =>
+        "the envelope column is utf8mb4 LONGTEXT: strict mode refuses bytes that are not UTF-8",
+    times_that_are_not_numbers_fail_alone =>
+        "available_at is BIGINT: strict mode refuses anything but a number",
+    ready_ids_without_their_job_leave_a_record =>
+        "a row is its job: there is no ready list to hold an id without its data",
+});
 
 /// The fixture's raw writes reach the store's own tables.
 #[tokio::test]

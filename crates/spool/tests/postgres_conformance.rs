@@ -31,7 +31,14 @@ async fn open_fresh_schema() -> Option<PostgresStore> {
     )
 }
 
-spool_conformance::conformance_tests!(support::postgres());
+spool_conformance::conformance_tests!(support::postgres(), skip {
+    envelopes_that_are_not_utf8_fail_alone =>
+        "the envelope column is TEXT in a UTF-8 database: PostgreSQL refuses bytes that are not UTF-8",
+    times_that_are_not_numbers_fail_alone =>
+        "available_at is BIGINT: PostgreSQL refuses anything but a number",
+    ready_ids_without_their_job_leave_a_record =>
+        "a row is its job: there is no ready list to hold an id without its data",
+});
 
 /// The fixture's raw writes reach the store's own tables (through the schema's search path).
 #[tokio::test]

@@ -20,6 +20,7 @@ use crate::{
 pub mod migrations;
 pub mod settle;
 pub mod stored_values;
+pub mod unreadable;
 pub mod workers;
 
 /// Jobs come back in push order, each with attempt 1 and a token; reserved jobs are hidden.

@@ -13,6 +13,7 @@ mod error;
 mod new_job;
 pub(crate) mod rules;
 mod types;
+pub(crate) mod unreadable;
 mod wakeup;
 
 #[cfg(feature = "mysql")]

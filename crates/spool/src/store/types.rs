@@ -118,6 +118,10 @@ pub struct ReservedJob {
     pub reserved_at: i64,
     /// When the job became available, ms since the epoch (for wait-time metrics).
     pub available_at: i64,
+    /// Why the store could not read the job as written (an envelope that is not UTF-8 text,
+    /// a time that is not a number, ...), when it could not; `envelope` then holds what could
+    /// be read. The worker fails such a job with this reason without running it.
+    pub unreadable: Option<String>,
 }
 
 /// How a worker settles a reserved job. Every settlement is fenced on `(worker, token)`.
@@ -372,6 +376,10 @@ pub struct JobInfo {
     /// Progress the handler reported, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub progress: Option<Progress>,
+    /// Why the job cannot run as stored (an envelope that is not UTF-8 text, not JSON, or
+    /// past the size limit), when it cannot: a worker fails it with this reason.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unreadable: Option<String>,
 }
 
 /// Progress a running job reported.

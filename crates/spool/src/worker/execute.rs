@@ -85,7 +85,15 @@ impl Executor {
         let meta = JobMeta::new(&job.id, &name, &job.queue, job.attempts);
         let events = &self.config.events;
         events.emit(|| Event::JobProcessing { job: meta.clone() });
-        let settlement = self.attempt(job, envelope, &meta, shutdown).await;
+        // A row the store could not read as written fails with the store's reason, never
+        // runs on a guess.
+        let unreadable = job.unreadable.clone().or_else(|| {
+            crate::store::unreadable::oversized(&job.envelope, self.config.max_payload)
+        });
+        let settlement = match unreadable {
+            Some(reason) => self.cannot_run(job, &meta, reason).await,
+            None => self.attempt(job, envelope, &meta, shutdown).await,
+        };
         events.emit(|| Event::JobAttempted { job: meta });
         let counter = match &settlement {
             Settlement::Complete { .. } => &self.tally.completed,

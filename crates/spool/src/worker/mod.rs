@@ -68,6 +68,10 @@ pub struct WorkerConfig {
     pub max_recoveries: u32,
     /// A job deferred this many times (rate limits, Retry-After) fails. Default 100.
     pub max_deferrals: u32,
+    /// Largest encoded envelope this worker runs; a larger one (written past the
+    /// dispatcher's check) fails without running, with the reason. Match the dispatcher's
+    /// `Spool::with_max_payload`. Default 256 KiB.
+    pub max_payload: usize,
     /// Privileged built-in jobs this worker may run (`shell`, `http`; D-9). Default none.
     pub allow: HashSet<String>,
     /// Failed records older than this are pruned by the worker's maintenance. Default 7 days.
@@ -109,6 +113,7 @@ impl Default for WorkerConfig {
             defaults: default_job_options(),
             max_recoveries: 3,
             max_deferrals: 100,
+            max_payload: crate::envelope::DEFAULT_MAX_PAYLOAD_BYTES,
             allow: HashSet::new(),
             failed_retention: Duration::from_secs(7 * 24 * 3600),
             result_retention: Duration::from_secs(24 * 3600),

@@ -159,6 +159,15 @@ impl Fixture for Fresh {
         }
     }
 
+    fn key_prefix(&self) -> Option<String> {
+        match &self.location {
+            #[cfg(feature = "redis")]
+            Location::Prefix { name, .. } => Some(name.clone()),
+            #[allow(unreachable_patterns)]
+            _ => None,
+        }
+    }
+
     async fn schema_version(&self) -> i64 {
         match &self.location {
             #[cfg(feature = "sqlite")]

@@ -97,6 +97,7 @@ mod tests {
             exceptions: 0,
             retry_until: None,
             last_error: None,
+            unreadable: None,
             reserved_at: 0,
             available_at,
         }

@@ -158,7 +158,7 @@ impl RedisStore {
                 break;
             }
             let mut call = self.on_queue(&scripts::RESERVE, queue);
-            call.arg(worker).arg(want).arg(lease_ms);
+            call.arg(worker).arg(want).arg(lease_ms).arg(queue);
             let jobs = rows::reserved_jobs(&self.run(&call).await?, queue)?;
             self.remember_held(worker, &jobs);
             claimed.extend(jobs);
@@ -191,7 +191,7 @@ impl RedisStore {
                 let mut call = match claim {
                     Some((_, limit, lease_ms)) if n == 0 => {
                         let mut call = self.on_queue(&scripts::SETTLE_RESERVE, queue);
-                        call.arg(worker).arg(limit).arg(lease_ms);
+                        call.arg(worker).arg(limit).arg(lease_ms).arg(queue);
                         call
                     }
                     _ => {

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::store::rules::job_state;
 use crate::store::{
     BatchInfo, FailedJob, JobInfo, Progress, ReservedJob, StoreError, StoreResult, rfc3339_ms,
+    unreadable,
 };
 
 /// A worker's registration as stored (the scripts add `started_at`).
@@ -95,6 +96,31 @@ fn counter(value: &Value, what: &str) -> StoreResult<u32> {
     Ok(u32::try_from(int(value, what)?.max(0)).unwrap_or(u32::MAX))
 }
 
+/// An envelope as Redis returned it: its text, and why a worker cannot read it, if it
+/// cannot (bytes that are not UTF-8, written past Spool, must not fail the whole reply: the
+/// script has already claimed every job in it).
+fn envelope(value: &Value) -> StoreResult<(String, Option<String>)> {
+    match value {
+        Value::BulkString(bytes) => Ok(unreadable::envelope_from_bytes(
+            bytes.clone(),
+            "a Redis string",
+        )),
+        other => Ok((text(other, "envelope")?, None)),
+    }
+}
+
+/// A stored time (ms since the epoch), or why it is not one: a value written past Spool
+/// must not fail the whole reply.
+fn time(value: &Value, what: &str) -> Result<i64, String> {
+    int(value, what).map_err(|_| {
+        let shown = match value {
+            Value::BulkString(b) => format!("'{}'", String::from_utf8_lossy(b)),
+            other => format!("{other:?}"),
+        };
+        format!("unreadable job: `{what}` is stored as {shown}, not a number")
+    })
+}
+
 /// A job claimed by the reserve script (see `reserve` in `queue.lua`).
 pub(super) fn reserved(value: &Value, queue: &str) -> StoreResult<ReservedJob> {
     let [
@@ -110,10 +136,17 @@ pub(super) fn reserved(value: &Value, queue: &str) -> StoreResult<ReservedJob> {
         reserved_at,
         available_at,
     ] = fixed::<11>(value, "reserved job")?;
+    let (envelope, mut unreadable) = self::envelope(envelope)?;
+    let reserved_at = int(reserved_at, "reserved_at")?;
+    let available_at = time(available_at, "available_at").unwrap_or_else(|why| {
+        unreadable = unreadable.take().or(Some(why));
+        reserved_at
+    });
     Ok(ReservedJob {
+        unreadable,
         id: text(id, "job id")?,
         queue: queue.to_string(),
-        envelope: text(envelope, "envelope")?,
+        envelope,
         token: int(token, "token")?,
         attempts: counter(attempts, "attempts")?,
         recoveries: counter(recoveries, "recoveries")?,
@@ -121,8 +154,8 @@ pub(super) fn reserved(value: &Value, queue: &str) -> StoreResult<ReservedJob> {
         exceptions: counter(exceptions, "exceptions")?,
         retry_until: opt_int(retry_until, "retry_until")?,
         last_error: opt_text(last_error, "last_error")?,
-        reserved_at: int(reserved_at, "reserved_at")?,
-        available_at: int(available_at, "available_at")?,
+        reserved_at,
+        available_at,
     })
 }
 
@@ -163,20 +196,38 @@ pub(super) fn job_info(value: &Value, queue: &str, now: i64) -> StoreResult<(Job
         progress_message,
     ] = fixed::<12>(value, "job")?;
     let worker = opt_text(worker, "worker")?;
-    let available_at = int(available_at, "available_at")?;
+    let (envelope, mut unreadable) = self::envelope(envelope)?;
+    let available_at = time(available_at, "available_at").unwrap_or_else(|why| {
+        unreadable = unreadable.take().or(Some(why));
+        now
+    });
     let state = job_state(worker.is_some(), available_at, now);
+    let mut number = |value: &Value, what: &str| {
+        time(value, what).unwrap_or_else(|why| {
+            unreadable.get_or_insert(why);
+            0
+        })
+    };
+    let counters = [
+        number(attempts, "attempts"),
+        number(recoveries, "recoveries"),
+        number(deferrals, "deferrals"),
+    ]
+    .map(|n| u32::try_from(n.max(0)).unwrap_or(u32::MAX));
+    let (job, unreadable) = unreadable::listed(text(job, "job name")?, &envelope, unreadable);
     let info = JobInfo {
+        unreadable,
         id: text(id, "job id")?,
         queue: queue.to_string(),
-        job: text(job, "job name")?,
+        job,
         state,
-        attempts: counter(attempts, "attempts")?,
-        recoveries: counter(recoveries, "recoveries")?,
-        deferrals: counter(deferrals, "deferrals")?,
+        attempts: counters[0],
+        recoveries: counters[1],
+        deferrals: counters[2],
         last_error: opt_text(last_error, "last_error")?,
         available_at,
         worker,
-        envelope: text(envelope, "envelope")?,
+        envelope,
         progress: opt_int(progress, "progress")?
             .map(|percent| {
                 Ok::<_, StoreError>(Progress {
@@ -195,15 +246,16 @@ pub(super) fn failed_job(value: &Value) -> StoreResult<(FailedJob, i64)> {
         fixed::<8>(value, "failed record")?;
     let causes = opt_text(causes, "causes")?.unwrap_or_else(|| "[]".into());
     let failed_at = int(failed_at, "failed_at")?;
+    let envelope = self::envelope(envelope)?.0;
     let record = FailedJob {
         id: text(id, "job id")?,
         queue: text(queue, "queue")?,
-        job: text(job, "job name")?,
+        job: unreadable::listed(text(job, "job name")?, &envelope, None).0,
         error: text(error, "error")?,
         causes: serde_json::from_str(&causes).unwrap_or_else(|_| vec![causes]),
         attempts: counter(attempts, "attempts")?,
         failed_at: rfc3339_ms(failed_at),
-        envelope: text(envelope, "envelope")?,
+        envelope,
     };
     Ok((record, failed_at))
 }
@@ -300,7 +352,7 @@ mod tests {
     }
 
     #[test]
-    fn a_malformed_job_is_an_error() {
+    fn a_malformed_reply_is_an_error_and_an_unreadable_job_is_named() {
         let short = Value::Array(vec![bulk("id"), bulk("{}")]);
         assert!(reserved(&short, "q").is_err());
         let mut fields: Vec<Value> = ["id", "{}", "1", "1", "0", "0", "0"]
@@ -308,7 +360,15 @@ mod tests {
             .map(|s| bulk(s))
             .collect();
         fields.extend([Value::Nil, Value::Nil, Value::Int(5), bulk("oops")]);
-        assert!(reserved(&Value::Array(fields.clone()), "q").is_err());
+        // The script has claimed it: a time written past Spool is the job's problem, named,
+        // not an error that would strand every job of the reply.
+        let odd = reserved(&Value::Array(fields.clone()), "q").unwrap();
+        assert_eq!(odd.available_at, 5);
+        assert!(odd.unreadable.unwrap().contains("'oops'"));
+        fields[1] = Value::BulkString(vec![b'{', 0xff]);
+        let bytes = reserved(&Value::Array(fields.clone()), "q").unwrap();
+        assert!(bytes.unreadable.unwrap().contains("not UTF-8"));
+        fields[1] = bulk("{}");
         fields[10] = Value::Int(4);
         let job = reserved(&Value::Array(fields), "q").unwrap();
         assert_eq!((job.token, job.available_at, job.retry_until), (1, 4, None));

@@ -76,10 +76,12 @@ fn count(n: i64) -> u32 {
 
 /// Decodes a row of [`RESERVED_COLUMNS`]; also returns `seq` for ordering.
 pub(crate) fn reserved(row: &impl ServerRow) -> Result<(ReservedJob, i64), sqlx::Error> {
+    let envelope = row.text(2)?;
     let job = ReservedJob {
+        unreadable: None,
         id: row.text(0)?,
         queue: row.text(1)?,
-        envelope: row.text(2)?,
+        envelope,
         token: row.int(3)?,
         attempts: count(row.int(4)?),
         recoveries: count(row.int(5)?),
@@ -100,10 +102,13 @@ pub(crate) fn job_info(row: &impl ServerRow) -> Result<JobInfo, sqlx::Error> {
     let now: i64 = row.int(12)?;
     let progress: Option<i64> = row.opt_int(10)?;
     let state = job_state(worker.is_some(), available_at, now);
+    let envelope = row.text(9)?;
+    let (job, unreadable) = crate::store::unreadable::listed(row.text(2)?, &envelope, None);
     Ok(JobInfo {
+        unreadable,
         id: row.text(0)?,
         queue: row.text(1)?,
-        job: row.text(2)?,
+        job,
         state,
         attempts: count(row.int(5)?),
         recoveries: count(row.int(6)?),
@@ -111,7 +116,7 @@ pub(crate) fn job_info(row: &impl ServerRow) -> Result<JobInfo, sqlx::Error> {
         last_error: row.opt_text(8)?,
         available_at,
         worker,
-        envelope: row.text(9)?,
+        envelope,
         progress: progress
             .map(|p| -> Result<Progress, sqlx::Error> {
                 Ok(Progress {
@@ -125,12 +130,13 @@ pub(crate) fn job_info(row: &impl ServerRow) -> Result<JobInfo, sqlx::Error> {
 
 /// Decodes a row of [`FAILED_COLUMNS`].
 pub(crate) fn failed_job(row: &impl ServerRow) -> Result<FailedJob, sqlx::Error> {
+    let envelope = row.text(3)?;
     let causes: String = row.text(5)?;
     Ok(FailedJob {
         id: row.text(0)?,
         queue: row.text(1)?,
-        job: row.text(2)?,
-        envelope: row.text(3)?,
+        job: named(row.text(2)?, &envelope),
+        envelope,
         error: row.text(4)?,
         causes: serde_json::from_str(&causes).unwrap_or_else(|_| vec![causes]),
         attempts: count(row.int(6)?),
@@ -194,4 +200,11 @@ pub(crate) fn completed_job(row: &impl ServerRow) -> Result<CompletedJob, sqlx::
 pub(crate) fn in_claim_order(mut rows: Vec<(ReservedJob, i64)>) -> Vec<ReservedJob> {
     rows.sort_by_key(|(job, seq)| (job.available_at, *seq));
     rows.into_iter().map(|(job, _)| job).collect()
+}
+
+/// The job name a record shows: the envelope's (see [`unreadable::listed`]).
+///
+/// [`unreadable::listed`]: crate::store::unreadable::listed
+fn named(column: String, envelope: &str) -> String {
+    crate::store::unreadable::listed(column, envelope, None).0
 }

@@ -203,7 +203,15 @@ impl QueueStore for SqliteStore {
             .read(move |conn| {
                 Ok(conn
                     .prepare_cached(include_str!("sql/next_available_in.sql"))?
-                    .query_row([queues], |row| row.get(0))?)
+                    // A time another program stored as TEXT reads as due now: the next
+                    // reserve claims it (and its worker fails it with the reason).
+                    .query_row([queues], |row| {
+                        Ok(match row.get_ref(0)? {
+                            rusqlite::types::ValueRef::Null => None,
+                            rusqlite::types::ValueRef::Integer(at) => Some(at),
+                            _ => Some(0),
+                        })
+                    })?)
             })
             .await?;
         Ok(next.map(|at| Duration::from_millis((at - now_ms()).max(0) as u64)))

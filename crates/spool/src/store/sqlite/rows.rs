@@ -1,12 +1,64 @@
 //! Decoding SQLite rows into the contract's types, one function per statement shape (the
 //! column order each decoder expects is the one its statements in `sql/` select).
 
-use rusqlite::Row;
+use rusqlite::{Row, types::ValueRef};
 
 use crate::store::{
     BatchInfo, CompletedJob, FailedJob, JobInfo, Progress, ReservedJob, WorkerStatus, rfc3339_ms,
-    rules,
+    rules, unreadable,
 };
+
+/// The envelope at `i`, however another program stored it (SQLite keeps any type in any
+/// column): its text, and why a worker cannot read it, if it cannot. A BLOB of UTF-8 text
+/// (what Python's `sqlite3` writes for `bytes`) reads like TEXT.
+fn envelope(row: &Row<'_>, i: usize) -> rusqlite::Result<(String, Option<String>)> {
+    Ok(match row.get_ref(i)? {
+        ValueRef::Text(b) => unreadable::envelope_from_bytes(b.to_vec(), "TEXT"),
+        ValueRef::Blob(b) => unreadable::envelope_from_bytes(b.to_vec(), "a BLOB"),
+        ValueRef::Integer(n) => (
+            n.to_string(),
+            Some(format!(
+                "unreadable envelope: stored as the INTEGER {n}, not JSON text"
+            )),
+        ),
+        ValueRef::Real(f) => (
+            f.to_string(),
+            Some(format!(
+                "unreadable envelope: stored as the REAL {f}, not JSON text"
+            )),
+        ),
+        ValueRef::Null => (
+            String::new(),
+            Some("unreadable envelope: stored as NULL".into()),
+        ),
+    })
+}
+
+/// A number column (a time in ms since the epoch, a counter) at `i`, or why it is not one (e.g. TEXT written by
+/// another program, which SQLite sorts after every number, so it would never come due).
+fn time(row: &Row<'_>, i: usize, column: &str) -> rusqlite::Result<Result<i64, String>> {
+    Ok(match row.get_ref(i)? {
+        ValueRef::Integer(n) => Ok(n),
+        ValueRef::Real(f) if f.is_finite() => Ok(f as i64),
+        other => {
+            let shown = match other {
+                ValueRef::Text(b) => format!("the TEXT '{}'", String::from_utf8_lossy(b)),
+                ValueRef::Blob(b) => format!("a BLOB of {} bytes", b.len()),
+                ValueRef::Null => "NULL".into(),
+                _ => "a non-finite REAL".into(),
+            };
+            Err(format!(
+                "unreadable row: `{column}` is stored as {shown}, not as an INTEGER"
+            ))
+        }
+    })
+}
+
+/// Text at `i` that may hold bytes that are not UTF-8 (copied from an unreadable row),
+/// read with U+FFFD in their place.
+fn lossy(row: &Row<'_>, i: usize) -> rusqlite::Result<String> {
+    Ok(envelope(row, i)?.0)
+}
 
 /// A stored count as the contract's `u32`, saturating.
 pub(super) fn count(n: i64) -> u32 {
@@ -14,20 +66,46 @@ pub(super) fn count(n: i64) -> u32 {
 }
 
 /// Decodes a row of `reserve.sql`; also returns `seq` for ordering and the job's unique key.
+/// The row is claimed already: a value another program wrote in a form Spool does not read
+/// makes the job unreadable (named), never an error that would strand the whole claim.
 pub(super) fn reserved(row: &Row<'_>) -> rusqlite::Result<(ReservedJob, i64, Option<String>)> {
+    let (envelope, mut unreadable) = envelope(row, 2)?;
+    let reserved_at: i64 = row.get(10)?;
+    let mut number = |i: usize, column: &str, fallback: i64| -> rusqlite::Result<i64> {
+        Ok(time(row, i, column)?.unwrap_or_else(|why| {
+            unreadable.get_or_insert(why);
+            fallback
+        }))
+    };
+    let available_at = number(11, "available_at", reserved_at)?;
+    let counters = [
+        number(4, "attempts", 1)?,
+        number(5, "recoveries", 0)?,
+        number(6, "deferrals", 0)?,
+        number(7, "exceptions", 0)?,
+    ];
+    let retry_until = match row.get_ref(8)? {
+        ValueRef::Null => None,
+        _ => Some(number(8, "retry_until", reserved_at)?),
+    };
+    let last_error = match row.get_ref(9)? {
+        ValueRef::Null => None,
+        _ => Some(lossy(row, 9)?),
+    };
     let job = ReservedJob {
         id: row.get(0)?,
         queue: row.get(1)?,
-        envelope: row.get(2)?,
+        envelope,
         token: row.get(3)?,
-        attempts: count(row.get(4)?),
-        recoveries: count(row.get(5)?),
-        deferrals: count(row.get(6)?),
-        exceptions: count(row.get(7)?),
-        retry_until: row.get(8)?,
-        last_error: row.get(9)?,
-        reserved_at: row.get(10)?,
-        available_at: row.get(11)?,
+        attempts: count(counters[0]),
+        recoveries: count(counters[1]),
+        deferrals: count(counters[2]),
+        exceptions: count(counters[3]),
+        retry_until,
+        last_error,
+        reserved_at,
+        available_at,
+        unreadable,
     };
     Ok((job, row.get(12)?, row.get(13)?))
 }
@@ -56,37 +134,62 @@ pub(super) fn settled(row: &Row<'_>) -> rusqlite::Result<Settled> {
 /// Decodes a row of `jobs.sql` / `job.sql`: the job's columns followed by the store's now (ms).
 pub(super) fn job_info(row: &Row<'_>) -> rusqlite::Result<JobInfo> {
     let worker: Option<String> = row.get(3)?;
-    let available_at: i64 = row.get(4)?;
     let now: i64 = row.get(12)?;
-    let progress: Option<i64> = row.get(10)?;
+    let (envelope, mut unreadable) = envelope(row, 9)?;
+    let available_at = match time(row, 4, "available_at")? {
+        Ok(at) => at,
+        Err(why) => {
+            unreadable = unreadable.or(Some(why));
+            now
+        }
+    };
+    let mut number = |i: usize, column: &str| -> rusqlite::Result<i64> {
+        Ok(time(row, i, column)?.unwrap_or_else(|why| {
+            unreadable.get_or_insert(why);
+            0
+        }))
+    };
+    let counters = [
+        number(5, "attempts")?,
+        number(6, "recoveries")?,
+        number(7, "deferrals")?,
+    ];
+    let (job, unreadable) = unreadable::listed(row.get(2)?, &envelope, unreadable);
+    let progress: Option<i64> = row.get::<_, Option<i64>>(10).unwrap_or(None);
+    let last_error = match row.get_ref(8)? {
+        ValueRef::Null => None,
+        _ => Some(lossy(row, 8)?),
+    };
     let state = rules::job_state(worker.is_some(), available_at, now);
     Ok(JobInfo {
         id: row.get(0)?,
         queue: row.get(1)?,
-        job: row.get(2)?,
+        job,
         state,
-        attempts: count(row.get(5)?),
-        recoveries: count(row.get(6)?),
-        deferrals: count(row.get(7)?),
-        last_error: row.get(8)?,
+        attempts: count(counters[0]),
+        recoveries: count(counters[1]),
+        deferrals: count(counters[2]),
+        last_error,
         available_at,
         worker,
-        envelope: row.get(9)?,
+        envelope,
         progress: progress.map(|p| Progress {
             percent: p.clamp(0, 100) as u8,
             message: row.get(11).ok().flatten(),
         }),
+        unreadable,
     })
 }
 
 /// Decodes a row of `failed_jobs.sql` / `failed_job.sql`.
 pub(super) fn failed_job(row: &Row<'_>) -> rusqlite::Result<FailedJob> {
+    let envelope = lossy(row, 3)?;
     let causes: String = row.get(5)?;
     Ok(FailedJob {
         id: row.get(0)?,
         queue: row.get(1)?,
-        job: row.get(2)?,
-        envelope: row.get(3)?,
+        job: unreadable::listed(row.get(2)?, &envelope, None).0,
+        envelope,
         error: row.get(4)?,
         causes: serde_json::from_str(&causes).unwrap_or_else(|_| vec![causes]),
         attempts: count(row.get(6)?),

@@ -318,7 +318,19 @@ local WORKFLOW_FIELDS = {'batch', 'ukey', 'hold', 'slots'}
 -- Claims up to `limit` ready jobs for `worker`, oldest first. Returns one array per job:
 -- id, envelope, token, attempts, recoveries, deferrals, exceptions, retry_until, last_error,
 -- reserved_at, available_at.
-local function reserve(worker, limit, lease_ms, now)
+-- The first of a job's numeric fields (as `reserve` reads them) that is not a number, if any.
+local NUMERIC_FIELDS = {'token', 'attempts', 'recoveries', 'deferrals', 'exceptions',
+  'retry_until'}
+local function unreadable_number(f)
+  for n, name in ipairs(NUMERIC_FIELDS) do
+    if f[n] and not tonumber(f[n]) then
+      return name
+    end
+  end
+  return nil
+end
+
+local function reserve(worker, limit, lease_ms, now, queue)
   migrate_due(now)
   if limit <= 0 then
     return {}
@@ -334,8 +346,21 @@ local function reserve(worker, limit, lease_ms, now)
     local key = job_key(id)
     local f = redis.call('HMGET', key, 'token', 'attempts', 'recoveries', 'deferrals',
       'exceptions', 'retry_until', 'last_error', 'available_at', 'ukey', 'hold')
-    -- An id without its job (only possible if keys were deleted by hand) is dropped.
-    if f[1] then
+    -- An id without its job (only possible if keys were deleted or written by hand) cannot
+    -- run: it becomes a failed record saying so, rather than vanishing without a trace.
+    local odd = f[1] and unreadable_number(f)
+    if not f[1] then
+      move_to_failed(id, key, {queue = queue, job = '', attempts = 0},
+        'unreadable job: its id was in the ready list of queue ' .. queue ..
+        ' but its job hash ' .. key .. ' does not exist (deleted or written past Spool)',
+        '[]', now)
+    elseif odd then
+      -- Without a numeric token it cannot be held and settled: it fails here, with the field.
+      release_lock_of(id, key)
+      move_to_failed(id, key, {queue = queue, job = redis.call('HGET', key, 'job') or '',
+        attempts = 0}, 'unreadable job: field `' .. odd .. '` of ' .. key ..
+        ' is not a number (written past Spool)', '[]', now)
+    else
       release_lock(id, f[9], f[10], 'processing')
       local token = num(f[1], 'token') + 1
       local attempts = num(f[2], 'attempts') + 1

@@ -59,6 +59,7 @@ pub mod middleware;
 mod options;
 mod registry;
 mod retry;
+mod state;
 #[cfg(feature = "schedule")]
 mod schedule;
 pub mod store;
@@ -77,6 +78,7 @@ pub use envelope::{
 pub use job::{Job, JobContext, JobError, JobFailure, JobResult, cause_chain};
 pub use options::{Backoff, JobOptions, Unique, UniqueUntil};
 pub use registry::Registry;
+pub use state::MissingState;
 #[cfg(feature = "schedule")]
 pub use schedule::{Periodic, ScheduleError};
 pub use store::{Store, StoreError, connect};

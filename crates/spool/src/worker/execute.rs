@@ -290,6 +290,7 @@ impl Executor {
             recoveries: job.recoveries,
             deferrals: job.deferrals,
             batch_id: envelope.batch_id.clone(),
+            state: self.registry.state_map(),
             link: Some(Arc::new(StoreLink {
                 store: self.store.clone(),
                 worker_id: self.worker_id.clone(),

@@ -3,12 +3,20 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::secrets::is_worker_secret;
 use crate::{Job, JobContext, JobError, JobResult};
 
 /// Kept per stream in a failure record.
 const OUTPUT_EXCERPT: usize = 4000;
 
+/// How much of the command a failure message quotes: enough to recognise it, not a dump of
+/// whatever data (or credentials) it carries.
+const COMMAND_EXCERPT: usize = 80;
+
 /// `{"cmd": "..."}`: a shell command. Privileged: needs `--allow shell` on the worker.
+///
+/// The command runs with the worker's environment minus Spool's own secrets (see
+/// [`WORKER_SECRETS`](super::WORKER_SECRETS)).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Shell {
@@ -20,14 +28,36 @@ impl Job for Shell {
     const NAME: &'static str = "shell";
 
     async fn handle(self, _ctx: JobContext) -> JobResult {
-        let output = tokio::process::Command::new("sh")
+        let mut command = tokio::process::Command::new("sh");
+        command
             .arg("-c")
             .arg(&self.cmd)
             .stdin(std::process::Stdio::null())
             // A timed-out job's task is dropped; take the child process down with it.
-            .kill_on_drop(true)
-            .output()
-            .await?;
+            .kill_on_drop(true);
+        for (name, _) in std::env::vars_os() {
+            if name.to_str().is_some_and(is_worker_secret) {
+                command.env_remove(name);
+            }
+        }
+        let shown = shorten(&self.cmd);
+        let output = match command.output().await {
+            Ok(output) => output,
+            // The kernel refuses an argument this long; no retry can change that.
+            Err(e) if e.kind() == std::io::ErrorKind::ArgumentListTooLong => {
+                return Err(JobError::fail(format!(
+                    "command `{shown}` ({} bytes) is over the system's limit for one argument: \
+                     pass large data through a file or standard input instead",
+                    self.cmd.len()
+                )));
+            }
+            Err(e) => {
+                return Err(
+                    JobError::retry(format!("command `{shown}` could not start: {e}"))
+                        .with_causes(crate::cause_chain(&e)),
+                );
+            }
+        };
         if output.status.success() {
             return Ok(());
         }
@@ -35,12 +65,27 @@ impl Job for Shell {
             Some(code) => format!("exit status {code}"),
             None => "killed by a signal".to_string(),
         };
-        Err(
-            JobError::retry(format!("command `{}` failed with {status}", self.cmd)).with_causes([
-                format!("stdout: {}", excerpt(&output.stdout)),
-                format!("stderr: {}", excerpt(&output.stderr)),
-            ]),
-        )
+        // An empty stream says nothing; the record keeps only the streams with output.
+        let causes = [("stdout", &output.stdout), ("stderr", &output.stderr)]
+            .into_iter()
+            .map(|(stream, bytes)| (stream, excerpt(bytes)))
+            .filter(|(_, text)| !text.is_empty())
+            .map(|(stream, text)| format!("{stream}: {text}"));
+        Err(JobError::retry(format!("command `{shown}` failed with {status}")).with_causes(causes))
+    }
+}
+
+/// The command as a failure message quotes it: one line, at most [`COMMAND_EXCERPT`]
+/// characters.
+fn shorten(cmd: &str) -> String {
+    let line: String = cmd
+        .trim()
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    match line.char_indices().nth(COMMAND_EXCERPT) {
+        None => line,
+        Some((cut, _)) => format!("{}…", &line[..cut]),
     }
 }
 

@@ -14,7 +14,7 @@ mod secrets;
 mod shell;
 
 #[cfg(feature = "http")]
-pub use http::Http;
+pub use http::{HeaderValue, Http, HttpPolicy};
 pub use secrets::{WORKER_SECRETS, is_worker_secret};
 pub use shell::Shell;
 

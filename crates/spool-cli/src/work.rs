@@ -61,6 +61,11 @@ pub(crate) struct WorkArgs {
     /// Privileged built-in jobs this worker may run: `shell`, `http`.
     #[arg(long, value_parser = args::names)]
     allow: Option<args::NameList>,
+    /// Limit `http` jobs to this host (repeatable; exact names). Link-local and cloud
+    /// metadata addresses are refused unless named.
+    #[cfg(feature = "http")]
+    #[arg(long = "allow-host", value_name = "HOST", value_parser = host)]
+    allow_host: Vec<String>,
     /// A job whose worker died this many times fails.
     #[arg(long, default_value_t = 3)]
     max_recoveries: u32,
@@ -111,6 +116,14 @@ pub(crate) async fn run(
     a: WorkArgs,
     setup: WorkerSetup,
 ) -> Result<ExitCode, CliError> {
+    #[cfg(feature = "http")]
+    let registry = if a.allow_host.is_empty() {
+        registry
+    } else {
+        registry.with_state(spool::builtin::HttpPolicy::allow_hosts(
+            a.allow_host.clone(),
+        ))
+    };
     let mut config = a.config()?;
     setup.apply(&mut config);
     let worker = Worker::new(store, registry, config);
@@ -118,6 +131,21 @@ pub(crate) async fn run(
     let exit = worker.run().await?;
     report(&exit);
     Ok(ExitCode::from(exit.reason.exit_code()))
+}
+
+/// A bare host name or IP address, as `--allow-host` takes it.
+#[cfg(feature = "http")]
+fn host(text: &str) -> Result<String, String> {
+    let bad = text.is_empty()
+        || text
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '/' | '@' | '?' | '#'));
+    if bad {
+        return Err(format!(
+            "`{text}` is not a host: give a name or address alone, e.g. `api.example.com`"
+        ));
+    }
+    Ok(text.to_string())
 }
 
 pub(crate) fn report(exit: &WorkerExit) {

@@ -59,9 +59,9 @@ pub mod middleware;
 mod options;
 mod registry;
 mod retry;
-mod state;
 #[cfg(feature = "schedule")]
 mod schedule;
+mod state;
 pub mod store;
 pub mod testing;
 pub mod worker;
@@ -78,9 +78,9 @@ pub use envelope::{
 pub use job::{Job, JobContext, JobError, JobFailure, JobResult, cause_chain};
 pub use options::{Backoff, JobOptions, Unique, UniqueUntil};
 pub use registry::Registry;
-pub use state::MissingState;
 #[cfg(feature = "schedule")]
 pub use schedule::{Periodic, ScheduleError};
+pub use state::MissingState;
 pub use store::{Store, StoreError, connect};
 pub use worker::{Worker, WorkerConfig, WorkerError, WorkerExit};
 

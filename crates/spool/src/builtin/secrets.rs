@@ -27,7 +27,12 @@ mod tests {
 
     #[test]
     fn spool_secrets_are_named_and_other_variables_are_not() {
-        for name in ["SPOOL_KEY", "SPOOL_PREVIOUS_KEYS", "SPOOL_URL", "SPOOL_OPENAI_KEY"] {
+        for name in [
+            "SPOOL_KEY",
+            "SPOOL_PREVIOUS_KEYS",
+            "SPOOL_URL",
+            "SPOOL_OPENAI_KEY",
+        ] {
             assert!(is_worker_secret(name), "{name}");
         }
         for name in ["PATH", "HOME", "SPOOL_LOG", "SPOOL_BATCH_ID", "API_KEY"] {

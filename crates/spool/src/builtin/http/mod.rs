@@ -240,6 +240,12 @@ mod tests {
         let secret = HeaderValue::Env {
             env: "SPOOL_KEY".into(),
         };
-        assert!(secret.resolve("x").unwrap_err().message().contains("Spool's own secrets"));
+        assert!(
+            secret
+                .resolve("x")
+                .unwrap_err()
+                .message()
+                .contains("Spool's own secrets")
+        );
     }
 }

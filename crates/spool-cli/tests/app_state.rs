@@ -23,7 +23,9 @@ struct Count {}
 impl Job for Count {
     const NAME: &'static str = "count";
     async fn handle(self, ctx: JobContext) -> JobResult {
-        ctx.state::<Arc<Counter>>()?.0.fetch_add(1, Ordering::Relaxed);
+        ctx.state::<Arc<Counter>>()?
+            .0
+            .fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 }
@@ -46,7 +48,10 @@ async fn jobs_reach_state_registered_once_and_fail_clearly_without_it() {
             app.run_from(argv).await
         }
     };
-    assert_eq!(run(&["dispatch", "count", "--count", "3"]).await, ExitCode::SUCCESS);
+    assert_eq!(
+        run(&["dispatch", "count", "--count", "3"]).await,
+        ExitCode::SUCCESS
+    );
     assert_eq!(run(&["work", "--stop-when-empty"]).await, ExitCode::SUCCESS);
     assert_eq!(counter.0.load(Ordering::Relaxed), 3);
 

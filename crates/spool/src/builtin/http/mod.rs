@@ -148,8 +148,10 @@ impl Job for Http {
             (429 | 503, Some(delay)) => Err(JobError::defer(delay, message)
                 .with_causes([format!("retry after {}", crate::format_duration(delay))])),
             _ => {
-                let body = body_start(&mut response).await;
-                Err(JobError::retry(message).with_causes([format!("body: {}", excerpt(&body))]))
+                let body = excerpt(&body_start(&mut response).await);
+                // An empty body says nothing: no `body:` cause then.
+                let causes = (!body.is_empty()).then(|| format!("body: {body}"));
+                Err(JobError::retry(message).with_causes(causes))
             }
         }
     }

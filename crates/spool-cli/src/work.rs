@@ -59,6 +59,11 @@ pub(crate) struct WorkArgs {
     /// Privileged built-in jobs this worker may run: `shell`, `http`.
     #[arg(long, value_parser = args::names)]
     allow: Option<args::NameList>,
+    /// Limit `http` jobs to this host (repeatable; exact names). Link-local and cloud
+    /// metadata addresses are refused unless named.
+    #[cfg(feature = "http")]
+    #[arg(long = "allow-host", value_name = "HOST", value_parser = host)]
+    allow_host: Vec<String>,
     /// A job whose worker died this many times fails.
     #[arg(long, default_value_t = 3)]
     max_recoveries: u32,
@@ -109,6 +114,14 @@ pub(crate) async fn run(
     a: WorkArgs,
     setup: WorkerSetup,
 ) -> Result<ExitCode, CliError> {
+    #[cfg(feature = "http")]
+    let registry = if a.allow_host.is_empty() {
+        registry
+    } else {
+        registry.with_state(spool::builtin::HttpPolicy::allow_hosts(
+            a.allow_host.clone(),
+        ))
+    };
     let mut config = a.config()?;
     setup.apply(&mut config);
     let worker = Worker::new(store, registry, config);
@@ -141,6 +154,21 @@ fn on_signal(shutdown: &ShutdownHandle, count: &mut u32) {
             std::process::exit(1);
         });
     }
+}
+
+/// A bare host name or IP address, as `--allow-host` takes it.
+#[cfg(feature = "http")]
+fn host(text: &str) -> Result<String, String> {
+    let bad = text.is_empty()
+        || text
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '/' | '@' | '?' | '#'));
+    if bad {
+        return Err(format!(
+            "`{text}` is not a host: give a name or address alone, e.g. `api.example.com`"
+        ));
+    }
+    Ok(text.to_string())
 }
 
 /// SIGTERM or SIGINT: stop gracefully; a second one: hand back running jobs now (D-10), and

@@ -81,36 +81,6 @@ fn contradictory_worker_flags_are_usage_errors() {
 }
 
 #[test]
-fn shell_jobs_do_not_inherit_spools_secrets() {
-    let env = Env::new();
-    let id = env
-        .ok(&[
-            "dispatch",
-            "shell",
-            "--tries",
-            "1",
-            "--payload",
-            r#"{"cmd":"env | grep '^SPOOL_' >&2; exit 1"}"#,
-        ])
-        .trim()
-        .to_string();
-    // A valid key, so the worker starts with it, and a URL with a password.
-    let key = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
-    let out = env
-        .cmd(&["work", "--allow", "shell", "--until-done"])
-        .env("SPOOL_KEY", key)
-        .env("SPOOL_PREVIOUS_KEYS", key)
-        .env("SPOOL_URL", "postgres://app:s3cr3t@db.invalid/app")
-        .output()
-        .expect("spool runs");
-    assert!(out.status.success(), "{}", text(&out));
-    let record = env.ok(&["failed", "show", &id]);
-    for secret in [key, "SPOOL_KEY", "SPOOL_PREVIOUS_KEYS", "s3cr3t"] {
-        assert!(!record.contains(secret), "the child saw {secret}: {record}");
-    }
-}
-
-#[test]
 fn at_takes_rfc3339_offsets_refuses_zoneless_times_and_never_runs_early() {
     let env = Env::new();
     // An offset: 09:00 at +02:00 is 07:00 UTC.

@@ -479,7 +479,8 @@ async fn run_inline(registry: &Registry, envelope: &Envelope) -> Result<(), Disp
             message: "an inline handle does not run encrypted envelopes".into(),
         });
     };
-    let ctx = JobContext::inline(&envelope.id, &envelope.job, &envelope.queue);
+    let mut ctx = JobContext::inline(&envelope.id, &envelope.job, &envelope.queue);
+    ctx.state = registry.state_map();
     handler
         .run(payload, ctx)
         .await

@@ -107,6 +107,8 @@ pub struct JobContext {
     pub(crate) batch_id: Option<String>,
     /// What a callback or catch job is called about (its envelope's `context`).
     pub(crate) callback: Option<CallbackContext>,
+    /// App state registered with the registry ([`crate::Registry::with_state`]).
+    pub(crate) state: Arc<crate::state::StateMap>,
     /// The store and reservation, when a worker runs the job (not inline).
     pub(crate) link: Option<Arc<StoreLink>>,
 }
@@ -201,6 +203,14 @@ impl JobContext {
             .and_then(|link| link.result.lock().unwrap_or_else(|p| p.into_inner()).take())
     }
 
+    /// App state of type `T`, registered once with [`crate::Registry::with_state`] (a
+    /// database pool, an HTTP client, config). Fails with [`crate::MissingState`], which `?`
+    /// turns into a retryable job error, when nothing of that type was registered. Jobs run
+    /// with `Spool::dispatch_sync` see no state.
+    pub fn state<T: Send + Sync + 'static>(&self) -> Result<&T, crate::MissingState> {
+        self.state.get::<T>()
+    }
+
     /// The job's id.
     pub fn id(&self) -> &str {
         &self.id
@@ -236,6 +246,7 @@ impl JobContext {
             deferrals: 0,
             batch_id: None,
             callback: None,
+            state: Arc::default(),
             link: None,
         }
     }

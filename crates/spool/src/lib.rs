@@ -63,6 +63,7 @@ mod registry;
 mod retry;
 #[cfg(feature = "schedule")]
 mod schedule;
+mod state;
 pub mod store;
 pub mod testing;
 pub mod worker;
@@ -81,6 +82,7 @@ pub use options::{Backoff, JobOptions, Unique, UniqueUntil};
 pub use registry::Registry;
 #[cfg(feature = "schedule")]
 pub use schedule::{Periodic, ScheduleError};
+pub use state::MissingState;
 pub use store::{Store, StoreError, connect};
 pub use worker::{Worker, WorkerConfig, WorkerError, WorkerExit};
 

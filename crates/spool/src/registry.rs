@@ -2,7 +2,10 @@
 
 use std::{collections::HashMap, future::Future, pin::Pin, sync::Arc};
 
-use crate::job::{Job, JobContext, JobError, JobFailure, JobResult};
+use crate::{
+    job::{Job, JobContext, JobError, JobFailure, JobResult},
+    state::StateMap,
+};
 
 pub(crate) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
@@ -67,6 +70,7 @@ fn decode<J: Job>(payload: &str) -> Result<J, JobError> {
 pub struct Registry {
     handlers: HashMap<String, Arc<dyn ErasedJob>>,
     privileged: std::collections::HashSet<String>,
+    state: Arc<StateMap>,
 }
 
 impl Registry {
@@ -95,6 +99,51 @@ impl Registry {
     pub fn register_privileged<J: Job>(mut self) -> Self {
         self.privileged.insert(J::NAME.to_string());
         self.register::<J>()
+    }
+
+    /// Registers app state that every job reaches by type with
+    /// [`JobContext::state`]: a database pool, an HTTP client, config. Registered once, shared
+    /// by all jobs (wrap what needs mutation in a `Mutex` or use a type that is already shared,
+    /// like a pool or `reqwest::Client`). A second value of the same type replaces the first.
+    ///
+    /// ```
+    /// use serde::{Deserialize, Serialize};
+    /// use spool::{Job, JobContext, JobResult, Registry};
+    ///
+    /// struct Config { greeting: String }
+    ///
+    /// #[derive(Serialize, Deserialize)]
+    /// struct Greet { name: String }
+    ///
+    /// impl Job for Greet {
+    ///     const NAME: &'static str = "greet";
+    ///     async fn handle(self, ctx: JobContext) -> JobResult {
+    ///         // A typed error (retryable through `?`) if `Config` was never registered.
+    ///         let config = ctx.state::<Config>()?;
+    ///         println!("{}, {}", config.greeting, self.name);
+    ///         Ok(())
+    ///     }
+    /// }
+    ///
+    /// let registry = Registry::with_builtins()
+    ///     .register::<Greet>()
+    ///     .with_state(Config { greeting: "hello".into() });
+    /// assert_eq!(registry.state::<Config>().unwrap().greeting, "hello");
+    /// assert!(registry.state::<u64>().is_err());
+    /// ```
+    pub fn with_state<T: Send + Sync + 'static>(mut self, value: T) -> Self {
+        Arc::make_mut(&mut self.state).insert(value);
+        self
+    }
+
+    /// The app state of type `T` registered with [`with_state`](Self::with_state).
+    pub fn state<T: Send + Sync + 'static>(&self) -> Result<&T, crate::MissingState> {
+        self.state.get::<T>()
+    }
+
+    /// All registered state, shared with each job's context.
+    pub(crate) fn state_map(&self) -> Arc<StateMap> {
+        self.state.clone()
     }
 
     /// Whether running `name` needs an explicit `--allow`.
@@ -128,6 +177,7 @@ impl std::fmt::Debug for Registry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Registry")
             .field("jobs", &self.names())
+            .field("state", &self.state)
             .finish()
     }
 }

@@ -134,11 +134,14 @@ impl Job for Generate {
     async fn handle(self, ctx: JobContext) -> JobResult {
         ctx.progress(10, Some("asking the model".to_string()))
             .await?;
-        let text = crate::llm::complete(&format!(
-            "Write a one-page summary of document {}.",
-            self.document
-        ))
-        .await?;
+        // The app's one client, registered with the worker (`Registry::with_state`).
+        let llm = ctx.state::<crate::llm::Llm>()?;
+        let text = llm
+            .complete(&format!(
+                "Write a one-page summary of document {}.",
+                self.document
+            ))
+            .await?;
         let path = format!("{OUT_DIR}/document-{}.md", self.document);
         tokio::fs::write(&path, &text).await?;
         ctx.set_result(&serde_json::json!({ "path": path, "bytes": text.len() }))?;

@@ -65,7 +65,9 @@ async fn main() -> anyhow::Result<()> {
         .register::<Estimate>()
         .register::<GenerateAll>()
         .register::<Generate>()
-        .register::<Notify>();
+        .register::<Notify>()
+        // Shared by every job: one HTTP client (and its connection pool) for the model.
+        .with_state(llm::Llm::from_env());
     let config = WorkerConfig {
         queues: vec!["documents".into()],
         concurrency: 8,

@@ -10,10 +10,7 @@
 //! pieces (`with-runtime`), and as a subcommand of the app's own clap command line
 //! (`subcommand`).
 
-use embedded_cli::ResizeImage;
-use spool::Registry;
-
 fn main() -> std::process::ExitCode {
-    // The built-in jobs stay available next to the app's own.
-    spool_cli::main(Registry::with_builtins().register::<ResizeImage>())
+    // The built-in jobs stay available next to the app's own, with the app's state.
+    spool_cli::main(embedded_cli::registry())
 }

@@ -10,10 +10,12 @@ use crate::{Job, JobContext, JobError, JobResult, Registry};
 
 #[cfg(feature = "http")]
 mod http;
+mod secrets;
 mod shell;
 
 #[cfg(feature = "http")]
-pub use http::Http;
+pub use http::{HeaderValue, Http, HttpPolicy};
+pub use secrets::{WORKER_SECRETS, is_worker_secret};
 pub use shell::Shell;
 
 /// Does nothing (benchmarks, smoke tests).

@@ -3,15 +3,20 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::secrets::is_worker_secret;
 use crate::{Job, JobContext, JobError, JobResult};
 
 /// Kept per stream in a failure record.
 const OUTPUT_EXCERPT: usize = 4000;
-/// How much of the command a failure message quotes: the record is for finding the job, and
-/// a long command line may carry data it should not copy in full.
-const COMMAND_EXCERPT: usize = 120;
+
+/// How much of the command a failure message quotes: enough to recognise it, not a dump of
+/// whatever data (or credentials) it carries.
+const COMMAND_EXCERPT: usize = 80;
 
 /// `{"cmd": "..."}`: a shell command. Privileged: needs `--allow shell` on the worker.
+///
+/// The command runs with the worker's environment minus Spool's own secrets (see
+/// [`WORKER_SECRETS`](super::WORKER_SECRETS)).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Shell {
@@ -30,26 +35,30 @@ impl Job for Shell {
             .stdin(std::process::Stdio::null())
             // A timed-out job's task is dropped; take the child process down with it.
             .kill_on_drop(true);
-        // The worker's own secrets (encryption keys, the store URL with its password, tokens)
-        // are Spool's, not the command's; what Spool tells the command is set after.
         for (name, _) in std::env::vars_os() {
-            if is_spools_own(&name) {
+            if name.to_str().is_some_and(is_worker_secret) {
                 command.env_remove(name);
             }
         }
+        // What Spool tells the command, set after the secrets are taken out.
         command.envs(context_env(&ctx));
+        let shown = shorten(&self.cmd);
         let output = match command.output().await {
             Ok(output) => output,
+            // The kernel refuses an argument this long; no retry can change that.
             Err(e) if e.kind() == std::io::ErrorKind::ArgumentListTooLong => {
-                // It can never start: retrying would fail the same way.
                 return Err(JobError::fail(format!(
-                    "command `{}` ({} bytes) is longer than the system's argument limit: \
-                     pass large data through a file or the job's payload instead",
-                    shorten(&self.cmd),
+                    "command `{shown}` ({} bytes) is over the system's limit for one argument: \
+                     pass large data through a file or standard input instead",
                     self.cmd.len()
                 )));
             }
-            Err(e) => return Err(e.into()),
+            Err(e) => {
+                return Err(
+                    JobError::retry(format!("command `{shown}` could not start: {e}"))
+                        .with_causes(crate::cause_chain(&e)),
+                );
+            }
         };
         if output.status.success() {
             return Ok(());
@@ -58,31 +67,41 @@ impl Job for Shell {
             Some(code) => format!("exit status {code}"),
             None => "killed by a signal".to_string(),
         };
-        let streams = [("stdout", &output.stdout), ("stderr", &output.stderr)];
-        let causes = streams.into_iter().filter_map(|(name, bytes)| {
-            let text = excerpt(bytes);
-            (!text.is_empty()).then(|| format!("{name}: {text}"))
-        });
-        Err(JobError::retry(format!(
-            "command `{}` failed with {status}",
-            shorten(&self.cmd)
-        ))
-        .with_causes(causes))
+        // An empty stream says nothing; the record keeps only the streams with output.
+        let causes = [("stdout", &output.stdout), ("stderr", &output.stderr)]
+            .into_iter()
+            .map(|(stream, bytes)| (stream, excerpt(bytes)))
+            .filter(|(_, text)| !text.is_empty())
+            .map(|(stream, text)| format!("{stream}: {text}"));
+        Err(JobError::retry(format!("command `{shown}` failed with {status}")).with_causes(causes))
     }
 }
 
-/// Whether an environment variable is one of Spool's own (`SPOOL_KEY`, `SPOOL_URL`, ...),
-/// kept from the command.
-fn is_spools_own(name: &std::ffi::OsStr) -> bool {
-    name.to_str().is_some_and(|n| n.starts_with("SPOOL_"))
-}
-
-/// The command as a failure message quotes it: its first characters.
+/// The command as a failure message quotes it: one line, at most [`COMMAND_EXCERPT`]
+/// characters.
 fn shorten(cmd: &str) -> String {
-    match cmd.char_indices().nth(COMMAND_EXCERPT) {
-        Some((cut, _)) => format!("{}…", &cmd[..cut]),
-        None => cmd.to_string(),
+    let line: String = cmd
+        .trim()
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    match line.char_indices().nth(COMMAND_EXCERPT) {
+        None => line,
+        Some((cut, _)) => format!("{}…", &line[..cut]),
     }
+}
+
+pub(crate) fn excerpt(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    let text = text.trim();
+    if text.len() <= OUTPUT_EXCERPT {
+        return text.to_string();
+    }
+    let mut cut = OUTPUT_EXCERPT;
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}…", &text[..cut])
 }
 
 /// What the command is told about its job: `SPOOL_JOB_ID`, its batch as `SPOOL_BATCH_ID`, and
@@ -101,17 +120,4 @@ fn context_env(ctx: &JobContext) -> Vec<(&'static str, String)> {
         env.push(("SPOOL_FAILED_JOB_ID", failed.to_string()));
     }
     env
-}
-
-pub(crate) fn excerpt(bytes: &[u8]) -> String {
-    let text = String::from_utf8_lossy(bytes);
-    let text = text.trim();
-    if text.len() <= OUTPUT_EXCERPT {
-        return text.to_string();
-    }
-    let mut cut = OUTPUT_EXCERPT;
-    while !text.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    format!("{}…", &text[..cut])
 }

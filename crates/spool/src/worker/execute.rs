@@ -307,6 +307,7 @@ impl Executor {
             deferrals: job.deferrals,
             batch_id: envelope.batch_id.clone(),
             callback: envelope.context.clone(),
+            state: self.registry.state_map(),
             link: Some(Arc::new(StoreLink {
                 store: self.store.clone(),
                 worker_id: self.worker_id.clone(),

@@ -9,8 +9,6 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use embedded_cli::ResizeImage;
-use spool::Registry;
 
 /// The app's own command line.
 #[derive(Parser)]
@@ -39,7 +37,7 @@ async fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         MyCommand::Jobs(cli) => {
-            spool_cli::App::new(Registry::with_builtins().register::<ResizeImage>())
+            spool_cli::App::new(embedded_cli::registry())
                 .run_with(cli)
                 .await
         }

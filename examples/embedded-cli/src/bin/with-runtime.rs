@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use embedded_cli::ResizeImage;
-use spool::{Periodic, Registry, events::Events};
+use spool::{Periodic, events::Events};
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
@@ -33,7 +33,7 @@ async fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    spool_cli::App::new(Registry::with_builtins().register::<ResizeImage>())
+    spool_cli::App::new(embedded_cli::registry())
         .periodic(thumbnails)
         .events(events)
         .configure_worker(|config| config.failed_retention = Duration::from_secs(30 * 86_400))

@@ -98,7 +98,13 @@ pub(crate) fn one_line(text: &str, max: usize) -> String {
 /// commands, `warn` otherwise).
 pub(crate) fn init_logging(long_running: bool, format: LogFormat) {
     use tracing_subscriber::EnvFilter;
-    let default = if long_running { "info" } else { "warn" };
+    // Third-party crates speak only when something is wrong: sqlx's slow-statement and
+    // slow-acquire lines are noise from a busy worker whose statements are known.
+    let default = if long_running {
+        "info,sqlx=warn,hyper=warn,reqwest=warn"
+    } else {
+        "warn"
+    };
     let filter = std::env::var("SPOOL_LOG")
         .or_else(|_| std::env::var("RUST_LOG"))
         .unwrap_or_else(|_| default.to_string());

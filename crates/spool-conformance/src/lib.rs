@@ -92,6 +92,7 @@ macro_rules! conformance_tests {
             unique_until_done, unique_until_processing_and_expiry,
             follow_ups_ride_with_settlements, batch_counters_and_callbacks,
             batch_allow_failures_add_cancel_and_prune, chain_links_in_a_batch_count_once,
+            batch_failed_ids_stay_bounded,
             poison_pills_count_in_their_batch_and_free_their_locks,
             limiter_is_a_sliding_window, expired_limiter_hits_of_idle_keys_are_pruned,
             slots_limit_concurrency,

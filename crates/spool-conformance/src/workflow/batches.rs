@@ -230,3 +230,30 @@ pub async fn poison_pills_count_in_their_batch_and_free_their_locks(fixture: &dy
     assert_eq!((info.pending, info.failed), (1, 0));
     assert!(info.failed_ids.is_empty());
 }
+
+/// A batch record keeps the first 1,000 failed job ids, so each failure's write stays small
+/// however many jobs fail; the counter counts them all.
+pub async fn batch_failed_ids_stay_bounded(fixture: &dyn Fixture) {
+    let store = fixture.store().await;
+    let id = spool::new_id();
+    let jobs: Vec<NewJob> = (0..1005).map(|_| in_batch(&id)).collect();
+    store.create_batch(&batch(&id, true), &jobs).await.unwrap();
+    let w = worker(&store, "w", LEASE).await;
+    let mut failed_in_order = Vec::new();
+    loop {
+        let got = reserve_default(&store, &w, 200).await;
+        if got.is_empty() {
+            break;
+        }
+        let fails: Vec<Settlement> = got
+            .iter()
+            .map(|j| Settlement::fail(j.id.clone(), j.token, "boom".into(), vec![]))
+            .collect();
+        store.settle(&w, &fails).await.unwrap();
+        failed_in_order.extend(got.into_iter().map(|j| j.id));
+    }
+    let info = store.batch(&id).await.unwrap().unwrap();
+    assert_eq!((info.failed, info.pending), (1005, 0));
+    assert_eq!(info.failed_ids.len(), 1000);
+    assert_eq!(info.failed_ids[..], failed_in_order[..1000]);
+}

@@ -5,6 +5,11 @@
 //! statement or one Lua script (PostgreSQL's settle-and-count statement, every Redis script),
 //! the store restates it there, with a comment pointing here.
 
+/// How many failed job ids a batch record keeps (the first ones). Each failure rewrites the
+/// list, so an unbounded list made a batch with many failures quadratic; the failed store
+/// keeps every record with its batch id, which is what `retry_failed(Batch)` uses.
+pub(crate) const MAX_FAILED_IDS: usize = 1000;
+
 use std::{borrow::Cow, time::Duration};
 
 use serde::{Deserialize, Serialize};

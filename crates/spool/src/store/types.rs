@@ -501,7 +501,8 @@ pub struct BatchInfo {
     pub progress: u8,
     /// Whether failures leave the batch running.
     pub allow_failures: bool,
-    /// Ids of its failed jobs.
+    /// Ids of its failed jobs, the first 1,000 (`failed` counts them all; the failed store keeps
+    /// every record with its batch id).
     pub failed_ids: Vec<String>,
     /// When it was created, RFC 3339.
     pub created_at: String,

@@ -6,7 +6,7 @@
 //! the callbacks to fire are decided from what the lock shows, so each callback is pushed at
 //! most once however settlements interleave.
 
-use crate::store::rules::{BatchRow, batch_step, decode_callback};
+use crate::store::rules::{BatchRow, MAX_FAILED_IDS, batch_step, decode_callback};
 use std::collections::{BTreeMap, HashMap};
 
 use sqlx::{FromRow, MySqlConnection, Row};
@@ -77,7 +77,8 @@ pub(in crate::store::mysql) async fn count_in_batches(
             // this transaction holds locked: MySQL has no UPDATE ... RETURNING to make it and
             // report it in one statement.
             let step = batch_step(batch, tally.ended, tally.failed.len() as i64);
-            failed_ids.extend(tally.failed.iter().map(|id| id.to_string()));
+            let room = MAX_FAILED_IDS.saturating_sub(failed_ids.len());
+            failed_ids.extend(tally.failed.iter().take(room).map(|id| id.to_string()));
             sqlx::query(sql(include_str!("../sql/batch_job_settled.sql")))
                 .bind(step.pending)
                 .bind(step.failed)

@@ -16,7 +16,9 @@ counted AS (
     UPDATE {schema}.batches b SET
         pending = GREATEST(b.pending - e.n, 0),
         failed = b.failed + e.failures,
-        failed_ids = b.failed_ids || e.failed_ids,
+        -- At most rules::MAX_FAILED_IDS ids are kept.
+        failed_ids = CASE WHEN cardinality(b.failed_ids) >= 1000 THEN b.failed_ids
+                          ELSE (b.failed_ids || e.failed_ids)[1:1000] END,
         cancelled_at = CASE WHEN e.failures > 0 AND NOT b.allow_failures
                             THEN COALESCE(b.cancelled_at, c.ms) ELSE b.cancelled_at END,
         finished_at = CASE WHEN b.pending - e.n <= 0

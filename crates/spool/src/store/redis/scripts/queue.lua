@@ -258,8 +258,13 @@ local function count_in_batch(batch_id, job_id, failed, now, fx)
     if type(ids) ~= 'table' then
       ids = {}
     end
-    ids[#ids + 1] = job_id
-    redis.call('HSET', bkey, 'failed', failures, 'failed_ids', cjson.encode(ids))
+    -- At most rules::MAX_FAILED_IDS ids are kept.
+    if #ids < 1000 then
+      ids[#ids + 1] = job_id
+      redis.call('HSET', bkey, 'failed', failures, 'failed_ids', cjson.encode(ids))
+    else
+      redis.call('HSET', bkey, 'failed', failures)
+    end
     if b[4] ~= '1' and not b[5] then
       redis.call('HSET', bkey, 'cancelled_at', now)
     end

@@ -4,7 +4,9 @@
 UPDATE spool_batches SET
     pending = ?2,
     failed = ?3,
-    failed_ids = CASE WHEN ?4 IS NULL THEN failed_ids ELSE json_insert(failed_ids, '$[#]', ?4) END,
+    -- At most rules::MAX_FAILED_IDS ids are kept.
+    failed_ids = CASE WHEN ?4 IS NULL OR json_array_length(failed_ids) >= 1000 THEN failed_ids
+                      ELSE json_insert(failed_ids, '$[#]', ?4) END,
     cancelled_at = CASE WHEN ?5 THEN COALESCE(cancelled_at, ?10) ELSE cancelled_at END,
     finished_at = CASE WHEN ?6 THEN COALESCE(finished_at, ?10) ELSE finished_at END,
     catch_fired = catch_fired OR ?7,

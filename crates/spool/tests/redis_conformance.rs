@@ -487,3 +487,62 @@ async fn a_follow_up_survives_a_crash_before_its_delivery() {
     );
     assert_eq!(store.stats().await.unwrap().processed, 2);
 }
+
+/// A heartbeat extends the worker's lease only in the queues where it holds jobs, not in every
+/// queue the store has ever seen (each one a round-trip's worth of work on every heartbeat).
+#[tokio::test]
+async fn heartbeats_touch_only_the_queues_where_the_worker_holds_jobs() {
+    let Some(fresh) = support::redis().await else {
+        return;
+    };
+    let prefix = spool_conformance::Fixture::key_prefix(&fresh).expect("a Redis prefix");
+    let store = fresh.connect().await;
+    let worker = spool::store::WorkerInfo {
+        id: "w".into(),
+        host: "test-host".into(),
+        pid: std::process::id(),
+        queues: vec!["a".into(), "b".into()],
+    };
+    let lease = Duration::from_secs(30);
+    store.register_worker(&worker, lease).await.unwrap();
+    store
+        .push(&[new_job("a", Duration::ZERO), new_job("b", Duration::ZERO)])
+        .await
+        .unwrap();
+    let queues = ["a".to_string(), "b".to_string()];
+    let got = store.reserve(Claim::new("w", &queues, 2)).await.unwrap();
+    assert_eq!(got.len(), 2);
+    let done_b = got.iter().find(|j| j.queue == "b").unwrap();
+    store
+        .settle(
+            "w",
+            &[spool::store::Settlement::complete(
+                done_b.id.clone(),
+                done_b.token,
+            )],
+        )
+        .await
+        .unwrap();
+    let mut conn = connection(&support::redis_url()).await.unwrap();
+    let mut lease_in = async |queue: &str| -> f64 {
+        driver::cmd("ZSCORE")
+            .arg(format!("{{{prefix}:{queue}}}:leases"))
+            .arg("w")
+            .query_async(&mut conn)
+            .await
+            .unwrap()
+    };
+    let (a_before, b_before) = (lease_in("a").await, lease_in("b").await);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    store.heartbeat("w", lease).await.unwrap();
+    assert!(
+        lease_in("a").await > a_before,
+        "extended where it holds a job"
+    );
+    assert_eq!(
+        lease_in("b").await,
+        b_before,
+        "untouched where it holds none"
+    );
+    fresh.cleanup().await;
+}

@@ -81,6 +81,10 @@ pub struct RedisStore {
     leases: Mutex<HashMap<String, i64>>,
     /// Job id -> (queue, worker) for every job reserved through this handle and not settled.
     held: Mutex<HashMap<String, (String, String)>>,
+    /// Workers registered through this handle: it has seen every job they reserved, so their
+    /// heartbeats need to extend the lease only in the queues where they hold jobs (in `held`),
+    /// not in every queue ever used.
+    registered: Mutex<HashSet<String>>,
     /// Queues this handle knows to be in the queue list.
     known_queues: Mutex<HashSet<String>>,
 }
@@ -150,6 +154,7 @@ impl RedisStore {
             listener: Mutex::new(None),
             leases: Mutex::new(HashMap::new()),
             held: Mutex::new(HashMap::new()),
+            registered: Mutex::new(HashSet::new()),
             known_queues: Mutex::new(HashSet::new()),
         })
     }

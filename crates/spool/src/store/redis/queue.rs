@@ -83,6 +83,21 @@ impl RedisStore {
         Ok(lease.unwrap_or(0))
     }
 
+    /// The queues where `worker` holds jobs, if it registered through this handle (which then
+    /// saw all its reservations); `None` otherwise.
+    fn queues_holding(&self, worker: &str) -> Option<Vec<String>> {
+        if !lock(&self.registered).contains(worker) {
+            return None;
+        }
+        let held = lock(&self.held);
+        let queues: std::collections::BTreeSet<&String> = held
+            .values()
+            .filter(|(_, holder)| holder == worker)
+            .map(|(queue, _)| queue)
+            .collect();
+        Some(queues.into_iter().cloned().collect())
+    }
+
     fn remember_held(&self, worker: &str, jobs: &[ReservedJob]) {
         let mut held = lock(&self.held);
         for job in jobs {
@@ -373,6 +388,7 @@ impl QueueStore for RedisStore {
         call.arg(&worker.id).arg(info.to_string()).arg(lease_ms);
         self.run(&call).await?;
         lock(&self.leases).insert(worker.id.clone(), lease_ms);
+        lock(&self.registered).insert(worker.id.clone());
         Ok(())
     }
 
@@ -393,7 +409,12 @@ impl QueueStore for RedisStore {
             // Extend the lease in every queue that recorded it (XX: only there), in one
             // pipelined round trip; GT never shortens one.
             let expires = int(expires, "lease expiry")?;
-            let queues = queue_names(items, 3)?;
+            let queues = match self.queues_holding(worker_id) {
+                Some(queues) => queues,
+                // Registered through another handle (before a reopen): it may hold jobs
+                // anywhere.
+                None => queue_names(items, 3)?,
+            };
             if !queues.is_empty() {
                 let mut pipe = redis::pipe();
                 for queue in &queues {
@@ -428,6 +449,7 @@ impl QueueStore for RedisStore {
             returned += int(reply, "jobs handed back")?;
         }
         lock(&self.leases).remove(worker_id);
+        lock(&self.registered).remove(worker_id);
         lock(&self.held).retain(|_, (_, w)| w != worker_id);
         if returned > 0 {
             self.wakeup.notify();

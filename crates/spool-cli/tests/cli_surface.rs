@@ -202,7 +202,15 @@ fn stdin_refuses_a_huge_line_without_reading_it_all() {
 fn status_marks_a_killed_worker_silent_before_its_lease_ends() {
     let env = Env::new();
     env.ok(&["migrate"]);
-    let mut worker = env.spawn(&["work", "--lease", "4s"]);
+    // Killed on drop too, so a failed assertion never leaves a worker running.
+    struct Killed(std::process::Child);
+    impl Drop for Killed {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut worker = Killed(env.spawn(&["work", "--lease", "4s"]));
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     while env.json(&["status", "--json"])["workers"]
         .as_array()
@@ -212,8 +220,8 @@ fn status_marks_a_killed_worker_silent_before_its_lease_ends() {
         assert!(std::time::Instant::now() < deadline, "the worker registers");
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    worker.kill().unwrap();
-    worker.wait().unwrap();
+    worker.0.kill().unwrap();
+    worker.0.wait().unwrap();
     std::thread::sleep(std::time::Duration::from_millis(2300));
     let status = env.ok(&["status"]);
     assert!(status.contains("LAST SEEN"), "{status}");

@@ -28,8 +28,10 @@ use spool::{Job, JobContext, JobResult, Registry, Spool, Store, Worker, WorkerCo
 const JOBS: u64 = 50_000;
 const PROCESSES: usize = 4;
 const CONCURRENCY: usize = 16;
-/// Short, so a killed process's jobs come back within seconds.
-const LEASE: Duration = Duration::from_secs(1);
+/// Short, so a killed process's jobs come back within seconds; not shorter, because a worker
+/// that cannot heartbeat for 2/3 of its lease stops (D-1), and a loaded 2-core machine can
+/// stall a process for most of a second.
+const LEASE: Duration = Duration::from_secs(3);
 const LIMIT: Duration = Duration::from_secs(600);
 
 /// The job: records its number in this process's runs file.

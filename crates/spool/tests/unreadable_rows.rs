@@ -92,3 +92,75 @@ async fn unreadable_rows_fail_with_the_reason_and_block_nothing() {
     assert_eq!(failed.0.len(), 4);
     fresh.cleanup().await;
 }
+
+/// Ids and queue names another program stored as BLOBs (what Python's `sqlite3` writes for
+/// `bytes`): listings and status show them flagged, a claimed one fails with the reason under
+/// a TEXT id, and none of them fails a reserve or stops `--until-done`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blob_ids_and_queue_names_are_flagged_and_block_nothing() {
+    let fresh = support::sqlite().await.expect("a SQLite location");
+    let store = fresh.store().await;
+    let jobs: Vec<_> = (0..5).map(|_| new_job("default", Duration::ZERO)).collect();
+    store.push(&jobs).await.unwrap();
+    let update = |set: &str, value: Value, id: &str| Raw::Sql {
+        statement: format!("UPDATE spool_jobs SET {set} WHERE id = ?2"),
+        binds: vec![value, id.into()],
+    };
+    let blob_id = jobs[0].id.clone();
+    let writes = [
+        // A BLOB of UTF-8 text, and one that is not UTF-8.
+        update(
+            "id = ?1",
+            Value::Bytes(blob_id.clone().into_bytes()),
+            &blob_id,
+        ),
+        update("id = ?1", Value::Bytes(vec![0xff, 0xfe]), &jobs[1].id),
+        // A queue name as a BLOB never equals the TEXT a worker asks for.
+        update("queue = ?1", Value::Bytes(b"default".to_vec()), &jobs[2].id),
+    ];
+    for write in writes {
+        fresh.raw(write).await.expect("raw write");
+    }
+
+    let listed = store
+        .jobs(&Default::default())
+        .await
+        .expect("jobs lists them");
+    assert_eq!(listed.len(), 5);
+    let flagged = listed.iter().filter(|j| j.unreadable.is_some()).count();
+    assert_eq!(flagged, 3, "{listed:#?}");
+    let stats = store.stats().await.expect("status reads them");
+    assert!(
+        stats
+            .queues
+            .iter()
+            .any(|q| q.name.contains("no worker serves it")),
+        "{:?}",
+        stats.queues
+    );
+
+    let config = WorkerConfig {
+        until_done: true,
+        sleep: Duration::from_millis(50),
+        ..WorkerConfig::default()
+    };
+    let worker = Worker::new(store.clone(), Registry::with_builtins(), config);
+    let exit = tokio::time::timeout(Duration::from_secs(30), worker.run())
+        .await
+        .expect("--until-done ends")
+        .expect("the worker ran");
+    assert_eq!((exit.completed, exit.failed), (2, 2));
+    let record = store
+        .failed_job(&blob_id)
+        .await
+        .unwrap()
+        .expect("failed under the id it reads as");
+    assert!(
+        record.error.contains("`id` is stored as a BLOB"),
+        "{}",
+        record.error
+    );
+    let (failed, _) = store.failed_jobs(&Default::default()).await.unwrap();
+    assert_eq!(failed.len(), 2);
+    fresh.cleanup().await;
+}

@@ -8,6 +8,7 @@
 /// How many failed job ids a batch record keeps (the first ones). Each failure rewrites the
 /// list, so an unbounded list made a batch with many failures quadratic; the failed store
 /// keeps every record with its batch id, which is what `retry_failed(Batch)` uses.
+#[cfg_attr(not(feature = "mysql"), allow(dead_code))] // the others restate it in SQL or Lua
 pub(crate) const MAX_FAILED_IDS: usize = 1000;
 
 use std::{borrow::Cow, time::Duration};

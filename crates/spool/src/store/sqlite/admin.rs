@@ -25,9 +25,16 @@ impl AdminStore for SqliteStore {
             let queues = tx
                 .prepare_cached(include_str!("sql/stats_queues.sql"))?
                 .query_map([now], |row| {
-                    let oldest: Option<i64> = row.get(4)?;
+                    // A time stored as TEXT by another program has no age to show.
+                    let oldest: Option<i64> = row.get(4).unwrap_or(None);
+                    // A queue name stored as a BLOB never equals a worker's queue: show
+                    // it apart from the TEXT name it reads like.
+                    let (name, unreadable) = rows::text(row, 0, "queue")?;
                     Ok(QueueStats {
-                        name: row.get(0)?,
+                        name: match unreadable {
+                            None => name,
+                            Some(_) => format!("{name} (unreadable name: no worker serves it)"),
+                        },
                         pending: count(row.get(1)?),
                         delayed: count(row.get(2)?),
                         reserved: count(row.get(3)?),

@@ -303,8 +303,11 @@ fn reserve_in(
             found.push(row?);
         }
         // RETURNING gives no order: put them in claim order.
-        found.sort_unstable_by_key(|(job, seq, _)| (job.available_at, *seq));
-        for (job, _, unique_key) in found.drain(..) {
+        found.sort_unstable_by_key(|(job, seq, ..)| (job.available_at, *seq));
+        for (mut job, seq, unique_key, rename) in found.drain(..) {
+            if rename {
+                job.id = give_text_id(conn, &job.id, seq)?;
+            }
             // A job unique "until processing" frees its key once a worker holds it.
             if let Some(key) = unique_key {
                 conn.prepare_cached(include_str!("sql/reserve_unlock.sql"))?
@@ -314,6 +317,24 @@ fn reserve_in(
         }
     }
     Ok(out)
+}
+
+/// Gives a claimed row whose id another program stored as a BLOB (which no TEXT id equals, so
+/// no settlement could reach it) the id it reads as, or `unreadable-SEQ` when that one is
+/// taken; the worker then fails it under that id with the reason.
+fn give_text_id(conn: &Connection, read_as: &str, seq: i64) -> StoreResult<String> {
+    let mut rename = conn.prepare_cached("UPDATE spool_jobs SET id = ?1 WHERE seq = ?2")?;
+    match rename.execute(params![read_as, seq]) {
+        Ok(_) => Ok(read_as.to_owned()),
+        Err(rusqlite::Error::SqliteFailure(e, _))
+            if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+        {
+            let id = format!("unreadable-{seq}");
+            rename.execute(params![id, seq])?;
+            Ok(id)
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Settles inside the caller's transaction, one fenced statement per job; returns the applied

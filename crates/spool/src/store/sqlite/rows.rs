@@ -54,6 +54,34 @@ fn time(row: &Row<'_>, i: usize, column: &str) -> rusqlite::Result<Result<i64, S
     })
 }
 
+/// A text column (an id, a queue name) at `i` however another program stored it: its text
+/// (bytes that are not UTF-8 read with U+FFFD in their place) and, when it is not TEXT in
+/// UTF-8, why (Python's `sqlite3` stores `bytes` as a BLOB, which never equals a TEXT value).
+pub(super) fn text(
+    row: &Row<'_>,
+    i: usize,
+    column: &str,
+) -> rusqlite::Result<(String, Option<String>)> {
+    let stored =
+        |kind: &str| format!("unreadable row: `{column}` is stored as {kind}, not as TEXT");
+    Ok(match row.get_ref(i)? {
+        ValueRef::Text(b) => match std::str::from_utf8(b) {
+            Ok(s) => (s.to_owned(), None),
+            Err(_) => (
+                String::from_utf8_lossy(b).into_owned(),
+                Some(stored("bytes that are not UTF-8")),
+            ),
+        },
+        ValueRef::Blob(b) => (
+            String::from_utf8_lossy(b).into_owned(),
+            Some(stored("a BLOB")),
+        ),
+        ValueRef::Integer(n) => (n.to_string(), Some(stored("an INTEGER"))),
+        ValueRef::Real(f) => (f.to_string(), Some(stored("a REAL"))),
+        ValueRef::Null => (String::new(), Some(stored("NULL"))),
+    })
+}
+
 /// Text at `i` that may hold bytes that are not UTF-8 (copied from an unreadable row),
 /// read with U+FFFD in their place.
 fn lossy(row: &Row<'_>, i: usize) -> rusqlite::Result<String> {
@@ -65,11 +93,19 @@ pub(super) fn count(n: i64) -> u32 {
     u32::try_from(n.max(0)).unwrap_or(u32::MAX)
 }
 
-/// Decodes a row of `reserve.sql`; also returns `seq` for ordering and the job's unique key.
+/// A claimed row: the job, its `seq` (for ordering), its unique key, and whether its id is
+/// not TEXT (the claim gives it a TEXT id before the worker sees it: see `reserve_in`).
+pub(super) type Claimed = (ReservedJob, i64, Option<String>, bool);
+
+/// Decodes a row of `reserve.sql`.
 /// The row is claimed already: a value another program wrote in a form Spool does not read
 /// makes the job unreadable (named), never an error that would strand the whole claim.
-pub(super) fn reserved(row: &Row<'_>) -> rusqlite::Result<(ReservedJob, i64, Option<String>)> {
+pub(super) fn reserved(row: &Row<'_>) -> rusqlite::Result<Claimed> {
+    let (id, bad_id) = text(row, 0, "id")?;
+    let rename = bad_id.is_some();
+    let (queue, bad_queue) = text(row, 1, "queue")?;
     let (envelope, mut unreadable) = envelope(row, 2)?;
+    unreadable = bad_id.or(bad_queue).or(unreadable);
     let reserved_at: i64 = row.get(10)?;
     let mut number = |i: usize, column: &str, fallback: i64| -> rusqlite::Result<i64> {
         Ok(time(row, i, column)?.unwrap_or_else(|why| {
@@ -93,8 +129,8 @@ pub(super) fn reserved(row: &Row<'_>) -> rusqlite::Result<(ReservedJob, i64, Opt
         _ => Some(lossy(row, 9)?),
     };
     let job = ReservedJob {
-        id: row.get(0)?,
-        queue: row.get(1)?,
+        id,
+        queue,
         envelope,
         token: row.get(3)?,
         attempts: count(counters[0]),
@@ -107,7 +143,7 @@ pub(super) fn reserved(row: &Row<'_>) -> rusqlite::Result<(ReservedJob, i64, Opt
         available_at,
         unreadable,
     };
-    Ok((job, row.get(12)?, row.get(13)?))
+    Ok((job, row.get(12)?, row.get(13).unwrap_or(None), rename))
 }
 
 /// What a settled job's row said about its side effects.
@@ -154,7 +190,10 @@ pub(super) fn job_info(row: &Row<'_>) -> rusqlite::Result<JobInfo> {
         number(6, "recoveries")?,
         number(7, "deferrals")?,
     ];
-    let (job, unreadable) = unreadable::listed(row.get(2)?, &envelope, unreadable);
+    let (id, bad_id) = text(row, 0, "id")?;
+    let (queue, bad_queue) = text(row, 1, "queue")?;
+    let unreadable = bad_id.or(bad_queue).or(unreadable);
+    let (job, unreadable) = unreadable::listed(lossy(row, 2)?, &envelope, unreadable);
     let progress: Option<i64> = row.get::<_, Option<i64>>(10).unwrap_or(None);
     let last_error = match row.get_ref(8)? {
         ValueRef::Null => None,
@@ -162,8 +201,8 @@ pub(super) fn job_info(row: &Row<'_>) -> rusqlite::Result<JobInfo> {
     };
     let state = rules::job_state(worker.is_some(), available_at, now);
     Ok(JobInfo {
-        id: row.get(0)?,
-        queue: row.get(1)?,
+        id,
+        queue,
         job,
         state,
         attempts: count(counters[0]),
@@ -186,9 +225,9 @@ pub(super) fn failed_job(row: &Row<'_>) -> rusqlite::Result<FailedJob> {
     let envelope = lossy(row, 3)?;
     let causes: String = row.get(5)?;
     Ok(FailedJob {
-        id: row.get(0)?,
-        queue: row.get(1)?,
-        job: unreadable::listed(row.get(2)?, &envelope, None).0,
+        id: lossy(row, 0)?,
+        queue: lossy(row, 1)?,
+        job: unreadable::listed(lossy(row, 2)?, &envelope, None).0,
         envelope,
         error: row.get(4)?,
         causes: serde_json::from_str(&causes).unwrap_or_else(|_| vec![causes]),

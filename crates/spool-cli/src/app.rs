@@ -146,6 +146,12 @@ impl App {
     /// of the app's own clap command line; see [`Cli`]) on the caller's tokio runtime; returns
     /// the exit code. A failed command prints `error: ...` on stderr and returns 1.
     pub async fn run_with(self, cli: Cli) -> ExitCode {
+        if !cli.runs_jobs() {
+            // A one-shot command whose reader went away (`spool jobs | head`) ends as Unix
+            // tools do, rather than panicking on the next line. A worker keeps ignoring it:
+            // a dead log reader must not end its jobs.
+            sigpipe::reset();
+        }
         if self.logging {
             output::init_logging(cli.logs_info(), cli.log_format());
         }

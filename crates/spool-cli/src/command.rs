@@ -63,6 +63,14 @@ impl Cli {
             })
     }
 
+    /// Whether the command runs jobs until stopped, rather than printing and ending.
+    pub(crate) fn runs_jobs(&self) -> bool {
+        matches!(
+            self.args.command,
+            Command::Work(_) | Command::BenchWorker(_)
+        )
+    }
+
     /// `work` logs at `info` by default, the other commands at `warn`.
     pub(crate) fn logs_info(&self) -> bool {
         matches!(self.args.command, Command::Work(_))

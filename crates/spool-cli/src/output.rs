@@ -112,6 +112,10 @@ pub(crate) fn init_logging(long_running: bool, format: LogFormat) {
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // A write that fails (the reader of stderr went away) is dropped: the default reports
+        // it with `eprint!`, which panics on a closed stderr, inside whatever task logged —
+        // a worker's job stayed reserved under its lease for good.
+        .log_internal_errors(false)
         .with_target(false);
     let _ = match format {
         LogFormat::Text => logs

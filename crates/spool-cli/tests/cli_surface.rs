@@ -231,3 +231,21 @@ fn status_marks_a_killed_worker_silent_before_its_lease_ends() {
     assert_eq!(w["lease_ms"], 4000);
     assert!(w["last_seen_ms"].as_u64().unwrap() >= 2000, "{w}");
 }
+
+/// `spool jobs | head -1`: a reader that goes away ends a listing quietly, as Unix tools do,
+/// never with a panic and its backtrace.
+#[test]
+fn a_closed_stdout_ends_a_listing_without_a_panic() {
+    let env = Env::new();
+    env.ok(&["dispatch", "noop", "--count", "50"]);
+    let mut child = env
+        .cmd(&["jobs", "--limit", "50"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spool starts");
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("spool ends");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

@@ -98,3 +98,31 @@ fn json_logs_are_one_object_per_line_from_the_flag_or_the_environment() {
     let bad = env.run(&["--log-format", "xml", "status"]);
     assert_eq!(bad.status.code(), Some(2));
 }
+
+/// A worker whose stderr reader went away (a log shipper that died, a test harness that
+/// exited) still runs its jobs: failed log writes are dropped, never a panic in the task that
+/// logged, which left the job reserved under a live lease for good.
+#[test]
+fn a_closed_stderr_does_not_stop_the_worker() {
+    let env = Env::new();
+    env.ok(&["dispatch", "noop", "--count", "3"]);
+    let mut worker = env
+        .cmd(&["work", "--sleep", "50ms"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spool work starts");
+    // Nobody reads its stderr any more.
+    drop(worker.stderr.take());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let processed = loop {
+        let status = env.json(&["status", "--json"]);
+        let processed = status["processed"].as_u64().unwrap_or(0);
+        if processed == 3 || std::time::Instant::now() > deadline {
+            break processed;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let _ = worker.kill();
+    let _ = worker.wait();
+    assert_eq!(processed, 3, "the worker ran its jobs with a closed stderr");
+}

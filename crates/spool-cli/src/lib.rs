@@ -36,6 +36,7 @@ mod dispatch;
 mod failed;
 mod inspect;
 mod output;
+mod supervise;
 mod work;
 
 pub use app::App;

@@ -4,7 +4,10 @@ use clap::{
     ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand, parser::ValueSource,
 };
 
-use crate::{admin, batches, bench, demo, dispatch, failed, inspect, output::LogFormat, work};
+use crate::{
+    admin, batches, bench, demo, dispatch, failed, inspect, install, output::LogFormat, supervise,
+    work,
+};
 
 /// Spool's command line: the global `--url` and one command.
 ///
@@ -65,7 +68,7 @@ impl Cli {
 
     /// `work` logs at `info` by default, the other commands at `warn`.
     pub(crate) fn logs_info(&self) -> bool {
-        matches!(self.args.command, Command::Work(_))
+        matches!(self.args.command, Command::Work(_) | Command::Supervise(_))
     }
 }
 
@@ -100,6 +103,10 @@ pub(crate) enum Command {
     Dispatch(dispatch::DispatchArgs),
     /// Run a worker.
     Work(work::WorkArgs),
+    /// Run the configuration's pools of worker processes, scaled to demand.
+    Supervise(supervise::SuperviseArgs),
+    /// Print a systemd unit or a Supervisor program section for `spool supervise`.
+    Install(install::InstallArgs),
     /// Queue counts, totals and live workers.
     Status(inspect::JsonFlag),
     /// List queued jobs.

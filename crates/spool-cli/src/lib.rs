@@ -35,6 +35,7 @@ mod demo;
 mod dispatch;
 mod failed;
 mod inspect;
+mod install;
 mod output;
 mod supervise;
 mod work;

@@ -75,11 +75,6 @@ impl Pool {
         self.members.len()
     }
 
-    /// Pids of the processes.
-    pub(crate) fn pids(&self) -> impl Iterator<Item = u32> + '_ {
-        self.members.iter().map(|m| m.proc.pid)
-    }
-
     /// One scaling step toward what `demand` (per queue, in the pool's order) asks for, at most
     /// once per `cooldown`.
     pub(crate) fn scale(

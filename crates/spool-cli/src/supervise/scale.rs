@@ -40,14 +40,6 @@ pub(crate) struct Demand {
     pub(crate) mean_run: Option<Duration>,
 }
 
-/// The number of slots a pool of `queues` queues has.
-pub(crate) fn slots(shape: Shape, queues: usize) -> usize {
-    match shape {
-        Shape::Off => 1,
-        Shape::Auto | Shape::Simple => queues,
-    }
-}
-
 /// Where a pool starts: `simple` at its fixed split, the others at their minimum.
 pub(crate) fn initial(shape: Shape, bounds: Bounds, queues: usize) -> Vec<u32> {
     match shape {

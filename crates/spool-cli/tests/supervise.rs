@@ -53,17 +53,32 @@ fn config(env: &Env, text: &str) -> String {
     path.display().to_string()
 }
 
-fn supervise(env: &Env, config: &str) -> Child {
-    env.cmd(&["supervise", "--config", config])
+/// A running supervisor; its stderr is read all along (a full pipe would stall it).
+struct Sup {
+    child: Child,
+    err: std::thread::JoinHandle<String>,
+}
+
+fn supervise(env: &Env, config: &str) -> Sup {
+    let mut child = env
+        .cmd(&["supervise", "--config", config])
         .env("SPOOL_LOG", "info")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("spool supervise starts")
+        .expect("spool supervise starts");
+    let mut stderr = child.stderr.take().unwrap();
+    let err = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text);
+        text
+    });
+    Sup { child, err }
 }
 
-/// Waits for `child` up to `limit`; its exit code and stderr.
-fn finish(mut child: Child, limit: Duration) -> (Option<i32>, String) {
+/// Waits for the supervisor up to `limit`; its exit code and stderr.
+fn finish(sup: Sup, limit: Duration) -> (Option<i32>, String) {
+    let Sup { mut child, err } = sup;
     let started = Instant::now();
     let status = loop {
         if let Some(status) = child.try_wait().unwrap() {
@@ -71,26 +86,17 @@ fn finish(mut child: Child, limit: Duration) -> (Option<i32>, String) {
         }
         if started.elapsed() > limit {
             let _ = child.kill();
-            let mut err = String::new();
-            let _ = child.stderr.take().unwrap().read_to_string(&mut err);
-            panic!("still running after {limit:?}: {err}");
+            panic!("still running after {limit:?}: {}", err.join().unwrap());
         }
         std::thread::sleep(Duration::from_millis(50));
     };
-    let mut err = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
-    (status.code(), err)
+    (status.code(), err.join().unwrap())
 }
 
 /// Stops the supervisor with SIGTERM, expecting exit 0.
-fn stop(child: Child) -> String {
-    signal(&child, "TERM");
-    let (code, err) = finish(child, Duration::from_secs(40));
+fn stop(sup: Sup) -> String {
+    signal(&sup.child, "TERM");
+    let (code, err) = finish(sup, Duration::from_secs(40));
     assert_eq!(code, Some(0), "supervisor exit: {err}");
     err
 }

@@ -9,7 +9,7 @@ use std::{
 };
 
 use tokio::{
-    io::{AsyncBufReadExt, BufReader},
+    io::{AsyncBufReadExt, AsyncWriteExt, BufReader},
     process::{Child, Command},
 };
 
@@ -70,14 +70,17 @@ impl Launcher {
         if let Some(stderr) = child.stderr.take() {
             let last = last_line.clone();
             tokio::spawn(async move {
+                let mut out = tokio::io::stderr();
                 let mut lines = BufReader::new(stderr).lines();
-                while let Ok(Some(line)) = lines.next_line().await {
-                    eprintln!("{line}");
+                while let Ok(Some(mut line)) = lines.next_line().await {
                     if !line.trim().is_empty()
                         && let Ok(mut l) = last.lock()
                     {
-                        *l = line;
+                        l.clone_from(&line);
                     }
+                    // Asynchronously: a slow reader of our stderr must not stall the loop.
+                    line.push('\n');
+                    let _ = out.write_all(line.as_bytes()).await;
                 }
             });
         }

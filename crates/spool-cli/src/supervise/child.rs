@@ -55,7 +55,13 @@ impl Launcher {
     /// Starts one process with `work_args`; its stderr is passed through line by line, the
     /// last line kept as the reason when it fails.
     pub(crate) fn spawn(&self, work_args: &[OsString]) -> std::io::Result<Proc> {
-        let mut child = Command::new(&self.program)
+        let mut command = Command::new(&self.program);
+        // A process group of its own: a Ctrl-C in the terminal or Supervisor's `stopasgroup`
+        // reaches the supervisor alone, which passes one SIGTERM on; the worker taking the
+        // group's signal and ours as two would hand its running jobs back at once.
+        #[cfg(unix)]
+        command.process_group(0);
+        let mut child = command
             .args(&self.prefix)
             .args(&self.global)
             .args(work_args)

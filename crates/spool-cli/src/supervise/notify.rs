@@ -45,10 +45,10 @@ impl Notifier {
     /// this process).
     pub(crate) fn watchdog_interval() -> Option<Duration> {
         let usec: u64 = std::env::var("WATCHDOG_USEC").ok()?.parse().ok()?;
-        if let Some(pid) = std::env::var("WATCHDOG_PID").ok() {
-            if pid.parse::<u32>().ok()? != std::process::id() {
-                return None;
-            }
+        if let Ok(pid) = std::env::var("WATCHDOG_PID")
+            && pid.parse::<u32>().ok()? != std::process::id()
+        {
+            return None;
         }
         Some(Duration::from_micros(usec / 2).max(Duration::from_millis(100)))
     }

@@ -258,6 +258,42 @@ grace = "5s"
 }
 
 #[test]
+fn sighup_and_a_changed_config_start_a_new_generation() {
+    let env = Env::new();
+    let text = "[[pool]]\nname = \"one\"\nqueues = [\"default\"]\nconcurrency = 1\nmin_processes = 1\nmax_processes = 1\nbalance = \"off\"\ngrace = \"2s\"\n";
+    let path = config(&env, text);
+    let sup = supervise(&env, &path);
+    let one_worker = || {
+        let mut pid = None;
+        wait_until("one worker", Duration::from_secs(20), || {
+            let w = workers(&status(&env));
+            pid = w.first().copied();
+            w.len() == 1
+        });
+        pid.unwrap()
+    };
+    let first = one_worker();
+    signal(&sup.child, "HUP");
+    wait_until("a new worker after SIGHUP", Duration::from_secs(20), || {
+        let w = workers(&status(&env));
+        w.len() == 1 && w[0] != first
+    });
+    let second = one_worker();
+    // Two processes now: the pool grows, a new generation starts.
+    std::fs::write(
+        &path,
+        text.replace("max_processes = 1", "max_processes = 2")
+            .replace("min_processes = 1", "min_processes = 2"),
+    )
+    .unwrap();
+    wait_until("two new workers", Duration::from_secs(20), || {
+        let w = workers(&status(&env));
+        w.len() == 2 && !w.contains(&second)
+    });
+    stop(sup);
+}
+
+#[test]
 fn sigterm_lets_running_jobs_finish_and_exits_0() {
     let env = Env::new();
     let config = config(

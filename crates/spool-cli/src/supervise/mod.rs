@@ -31,7 +31,7 @@ use crate::CliError;
 use child::Proc;
 pub(crate) use child::{Launcher, WorkerCommand};
 use notify::Notifier;
-use pool::{Pool, PoolState};
+use pool::Pool;
 use scale::Demand;
 pub(crate) use source::{config_path, load};
 pub(crate) use spec::{PoolSpec, SupervisorSpec};
@@ -360,15 +360,6 @@ impl Signals {
             let _ = tokio::signal::ctrl_c().await;
             Event::Stop
         }
-    }
-}
-
-/// The pools' states, for status and the registry.
-#[allow(dead_code)]
-pub(crate) fn pool_state(pool: &Pool) -> (&'static str, Option<&str>) {
-    match &pool.state {
-        PoolState::Running => ("running", None),
-        PoolState::Failed(e) => ("failed", Some(e)),
     }
 }
 

@@ -214,3 +214,51 @@ impl Pool {
         self.members.retain_mut(|m| m.proc.exited().is_none());
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::supervise::scale::{Bounds, Shape};
+
+    fn pool() -> Pool {
+        let bounds = Bounds {
+            min: 1,
+            max: 2,
+            concurrency: 1,
+        };
+        Pool::new(
+            PoolSpec::new("p", &["q"], Shape::Off, bounds),
+            Instant::now(),
+        )
+    }
+
+    #[test]
+    fn crashes_back_off_1_2_4_s_and_five_at_start_fail_the_pool() {
+        let mut p = pool();
+        let now = Instant::now();
+        for (n, secs) in [1, 2, 4, 8].into_iter().enumerate() {
+            p.crashed(format!("crash {n}"), Duration::ZERO, now);
+            assert_eq!(p.restart_at, Some(now + Duration::from_secs(secs)));
+            assert_eq!(p.state, PoolState::Running);
+        }
+        p.crashed("error: bad".into(), Duration::ZERO, now);
+        assert_eq!(p.state, PoolState::Failed("error: bad".into()));
+        // A new generation gets its chance.
+        assert!(p.retire_all().is_empty());
+        assert_eq!(p.state, PoolState::Running);
+    }
+
+    #[test]
+    fn crashes_after_running_a_while_back_off_without_failing_the_pool() {
+        let mut p = pool();
+        let now = Instant::now();
+        for _ in 0..10 {
+            p.crashed("crash".into(), Duration::from_secs(5), now);
+        }
+        assert_eq!(p.state, PoolState::Running);
+        assert_eq!(p.restart_at, Some(now + MAX_BACKOFF));
+        // A process that ran for a minute starts a new series.
+        p.crashed("crash".into(), STABLE, now);
+        assert_eq!(p.restart_at, Some(now + FIRST_BACKOFF));
+    }
+}

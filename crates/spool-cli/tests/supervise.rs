@@ -17,6 +17,28 @@ fn postgres_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
 }
 
+/// Drops the scratch PostgreSQL schema of `env`, if it has one.
+fn drop_schema(env: &Env) {
+    use sqlx::Connection;
+    let Some((_, schema)) = env.url.split_once("spool_schema=") else {
+        return;
+    };
+    let schema = schema.to_string();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        if let Ok(mut conn) = sqlx::PgConnection::connect(&postgres_url()).await {
+            let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"
+            )))
+            .execute(&mut conn)
+            .await;
+        }
+    });
+}
+
 /// A scratch SQLite store, and a scratch schema on PostgreSQL when it answers.
 fn stores() -> Vec<Env> {
     let mut envs = vec![Env::new()];
@@ -209,6 +231,7 @@ fn an_auto_pool_scales_up_under_a_burst_survives_kill_9_drains_and_returns_to_mi
             workers(&status(&env)).len() == 1
         });
         stop(sup);
+        drop_schema(&env);
     }
 }
 
@@ -254,6 +277,7 @@ grace = "5s"
             now.len() == 2 && now.iter().all(|p| !before.contains(p))
         });
         stop(sup);
+        drop_schema(&env);
     }
 }
 

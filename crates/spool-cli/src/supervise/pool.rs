@@ -170,7 +170,8 @@ impl Pool {
             }
             for _ in live.len()..want {
                 if self.state != PoolState::Running || self.restart_at.is_some_and(|at| at > now) {
-                    return;
+                    // No start now; the other slots may still have to shrink.
+                    break;
                 }
                 let args = self.spec.work_args(&self.slots[slot]);
                 match launcher.spawn(&args) {

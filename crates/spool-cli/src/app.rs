@@ -1,7 +1,7 @@
 //! [`App`]: the command line with an app's own jobs and worker pieces, run on a runtime of its
 //! own or on the caller's.
 
-use std::{ffi::OsString, process::ExitCode, time::Duration};
+use std::{ffi::OsString, path::PathBuf, process::ExitCode, time::Duration};
 
 use clap::{CommandFactory, FromArgMatches};
 use spool::{Periodic, Registry, WorkerConfig, events::Events};
@@ -9,7 +9,9 @@ use spool::{Periodic, Registry, WorkerConfig, events::Events};
 use crate::{
     CliError, admin, batches, bench,
     command::{Cli, CliArgs, Command},
-    demo, dispatch, failed, inspect, output, work,
+    demo, dispatch, failed, inspect, install, output,
+    supervise::{self, WorkerCommand},
+    work,
 };
 
 /// Spool's command line with an app's own jobs and worker pieces.
@@ -37,6 +39,7 @@ pub struct App {
     registry: Registry,
     setup: WorkerSetup,
     logging: bool,
+    worker_command: WorkerCommand,
 }
 
 impl std::fmt::Debug for App {
@@ -57,6 +60,7 @@ impl App {
             registry,
             setup: WorkerSetup::default(),
             logging: true,
+            worker_command: WorkerCommand::default(),
         }
     }
 
@@ -80,6 +84,27 @@ impl App {
         configure: impl FnOnce(&mut WorkerConfig) + Send + 'static,
     ) -> App {
         self.setup.configure.push(Box::new(configure));
+        self
+    }
+
+    /// The arguments before Spool's own that `spool supervise` starts its worker processes
+    /// with, when the app mounts Spool's commands under a subcommand of its own: with
+    /// `.worker_prefix(["jobs"])`, `myapp jobs supervise` runs `myapp jobs work ...`. The
+    /// program is this process's own binary unless [`worker_program`](App::worker_program)
+    /// names another.
+    pub fn worker_prefix<I, S>(mut self, prefix: I) -> App
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<OsString>,
+    {
+        self.worker_command.prefix = prefix.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// The binary `spool supervise` starts its worker processes from (default: this
+    /// process's own, `std::env::current_exe`).
+    pub fn worker_program(mut self, program: impl Into<PathBuf>) -> App {
+        self.worker_command.program = Some(program.into());
         self
     }
 
@@ -166,10 +191,18 @@ impl App {
 
     async fn execute(self, cli: Cli) -> Result<ExitCode, CliError> {
         let App {
-            registry, setup, ..
+            registry,
+            setup,
+            worker_command,
+            ..
         } = self;
         let Cli { args, url_given } = cli;
-        let CliArgs { url, command, .. } = *args;
+        let CliArgs {
+            url,
+            command,
+            log_format,
+        } = *args;
+        let url_flag = url.clone();
         let url = crate::command::store_url(url);
         // Commands that put jobs in or run them create or upgrade Spool's tables; the others
         // (reading, administering) never create a store where a mistyped URL points, and work
@@ -179,6 +212,34 @@ impl App {
         match command {
             Command::Dispatch(a) => dispatch::run(connect().await?, &registry, a).await,
             Command::Work(a) => work::run(connect().await?, registry, a, setup).await,
+            Command::Supervise(a) => {
+                let path = supervise::config_path(a.config.as_deref());
+                let mut global = Vec::new();
+                if let Some(format) = log_format {
+                    global.extend(["--log-format".into(), format.as_arg().into()]);
+                }
+                let launcher = supervise::Launcher::new(worker_command, global, url.clone())?;
+                let source = supervise::Source::file(path);
+                supervise::run(connect().await?, &url, source, launcher).await
+            }
+            Command::Install(a) => {
+                let path = supervise::config_path(a.config.as_deref());
+                let spec = supervise::load(&path).map_err(CliError::Usage)?;
+                let program = match &worker_command.program {
+                    Some(p) => p.clone(),
+                    None => std::env::current_exe()?,
+                };
+                install::run(
+                    a,
+                    install::UnitInputs {
+                        program: &program,
+                        prefix: &worker_command.prefix,
+                        config: Some(&path),
+                        url: url_flag.as_deref(),
+                        spec: &spec,
+                    },
+                )
+            }
             Command::Migrate => admin::migrate(connect().await?).await,
             Command::Status(a) => inspect::status(existing().await?, a).await,
             Command::Jobs(a) => inspect::jobs(existing().await?, a).await,

@@ -4,7 +4,10 @@ use clap::{
     ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand, parser::ValueSource,
 };
 
-use crate::{admin, batches, bench, demo, dispatch, failed, inspect, output::LogFormat, work};
+use crate::{
+    admin, batches, bench, demo, dispatch, failed, inspect, install, output::LogFormat, supervise,
+    work,
+};
 
 /// Spool's command line: the global `--url` and one command.
 ///
@@ -63,17 +66,18 @@ impl Cli {
             })
     }
 
-    /// Whether the command runs jobs until stopped, rather than printing and ending.
+    /// Whether the command runs jobs (or their workers) until stopped, rather than printing
+    /// and ending.
     pub(crate) fn runs_jobs(&self) -> bool {
         matches!(
             self.args.command,
-            Command::Work(_) | Command::BenchWorker(_)
+            Command::Work(_) | Command::Supervise(_) | Command::BenchWorker(_)
         )
     }
 
     /// `work` logs at `info` by default, the other commands at `warn`.
     pub(crate) fn logs_info(&self) -> bool {
-        matches!(self.args.command, Command::Work(_))
+        matches!(self.args.command, Command::Work(_) | Command::Supervise(_))
     }
 }
 
@@ -108,6 +112,10 @@ pub(crate) enum Command {
     Dispatch(dispatch::DispatchArgs),
     /// Run a worker.
     Work(work::WorkArgs),
+    /// Run the configuration's pools of worker processes, scaled to demand.
+    Supervise(supervise::SuperviseArgs),
+    /// Print a systemd unit or a Supervisor program section for `spool supervise`.
+    Install(install::InstallArgs),
     /// Queue counts, totals and live workers.
     Status(inspect::JsonFlag),
     /// List queued jobs.

@@ -35,7 +35,9 @@ mod demo;
 mod dispatch;
 mod failed;
 mod inspect;
+mod install;
 mod output;
+mod supervise;
 mod work;
 
 pub use app::App;

@@ -135,6 +135,16 @@ pub(crate) enum LogFormat {
     Json,
 }
 
+impl LogFormat {
+    /// The flag value that selects this format.
+    pub(crate) fn as_arg(self) -> &'static str {
+        match self {
+            LogFormat::Text => "text",
+            LogFormat::Json => "json",
+        }
+    }
+}
+
 /// The payload of a stored envelope for display: its JSON, or `{"encrypted": true}` for an
 /// encrypted job (the sealed text is of no use to a reader, and the plaintext is never shown).
 pub(crate) fn payload_of(envelope: &str) -> Option<serde_json::Value> {

@@ -4,6 +4,7 @@
 //! cargo run -p embedded-cli --bin subcommand -- greet Ada
 //! cargo run -p embedded-cli --bin subcommand -- jobs dispatch resize_image --payload '{"image_id": 7, "width": 320}'
 //! cargo run -p embedded-cli --bin subcommand -- jobs work --stop-when-empty
+//! cargo run -p embedded-cli --bin subcommand -- jobs supervise --config spool.toml
 //! ```
 
 use std::process::ExitCode;
@@ -38,6 +39,8 @@ async fn main() -> ExitCode {
         }
         MyCommand::Jobs(cli) => {
             spool_cli::App::new(embedded_cli::registry())
+                // `myapp jobs supervise` starts its workers as `myapp jobs work ...`.
+                .worker_prefix(["jobs"])
                 .run_with(cli)
                 .await
         }

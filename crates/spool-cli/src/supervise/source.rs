@@ -1,0 +1,160 @@
+//! Reading the supervisor's pools from the configuration file.
+//!
+//! Only the `[supervisor]` and `[[pool]]` sections are read here; the other sections belong
+//! to other commands and are left alone.
+
+use std::{
+    ffi::OsString,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use serde::Deserialize;
+
+use super::{
+    scale::{Bounds, Shape},
+    spec::{DEFAULT_GRACE, PoolSpec, SupervisorSpec},
+};
+
+/// The configuration file: the one named, else `spool.toml` in the working directory.
+pub(crate) fn config_path(named: Option<&Path>) -> PathBuf {
+    named.map_or_else(|| PathBuf::from("spool.toml"), Path::to_path_buf)
+}
+
+#[derive(Debug, Deserialize)]
+struct File {
+    #[serde(default)]
+    supervisor: Option<SupervisorSection>,
+    #[serde(default)]
+    pool: Vec<PoolSection>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SupervisorSection {
+    cooldown: Option<String>,
+    max_shift: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PoolSection {
+    name: String,
+    queues: Vec<String>,
+    #[serde(default = "one")]
+    concurrency: u32,
+    #[serde(default = "one")]
+    min_processes: u32,
+    #[serde(default = "one")]
+    max_processes: u32,
+    #[serde(default = "auto")]
+    balance: String,
+    tries: Option<u32>,
+    timeout: Option<String>,
+    backoff: Option<Vec<String>>,
+    memory: Option<u64>,
+    max_jobs: Option<u64>,
+    max_time: Option<String>,
+    grace: Option<String>,
+    allow: Option<Vec<String>>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+fn auto() -> String {
+    "auto".into()
+}
+
+/// Reads the `[supervisor]` and `[[pool]]` sections of `path`.
+pub(crate) fn load(path: &Path) -> Result<SupervisorSpec, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let file: File = toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut spec = SupervisorSpec::default();
+    if let Some(s) = file.supervisor {
+        if let Some(c) = s.cooldown {
+            spec.cooldown = duration(path, "supervisor.cooldown", &c)?;
+        }
+        if let Some(m) = s.max_shift {
+            spec.max_shift = m.max(1);
+        }
+    }
+    for p in file.pool {
+        spec.pools.push(pool(path, p)?);
+    }
+    Ok(spec)
+}
+
+fn pool(path: &Path, p: PoolSection) -> Result<PoolSpec, String> {
+    let at = |key: &str| format!("{}: pool `{}`: {key}", path.display(), p.name);
+    if p.queues.is_empty() {
+        return Err(format!("{} has no queues", at("queues")));
+    }
+    if p.min_processes > p.max_processes {
+        return Err(format!(
+            "{} ({}) is above max_processes ({})",
+            at("min_processes"),
+            p.min_processes,
+            p.max_processes
+        ));
+    }
+    let shape = match p.balance.as_str() {
+        "auto" => Shape::Auto,
+        "simple" => Shape::Simple,
+        "off" => Shape::Off,
+        other => {
+            return Err(format!(
+                "{} is `{other}`: use auto, simple or off",
+                at("balance")
+            ));
+        }
+    };
+    let mut flags: Vec<OsString> = Vec::new();
+    let mut flag = |name: &str, value: String| {
+        flags.push(format!("--{name}").into());
+        flags.push(value.into());
+    };
+    if let Some(t) = p.tries {
+        flag("tries", t.to_string());
+    }
+    if let Some(t) = p.timeout {
+        flag("timeout", t);
+    }
+    if let Some(b) = p.backoff {
+        flag("backoff", b.join(","));
+    }
+    if let Some(m) = p.memory {
+        flag("memory", m.to_string());
+    }
+    if let Some(m) = p.max_jobs {
+        flag("max-jobs", m.to_string());
+    }
+    if let Some(m) = p.max_time {
+        flag("max-time", m);
+    }
+    if let Some(a) = p.allow {
+        flag("allow", a.join(","));
+    }
+    let grace = match &p.grace {
+        Some(g) => duration(path, &format!("pool `{}`: grace", p.name), g)?,
+        None => DEFAULT_GRACE,
+    };
+    Ok(PoolSpec {
+        name: p.name,
+        queues: p.queues,
+        shape,
+        bounds: Bounds {
+            min: p.min_processes,
+            max: p.max_processes,
+            concurrency: p.concurrency.max(1),
+        },
+        grace,
+        work_flags: flags,
+    })
+}
+
+fn duration(path: &Path, key: &str, text: &str) -> Result<Duration, String> {
+    spool::parse_duration(text).map_err(|e| format!("{}: {key}: {e}", path.display()))
+}

@@ -21,7 +21,10 @@ pub(crate) fn config_path(named: Option<&Path>) -> PathBuf {
     named.map_or_else(|| PathBuf::from("spool.toml"), Path::to_path_buf)
 }
 
+// Refuses every other key: a `url` or `[[schedule]]` that is silently not read would look
+// like a supervisor running on the wrong store or without its schedules.
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct File {
     #[serde(default)]
     supervisor: Option<SupervisorSection>,
@@ -157,4 +160,26 @@ fn pool(path: &Path, p: PoolSection) -> Result<PoolSpec, String> {
 
 fn duration(path: &Path, key: &str, text: &str) -> Result<Duration, String> {
     spool::parse_duration(text).map_err(|e| format!("{}: {key}: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_text(text: &str) -> Result<SupervisorSpec, String> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("spool.toml");
+        std::fs::write(&path, text).unwrap();
+        load(&path)
+    }
+
+    #[test]
+    fn keys_it_does_not_read_are_refused_with_their_line() {
+        let pool = "[[pool]]\nname = \"a\"\nqueues = [\"default\"]\n";
+        assert!(load_text(pool).is_ok());
+        let err = load_text(&format!("url = \"sqlite://x.db\"\n{pool}")).unwrap_err();
+        assert!(err.contains("line 1") && err.contains("url"), "{err}");
+        let err = load_text(&format!("{pool}colour = \"red\"\n")).unwrap_err();
+        assert!(err.contains("line 4") && err.contains("colour"), "{err}");
+    }
 }

@@ -177,10 +177,21 @@ impl App {
             // a dead log reader must not end its jobs.
             sigpipe::reset();
         }
+        // The configuration file is read and checked before anything else: a mistake in it
+        // is a usage error naming its line, whatever the command.
+        let file = match supervise::read_config(cli.args.config.as_deref()) {
+            Ok(file) => file,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        };
         if self.logging {
-            output::init_logging(cli.logs_info(), cli.log_format());
+            let format = cli.log_format(file.as_ref().and_then(|f| f.log_format));
+            output::init_logging(cli.logs_info(), format);
         }
-        match self.execute(cli).await {
+        let file_url = file.and_then(|f| f.url);
+        match self.execute(cli, file_url).await {
             Ok(code) => code,
             Err(e) => {
                 eprintln!("error: {e}");
@@ -189,7 +200,7 @@ impl App {
         }
     }
 
-    async fn execute(self, cli: Cli) -> Result<ExitCode, CliError> {
+    async fn execute(self, cli: Cli, file_url: Option<String>) -> Result<ExitCode, CliError> {
         let App {
             registry,
             setup,
@@ -199,11 +210,12 @@ impl App {
         let Cli { args, url_given } = cli;
         let CliArgs {
             url,
+            config,
             command,
             log_format,
         } = *args;
         let url_flag = url.clone();
-        let url = crate::command::store_url(url);
+        let url = crate::command::store_url(url, file_url);
         // Commands that put jobs in or run them create or upgrade Spool's tables; the others
         // (reading, administering) never create a store where a mistyped URL points, and work
         // with a read-only database role.
@@ -212,18 +224,22 @@ impl App {
         match command {
             Command::Dispatch(a) => dispatch::run(connect().await?, &registry, a).await,
             Command::Work(a) => work::run(connect().await?, registry, a, setup).await,
-            Command::Supervise(a) => {
-                let path = supervise::config_path(a.config.as_deref());
+            Command::Supervise(_) => {
+                let path = supervise::config_path(config.as_deref());
                 let mut global = Vec::new();
                 if let Some(format) = log_format {
                     global.extend(["--log-format".into(), format.as_arg().into()]);
+                }
+                // Workers read the same file (they take their store from `SPOOL_URL`).
+                if let Some(config) = &config {
+                    global.extend(["--config".into(), config.clone().into_os_string()]);
                 }
                 let launcher = supervise::Launcher::new(worker_command, global, url.clone())?;
                 let source = supervise::Source::file(path);
                 supervise::run(connect().await?, &url, source, launcher).await
             }
             Command::Install(a) => {
-                let path = supervise::config_path(a.config.as_deref());
+                let path = supervise::config_path(config.as_deref());
                 let spec = supervise::load(&path).map_err(CliError::Usage)?;
                 let program = match &worker_command.program {
                     Some(p) => p.clone(),

@@ -51,18 +51,25 @@ pub struct Cli {
 }
 
 impl Cli {
-    /// The store URL: `--url`, else `SPOOL_URL`, else `sqlite://spool.db`.
+    /// The store URL: `--url`, else `SPOOL_URL`, else the configuration file's `url`, else
+    /// `sqlite://spool.db`.
     pub fn url(&self) -> String {
-        store_url(self.args.url.clone())
+        let file = supervise::read_config(self.args.config.as_deref())
+            .ok()
+            .flatten()
+            .and_then(|f| f.url);
+        store_url(self.args.url.clone(), file)
     }
 
     /// The log format asked for (`--log-format` or `SPOOL_LOG_FORMAT`).
-    pub(crate) fn log_format(&self) -> LogFormat {
+    /// `--log-format`, else `SPOOL_LOG_FORMAT`, else the configuration file's (`file`), else text.
+    pub(crate) fn log_format(&self, file: Option<LogFormat>) -> LogFormat {
         self.args
             .log_format
             .unwrap_or_else(|| match std::env::var("SPOOL_LOG_FORMAT").as_deref() {
                 Ok("json") => LogFormat::Json,
-                _ => LogFormat::Text,
+                Ok(_) => LogFormat::Text,
+                Err(_) => file.unwrap_or(LogFormat::Text),
             })
     }
 
@@ -98,6 +105,10 @@ pub(crate) struct CliArgs {
     // usage line as if it were required, and the env value (which may hold a password) in help.
     #[arg(long, global = true)]
     pub(crate) url: Option<String>,
+    /// The configuration file (docs/configuration.md). Without it: spool.toml in the working
+    /// directory, if there is one.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub(crate) config: Option<std::path::PathBuf>,
     /// Log format on stderr: `text`, or `json` (one JSON object per line, for log shippers).
     /// Without it: $SPOOL_LOG_FORMAT, else `text`.
     #[arg(long, global = true, value_enum)]
@@ -155,9 +166,10 @@ pub(crate) enum Command {
     BenchWorker(bench::BenchWorkerArgs),
 }
 
-/// `--url`, else `SPOOL_URL`, else the default.
-pub(crate) fn store_url(flag: Option<String>) -> String {
+/// `--url`, else `SPOOL_URL`, else the configuration file's `url`, else the default.
+pub(crate) fn store_url(flag: Option<String>, file: Option<String>) -> String {
     flag.or_else(|| std::env::var("SPOOL_URL").ok().filter(|u| !u.is_empty()))
+        .or(file)
         .unwrap_or_else(|| spool::store::DEFAULT_URL.to_string())
 }
 

@@ -12,10 +12,6 @@ pub(crate) struct InstallArgs {
     /// The process manager: `systemd` or `supervisor`.
     #[arg(value_enum)]
     target: Target,
-    /// The configuration file the supervisor reads (default: `spool.toml` in the working
-    /// directory); its pools' largest grace sets the stop timeout.
-    #[arg(long, value_name = "FILE")]
-    pub(crate) config: Option<std::path::PathBuf>,
     /// The user the supervisor runs as.
     #[arg(long)]
     user: Option<String>,

@@ -127,7 +127,8 @@ pub(crate) fn init_logging(long_running: bool, format: LogFormat) {
 }
 
 /// How log lines are written on stderr.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub(crate) enum LogFormat {
     /// One human-readable line per event.
     Text,

@@ -33,7 +33,7 @@ pub(crate) use child::{Launcher, WorkerCommand};
 use notify::Notifier;
 use pool::Pool;
 use scale::Demand;
-pub(crate) use source::{config_path, load};
+pub(crate) use source::{config_path, load, read_config};
 pub(crate) use spec::{PoolSpec, SupervisorSpec};
 
 /// How often the supervisor looks at its processes, signals and the store.
@@ -363,11 +363,7 @@ impl Signals {
     }
 }
 
-/// `spool supervise`'s flags: the pools come from the configuration file.
+/// `spool supervise`'s flags: the pools come from the configuration file (the global
+/// `--config`, else `spool.toml` in the working directory).
 #[derive(Debug, clap::Args)]
-pub(crate) struct SuperviseArgs {
-    /// The configuration file with the `[[pool]]` sections (default: `spool.toml` in the
-    /// working directory).
-    #[arg(long, value_name = "FILE")]
-    pub(crate) config: Option<PathBuf>,
-}
+pub(crate) struct SuperviseArgs {}

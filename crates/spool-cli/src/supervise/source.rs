@@ -18,28 +18,45 @@ use super::{
 
 /// The configuration file: the one named, else `spool.toml` in the working directory.
 pub(crate) fn config_path(named: Option<&Path>) -> PathBuf {
-    named.map_or_else(|| PathBuf::from("spool.toml"), Path::to_path_buf)
+    named.map_or_else(|| PathBuf::from(DEFAULT_FILE), Path::to_path_buf)
+}
+
+/// The file every command reads when `--config` names none.
+pub(crate) const DEFAULT_FILE: &str = "spool.toml";
+
+/// The file a command reads: the one `--config` names (which must exist), else `spool.toml`
+/// in the working directory if there is one, else none.
+pub(crate) fn read_config(named: Option<&Path>) -> Result<Option<File>, String> {
+    match named {
+        Some(path) => read(path).map(Some),
+        None if Path::new(DEFAULT_FILE).exists() => read(Path::new(DEFAULT_FILE)).map(Some),
+        None => Ok(None),
+    }
 }
 
 // Refuses every other key: a `url` or `[[schedule]]` that is silently not read would look
 // like a supervisor running on the wrong store or without its schedules.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct File {
+pub(crate) struct File {
+    /// The store URL, used when neither `--url` nor `SPOOL_URL` is given.
+    pub(crate) url: Option<String>,
+    /// The log format, used when neither `--log-format` nor `SPOOL_LOG_FORMAT` is given.
+    pub(crate) log_format: Option<crate::output::LogFormat>,
     #[serde(default)]
     supervisor: Option<SupervisorSection>,
     #[serde(default)]
     pool: Vec<PoolSection>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SupervisorSection {
     cooldown: Option<String>,
     max_shift: Option<u32>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PoolSection {
     name: String,
@@ -70,22 +87,36 @@ fn auto() -> String {
     "auto".into()
 }
 
+/// Reads and checks the whole file at `path` (every command does, at start).
+pub(crate) fn read(path: &Path) -> Result<File, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let file: File = toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    spec(path, &file)?;
+    Ok(file)
+}
+
 /// Reads the `[supervisor]` and `[[pool]]` sections of `path`.
 pub(crate) fn load(path: &Path) -> Result<SupervisorSpec, String> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let file: File = toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    spec(path, &file)
+}
+
+/// The supervisor's settings and pools from a file already read.
+fn spec(path: &Path, file: &File) -> Result<SupervisorSpec, String> {
     let mut spec = SupervisorSpec::default();
-    if let Some(s) = file.supervisor {
-        if let Some(c) = s.cooldown {
-            spec.cooldown = duration(path, "supervisor.cooldown", &c)?;
+    if let Some(s) = &file.supervisor {
+        if let Some(c) = &s.cooldown {
+            spec.cooldown = duration(path, "supervisor.cooldown", c)?;
         }
         if let Some(m) = s.max_shift {
             spec.max_shift = m.max(1);
         }
     }
-    for p in file.pool {
-        spec.pools.push(pool(path, p)?);
+    for p in &file.pool {
+        spec.pools.push(pool(path, p.clone())?);
     }
     Ok(spec)
 }

@@ -9,7 +9,7 @@ use spool::{Periodic, Registry, WorkerConfig, events::Events};
 use crate::{
     CliError, admin, batches, bench,
     command::{Cli, CliArgs, Command},
-    demo, dispatch, failed, inspect, install, output,
+    demo, dispatch, failed, inspect, install, output, schedule,
     supervise::{self, WorkerCommand},
     work,
 };
@@ -190,8 +190,7 @@ impl App {
             let format = cli.log_format(file.as_ref().and_then(|f| f.log_format));
             output::init_logging(cli.logs_info(), format);
         }
-        let file_url = file.and_then(|f| f.url);
-        match self.execute(cli, file_url).await {
+        match self.execute(cli, file).await {
             Ok(code) => code,
             Err(e) => {
                 eprintln!("error: {e}");
@@ -200,7 +199,7 @@ impl App {
         }
     }
 
-    async fn execute(self, cli: Cli, file_url: Option<String>) -> Result<ExitCode, CliError> {
+    async fn execute(self, cli: Cli, file: Option<supervise::File>) -> Result<ExitCode, CliError> {
         let App {
             registry,
             setup,
@@ -215,7 +214,11 @@ impl App {
             log_format,
         } = *args;
         let url_flag = url.clone();
-        let url = crate::command::store_url(url, file_url);
+        let url = crate::command::store_url(url, file.as_ref().and_then(|f| f.url.clone()));
+        let schedules = match &file {
+            Some(f) => f.schedules().map_err(CliError::Usage)?,
+            None => Vec::new(),
+        };
         // Commands that put jobs in or run them create or upgrade Spool's tables; the others
         // (reading, administering) never create a store where a mistyped URL points, and work
         // with a read-only database role.
@@ -223,7 +226,21 @@ impl App {
         let existing = || spool::store::open_existing(&url);
         match command {
             Command::Dispatch(a) => dispatch::run(connect().await?, &registry, a).await,
-            Command::Work(a) => work::run(connect().await?, registry, a, setup).await,
+            Command::Work(a) => {
+                let mut setup = setup;
+                for (entry, periodic) in schedules {
+                    // Refused at start, naming the entry, rather than failing at every tick.
+                    if !registry.contains(&entry.job) {
+                        return Err(CliError::Usage(format!(
+                            "schedule `{}`: this worker has no job named `{}`",
+                            entry.name, entry.job
+                        )));
+                    }
+                    setup.periodic.push(periodic);
+                }
+                work::run(connect().await?, registry, a, setup).await
+            }
+            Command::Schedule(a) => schedule::run(&schedules, a),
             Command::Supervise(_) => {
                 let path = supervise::config_path(config.as_deref());
                 let mut global = Vec::new();

@@ -5,8 +5,8 @@ use clap::{
 };
 
 use crate::{
-    admin, batches, bench, demo, dispatch, failed, inspect, install, output::LogFormat, supervise,
-    work,
+    admin, batches, bench, demo, dispatch, failed, inspect, install, output::LogFormat, schedule,
+    supervise, work,
 };
 
 /// Spool's command line: the global `--url` and one command.
@@ -125,6 +125,8 @@ pub(crate) enum Command {
     Work(work::WorkArgs),
     /// Run the configuration's pools of worker processes, scaled to demand.
     Supervise(supervise::SuperviseArgs),
+    /// The configuration file's periodic jobs: `schedule list`.
+    Schedule(schedule::ScheduleArgs),
     /// Print a systemd unit or a Supervisor program section for `spool supervise`.
     Install(install::InstallArgs),
     /// Queue counts, totals and live workers.

@@ -37,6 +37,7 @@ mod failed;
 mod inspect;
 mod install;
 mod output;
+mod schedule;
 mod supervise;
 mod work;
 

@@ -124,3 +124,144 @@ fn the_files_log_format_applies_unless_the_flag_or_environment_says_otherwise() 
     let logs = String::from_utf8_lossy(&out.stderr);
     assert!(!logs.starts_with('{'), "the flag wins: {logs}");
 }
+
+#[test]
+fn schedule_list_shows_each_entry_with_its_next_three_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("spool.toml"),
+        r#"url = "sqlite://s.db"
+
+[[schedule]]
+name = "nightly-report"
+cron = "0 3 * * *"
+timezone = "Europe/Kyiv"
+job = "shell"
+payload = { cmd = "echo report" }
+queue = "reports"
+
+[[schedule]]
+name = "every-minute"
+cron = "* * * * *"
+job = "noop"
+"#,
+    )
+    .unwrap();
+    let out = spool(d, &["schedule", "list", "--json"]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let listed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let schedules = listed["schedules"].as_array().unwrap();
+    assert_eq!(schedules.len(), 2);
+    let nightly = &schedules[0];
+    assert_eq!(nightly["name"], "nightly-report");
+    assert_eq!(nightly["cron"], "0 3 * * *");
+    assert_eq!(nightly["timezone"], "Europe/Kyiv");
+    assert_eq!(nightly["job"], "shell");
+    assert_eq!(nightly["queue"], "reports");
+    let next: Vec<&str> = nightly["next"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(next.len(), 3);
+    for at in &next {
+        // 03:00 in Kyiv is 00:00 or 01:00 UTC (summer or winter time).
+        assert!(
+            at.ends_with("T00:00:00Z") || at.ends_with("T01:00:00Z"),
+            "{at}"
+        );
+    }
+    assert!(next.windows(2).all(|w| w[0] < w[1]));
+    assert_eq!(schedules[1]["queue"], "default");
+    assert_eq!(schedules[1]["timezone"], "UTC");
+}
+
+#[test]
+fn bad_schedules_are_refused_at_start_naming_the_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let entry =
+        |body: &str| format!("url = \"sqlite://b.db\"\n[[schedule]]\nname = \"rep\"\n{body}");
+    let cases = [
+        ("cron = \"61 * * * *\"\njob = \"noop\"\n", "invalid cron"),
+        (
+            "cron = \"* * * * *\"\njob = \"noop\"\ntimezone = \"Mars/Olympus\"\n",
+            "unknown time zone",
+        ),
+        (
+            "cron = \"* * * * *\"\njob = \"noop\"\nqueue = \"a,b\"\n",
+            "queue",
+        ),
+    ];
+    for (body, why) in cases {
+        std::fs::write(d.join("spool.toml"), entry(body)).unwrap();
+        let out = spool(d, &["status"]).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{body}: {err}");
+        assert!(
+            err.contains("schedule `rep`") && err.contains(why),
+            "{body}: {err}"
+        );
+    }
+    // A job the worker does not know: refused when the worker starts.
+    std::fs::write(
+        d.join("spool.toml"),
+        entry("cron = \"* * * * *\"\njob = \"nightly\"\n"),
+    )
+    .unwrap();
+    let out = spool(d, &["work", "--until-done"]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("schedule `rep`") && err.contains("`nightly`"),
+        "{err}"
+    );
+}
+
+/// Two workers read the same file: each tick of the schedule is pushed once between them.
+#[test]
+fn a_schedule_from_the_file_fires_once_per_tick_across_two_workers() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("spool.toml"),
+        r#"url = "sqlite://t.db"
+
+[[schedule]]
+name = "tick"
+cron = "* * * * * *"
+job = "shell"
+payload = { cmd = "echo $SPOOL_JOB_ID >> ticks.txt" }
+"#,
+    )
+    .unwrap();
+    let workers: Vec<_> = (0..2)
+        .map(|_| {
+            spool(d, &["work", "--allow", "shell", "--sleep", "50ms"])
+                // `shell` payloads are sealed: the workers share a key.
+                .env("SPOOL_KEY", "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=")
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    std::thread::sleep(std::time::Duration::from_millis(4500));
+    for mut w in workers {
+        let _ = w.kill();
+        let _ = w.wait();
+    }
+    let ticks = std::fs::read_to_string(d.join("ticks.txt")).unwrap_or_default();
+    let ids: Vec<&str> = ticks.lines().collect();
+    assert!(ids.len() >= 2, "the schedule fired: {ticks}");
+    let mut unique = ids.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    assert_eq!(unique.len(), ids.len(), "a tick ran twice: {ticks}");
+    assert!(ids.iter().all(|id| id.starts_with("cron:tick:")), "{ticks}");
+}

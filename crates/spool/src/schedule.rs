@@ -49,6 +49,8 @@ type MakeEnvelope = dyn Fn(&Spool, String) -> Result<Envelope, DispatchError> + 
 pub struct Periodic {
     name: String,
     cron: croner::Cron,
+    /// The zone the expression is read in; UTC when `None`.
+    zone: Option<chrono_tz::Tz>,
     make: Arc<MakeEnvelope>,
 }
 
@@ -65,6 +67,14 @@ pub enum ScheduleError {
         /// What is wrong with it.
         reason: String,
     },
+    /// The time zone is not an IANA name.
+    #[error("schedule `{name}`: unknown time zone `{zone}`; use an IANA name such as Europe/Kyiv")]
+    Zone {
+        /// The schedule's name.
+        name: String,
+        /// The zone given.
+        zone: String,
+    },
 }
 
 impl Periodic {
@@ -76,25 +86,100 @@ impl Periodic {
         job: J,
     ) -> Result<Periodic, ScheduleError> {
         let name = name.into();
-        let cron = croner::parser::CronParser::builder()
-            .seconds(croner::parser::Seconds::Optional)
-            .build()
-            .parse(expression)
-            .map_err(|e| ScheduleError::Cron {
-                name: name.clone(),
-                expression: expression.to_string(),
-                reason: e.to_string(),
-            })?;
+        let cron = parse(&name, expression)?;
         let make = move |spool: &Spool, id: String| {
             spool.envelope(&job, job.queue().to_string(), job.options(), Some(id), None)
         };
         Ok(Periodic {
             name,
             cron,
+            zone: None,
             make: Arc::new(make),
         })
     }
 
+    /// Pushes the job named `job` with `payload` on `queue` at every tick of `expression`:
+    /// the form a schedule takes when it comes from a configuration file rather than from
+    /// Rust code. Whether a worker knows `job` is for the caller to check.
+    ///
+    /// ```
+    /// let report = spool::Periodic::from_job_name(
+    ///     "nightly-report", "0 3 * * *", "shell", "default",
+    ///     serde_json::json!({"cmd": "echo report"}),
+    /// ).unwrap();
+    /// assert_eq!(report.name(), "nightly-report");
+    /// ```
+    pub fn from_job_name(
+        name: impl Into<String>,
+        expression: &str,
+        job: &str,
+        queue: &str,
+        payload: serde_json::Value,
+    ) -> Result<Periodic, ScheduleError> {
+        let name = name.into();
+        let cron = parse(&name, expression)?;
+        let (job, queue) = (job.to_string(), queue.to_string());
+        let make = move |spool: &Spool, id: String| {
+            let mut envelope = Envelope::new(&job, &queue, payload.clone());
+            envelope.id = id;
+            spool.seal_envelope(envelope)
+        };
+        Ok(Periodic {
+            name,
+            cron,
+            zone: None,
+            make: Arc::new(make),
+        })
+    }
+
+    /// Reads the expression in the IANA time zone `zone` (`Europe/Kyiv`) instead of UTC, so
+    /// `0 3 * * *` is 03:00 there, summer and winter.
+    ///
+    /// ```
+    /// # use chrono::{TimeZone, Utc};
+    /// let kyiv = spool::Periodic::from_job_name("r", "0 3 * * *", "noop", "default", serde_json::Value::Null)
+    ///     .unwrap()
+    ///     .in_zone("Europe/Kyiv")
+    ///     .unwrap();
+    /// // 03:00 in Kyiv in January is 01:00 UTC.
+    /// let after = Utc.with_ymd_and_hms(2030, 1, 10, 12, 0, 0).unwrap();
+    /// assert_eq!(kyiv.next_after(after).unwrap(), Utc.with_ymd_and_hms(2030, 1, 11, 1, 0, 0).unwrap());
+    /// ```
+    pub fn in_zone(mut self, zone: &str) -> Result<Periodic, ScheduleError> {
+        self.zone = Some(zone.parse().map_err(|_| ScheduleError::Zone {
+            name: self.name.clone(),
+            zone: zone.to_string(),
+        })?);
+        Ok(self)
+    }
+
+    /// The time zone the expression is read in (`None`: UTC).
+    pub fn zone(&self) -> Option<&str> {
+        self.zone.as_ref().map(|z| z.name())
+    }
+
+    /// The cron expression.
+    pub fn expression(&self) -> String {
+        self.cron.pattern.to_string()
+    }
+}
+
+/// Parses a cron expression of 5 fields, or 6 with seconds first.
+fn parse(name: &str, expression: &str) -> Result<croner::Cron, ScheduleError> {
+    {
+        croner::parser::CronParser::builder()
+            .seconds(croner::parser::Seconds::Optional)
+            .build()
+            .parse(expression)
+            .map_err(|e| ScheduleError::Cron {
+                name: name.to_string(),
+                expression: expression.to_string(),
+                reason: e.to_string(),
+            })
+    }
+}
+
+impl Periodic {
     /// The schedule's name.
     pub fn name(&self) -> &str {
         &self.name
@@ -104,10 +189,15 @@ impl Periodic {
     pub fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
         // Ticks are whole seconds, so every worker names the same tick the same way.
         let after = after.with_nanosecond(0)?;
-        self.cron
-            .find_next_occurrence(&after, false)
-            .ok()?
-            .with_nanosecond(0)
+        let next = match &self.zone {
+            None => self.cron.find_next_occurrence(&after, false).ok()?,
+            Some(zone) => self
+                .cron
+                .find_next_occurrence(&after.with_timezone(zone), false)
+                .ok()?
+                .with_timezone(&Utc),
+        };
+        next.with_nanosecond(0)
     }
 
     /// The tick's job: a fixed id and a day-long unique lock named after the tick.

@@ -33,7 +33,7 @@ pub(crate) use child::{Launcher, WorkerCommand};
 use notify::Notifier;
 use pool::Pool;
 use scale::Demand;
-pub(crate) use source::{config_path, load, read_config};
+pub(crate) use source::{File, ScheduleEntry, config_path, load, read_config};
 pub(crate) use spec::{PoolSpec, SupervisorSpec};
 
 /// How often the supervisor looks at its processes, signals and the store.

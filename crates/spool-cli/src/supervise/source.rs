@@ -47,6 +47,56 @@ pub(crate) struct File {
     supervisor: Option<SupervisorSection>,
     #[serde(default)]
     pool: Vec<PoolSection>,
+    #[serde(default)]
+    schedule: Vec<ScheduleSection>,
+}
+
+/// A `[[schedule]]` entry: a job pushed on a cron schedule by every worker reading the file
+/// (each tick once across all of them).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ScheduleSection {
+    pub(crate) name: String,
+    pub(crate) cron: String,
+    pub(crate) timezone: Option<String>,
+    pub(crate) job: String,
+    #[serde(default)]
+    pub(crate) payload: Option<toml::Value>,
+    #[serde(default = "default_queue")]
+    pub(crate) queue: String,
+}
+
+fn default_queue() -> String {
+    spool::DEFAULT_QUEUE.to_string()
+}
+
+/// A `[[schedule]]` entry as written, and the periodic job it makes.
+pub(crate) type ScheduleEntry = (ScheduleSection, spool::Periodic);
+
+impl File {
+    /// The file's schedules, checked (cron, time zone, queue name, unique names).
+    pub(crate) fn schedules(&self) -> Result<Vec<ScheduleEntry>, String> {
+        let mut out: Vec<ScheduleEntry> = Vec::new();
+        for s in &self.schedule {
+            if out.iter().any(|(o, _)| o.name == s.name) {
+                return Err(format!("schedule `{}`: the name is used twice", s.name));
+            }
+            spool::limits::check_queue(&s.queue)
+                .map_err(|e| format!("schedule `{}`: queue: {e}", s.name))?;
+            let payload = match &s.payload {
+                Some(p) => serde_json::to_value(p).map_err(|e| e.to_string())?,
+                None => serde_json::Value::Null,
+            };
+            let mut periodic =
+                spool::Periodic::from_job_name(&s.name, &s.cron, &s.job, &s.queue, payload)
+                    .map_err(|e| e.to_string())?;
+            if let Some(zone) = &s.timezone {
+                periodic = periodic.in_zone(zone).map_err(|e| e.to_string())?;
+            }
+            out.push((s.clone(), periodic));
+        }
+        Ok(out)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -93,6 +143,8 @@ pub(crate) fn read(path: &Path) -> Result<File, String> {
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let file: File = toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
     spec(path, &file)?;
+    file.schedules()
+        .map_err(|e| format!("{}: {e}", path.display()))?;
     Ok(file)
 }
 

@@ -9,7 +9,7 @@ use spool::{Periodic, Registry, WorkerConfig, events::Events};
 use crate::{
     CliError, admin, batches, bench,
     command::{Cli, CliArgs, Command},
-    demo, dispatch, failed, inspect, install, output, schedule,
+    demo, dispatch, failed, health, inspect, install, output, schedule,
     supervise::{self, WorkerCommand},
     work,
 };
@@ -275,6 +275,7 @@ impl App {
             }
             Command::Migrate => admin::migrate(connect().await?).await,
             Command::Status(a) => inspect::status(existing().await?, a).await,
+            Command::Health(a) => health::run(&url, a).await,
             Command::Jobs(a) => inspect::jobs(existing().await?, a).await,
             Command::Job(a) => inspect::job(existing().await?, a).await,
             Command::Size(a) => inspect::size(existing().await?, a).await,

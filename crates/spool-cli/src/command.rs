@@ -5,8 +5,8 @@ use clap::{
 };
 
 use crate::{
-    admin, batches, bench, demo, dispatch, failed, inspect, install, output::LogFormat, schedule,
-    supervise, work,
+    admin, batches, bench, demo, dispatch, failed, health, inspect, install, output::LogFormat,
+    schedule, supervise, work,
 };
 
 /// Spool's command line: the global `--url` and one command.
@@ -131,6 +131,8 @@ pub(crate) enum Command {
     Install(install::InstallArgs),
     /// Queue counts, totals and live workers.
     Status(inspect::JsonFlag),
+    /// Check the store, its workers and queues: exit 0 healthy, 1 unhealthy, 3 unreachable.
+    Health(health::HealthArgs),
     /// List queued jobs.
     Jobs(inspect::JobsArgs),
     /// Show, delete or run now one queued job.

@@ -34,6 +34,7 @@ mod command;
 mod demo;
 mod dispatch;
 mod failed;
+mod health;
 mod inspect;
 mod install;
 mod output;

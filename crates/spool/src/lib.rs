@@ -54,6 +54,7 @@ mod duration;
 pub mod encryption;
 mod envelope;
 pub mod events;
+pub mod health;
 mod job;
 pub mod limits;
 pub mod middleware;

@@ -140,6 +140,12 @@ struct JobView<'a> {
     last_error: Option<&'a str>,
     available_at: String,
     worker: Option<&'a str>,
+    /// When its worker reserved it (RFC 3339), while reserved.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reserved_at: Option<String>,
+    /// How long it has run, while reserved.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    running_for_ms: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     progress: Option<&'a spool::store::Progress>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -163,10 +169,20 @@ fn view(j: &JobInfo, with_payload: bool) -> JobView<'_> {
         last_error: j.last_error.as_deref(),
         available_at: spool::store::rfc3339_ms(j.available_at),
         worker: j.worker.as_deref(),
+        reserved_at: j.reserved_at.map(spool::store::rfc3339_ms),
+        running_for_ms: j.reserved_at.map(running_for_ms),
         progress: j.progress.as_ref(),
         payload,
         unreadable: j.unreadable.as_deref(),
     }
+}
+
+/// Milliseconds since `reserved_at` by this machine's clock (zero if it is behind the store's).
+fn running_for_ms(reserved_at: i64) -> u64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    u64::try_from(now.saturating_sub(reserved_at)).unwrap_or(0)
 }
 
 fn state_name(s: JobState) -> &'static str {
@@ -192,6 +208,37 @@ pub(crate) async fn jobs(store: Arc<dyn Store>, a: JobsArgs) -> Result<ExitCode,
         output::json(&Doc {
             jobs: jobs.iter().map(|j| view(j, false)).collect(),
         });
+        return Ok(ExitCode::SUCCESS);
+    }
+    if a.state == Some(JobState::Reserved) {
+        // Hunting stuck jobs: who holds each, since when, for how long.
+        output::table_of(
+            &[
+                "ID",
+                "QUEUE",
+                "JOB",
+                "WORKER",
+                "RESERVED AT",
+                "RUNNING FOR",
+                "ATTEMPTS",
+            ],
+            &jobs,
+            |j| {
+                vec![
+                    j.id.clone(),
+                    j.queue.clone(),
+                    j.job.clone(),
+                    j.worker.clone().unwrap_or_else(|| "-".into()),
+                    j.reserved_at
+                        .map_or_else(|| "-".into(), spool::store::rfc3339_ms),
+                    j.reserved_at.map_or_else(
+                        || "-".into(),
+                        |at| format_duration(Duration::from_millis(running_for_ms(at))),
+                    ),
+                    j.attempts.to_string(),
+                ]
+            },
+        );
         return Ok(ExitCode::SUCCESS);
     }
     output::table_of(
@@ -284,6 +331,17 @@ pub(crate) async fn job(store: Arc<dyn Store>, a: JobArgs) -> Result<ExitCode, C
         ("deferrals", v.deferrals.to_string()),
         ("available at", v.available_at.to_string()),
         ("worker", v.worker.unwrap_or("-").to_string()),
+        (
+            "reserved at",
+            v.reserved_at.clone().unwrap_or_else(|| "-".into()),
+        ),
+        (
+            "running for",
+            v.running_for_ms.map_or_else(
+                || "-".into(),
+                |ms| format_duration(Duration::from_millis(ms)),
+            ),
+        ),
         ("last error", v.last_error.unwrap_or("-").to_string()),
     ];
     if let Some(why) = v.unreadable {

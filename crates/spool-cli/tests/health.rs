@@ -121,3 +121,37 @@ fn an_unreachable_store_exits_3_and_a_bad_flag_2() {
     let out = env.run(&["health", "--max-wait", "soon"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// Hunting a stuck job: `jobs --state reserved` and `job ID` say who holds it, since when and
+/// for how long it has run.
+#[test]
+fn reserved_jobs_show_their_worker_reservation_time_and_running_time() {
+    let env = Env::new();
+    let out = env.ok(&["dispatch", "sleep", "--payload", r#"{"ms":5000}"#]);
+    let id = out.trim().to_string();
+    let mut worker = env.spawn(&["work", "--sleep", "50ms"]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let job = loop {
+        let job = env.json(&["job", &id, "--json"]);
+        if job["state"] == "reserved" || std::time::Instant::now() > deadline {
+            break job;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    let table = env.ok(&["jobs", "--state", "reserved"]);
+    let job_again = env.json(&["job", &id, "--json"]);
+    let _ = worker.kill();
+    let _ = worker.wait();
+    assert_eq!(job["state"], "reserved", "{job}");
+    assert!(job["worker"].is_string(), "{job}");
+    assert!(job["reserved_at"].as_str().unwrap().ends_with('Z'), "{job}");
+    assert!(
+        job_again["running_for_ms"].as_u64().unwrap() >= 300,
+        "{job_again}"
+    );
+    assert!(
+        table.contains("RESERVED AT") && table.contains("RUNNING FOR") && table.contains(&id),
+        "{table}"
+    );
+}

@@ -163,6 +163,34 @@ pub async fn inspection_and_job_commands(fixture: &dyn Fixture) {
             .as_deref(),
         Some(w.as_str())
     );
+    // A held job says when it was reserved (store clock); a waiting one does not.
+    let reserved = store
+        .jobs(&JobFilter {
+            state: Some(JobState::Reserved),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(reserved.len(), 1);
+    let at = reserved[0]
+        .reserved_at
+        .expect("a reserved job has its reservation time");
+    let local = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    assert!(
+        (at - local).abs() < 60_000,
+        "reserved_at {at} is near now {local}"
+    );
+    assert_eq!(
+        store.job(&held.id).await.unwrap().unwrap().reserved_at,
+        Some(at)
+    );
+    assert_eq!(
+        store.job(&ready.id).await.unwrap().unwrap().reserved_at,
+        None
+    );
     assert!(store.job("missing").await.unwrap().is_none());
     // run-now makes a delayed job pending; a pending one is not "delayed".
     assert!(store.run_job_now(&later.id).await.unwrap());

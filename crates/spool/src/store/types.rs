@@ -371,6 +371,10 @@ pub struct JobInfo {
     pub available_at: i64,
     /// The worker holding it.
     pub worker: Option<String>,
+    /// When the holding worker reserved it, ms since the epoch (store clock); `None` unless
+    /// reserved.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reserved_at: Option<i64>,
     /// The envelope as stored.
     pub envelope: String,
     /// Progress the handler reported, if any.

@@ -194,7 +194,8 @@ pub(super) fn job_info(value: &Value, queue: &str, now: i64) -> StoreResult<(Job
         seq,
         progress,
         progress_message,
-    ] = fixed::<12>(value, "job")?;
+        reserved_at,
+    ] = fixed::<13>(value, "job")?;
     let worker = opt_text(worker, "worker")?;
     let (envelope, mut unreadable) = self::envelope(envelope)?;
     let available_at = time(available_at, "available_at").unwrap_or_else(|why| {
@@ -216,6 +217,11 @@ pub(super) fn job_info(value: &Value, queue: &str, now: i64) -> StoreResult<(Job
     .map(|n| u32::try_from(n.max(0)).unwrap_or(u32::MAX));
     let (job, unreadable) = unreadable::listed(text(job, "job name")?, &envelope, unreadable);
     let info = JobInfo {
+        reserved_at: if worker.is_some() {
+            opt_int(reserved_at, "reserved_at").unwrap_or(None)
+        } else {
+            None
+        },
         unreadable,
         id: text(id, "job id")?,
         queue: queue.to_string(),

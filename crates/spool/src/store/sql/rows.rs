@@ -105,6 +105,12 @@ pub(crate) fn job_info(row: &impl ServerRow) -> Result<JobInfo, sqlx::Error> {
     let envelope = row.text(9)?;
     let (job, unreadable) = crate::store::unreadable::listed(row.text(2)?, &envelope, None);
     Ok(JobInfo {
+        // Only while a worker holds it (a released job keeps its last reservation's time).
+        reserved_at: if worker.is_some() {
+            row.opt_int(13)?
+        } else {
+            None
+        },
         unreadable,
         id: row.text(0)?,
         queue: row.text(1)?,

@@ -201,6 +201,12 @@ pub(super) fn job_info(row: &Row<'_>) -> rusqlite::Result<JobInfo> {
     };
     let state = rules::job_state(worker.is_some(), available_at, now);
     Ok(JobInfo {
+        // Only while a worker holds it (a released job keeps its last reservation's time).
+        reserved_at: if worker.is_some() {
+            row.get::<_, Option<i64>>(13).unwrap_or(None)
+        } else {
+            None
+        },
         id,
         queue,
         job,

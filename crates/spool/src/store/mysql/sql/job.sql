@@ -1,2 +1,2 @@
-SELECT {columns}, {now}
+SELECT {columns}, {now}, reserved_at
 FROM spool_jobs WHERE id = ?

@@ -29,10 +29,11 @@ end
 local out = {now}
 for _, id in ipairs(ids) do
   local f = redis.call('HMGET', job_key(id), 'job', 'worker', 'available_at', 'attempts',
-    'recoveries', 'deferrals', 'last_error', 'seq', 'progress', 'progress_message')
+    'recoveries', 'deferrals', 'last_error', 'seq', 'progress', 'progress_message', 'reserved_at')
   if f[1] then
     out[#out + 1] = {id, f[1], f[2], f[3], f[4], f[5], f[6], f[7],
-      redis.call('HGET', K_ENV, id) or '', f[8], f[9] or false, f[10] or false}
+      redis.call('HGET', K_ENV, id) or '', f[8], f[9] or false, f[10] or false,
+      f[11] or false}
   end
 end
 return out

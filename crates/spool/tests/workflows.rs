@@ -172,8 +172,10 @@ async fn open(fresh: &support::Fresh) -> (Spool, Arc<dyn Store>) {
 }
 
 /// Runs are recorded per test and store: the same test runs on every store at once.
+/// The test's key in the shared run log: unique per store location (a Redis server and a
+/// Redis Cluster are both `redis`).
 fn key(fresh: &support::Fresh, test: &str) -> String {
-    format!("{}-{test}", fresh.backend)
+    format!("{}-{}-{test}", fresh.backend, fresh.url)
 }
 
 async fn work(store: &Arc<dyn Store>, queues: &[&str], concurrency: usize) {

@@ -28,19 +28,24 @@ pub(crate) fn parse(url: &str) -> StoreResult<Url> {
 
 /// Removes every `name=...` query parameter from `url`; returns the last one's decoded value.
 pub(crate) fn take_param(url: &mut Url, name: &str) -> Option<String> {
-    let mut found = None;
+    take_all(url, name).pop()
+}
+
+/// Removes every `name=...` query parameter from `url`; returns their decoded values in order.
+pub(crate) fn take_all(url: &mut Url, name: &str) -> Vec<String> {
+    let mut found = Vec::new();
     let rest: Vec<(String, String)> = url
         .query_pairs()
         .filter_map(|(key, value)| {
             if key == name {
-                found = Some(value.into_owned());
+                found.push(value.into_owned());
                 None
             } else {
                 Some((key.into_owned(), value.into_owned()))
             }
         })
         .collect();
-    if found.is_some() {
+    if !found.is_empty() {
         if rest.is_empty() {
             url.set_query(None);
         } else {

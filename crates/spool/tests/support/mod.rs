@@ -18,6 +18,8 @@ use spool_conformance::{Fixture, Raw};
 
 #[cfg(feature = "postgres")]
 pub(crate) mod bouncer;
+#[cfg(feature = "redis")]
+pub(crate) mod cluster;
 #[cfg(feature = "mysql")]
 mod mysql;
 #[cfg(feature = "postgres")]
@@ -39,7 +41,8 @@ pub(crate) use pgbouncer::pgbouncer;
 pub(crate) use postgres::{postgres, postgres_url};
 #[cfg(feature = "redis")]
 pub(crate) use redis::{
-    POLICY, connection as redis_connection, raw_meta_is_seen, redis, redis_url,
+    POLICY, cluster as redis_cluster_nodes, connection as redis_connection, raw_meta_is_seen,
+    redis, redis_cluster, redis_url,
 };
 #[cfg(feature = "sqlite")]
 pub(crate) use sqlite::{SQLITE_FILE, sqlite, sqlite_store};
@@ -268,6 +271,7 @@ macro_rules! on_every_store {
         $crate::on_every_store!(@store postgres, any(feature = "postgres"); $($test),*);
         $crate::on_every_store!(@store mysql, any(feature = "mysql"); $($test),*);
         $crate::on_every_store!(@store redis, any(feature = "redis"); $($test),*);
+        $crate::on_every_store!(@store redis_cluster, any(feature = "redis"); $($test),*);
     };
     (@store $store:ident, $cfg:meta; $($test:ident),*) => {
         #[cfg($cfg)]

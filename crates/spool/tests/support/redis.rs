@@ -24,6 +24,33 @@ pub(crate) fn redis_url() -> String {
 /// A new prefix; `None` when the server is unreachable outside CI.
 pub(crate) async fn redis() -> Option<Fresh> {
     let base = redis_url();
+    let fresh = prefix_on(base.clone()).await?;
+    SWEPT.get_or_init(|| delete_leftover_prefixes(&base)).await;
+    Some(fresh)
+}
+
+/// The Redis Cluster this test process started (the first call starts it).
+pub(crate) async fn cluster() -> Option<&'static super::cluster::Cluster> {
+    static CLUSTER: OnceCell<Option<super::cluster::Cluster>> = OnceCell::const_new();
+    CLUSTER
+        .get_or_init(|| async {
+            tokio::task::spawn_blocking(super::cluster::Cluster::start)
+                .await
+                .expect("start the Redis Cluster")
+        })
+        .await
+        .as_ref()
+}
+
+/// A new prefix on this process's own Redis Cluster; `None` when the Redis binaries are
+/// missing outside CI. Nothing to sweep: the cluster goes with the process.
+pub(crate) async fn redis_cluster() -> Option<Fresh> {
+    let cluster = cluster().await?;
+    prefix_on(cluster.url.clone()).await
+}
+
+/// A new prefix on the server or cluster at `base`.
+async fn prefix_on(base: String) -> Option<Fresh> {
     let name = unique_name();
     let opened = {
         let _policy = POLICY.read().await;
@@ -36,7 +63,6 @@ pub(crate) async fn redis() -> Option<Fresh> {
             "cannot open Redis at {base}: {e}; set SPOOL_TEST_REDIS_URL to a server the tests may use"
         ),
     }
-    SWEPT.get_or_init(|| delete_leftover_prefixes(&base)).await;
     let url = with_param(&base, &format!("prefix={name}"));
     Some(Fresh {
         url,
@@ -101,9 +127,12 @@ async fn delete_leftover_prefixes(url: &str) {
     }
 }
 
-/// Sends commands, each a name and its arguments, in order.
+/// Sends commands, each a name and its arguments, in order (on a cluster, each to its key's
+/// node).
 async fn commands(base: &str, commands: Vec<Vec<Value>>) -> Result<(), String> {
-    let mut conn = connection(base).await.map_err(|e| e.to_string())?;
+    let mut conn = RedisStore::connection(base)
+        .await
+        .map_err(|e| e.to_string())?;
     for args in commands {
         let mut args = args.into_iter();
         let Some(name) = args.next() else {
@@ -145,7 +174,7 @@ pub(super) async fn raw(base: &str, prefix: &str, write: Raw) -> Result<(), Stri
 }
 
 pub(super) async fn schema_version(base: &str, prefix: &str) -> i64 {
-    let mut conn = connection(base).await.expect("connect");
+    let mut conn = RedisStore::connection(base).await.expect("connect");
     let version: Option<i64> = driver::cmd("HGET")
         .arg(format!("{{{prefix}}}:meta"))
         .arg("schema_version")

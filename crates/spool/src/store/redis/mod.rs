@@ -25,18 +25,16 @@ use crate::store::rules::count;
 use std::{
     collections::{HashMap, HashSet},
     sync::{Mutex, MutexGuard},
-    time::Duration,
 };
 
 use futures_util::future::try_join_all;
-use redis::{
-    AsyncConnectionConfig, Client, Script, ScriptInvocation, Value,
-    aio::{ConnectionManager, ConnectionManagerConfig},
-};
+use redis::{Client, Script, ScriptInvocation, Value};
 
 use super::{StoreError, StoreResult, WakeupSignal};
 
 mod admin;
+mod cluster;
+mod connection;
 mod keys;
 mod migrate;
 mod queue;
@@ -46,6 +44,8 @@ mod url;
 mod wakeups;
 mod workflow;
 
+pub use cluster::ClusterRouter;
+pub use connection::Connection;
 pub use keys::DEFAULT_PREFIX;
 /// The `redis` crate this store is built on, for code that needs to reach the same server
 /// (tests, tools).
@@ -57,20 +57,27 @@ use url::RedisUrl;
 
 /// Keys or records deleted per call by the operator's bulk commands.
 const DELETE_CHUNK: usize = 1000;
-/// Time to connect, and to wait for a reply, before the store reports itself unavailable.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-const RESPONSE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The Redis store. Open it with [`crate::connect`] and a `redis://` (or, with the `redis-tls`
 /// feature, `rediss://`) URL, or with [`RedisStore::open_with_prefix`].
 ///
 /// URL parameters Spool reads (and removes before the URL reaches the driver):
 /// `prefix=NAME` puts every key under `NAME` instead of `spool`; `allow_eviction=true` starts
-/// even if the server's `maxmemory-policy` may evict keys.
+/// even if the server's `maxmemory-policy` may evict keys; `cluster=true` reaches a Redis
+/// Cluster through the URL's node and each `node=HOST:PORT` (seed nodes: the client finds the
+/// rest and follows slot moves).
+///
+/// ```no_run
+/// # async fn example() -> Result<(), spool::StoreError> {
+/// use spool::store::redis::RedisStore;
+/// let store = RedisStore::open("redis://10.0.0.1:7001/0?cluster=true&node=10.0.0.2:7001").await?;
+/// # Ok(()) }
+/// ```
 pub struct RedisStore {
     config: RedisUrl,
-    client: Client,
-    conn: ConnectionManager,
+    /// A client per seed node, for the wake-up subscription.
+    seeds: Vec<Client>,
+    conn: Connection,
     keys: Keys,
     channel: String,
     wakeup: WakeupSignal,
@@ -119,35 +126,11 @@ impl RedisStore {
 
     async fn open_parsed(config: RedisUrl) -> StoreResult<Self> {
         let keys = Keys::new(&config.prefix)?;
-        #[cfg(not(feature = "redis-tls"))]
-        if config.driver_url.starts_with("rediss://") {
-            return Err(StoreError::NotCompiled("redis-tls"));
-        }
-        let client = Client::open(config.driver_url.as_str())
-            .map_err(|e| StoreError::bad_url(&config.driver_url, e))?;
-        // One direct connection first: it fails at once and says why (refused, bad password),
-        // where the managed connection would keep retrying; it also checks the server's
-        // eviction policy before anything is stored.
-        let direct = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(CONNECT_TIMEOUT))
-            .set_response_timeout(Some(RESPONSE_TIMEOUT));
-        let mut probe = client
-            .get_multiplexed_async_connection_with_config(&direct)
-            .await?;
-        migrate::check_eviction(&mut probe, config.allow_eviction).await?;
-        drop(probe);
-        // Reconnects on its own after a connection error: the failed call reports the store
-        // unavailable, and the worker retries with backoff (D-3).
-        let managed = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(CONNECT_TIMEOUT))
-            .set_response_timeout(Some(RESPONSE_TIMEOUT))
-            .set_number_of_retries(3)
-            .set_max_delay(Duration::from_secs(2));
-        let conn = ConnectionManager::new_lazy_with_config(client.clone(), managed)?;
+        let connection::Opened { conn, seeds } = connection::open(&config).await?;
         Ok(RedisStore {
             channel: keys.channel(),
             config,
-            client,
+            seeds,
             conn,
             keys,
             wakeup: WakeupSignal::default(),
@@ -157,6 +140,13 @@ impl RedisStore {
             registered: Mutex::new(HashSet::new()),
             known_queues: Mutex::new(HashSet::new()),
         })
+    }
+
+    /// A connection of its own to the server or cluster `url` names (Spool's parameters are
+    /// read as [`RedisStore::open`] reads them), for code that reaches Spool's keys itself:
+    /// tests writing what another program would, tools.
+    pub async fn connection(url: &str) -> StoreResult<Connection> {
+        Ok(connection::open(&RedisUrl::parse(url)?).await?.conn)
     }
 
     /// The key prefix.
@@ -180,32 +170,35 @@ impl RedisStore {
     pub async fn delete_prefix(url: &str, prefix: &str) -> StoreResult<u64> {
         let keys = Keys::new(prefix)?;
         let config = RedisUrl::parse(url)?;
-        let client = Client::open(config.driver_url.as_str())
-            .map_err(|e| StoreError::bad_url(&config.driver_url, e))?;
-        let mut conn = client.get_multiplexed_async_connection().await?;
         let mut deleted = 0;
-        for pattern in keys.patterns() {
-            let mut cursor: u64 = 0;
-            loop {
-                let (next, found): (u64, Vec<String>) = redis::cmd("SCAN")
-                    .arg(cursor)
-                    .arg("MATCH")
-                    .arg(&pattern)
-                    .arg("COUNT")
-                    .arg(DELETE_CHUNK)
-                    .query_async(&mut conn)
-                    .await?;
-                if !found.is_empty() {
-                    let n: u64 = redis::cmd("UNLINK")
-                        .arg(&found)
+        // On a cluster every primary holds a share of the keys: scan each.
+        for node in connection::primaries(&config).await? {
+            let mut conn = connection::direct(&node).await?;
+            for pattern in keys.patterns() {
+                let mut cursor: u64 = 0;
+                loop {
+                    let (next, found): (u64, Vec<String>) = redis::cmd("SCAN")
+                        .arg(cursor)
+                        .arg("MATCH")
+                        .arg(&pattern)
+                        .arg("COUNT")
+                        .arg(DELETE_CHUNK)
                         .query_async(&mut conn)
                         .await?;
-                    deleted += n;
+                    if !found.is_empty() {
+                        // One key per UNLINK: the keys of one cluster node span many slots.
+                        let mut pipe = redis::pipe();
+                        for key in &found {
+                            pipe.cmd("UNLINK").arg(key);
+                        }
+                        let n: Vec<u64> = pipe.query_async(&mut conn).await?;
+                        deleted += n.iter().sum::<u64>();
+                    }
+                    if next == 0 {
+                        break;
+                    }
+                    cursor = next;
                 }
-                if next == 0 {
-                    break;
-                }
-                cursor = next;
             }
         }
         Ok(deleted)
@@ -238,6 +231,20 @@ impl RedisStore {
             .await?)
     }
 
+    /// Runs commands concurrently (pipelined on the multiplexed connection, and on a cluster
+    /// sent to each key's node); results in input order. Use it rather than `redis::pipe()`,
+    /// which a cluster can only send to one slot.
+    async fn each<T: redis::FromRedisValue>(
+        &self,
+        commands: impl IntoIterator<Item = redis::Cmd>,
+    ) -> StoreResult<Vec<T>> {
+        try_join_all(commands.into_iter().map(|command| async move {
+            let mut conn = self.conn.clone();
+            Ok::<T, StoreError>(command.query_async(&mut conn).await?)
+        }))
+        .await
+    }
+
     async fn run(&self, call: &ScriptInvocation<'_>) -> StoreResult<Value> {
         let mut conn = self.conn.clone();
         Ok(call.invoke_async(&mut conn).await?)
@@ -267,6 +274,41 @@ impl RedisStore {
             })
             .collect();
         self.run_all(&calls).await
+    }
+
+    /// Like [`RedisStore::on_each_queue`], for the worker's background steps (reaping, the
+    /// next due time): a queue whose node cannot answer now (down, on a cluster) is left out
+    /// with a warning, so the others go on; an error only if no queue answered.
+    async fn on_each_reachable_queue(
+        &self,
+        script: &Script,
+        queues: &[String],
+        args: &[String],
+    ) -> StoreResult<Vec<(String, Value)>> {
+        let replies = futures_util::future::join_all(queues.iter().map(|queue| async move {
+            let mut call = self.on_queue(script, queue);
+            for arg in args {
+                call.arg(arg);
+            }
+            (queue, self.run(&call).await)
+        }))
+        .await;
+        let mut answered = Vec::new();
+        let mut failure = None;
+        for (queue, reply) in replies {
+            match reply {
+                Ok(reply) => answered.push((queue.clone(), reply)),
+                Err(e) if e.is_unavailable() => {
+                    tracing::warn!(queue, "this queue cannot be reached now: {e}");
+                    failure = Some(e);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        match failure {
+            Some(e) if answered.is_empty() => Err(e),
+            _ => Ok(answered),
+        }
     }
 
     /// Repeats a chunked delete on one queue until a call deletes less than a whole chunk.
@@ -304,7 +346,7 @@ impl RedisStore {
     }
 
     /// The first of `queues` under whose tag the key `suffix` (e.g. `job:<id>`) exists, asked
-    /// in one pipeline of EXISTS.
+    /// with concurrent EXISTS calls (one round trip per node).
     async fn first_queue_holding(
         &self,
         queues: Vec<String>,
@@ -313,13 +355,13 @@ impl RedisStore {
         if queues.is_empty() {
             return Ok(None);
         }
-        let mut pipe = redis::pipe();
-        for queue in &queues {
-            pipe.cmd("EXISTS")
-                .arg(format!("{}:{suffix}", self.keys.queue(queue)));
-        }
-        let mut conn = self.conn.clone();
-        let found: Vec<i64> = pipe.query_async(&mut conn).await?;
+        let found: Vec<i64> = self
+            .each(queues.iter().map(|queue| {
+                let mut exists = redis::cmd("EXISTS");
+                exists.arg(format!("{}:{suffix}", self.keys.queue(queue)));
+                exists
+            }))
+            .await?;
         Ok(queues
             .into_iter()
             .zip(found)

@@ -10,7 +10,7 @@ use crate::store::wakeup::Listener;
 use std::{sync::Arc, time::Duration};
 
 use async_trait::async_trait;
-use futures_util::future::try_join_all;
+use futures_util::future::{join_all, try_join_all};
 use redis::{ScriptInvocation, Value};
 
 use super::{
@@ -167,6 +167,11 @@ impl RedisStore {
         lease_ms: i64,
         claimed: &mut Vec<ReservedJob>,
     ) -> StoreResult<()> {
+        // A queue whose node cannot answer now (down, failing over, its slot moving on a
+        // cluster) is skipped so the others keep being served; the error is reported only
+        // when no queue answered.
+        let mut answered = false;
+        let mut failure = None;
         for queue in queues {
             let want = limit.saturating_sub(claimed.len());
             if want == 0 {
@@ -174,11 +179,27 @@ impl RedisStore {
             }
             let mut call = self.on_queue(&scripts::RESERVE, queue);
             call.arg(worker).arg(want).arg(lease_ms).arg(queue);
-            let jobs = rows::reserved_jobs(&self.run(&call).await?, queue)?;
+            let reply = match self.run(&call).await {
+                Ok(reply) => reply,
+                Err(e) if e.is_unavailable() => {
+                    tracing::warn!(
+                        queue,
+                        "cannot reserve from this queue now, serving the others: {e}"
+                    );
+                    failure = Some(e);
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            answered = true;
+            let jobs = rows::reserved_jobs(&reply, queue)?;
             self.remember_held(worker, &jobs);
             claimed.extend(jobs);
         }
-        Ok(())
+        match failure {
+            Some(e) if !answered => Err(e),
+            _ => Ok(()),
+        }
     }
 
     /// Calls the settle script for each queue group, the first queue of `claim` (if any)
@@ -411,23 +432,31 @@ impl QueueStore for RedisStore {
             let expires = int(expires, "lease expiry")?;
             let queues = match self.queues_holding(worker_id) {
                 Some(queues) => queues,
-                // Registered through another handle (before a reopen): it may hold jobs
-                // anywhere.
+                // Registered through another handle (the heartbeat's own, after a reopen):
+                // the queues it serves, as its registration names them.
                 None => queue_names(items, 3)?,
             };
-            if !queues.is_empty() {
-                let mut pipe = redis::pipe();
-                for queue in &queues {
-                    pipe.cmd("ZADD")
-                        .arg(Keys::queue_leases(&self.keys.queue(queue)))
-                        .arg("XX")
-                        .arg("GT")
-                        .arg(expires)
-                        .arg(worker_id)
-                        .ignore();
+            let extended = join_all(queues.iter().map(|queue| async move {
+                let mut extend = redis::cmd("ZADD");
+                extend
+                    .arg(Keys::queue_leases(&self.keys.queue(queue)))
+                    .arg("XX")
+                    .arg("GT")
+                    .arg(expires)
+                    .arg(worker_id);
+                (queue, self.each::<Value>([extend]).await)
+            }))
+            .await;
+            for (queue, result) in extended {
+                match result {
+                    Ok(_) => {}
+                    // The queue's node is down (a cluster): its jobs wait for it anyway, and
+                    // the next heartbeat extends the lease there again.
+                    Err(e) if e.is_unavailable() => {
+                        tracing::warn!(queue, "cannot extend the lease in this queue now: {e}");
+                    }
+                    Err(e) => return Err(e),
                 }
-                let mut conn = self.conn.clone();
-                let () = pipe.query_async(&mut conn).await?;
             }
         }
         Ok(Heartbeat {
@@ -440,13 +469,30 @@ impl QueueStore for RedisStore {
         let mut call = self.on_global(&scripts::DEREGISTER_WORKER);
         call.arg(worker_id);
         let reply = self.run(&call).await?;
-        let queues = queue_names(array(&reply, "deregister")?, 1)?;
-        let replies = self
-            .on_each_queue(&scripts::DEREGISTER, &queues, &[worker_id.to_string()])
-            .await?;
+        let mut queues = queue_names(array(&reply, "deregister")?, 1)?;
+        if let Some(holding) = self.queues_holding(worker_id) {
+            queues.extend(holding);
+        }
+        queues.sort();
+        queues.dedup();
+        let handed_back = join_all(queues.iter().map(|queue| async move {
+            let mut call = self.on_queue(&scripts::DEREGISTER, queue);
+            call.arg(worker_id);
+            (queue, self.run(&call).await)
+        }))
+        .await;
         let mut returned = 0;
-        for reply in &replies {
-            returned += int(reply, "jobs handed back")?;
+        let mut failure = None;
+        for (queue, reply) in handed_back {
+            match reply {
+                Ok(reply) => returned += int(&reply, "jobs handed back")?,
+                // The reaper returns them once the queue's node is back.
+                Err(e) if e.is_unavailable() => {
+                    tracing::warn!(queue, "cannot hand back this queue's jobs now: {e}");
+                    failure = Some(e);
+                }
+                Err(e) => return Err(e),
+            }
         }
         lock(&self.leases).remove(worker_id);
         lock(&self.registered).remove(worker_id);
@@ -454,7 +500,7 @@ impl QueueStore for RedisStore {
         if returned > 0 {
             self.wakeup.notify();
         }
-        Ok(())
+        failure.map_or(Ok(()), Err)
     }
 
     async fn reserve(&self, claim: Claim<'_>) -> StoreResult<Vec<ReservedJob>> {
@@ -489,11 +535,21 @@ impl QueueStore for RedisStore {
         let lease_ms = self.lease_of(worker_id).await?;
         // Settling every queue's jobs and claiming from the first queue go out together: one
         // round trip in the common case. Later queues are tried only if the first fell short.
-        let (applied, mut claimed) = self
+        let combined = self
             .settle_groups(worker_id, settlements, Some((first, limit, lease_ms)))
-            .await?;
+            .await;
+        let (applied, mut claimed, rest) = match combined {
+            Ok((applied, claimed)) => (applied, claimed, &queues[1..]),
+            // The first queue's node may be the one failing: settle alone (settling twice is
+            // harmless, each settlement is fenced by its token), then claim queue by queue.
+            Err(e) if e.is_unavailable() => {
+                let applied = self.settle(worker_id, settlements).await?;
+                (applied, Vec::new(), queues)
+            }
+            Err(e) => return Err(e),
+        };
         if let Err(e) = self
-            .reserve_rest(worker_id, &queues[1..], limit, lease_ms, &mut claimed)
+            .reserve_rest(worker_id, rest, limit, lease_ms, &mut claimed)
             .await
         {
             if claimed.is_empty() && applied.is_empty() {
@@ -517,13 +573,15 @@ impl QueueStore for RedisStore {
         )?;
         let queues = queue_names(items, 1)?;
         let args = [max_recoveries.to_string(), OUTBOX_CHUNK.to_string()];
-        let replies = self.on_each_queue(&scripts::REAP, &queues, &args).await?;
+        let replies = self
+            .on_each_reachable_queue(&scripts::REAP, &queues, &args)
+            .await?;
         let mut report = ReapReport {
             workers_removed: count(removed),
             ..ReapReport::default()
         };
         let mut effects = Effects::default();
-        for (queue, reply) in queues.iter().zip(&replies) {
+        for (queue, reply) in &replies {
             let [recovered, failed, outbox, slots] = rows::fixed::<4>(reply, "reaped jobs")?;
             report.recovered += count(int(recovered, "recovered")?);
             report.failed += count(int(failed, "failed")?);
@@ -539,9 +597,11 @@ impl QueueStore for RedisStore {
     }
 
     async fn next_available_in(&self, queues: &[String]) -> StoreResult<Option<Duration>> {
-        let replies = self.on_each_queue(&scripts::NEXT_DUE, queues, &[]).await?;
+        let replies = self
+            .on_each_reachable_queue(&scripts::NEXT_DUE, queues, &[])
+            .await?;
         let mut next: Option<i64> = None;
-        for reply in &replies {
+        for (_, reply) in &replies {
             if let Some(ms) = opt_int(reply, "next due")? {
                 next = Some(next.map_or(ms, |n| n.min(ms)));
             }

@@ -1,6 +1,9 @@
 //! Cross-process wake-ups for Redis: the shared listener task subscribes to the prefix's
 //! channel on a connection of its own and bumps the store's wake-up signal on every message.
 //!
+//! On a cluster, a message published on any node reaches subscribers on every node, so the
+//! listener subscribes on one seed node, moving to the next when it cannot connect.
+//!
 //! The subscription pings now and then, so a connection that died silently is noticed;
 //! otherwise it sleeps until a message arrives.
 
@@ -19,15 +22,18 @@ const PING_TIMEOUT: Duration = Duration::from_secs(10);
 /// Starts the listener task for the store's channel (see [`Listener::start`]).
 pub(super) fn start(store: &RedisStore) -> Option<Listener> {
     let source = Messages {
-        client: store.client.clone(),
+        seeds: store.seeds.clone(),
+        next: 0,
         channel: store.channel.clone(),
     };
     Listener::start(source, "Redis", store.channel.clone(), store.wakeup.clone())
 }
 
-/// SUBSCRIBE to one channel.
+/// SUBSCRIBE to one channel, on the seed nodes in turn.
 struct Messages {
-    client: redis::Client,
+    seeds: Vec<redis::Client>,
+    /// The seed to try next.
+    next: usize,
     channel: String,
 }
 
@@ -35,8 +41,9 @@ impl Source for Messages {
     type Subscription = Subscribed;
 
     async fn subscribe(&mut self) -> Result<Subscribed, String> {
-        let mut pubsub = self
-            .client
+        let seed = &self.seeds[self.next % self.seeds.len()];
+        self.next += 1;
+        let mut pubsub = seed
             .get_async_pubsub()
             .await
             .map_err(|e| format!("cannot connect: {e}"))?;

@@ -289,18 +289,15 @@ impl WorkflowStore for RedisStore {
         if queues.is_empty() {
             return Ok(None);
         }
-        let mut pipe = redis::pipe();
-        for queue in &queues {
-            pipe.cmd("HMGET")
-                .arg(Keys::result(&self.keys.queue(queue), id))
-                .arg("queue")
-                .arg("job")
-                .arg("batch")
-                .arg("result")
-                .arg("completed_at");
-        }
-        let mut conn = self.conn.clone();
-        let replies: Vec<Value> = pipe.query_async(&mut conn).await?;
+        let replies: Vec<Value> = self
+            .each(queues.iter().map(|queue| {
+                let mut fields = redis::cmd("HMGET");
+                fields
+                    .arg(Keys::result(&self.keys.queue(queue), id))
+                    .arg(&["queue", "job", "batch", "result", "completed_at"][..]);
+                fields
+            }))
+            .await?;
         for reply in &replies {
             let [queue, job, batch, result, completed_at] = rows::fixed::<5>(reply, "kept result")?;
             let Some(completed_at) = opt_int(completed_at, "completed_at")? else {

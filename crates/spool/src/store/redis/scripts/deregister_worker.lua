@@ -1,5 +1,6 @@
--- Removes a worker's registration: ARGV = worker. Returns {0, queue names...}; the caller
--- then hands back its jobs queue by queue.
+-- Removes a worker's registration: ARGV = worker. Returns {0, the worker's queue names...};
+-- the caller then hands back its jobs queue by queue.
+local reply = with_worker_queues({0}, ARGV[1])
 redis.call('HDEL', K_WORKERS, ARGV[1])
 redis.call('ZREM', K_LEASES, ARGV[1])
-return with_queues({0})
+return reply

@@ -18,3 +18,17 @@ local function with_queues(head)
   end
   return head
 end
+
+-- {head..., the queues `worker` serves}: a worker holds jobs only in the queues it reserves
+-- from, named in its registration; every queue if the registration is gone or unreadable.
+local function with_worker_queues(head, worker)
+  local record = redis.call('HGET', K_WORKERS, worker)
+  local ok, info = pcall(cjson.decode, record or '')
+  if not ok or type(info) ~= 'table' or type(info.queues) ~= 'table' then
+    return with_queues(head)
+  end
+  for _, q in ipairs(info.queues) do
+    head[#head + 1] = q
+  end
+  return head
+end

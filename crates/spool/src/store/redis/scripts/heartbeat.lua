@@ -1,5 +1,5 @@
 -- Extends a worker's lease if it still has one: ARGV = worker, lease_ms.
--- Returns {kept (1/0), restart epoch, new expiry, queue names...}.
+-- Returns {kept (1/0), restart epoch, new expiry, the worker's queue names...}.
 local worker, lease = ARGV[1], num(ARGV[2], 'lease')
 local now = now_ms()
 local kept = 0
@@ -8,4 +8,4 @@ if redis.call('ZSCORE', K_LEASES, worker) then
   kept = 1
 end
 local epoch = tonumber(redis.call('HGET', K_META, 'restart_epoch') or '0') or 0
-return with_queues({kept, epoch, now + lease})
+return with_worker_queues({kept, epoch, now + lease}, worker)

@@ -115,15 +115,13 @@ impl RedisStore {
             })
             .collect();
         self.run_all(&calls).await?;
-        let mut pipe = redis::pipe();
-        for (source, id, _) in entries {
-            pipe.cmd("HDEL")
-                .arg(Keys::outbox(&self.keys.queue(source)))
-                .arg(id)
-                .ignore();
-        }
-        let mut conn = self.conn.clone();
-        let () = pipe.query_async(&mut conn).await?;
+        let _: Vec<Value> = self
+            .each(entries.iter().map(|(source, id, _)| {
+                let mut done = redis::cmd("HDEL");
+                done.arg(Keys::outbox(&self.keys.queue(source))).arg(id);
+                done
+            }))
+            .await?;
         self.wakeup.notify();
         Ok(())
     }

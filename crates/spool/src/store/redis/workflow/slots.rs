@@ -7,7 +7,7 @@ use redis::ScriptInvocation;
 use serde::Deserialize;
 
 use super::super::{RedisStore, rows, scripts};
-use crate::store::{StoreError, StoreResult};
+use crate::store::StoreResult;
 
 /// A slot holder's record, as `acquire_slot.lua` writes it.
 #[derive(Deserialize)]
@@ -64,20 +64,15 @@ impl RedisStore {
         for (_, record) in &records {
             live.arg(&record.worker);
         }
-        let mut pipe = redis::pipe();
-        for (holder, record) in &records {
-            pipe.cmd("HMGET")
+        let fences = records.iter().map(|(holder, record)| {
+            let mut fence = redis::cmd("HMGET");
+            fence
                 .arg(format!("{}:job:{holder}", self.keys.queue(&record.queue)))
-                .arg("worker")
-                .arg("token");
-        }
-        let mut conn = self.conn.clone();
-        let (alive, fences) = futures_util::future::try_join(self.run(&live), async {
-            Ok::<Vec<(Option<String>, Option<String>)>, StoreError>(
-                pipe.query_async(&mut conn).await?,
-            )
-        })
-        .await?;
+                .arg(&["worker", "token"][..]);
+            fence
+        });
+        let (alive, fences): (_, Vec<(Option<String>, Option<String>)>) =
+            futures_util::future::try_join(self.run(&live), self.each(fences)).await?;
         let alive = rows::flags(&alive, records.len())?;
         for (((holder, record), alive), (worker, token)) in
             records.into_iter().zip(alive).zip(fences)

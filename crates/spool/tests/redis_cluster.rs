@@ -13,10 +13,7 @@ mod support;
 
 use std::{sync::Arc, time::Duration};
 
-use spool::{
-    Registry, Store, Worker, WorkerConfig,
-    store::JobFilter,
-};
+use spool::{Registry, Store, Worker, WorkerConfig, store::JobFilter};
 use spool_conformance::new_job;
 use support::cluster::Cluster;
 

@@ -546,3 +546,86 @@ async fn heartbeats_touch_only_the_queues_where_the_worker_holds_jobs() {
     );
     fresh.cleanup().await;
 }
+
+/// The queue list does not keep every name ever used (issue: it only grew): a queue that
+/// holds nothing and had no push for the idle time leaves it, its processed count stays in
+/// the total, and a push through a handle that still believes it listed brings it back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_empty_queues_leave_the_queue_list_until_pushed_again() {
+    let Some((store, _cleanup)) = scratch().await else {
+        return;
+    };
+    let other = RedisStore::open_with_prefix(&url(), store.prefix())
+        .await
+        .expect("a second handle");
+    // `other` lists `spent` and `busy` (and remembers it did).
+    other
+        .push(&[new_job("spent", Duration::ZERO)])
+        .await
+        .unwrap();
+    other
+        .push(&[new_job("busy", Duration::ZERO)])
+        .await
+        .unwrap();
+    let info = spool::store::WorkerInfo {
+        id: "w".into(),
+        host: "h".into(),
+        pid: 1,
+        queues: vec!["spent".into()],
+    };
+    store
+        .register_worker(&info, Duration::from_secs(30))
+        .await
+        .unwrap();
+    let got = store
+        .reserve(Claim::new("w", &["spent".to_string()], 10))
+        .await
+        .unwrap();
+    let done = spool::store::Settlement::complete(got[0].id.clone(), got[0].token);
+    assert_eq!(store.settle("w", &[done]).await.unwrap(), [true]);
+
+    let listed = || async {
+        let mut conn = connection(&url()).await.unwrap();
+        let mut queues: Vec<String> = driver::cmd("SMEMBERS")
+            .arg(format!("{{{}}}:queues", store.prefix()))
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        queues.sort();
+        queues
+    };
+    assert_eq!(listed().await, ["busy", "spent"]);
+    // Not idle for an hour yet: nothing leaves.
+    assert_eq!(
+        store
+            .unlist_idle_queues(Duration::from_secs(3600))
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(store.unlist_idle_queues(Duration::ZERO).await.unwrap(), 1);
+    assert_eq!(
+        listed().await,
+        ["busy"],
+        "only the queue holding nothing leaves"
+    );
+    assert_eq!(
+        store.stats().await.unwrap().processed,
+        1,
+        "its count stays in the total"
+    );
+
+    other
+        .push(&[new_job("spent", Duration::ZERO)])
+        .await
+        .unwrap();
+    assert_eq!(listed().await, ["busy", "spent"], "a push lists it again");
+    let stats = store.stats().await.unwrap();
+    assert_eq!(stats.processed, 1);
+    let spent = stats
+        .queues
+        .iter()
+        .find(|q| q.name == "spent")
+        .expect("listed in stats");
+    assert_eq!(spent.pending, 1);
+}

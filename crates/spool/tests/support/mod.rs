@@ -50,7 +50,7 @@ pub(crate) use sqlite::{SQLITE_FILE, sqlite, sqlite_store};
 /// The schema version this build's SQL stores migrate to.
 const SCHEMA_VERSION: i64 = 3;
 /// The key layout version this build's Redis store migrates to.
-const REDIS_LAYOUT_VERSION: i64 = 2;
+const REDIS_LAYOUT_VERSION: i64 = 3;
 
 /// A fresh location's URL, and where it is.
 pub(crate) struct Fresh {

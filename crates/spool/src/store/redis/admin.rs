@@ -26,7 +26,11 @@ impl AdminStore for RedisStore {
         let mut records = Vec::new();
         let mut queues = Vec::new();
         let clock = int(items.first().unwrap_or(&Value::Nil), "now")?;
-        for item in items.iter().skip(1) {
+        let unlisted = int(
+            items.get(1).unwrap_or(&Value::Nil),
+            "processed on unlisted queues",
+        )?;
+        for item in items.iter().skip(2) {
             match item {
                 Value::Array(_) => {
                     let [id, info, expiry] = rows::fixed::<3>(item, "worker")?;
@@ -43,7 +47,10 @@ impl AdminStore for RedisStore {
         }
         queues.sort();
         let replies = self.on_each_queue(&scripts::STATS, &queues, &[]).await?;
-        let mut stats = Stats::default();
+        let mut stats = Stats {
+            processed: count(unlisted),
+            ..Stats::default()
+        };
         let mut busy: HashMap<String, Vec<(usize, i64, String)>> = HashMap::new();
         for (n, (queue, reply)) in queues.iter().zip(&replies).enumerate() {
             let [

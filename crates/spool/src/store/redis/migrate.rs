@@ -22,7 +22,11 @@ use crate::store::{StoreError, StoreResult};
 /// 2 adds the workflow keys (locks, batches, outboxes, results, limiters, slots) and the
 /// fields jobs and failed records carry for them; a build that knows only 1 would settle jobs
 /// without their batch, lock and follow-up effects, so it refuses a keyspace at 2.
-const LAYOUT_VERSION: i64 = 2;
+///
+/// 3 adds each queue's `:listed` mark and the unlisting of idle, empty queues; a build that
+/// knows only 2 would push to an unlisted queue without listing it again (hiding it from
+/// `status` and the reaper), so it refuses a keyspace at 3.
+const LAYOUT_VERSION: i64 = 3;
 
 impl RedisStore {
     /// Records this build's layout version in a new keyspace, or checks an existing one's:

@@ -94,6 +94,8 @@ pub struct RedisStore {
     registered: Mutex<HashSet<String>>,
     /// Queues this handle knows to be in the queue list.
     known_queues: Mutex<HashSet<String>>,
+    /// When this handle's reaper last took idle queues off the queue list.
+    last_unlist: Mutex<Option<std::time::Instant>>,
 }
 
 /// The key prefix a `redis://` URL names with its `prefix=NAME` parameter (decoded), if any.
@@ -139,6 +141,7 @@ impl RedisStore {
             held: Mutex::new(HashMap::new()),
             registered: Mutex::new(HashSet::new()),
             known_queues: Mutex::new(HashSet::new()),
+            last_unlist: Mutex::new(None),
         })
     }
 
@@ -378,6 +381,52 @@ impl RedisStore {
             .await?;
         queues.sort();
         Ok(queues)
+    }
+
+    /// Adds a queue to the queue list after a push found it unlisted (see
+    /// [`RedisStore::unlist_idle_queues`]).
+    async fn list_again(&self, queue: &str) -> StoreResult<()> {
+        let _: i64 = self.command("SADD", self.keys.queues(), queue).await?;
+        lock(&self.known_queues).insert(queue.to_string());
+        Ok(())
+    }
+
+    /// Takes queues that hold nothing and had no push for `idle` off the queue list, so the
+    /// list (which `status`, the reaper and a reopened handle's deregistration walk) does not
+    /// grow with every queue name ever used; returns how many. The reaper does it with an idle
+    /// time of an hour. Their processed counts stay in the total.
+    ///
+    /// A push races nothing: unlisting is three steps (the queue drops its `:listed` mark if
+    /// idle and empty; the list loses it; the queue is asked again), and a push marks the queue
+    /// in its own script and, if the mark was gone, lists it again *after* that script. A push
+    /// before the last step is seen by it and undone; one after it lists the queue itself.
+    pub async fn unlist_idle_queues(&self, idle: std::time::Duration) -> StoreResult<u64> {
+        let queues = self.all_queues().await?;
+        let idle_ms = crate::store::rules::offset_ms(idle).to_string();
+        let mut unlisted = 0;
+        for queue in queues {
+            let mut check = self.on_queue(&scripts::PRUNE_QUEUE, &queue);
+            check.arg(&idle_ms);
+            let processed = int(&self.run(&check).await?, "processed")?;
+            if processed < 0 {
+                continue;
+            }
+            let processed = processed.to_string();
+            let mut remove = self.on_global(&scripts::UNLIST);
+            remove.arg(&queue).arg(&processed).arg("remove");
+            self.run(&remove).await?;
+            lock(&self.known_queues).remove(&queue);
+            let mut again = self.on_queue(&scripts::RELIST_CHECK, &queue);
+            again.arg(&processed);
+            if int(&self.run(&again).await?, "pushed meanwhile")? == 1 {
+                let mut add = self.on_global(&scripts::UNLIST);
+                add.arg(&queue).arg(&processed).arg("add");
+                self.run(&add).await?;
+            } else {
+                unlisted += 1;
+            }
+        }
+        Ok(unlisted)
     }
 
     /// Adds queues to the queue list unless this handle already did.

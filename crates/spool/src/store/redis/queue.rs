@@ -325,6 +325,11 @@ fn settlement_args(call: &mut ScriptInvocation<'_>, settlement: &Settlement) {
     }
 }
 
+/// A queue that held nothing and had no push for this long leaves the queue list (see
+/// [`RedisStore::unlist_idle_queues`]); each handle's reaper checks this often.
+const UNLIST_IDLE: Duration = Duration::from_secs(3600);
+const UNLIST_EVERY: Duration = Duration::from_secs(600);
+
 #[async_trait]
 impl QueueStore for RedisStore {
     fn backend(&self) -> &'static str {
@@ -371,7 +376,12 @@ impl QueueStore for RedisStore {
                 for i in chunk {
                     push_args(&mut call, &jobs[*i]);
                 }
-                flags.extend(rows::flags(&self.run(&call).await?, chunk.len())?);
+                let reply = self.run(&call).await?;
+                let [listed_now, queued] = rows::fixed::<2>(&reply, "push")?;
+                if int(listed_now, "listed")? != 0 {
+                    self.list_again(queue).await?;
+                }
+                flags.extend(rows::flags(queued, chunk.len())?);
             }
             Ok::<_, StoreError>(flags)
         });
@@ -590,6 +600,13 @@ impl QueueStore for RedisStore {
         // Follow-ups left in outboxes (a crash between a settlement and its delivery, or the
         // callbacks of poison pills just failed) reach their queues now.
         self.finish(effects).await;
+        let due = lock(&self.last_unlist).is_none_or(|at| at.elapsed() >= UNLIST_EVERY);
+        if due {
+            *lock(&self.last_unlist) = Some(std::time::Instant::now());
+            if let Err(e) = self.unlist_idle_queues(UNLIST_IDLE).await {
+                tracing::debug!("cannot take idle queues off the queue list now: {e}");
+            }
+        }
         if report.recovered > 0 {
             self.wakeup.notify();
         }

@@ -64,6 +64,8 @@ pub(super) static CLEAR: LazyLock<Script> = queue_script!("clear.lua");
 pub(super) static FAILED_LIST: LazyLock<Script> = queue_script!("failed_jobs.lua");
 pub(super) static RETRY: LazyLock<Script> = queue_script!("retry_failed.lua");
 pub(super) static FORGET: LazyLock<Script> = queue_script!("forget_failed.lua");
+pub(super) static PRUNE_QUEUE: LazyLock<Script> = queue_script!("prune_queue.lua");
+pub(super) static RELIST_CHECK: LazyLock<Script> = queue_script!("relist_check.lua");
 
 pub(super) static REGISTER: LazyLock<Script> = global_script!("register_worker.lua");
 pub(super) static HEARTBEAT: LazyLock<Script> = global_script!("heartbeat.lua");
@@ -72,6 +74,7 @@ pub(super) static DEREGISTER_WORKER: LazyLock<Script> = global_script!("deregist
 pub(super) static WORKERS: LazyLock<Script> = global_script!("stats_workers.lua");
 pub(super) static MIGRATE: LazyLock<Script> = global_script!("migrate.lua");
 pub(super) static RESTART: LazyLock<Script> = global_script!("signal_restart.lua");
+pub(super) static UNLIST: LazyLock<Script> = global_script!("unlist_queue.lua");
 
 pub(super) static BATCH_PUSH: LazyLock<Script> = queue_script!("batch_push.lua");
 pub(super) static BATCH_INFO: LazyLock<Script> = queue_script!("batch.lua");
@@ -86,7 +89,7 @@ pub(super) static SLOT_ACQUIRE: LazyLock<Script> = keyed_script!("acquire_slot.l
 pub(super) static SLOT_RELEASE: LazyLock<Script> = keyed_script!("slot_release.lua");
 
 /// Every script, for loading them all up front.
-pub(super) fn all() -> [&'static Script; 33] {
+pub(super) fn all() -> [&'static Script; 36] {
     [
         &PUSH,
         &RESERVE,
@@ -103,6 +106,9 @@ pub(super) fn all() -> [&'static Script; 33] {
         &FAILED_LIST,
         &RETRY,
         &FORGET,
+        &PRUNE_QUEUE,
+        &RELIST_CHECK,
+        &UNLIST,
         &REGISTER,
         &HEARTBEAT,
         &REAP_WORKERS,

@@ -12,7 +12,7 @@ local now = now_ms()
 local first
 if mode == 'create' then
   if exists then
-    return {0, {}}
+    return {0, {}, 0}
   end
   redis.call('HSET', bkey, 'name', ARGV[5], 'queue', queue, 'total', 0, 'pending', 0,
     'failed', 0, 'failed_ids', '[]', 'allow_failures', ARGV[6], 'then_job', ARGV[7],
@@ -21,7 +21,7 @@ if mode == 'create' then
   first = 10
 else
   if not exists then
-    return {0, {}}
+    return {0, {}, 0}
   end
   first = 5
 end
@@ -38,11 +38,13 @@ for i = first, #ARGV, JOB_FIELDS do
   added = added + queued
   out[#out + 1] = queued
 end
+local listed_now = 0
 if added > 0 then
   write_inserted(acc)
+  listed_now = mark_listed(now)
   redis.call('HINCRBY', bkey, 'total', added)
   redis.call('HINCRBY', bkey, 'pending', added)
   redis.call('HDEL', bkey, 'finished_at')
   redis.call('PUBLISH', CHANNEL, queue)
 end
-return {1, out}
+return {1, out, listed_now}

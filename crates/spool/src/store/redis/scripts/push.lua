@@ -1,6 +1,7 @@
 -- Push: ARGV = channel, queue, delivery flag ('1' when delivering from an outbox: each id is
 -- pushed at most once, ever), then per job the JOB_FIELDS push fields. Returns 1 (queued) or 0
--- (the id is already queued here, its unique lock is held, or it was delivered before) per job.
+-- (the id is already queued here, its unique lock is held, or it was delivered before) per job,
+-- after whether the queue must be listed again: {listed_now, {flags...}}.
 local queue, delivery = ARGV[2], ARGV[3] == '1'
 local now = now_ms()
 local count = (#ARGV - 3) / JOB_FIELDS
@@ -19,8 +20,10 @@ for i = 4, #ARGV, JOB_FIELDS do
   inserted = inserted + queued
   out[#out + 1] = queued
 end
+local listed_now = 0
 if inserted > 0 then
   write_inserted(acc)
+  listed_now = mark_listed(now)
   redis.call('PUBLISH', CHANNEL, queue)
 end
-return out
+return {listed_now, out}

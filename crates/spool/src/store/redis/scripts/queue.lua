@@ -27,6 +27,8 @@ local K_ENV = base .. ':env'
 local K_OUTBOX = base .. ':outbox'
 local K_RESULTS = base .. ':results'
 local K_BATCHES = base .. ':batches'
+-- When the queue was last pushed to: set while it is in `{<prefix>}:queues`.
+local K_LISTED = base .. ':listed'
 local CHANNEL = ARGV[1]
 
 -- Jobs moved from `:delayed` to `:ready` per call; the rest follow on the next call.
@@ -173,6 +175,13 @@ local function insert_job(s, seq, now, acc)
     redis.call('RPUSH', K_READY, s.id)
   end
   return 1
+end
+
+-- Notes a push in `:listed`; 1 if the queue was not listed (new, or unlisted while idle):
+-- the caller then adds it to `{<prefix>}:queues`, after the script, so an unlisting that ran
+-- meanwhile cannot hide it.
+local function mark_listed(now)
+  return redis.call('SET', K_LISTED, now, 'GET') == false and 1 or 0
 end
 
 -- Writes what `insert_job` collected in `acc`: the envelopes, then the ready ids in order.

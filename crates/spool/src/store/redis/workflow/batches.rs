@@ -66,9 +66,12 @@ impl RedisStore {
             push_args(&mut call, job);
         }
         let reply = self.run(&call).await?;
-        let [status, flags] = rows::fixed::<2>(&reply, "batch push")?;
+        let [status, flags, listed_now] = rows::fixed::<3>(&reply, "batch push")?;
         if int(status, "batch status")? == 0 {
             return Ok(None);
+        }
+        if int(listed_now, "listed")? != 0 {
+            self.list_again(queue).await?;
         }
         let outcomes: Vec<PushOutcome> = rows::flags(flags, jobs.len())?
             .into_iter()

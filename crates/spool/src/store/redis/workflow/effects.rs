@@ -114,7 +114,13 @@ impl RedisStore {
                 call
             })
             .collect();
-        self.run_all(&calls).await?;
+        let replies = self.run_all(&calls).await?;
+        for ((queue, _), reply) in targets.iter().zip(&replies) {
+            let [listed_now, _] = rows::fixed::<2>(reply, "delivery")?;
+            if int(listed_now, "listed")? != 0 {
+                self.list_again(queue).await?;
+            }
+        }
         let _: Vec<Value> = self
             .each(entries.iter().map(|(source, id, _)| {
                 let mut done = redis::cmd("HDEL");

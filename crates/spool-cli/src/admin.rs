@@ -25,6 +25,7 @@ pub(crate) async fn clear(store: Arc<dyn Store>, a: ClearArgs) -> Result<ExitCod
 
 pub(crate) async fn restart(store: Arc<dyn Store>) -> Result<ExitCode, CliError> {
     let epoch = store.signal_restart().await?;
+    super::control::clear_quiet(store.as_ref()).await?;
     println!("restart signalled (epoch {epoch}): workers stop after their current jobs");
     Ok(ExitCode::SUCCESS)
 }

@@ -9,7 +9,7 @@ use spool::{Periodic, Registry, WorkerConfig, events::Events};
 use crate::{
     CliError, admin, batches, bench,
     command::{Cli, CliArgs, Command},
-    demo, dispatch, failed, health, inspect, install, output, schedule,
+    control, demo, dispatch, failed, health, inspect, install, output, schedule,
     supervise::{self, WorkerCommand},
     work,
 };
@@ -281,6 +281,10 @@ impl App {
             Command::Size(a) => inspect::size(existing().await?, a).await,
             Command::Clear(a) => admin::clear(existing().await?, a).await,
             Command::Restart => admin::restart(existing().await?).await,
+            Command::Pause(a) => control::pause(existing().await?, a).await,
+            Command::Continue(a) => control::resume(existing().await?, a).await,
+            Command::Quiet(a) => control::quiet(existing().await?, a).await,
+            Command::Terminate => control::terminate(existing().await?).await,
             Command::Failed(a) => failed::list_or_show(existing().await?, a).await,
             Command::Retry(a) => failed::retry(existing().await?, a).await,
             Command::Forget(a) => failed::forget(existing().await?, a).await,

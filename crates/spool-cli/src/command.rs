@@ -5,8 +5,8 @@ use clap::{
 };
 
 use crate::{
-    admin, batches, bench, demo, dispatch, failed, health, inspect, install, output::LogFormat,
-    schedule, supervise, work,
+    admin, batches, bench, control, demo, dispatch, failed, health, inspect, install,
+    output::LogFormat, schedule, supervise, work,
 };
 
 /// Spool's command line: the global `--url` and one command.
@@ -143,6 +143,14 @@ pub(crate) enum Command {
     Clear(admin::ClearArgs),
     /// Ask every worker to stop after its current jobs (for deploys).
     Restart,
+    /// Workers take nothing from these queues until `continue` (dispatch still works).
+    Pause(control::QueuesArgs),
+    /// Undo `pause`: workers take from these queues again.
+    Continue(control::QueuesArgs),
+    /// Workers (those named, or all running) take no new jobs and finish what they run.
+    Quiet(control::QuietArgs),
+    /// Every worker and supervisor finishes its running jobs and exits.
+    Terminate,
     /// Create or upgrade Spool's tables.
     Migrate,
     /// List failed jobs, or `failed show ID`.

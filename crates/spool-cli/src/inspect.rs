@@ -20,7 +20,8 @@ pub(crate) struct JsonFlag {
 
 /// The stats with the default queue always listed, so scripts can rely on it.
 async fn stats_with_default(store: &dyn Store) -> Result<Stats, CliError> {
-    let mut stats = store.stats().await?;
+    let control = store.control().await?;
+    let mut stats = store.stats().await?.with_control(&control);
     if !stats.queues.iter().any(|q| q.name == spool::DEFAULT_QUEUE) {
         stats.queues.push(QueueStats {
             name: spool::DEFAULT_QUEUE.into(),
@@ -53,12 +54,13 @@ pub(crate) async fn status(store: Arc<dyn Store>, a: JsonFlag) -> Result<ExitCod
             "RESERVED",
             "OLDEST READY",
             "WORKERS",
+            "PAUSED",
             "",
         ],
         &stats.queues,
         |q| {
             let workers = consumers(&q.name);
-            let note = if workers == 0 && q.pending + q.delayed > 0 {
+            let note = if workers == 0 && q.pending + q.delayed > 0 && !q.paused {
                 "no consumer"
             } else {
                 ""
@@ -74,6 +76,7 @@ pub(crate) async fn status(store: Arc<dyn Store>, a: JsonFlag) -> Result<ExitCod
                     format_duration(Duration::from_millis(q.oldest_ready_age_ms))
                 },
                 workers.to_string(),
+                if q.paused { "paused" } else { "-" }.to_string(),
                 note.to_string(),
             ]
         },

@@ -31,6 +31,7 @@ mod args;
 mod batches;
 mod bench;
 mod command;
+mod control;
 mod demo;
 mod dispatch;
 mod failed;

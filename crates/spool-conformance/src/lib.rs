@@ -18,6 +18,7 @@
 //! bounds with wide slack.
 
 pub mod admin;
+pub mod control;
 mod fixture;
 mod helpers;
 pub mod queue;
@@ -31,6 +32,7 @@ pub use helpers::{new_job, pending_jobs};
 pub mod checks {
     pub use crate::{
         admin::*,
+        control::*,
         queue::{migrations::*, settle::*, stored_values::*, unreadable::*, workers::*, *},
         workflow::{batches::*, entry::*, hot_path::*, limits::*, unique::*, *},
     };
@@ -88,6 +90,8 @@ macro_rules! conformance_tests {
             // The admin part.
             failed_store_keeps_records, retry_requeues_failed_jobs,
             inspection_and_job_commands, restart_epoch_moves_forward,
+            // The control part.
+            pause_quiet_and_terminate_are_recorded,
             // The workflow part.
             unique_until_done, unique_until_processing_and_expiry,
             follow_ups_ride_with_settlements, batch_counters_and_callbacks,

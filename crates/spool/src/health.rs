@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::store::{AdminStore, Stats, StoreResult};
+use crate::store::{AdminStore, ControlStore, Stats, StoreResult};
 
 /// What counts as healthy.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,8 +57,12 @@ pub struct HealthReport {
 /// }
 /// # Ok(()) }
 /// ```
-pub async fn check(store: &dyn AdminStore, options: &HealthOptions) -> StoreResult<HealthReport> {
-    let stats = store.stats().await?;
+pub async fn check<S: AdminStore + ControlStore + ?Sized>(
+    store: &S,
+    options: &HealthOptions,
+) -> StoreResult<HealthReport> {
+    let control = store.control().await?;
+    let stats = store.stats().await?.with_control(&control);
     Ok(report(&stats, options))
 }
 
@@ -81,12 +85,12 @@ pub fn report(stats: &Stats, options: &HealthOptions) -> HealthReport {
     }
 }
 
-/// A live worker serves every queue with ready jobs.
+/// A live worker serves every unpaused queue with ready jobs.
 fn workers(stats: &Stats) -> HealthCheck {
     let unserved: Vec<&str> = stats
         .queues
         .iter()
-        .filter(|q| q.pending > 0)
+        .filter(|q| q.pending > 0 && !q.paused)
         .filter(|q| {
             !stats
                 .workers
@@ -118,7 +122,7 @@ fn wait(stats: &Stats, max: Duration) -> HealthCheck {
     let late: Vec<String> = stats
         .queues
         .iter()
-        .filter(|q| q.pending > 0 && q.oldest_ready_age_ms > max_ms)
+        .filter(|q| q.pending > 0 && !q.paused && q.oldest_ready_age_ms > max_ms)
         .map(|q| {
             format!(
                 "{} ({})",

@@ -124,6 +124,8 @@ pub(crate) async fn run(
         .collect();
     let mut old = Generation::default();
     let mut epoch = store.restart_epoch().await?;
+    // `spool terminate` after this start stops the supervisor as SIGTERM does.
+    let terminate_base = store.control().await?.terminate_epoch;
     let mut stamp = source.stamp();
     let mut stats: Option<spool::store::Stats> = None;
     let (mut polled, mut config_polled, mut pinged) = (None::<Instant>, now, now);
@@ -155,8 +157,26 @@ pub(crate) async fn run(
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "cannot read the restart epoch"),
             }
+            let control = match store.control().await {
+                Ok(c) if c.terminate_epoch > terminate_base => {
+                    tracing::info!("terminate signalled: stopping");
+                    break;
+                }
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read the control state");
+                    Default::default()
+                }
+            };
             match store.stats().await {
-                Ok(s) => stats = Some(s),
+                // A paused queue asks for no processes.
+                Ok(s) => {
+                    let mut s = s.with_control(&control);
+                    for q in s.queues.iter_mut().filter(|q| q.paused) {
+                        (q.pending, q.delayed) = (0, 0);
+                    }
+                    stats = Some(s);
+                }
                 Err(e) => tracing::warn!(error = %e, "cannot read the queues' counts"),
             }
         }

@@ -29,7 +29,9 @@ mod sql;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 
-pub use contract::{AdminStore, QueueStore, Store, WorkflowStore};
+pub use contract::{
+    AdminStore, Control, ControlEpoch, ControlKind, ControlStore, QueueStore, Store, WorkflowStore,
+};
 pub use error::{ACCEPTED_URLS, StoreError};
 pub use new_job::NewJob;
 pub(crate) use new_job::{check_batch, check_jobs};

@@ -264,6 +264,9 @@ pub struct QueueStats {
     pub reserved: u64,
     /// Age of the oldest ready job, ms (0 when none).
     pub oldest_ready_age_ms: u64,
+    /// Paused by `spool pause`: workers take nothing from it. Stores report `false`;
+    /// [`Stats::with_control`] fills it in.
+    pub paused: bool,
 }
 
 /// A live worker, for `spool status`.
@@ -320,6 +323,27 @@ pub struct Stats {
     pub failed: u64,
     /// Registered workers whose lease is current.
     pub workers: Vec<WorkerStatus>,
+}
+
+impl Stats {
+    /// Marks the paused queues, adding those not listed (a paused queue shows even when
+    /// empty), kept sorted by name.
+    pub fn with_control(mut self, control: &crate::store::Control) -> Stats {
+        for queue in &mut self.queues {
+            queue.paused = control.is_paused(&queue.name);
+        }
+        for name in control.paused.keys() {
+            if !self.queues.iter().any(|q| &q.name == name) {
+                self.queues.push(QueueStats {
+                    name: name.clone(),
+                    paused: true,
+                    ..QueueStats::default()
+                });
+            }
+        }
+        self.queues.sort_by(|a, b| a.name.cmp(&b.name));
+        self
+    }
 }
 
 /// The state of a job that is still queued.

@@ -3,6 +3,7 @@
 
 use crate::store::{AdminStore, Claim};
 use std::{
+    borrow::Cow,
     sync::{Arc, atomic::Ordering},
     time::Duration,
 };
@@ -16,6 +17,7 @@ use tokio::{
 use super::{
     ShutdownHandle, Worker, WorkerConfig, WorkerError,
     complete::Settlements,
+    control::ControlView,
     execute::{Executor, Tally},
     heartbeat::Lease,
     lifecycle::{self, ExitReason, Shutdown, Standing, WorkerExit, reached, reconnect_delay},
@@ -50,6 +52,7 @@ pub(super) async fn run(worker: Worker) -> Result<WorkerExit, WorkerError> {
         wakeups: store.wakeups(),
         shutdown_rx: shutdown.subscribe(),
         restart: services.restart(),
+        control: services.control(),
         lease: services.lease(),
         settlements: Settlements::new(),
         executor: Arc::new(executor),
@@ -96,6 +99,8 @@ struct Fetcher {
     shutdown: ShutdownHandle,
     shutdown_rx: watch::Receiver<Shutdown>,
     restart: watch::Receiver<bool>,
+    /// Paused queues, quiet and terminate, as the operator set them.
+    control: watch::Receiver<ControlView>,
     /// Whether the worker still holds its lease: it reserves only while it does.
     lease: Lease,
     wakeups: Wakeups,
@@ -125,8 +130,8 @@ impl Fetcher {
             events.emit(|| Event::Looping {
                 worker: self.info.id.clone(),
             });
-            if !events.may_loop(&self.info.id) {
-                self.vetoed().await;
+            if !events.may_loop(&self.info.id) || self.control.borrow().quiet {
+                self.hold().await;
                 continue;
             }
             let Some(limit) = self.free_slots().await else {
@@ -161,14 +166,16 @@ impl Fetcher {
             lease_lost: self.lease.lost(),
             shutdown: self.shutdown.get(),
             restart: *self.restart.borrow(),
+            terminate: self.control.borrow().terminate,
             elapsed: self.started.elapsed(),
             reserved: self.reserved,
         };
         lifecycle::stop_limit(&self.config, &now)
     }
 
-    /// A looping predicate vetoed the round: take nothing, but still write what finished.
-    async fn vetoed(&mut self) {
+    /// A looping predicate vetoed the round, or the worker is quiet: take nothing, but still
+    /// write what finished.
+    async fn hold(&mut self) {
         if let Err(e) = self
             .settlements
             .settle(self.store.as_ref(), &self.info.id)
@@ -180,6 +187,7 @@ impl Fetcher {
             () = tokio::time::sleep(self.config.sleep) => {}
             () = reached(&mut self.shutdown_rx, Shutdown::Graceful) => {}
             _ = self.restart.changed() => {}
+            _ = self.control.changed() => {}
             () = self.lease.until_lost() => {}
         }
     }
@@ -202,10 +210,12 @@ impl Fetcher {
     /// Writes what finished and reserves up to `limit` jobs in one round trip; `None` after a
     /// store error (having waited before the next try).
     async fn settle_and_reserve(&mut self, limit: usize) -> Option<Vec<ReservedJob>> {
-        let (store, config) = (self.store.as_ref(), &self.config);
+        let store = self.store.as_ref();
+        let queues = active_queues(&self.config, &self.control);
+        let limit = if queues.is_empty() { 0 } else { limit };
         match self
             .settlements
-            .settle_and_reserve(store, Claim::new(&self.info.id, &config.queues, limit))
+            .settle_and_reserve(store, Claim::new(&self.info.id, &queues, limit))
             .await
         {
             Ok(jobs) => {
@@ -274,25 +284,27 @@ impl Fetcher {
             }
             return Some(ExitReason::Once);
         }
+        // Paused queues count as done: nothing in them is this worker's to take.
+        let queues = active_queues(config, &self.control).into_owned();
         // Unwritten settlements may still push follow-ups (chain links, batch callbacks).
         if config.until_done
             && self.running.is_empty()
             && self.settlements.collect().is_empty()
-            && nothing_left(self.store.as_ref(), &config.queues).await
+            && nothing_left(self.store.as_ref(), &queues).await
         {
             return Some(ExitReason::Done);
         }
-        let next_due = self
-            .store
-            .next_available_in(&config.queues)
-            .await
-            .ok()
-            .flatten();
+        let next_due = if queues.is_empty() {
+            None
+        } else {
+            self.store.next_available_in(&queues).await.ok().flatten()
+        };
         let wait = next_due.map_or(config.sleep, |d| d.min(config.sleep));
         tokio::select! {
             _ = self.wakeups.wait(wait) => {}
             () = reached(&mut self.shutdown_rx, Shutdown::Graceful) => {}
             _ = self.restart.changed() => {}
+            _ = self.control.changed() => {}
             () = self.lease.until_lost() => {}
             // A job finished while idle: write its settlement now.
             () = self.settlements.arrived() => {}
@@ -390,4 +402,23 @@ async fn nothing_left(store: &dyn AdminStore, queues: &[String]) -> bool {
             .all(|q| q.pending + q.delayed + q.reserved == 0),
         Err(_) => false,
     }
+}
+
+/// The worker's queues that are not paused, in priority order (borrowed when none is).
+fn active_queues<'a>(
+    config: &'a WorkerConfig,
+    control: &watch::Receiver<ControlView>,
+) -> Cow<'a, [String]> {
+    let view = control.borrow();
+    if view.paused.is_empty() || !config.queues.iter().any(|q| view.paused.contains(q)) {
+        return Cow::Borrowed(&config.queues);
+    }
+    Cow::Owned(
+        config
+            .queues
+            .iter()
+            .filter(|q| !view.paused.contains(*q))
+            .cloned()
+            .collect(),
+    )
 }

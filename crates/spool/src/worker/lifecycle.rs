@@ -89,6 +89,8 @@ pub enum ExitReason {
     Done,
     /// `--once` ran its job (or found none).
     Once,
+    /// `spool terminate` was signalled: every worker and supervisor stops gracefully.
+    Terminate,
     /// The worker could not keep its lease (heartbeats failed for most of it, the store said
     /// it expired, or the heartbeat's thread died): it stopped taking jobs and dropped the
     /// results of the running ones, which the reaper hands to another worker (exit code 13).
@@ -130,6 +132,8 @@ pub(crate) struct Standing {
     pub(crate) shutdown: Shutdown,
     /// Whether `spool restart` was signalled since the worker started.
     pub(crate) restart: bool,
+    /// Whether `spool terminate` was signalled since the worker started.
+    pub(crate) terminate: bool,
     /// How long the worker has run.
     pub(crate) elapsed: Duration,
     /// Jobs it reserved so far.
@@ -143,6 +147,9 @@ pub(crate) fn stop_limit(config: &WorkerConfig, now: &Standing) -> Option<ExitRe
     }
     if now.shutdown >= Shutdown::Graceful {
         return Some(ExitReason::Signal);
+    }
+    if now.terminate {
+        return Some(ExitReason::Terminate);
     }
     if now.restart {
         return Some(ExitReason::Restart);

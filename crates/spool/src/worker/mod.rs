@@ -21,6 +21,7 @@ use crate::{
 };
 
 mod complete;
+mod control;
 mod execute;
 mod fetch;
 mod heartbeat;

@@ -8,6 +8,7 @@ use tokio::{sync::watch, task::JoinHandle};
 
 use super::{
     ShutdownHandle, WorkerConfig, WorkerError,
+    control::{ControlView, ControlWatch},
     heartbeat::{Heartbeat, Lease},
     lifecycle::{Shutdown, reconnect_delay},
     maintenance,
@@ -17,6 +18,7 @@ use crate::store::{QueueStore, Store, StoreError, StoreResult, WorkerInfo};
 /// The worker's running services.
 pub(crate) struct Services {
     heartbeat: Heartbeat,
+    control: ControlWatch,
     lease: Lease,
     maintenance: JoinHandle<()>,
     #[cfg(feature = "schedule")]
@@ -45,6 +47,7 @@ impl Services {
             .map_err(|e| {
             WorkerError::Config(format!("cannot start the heartbeat thread: {e}"))
         })?;
+        let control = ControlWatch::start(store.clone(), info.id.clone()).await;
         let maintenance = maintenance::start(store.clone(), config.clone());
         #[cfg(feature = "schedule")]
         let tickers = config
@@ -54,6 +57,7 @@ impl Services {
             .collect();
         Ok(Some(Services {
             heartbeat,
+            control,
             lease,
             maintenance,
             #[cfg(feature = "schedule")]
@@ -64,6 +68,11 @@ impl Services {
     /// Becomes true when `spool restart` was signalled after the worker started.
     pub(crate) fn restart(&self) -> watch::Receiver<bool> {
         self.heartbeat.restart.clone()
+    }
+
+    /// What the operator tells this worker: paused queues, quiet, terminate.
+    pub(crate) fn control(&self) -> watch::Receiver<ControlView> {
+        self.control.subscribe()
     }
 
     /// Whether the worker still holds its lease.

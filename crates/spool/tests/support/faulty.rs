@@ -12,7 +12,7 @@ use std::{
 use async_trait::async_trait;
 use spool::{
     Store, StoreError,
-    store::{self as s, AdminStore, QueueStore, StoreResult, WorkflowStore},
+    store::{self as s, AdminStore, ControlStore, QueueStore, StoreResult, WorkflowStore},
 };
 
 /// The faults to inject, shared by every handle on the wrapper (the heartbeat's reopened one
@@ -228,5 +228,27 @@ impl WorkflowStore for Faulty {
     }
     async fn prune_results(&self, age: Duration) -> StoreResult<u64> {
         self.inner.prune_results(age).await
+    }
+}
+
+#[async_trait]
+impl ControlStore for Faulty {
+    async fn control(&self) -> StoreResult<s::Control> {
+        self.inner.control().await
+    }
+    async fn set_mark(
+        &self,
+        kind: s::ControlKind,
+        name: &str,
+        on: bool,
+        now_ms: i64,
+    ) -> StoreResult<bool> {
+        self.inner.set_mark(kind, name, on, now_ms).await
+    }
+    async fn clear_marks(&self, kind: s::ControlKind) -> StoreResult<u64> {
+        self.inner.clear_marks(kind).await
+    }
+    async fn bump_epoch(&self, epoch: s::ControlEpoch, now_ms: i64) -> StoreResult<i64> {
+        self.inner.bump_epoch(epoch, now_ms).await
     }
 }

@@ -5,22 +5,26 @@
 //! - [`AdminStore`]: what operators read and change — counts, job listings, the failed store,
 //!   the restart signal.
 //! - [`WorkflowStore`]: batches, shared limits and slots, progress and kept results.
+//! - [`ControlStore`]: what every worker is told — paused queues, quiet, terminate.
 //!
 //! [`Store`] is their sum and is what every backend provides; it is implemented automatically
 //! for any type that implements the three parts, so `Arc<dyn Store>` works everywhere while
 //! code that needs one part can ask for just that part (`&dyn AdminStore`, ...).
 
 mod admin;
+mod control;
 mod queue;
 mod workflow;
 
 pub use admin::AdminStore;
+pub use control::{Control, ControlEpoch, ControlKind, ControlStore};
 pub use queue::QueueStore;
 pub use workflow::WorkflowStore;
 
-/// The whole contract every store implements: the sum of its three parts.
+/// The whole contract every store implements: the sum of its four parts.
 ///
-/// Implement [`QueueStore`], [`AdminStore`] and [`WorkflowStore`]; `Store` follows.
+/// Implement [`QueueStore`], [`AdminStore`], [`WorkflowStore`] and [`ControlStore`]; `Store`
+/// follows.
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), spool::StoreError> {
@@ -30,6 +34,6 @@ pub use workflow::WorkflowStore;
 /// println!("{} queues", admin.stats().await?.queues.len());
 /// # Ok(()) }
 /// ```
-pub trait Store: QueueStore + AdminStore + WorkflowStore {}
+pub trait Store: QueueStore + AdminStore + WorkflowStore + ControlStore {}
 
-impl<T: QueueStore + AdminStore + WorkflowStore + ?Sized> Store for T {}
+impl<T: QueueStore + AdminStore + WorkflowStore + ControlStore + ?Sized> Store for T {}

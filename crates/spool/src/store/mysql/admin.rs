@@ -32,6 +32,7 @@ impl AdminStore for MysqlStore {
             for row in &queue_rows {
                 let oldest: Option<i64> = row.try_get(4)?;
                 queues.push(QueueStats {
+                    paused: false,
                     name: row.try_get(0)?,
                     pending: count(row.try_get(1)?),
                     delayed: count(row.try_get(2)?),

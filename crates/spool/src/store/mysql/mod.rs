@@ -33,6 +33,7 @@ use super::{PushOutcome, StoreError, StoreResult, WakeupSignal, server_url};
 use crate::store::sql::fnv1a;
 
 mod admin;
+mod control;
 mod migrate;
 mod one_statement;
 mod queue;

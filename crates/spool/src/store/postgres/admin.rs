@@ -31,6 +31,7 @@ impl AdminStore for PostgresStore {
             .into_iter()
             .map(
                 |(name, pending, delayed, reserved, oldest_age)| QueueStats {
+                    paused: false,
                     name,
                     pending: count(pending),
                     delayed: count(delayed),

@@ -27,6 +27,7 @@ use super::{NewJob, PushOutcome, StoreError, StoreResult, WakeupSignal, server_u
 use crate::store::sql::fnv1a;
 
 mod admin;
+mod control;
 mod cursor;
 mod migrate;
 mod one_statement;

@@ -80,6 +80,7 @@ impl AdminStore for RedisStore {
             }
             if pending + delayed + reserved > 0 {
                 stats.queues.push(QueueStats {
+                    paused: false,
                     name: queue.clone(),
                     pending,
                     delayed,

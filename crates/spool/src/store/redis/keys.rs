@@ -107,6 +107,11 @@ impl Keys {
         format!("{}:workers", self.global)
     }
 
+    /// The control hash: `paused:<queue>` and `quiet:<worker>` marks, `epoch:<name>` epochs.
+    pub(super) fn control(&self) -> String {
+        format!("{}:control", self.global)
+    }
+
     /// The meta hash: layout version and restart epoch.
     pub(super) fn meta(&self) -> String {
         format!("{}:meta", self.global)

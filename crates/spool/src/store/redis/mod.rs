@@ -35,6 +35,7 @@ use super::{StoreError, StoreResult, WakeupSignal};
 mod admin;
 mod cluster;
 mod connection;
+mod control;
 mod keys;
 mod migrate;
 mod queue;

@@ -75,6 +75,7 @@ pub(super) static WORKERS: LazyLock<Script> = global_script!("stats_workers.lua"
 pub(super) static MIGRATE: LazyLock<Script> = global_script!("migrate.lua");
 pub(super) static RESTART: LazyLock<Script> = global_script!("signal_restart.lua");
 pub(super) static UNLIST: LazyLock<Script> = global_script!("unlist_queue.lua");
+pub(super) static CONTROL_EPOCH: LazyLock<Script> = global_script!("control_epoch.lua");
 
 pub(super) static BATCH_PUSH: LazyLock<Script> = queue_script!("batch_push.lua");
 pub(super) static BATCH_INFO: LazyLock<Script> = queue_script!("batch.lua");
@@ -89,7 +90,7 @@ pub(super) static SLOT_ACQUIRE: LazyLock<Script> = keyed_script!("acquire_slot.l
 pub(super) static SLOT_RELEASE: LazyLock<Script> = keyed_script!("slot_release.lua");
 
 /// Every script, for loading them all up front.
-pub(super) fn all() -> [&'static Script; 36] {
+pub(super) fn all() -> [&'static Script; 37] {
     [
         &PUSH,
         &RESERVE,
@@ -109,6 +110,7 @@ pub(super) fn all() -> [&'static Script; 36] {
         &PRUNE_QUEUE,
         &RELIST_CHECK,
         &UNLIST,
+        &CONTROL_EPOCH,
         &REGISTER,
         &HEARTBEAT,
         &REAP_WORKERS,

@@ -31,6 +31,7 @@ impl AdminStore for SqliteStore {
                     // it apart from the TEXT name it reads like.
                     let (name, unreadable) = rows::text(row, 0, "queue")?;
                     Ok(QueueStats {
+                        paused: false,
                         name: match unreadable {
                             None => name,
                             Some(_) => format!("{name} (unreadable name: no worker serves it)"),

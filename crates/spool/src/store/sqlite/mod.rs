@@ -24,6 +24,7 @@ use crate::{
 };
 
 mod admin;
+mod control;
 mod migrate;
 mod one_statement;
 mod queue;

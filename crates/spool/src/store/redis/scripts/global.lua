@@ -8,6 +8,8 @@ local K_WORKERS = base .. ':workers'
 local K_LEASES = base .. ':leases'
 local K_QUEUES = base .. ':queues'
 local K_META = base .. ':meta'
+-- Operator controls: `paused:<queue>` and `quiet:<worker>` marks, `epoch:<name>` epochs.
+local K_CONTROL = base .. ':control'
 
 
 -- {now, queue names...}: per-queue steps follow in calls of their own.

@@ -1,0 +1,1 @@
+SELECT value FROM spool_control WHERE kind = 'epoch' AND name = ?

@@ -1,0 +1,1 @@
+INSERT IGNORE INTO spool_control (kind, name, value) VALUES (?, ?, ?)

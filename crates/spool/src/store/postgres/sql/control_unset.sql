@@ -1,0 +1,1 @@
+DELETE FROM {schema}.control WHERE kind = $1 AND name = $2

@@ -1,0 +1,1 @@
+SELECT kind, name, value FROM spool_control

@@ -1,0 +1,1 @@
+DELETE FROM spool_control WHERE kind = ?1

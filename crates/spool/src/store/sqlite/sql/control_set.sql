@@ -1,0 +1,1 @@
+INSERT INTO spool_control (kind, name, value) VALUES (?1, ?2, ?3) ON CONFLICT (kind, name) DO NOTHING

@@ -99,3 +99,57 @@ pub(crate) fn signal(child: &Child, sig: &str) {
         .unwrap();
     assert!(status.success(), "kill -{sig} failed");
 }
+
+pub(crate) fn postgres_url() -> String {
+    std::env::var("SPOOL_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+/// Drops the scratch PostgreSQL schema of `env`, if it has one.
+pub(crate) fn drop_schema(env: &Env) {
+    use sqlx::Connection;
+    let Some((_, schema)) = env.url.split_once("spool_schema=") else {
+        return;
+    };
+    let schema = schema.to_string();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        if let Ok(mut conn) = sqlx::PgConnection::connect(&postgres_url()).await {
+            let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"
+            )))
+            .execute(&mut conn)
+            .await;
+        }
+    });
+}
+
+/// A scratch SQLite store, and a scratch schema on PostgreSQL when it answers.
+pub(crate) fn stores() -> Vec<Env> {
+    let mut envs = vec![Env::new()];
+    let mut pg = Env::new();
+    pg.url = format!(
+        "{}?spool_schema=spool_test_sup_{:08x}",
+        postgres_url(),
+        fastrand::u32(..)
+    );
+    let out = pg.run(&["migrate"]);
+    if out.status.success() {
+        envs.push(pg);
+    } else if std::env::var("CI").as_deref() == Ok("true") {
+        panic!(
+            "PostgreSQL unreachable under CI: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    } else {
+        eprintln!(
+            "SKIPPED: PostgreSQL unreachable at {}: {}",
+            postgres_url(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    envs
+}

@@ -1,0 +1,199 @@
+//! `spool pause`/`continue`, `quiet` and `terminate` with real worker and supervisor
+//! processes, on SQLite and on PostgreSQL when it is reachable: what every worker honours
+//! within a second (the tests wait a little longer, never assert a time).
+
+mod common;
+
+use std::{
+    process::Child,
+    time::{Duration, Instant},
+};
+
+use common::{Env, drop_schema, stores};
+
+/// Waits up to `limit` for `done`, polling.
+fn wait_for(limit: Duration, what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A queue's row in `status --json`.
+fn queue(env: &Env, name: &str) -> serde_json::Value {
+    let status = env.json(&["status", "--json"]);
+    status["queues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|q| q["name"] == name)
+        .cloned()
+        .unwrap_or(serde_json::Value::Null)
+}
+
+fn waiting(env: &Env, name: &str) -> u64 {
+    let q = queue(env, name);
+    q["pending"].as_u64().unwrap_or(0) + q["reserved"].as_u64().unwrap_or(0)
+}
+
+fn live_workers(env: &Env) -> usize {
+    env.json(&["status", "--json"])["workers"]
+        .as_array()
+        .unwrap()
+        .len()
+}
+
+fn dispatch(env: &Env, queue: &str, n: usize) {
+    let lines: String = (0..n)
+        .map(|_| format!("{{\"job\":\"noop\",\"queue\":\"{queue}\"}}\n"))
+        .collect();
+    let out = env.with_stdin(&["dispatch", "--stdin"], &lines);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn exits_0(child: &mut Child, within: Duration, what: &str) {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert_eq!(status.code(), Some(0), "{what} exited with {status}");
+            return;
+        }
+        assert!(Instant::now() < deadline, "{what} did not exit");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn pause_stops_a_queue_on_two_workers_continue_resumes_it_and_terminate_stops_them() {
+    for env in stores() {
+        env.ok(&["migrate"]);
+        let args = ["work", "--queue", "mail,other", "--sleep", "100ms"];
+        let mut workers = [env.spawn(&args), env.spawn(&args)];
+        wait_for(Duration::from_secs(20), "two workers", || {
+            live_workers(&env) == 2
+        });
+
+        let out = env.ok(&["pause", "mail"]);
+        assert!(out.contains("paused `mail`"), "{out}");
+        assert!(env.ok(&["pause", "mail"]).contains("already paused"));
+        // Honoured within a second; give loaded machines more.
+        std::thread::sleep(Duration::from_millis(1500));
+        dispatch(&env, "mail", 20);
+        dispatch(&env, "other", 5);
+        wait_for(Duration::from_secs(20), "`other` to drain", || {
+            waiting(&env, "other") == 0
+        });
+        std::thread::sleep(Duration::from_millis(500));
+        let mail = queue(&env, "mail");
+        assert_eq!(
+            mail["pending"], 20,
+            "no worker took from the paused queue: {mail}"
+        );
+        assert_eq!(mail["paused"], true);
+        assert_ne!(queue(&env, "other")["paused"], true);
+        let table = env.ok(&["status"]);
+        let row = table.lines().find(|l| l.starts_with("mail")).unwrap();
+        assert!(row.contains("paused"), "{table}");
+        // Health does not count a paused queue as unserved or late.
+        let out = env.run(&["health", "--json", "--max-wait", "1ms"]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+
+        assert!(env.ok(&["continue", "mail"]).contains("continued `mail`"));
+        wait_for(Duration::from_secs(20), "`mail` to drain", || {
+            waiting(&env, "mail") == 0
+        });
+        assert_ne!(queue(&env, "mail")["paused"], true);
+
+        // A paused queue is listed even when empty.
+        env.ok(&["pause", "empty"]);
+        assert_eq!(queue(&env, "empty")["paused"], true);
+
+        env.ok(&["terminate"]);
+        for (n, worker) in workers.iter_mut().enumerate() {
+            exits_0(worker, Duration::from_secs(20), &format!("worker {n}"));
+        }
+        drop_schema(&env);
+    }
+}
+
+#[test]
+fn quiet_workers_take_nothing_new_until_restarted() {
+    for env in stores() {
+        env.ok(&["migrate"]);
+        let mut quiet = env.spawn(&["work", "--sleep", "100ms"]);
+        wait_for(Duration::from_secs(20), "the worker", || {
+            live_workers(&env) == 1
+        });
+        let out = env.run(&["quiet", "no-such-worker"]);
+        assert_eq!(out.status.code(), Some(1));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("no live worker `no-such-worker`"));
+
+        env.ok(&["quiet"]);
+        std::thread::sleep(Duration::from_millis(1500));
+        // Started after the quiet: not quiet.
+        dispatch(&env, "default", 3);
+        std::thread::sleep(Duration::from_millis(1500));
+        assert_eq!(waiting(&env, "default"), 3, "a quiet worker took a job");
+        assert!(quiet.try_wait().unwrap().is_none(), "quiet is not a stop");
+
+        let mut fresh = env.spawn(&["work", "--sleep", "100ms"]);
+        wait_for(Duration::from_secs(20), "the new worker to drain", || {
+            waiting(&env, "default") == 0
+        });
+        // By id too.
+        let status = env.json(&["status", "--json"]);
+        let id = status["workers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| w["id"].as_str().unwrap().to_string())
+            .find(|id| id.contains(&fresh.id().to_string()))
+            .expect("the new worker's id names its pid");
+        env.ok(&["quiet", &id]);
+        std::thread::sleep(Duration::from_millis(1500));
+        dispatch(&env, "default", 2);
+        std::thread::sleep(Duration::from_millis(1500));
+        assert_eq!(waiting(&env, "default"), 2, "the named worker went quiet");
+
+        env.ok(&["restart"]);
+        exits_0(&mut quiet, Duration::from_secs(20), "the quiet worker");
+        exits_0(&mut fresh, Duration::from_secs(20), "the named worker");
+        drop_schema(&env);
+    }
+}
+
+#[test]
+fn terminate_stops_a_supervisor_and_its_workers() {
+    let env = Env::new();
+    env.ok(&["migrate"]);
+    let config = env.dir.join("spool.toml");
+    std::fs::write(
+        &config,
+        "[[pool]]\nname = \"p\"\nqueues = [\"default\"]\nmin_processes = 1\nmax_processes = 1\nbalance = \"off\"\n",
+    )
+    .unwrap();
+    let mut supervisor = env
+        .cmd(&["supervise", "--config", &config.display().to_string()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for(Duration::from_secs(30), "the pool's worker", || {
+        live_workers(&env) == 1
+    });
+    env.ok(&["terminate"]);
+    exits_0(&mut supervisor, Duration::from_secs(30), "the supervisor");
+    wait_for(Duration::from_secs(10), "no live worker", || {
+        live_workers(&env) == 0
+    });
+}

@@ -63,3 +63,75 @@ pub async fn pause_quiet_and_terminate_are_recorded(fixture: &dyn Fixture) {
     );
     assert!(terminate > 0);
 }
+
+/// Records are written, replaced, listed by kind (kinds apart, marks apart) and deleted.
+pub async fn records_are_kept_by_kind_and_name(fixture: &dyn Fixture) {
+    use spool::store::RecordKind;
+    let store = fixture.store().await;
+    assert!(
+        store
+            .records(RecordKind::Supervisor)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let info = r#"{"host":"h","pid":1,"pools":[]}"#;
+    store
+        .put_record(RecordKind::Supervisor, "s1", 10, Some(info))
+        .await
+        .unwrap();
+    store
+        .put_record(RecordKind::Supervisor, "s1", 20, Some(info))
+        .await
+        .unwrap();
+    store
+        .put_record(RecordKind::RunTime, "mail", 1500, None)
+        .await
+        .unwrap();
+    store.pause(&["s1".to_string()]).await.unwrap();
+    let supervisors = store.records(RecordKind::Supervisor).await.unwrap();
+    assert_eq!(supervisors.len(), 1, "{supervisors:?}");
+    assert_eq!(
+        (
+            supervisors[0].name.as_str(),
+            supervisors[0].value,
+            supervisors[0].info.as_deref()
+        ),
+        ("s1", 20, Some(info)),
+        "a record is replaced whole"
+    );
+    let runtimes = store.records(RecordKind::RunTime).await.unwrap();
+    assert_eq!(
+        (
+            runtimes.len(),
+            runtimes[0].value,
+            runtimes[0].info.as_deref()
+        ),
+        (1, 1500, None)
+    );
+    let control = store.control().await.unwrap();
+    assert_eq!(control.paused.len(), 1, "records are not marks");
+    assert!(
+        store
+            .delete_record(RecordKind::Supervisor, "s1")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .delete_record(RecordKind::Supervisor, "s1")
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .records(RecordKind::Supervisor)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store.control().await.unwrap().is_paused("s1"),
+        "a mark of the same name stays"
+    );
+}

@@ -91,7 +91,7 @@ macro_rules! conformance_tests {
             failed_store_keeps_records, retry_requeues_failed_jobs,
             inspection_and_job_commands, restart_epoch_moves_forward,
             // The control part.
-            pause_quiet_and_terminate_are_recorded,
+            pause_quiet_and_terminate_are_recorded, records_are_kept_by_kind_and_name,
             // The workflow part.
             unique_until_done, unique_until_processing_and_expiry,
             follow_ups_ride_with_settlements, batch_counters_and_callbacks,

@@ -30,7 +30,8 @@ mod sql;
 pub mod sqlite;
 
 pub use contract::{
-    AdminStore, Control, ControlEpoch, ControlKind, ControlStore, QueueStore, Store, WorkflowStore,
+    AdminStore, Control, ControlEpoch, ControlKind, ControlStore, QueueStore, Record, RecordKind,
+    Store, WorkflowStore,
 };
 pub use error::{ACCEPTED_URLS, StoreError};
 pub use new_job::NewJob;

@@ -251,4 +251,19 @@ impl ControlStore for Faulty {
     async fn bump_epoch(&self, epoch: s::ControlEpoch, now_ms: i64) -> StoreResult<i64> {
         self.inner.bump_epoch(epoch, now_ms).await
     }
+    async fn put_record(
+        &self,
+        kind: s::RecordKind,
+        name: &str,
+        value: i64,
+        info: Option<&str>,
+    ) -> StoreResult<()> {
+        self.inner.put_record(kind, name, value, info).await
+    }
+    async fn records(&self, kind: s::RecordKind) -> StoreResult<Vec<s::Record>> {
+        self.inner.records(kind).await
+    }
+    async fn delete_record(&self, kind: s::RecordKind, name: &str) -> StoreResult<bool> {
+        self.inner.delete_record(kind, name).await
+    }
 }

@@ -48,6 +48,37 @@ impl ControlEpoch {
     }
 }
 
+/// A kind of record processes keep in the store for the others to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RecordKind {
+    /// A supervisor's registration: value = when it expires (ms since the Unix epoch), info =
+    /// its host, pid and pools as JSON.
+    Supervisor,
+    /// A queue's measured mean job run time: value = microseconds, written by its workers.
+    RunTime,
+}
+
+impl RecordKind {
+    /// The kind's name in the store.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecordKind::Supervisor => "supervisor",
+            RecordKind::RunTime => "runtime",
+        }
+    }
+}
+
+/// One record of a [`RecordKind`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    /// Its name (a supervisor id, a queue).
+    pub name: String,
+    /// Its number.
+    pub value: i64,
+    /// Its details, if any (JSON).
+    pub info: Option<String>,
+}
+
 /// The control state, as [`ControlStore::control`] reads it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Control {
@@ -120,6 +151,21 @@ pub trait ControlStore: Send + Sync + 'static {
 
     /// Sets a new epoch: `now_ms`, but at least one past the previous one. Returns it.
     async fn bump_epoch(&self, epoch: ControlEpoch, now_ms: i64) -> StoreResult<i64>;
+
+    /// Writes a record, replacing the one of that kind and name.
+    async fn put_record(
+        &self,
+        kind: RecordKind,
+        name: &str,
+        value: i64,
+        info: Option<&str>,
+    ) -> StoreResult<()>;
+
+    /// Every record of `kind`.
+    async fn records(&self, kind: RecordKind) -> StoreResult<Vec<Record>>;
+
+    /// Deletes a record; true if there was one.
+    async fn delete_record(&self, kind: RecordKind, name: &str) -> StoreResult<bool>;
 
     /// Pauses queues; returns those that were not paused.
     async fn pause(&self, queues: &[String]) -> StoreResult<Vec<String>> {

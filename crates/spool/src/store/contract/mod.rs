@@ -17,7 +17,7 @@ mod queue;
 mod workflow;
 
 pub use admin::AdminStore;
-pub use control::{Control, ControlEpoch, ControlKind, ControlStore};
+pub use control::{Control, ControlEpoch, ControlKind, ControlStore, Record, RecordKind};
 pub use queue::QueueStore;
 pub use workflow::WorkflowStore;
 

@@ -6,7 +6,9 @@ use super::{
     MysqlStore,
     retry::{Begin, TxError, idempotent, in_transaction},
 };
-use crate::store::{Control, ControlEpoch, ControlKind, ControlStore, StoreResult};
+use crate::store::{
+    Control, ControlEpoch, ControlKind, ControlStore, Record, RecordKind, StoreResult,
+};
 
 #[async_trait]
 impl ControlStore for MysqlStore {
@@ -65,6 +67,50 @@ impl ControlStore for MysqlStore {
                 .fetch_one(&mut *conn)
                 .await?;
             Ok::<_, TxError>(value)
+        })
+    }
+
+    async fn put_record(
+        &self,
+        kind: RecordKind,
+        name: &str,
+        value: i64,
+        info: Option<&str>,
+    ) -> StoreResult<()> {
+        in_transaction!(&self.pool, Begin::Write, |conn| {
+            sqlx::query(include_str!("sql/control_put.sql"))
+                .bind(kind.as_str())
+                .bind(name)
+                .bind(value)
+                .bind(info)
+                .execute(conn)
+                .await?;
+            Ok::<_, TxError>(())
+        })
+    }
+
+    async fn records(&self, kind: RecordKind) -> StoreResult<Vec<Record>> {
+        let rows: Vec<(String, i64, Option<String>)> = idempotent!(&self.pool, |conn| {
+            sqlx::query_as(include_str!("sql/control_records.sql"))
+                .bind(kind.as_str())
+                .fetch_all(&mut *conn)
+                .await
+        })?;
+        Ok(rows
+            .into_iter()
+            .map(|(name, value, info)| Record { name, value, info })
+            .collect())
+    }
+
+    async fn delete_record(&self, kind: RecordKind, name: &str) -> StoreResult<bool> {
+        in_transaction!(&self.pool, Begin::Write, |conn| {
+            let n = sqlx::query(include_str!("sql/control_unset.sql"))
+                .bind(kind.as_str())
+                .bind(name)
+                .execute(conn)
+                .await?
+                .rows_affected();
+            Ok::<_, TxError>(n > 0)
         })
     }
 }

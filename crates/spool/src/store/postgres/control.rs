@@ -3,7 +3,9 @@
 use async_trait::async_trait;
 
 use super::PostgresStore;
-use crate::store::{Control, ControlEpoch, ControlKind, ControlStore, StoreResult};
+use crate::store::{
+    Control, ControlEpoch, ControlKind, ControlStore, Record, RecordKind, StoreResult,
+};
 
 #[async_trait]
 impl ControlStore for PostgresStore {
@@ -62,5 +64,51 @@ impl ControlStore for PostgresStore {
             .await?;
         conn.done().await?;
         Ok(value)
+    }
+
+    async fn put_record(
+        &self,
+        kind: RecordKind,
+        name: &str,
+        value: i64,
+        info: Option<&str>,
+    ) -> StoreResult<()> {
+        let mut conn = self.unit(&self.pool).await?;
+        self.query(include_str!("sql/control_put.sql"))
+            .bind(kind.as_str())
+            .bind(name)
+            .bind(value)
+            .bind(info)
+            .execute(&mut *conn)
+            .await?;
+        conn.done().await?;
+        Ok(())
+    }
+
+    async fn records(&self, kind: RecordKind) -> StoreResult<Vec<Record>> {
+        let mut conn = self.unit(&self.pool).await?;
+        let rows: Vec<(String, i64, Option<String>)> = self
+            .query_as(include_str!("sql/control_records.sql"))
+            .bind(kind.as_str())
+            .fetch_all(&mut *conn)
+            .await?;
+        conn.done().await?;
+        Ok(rows
+            .into_iter()
+            .map(|(name, value, info)| Record { name, value, info })
+            .collect())
+    }
+
+    async fn delete_record(&self, kind: RecordKind, name: &str) -> StoreResult<bool> {
+        let mut conn = self.unit(&self.pool).await?;
+        let n = self
+            .query(include_str!("sql/control_unset.sql"))
+            .bind(kind.as_str())
+            .bind(name)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+        conn.done().await?;
+        Ok(n > 0)
     }
 }

@@ -4,7 +4,9 @@
 use async_trait::async_trait;
 
 use super::{RedisStore, rows::int, scripts};
-use crate::store::{Control, ControlEpoch, ControlKind, ControlStore, StoreResult};
+use crate::store::{
+    Control, ControlEpoch, ControlKind, ControlStore, Record, RecordKind, StoreError, StoreResult,
+};
 
 #[async_trait]
 impl ControlStore for RedisStore {
@@ -58,5 +60,51 @@ impl ControlStore for RedisStore {
         let mut call = self.on_global(&scripts::CONTROL_EPOCH);
         call.arg(epoch.as_str());
         int(&self.run(&call).await?, "control epoch")
+    }
+
+    async fn put_record(
+        &self,
+        kind: RecordKind,
+        name: &str,
+        value: i64,
+        info: Option<&str>,
+    ) -> StoreResult<()> {
+        let record = serde_json::json!({ "value": value, "info": info }).to_string();
+        let mut put = redis::cmd("HSET");
+        put.arg(self.keys.records(kind.as_str()))
+            .arg(name)
+            .arg(record);
+        let _: Vec<i64> = self.each([put]).await?;
+        Ok(())
+    }
+
+    async fn records(&self, kind: RecordKind) -> StoreResult<Vec<Record>> {
+        let fields: Vec<(String, String)> = self
+            .command(
+                "HGETALL",
+                self.keys.records(kind.as_str()),
+                Vec::<String>::new(),
+            )
+            .await?;
+        fields
+            .into_iter()
+            .map(|(name, json)| {
+                let parsed: serde_json::Value = serde_json::from_str(&json).map_err(|e| {
+                    StoreError::Other(format!("malformed {} record {name}: {e}", kind.as_str()))
+                })?;
+                Ok(Record {
+                    name,
+                    value: parsed["value"].as_i64().unwrap_or(0),
+                    info: parsed["info"].as_str().map(str::to_string),
+                })
+            })
+            .collect()
+    }
+
+    async fn delete_record(&self, kind: RecordKind, name: &str) -> StoreResult<bool> {
+        let n: i64 = self
+            .command("HDEL", self.keys.records(kind.as_str()), name)
+            .await?;
+        Ok(n > 0)
     }
 }

@@ -112,6 +112,11 @@ impl Keys {
         format!("{}:control", self.global)
     }
 
+    /// The records of one kind (name -> `{"value", "info"}` JSON).
+    pub(super) fn records(&self, kind: &str) -> String {
+        format!("{}:records:{kind}", self.global)
+    }
+
     /// The meta hash: layout version and restart epoch.
     pub(super) fn meta(&self) -> String {
         format!("{}:meta", self.global)

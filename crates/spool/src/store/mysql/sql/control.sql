@@ -1,1 +1,1 @@
-SELECT kind, name, value FROM spool_control
+SELECT kind, name, value FROM spool_control WHERE kind IN ('paused', 'quiet', 'epoch')

@@ -1,9 +1,11 @@
 -- Spool's MySQL schema, version 4: what an operator tells every worker. Marks by kind and
 -- name (`paused` queues, `quiet` workers, with when they were set) and epochs (kind `epoch`:
--- `quiet` and `terminate`, honoured by workers started before them).
+-- `quiet` and `terminate`, honoured by workers started before them); and records other
+-- processes read (`supervisor` registrations, a queue's measured `runtime`), with JSON `info`.
 CREATE TABLE IF NOT EXISTS spool_control (
     kind  VARCHAR(16)  NOT NULL,
     name  VARCHAR(255) NOT NULL,
     value BIGINT       NOT NULL,
+    info  TEXT         NULL,
     PRIMARY KEY (kind, name)
 ) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin;

@@ -1,1 +1,1 @@
-SELECT kind, name, value FROM {schema}.control
+SELECT kind, name, value FROM {schema}.control WHERE kind IN ('paused', 'quiet', 'epoch')

@@ -1,0 +1,1 @@
+SELECT name, value, info FROM {schema}.control WHERE kind = $1

@@ -1,0 +1,1 @@
+SELECT name, value, info FROM spool_control WHERE kind = ?1

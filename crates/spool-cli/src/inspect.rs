@@ -34,8 +34,11 @@ async fn stats_with_default(store: &dyn Store) -> Result<Stats, CliError> {
 
 pub(crate) async fn status(store: Arc<dyn Store>, a: JsonFlag) -> Result<ExitCode, CliError> {
     let stats = stats_with_default(store.as_ref()).await?;
+    let supervisors = crate::supervise::registry::live(store.as_ref()).await?;
     if a.json {
-        output::json(&stats);
+        let mut json = serde_json::to_value(&stats).expect("plain data serializes");
+        json["supervisors"] = serde_json::to_value(&supervisors).expect("plain data serializes");
+        output::json(&json);
         return Ok(ExitCode::SUCCESS);
     }
     // S-DISP-2: a job on a queue no worker serves waits forever, silently; say so.
@@ -107,6 +110,49 @@ pub(crate) async fn status(store: Arc<dyn Store>, a: JsonFlag) -> Result<ExitCod
                     // Heartbeats come every third of the lease: past half of it the process
                     // has most likely died; its jobs return when the lease runs out.
                     if w.is_silent() { "silent" } else { "" }.to_string(),
+                ]
+            },
+        );
+    }
+    if !supervisors.is_empty() {
+        println!("supervisors:");
+        let rows: Vec<(&str, &str, u32, &crate::supervise::registry::PoolStatus)> = supervisors
+            .iter()
+            .flat_map(|s| {
+                s.pools
+                    .iter()
+                    .map(move |p| (s.id.as_str(), s.host.as_str(), s.pid, p))
+            })
+            .collect();
+        output::table_of(
+            &[
+                "ID",
+                "HOST",
+                "PID",
+                "POOL",
+                "QUEUES",
+                "PROCESSES",
+                "MIN",
+                "MAX",
+                "BALANCE",
+                "STATE",
+            ],
+            &rows,
+            |(id, host, pid, p)| {
+                vec![
+                    id.to_string(),
+                    host.to_string(),
+                    pid.to_string(),
+                    p.name.clone(),
+                    p.queues.join(","),
+                    p.processes.to_string(),
+                    p.min.to_string(),
+                    p.max.to_string(),
+                    p.balance.clone(),
+                    match &p.error {
+                        Some(why) => format!("{}: {why}", p.state),
+                        None => p.state.clone(),
+                    },
                 ]
             },
         );

@@ -172,8 +172,13 @@ fn quiet_workers_take_nothing_new_until_restarted() {
     }
 }
 
+/// The first supervisor in `status --json`, if any.
+fn supervisor(env: &Env) -> serde_json::Value {
+    env.json(&["status", "--json"])["supervisors"][0].clone()
+}
+
 #[test]
-fn terminate_stops_a_supervisor_and_its_workers() {
+fn a_supervisor_shows_in_status_and_terminate_stops_it_and_its_workers() {
     let env = Env::new();
     env.ok(&["migrate"]);
     let config = env.dir.join("spool.toml");
@@ -182,7 +187,7 @@ fn terminate_stops_a_supervisor_and_its_workers() {
         "[[pool]]\nname = \"p\"\nqueues = [\"default\"]\nmin_processes = 1\nmax_processes = 1\nbalance = \"off\"\n",
     )
     .unwrap();
-    let mut supervisor = env
+    let mut process = env
         .cmd(&["supervise", "--config", &config.display().to_string()])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -191,9 +196,45 @@ fn terminate_stops_a_supervisor_and_its_workers() {
     wait_for(Duration::from_secs(30), "the pool's worker", || {
         live_workers(&env) == 1
     });
+    // Registered with its pools (renewed every 5 s).
+    wait_for(
+        Duration::from_secs(20),
+        "the supervisor's registration",
+        || supervisor(&env)["pools"][0]["processes"] == 1,
+    );
+    let sup = supervisor(&env);
+    assert_eq!(sup["pid"], process.id(), "{sup}");
+    assert!(
+        sup["id"]
+            .as_str()
+            .unwrap()
+            .contains(&process.id().to_string())
+    );
+    let pool = &sup["pools"][0];
+    assert_eq!(pool["name"], "p");
+    assert_eq!(pool["queues"], serde_json::json!(["default"]));
+    assert_eq!(
+        (pool["min"].as_u64(), pool["max"].as_u64()),
+        (Some(1), Some(1))
+    );
+    assert_eq!(pool["balance"], "off");
+    assert_eq!(pool["state"], "running");
+    assert_eq!(pool["error"], serde_json::Value::Null);
+    let table = env.ok(&["status"]);
+    assert!(
+        table.contains("supervisors:") && table.contains("running"),
+        "{table}"
+    );
+
+    env.ok(&["pause", "default"]);
+    wait_for(Duration::from_secs(20), "the pool to show paused", || {
+        supervisor(&env)["pools"][0]["state"] == "paused"
+    });
+
     env.ok(&["terminate"]);
-    exits_0(&mut supervisor, Duration::from_secs(30), "the supervisor");
+    exits_0(&mut process, Duration::from_secs(30), "the supervisor");
     wait_for(Duration::from_secs(10), "no live worker", || {
         live_workers(&env) == 0
     });
+    assert_eq!(supervisor(&env), serde_json::Value::Null, "deregistered");
 }

@@ -344,6 +344,18 @@ balance = "off"
     });
     // Five crashes at start, 1 + 2 + 4 + 8 s apart.
     std::thread::sleep(Duration::from_secs(17));
+    // `status` shows the failed pool with its reason, the good one running (registrations
+    // are renewed every 5 s).
+    wait_until("the failed pool in status", Duration::from_secs(15), || {
+        status(&env)["supervisors"][0]["pools"][0]["state"] == "failed"
+    });
+    let pools = status(&env)["supervisors"][0]["pools"].clone();
+    assert_eq!(pools[0]["name"], "broken", "{pools}");
+    assert!(
+        pools[0]["error"].as_str().unwrap().contains("telnet"),
+        "{pools}"
+    );
+    assert_eq!(pools[1]["state"], "running", "{pools}");
     let (err_pool_alive, err) = {
         let alive = workers(&status(&env)).len();
         (alive, stop(sup))

@@ -13,6 +13,7 @@ mod child;
 mod lock;
 mod notify;
 mod pool;
+pub(crate) mod registry;
 pub(crate) mod scale;
 mod source;
 mod spec;
@@ -125,7 +126,10 @@ pub(crate) async fn run(
     let mut old = Generation::default();
     let mut epoch = store.restart_epoch().await?;
     // `spool terminate` after this start stops the supervisor as SIGTERM does.
-    let terminate_base = store.control().await?.terminate_epoch;
+    let mut control = store.control().await?;
+    let terminate_base = control.terminate_epoch;
+    let id = registry::new_id();
+    let mut renewed: Option<Instant> = None;
     let mut stamp = source.stamp();
     let mut stats: Option<spool::store::Stats> = None;
     let (mut polled, mut config_polled, mut pinged) = (None::<Instant>, now, now);
@@ -157,17 +161,14 @@ pub(crate) async fn run(
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "cannot read the restart epoch"),
             }
-            let control = match store.control().await {
+            match store.control().await {
                 Ok(c) if c.terminate_epoch > terminate_base => {
                     tracing::info!("terminate signalled: stopping");
                     break;
                 }
-                Ok(c) => c,
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot read the control state");
-                    Default::default()
-                }
-            };
+                Ok(c) => control = c,
+                Err(e) => tracing::warn!(error = %e, "cannot read the control state"),
+            }
             match store.stats().await {
                 // A paused queue asks for no processes.
                 Ok(s) => {
@@ -223,6 +224,10 @@ pub(crate) async fn run(
             .map(|s| s.workers.iter().map(|w| w.pid).collect())
             .unwrap_or_default();
         old.hand_over(&pools, &registered, now);
+        if renewed.is_none_or(|r| now.duration_since(r) >= registry::RENEW_EVERY) {
+            renewed = Some(now);
+            registry::register(store.as_ref(), &id, &pools, &control).await;
+        }
         if let Some(every) = watchdog
             && now.duration_since(pinged) >= every
         {
@@ -232,6 +237,7 @@ pub(crate) async fn run(
     }
     notifier.send("STOPPING=1");
     stop(&mut pools, &mut old, &mut signals, spec.largest_grace()).await;
+    registry::deregister(store.as_ref(), &id).await;
     tracing::info!("supervisor stopped");
     Ok(ExitCode::SUCCESS)
 }

@@ -216,8 +216,8 @@ pub(crate) fn rss_mb() -> Option<u64> {
     memory_stats::memory_stats().map(|m| m.physical_mem as u64 / (1024 * 1024))
 }
 
-/// This machine's name, as workers register under it.
-pub(crate) fn hostname() -> String {
+/// This machine's name, as workers (and supervisors) register under it.
+pub fn hostname() -> String {
     let name = gethostname::gethostname()
         .to_string_lossy()
         .trim()

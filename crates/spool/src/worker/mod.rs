@@ -31,7 +31,7 @@ mod outcome;
 mod services;
 mod workflow;
 
-pub use lifecycle::{ExitReason, Shutdown, ShutdownHandle, WorkerExit};
+pub use lifecycle::{ExitReason, Shutdown, ShutdownHandle, WorkerExit, hostname};
 
 /// How a worker runs. Every field has a documented default (see the README's table).
 #[derive(Debug, Clone)]
@@ -174,7 +174,7 @@ impl std::fmt::Debug for Worker {
 impl Worker {
     /// A worker over `store` running the jobs in `registry`.
     pub fn new(store: Arc<dyn Store>, registry: Registry, config: WorkerConfig) -> Worker {
-        let host = lifecycle::hostname();
+        let host = hostname();
         let pid = std::process::id();
         let info = WorkerInfo {
             id: format!("{host}-{pid}-{:08x}", fastrand::u32(..)),

@@ -19,7 +19,7 @@ mod source;
 mod spec;
 
 use std::{
-    collections::HashSet,
+    collections::{HashMap, HashSet},
     path::PathBuf,
     process::ExitCode,
     sync::Arc,
@@ -130,6 +130,8 @@ pub(crate) async fn run(
     let terminate_base = control.terminate_epoch;
     let id = registry::new_id();
     let mut renewed: Option<Instant> = None;
+    // Each queue's measured mean run time, as workers record it (read with each renewal).
+    let mut run_times: HashMap<String, Duration> = HashMap::new();
     let mut stamp = source.stamp();
     let mut stats: Option<spool::store::Stats> = None;
     let (mut polled, mut config_polled, mut pinged) = (None::<Instant>, now, now);
@@ -214,7 +216,7 @@ pub(crate) async fn run(
         for pool in &mut pools {
             pool.reap(now);
             if let Some(stats) = &stats {
-                let demand = demand(&pool.spec, stats);
+                let demand = demand(&pool.spec, stats, &run_times);
                 pool.scale(&demand, spec.cooldown, spec.max_shift, now);
             }
             pool.fill(&launcher, now);
@@ -227,6 +229,15 @@ pub(crate) async fn run(
         if renewed.is_none_or(|r| now.duration_since(r) >= registry::RENEW_EVERY) {
             renewed = Some(now);
             registry::register(store.as_ref(), &id, &pools, &control).await;
+            match store.records(spool::store::RecordKind::RunTime).await {
+                Ok(records) => {
+                    run_times = records
+                        .into_iter()
+                        .map(|r| (r.name, Duration::from_micros(r.value.max(0) as u64)))
+                        .collect();
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot read the queues' run times"),
+            }
         }
         if let Some(every) = watchdog
             && now.duration_since(pinged) >= every
@@ -242,8 +253,12 @@ pub(crate) async fn run(
     Ok(ExitCode::SUCCESS)
 }
 
-/// Each queue's demand for `pool`, from the store's counts.
-fn demand(pool: &PoolSpec, stats: &spool::store::Stats) -> Vec<Demand> {
+/// Each queue's demand for `pool`, from the store's counts and the measured run times.
+fn demand(
+    pool: &PoolSpec,
+    stats: &spool::store::Stats,
+    run_times: &HashMap<String, Duration>,
+) -> Vec<Demand> {
     pool.queues
         .iter()
         .map(|q| Demand {
@@ -252,7 +267,7 @@ fn demand(pool: &PoolSpec, stats: &spool::store::Stats) -> Vec<Demand> {
                 .iter()
                 .find(|s| &s.name == q)
                 .map_or(0, |s| s.pending),
-            mean_run: None,
+            mean_run: run_times.get(q).copied(),
         })
         .collect()
 }

@@ -38,6 +38,28 @@ pub(crate) struct Tally {
     pub(crate) completed: AtomicU64,
     pub(crate) failed: AtomicU64,
     pub(crate) handed_back: AtomicU64,
+    /// Run time per queue since the last flush: total microseconds and runs.
+    run_times: Mutex<std::collections::HashMap<String, (u64, u64)>>,
+}
+
+impl Tally {
+    /// Counts one job run on `queue` that took `elapsed`.
+    pub(crate) fn note_run(&self, queue: &str, elapsed: Duration) {
+        let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+        let mut runs = self.run_times.lock().unwrap_or_else(|e| e.into_inner());
+        let (total, n) = runs.entry(queue.to_string()).or_default();
+        *total = total.saturating_add(micros);
+        *n += 1;
+    }
+
+    /// Each queue's mean run time since the last call, in microseconds.
+    pub(crate) fn take_mean_runs(&self) -> Vec<(String, i64)> {
+        let runs = std::mem::take(&mut *self.run_times.lock().unwrap_or_else(|e| e.into_inner()));
+        runs.into_iter()
+            .filter(|(_, (_, n))| *n > 0)
+            .map(|(queue, (total, n))| (queue, i64::try_from(total / n).unwrap_or(i64::MAX)))
+            .collect()
+    }
 }
 
 /// Everything a job run needs from its worker.
@@ -149,6 +171,7 @@ impl Executor {
             let settled = outcome::settle(job.id, job.token, Outcome::HandedBack);
             return self.tell(settled, meta, |_| {}, None).await;
         };
+        self.tally.note_run(&job.queue, started.elapsed());
         let mut prepared = prepared;
         prepared.counters.now = job.reserved_at + started.elapsed().as_millis() as i64;
         self.decide(job, &envelope, prepared, end, &span, meta)

@@ -37,10 +37,10 @@ pub(super) async fn run(worker: Worker) -> Result<WorkerExit, WorkerError> {
         info,
     } = worker;
     let config = Arc::new(config);
-    let Some(services) = Services::start(&store, &info, &config, &shutdown).await? else {
-        return Ok(exit(ExitReason::Signal, 0, &Tally::default()));
-    };
     let tally = Arc::new(Tally::default());
+    let Some(services) = Services::start(&store, &info, &config, &shutdown, &tally).await? else {
+        return Ok(exit(ExitReason::Signal, 0, &tally));
+    };
     let executor = Executor::new(
         registry,
         config.clone(),

@@ -1,17 +1,22 @@
 //! Housekeeping every worker does: return the jobs of dead workers (the reaper) and prune what
 //! would otherwise grow for ever: old failed records, kept results, finished batches and the
-//! limiter hits of idle keys. Any worker may do it; the store makes each step atomic.
+//! limiter hits of idle keys. Any worker may do it; the store makes each step atomic. It also
+//! records each queue's recent mean run time, which supervisors use to size `auto` pools.
 
 use std::{sync::Arc, time::Duration};
 
 use tokio::task::JoinHandle;
 
-use super::WorkerConfig;
-use crate::store::{BatchPrune, Store};
+use super::{WorkerConfig, execute::Tally};
+use crate::store::{BatchPrune, RecordKind, Store};
 
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
-pub(crate) fn start(store: Arc<dyn Store>, config: Arc<WorkerConfig>) -> JoinHandle<()> {
+pub(crate) fn start(
+    store: Arc<dyn Store>,
+    config: Arc<WorkerConfig>,
+    tally: Arc<Tally>,
+) -> JoinHandle<()> {
     tokio::spawn(async move {
         // Reap at a third of the lease, so a dead worker's jobs return within about
         // 1.33 leases of its last heartbeat.
@@ -45,6 +50,15 @@ pub(crate) fn start(store: Arc<dyn Store>, config: Arc<WorkerConfig>) -> JoinHan
                 }
                 if let Err(e) = store.prune_limits().await {
                     tracing::debug!("pruning expired limiter hits: {e}");
+                }
+            }
+            // Each queue's recent mean run time, for supervisors sizing `auto` pools.
+            for (queue, micros) in tally.take_mean_runs() {
+                if let Err(e) = store
+                    .put_record(RecordKind::RunTime, &queue, micros, None)
+                    .await
+                {
+                    tracing::debug!("recording run times: {e}");
                 }
             }
             // Jitter keeps many workers from reaping in lockstep.

@@ -9,6 +9,7 @@ use tokio::{sync::watch, task::JoinHandle};
 use super::{
     ShutdownHandle, WorkerConfig, WorkerError,
     control::{ControlView, ControlWatch},
+    execute::Tally,
     heartbeat::{Heartbeat, Lease},
     lifecycle::{Shutdown, reconnect_delay},
     maintenance,
@@ -33,6 +34,7 @@ impl Services {
         info: &WorkerInfo,
         config: &Arc<WorkerConfig>,
         shutdown: &ShutdownHandle,
+        tally: &Arc<Tally>,
     ) -> Result<Option<Services>, WorkerError> {
         let Some(()) =
             with_reconnect(shutdown, || store.register_worker(info, config.lease)).await?
@@ -48,7 +50,7 @@ impl Services {
             WorkerError::Config(format!("cannot start the heartbeat thread: {e}"))
         })?;
         let control = ControlWatch::start(store.clone(), info.id.clone()).await;
-        let maintenance = maintenance::start(store.clone(), config.clone());
+        let maintenance = maintenance::start(store.clone(), config.clone(), tally.clone());
         #[cfg(feature = "schedule")]
         let tickers = config
             .schedules

@@ -35,9 +35,11 @@ async fn stats_with_default(store: &dyn Store) -> Result<Stats, CliError> {
 pub(crate) async fn status(store: Arc<dyn Store>, a: JsonFlag) -> Result<ExitCode, CliError> {
     let stats = stats_with_default(store.as_ref()).await?;
     let supervisors = crate::supervise::registry::live(store.as_ref()).await?;
+    let stuck = crate::stuck::find(store.as_ref(), &stats).await?;
     if a.json {
         let mut json = serde_json::to_value(&stats).expect("plain data serializes");
         json["supervisors"] = serde_json::to_value(&supervisors).expect("plain data serializes");
+        json["stuck"] = serde_json::to_value(&stuck).expect("plain data serializes");
         output::json(&json);
         return Ok(ExitCode::SUCCESS);
     }
@@ -112,6 +114,26 @@ pub(crate) async fn status(store: Arc<dyn Store>, a: JsonFlag) -> Result<ExitCod
                     if w.is_silent() { "silent" } else { "" }.to_string(),
                 ]
             },
+        );
+    }
+    for expired in &stuck.expired_workers {
+        println!(
+            "stuck: worker {} (lease expired) still holds {} job(s); the reaper returns them within a third of a lease",
+            expired.worker, expired.jobs
+        );
+    }
+    for overdue in &stuck.past_timeout {
+        println!(
+            "stuck: job {} ({} on `{}`) has run {} against a timeout of {}{}",
+            overdue.id,
+            overdue.job,
+            overdue.queue,
+            format_duration(Duration::from_millis(overdue.running_for_ms)),
+            format_duration(Duration::from_millis(overdue.timeout_ms)),
+            overdue
+                .worker
+                .as_ref()
+                .map_or(String::new(), |w| format!(" on worker {w}"))
         );
     }
     if !supervisors.is_empty() {

@@ -40,6 +40,7 @@ mod inspect;
 mod install;
 mod output;
 mod schedule;
+mod stuck;
 mod supervise;
 mod work;
 

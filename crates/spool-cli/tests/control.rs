@@ -238,3 +238,41 @@ fn a_supervisor_shows_in_status_and_terminate_stops_it_and_its_workers() {
     });
     assert_eq!(supervisor(&env), serde_json::Value::Null, "deregistered");
 }
+
+/// `status` flags a worker whose lease expired while it still holds jobs (no reaper ran yet),
+/// and a job held past its timeout.
+#[test]
+fn status_flags_expired_workers_and_jobs_past_their_timeout() {
+    let env = Env::new();
+    env.ok(&["migrate"]);
+    env.ok(&[
+        "dispatch",
+        "sleep",
+        "--payload",
+        r#"{"ms":60000}"#,
+        "--timeout",
+        "1",
+    ]);
+    let mut worker = env.spawn(&["work", "--lease", "2s", "--sleep", "50ms"]);
+    wait_for(Duration::from_secs(20), "the job to be reserved", || {
+        queue(&env, "default")["reserved"] == 1
+    });
+    // Killed mid-job: its lease runs out, and no other worker reaps.
+    common::signal(&worker, "KILL");
+    worker.wait().unwrap();
+    wait_for(Duration::from_secs(20), "both flags", || {
+        let stuck = env.json(&["status", "--json"])["stuck"].clone();
+        stuck["expired_workers"][0]["jobs"] == 1 && stuck["past_timeout"][0]["timeout_ms"] == 1000
+    });
+    let stuck = env.json(&["status", "--json"])["stuck"].clone();
+    assert_eq!(stuck["past_timeout"][0]["job"], "sleep", "{stuck}");
+    assert!(stuck["past_timeout"][0]["running_for_ms"].as_u64().unwrap() > 2000);
+    let worker_id = stuck["expired_workers"][0]["worker"].as_str().unwrap();
+    assert!(worker_id.contains(&worker.id().to_string()), "{stuck}");
+    let table = env.ok(&["status"]);
+    assert!(
+        table.contains("(lease expired) still holds 1 job(s)")
+            && table.contains("against a timeout of 1s"),
+        "{table}"
+    );
+}

@@ -699,9 +699,9 @@ async fn fake_and_inline_modes_for_app_tests() {
 /// pools by): a queue of 30 ms sleeps shows a mean of at least 30 ms.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn workers_record_each_queue_s_mean_run_time() {
-    use spool::store::{ControlStore, RecordKind};
+    use spool::store::RecordKind;
     let store = store().await;
-    let spool = spool::Spool::new(store.clone());
+    let spool = Spool::new(store.clone());
     for _ in 0..4 {
         spool
             .dispatch(spool::builtin::Sleep { ms: 30 })
@@ -718,13 +718,13 @@ async fn workers_record_each_queue_s_mean_run_time() {
     let worker = Worker::new(store.clone(), registry(), config);
     let stop = worker.shutdown_handle();
     let running = tokio::spawn(worker.run());
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let deadline = Instant::now() + Duration::from_secs(20);
     let mean = loop {
         let records = store.records(RecordKind::RunTime).await.unwrap();
         if let Some(slow) = records.iter().find(|r| r.name == "slow") {
             break slow.value;
         }
-        assert!(std::time::Instant::now() < deadline, "no run time recorded");
+        assert!(Instant::now() < deadline, "no run time recorded");
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     stop.signal();

@@ -24,6 +24,10 @@ pub(crate) struct WorkArgs {
     /// Stop after this many jobs.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     max_jobs: Option<u64>,
+    /// Cron mode: exit 0 at once when this many live workers already serve any of these
+    /// queues (checked and registered atomically, so workers starting together never pass it).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    max_workers: Option<u32>,
     /// Stop fetching after this long; running jobs finish.
     #[arg(long, value_parser = args::duration)]
     max_time: Option<Duration>,
@@ -77,6 +81,7 @@ impl WorkArgs {
             grace: self.grace,
             lease: self.lease,
             max_jobs: self.max_jobs,
+            max_workers: self.max_workers,
             max_time: self.max_time,
             memory_mb: self.memory,
             stop_when_empty: self.stop_when_empty,
@@ -124,10 +129,17 @@ pub(crate) async fn run(
     };
     let mut config = a.config()?;
     setup.apply(&mut config);
+    let max_workers = config.max_workers;
     let worker = Worker::new(store, registry, config);
     stop_on_signals(worker.shutdown_handle());
     // The worker logs its own one-line summary as it stops.
     let exit = worker.run().await?;
+    if exit.reason == spool::worker::ExitReason::Crowded {
+        println!(
+            "not started: {} live worker(s) already serve these queues (--max-workers)",
+            max_workers.unwrap_or_default()
+        );
+    }
     Ok(ExitCode::from(exit.reason.exit_code()))
 }
 

@@ -276,3 +276,57 @@ fn status_flags_expired_workers_and_jobs_past_their_timeout() {
         "{table}"
     );
 }
+
+/// Cron mode: `work --max-workers N` exits 0 at once, saying so, while N live workers serve
+/// any of its queues; of several started together, N stay.
+#[test]
+fn max_workers_keeps_cron_runs_from_piling_up() {
+    for env in stores() {
+        env.ok(&["migrate"]);
+        let args = [
+            "work",
+            "--queue",
+            "q,other",
+            "--max-workers",
+            "2",
+            "--sleep",
+            "100ms",
+        ];
+        let mut started: Vec<Child> = (0..4).map(|_| env.spawn(&args)).collect();
+        // Two of the four exit 0 at once; two stay.
+        wait_for(Duration::from_secs(20), "two to exit", || {
+            started
+                .iter_mut()
+                .map(|c| c.try_wait().unwrap().is_some())
+                .filter(|exited| *exited)
+                .count()
+                == 2
+        });
+        std::thread::sleep(Duration::from_millis(500));
+        let mut exited = 0;
+        for child in &mut started {
+            if let Some(status) = child.try_wait().unwrap() {
+                assert_eq!(status.code(), Some(0));
+                exited += 1;
+            }
+        }
+        assert_eq!(exited, 2, "exactly two of four stay");
+        assert_eq!(live_workers(&env), 2);
+        let out = env.run(&["work", "--queue", "other", "--max-workers", "2"]);
+        assert_eq!(out.status.code(), Some(0));
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("not started: 2 live worker(s)"), "{text}");
+        // A queue nobody serves: it starts.
+        let mut alone = env.spawn(&["work", "--queue", "elsewhere", "--max-workers", "1"]);
+        std::thread::sleep(Duration::from_millis(1500));
+        assert!(
+            alone.try_wait().unwrap().is_none(),
+            "a free queue's worker runs"
+        );
+        env.ok(&["terminate"]);
+        for child in started.iter_mut().chain([&mut alone]) {
+            exits_0(child, Duration::from_secs(20), "a worker");
+        }
+        drop_schema(&env);
+    }
+}

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use spool::store::JobState;
+use spool::store::{JobState, WorkerInfo};
 
 use crate::{
     Fixture,
@@ -125,4 +125,95 @@ pub async fn stats_tell_when_each_worker_was_last_seen(fixture: &dyn Fixture) {
     assert!(gone.is_silent(), "{gone:?}");
     let alive = find(&stats, &beating);
     assert!(!alive.is_silent(), "{alive:?}");
+}
+
+/// `work --max-workers`: a worker registers only while fewer than the cap serve any of its
+/// queues, workers starting together never pass the cap, and an expired worker no longer
+/// counts.
+pub async fn registration_within_a_cap_is_atomic(fixture: &dyn Fixture) {
+    let store = fixture.store().await;
+    let info = |name: &str, queues: &[&str]| WorkerInfo {
+        id: format!("{name}-{}", spool::new_id()),
+        host: "test-host".into(),
+        pid: std::process::id(),
+        queues: queues.iter().map(|q| q.to_string()).collect(),
+    };
+    let lease = Duration::from_secs(30);
+    assert!(
+        store
+            .register_worker_within(&info("a1", &["a"]), lease, 2)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .register_worker_within(&info("a2", &["b", "a"]), lease, 2)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .register_worker_within(&info("a3", &["a"]), lease, 2)
+            .await
+            .unwrap(),
+        "two workers already serve `a`"
+    );
+    assert!(
+        !store
+            .register_worker_within(&info("a4", &["b", "z"]), lease, 1)
+            .await
+            .unwrap(),
+        "one serves `b`"
+    );
+    assert!(
+        store
+            .register_worker_within(&info("c1", &["c"]), lease, 1)
+            .await
+            .unwrap()
+    );
+    let live = store.stats().await.unwrap().workers;
+    assert_eq!(
+        live.len(),
+        3,
+        "refused workers are not registered: {live:?}"
+    );
+
+    // Eight starting together under a cap of three: three pass.
+    let attempts = (0..8).map(|n| {
+        let store = store.clone();
+        let worker = info(&format!("x{n}"), &["x"]);
+        tokio::spawn(async move {
+            store
+                .register_worker_within(&worker, lease, 3)
+                .await
+                .unwrap()
+        })
+    });
+    let mut passed = 0;
+    for attempt in attempts.collect::<Vec<_>>() {
+        passed += usize::from(attempt.await.unwrap());
+    }
+    assert_eq!(passed, 3);
+
+    // A lease that ran out no longer counts.
+    let short = info("e1", &["e"]);
+    assert!(
+        store
+            .register_worker_within(&short, Duration::from_millis(50), 1)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .register_worker_within(&info("e2", &["e"]), lease, 1)
+            .await
+            .unwrap()
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        store
+            .register_worker_within(&info("e3", &["e"]), lease, 1)
+            .await
+            .unwrap()
+    );
 }

@@ -38,8 +38,9 @@ pub(super) async fn run(worker: Worker) -> Result<WorkerExit, WorkerError> {
     } = worker;
     let config = Arc::new(config);
     let tally = Arc::new(Tally::default());
-    let Some(services) = Services::start(&store, &info, &config, &shutdown, &tally).await? else {
-        return Ok(exit(ExitReason::Signal, 0, &tally));
+    let services = match Services::start(&store, &info, &config, &shutdown, &tally).await? {
+        Ok(services) => services,
+        Err(reason) => return Ok(exit(reason, 0, &tally)),
     };
     let executor = Executor::new(
         registry,

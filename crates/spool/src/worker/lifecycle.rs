@@ -91,6 +91,8 @@ pub enum ExitReason {
     Once,
     /// `spool terminate` was signalled: every worker and supervisor stops gracefully.
     Terminate,
+    /// `--max-workers N`: N live workers already served its queues, so it did not start.
+    Crowded,
     /// The worker could not keep its lease (heartbeats failed for most of it, the store said
     /// it expired, or the heartbeat's thread died): it stopped taking jobs and dropped the
     /// results of the running ones, which the reaper hands to another worker (exit code 13).

@@ -52,6 +52,10 @@ pub struct WorkerConfig {
     pub rest: Duration,
     /// Stop after reserving this many jobs.
     pub max_jobs: Option<u64>,
+    /// Start only while fewer than this many live workers serve any of its queues (checked
+    /// and registered atomically); else exit at once with [`ExitReason::Crowded`]. For cron
+    /// mode: a slow run never piles up processes.
+    pub max_workers: Option<u32>,
     /// Stop fetching after running this long.
     pub max_time: Option<Duration>,
     /// Stop (exit code 12) once resident memory reaches this many MB. Off unless set (D-4).
@@ -106,6 +110,7 @@ impl Default for WorkerConfig {
             sleep: Duration::from_secs(1),
             rest: Duration::ZERO,
             max_jobs: None,
+            max_workers: None,
             max_time: None,
             memory_mb: None,
             stop_when_empty: false,

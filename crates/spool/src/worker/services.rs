@@ -11,7 +11,7 @@ use super::{
     control::{ControlView, ControlWatch},
     execute::Tally,
     heartbeat::{Heartbeat, Lease},
-    lifecycle::{Shutdown, reconnect_delay},
+    lifecycle::{ExitReason, Shutdown, reconnect_delay},
     maintenance,
 };
 use crate::store::{QueueStore, Store, StoreError, StoreResult, WorkerInfo};
@@ -27,20 +27,39 @@ pub(crate) struct Services {
 }
 
 impl Services {
-    /// Registers the worker, waiting out store outages, and starts its services. `None` means a
-    /// shutdown was requested before the store could be reached.
+    /// Registers the worker, waiting out store outages, and starts its services. `Err` is
+    /// why it stops before taking anything: a shutdown requested before the store could be
+    /// reached, or `max_workers` live workers already serving its queues.
     pub(crate) async fn start(
         store: &Arc<dyn Store>,
         info: &WorkerInfo,
         config: &Arc<WorkerConfig>,
         shutdown: &ShutdownHandle,
         tally: &Arc<Tally>,
-    ) -> Result<Option<Services>, WorkerError> {
-        let Some(()) =
-            with_reconnect(shutdown, || store.register_worker(info, config.lease)).await?
-        else {
-            return Ok(None);
-        };
+    ) -> Result<Result<Services, ExitReason>, WorkerError> {
+        let registered = with_reconnect(shutdown, || async {
+            match config.max_workers {
+                Some(max) => store.register_worker_within(info, config.lease, max).await,
+                None => store
+                    .register_worker(info, config.lease)
+                    .await
+                    .map(|()| true),
+            }
+        })
+        .await?;
+        match registered {
+            None => return Ok(Err(ExitReason::Signal)),
+            Some(false) => {
+                let max = config.max_workers.unwrap_or_default();
+                tracing::info!(
+                    worker = %info.id,
+                    queues = ?config.queues,
+                    "{max} live worker(s) already serve these queues (--max-workers {max}): not starting"
+                );
+                return Ok(Err(ExitReason::Crowded));
+            }
+            Some(true) => {}
+        }
         let lease = Lease::new(config.lease);
         let start_epoch = with_reconnect(shutdown, || store.restart_epoch())
             .await?
@@ -57,7 +76,7 @@ impl Services {
             .iter()
             .map(|p| tokio::spawn(crate::schedule::run(ticker_spool(store, config), p.clone())))
             .collect();
-        Ok(Some(Services {
+        Ok(Ok(Services {
             heartbeat,
             control,
             lease,

@@ -84,6 +84,14 @@ impl QueueStore for Faulty {
     async fn register_worker(&self, worker: &s::WorkerInfo, lease: Duration) -> StoreResult<()> {
         self.inner.register_worker(worker, lease).await
     }
+    async fn register_worker_within(
+        &self,
+        worker: &s::WorkerInfo,
+        lease: Duration,
+        max: u32,
+    ) -> StoreResult<bool> {
+        self.inner.register_worker_within(worker, lease, max).await
+    }
     async fn heartbeat(&self, worker_id: &str, lease: Duration) -> StoreResult<s::Heartbeat> {
         if self.faults.heartbeat_panics.load(Ordering::SeqCst) {
             panic!("heartbeat made to panic");

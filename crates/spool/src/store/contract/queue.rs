@@ -38,6 +38,17 @@ pub trait QueueStore: Send + Sync + 'static {
     /// Registers (or re-registers) a worker and starts its lease.
     async fn register_worker(&self, worker: &WorkerInfo, lease: Duration) -> StoreResult<()>;
 
+    /// Registers a worker as [`QueueStore::register_worker`] does unless `max` live workers
+    /// already serve any of its queues (`work --max-workers`); false if it did not register.
+    /// Checked and registered in one atomic step, so of workers starting together no more
+    /// than `max` pass.
+    async fn register_worker_within(
+        &self,
+        worker: &WorkerInfo,
+        lease: Duration,
+        max: u32,
+    ) -> StoreResult<bool>;
+
     /// Extends a worker's lease; reports whether it was still held, and the restart epoch.
     async fn heartbeat(&self, worker_id: &str, lease: Duration) -> StoreResult<Heartbeat>;
 

@@ -77,6 +77,42 @@ impl QueueStore for MysqlStore {
         Ok(())
     }
 
+    async fn register_worker_within(
+        &self,
+        worker: &WorkerInfo,
+        lease: Duration,
+        max: u32,
+    ) -> StoreResult<bool> {
+        let queues = serde_json::to_string(&worker.queues)
+            .map_err(|e| StoreError::Invalid(format!("cannot encode queue names: {e}")))?;
+        // The restart-epoch row, locked for the transaction, serializes the check and the
+        // insert of workers starting together.
+        in_transaction!(&self.pool, Begin::Write, |conn| {
+            sqlx::query(include_str!("sql/register_worker_lock.sql"))
+                .execute(&mut *conn)
+                .await?;
+            let lists: Vec<String> =
+                sqlx::query_scalar(sql(include_str!("sql/live_worker_queues.sql")))
+                    .fetch_all(&mut *conn)
+                    .await?;
+            let sharing = rules::workers_sharing(lists.iter().map(String::as_str), &worker.queues);
+            if sharing >= max as usize {
+                return Ok::<_, TxError>(false);
+            }
+            sqlx::query(sql(include_str!("sql/register_worker.sql")))
+                .bind(&worker.id)
+                .bind(&worker.host)
+                .bind(i64::from(worker.pid))
+                .bind(&queues)
+                .bind(offset_ms(lease))
+                .bind(offset_ms(lease))
+                .bind(offset_ms(lease))
+                .execute(&mut *conn)
+                .await?;
+            Ok(true)
+        })
+    }
+
     async fn heartbeat(&self, worker_id: &str, lease: Duration) -> StoreResult<Heartbeat> {
         // Extending a lease twice is harmless, so a lost connection is simply retried.
         idempotent!(&self.pool, |conn| {

@@ -28,7 +28,7 @@ impl PostgresStore {
             .await?;
         // Held until commit: concurrent first-time migrations of the same schema queue here
         // instead of racing on CREATE.
-        self.query(include_str!("sql/migrate_lock.sql"))
+        self.query(include_str!("sql/advisory_xact_lock.sql"))
             .bind(self.migration_lock_key())
             .execute(&mut *tx)
             .await?;

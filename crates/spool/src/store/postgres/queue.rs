@@ -10,6 +10,7 @@ use async_trait::async_trait;
 use sqlx::PgConnection;
 
 use super::{PostgresStore, fenced_ids, wakeups};
+use crate::store::sql::fnv1a;
 use crate::store::{
     Heartbeat, NewJob, PushOutcome, QueueStore, ReapReport, ReservedJob, Settlement, Store,
     StoreResult, Wakeups, WorkerInfo,
@@ -65,6 +66,41 @@ impl QueueStore for PostgresStore {
             .await?;
         conn.done().await?;
         Ok(())
+    }
+
+    async fn register_worker_within(
+        &self,
+        worker: &WorkerInfo,
+        lease: Duration,
+        max: u32,
+    ) -> StoreResult<bool> {
+        // A transaction-scoped advisory lock per schema serializes the check and the insert
+        // of workers starting together.
+        let mut tx = self.pool.begin().await?;
+        let key = fnv1a(format!("spool max-workers {}", self.schema).as_bytes()) as i64;
+        self.query(include_str!("sql/advisory_xact_lock.sql"))
+            .bind(key)
+            .execute(&mut *tx)
+            .await?;
+        let sharing: i64 = self
+            .query_scalar(include_str!("sql/live_workers_sharing.sql"))
+            .bind(&worker.queues)
+            .fetch_one(&mut *tx)
+            .await?;
+        if sharing >= i64::from(max) {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        self.query(include_str!("sql/register_worker.sql"))
+            .bind(&worker.id)
+            .bind(&worker.host)
+            .bind(i64::from(worker.pid))
+            .bind(&worker.queues)
+            .bind(offset_ms(lease))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     async fn heartbeat(&self, worker_id: &str, lease: Duration) -> StoreResult<Heartbeat> {

@@ -83,6 +83,41 @@ impl RedisStore {
         Ok(lease.unwrap_or(0))
     }
 
+    /// Registers a worker, unless `max` live workers already serve any of its queues (one
+    /// script: the check and the registration are atomic); false if it did not.
+    async fn register(
+        &self,
+        worker: &WorkerInfo,
+        lease: Duration,
+        max: Option<u32>,
+    ) -> StoreResult<bool> {
+        let lease_ms = offset_ms(lease);
+        let record = WorkerRecord {
+            host: worker.host.clone(),
+            pid: worker.pid,
+            queues: worker.queues.clone(),
+            lease_ms,
+            started_at: 0,
+        };
+        // `started_at` is stamped by the script with the server's clock.
+        let mut info = serde_json::to_value(&record)
+            .map_err(|e| StoreError::Other(format!("cannot encode a worker: {e}")))?;
+        if let Some(object) = info.as_object_mut() {
+            object.remove("started_at");
+        }
+        let mut call = self.on_global(&scripts::REGISTER);
+        call.arg(&worker.id).arg(info.to_string()).arg(lease_ms);
+        if let Some(max) = max {
+            call.arg(max);
+        }
+        if int(&self.run(&call).await?, "registration")? < 0 {
+            return Ok(false);
+        }
+        lock(&self.leases).insert(worker.id.clone(), lease_ms);
+        lock(&self.registered).insert(worker.id.clone());
+        Ok(true)
+    }
+
     /// The queues where `worker` holds jobs, if it registered through this handle (which then
     /// saw all its reservations); `None` otherwise.
     fn queues_holding(&self, worker: &str) -> Option<Vec<String>> {
@@ -401,26 +436,16 @@ impl QueueStore for RedisStore {
     }
 
     async fn register_worker(&self, worker: &WorkerInfo, lease: Duration) -> StoreResult<()> {
-        let lease_ms = offset_ms(lease);
-        let record = WorkerRecord {
-            host: worker.host.clone(),
-            pid: worker.pid,
-            queues: worker.queues.clone(),
-            lease_ms,
-            started_at: 0,
-        };
-        // `started_at` is stamped by the script with the server's clock.
-        let mut info = serde_json::to_value(&record)
-            .map_err(|e| StoreError::Other(format!("cannot encode a worker: {e}")))?;
-        if let Some(object) = info.as_object_mut() {
-            object.remove("started_at");
-        }
-        let mut call = self.on_global(&scripts::REGISTER);
-        call.arg(&worker.id).arg(info.to_string()).arg(lease_ms);
-        self.run(&call).await?;
-        lock(&self.leases).insert(worker.id.clone(), lease_ms);
-        lock(&self.registered).insert(worker.id.clone());
-        Ok(())
+        self.register(worker, lease, None).await.map(|_| ())
+    }
+
+    async fn register_worker_within(
+        &self,
+        worker: &WorkerInfo,
+        lease: Duration,
+        max: u32,
+    ) -> StoreResult<bool> {
+        self.register(worker, lease, Some(max)).await
     }
 
     async fn heartbeat(&self, worker_id: &str, lease: Duration) -> StoreResult<Heartbeat> {

@@ -53,18 +53,31 @@ impl QueueStore for SqliteStore {
 
     async fn register_worker(&self, worker: &WorkerInfo, lease: Duration) -> StoreResult<()> {
         let worker = worker.clone();
-        self.write_one(move |conn| {
+        self.write_one(move |conn| insert_worker(conn, &worker, now_ms(), lease))
+            .await
+    }
+
+    async fn register_worker_within(
+        &self,
+        worker: &WorkerInfo,
+        lease: Duration,
+        max: u32,
+    ) -> StoreResult<bool> {
+        let worker = worker.clone();
+        // One write transaction: the database's one writer makes the check and the insert
+        // atomic.
+        self.write(move |conn| {
             let now = now_ms();
-            conn.prepare_cached(include_str!("sql/register_worker.sql"))?
-                .execute(params![
-                    worker.id,
-                    worker.host,
-                    worker.pid as i64,
-                    serde_json::to_string(&worker.queues).unwrap_or_default(),
-                    now,
-                    now + offset_ms(lease)
-                ])?;
-            Ok(())
+            let lists: Vec<String> = conn
+                .prepare_cached(include_str!("sql/live_worker_queues.sql"))?
+                .query_map([now], |row| row.get(0))?
+                .collect::<Result<_, _>>()?;
+            let sharing = rules::workers_sharing(lists.iter().map(String::as_str), &worker.queues);
+            if sharing >= max as usize {
+                return Ok(false);
+            }
+            insert_worker(conn, &worker, now, lease)?;
+            Ok(true)
         })
         .await
     }
@@ -433,6 +446,25 @@ fn delete_settled(
 }
 
 /// The current restart epoch (0 if never signalled), on either connection.
+/// Registers (or renews) a worker's row, its lease starting `now`.
+fn insert_worker(
+    conn: &Connection,
+    worker: &WorkerInfo,
+    now: i64,
+    lease: Duration,
+) -> StoreResult<()> {
+    conn.prepare_cached(include_str!("sql/register_worker.sql"))?
+        .execute(params![
+            worker.id,
+            worker.host,
+            worker.pid as i64,
+            serde_json::to_string(&worker.queues).unwrap_or_default(),
+            now,
+            now + offset_ms(lease)
+        ])?;
+    Ok(())
+}
+
 fn restart_epoch_in(conn: &Connection) -> StoreResult<i64> {
     let epoch: Option<i64> = conn
         .prepare_cached(include_str!("sql/restart_epoch.sql"))?

@@ -1,0 +1,1 @@
+SELECT queues FROM spool_workers WHERE expires_at > {now}

@@ -240,6 +240,22 @@ pub(crate) fn decode_callback(json: &str) -> Option<NewJob> {
     })
 }
 
+/// How many of the live workers' queue lists (JSON arrays, as the SQL stores keep them) share
+/// a queue with `mine` (`work --max-workers`). A list that cannot be read counts as sharing:
+/// the cap errs on the side of starting fewer workers.
+pub(crate) fn workers_sharing<'a>(
+    queue_lists: impl IntoIterator<Item = &'a str>,
+    mine: &[String],
+) -> usize {
+    queue_lists
+        .into_iter()
+        .filter(|json| {
+            serde_json::from_str::<Vec<String>>(json)
+                .map_or(true, |theirs| theirs.iter().any(|q| mine.contains(q)))
+        })
+        .count()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -331,18 +347,3 @@ mod tests {
     }
 }
 
-/// How many of the live workers' queue lists (JSON arrays, as the SQL stores keep them) share
-/// a queue with `mine` (`work --max-workers`). A list that cannot be read counts as sharing:
-/// the cap errs on the side of starting fewer workers.
-pub(crate) fn workers_sharing<'a>(
-    queue_lists: impl IntoIterator<Item = &'a str>,
-    mine: &[String],
-) -> usize {
-    queue_lists
-        .into_iter()
-        .filter(|json| {
-            serde_json::from_str::<Vec<String>>(json)
-                .map_or(true, |theirs| theirs.iter().any(|q| mine.contains(q)))
-        })
-        .count()
-}

@@ -346,4 +346,3 @@ mod tests {
         assert!(decode_callback("[1, 2]").is_none());
     }
 }
-

@@ -132,6 +132,7 @@ pub(crate) async fn run(
     let max_workers = config.max_workers;
     let worker = Worker::new(store, registry, config);
     stop_on_signals(worker.shutdown_handle());
+    stop_without_supervisor(worker.shutdown_handle());
     // The worker logs its own one-line summary as it stops.
     let exit = worker.run().await?;
     if exit.reason == spool::worker::ExitReason::Crowded {
@@ -185,6 +186,37 @@ fn host(text: &str) -> Result<String, String> {
 
 /// SIGTERM or SIGINT: stop gracefully; a second one: hand back running jobs now (D-10), and
 /// the process ends within [`FORCED_STOP`] whatever happens.
+/// A worker started by `spool supervise` stops gracefully (running jobs finish) once its
+/// supervisor is gone, killed with -9 say: it has been reparented, and a supervisor started
+/// again runs workers of its own.
+pub(crate) fn stop_without_supervisor(shutdown: ShutdownHandle) {
+    #[cfg(unix)]
+    {
+        let Some(supervisor) = std::env::var(crate::supervise::SUPERVISOR_PID)
+            .ok()
+            .and_then(|pid| pid.parse::<i32>().ok())
+        else {
+            return;
+        };
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                let parent = rustix::process::Pid::as_raw(rustix::process::getppid());
+                if parent != supervisor {
+                    tracing::warn!(
+                        supervisor,
+                        "the supervisor that started this worker is gone: stopping after the running jobs"
+                    );
+                    shutdown.signal();
+                    return;
+                }
+            }
+        });
+    }
+    #[cfg(not(unix))]
+    let _ = shutdown;
+}
+
 pub(crate) fn stop_on_signals(shutdown: ShutdownHandle) {
     tokio::spawn(async move {
         let mut count = 0;

@@ -71,8 +71,30 @@ fn a_bad_file_is_a_usage_error_naming_its_line_and_key() {
         ("log_format = \"xml\"\n", "line 1", "xml"),
         (
             "[[pool]]\nname = \"a\"\nqueues = [\"q\"]\nmin_processes = 3\nmax_processes = 2\n",
-            "pool `a`",
+            "line 4",
             "min_processes",
+        ),
+        ("[[pool]]\nname = \"a\"\n", "line 1", "queues"),
+        (
+            "[[pool]]\nname = \"a\"\nqueues = [\"q\"]\nbalance = \"fair\"\n",
+            "line 4",
+            "balance",
+        ),
+        (
+            "[[schedule]]\nname = \"n\"\ncron = \"every day\"\njob = \"noop\"\n",
+            "line 3",
+            "cron",
+        ),
+        (
+            "[[schedule]]\nname = \"n\"\ncron = \"* * * * *\"\njob = \"noop\"\n\
+             [[schedule]]\nname = \"n\"\ncron = \"* * * * *\"\njob = \"noop\"\n",
+            "line 6",
+            "used twice",
+        ),
+        (
+            "[[pool]]\nname = \"a\"\nqueues = [\"q\"]\ntimeout = \"soon\"\n",
+            "line 4",
+            "timeout",
         ),
     ];
     for (text, line, key) in cases {

@@ -39,7 +39,10 @@ fn each_failing_check_is_named_and_exits_1() {
         .iter()
         .map(|c| c["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["store", "workers", "wait", "heartbeats", "failed"]);
+    assert_eq!(
+        names,
+        ["store", "workers", "wait", "heartbeats", "failed", "pools"]
+    );
 
     // Ready jobs and no worker.
     env.ok(&["dispatch", "noop", "--queue", "mail"]);

@@ -263,6 +263,47 @@ fn sighup_and_a_changed_config_start_a_new_generation() {
     stop(sup);
 }
 
+/// A supervisor killed with -9 cannot stop its workers: each notices within a second that it
+/// was reparented, finishes its running job and exits 0 (a supervisor started again would
+/// otherwise run beside them).
+#[test]
+fn workers_of_a_killed_supervisor_finish_their_jobs_and_stop() {
+    let env = Env::new();
+    let config = config(
+        &env,
+        r#"
+[[pool]]
+name = "p"
+queues = ["default"]
+concurrency = 2
+min_processes = 1
+max_processes = 1
+balance = "off"
+"#,
+    );
+    let mut sup = supervise(&env, &config);
+    dispatch_lines(&env, "{\"job\":\"sleep\",\"payload\":{\"ms\":1500}}\n");
+    wait_until("the job running", Duration::from_secs(20), || {
+        status(&env)["queues"][0]["reserved"].as_u64() == Some(1)
+    });
+    let pids = workers(&status(&env));
+    assert_eq!(pids.len(), 1);
+    signal(&sup.child, "KILL");
+    sup.child.wait().unwrap();
+    wait_until(
+        "the orphaned worker to stop",
+        Duration::from_secs(20),
+        || !alive(pids[0]),
+    );
+    let s = status(&env);
+    assert_eq!(
+        s["processed"].as_u64(),
+        Some(1),
+        "its running job finished: {s}"
+    );
+    assert_eq!(env.queued(), 0);
+}
+
 #[test]
 fn sigterm_lets_running_jobs_finish_and_exits_0() {
     let env = Env::new();
@@ -356,6 +397,22 @@ balance = "off"
         "{pools}"
     );
     assert_eq!(pools[1]["state"], "running", "{pools}");
+    // `health` fails its pools check, naming the pool and why.
+    let out = env.run(&["health", "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let check = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "pools")
+        .cloned()
+        .unwrap();
+    assert_eq!(check["ok"], false, "{report}");
+    assert!(
+        check["detail"].as_str().unwrap().contains("broken"),
+        "{report}"
+    );
     let (err_pool_alive, err) = {
         let alive = workers(&status(&env)).len();
         (alive, stop(sup))

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::store::{AdminStore, ControlStore, Stats, StoreResult};
+use crate::store::{AdminStore, ControlStore, Record, RecordKind, Stats, StoreResult};
 
 /// What counts as healthy.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,7 +28,7 @@ impl Default for HealthOptions {
 /// One check's outcome.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct HealthCheck {
-    /// `store`, `workers`, `wait`, `heartbeats` or `failed`.
+    /// `store`, `workers`, `wait`, `heartbeats`, `failed` or `pools`.
     pub name: &'static str,
     /// Whether it passed.
     pub ok: bool,
@@ -63,7 +63,52 @@ pub async fn check<S: AdminStore + ControlStore + ?Sized>(
 ) -> StoreResult<HealthReport> {
     let control = store.control().await?;
     let stats = store.stats().await?.with_control(&control);
-    Ok(report(&stats, options))
+    let mut report = report(&stats, options);
+    report.checks.push(pools(
+        &store.records(RecordKind::Supervisor).await?,
+        now_ms(),
+    ));
+    report.healthy = report.checks.iter().all(|c| c.ok);
+    Ok(report)
+}
+
+/// No pool of a live supervisor (`spool supervise`, registered in the store) has failed.
+fn pools(supervisors: &[Record], now: i64) -> HealthCheck {
+    let mut live = 0;
+    let mut failed = Vec::new();
+    for supervisor in supervisors.iter().filter(|s| s.value > now) {
+        live += 1;
+        let info: serde_json::Value = supervisor
+            .info
+            .as_deref()
+            .and_then(|i| serde_json::from_str(i).ok())
+            .unwrap_or_default();
+        let host = info["host"].as_str().unwrap_or("?");
+        for pool in info["pools"].as_array().into_iter().flatten() {
+            if pool["state"] == "failed" {
+                failed.push(format!(
+                    "pool `{}` on {host}: {}",
+                    pool["name"].as_str().unwrap_or("?"),
+                    pool["error"].as_str().unwrap_or("failed")
+                ));
+            }
+        }
+    }
+    HealthCheck {
+        name: "pools",
+        ok: failed.is_empty(),
+        detail: if failed.is_empty() {
+            format!("{live} live supervisor(s), no pool failed")
+        } else {
+            format!("failed: {}", failed.join("; "))
+        },
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// The checks over a snapshot of the store.

@@ -13,6 +13,9 @@ use tokio::{
     process::{Child, Command},
 };
 
+/// The environment variable that tells a worker which supervisor started it.
+pub(crate) const SUPERVISOR_PID: &str = "SPOOL_SUPERVISOR_PID";
+
 /// How to start a worker process: a program and the arguments before `work`.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct WorkerCommand {
@@ -66,10 +69,12 @@ impl Launcher {
             .args(&self.global)
             .args(work_args)
             .env("SPOOL_URL", &self.url)
+            // The worker stops gracefully once this process is gone (see `work.rs`).
+            .env(SUPERVISOR_PID, std::process::id().to_string())
             .stdin(Stdio::null())
             .stderr(Stdio::piped())
-            // A supervisor that dies leaves its workers to finish: they stop on their own
-            // lease rules, never mid-job by our drop.
+            // A supervisor that dies leaves its workers to finish their running jobs (they
+            // notice within a second and stop), never mid-job by our drop.
             .kill_on_drop(false)
             .spawn()?;
         let last_line = Arc::new(Mutex::new(String::new()));

@@ -30,7 +30,7 @@ use spool::Store;
 
 use crate::CliError;
 use child::Proc;
-pub(crate) use child::{Launcher, WorkerCommand};
+pub(crate) use child::{Launcher, SUPERVISOR_PID, WorkerCommand};
 use notify::Notifier;
 use pool::Pool;
 use scale::Demand;

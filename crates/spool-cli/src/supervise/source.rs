@@ -6,7 +6,6 @@
 use std::{
     ffi::OsString,
     path::{Path, PathBuf},
-    time::Duration,
 };
 
 use serde::Deserialize;
@@ -76,27 +75,92 @@ pub(crate) type ScheduleEntry = (ScheduleSection, spool::Periodic);
 impl File {
     /// The file's schedules, checked (cron, time zone, queue name, unique names).
     pub(crate) fn schedules(&self) -> Result<Vec<ScheduleEntry>, String> {
+        self.checked_schedules().map_err(|(_, _, why)| why)
+    }
+
+    /// [`File::schedules`], an error also naming the entry's index and key.
+    fn checked_schedules(&self) -> Result<Vec<ScheduleEntry>, (usize, &'static str, String)> {
         let mut out: Vec<ScheduleEntry> = Vec::new();
-        for s in &self.schedule {
+        for (i, s) in self.schedule.iter().enumerate() {
+            let fail =
+                |key: &'static str, why: String| (i, key, format!("schedule `{}`: {why}", s.name));
+            if s.name.trim().is_empty() {
+                return Err(fail("name", "the name is empty".into()));
+            }
             if out.iter().any(|(o, _)| o.name == s.name) {
-                return Err(format!("schedule `{}`: the name is used twice", s.name));
+                return Err(fail("name", "the name is used twice".into()));
             }
             spool::limits::check_queue(&s.queue)
-                .map_err(|e| format!("schedule `{}`: queue: {e}", s.name))?;
+                .map_err(|e| fail("queue", format!("queue: {e}")))?;
             let payload = match &s.payload {
-                Some(p) => serde_json::to_value(p).map_err(|e| e.to_string())?,
+                Some(p) => serde_json::to_value(p).map_err(|e| fail("payload", e.to_string()))?,
                 None => serde_json::Value::Null,
             };
             let mut periodic =
                 spool::Periodic::from_job_name(&s.name, &s.cron, &s.job, &s.queue, payload)
-                    .map_err(|e| e.to_string())?;
+                    .map_err(|e| fail("cron", e.to_string()))?;
             if let Some(zone) = &s.timezone {
-                periodic = periodic.in_zone(zone).map_err(|e| e.to_string())?;
+                periodic = periodic
+                    .in_zone(zone)
+                    .map_err(|e| fail("timezone", e.to_string()))?;
             }
             out.push((s.clone(), periodic));
         }
         Ok(out)
     }
+}
+
+/// A file being checked: its path and text, to name the line of a key in an error.
+struct Source<'a> {
+    path: &'a Path,
+    text: &'a str,
+}
+
+impl Source<'_> {
+    /// `FILE: line N: ` for `key` of the `index`-th `[[section]]` entry (or `[section]` when
+    /// `index` is `None`); the entry's header line when the key is not written (a default).
+    fn at(&self, section: &str, index: Option<usize>, key: &str) -> String {
+        match line_of(self.text, section, index, key) {
+            Some(line) => format!("{}: line {line}: ", self.path.display()),
+            None => format!("{}: ", self.path.display()),
+        }
+    }
+}
+
+/// The line (1-based) where `key` of the `index`-th `[[section]]` (or of `[section]`) is
+/// written, else that entry's header line. The parser already accepted the text, so a plain
+/// reading of headers and `key =` lines is enough.
+fn line_of(text: &str, section: &str, index: Option<usize>, key: &str) -> Option<usize> {
+    let (array, table) = (format!("[[{section}]]"), format!("[{section}]"));
+    let mut seen = 0;
+    let mut header = None;
+    for (n, line) in text.lines().enumerate() {
+        let trimmed = line.trim();
+        if trimmed.starts_with('[') {
+            if header.is_some() {
+                break;
+            }
+            let opens = match index {
+                Some(i) if trimmed.starts_with(&array) => {
+                    seen += 1;
+                    seen == i + 1
+                }
+                None => trimmed.starts_with(&table) && !trimmed.starts_with("[["),
+                _ => false,
+            };
+            if opens {
+                header = Some(n + 1);
+            }
+            continue;
+        }
+        if header.is_some()
+            && let Some(rest) = trimmed.strip_prefix(key)
+            && rest.trim_start().starts_with('=')
+        {
+            return Some(n + 1);
+        }
+    }
+    header
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -139,44 +203,87 @@ fn auto() -> String {
 
 /// Reads and checks the whole file at `path` (every command does, at start).
 pub(crate) fn read(path: &Path) -> Result<File, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let file: File = toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-    spec(path, &file)?;
-    file.schedules()
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let (text, file) = parse(path)?;
+    let source = Source { path, text: &text };
+    spec(&source, &file)?;
+    file.checked_schedules()
+        .map_err(|(i, key, why)| format!("{}{why}", source.at("schedule", Some(i), key)))?;
     Ok(file)
 }
 
 /// Reads the `[supervisor]` and `[[pool]]` sections of `path`.
 pub(crate) fn load(path: &Path) -> Result<SupervisorSpec, String> {
+    let (text, file) = parse(path)?;
+    spec(&Source { path, text: &text }, &file)
+}
+
+fn parse(path: &Path) -> Result<(String, File), String> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let file: File = toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-    spec(path, &file)
+    Ok((text, file))
 }
 
 /// The supervisor's settings and pools from a file already read.
-fn spec(path: &Path, file: &File) -> Result<SupervisorSpec, String> {
+fn spec(source: &Source<'_>, file: &File) -> Result<SupervisorSpec, String> {
     let mut spec = SupervisorSpec::default();
     if let Some(s) = &file.supervisor {
+        let at = |key: &str| format!("{}supervisor.{key}", source.at("supervisor", None, key));
         if let Some(c) = &s.cooldown {
-            spec.cooldown = duration(path, "supervisor.cooldown", c)?;
+            spec.cooldown =
+                spool::parse_duration(c).map_err(|e| format!("{}: {e}", at("cooldown")))?;
         }
         if let Some(m) = s.max_shift {
-            spec.max_shift = m.max(1);
+            if m == 0 {
+                return Err(format!("{} must be at least 1", at("max_shift")));
+            }
+            spec.max_shift = m;
         }
     }
-    for p in &file.pool {
-        spec.pools.push(pool(path, p.clone())?);
+    for (i, p) in file.pool.iter().enumerate() {
+        if let Some(first) = file.pool[..i].iter().position(|o| o.name == p.name) {
+            return Err(format!(
+                "{}pool `{}`: name is used twice (also by pool {} of the file)",
+                source.at("pool", Some(i), "name"),
+                p.name,
+                first + 1
+            ));
+        }
+        spec.pools.push(pool(source, i, p.clone())?);
     }
     Ok(spec)
 }
 
-fn pool(path: &Path, p: PoolSection) -> Result<PoolSpec, String> {
-    let at = |key: &str| format!("{}: pool `{}`: {key}", path.display(), p.name);
+fn pool(source: &Source<'_>, index: usize, p: PoolSection) -> Result<PoolSpec, String> {
+    let at = |key: &str| {
+        format!(
+            "{}pool `{}`: {key}",
+            source.at("pool", Some(index), key),
+            p.name
+        )
+    };
+    if p.name.trim().is_empty() {
+        return Err(format!("{} is empty: name the pool", at("name")));
+    }
     if p.queues.is_empty() {
-        return Err(format!("{} has no queues", at("queues")));
+        return Err(format!(
+            "{} is empty: list the queues the pool serves",
+            at("queues")
+        ));
+    }
+    for (i, queue) in p.queues.iter().enumerate() {
+        spool::limits::check_queue(queue).map_err(|e| format!("{}: {e}", at("queues")))?;
+        if p.queues[..i].contains(queue) {
+            return Err(format!("{}: `{queue}` is listed twice", at("queues")));
+        }
+    }
+    for (key, value) in [
+        ("concurrency", p.concurrency),
+        ("max_processes", p.max_processes),
+    ] {
+        if value == 0 {
+            return Err(format!("{} must be at least 1", at(key)));
+        }
     }
     if p.min_processes > p.max_processes {
         return Err(format!(
@@ -197,6 +304,32 @@ fn pool(path: &Path, p: PoolSection) -> Result<PoolSpec, String> {
             ));
         }
     };
+    if shape == Shape::Simple && (p.max_processes as usize) < p.queues.len() {
+        return Err(format!(
+            "{} ({}) is below the number of queues ({}): `simple` gives each queue a process of its own",
+            at("max_processes"),
+            p.max_processes,
+            p.queues.len()
+        ));
+    }
+    for (key, value) in [
+        ("tries", p.tries.map(u64::from)),
+        ("memory", p.memory),
+        ("max_jobs", p.max_jobs),
+    ] {
+        if value == Some(0) {
+            return Err(format!("{} must be at least 1", at(key)));
+        }
+    }
+    for (key, value) in [("timeout", &p.timeout), ("max_time", &p.max_time)] {
+        if let Some(text) = value {
+            spool::parse_duration(text).map_err(|e| format!("{}: {e}", at(key)))?;
+        }
+    }
+    if let Some(list) = &p.backoff {
+        spool::parse_duration_list(&list.join(","))
+            .map_err(|e| format!("{}: {e}", at("backoff")))?;
+    }
     let mut flags: Vec<OsString> = Vec::new();
     let mut flag = |name: &str, value: String| {
         flags.push(format!("--{name}").into());
@@ -224,7 +357,7 @@ fn pool(path: &Path, p: PoolSection) -> Result<PoolSpec, String> {
         flag("allow", a.join(","));
     }
     let grace = match &p.grace {
-        Some(g) => duration(path, &format!("pool `{}`: grace", p.name), g)?,
+        Some(g) => spool::parse_duration(g).map_err(|e| format!("{}: {e}", at("grace")))?,
         None => DEFAULT_GRACE,
     };
     Ok(PoolSpec {
@@ -234,15 +367,11 @@ fn pool(path: &Path, p: PoolSection) -> Result<PoolSpec, String> {
         bounds: Bounds {
             min: p.min_processes,
             max: p.max_processes,
-            concurrency: p.concurrency.max(1),
+            concurrency: p.concurrency,
         },
         grace,
         work_flags: flags,
     })
-}
-
-fn duration(path: &Path, key: &str, text: &str) -> Result<Duration, String> {
-    spool::parse_duration(text).map_err(|e| format!("{}: {key}: {e}", path.display()))
 }
 
 #[cfg(test)]
@@ -265,5 +394,56 @@ mod tests {
         assert!(err.contains("line 1") && err.contains("dashboard"), "{err}");
         let err = load_text(&format!("{pool}colour = \"red\"\n")).unwrap_err();
         assert!(err.contains("line 4") && err.contains("colour"), "{err}");
+    }
+
+    /// Each value the parser accepts but the supervisor cannot use is refused with the line
+    /// of its key (or of its pool's header when the key takes its default).
+    #[test]
+    fn bad_values_are_refused_with_their_line_and_key() {
+        let ok = "[[pool]]\nname = \"a\"\nqueues = [\"q\"]\n";
+        let cases = [
+            (format!("{ok}[[pool]]\nname = \"a\"\nqueues = [\"r\"]\n"), "line 5", "name is used twice"),
+            ("[[pool]]\nname = \"\"\nqueues = [\"q\"]\n".into(), "line 2", "name"),
+            ("[[pool]]\nname = \"a\"\nqueues = []\n".into(), "line 3", "queues"),
+            ("[[pool]]\nname = \"a\"\nqueues = [\"a,b\"]\n".into(), "line 3", "queues"),
+            ("[[pool]]\nname = \"a\"\nqueues = [\"q\", \"q\"]\n".into(), "line 3", "listed twice"),
+            (format!("{ok}concurrency = 0\n"), "line 4", "concurrency"),
+            (format!("{ok}max_processes = 0\nmin_processes = 0\n"), "line 4", "max_processes"),
+            (format!("{ok}min_processes = 3\nmax_processes = 2\n"), "line 4", "min_processes"),
+            (format!("{ok}balance = \"fair\"\n"), "line 4", "balance"),
+            ("[[pool]]\nname = \"a\"\nqueues = [\"q\", \"r\"]\nbalance = \"simple\"\nmax_processes = 1\n".into(), "line 5", "max_processes"),
+            (format!("{ok}timeout = \"soon\"\n"), "line 4", "timeout"),
+            (format!("{ok}max_time = \"1x\"\n"), "line 4", "max_time"),
+            (format!("{ok}backoff = [\"1s\", \"later\"]\n"), "line 4", "backoff"),
+            (format!("{ok}grace = \"-1\"\n"), "line 4", "grace"),
+            (format!("{ok}tries = 0\n"), "line 4", "tries"),
+            (format!("[supervisor]\nmax_shift = 0\n{ok}"), "line 2", "max_shift"),
+            (format!("[supervisor]\ncooldown = \"a while\"\n{ok}"), "line 2", "cooldown"),
+        ];
+        for (text, line, key) in cases {
+            let err = load_text(&text).unwrap_err();
+            assert!(err.contains(line) && err.contains(key), "{text}\n=> {err}");
+        }
+        // Defaults need no line: the pool's header is named.
+        let err = load_text(
+            "[[pool]]\nname = \"a\"\nqueues = [\"q\", \"r\", \"s\"]\nbalance = \"simple\"\n",
+        )
+        .unwrap_err();
+        assert!(err.contains("line 4") || err.contains("line 1"), "{err}");
+    }
+
+    #[test]
+    fn keys_are_found_in_the_right_entry() {
+        let text = "url = \"x\"\n[[pool]]\nname = \"a\"\n[[pool]]\nname = \"b\"\nmax = 1\n[supervisor]\nmax_shift = 0\n";
+        assert_eq!(line_of(text, "pool", Some(0), "name"), Some(3));
+        assert_eq!(line_of(text, "pool", Some(1), "name"), Some(5));
+        assert_eq!(
+            line_of(text, "pool", Some(1), "queues"),
+            Some(4),
+            "the header"
+        );
+        assert_eq!(line_of(text, "pool", Some(2), "name"), None);
+        assert_eq!(line_of(text, "supervisor", None, "max_shift"), Some(8));
+        assert_eq!(line_of(text, "pool", Some(1), "max"), Some(6));
     }
 }

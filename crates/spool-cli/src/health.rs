@@ -21,6 +21,10 @@ pub(crate) struct HealthArgs {
     /// Unhealthy when the failed store holds more than N records.
     #[arg(long, value_name = "N")]
     max_failed: Option<u64>,
+    /// Unhealthy when a worker's lease expired longer than this ago and no reaper removed it
+    /// (one reap interval: a third of the default 30 s lease, plus jitter).
+    #[arg(long, value_parser = args::duration, default_value = "15s")]
+    max_expired: Duration,
 }
 
 /// Exit code when the store cannot be reached (2 stays the usage error).
@@ -30,6 +34,7 @@ pub(crate) async fn run(url: &str, a: HealthArgs) -> Result<ExitCode, CliError> 
     let options = HealthOptions {
         max_wait: a.max_wait,
         max_failed: a.max_failed,
+        max_expired: a.max_expired,
     };
     let report = match spool::store::open_existing(url).await {
         Ok(store) => spool::health::check(&*store, &options).await,

@@ -41,7 +41,15 @@ fn each_failing_check_is_named_and_exits_1() {
         .collect();
     assert_eq!(
         names,
-        ["store", "workers", "wait", "heartbeats", "failed", "pools"]
+        [
+            "store",
+            "workers",
+            "wait",
+            "heartbeats",
+            "leases",
+            "failed",
+            "pools"
+        ]
     );
 
     // Ready jobs and no worker.
@@ -157,4 +165,35 @@ fn reserved_jobs_show_their_worker_reservation_time_and_running_time() {
         table.contains("RESERVED AT") && table.contains("RUNNING FOR") && table.contains(&id),
         "{table}"
     );
+}
+
+/// A worker killed with -9 and no other worker to reap it: once its lease expired longer ago
+/// than `--max-expired`, the `leases` check fails, naming it.
+#[test]
+fn an_expired_lease_nobody_reaps_fails_the_leases_check() {
+    let env = Env::new();
+    env.ok(&["migrate"]);
+    let mut worker = env.spawn(&["work", "--lease", "1s", "--sleep", "50ms"]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while env.json(&["status", "--json"])["workers"]
+        .as_array()
+        .unwrap()
+        .is_empty()
+    {
+        assert!(std::time::Instant::now() < deadline, "the worker registers");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    common::signal(&worker, "KILL");
+    worker.wait().unwrap();
+    std::thread::sleep(Duration::from_millis(1800));
+    let (code, report) = health(&env, &["--max-expired", "300ms"]);
+    assert_eq!(code, Some(1), "{report}");
+    assert_eq!(failing(&report), ["leases"], "{report}");
+    assert!(
+        report.to_string().contains(&worker.id().to_string()),
+        "names the worker: {report}"
+    );
+    // Within the default reap interval it is not yet a failure.
+    let (code, report) = health(&env, &[]);
+    assert_eq!(code, Some(0), "{report}");
 }

@@ -76,7 +76,7 @@ macro_rules! conformance_tests {
             settlements_are_fenced, releases_keep_the_counters_right,
             reaper_recovers_jobs_of_dead_workers, poison_pills_fail_after_max_recoveries,
             deregister_hands_jobs_back, stats_tell_when_each_worker_was_last_seen,
-            registration_within_a_cap_is_atomic,
+            registration_within_a_cap_is_atomic, expired_workers_are_listed_until_reaped,
             pushes_wake_idle_workers,
             retry_deadline_comes_from_the_store_clock, concurrent_reservers_never_share_a_job,
             settle_and_reserve_acks_then_claims, one_settle_batch_mixes_every_kind,

@@ -14,6 +14,10 @@ pub struct HealthOptions {
     pub max_wait: Duration,
     /// The most records the failed store may hold; `None`: no limit.
     pub max_failed: Option<u64>,
+    /// How long a worker's expired lease may wait for the reaper: one reap interval (a third
+    /// of the 30 s default lease, plus jitter). Past it, nothing is reaping (no worker runs)
+    /// and the jobs the dead worker held stay stuck.
+    pub max_expired: Duration,
 }
 
 impl Default for HealthOptions {
@@ -21,6 +25,7 @@ impl Default for HealthOptions {
         HealthOptions {
             max_wait: Duration::from_secs(300),
             max_failed: None,
+            max_expired: Duration::from_secs(15),
         }
     }
 }
@@ -28,7 +33,7 @@ impl Default for HealthOptions {
 /// One check's outcome.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct HealthCheck {
-    /// `store`, `workers`, `wait`, `heartbeats`, `failed` or `pools`.
+    /// `store`, `workers`, `wait`, `heartbeats`, `leases`, `failed` or `pools`.
     pub name: &'static str,
     /// Whether it passed.
     pub ok: bool,
@@ -122,6 +127,7 @@ pub fn report(stats: &Stats, options: &HealthOptions) -> HealthReport {
         workers(stats),
         wait(stats, options.max_wait),
         heartbeats(stats),
+        leases(stats, options.max_expired),
         failed(stats, options.max_failed),
     ];
     HealthReport {
@@ -188,6 +194,38 @@ fn wait(stats: &Stats, max: Duration) -> HealthCheck {
             format!(
                 "oldest ready job waited longer than {}: {}",
                 crate::format_duration(max),
+                late.join(", ")
+            )
+        },
+    }
+}
+
+/// No worker's lease expired longer than `max` ago without the reaper removing it.
+fn leases(stats: &Stats, max: Duration) -> HealthCheck {
+    let max_ms = u64::try_from(max.as_millis()).unwrap_or(u64::MAX);
+    let late: Vec<String> = stats
+        .expired_workers
+        .iter()
+        .filter(|w| w.expired_ms > max_ms)
+        .map(|w| {
+            format!(
+                "{} ({} ago)",
+                w.id,
+                crate::format_duration(Duration::from_millis(w.expired_ms))
+            )
+        })
+        .collect();
+    HealthCheck {
+        name: "leases",
+        ok: late.is_empty(),
+        detail: if late.is_empty() {
+            format!(
+                "no lease expired more than {} ago unreaped",
+                crate::format_duration(max)
+            )
+        } else {
+            format!(
+                "expired and not reaped (is any worker running?): {}",
                 late.join(", ")
             )
         },

@@ -127,6 +127,31 @@ pub async fn stats_tell_when_each_worker_was_last_seen(fixture: &dyn Fixture) {
     assert!(!alive.is_silent(), "{alive:?}");
 }
 
+/// A worker whose lease ran out leaves `workers` for `expired_workers`, with how long ago,
+/// until the reaper removes it.
+pub async fn expired_workers_are_listed_until_reaped(fixture: &dyn Fixture) {
+    let store = fixture.store().await;
+    let gone = worker(&store, "gone", Duration::from_millis(300)).await;
+    let alive = worker(&store, "alive", LEASE).await;
+    assert!(store.stats().await.unwrap().expired_workers.is_empty());
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let stats = store.stats().await.unwrap();
+    assert!(stats.workers.iter().all(|w| w.id != gone));
+    assert!(stats.workers.iter().any(|w| w.id == alive));
+    assert_eq!(
+        stats.expired_workers.len(),
+        1,
+        "{:?}",
+        stats.expired_workers
+    );
+    let expired = &stats.expired_workers[0];
+    assert_eq!(expired.id, gone);
+    // D-6: a lower bound exact, the upper one loose.
+    assert!((300..60_000).contains(&expired.expired_ms), "{expired:?}");
+    store.reap(5).await.unwrap();
+    assert!(store.stats().await.unwrap().expired_workers.is_empty());
+}
+
 /// `work --max-workers`: a worker registers only while fewer than the cap serve any of its
 /// queues, workers starting together never pass the cap, and an expired worker no longer
 /// counts.

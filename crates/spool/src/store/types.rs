@@ -323,6 +323,28 @@ pub struct Stats {
     pub failed: u64,
     /// Registered workers whose lease is current.
     pub workers: Vec<WorkerStatus>,
+    /// Workers whose lease ran out and that the reaper has not removed yet (the jobs they
+    /// hold go back to their queues when it does).
+    pub expired_workers: Vec<ExpiredWorker>,
+}
+
+/// A worker whose lease ran out, not yet reaped.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ExpiredWorker {
+    /// Worker id.
+    pub id: String,
+    /// How long ago its lease ran out, ms (by the store's clock).
+    pub expired_ms: u64,
+}
+
+impl ExpiredWorker {
+    /// From a stored row: the id and how long ago (ms, negative clamped to 0).
+    pub(crate) fn new(id: String, expired_ms: i64) -> ExpiredWorker {
+        ExpiredWorker {
+            id,
+            expired_ms: u64::try_from(expired_ms).unwrap_or(0),
+        }
+    }
 }
 
 impl Stats {

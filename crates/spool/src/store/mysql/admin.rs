@@ -14,8 +14,8 @@ use super::{
     sql, sql_with,
 };
 use crate::store::{
-    AdminStore, FailedFilter, FailedJob, JobFilter, JobInfo, QueueStats, RetrySelector, Stats,
-    StoreResult, WorkerStatus, sql::rows,
+    AdminStore, ExpiredWorker, FailedFilter, FailedJob, JobFilter, JobInfo, QueueStats,
+    RetrySelector, Stats, StoreResult, WorkerStatus, sql::rows,
 };
 
 mod retry_failed;
@@ -72,7 +72,15 @@ impl AdminStore for MysqlStore {
                     queues: serde_json::from_str(&queues).unwrap_or_default(),
                 });
             }
+            let expired: Vec<(String, i64)> =
+                sqlx::query_as(sql(include_str!("sql/stats_expired_workers.sql")))
+                    .fetch_all(&mut *conn)
+                    .await?;
             Ok::<_, TxError>(Stats {
+                expired_workers: expired
+                    .into_iter()
+                    .map(|(id, ms)| ExpiredWorker::new(id, ms))
+                    .collect(),
                 queues,
                 processed: count(processed),
                 failed: count(failed),

@@ -10,8 +10,8 @@ use sqlx::{Postgres, QueryBuilder};
 
 use super::{PostgresStore, fenced_ids};
 use crate::store::{
-    AdminStore, FailedFilter, FailedJob, JobFilter, JobInfo, QueueStats, RetrySelector, Stats,
-    StoreResult, WorkerStatus, sql::rows,
+    AdminStore, ExpiredWorker, FailedFilter, FailedJob, JobFilter, JobInfo, QueueStats,
+    RetrySelector, Stats, StoreResult, WorkerStatus, sql::rows,
 };
 
 /// A read-only transaction on one snapshot, so that the counts of a listing agree.
@@ -58,6 +58,10 @@ impl AdminStore for PostgresStore {
             .query_as(include_str!("sql/stats_workers.sql"))
             .fetch_all(&mut *tx)
             .await?;
+        let expired: Vec<(String, i64)> = self
+            .query_as(include_str!("sql/stats_expired_workers.sql"))
+            .fetch_all(&mut *tx)
+            .await?;
         tx.commit().await?;
         let workers = worker_rows
             .into_iter()
@@ -75,6 +79,10 @@ impl AdminStore for PostgresStore {
             })
             .collect();
         Ok(Stats {
+            expired_workers: expired
+                .into_iter()
+                .map(|(id, ms)| ExpiredWorker::new(id, ms))
+                .collect(),
             queues,
             processed: count(processed),
             failed: count(failed),

@@ -14,8 +14,8 @@ use super::{
     scripts,
 };
 use crate::store::{
-    AdminStore, FailedFilter, FailedJob, JobFilter, JobInfo, JobState, QueueStats, RetrySelector,
-    Stats, StoreError, StoreResult, WorkerStatus,
+    AdminStore, ExpiredWorker, FailedFilter, FailedJob, JobFilter, JobInfo, JobState, QueueStats,
+    RetrySelector, Stats, StoreError, StoreResult, WorkerStatus,
 };
 
 #[async_trait]
@@ -30,8 +30,16 @@ impl AdminStore for RedisStore {
             items.get(1).unwrap_or(&Value::Nil),
             "processed on unlisted queues",
         )?;
+        let mut expired = Vec::new();
         for item in items.iter().skip(2) {
             match item {
+                Value::Array(fields) if fields.len() == 2 => {
+                    let [id, expiry] = rows::fixed::<2>(item, "expired worker")?;
+                    expired.push(ExpiredWorker::new(
+                        text(id, "worker id")?,
+                        clock - int(expiry, "lease expiry")?,
+                    ));
+                }
                 Value::Array(_) => {
                     let [id, info, expiry] = rows::fixed::<3>(item, "worker")?;
                     let id = text(id, "worker id")?;
@@ -48,6 +56,7 @@ impl AdminStore for RedisStore {
         queues.sort();
         let replies = self.on_each_queue(&scripts::STATS, &queues, &[]).await?;
         let mut stats = Stats {
+            expired_workers: expired,
             processed: count(unlisted),
             ..Stats::default()
         };

@@ -10,8 +10,8 @@ use super::{SqliteStore, rows};
 use crate::{
     envelope::now_ms,
     store::{
-        AdminStore, FailedFilter, FailedJob, JobFilter, JobInfo, JobState, QueueStats,
-        RetrySelector, Stats, StoreResult, rules::count,
+        AdminStore, ExpiredWorker, FailedFilter, FailedJob, JobFilter, JobInfo, JobState,
+        QueueStats, RetrySelector, Stats, StoreResult, rules::count,
     },
 };
 
@@ -54,8 +54,15 @@ impl AdminStore for SqliteStore {
                 .prepare_cached(include_str!("sql/stats_workers.sql"))?
                 .query_map([now], rows::worker_status)?
                 .collect::<Result<Vec<_>, _>>()?;
+            let expired_workers = tx
+                .prepare_cached(include_str!("sql/stats_expired_workers.sql"))?
+                .query_map([now], |row| {
+                    Ok(ExpiredWorker::new(row.get(0)?, row.get(1)?))
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
             tx.finish()?;
             Ok(Stats {
+                expired_workers,
                 queues,
                 processed: count(processed.unwrap_or(0)),
                 failed: count(failed),

@@ -96,13 +96,14 @@ impl File {
                 Some(p) => serde_json::to_value(p).map_err(|e| fail("payload", e.to_string()))?,
                 None => serde_json::Value::Null,
             };
+            // Periodic's errors already name the schedule.
             let mut periodic =
                 spool::Periodic::from_job_name(&s.name, &s.cron, &s.job, &s.queue, payload)
-                    .map_err(|e| fail("cron", e.to_string()))?;
+                    .map_err(|e| (i, "cron", e.to_string()))?;
             if let Some(zone) = &s.timezone {
                 periodic = periodic
                     .in_zone(zone)
-                    .map_err(|e| fail("timezone", e.to_string()))?;
+                    .map_err(|e| (i, "timezone", e.to_string()))?;
             }
             out.push((s.clone(), periodic));
         }

@@ -47,9 +47,13 @@ impl Tally {
     pub(crate) fn note_run(&self, queue: &str, elapsed: Duration) {
         let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
         let mut runs = self.run_times.lock().unwrap_or_else(|e| e.into_inner());
-        let (total, n) = runs.entry(queue.to_string()).or_default();
-        *total = total.saturating_add(micros);
-        *n += 1;
+        // The queue's name is copied only the first time since the last flush.
+        if let Some((total, n)) = runs.get_mut(queue) {
+            *total = total.saturating_add(micros);
+            *n += 1;
+        } else {
+            runs.insert(queue.to_string(), (micros, 1));
+        }
     }
 
     /// Each queue's mean run time since the last call, in microseconds.

@@ -82,7 +82,7 @@ fn pause_stops_a_queue_on_two_workers_continue_resumes_it_and_terminate_stops_th
         assert!(out.contains("paused `mail`"), "{out}");
         assert!(env.ok(&["pause", "mail"]).contains("already paused"));
         // Honoured within a second; give loaded machines more.
-        std::thread::sleep(Duration::from_millis(1500));
+        std::thread::sleep(Duration::from_millis(3000));
         dispatch(&env, "mail", 20);
         dispatch(&env, "other", 5);
         wait_for(Duration::from_secs(20), "`other` to drain", || {
@@ -139,7 +139,7 @@ fn quiet_workers_take_nothing_new_until_restarted() {
         assert!(String::from_utf8_lossy(&out.stderr).contains("no live worker `no-such-worker`"));
 
         env.ok(&["quiet"]);
-        std::thread::sleep(Duration::from_millis(1500));
+        std::thread::sleep(Duration::from_millis(3000));
         // Started after the quiet: not quiet.
         dispatch(&env, "default", 3);
         std::thread::sleep(Duration::from_millis(1500));
@@ -160,7 +160,7 @@ fn quiet_workers_take_nothing_new_until_restarted() {
             .find(|id| id.contains(&fresh.id().to_string()))
             .expect("the new worker's id names its pid");
         env.ok(&["quiet", &id]);
-        std::thread::sleep(Duration::from_millis(1500));
+        std::thread::sleep(Duration::from_millis(3000));
         dispatch(&env, "default", 2);
         std::thread::sleep(Duration::from_millis(1500));
         assert_eq!(waiting(&env, "default"), 2, "the named worker went quiet");

@@ -241,7 +241,7 @@ impl App {
                 work::run(connect().await?, registry, a, setup).await
             }
             Command::Schedule(a) => schedule::run(&schedules, a),
-            Command::Supervise(_) => {
+            Command::Supervise(a) => {
                 let path = supervise::config_path(config.as_deref());
                 let mut global = Vec::new();
                 if let Some(format) = log_format {
@@ -253,7 +253,11 @@ impl App {
                 }
                 let launcher = supervise::Launcher::new(worker_command, global, url.clone())?;
                 let source = supervise::Source::file(path);
-                supervise::run(connect().await?, &url, source, launcher).await
+                let store = connect().await?;
+                if let Some(addr) = a.http {
+                    crate::http::serve(addr, store.clone()).await?;
+                }
+                supervise::run(store, &url, source, launcher).await
             }
             Command::Install(a) => {
                 let path = supervise::config_path(config.as_deref());

@@ -36,6 +36,7 @@ mod demo;
 mod dispatch;
 mod failed;
 mod health;
+mod http;
 mod inspect;
 mod install;
 mod output;

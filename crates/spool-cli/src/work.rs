@@ -24,6 +24,10 @@ pub(crate) struct WorkArgs {
     /// Stop after this many jobs.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     max_jobs: Option<u64>,
+    /// Serve `GET /livez` and `GET /health` on this address (e.g. 127.0.0.1:7071) for
+    /// orchestrators' probes.
+    #[arg(long, value_name = "ADDR")]
+    http: Option<std::net::SocketAddr>,
     /// Cron mode: exit 0 at once when this many live workers already serve any of these
     /// queues (checked and registered atomically, so workers starting together never pass it).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
@@ -127,6 +131,9 @@ pub(crate) async fn run(
             a.allow_host.clone(),
         ))
     };
+    if let Some(addr) = a.http {
+        crate::http::serve(addr, store.clone()).await?;
+    }
     let mut config = a.config()?;
     setup.apply(&mut config);
     let max_workers = config.max_workers;

@@ -407,4 +407,9 @@ impl Signals {
 /// `spool supervise`'s flags: the pools come from the configuration file (the global
 /// `--config`, else `spool.toml` in the working directory).
 #[derive(Debug, clap::Args)]
-pub(crate) struct SuperviseArgs {}
+pub(crate) struct SuperviseArgs {
+    /// Serve `GET /livez` and `GET /health` on this address (e.g. 127.0.0.1:7071) for
+    /// orchestrators' probes.
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) http: Option<std::net::SocketAddr>,
+}

@@ -1,0 +1,62 @@
+//! `--http ADDR` on `spool work` and `spool supervise`: probes for orchestrators.
+//!
+//! - `GET /livez`: 200 while the process runs, whatever the store does, so a database blip
+//!   does not make an orchestrator restart every worker (D-3).
+//! - `GET /health`: the checks of `spool health` with their JSON, 200 when healthy, else 503.
+
+use std::{net::SocketAddr, sync::Arc};
+
+use axum::{
+    Json, Router,
+    extract::State,
+    http::StatusCode,
+    response::{IntoResponse, Response},
+    routing::get,
+};
+use spool::{Store, health::HealthOptions};
+
+use crate::CliError;
+
+/// Listens on `addr` and serves the probes in the background.
+pub(crate) async fn serve(addr: SocketAddr, store: Arc<dyn Store>) -> Result<(), CliError> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| CliError::Usage(format!("cannot listen on {addr} (--http): {e}")))?;
+    tracing::info!(%addr, "serving /livez and /health");
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, router(store)).await {
+            tracing::error!(%addr, "the --http server stopped: {e}");
+        }
+    });
+    Ok(())
+}
+
+/// The probes' routes.
+pub(crate) fn router(store: Arc<dyn Store>) -> Router {
+    Router::new()
+        .route("/livez", get(|| async { "ok\n" }))
+        .route("/health", get(health))
+        .with_state(store)
+}
+
+async fn health(State(store): State<Arc<dyn Store>>) -> Response {
+    match spool::health::check(&*store, &HealthOptions::default()).await {
+        Ok(report) => {
+            let status = if report.healthy {
+                StatusCode::OK
+            } else {
+                StatusCode::SERVICE_UNAVAILABLE
+            };
+            (status, Json(report)).into_response()
+        }
+        // The same shape as a report: the store check failed.
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({
+                "healthy": false,
+                "checks": [{"name": "store", "ok": false, "detail": e.to_string()}],
+            })),
+        )
+            .into_response(),
+    }
+}

@@ -1,0 +1,99 @@
+//! `--http ADDR` on `spool work` and `spool supervise`: `GET /livez` answers while the process
+//! runs, `GET /health` answers the checks of `spool health` with 200 or 503.
+
+mod common;
+
+use std::{
+    io::{Read, Write},
+    net::{TcpListener, TcpStream},
+    time::{Duration, Instant},
+};
+
+use common::{Env, signal};
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `GET path`: the status code and the body, once the server answers (within 20 s).
+fn get(port: u16, path: &str) -> (u16, String) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut stream = loop {
+        match TcpStream::connect(("127.0.0.1", port)) {
+            Ok(s) => break s,
+            Err(e) => {
+                assert!(Instant::now() < deadline, "nothing listens on {port}: {e}");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    };
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply).unwrap();
+    let status = reply
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP reply: {reply}"));
+    let body = reply
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_string();
+    (status, body)
+}
+
+#[test]
+fn a_worker_serves_livez_and_health() {
+    let env = Env::new();
+    env.ok(&["migrate"]);
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut worker = env.spawn(&["work", "--queue", "mail", "--http", &addr]);
+    let (status, body) = get(port, "/livez");
+    assert_eq!((status, body.trim()), (200, "ok"));
+    // Healthy once the worker registered (it serves `mail`).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (status, body) = get(port, "/health");
+        if status == 200 {
+            let report: serde_json::Value = serde_json::from_str(&body).unwrap();
+            assert_eq!(report["healthy"], true);
+            break;
+        }
+        assert!(Instant::now() < deadline, "{status}: {body}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Ready jobs on a queue nobody serves: 503 with the failing check.
+    env.ok(&["dispatch", "noop", "--queue", "other"]);
+    let (status, body) = get(port, "/health");
+    assert_eq!(status, 503, "{body}");
+    let report: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(report["healthy"], false);
+    assert!(body.contains("other"), "{body}");
+    assert_eq!(get(port, "/nothing").0, 404);
+    signal(&worker, "TERM");
+    assert!(worker.wait().unwrap().success());
+}
+
+#[test]
+fn a_taken_address_fails_with_the_cause() {
+    let env = Env::new();
+    env.ok(&["migrate"]);
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let out = env.run(&["work", "--http", &addr, "--once"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cannot listen on") && err.contains("--http"),
+        "{err}"
+    );
+}

@@ -97,7 +97,14 @@ pub struct RedisStore {
     known_queues: Mutex<HashSet<String>>,
     /// When this handle's reaper last took idle queues off the queue list.
     last_unlist: Mutex<Option<std::time::Instant>>,
+    /// When a warning last said a queue could not be reached (see
+    /// [`RedisStore::unreachable`]).
+    warned: Mutex<HashMap<String, std::time::Instant>>,
 }
+
+/// A queue that cannot be reached is warned about at most this often per handle; the
+/// repeats in between are logged at debug.
+const WARN_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The key prefix a `redis://` URL names with its `prefix=NAME` parameter (decoded), if any.
 pub fn prefix_in_url(url: &str) -> StoreResult<Option<String>> {
@@ -143,6 +150,7 @@ impl RedisStore {
             registered: Mutex::new(HashSet::new()),
             known_queues: Mutex::new(HashSet::new()),
             last_unlist: Mutex::new(None),
+            warned: Mutex::new(HashMap::new()),
         })
     }
 
@@ -303,7 +311,7 @@ impl RedisStore {
             match reply {
                 Ok(reply) => answered.push((queue.clone(), reply)),
                 Err(e) if e.is_unavailable() => {
-                    tracing::warn!(queue, "this queue cannot be reached now: {e}");
+                    self.unreachable(queue, "this queue cannot be reached now", &e);
                     failure = Some(e);
                 }
                 Err(e) => return Err(e),
@@ -382,6 +390,26 @@ impl RedisStore {
             .await?;
         queues.sort();
         Ok(queues)
+    }
+
+    /// Logs that `queue` could not be reached for `what`: a warning at most every
+    /// [`WARN_EVERY`] per queue (a node down would otherwise repeat it on every poll), debug
+    /// in between.
+    fn unreachable(&self, queue: &str, what: &str, e: &StoreError) {
+        let now = std::time::Instant::now();
+        let mut warned = lock(&self.warned);
+        let due = warned
+            .get(queue)
+            .is_none_or(|at| now.duration_since(*at) >= WARN_EVERY);
+        if due {
+            warned.insert(queue.to_string(), now);
+            tracing::warn!(
+                queue,
+                "{what}: {e} (repeats logged at debug for {WARN_EVERY:?})"
+            );
+        } else {
+            tracing::debug!(queue, "{what}: {e}");
+        }
     }
 
     /// Adds a queue to the queue list after a push found it unlisted (see

@@ -217,9 +217,10 @@ impl RedisStore {
             let reply = match self.run(&call).await {
                 Ok(reply) => reply,
                 Err(e) if e.is_unavailable() => {
-                    tracing::warn!(
+                    self.unreachable(
                         queue,
-                        "cannot reserve from this queue now, serving the others: {e}"
+                        "cannot reserve from this queue now, serving the others",
+                        &e,
                     );
                     failure = Some(e);
                     continue;
@@ -488,7 +489,7 @@ impl QueueStore for RedisStore {
                     // The queue's node is down (a cluster): its jobs wait for it anyway, and
                     // the next heartbeat extends the lease there again.
                     Err(e) if e.is_unavailable() => {
-                        tracing::warn!(queue, "cannot extend the lease in this queue now: {e}");
+                        self.unreachable(queue, "cannot extend the lease in this queue now", &e);
                     }
                     Err(e) => return Err(e),
                 }
@@ -523,7 +524,7 @@ impl QueueStore for RedisStore {
                 Ok(reply) => returned += int(&reply, "jobs handed back")?,
                 // The reaper returns them once the queue's node is back.
                 Err(e) if e.is_unavailable() => {
-                    tracing::warn!(queue, "cannot hand back this queue's jobs now: {e}");
+                    self.unreachable(queue, "cannot hand back this queue's jobs now", &e);
                     failure = Some(e);
                 }
                 Err(e) => return Err(e),

@@ -37,6 +37,7 @@ mod cluster;
 mod connection;
 mod control;
 mod keys;
+mod leases;
 mod migrate;
 mod queue;
 mod rows;
@@ -297,6 +298,25 @@ impl RedisStore {
         queues: &[String],
         args: &[String],
     ) -> StoreResult<Vec<(String, Value)>> {
+        let (answered, failure) = self
+            .on_each_queue_tolerant(script, queues, args, "this queue cannot be reached now")
+            .await?;
+        match failure {
+            Some(e) if answered.is_empty() => Err(e),
+            _ => Ok(answered),
+        }
+    }
+
+    /// Runs a per-queue script on each of `queues` concurrently; the replies of the queues
+    /// that answered, and the error of the last one whose node could not be reached (logged
+    /// as `what`). Any other error is returned.
+    async fn on_each_queue_tolerant(
+        &self,
+        script: &Script,
+        queues: &[String],
+        args: &[String],
+        what: &str,
+    ) -> StoreResult<(Vec<(String, Value)>, Option<StoreError>)> {
         let replies = futures_util::future::join_all(queues.iter().map(|queue| async move {
             let mut call = self.on_queue(script, queue);
             for arg in args {
@@ -311,16 +331,13 @@ impl RedisStore {
             match reply {
                 Ok(reply) => answered.push((queue.clone(), reply)),
                 Err(e) if e.is_unavailable() => {
-                    self.unreachable(queue, "this queue cannot be reached now", &e);
+                    self.unreachable(queue, what, &e);
                     failure = Some(e);
                 }
                 Err(e) => return Err(e),
             }
         }
-        match failure {
-            Some(e) if answered.is_empty() => Err(e),
-            _ => Ok(answered),
-        }
+        Ok((answered, failure))
     }
 
     /// Repeats a chunked delete on one queue until a call deletes less than a whole chunk.

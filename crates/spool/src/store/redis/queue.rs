@@ -10,14 +10,12 @@ use crate::store::wakeup::Listener;
 use std::{sync::Arc, time::Duration};
 
 use async_trait::async_trait;
-use futures_util::future::{join_all, try_join_all};
+use futures_util::future::try_join_all;
 use redis::{ScriptInvocation, Value};
 
 use super::{
-    RedisStore,
-    keys::Keys,
-    lock,
-    rows::{self, WorkerRecord, array, int, opt_int, queue_names},
+    RedisStore, lock,
+    rows::{self, array, int, opt_int, queue_names},
     scripts, wakeups,
     workflow::Effects,
 };
@@ -66,80 +64,6 @@ pub(super) fn follow_up_args(call: &mut ScriptInvocation<'_>, follow_ups: &[NewJ
 }
 
 impl RedisStore {
-    /// The lease of `worker` to record in a queue it reserves from: known to this handle if the
-    /// worker registered through it, else read from its registration (0 if it has none, so its
-    /// jobs are reaped like those of a dead worker).
-    async fn lease_of(&self, worker: &str) -> StoreResult<i64> {
-        if let Some(lease) = lock(&self.leases).get(worker) {
-            return Ok(*lease);
-        }
-        let record: Option<String> = self.command("HGET", self.keys.workers(), worker).await?;
-        let lease = record
-            .and_then(|json| serde_json::from_str::<WorkerRecord>(&json).ok())
-            .map(|r| r.lease_ms);
-        if let Some(lease) = lease {
-            lock(&self.leases).insert(worker.to_string(), lease);
-        }
-        Ok(lease.unwrap_or(0))
-    }
-
-    /// Registers a worker, unless `max` live workers already serve any of its queues (one
-    /// script: the check and the registration are atomic); false if it did not.
-    async fn register(
-        &self,
-        worker: &WorkerInfo,
-        lease: Duration,
-        max: Option<u32>,
-    ) -> StoreResult<bool> {
-        let lease_ms = offset_ms(lease);
-        let record = WorkerRecord {
-            host: worker.host.clone(),
-            pid: worker.pid,
-            queues: worker.queues.clone(),
-            lease_ms,
-            started_at: 0,
-        };
-        // `started_at` is stamped by the script with the server's clock.
-        let mut info = serde_json::to_value(&record)
-            .map_err(|e| StoreError::Other(format!("cannot encode a worker: {e}")))?;
-        if let Some(object) = info.as_object_mut() {
-            object.remove("started_at");
-        }
-        let mut call = self.on_global(&scripts::REGISTER);
-        call.arg(&worker.id).arg(info.to_string()).arg(lease_ms);
-        if let Some(max) = max {
-            call.arg(max);
-        }
-        if int(&self.run(&call).await?, "registration")? < 0 {
-            return Ok(false);
-        }
-        lock(&self.leases).insert(worker.id.clone(), lease_ms);
-        lock(&self.registered).insert(worker.id.clone());
-        Ok(true)
-    }
-
-    /// The queues where `worker` holds jobs, if it registered through this handle (which then
-    /// saw all its reservations); `None` otherwise.
-    fn queues_holding(&self, worker: &str) -> Option<Vec<String>> {
-        if !lock(&self.registered).contains(worker) {
-            return None;
-        }
-        let held = lock(&self.held);
-        let queues: std::collections::BTreeSet<&String> = held
-            .values()
-            .filter(|(_, holder)| holder == worker)
-            .map(|(queue, _)| queue)
-            .collect();
-        Some(queues.into_iter().cloned().collect())
-    }
-
-    fn remember_held(&self, worker: &str, jobs: &[ReservedJob]) {
-        let mut held = lock(&self.held);
-        for job in jobs {
-            held.insert(job.id.clone(), (job.queue.clone(), worker.to_string()));
-        }
-    }
-
     /// Groups settlements by queue (in order of first appearance, input order within a
     /// queue); settlements of jobs found in no queue are left out (not applied).
     async fn route(&self, settlements: &[Settlement]) -> StoreResult<Vec<(String, Vec<usize>)>> {
@@ -182,15 +106,6 @@ impl RedisStore {
             }
         }
         Ok(groups)
-    }
-
-    /// Forgets the queue of settled jobs (applied or not: a job refused is no longer this
-    /// worker's).
-    fn forget_held(&self, settlements: &[Settlement]) {
-        let mut held = lock(&self.held);
-        for s in settlements {
-            held.remove(s.id());
-        }
     }
 
     /// Reserves from `queues` in order, starting with `claimed` already taken from the first.
@@ -463,37 +378,8 @@ impl QueueStore for RedisStore {
         let restart_epoch = int(epoch, "restart epoch")?;
         if kept {
             lock(&self.leases).insert(worker_id.to_string(), lease_ms);
-            // Extend the lease in every queue that recorded it (XX: only there), in one
-            // pipelined round trip; GT never shortens one.
             let expires = int(expires, "lease expiry")?;
-            let queues = match self.queues_holding(worker_id) {
-                Some(queues) => queues,
-                // Registered through another handle (the heartbeat's own, after a reopen):
-                // the queues it serves, as its registration names them.
-                None => queue_names(items, 3)?,
-            };
-            let extended = join_all(queues.iter().map(|queue| async move {
-                let mut extend = redis::cmd("ZADD");
-                extend
-                    .arg(Keys::queue_leases(&self.keys.queue(queue)))
-                    .arg("XX")
-                    .arg("GT")
-                    .arg(expires)
-                    .arg(worker_id);
-                (queue, self.each::<Value>([extend]).await)
-            }))
-            .await;
-            for (queue, result) in extended {
-                match result {
-                    Ok(_) => {}
-                    // The queue's node is down (a cluster): its jobs wait for it anyway, and
-                    // the next heartbeat extends the lease there again.
-                    Err(e) if e.is_unavailable() => {
-                        self.unreachable(queue, "cannot extend the lease in this queue now", &e);
-                    }
-                    Err(e) => return Err(e),
-                }
-            }
+            self.extend_leases(worker_id, expires, items).await?;
         }
         Ok(Heartbeat {
             lease_kept: kept,
@@ -505,31 +391,9 @@ impl QueueStore for RedisStore {
         let mut call = self.on_global(&scripts::DEREGISTER_WORKER);
         call.arg(worker_id);
         let reply = self.run(&call).await?;
-        let mut queues = queue_names(array(&reply, "deregister")?, 1)?;
-        if let Some(holding) = self.queues_holding(worker_id) {
-            queues.extend(holding);
-        }
-        queues.sort();
-        queues.dedup();
-        let handed_back = join_all(queues.iter().map(|queue| async move {
-            let mut call = self.on_queue(&scripts::DEREGISTER, queue);
-            call.arg(worker_id);
-            (queue, self.run(&call).await)
-        }))
-        .await;
-        let mut returned = 0;
-        let mut failure = None;
-        for (queue, reply) in handed_back {
-            match reply {
-                Ok(reply) => returned += int(&reply, "jobs handed back")?,
-                // The reaper returns them once the queue's node is back.
-                Err(e) if e.is_unavailable() => {
-                    self.unreachable(queue, "cannot hand back this queue's jobs now", &e);
-                    failure = Some(e);
-                }
-                Err(e) => return Err(e),
-            }
-        }
+        let (returned, failure) = self
+            .hand_back(worker_id, queue_names(array(&reply, "deregister")?, 1)?)
+            .await?;
         lock(&self.leases).remove(worker_id);
         lock(&self.registered).remove(worker_id);
         lock(&self.held).retain(|_, (_, w)| w != worker_id);

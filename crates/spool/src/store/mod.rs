@@ -12,6 +12,7 @@ mod contract;
 mod error;
 mod new_job;
 pub(crate) mod rules;
+mod stats;
 mod types;
 pub(crate) mod unreadable;
 mod wakeup;
@@ -37,6 +38,7 @@ pub use error::{ACCEPTED_URLS, StoreError};
 pub use new_job::NewJob;
 pub(crate) use new_job::{check_batch, check_jobs};
 pub use rules::hands_on_batch_membership;
+pub use stats::*;
 pub use types::*;
 pub use wakeup::{WakeupSignal, Wakeups};
 

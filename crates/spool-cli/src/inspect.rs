@@ -250,10 +250,7 @@ fn view(j: &JobInfo, with_payload: bool) -> JobView<'_> {
 
 /// Milliseconds since `reserved_at` by this machine's clock (zero if it is behind the store's).
 fn running_for_ms(reserved_at: i64) -> u64 {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
-    u64::try_from(now.saturating_sub(reserved_at)).unwrap_or(0)
+    u64::try_from(spool::now_ms().saturating_sub(reserved_at)).unwrap_or(0)
 }
 
 fn state_name(s: JobState) -> &'static str {

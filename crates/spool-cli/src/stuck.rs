@@ -48,7 +48,7 @@ pub(crate) async fn find(store: &dyn Store, stats: &Stats) -> Result<Stuck, CliE
         ..JobFilter::default()
     };
     let reserved = store.jobs(&filter).await?;
-    Ok(flag(&reserved, stats, now_ms()))
+    Ok(flag(&reserved, stats, spool::now_ms()))
 }
 
 fn flag(reserved: &[JobInfo], stats: &Stats, now: i64) -> Stuck {
@@ -98,10 +98,4 @@ fn timeout_ms(envelope: &str) -> u64 {
                 .timeout
                 .map_or(u64::MAX / 2, |t| t.as_millis() as u64)
         })
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }

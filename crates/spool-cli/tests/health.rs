@@ -26,6 +26,19 @@ fn failing(report: &serde_json::Value) -> Vec<String> {
         .collect()
 }
 
+/// Waits (up to 20 s) until a worker is registered.
+fn wait_for_a_worker(env: &Env) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while env.json(&["status", "--json"])["workers"]
+        .as_array()
+        .unwrap()
+        .is_empty()
+    {
+        assert!(std::time::Instant::now() < deadline, "the worker registers");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 #[test]
 fn each_failing_check_is_named_and_exits_1() {
     let env = Env::new();
@@ -88,15 +101,7 @@ fn a_live_worker_serving_the_queue_is_healthy() {
     let env = Env::new();
     env.ok(&["migrate"]);
     let mut worker = env.spawn(&["work", "--queue", "a", "--sleep", "50ms"]);
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while env.json(&["status", "--json"])["workers"]
-        .as_array()
-        .unwrap()
-        .is_empty()
-    {
-        assert!(std::time::Instant::now() < deadline, "the worker registers");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for_a_worker(&env);
     // A long job keeps one ready job behind it only if the worker is busy; a worker that
     // serves the queue is all the check asks for.
     env.ok(&[
@@ -174,15 +179,7 @@ fn an_expired_lease_nobody_reaps_fails_the_leases_check() {
     let env = Env::new();
     env.ok(&["migrate"]);
     let mut worker = env.spawn(&["work", "--lease", "1s", "--sleep", "50ms"]);
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while env.json(&["status", "--json"])["workers"]
-        .as_array()
-        .unwrap()
-        .is_empty()
-    {
-        assert!(std::time::Instant::now() < deadline, "the worker registers");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_for_a_worker(&env);
     common::signal(&worker, "KILL");
     worker.wait().unwrap();
     std::thread::sleep(Duration::from_millis(1800));

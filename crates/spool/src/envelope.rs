@@ -290,7 +290,8 @@ pub fn new_id() -> String {
     uuid::Uuid::now_v7().to_string()
 }
 
-pub(crate) fn now_ms() -> i64 {
+/// Milliseconds since the Unix epoch by this machine's clock (0 before 1970).
+pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)

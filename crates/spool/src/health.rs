@@ -71,7 +71,7 @@ pub async fn check<S: AdminStore + ControlStore + ?Sized>(
     let mut report = report(&stats, options);
     report.checks.push(pools(
         &store.records(RecordKind::Supervisor).await?,
-        now_ms(),
+        crate::now_ms(),
     ));
     report.healthy = report.checks.iter().all(|c| c.ok);
     Ok(report)
@@ -108,12 +108,6 @@ fn pools(supervisors: &[Record], now: i64) -> HealthCheck {
             format!("failed: {}", failed.join("; "))
         },
     }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// The checks over a snapshot of the store.

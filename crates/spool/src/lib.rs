@@ -76,7 +76,7 @@ pub use dispatch::{DispatchError, DispatchOutcome, DispatchStatus, PendingDispat
 pub use duration::{DurationError, format_duration, parse_duration, parse_duration_list};
 pub use envelope::{
     CallbackContext, ChainLink, ChainRest, DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_QUEUE,
-    ENVELOPE_VERSION, Envelope, EnvelopeError, Payload, TraceContext, new_id,
+    ENVELOPE_VERSION, Envelope, EnvelopeError, Payload, TraceContext, new_id, now_ms,
 };
 pub use job::{Job, JobContext, JobError, JobFailure, JobResult, cause_chain};
 pub use options::{Backoff, JobOptions, Unique, UniqueUntil};

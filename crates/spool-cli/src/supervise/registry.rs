@@ -77,7 +77,7 @@ pub(crate) fn new_id() -> String {
         "{}-{}-{:x}",
         spool::worker::hostname(),
         std::process::id(),
-        now_ms()
+        spool::now_ms()
     )
 }
 
@@ -90,7 +90,7 @@ pub(crate) async fn register(store: &dyn Store, id: &str, pools: &[Pool], contro
         pools: pools.iter().map(|p| PoolStatus::of(p, control)).collect(),
     };
     let info = serde_json::to_string(&status).expect("plain data serializes");
-    let now = now_ms();
+    let now = spool::now_ms();
     let expires = now + LASTS.as_millis() as i64;
     if let Err(e) = store
         .put_record(RecordKind::Supervisor, id, expires, Some(&info))
@@ -116,7 +116,7 @@ pub(crate) async fn deregister(store: &dyn Store, id: &str) {
 
 /// The supervisors whose registration is current, by id.
 pub(crate) async fn live(store: &dyn Store) -> spool::store::StoreResult<Vec<SupervisorStatus>> {
-    let now = now_ms();
+    let now = spool::now_ms();
     let mut live: Vec<SupervisorStatus> = store
         .records(RecordKind::Supervisor)
         .await?
@@ -130,10 +130,4 @@ pub(crate) async fn live(store: &dyn Store) -> spool::store::StoreResult<Vec<Sup
         .collect();
     live.sort_by(|a, b| a.id.cmp(&b.id));
     Ok(live)
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }

@@ -180,7 +180,8 @@ pub trait ControlStore: Send + Sync + 'static {
     /// Tells workers to go quiet: those named, or every running one if `workers` is empty.
     async fn quiet(&self, workers: &[String]) -> StoreResult<()> {
         if workers.is_empty() {
-            self.bump_epoch(ControlEpoch::Quiet, now_ms()).await?;
+            self.bump_epoch(ControlEpoch::Quiet, crate::now_ms())
+                .await?;
         } else {
             self.mark_each(ControlKind::Quiet, workers, true).await?;
         }
@@ -189,7 +190,8 @@ pub trait ControlStore: Send + Sync + 'static {
 
     /// Tells every running worker and supervisor to stop gracefully; returns the epoch.
     async fn terminate(&self) -> StoreResult<i64> {
-        self.bump_epoch(ControlEpoch::Terminate, now_ms()).await
+        self.bump_epoch(ControlEpoch::Terminate, crate::now_ms())
+            .await
     }
 
     /// Sets or removes a mark on each name; the names whose state changed.
@@ -201,16 +203,10 @@ pub trait ControlStore: Send + Sync + 'static {
     ) -> StoreResult<Vec<String>> {
         let mut changed = Vec::new();
         for name in names {
-            if self.set_mark(kind, name, on, now_ms()).await? {
+            if self.set_mark(kind, name, on, crate::now_ms()).await? {
                 changed.push(name.clone());
             }
         }
         Ok(changed)
     }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }

@@ -63,16 +63,7 @@ impl QueueStore for MysqlStore {
         let queues = serde_json::to_string(&worker.queues)
             .map_err(|e| StoreError::Invalid(format!("cannot encode queue names: {e}")))?;
         idempotent!(&self.pool, |conn| {
-            sqlx::query(sql(include_str!("sql/register_worker.sql")))
-                .bind(&worker.id)
-                .bind(&worker.host)
-                .bind(i64::from(worker.pid))
-                .bind(&queues)
-                .bind(offset_ms(lease))
-                .bind(offset_ms(lease))
-                .bind(offset_ms(lease))
-                .execute(conn)
-                .await
+            register_query(worker, &queues, lease).execute(conn).await
         })?;
         Ok(())
     }
@@ -99,14 +90,7 @@ impl QueueStore for MysqlStore {
             if sharing >= max as usize {
                 return Ok::<_, TxError>(false);
             }
-            sqlx::query(sql(include_str!("sql/register_worker.sql")))
-                .bind(&worker.id)
-                .bind(&worker.host)
-                .bind(i64::from(worker.pid))
-                .bind(&queues)
-                .bind(offset_ms(lease))
-                .bind(offset_ms(lease))
-                .bind(offset_ms(lease))
+            register_query(worker, &queues, lease)
                 .execute(&mut *conn)
                 .await?;
             Ok(true)
@@ -238,6 +222,23 @@ impl QueueStore for MysqlStore {
         })?;
         Ok(epoch.unwrap_or(0))
     }
+}
+
+/// Registers (or renews) a worker's row (`queues` as JSON), its lease starting now by the
+/// server's clock.
+fn register_query<'q>(
+    worker: &'q WorkerInfo,
+    queues: &'q str,
+    lease: Duration,
+) -> sqlx::query::Query<'q, sqlx::MySql, sqlx::mysql::MySqlArguments> {
+    sqlx::query(sql(include_str!("sql/register_worker.sql")))
+        .bind(&worker.id)
+        .bind(&worker.host)
+        .bind(i64::from(worker.pid))
+        .bind(queues)
+        .bind(offset_ms(lease))
+        .bind(offset_ms(lease))
+        .bind(offset_ms(lease))
 }
 
 impl MysqlStore {

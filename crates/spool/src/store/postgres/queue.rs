@@ -56,12 +56,7 @@ impl QueueStore for PostgresStore {
 
     async fn register_worker(&self, worker: &WorkerInfo, lease: Duration) -> StoreResult<()> {
         let mut conn = self.unit(&self.pool).await?;
-        self.query(include_str!("sql/register_worker.sql"))
-            .bind(&worker.id)
-            .bind(&worker.host)
-            .bind(i64::from(worker.pid))
-            .bind(&worker.queues)
-            .bind(offset_ms(lease))
+        self.register_query(worker, lease)
             .execute(&mut *conn)
             .await?;
         conn.done().await?;
@@ -91,14 +86,7 @@ impl QueueStore for PostgresStore {
             tx.rollback().await?;
             return Ok(false);
         }
-        self.query(include_str!("sql/register_worker.sql"))
-            .bind(&worker.id)
-            .bind(&worker.host)
-            .bind(i64::from(worker.pid))
-            .bind(&worker.queues)
-            .bind(offset_ms(lease))
-            .execute(&mut *tx)
-            .await?;
+        self.register_query(worker, lease).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -293,6 +281,20 @@ impl QueueStore for PostgresStore {
 }
 
 impl PostgresStore {
+    /// Registers (or renews) a worker's row, its lease starting now by the server's clock.
+    fn register_query<'q>(
+        &self,
+        worker: &'q WorkerInfo,
+        lease: Duration,
+    ) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+        self.query(include_str!("sql/register_worker.sql"))
+            .bind(&worker.id)
+            .bind(&worker.host)
+            .bind(i64::from(worker.pid))
+            .bind(&worker.queues)
+            .bind(offset_ms(lease))
+    }
+
     /// Pushes jobs on `conn`, taking each one's unique lock in the same statement: a job whose
     /// lock is held (and not expired) is not stored and reported as already queued. With
     /// `batch`, every job is stored in that batch whatever its envelope says. Queues a

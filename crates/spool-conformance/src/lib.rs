@@ -1,6 +1,7 @@
 //! The conformance suite every Spool store passes: the store contract
 //! ([`QueueStore`](spool::store::QueueStore), [`AdminStore`](spool::store::AdminStore),
-//! [`WorkflowStore`](spool::store::WorkflowStore)) written as tests.
+//! [`WorkflowStore`](spool::store::WorkflowStore), [`ControlStore`](spool::store::ControlStore),
+//! [`MetricsStore`](spool::store::MetricsStore)) written as tests.
 //!
 //! A store, in this repository or outside it, implements [`Fixture`] (fresh locations, more
 //! handles on one, raw writes into its data) and instantiates every check as a test:
@@ -21,6 +22,7 @@ pub mod admin;
 pub mod control;
 mod fixture;
 mod helpers;
+pub mod metrics;
 pub mod queue;
 pub mod workflow;
 
@@ -33,6 +35,7 @@ pub mod checks {
     pub use crate::{
         admin::*,
         control::*,
+        metrics::*,
         queue::{migrations::*, settle::*, stored_values::*, unreadable::*, workers::*, *},
         workflow::{batches::*, entry::*, hot_path::*, limits::*, unique::*, *},
     };
@@ -93,6 +96,9 @@ macro_rules! conformance_tests {
             inspection_and_job_commands, restart_epoch_moves_forward,
             // The control part.
             pause_quiet_and_terminate_are_recorded, records_are_kept_by_kind_and_name,
+            // The metrics part.
+            metrics_add_up_per_minute_hour_and_total, pushes_count_enqueued_jobs,
+            old_metrics_are_pruned_but_totals_stay,
             // The workflow part.
             unique_until_done, unique_until_processing_and_expiry,
             follow_ups_ride_with_settlements, batch_counters_and_callbacks,

@@ -57,6 +57,7 @@ pub mod events;
 pub mod health;
 mod job;
 pub mod limits;
+pub mod metrics;
 pub mod middleware;
 mod options;
 pub mod redact;

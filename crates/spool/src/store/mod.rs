@@ -1,4 +1,4 @@
-//! The store contract (in three parts, see [`Store`]) and the backends that implement it. The
+//! The store contract (in five parts, see [`Store`]) and the backends that implement it. The
 //! conformance suite that checks them is the `spool-conformance` crate.
 //!
 //! Everything above this module is backend-agnostic. Operations are batch-first (push many,
@@ -31,8 +31,8 @@ mod sql;
 pub mod sqlite;
 
 pub use contract::{
-    AdminStore, Control, ControlEpoch, ControlKind, ControlStore, QueueStore, Record, RecordKind,
-    Store, WorkflowStore,
+    AdminStore, Control, ControlEpoch, ControlKind, ControlStore, MetricsStore, QueueStore, Record,
+    RecordKind, Store, WorkflowStore,
 };
 pub use error::{ACCEPTED_URLS, StoreError};
 pub use new_job::NewJob;

@@ -26,6 +26,7 @@ use crate::{
     events::{Event, JobMeta},
     job::StoreLink,
     job::{JobContext, JobFailure},
+    metrics::{Counter, Fold},
     options::Backoff,
     registry::{ErasedJob, Registry},
     retry::{self, AttemptEnd, Counters, Decision, Policy},
@@ -40,6 +41,8 @@ pub(crate) struct Tally {
     pub(crate) handed_back: AtomicU64,
     /// Run time per queue since the last flush: total microseconds and runs.
     run_times: Mutex<std::collections::HashMap<String, (u64, u64)>>,
+    /// Metrics per minute, queue and job name since the last write.
+    pub(crate) metrics: Fold,
 }
 
 impl Tally {
@@ -116,10 +119,29 @@ impl Executor {
         let unreadable = job.unreadable.clone().or_else(|| {
             crate::store::unreadable::oversized(&job.envelope, self.config.max_payload)
         });
+        let (queue, wait_ms) = (job.queue.clone(), job.reserved_at - job.available_at);
+        let mut skipped = false;
         let settlement = match unreadable {
             Some(reason) => self.cannot_run(job, &meta, reason).await,
-            None => self.attempt(job, envelope, &meta, shutdown).await,
+            None => {
+                self.attempt(job, envelope, &meta, shutdown, &mut skipped)
+                    .await
+            }
         };
+        let counter = match &settlement {
+            Settlement::Complete { .. } if skipped => Some(Counter::Skipped),
+            Settlement::Complete { .. } => Some(Counter::Completed),
+            Settlement::Fail { .. } => Some(Counter::Failed),
+            Settlement::Release { kind, .. } => match kind {
+                ReleaseKind::RetryAfterError => Some(Counter::Retried),
+                ReleaseKind::Released => Some(Counter::Released),
+                ReleaseKind::Deferred => Some(Counter::Deferred),
+                ReleaseKind::Shutdown => None,
+            },
+        };
+        self.tally
+            .metrics
+            .note_ended(crate::now_ms(), &queue, &name, wait_ms, counter);
         events.emit(|| Event::JobAttempted { job: meta });
         let counter = match &settlement {
             Settlement::Complete { .. } => &self.tally.completed,
@@ -142,6 +164,7 @@ impl Executor {
         envelope: Result<Envelope, EnvelopeError>,
         meta: &JobMeta,
         shutdown: watch::Receiver<Shutdown>,
+        skipped: &mut bool,
     ) -> Settlement {
         let envelope = match envelope {
             Ok(envelope) => envelope,
@@ -153,6 +176,7 @@ impl Executor {
         };
         if self.batch_cancelled(&envelope).await {
             tracing::info!(job_id = %job.id, "skipped: its batch was cancelled");
+            *skipped = true;
             let settled = outcome::settle(job.id, job.token, Outcome::Skipped);
             return self.tell(settled, meta, |_| {}, None).await;
         }
@@ -176,6 +200,12 @@ impl Executor {
             return self.tell(settled, meta, |_| {}, None).await;
         };
         self.tally.note_run(&job.queue, started.elapsed());
+        self.tally.metrics.note_ran(
+            crate::now_ms(),
+            &job.queue,
+            &envelope.job,
+            started.elapsed(),
+        );
         let mut prepared = prepared;
         prepared.counters.now = job.reserved_at + started.elapsed().as_millis() as i64;
         self.decide(job, &envelope, prepared, end, &span, meta)

@@ -1,7 +1,8 @@
 //! Housekeeping every worker does: return the jobs of dead workers (the reaper) and prune what
 //! would otherwise grow for ever: old failed records, kept results, finished batches and the
-//! limiter hits of idle keys. Any worker may do it; the store makes each step atomic. It also
-//! records each queue's recent mean run time, which supervisors use to size `auto` pools.
+//! limiter hits of idle keys and old metrics. Any worker may do it; the store makes each step
+//! atomic. It also records each queue's recent mean run time, which supervisors use to size
+//! `auto` pools, and writes the worker's metrics once a minute.
 
 use std::{sync::Arc, time::Duration};
 
@@ -11,6 +12,9 @@ use super::{WorkerConfig, execute::Tally};
 use crate::store::{BatchPrune, RecordKind, Store};
 
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
+/// How often a worker writes its folded metrics: one small write a minute, whatever it runs.
+const METRICS_EVERY: Duration = Duration::from_secs(60);
 
 pub(crate) fn start(
     store: Arc<dyn Store>,
@@ -22,6 +26,7 @@ pub(crate) fn start(
         // 1.33 leases of its last heartbeat.
         let every = (config.lease / 3).max(Duration::from_millis(100));
         let mut last_prune: Option<tokio::time::Instant> = None;
+        let mut last_metrics = tokio::time::Instant::now();
         loop {
             match store.reap(config.max_recoveries).await {
                 Ok(r) if r.recovered > 0 || r.failed > 0 => tracing::warn!(
@@ -51,6 +56,13 @@ pub(crate) fn start(
                 if let Err(e) = store.prune_limits().await {
                     tracing::debug!("pruning expired limiter hits: {e}");
                 }
+                if let Err(e) = store.prune_metrics(crate::now_ms()).await {
+                    tracing::debug!("pruning old metrics: {e}");
+                }
+            }
+            if last_metrics.elapsed() >= METRICS_EVERY {
+                last_metrics = tokio::time::Instant::now();
+                write_metrics(&*store, &tally).await;
             }
             // Each queue's recent mean run time, for supervisors sizing `auto` pools.
             for (queue, micros) in tally.take_mean_runs() {
@@ -65,4 +77,17 @@ pub(crate) fn start(
             tokio::time::sleep(every.mul_f64(0.75 + fastrand::f64() / 2.0)).await;
         }
     })
+}
+
+/// Writes the metrics folded since the last write; what cannot be written now is kept for the
+/// next one.
+pub(crate) async fn write_metrics(store: &dyn Store, tally: &Tally) {
+    let records = tally.metrics.take();
+    if records.is_empty() {
+        return;
+    }
+    if let Err(e) = store.record_metrics(&records).await {
+        tracing::debug!("writing metrics, kept for the next write: {e}");
+        tally.metrics.put_back(records);
+    }
 }

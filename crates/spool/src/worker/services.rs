@@ -14,7 +14,7 @@ use super::{
     lifecycle::{ExitReason, Shutdown, reconnect_delay},
     maintenance,
 };
-use crate::store::{QueueStore, Store, StoreError, StoreResult, WorkerInfo};
+use crate::store::{Store, StoreError, StoreResult, WorkerInfo};
 
 /// The worker's running services.
 pub(crate) struct Services {
@@ -22,6 +22,7 @@ pub(crate) struct Services {
     control: ControlWatch,
     lease: Lease,
     maintenance: JoinHandle<()>,
+    tally: Arc<Tally>,
     #[cfg(feature = "schedule")]
     tickers: Vec<JoinHandle<()>>,
 }
@@ -81,6 +82,7 @@ impl Services {
             control,
             lease,
             maintenance,
+            tally: tally.clone(),
             #[cfg(feature = "schedule")]
             tickers,
         }))
@@ -102,8 +104,9 @@ impl Services {
     }
 
     /// Stops the services and deregisters the worker.
-    pub(crate) async fn stop(self, store: &dyn QueueStore, worker_id: &str) {
+    pub(crate) async fn stop(self, store: &dyn Store, worker_id: &str) {
         self.maintenance.abort();
+        maintenance::write_metrics(store, &self.tally).await;
         #[cfg(feature = "schedule")]
         self.tickers.iter().for_each(|t| t.abort());
         let heartbeat = self.heartbeat;

@@ -275,3 +275,19 @@ impl ControlStore for Faulty {
         self.inner.delete_record(kind, name).await
     }
 }
+
+#[async_trait]
+impl s::MetricsStore for Faulty {
+    async fn record_metrics(&self, records: &[spool::metrics::MetricsRecord]) -> StoreResult<()> {
+        self.inner.record_metrics(records).await
+    }
+    async fn metrics(
+        &self,
+        query: &spool::metrics::MetricsQuery,
+    ) -> StoreResult<Vec<spool::metrics::MetricsRecord>> {
+        self.inner.metrics(query).await
+    }
+    async fn prune_metrics(&self, now_ms: i64) -> StoreResult<u64> {
+        self.inner.prune_metrics(now_ms).await
+    }
+}

@@ -1,4 +1,4 @@
-//! The store contract in three parts.
+//! The store contract in five parts.
 //!
 //! - [`QueueStore`]: the worker's hot path and lease bookkeeping — push, reserve, settle,
 //!   reap, wake-ups, migrations.
@@ -6,25 +6,28 @@
 //!   the restart signal.
 //! - [`WorkflowStore`]: batches, shared limits and slots, progress and kept results.
 //! - [`ControlStore`]: what every worker is told — paused queues, quiet, terminate.
+//! - [`MetricsStore`]: measured counts, wait and run times per minute, hour and all time.
 //!
 //! [`Store`] is their sum and is what every backend provides; it is implemented automatically
-//! for any type that implements the three parts, so `Arc<dyn Store>` works everywhere while
+//! for any type that implements the five parts, so `Arc<dyn Store>` works everywhere while
 //! code that needs one part can ask for just that part (`&dyn AdminStore`, ...).
 
 mod admin;
 mod control;
+mod metrics;
 mod queue;
 mod workflow;
 
 pub use admin::AdminStore;
 pub use control::{Control, ControlEpoch, ControlKind, ControlStore, Record, RecordKind};
+pub use metrics::MetricsStore;
 pub use queue::QueueStore;
 pub use workflow::WorkflowStore;
 
-/// The whole contract every store implements: the sum of its four parts.
+/// The whole contract every store implements: the sum of its five parts.
 ///
-/// Implement [`QueueStore`], [`AdminStore`], [`WorkflowStore`] and [`ControlStore`]; `Store`
-/// follows.
+/// Implement [`QueueStore`], [`AdminStore`], [`WorkflowStore`], [`ControlStore`] and
+/// [`MetricsStore`]; `Store` follows.
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), spool::StoreError> {
@@ -34,6 +37,9 @@ pub use workflow::WorkflowStore;
 /// println!("{} queues", admin.stats().await?.queues.len());
 /// # Ok(()) }
 /// ```
-pub trait Store: QueueStore + AdminStore + WorkflowStore + ControlStore {}
+pub trait Store: QueueStore + AdminStore + WorkflowStore + ControlStore + MetricsStore {}
 
-impl<T: QueueStore + AdminStore + WorkflowStore + ControlStore + ?Sized> Store for T {}
+impl<T: QueueStore + AdminStore + WorkflowStore + ControlStore + MetricsStore + ?Sized> Store
+    for T
+{
+}

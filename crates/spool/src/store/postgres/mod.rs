@@ -29,6 +29,7 @@ use crate::store::sql::fnv1a;
 mod admin;
 mod control;
 mod cursor;
+mod metrics;
 mod migrate;
 mod one_statement;
 pub(crate) mod pooler;

@@ -117,6 +117,12 @@ impl Keys {
         format!("{}:records:{kind}", self.global)
     }
 
+    /// The metrics hash of one resolution (seconds) and period start: field
+    /// `["<queue>","<job>","<series>",<bucket>]` (JSON) -> amount.
+    pub(super) fn metrics(&self, resolution: i64, at: i64) -> String {
+        format!("{}:metrics:{resolution}:{at}", self.global)
+    }
+
     /// The meta hash: layout version and restart epoch.
     pub(super) fn meta(&self) -> String {
         format!("{}:meta", self.global)

@@ -38,6 +38,7 @@ mod connection;
 mod control;
 mod keys;
 mod leases;
+mod metrics;
 mod migrate;
 mod queue;
 mod rows;

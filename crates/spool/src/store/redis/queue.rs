@@ -346,6 +346,7 @@ impl QueueStore for RedisStore {
             }
         }
         if outcomes.contains(&PushOutcome::Queued) {
+            self.count_enqueued(jobs, &outcomes).await?;
             self.wakeup.notify();
         }
         Ok(outcomes)

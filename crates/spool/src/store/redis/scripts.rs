@@ -58,6 +58,7 @@ pub(super) static DEREGISTER: LazyLock<Script> = queue_script!("deregister_worke
 pub(super) static NEXT_DUE: LazyLock<Script> = queue_script!("next_available_in.lua");
 pub(super) static STATS: LazyLock<Script> = queue_script!("stats_queues.lua");
 pub(super) static LIST: LazyLock<Script> = queue_script!("jobs.lua");
+pub(super) static METRICS_ADD: LazyLock<Script> = keyed_script!("metrics_add.lua");
 pub(super) static DELETE: LazyLock<Script> = queue_script!("delete_job.lua");
 pub(super) static RUN_NOW: LazyLock<Script> = queue_script!("run_job_now.lua");
 pub(super) static CLEAR: LazyLock<Script> = queue_script!("clear.lua");

@@ -25,6 +25,7 @@ use crate::{
 
 mod admin;
 mod control;
+mod metrics;
 mod migrate;
 mod one_statement;
 mod queue;

@@ -286,6 +286,13 @@ pub(super) fn push_in(
             PushOutcome::AlreadyQueued
         });
     }
+    // The enqueued counts ride with the push, in its transaction.
+    let pushed = jobs
+        .iter()
+        .zip(&outcomes)
+        .filter(|(_, o)| **o == PushOutcome::Queued)
+        .map(|(j, _)| (j.queue.as_str(), j.job.as_str()));
+    super::metrics::add(conn, &crate::metrics::enqueued(now, pushed))?;
     Ok(outcomes)
 }
 

@@ -67,6 +67,10 @@ pub(in crate::store::mysql) async fn push_in(
     for chunk in chunks(&fresh) {
         insert(conn, chunk, batch).await?;
     }
+    // The enqueued counts ride with the push, in its transaction.
+    let pushed = fresh.iter().map(|j| (j.queue.as_str(), j.job.as_str()));
+    let counts = crate::metrics::enqueued(crate::now_ms(), pushed);
+    crate::store::mysql::metrics::add(conn, &counts).await?;
     let inserted: Vec<String> = fresh.iter().map(|j| j.id.clone()).collect();
     Ok(push_outcomes(&ids, &inserted))
 }

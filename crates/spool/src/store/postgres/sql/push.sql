@@ -26,7 +26,15 @@ ins AS (
        OR EXISTS (SELECT 1 FROM locked l WHERE l.key = n.unique_key AND l.owner = n.id)
     ORDER BY n.ord
     ON CONFLICT (id) DO NOTHING
-    RETURNING id),
+    RETURNING id, queue, job),
+counted AS (
+    INSERT INTO {schema}.metrics (res, at, queue, job, series, bucket, n)
+    SELECT r.res, CASE WHEN r.res = 0 THEN 0 ELSE c.ms - c.ms % (r.res * 1000) END,
+           ins.queue, ins.job, 'enqueued', 0, count(*)
+    FROM ins, clock c, (VALUES (0), (60), (3600)) AS r (res)
+    GROUP BY 1, 2, 3, 4
+    ORDER BY r.res, 2, ins.queue COLLATE "C", ins.job COLLATE "C"
+    ON CONFLICT (res, at, queue, job, series, bucket) DO UPDATE SET n = metrics.n + excluded.n),
 notified AS MATERIALIZED (
     SELECT pg_notify($11, '') FROM (SELECT 1 FROM ins LIMIT 1) AS any_inserted)
 SELECT ins.id FROM ins LEFT JOIN notified ON true

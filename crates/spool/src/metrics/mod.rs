@@ -1,0 +1,15 @@
+//! Job metrics measured by workers and kept in the store: per queue and job name, per minute
+//! (48 hours), per hour (30 days) and all-time totals, counts of every outcome and
+//! histograms of wait and run times. `spool stats`, the monitor, the dashboard and
+//! `/metrics` read them through [`crate::store::MetricsStore`].
+
+mod fold;
+mod histogram;
+mod record;
+mod summary;
+
+pub(crate) use fold::Fold;
+pub use histogram::{BUCKETS, Histogram, Percentiles};
+pub use record::{Counter, Counts, MetricsQuery, MetricsRecord, Resolution};
+pub(crate) use record::{cells, enqueued, from_cells};
+pub use summary::{Summary, SummaryRow};

@@ -1,0 +1,2 @@
+INSERT INTO spool_metrics (res, at, queue, job, series, bucket, n)
+VALUES (?, ?, ?, ?, ?, ?, ?)

@@ -1,0 +1,1 @@
+DELETE FROM spool_metrics WHERE res = ? AND at < ?

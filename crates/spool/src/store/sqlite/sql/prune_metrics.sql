@@ -1,0 +1,1 @@
+DELETE FROM spool_metrics WHERE res = ?1 AND at < ?2

@@ -131,6 +131,9 @@ pub(crate) enum Command {
     Install(install::InstallArgs),
     /// Queue counts, totals and live workers.
     Status(inspect::JsonFlag),
+    /// What ran over a window, per queue and job: counts, throughput, failure rate, wait and
+    /// run p50/p95/p99.
+    Stats(crate::stats::StatsArgs),
     /// Check the store, its workers and queues: exit 0 healthy, 1 unhealthy, 3 unreachable.
     Health(health::HealthArgs),
     /// List queued jobs.

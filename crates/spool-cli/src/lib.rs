@@ -41,6 +41,7 @@ mod inspect;
 mod install;
 mod output;
 mod schedule;
+mod stats;
 mod stuck;
 mod supervise;
 mod work;

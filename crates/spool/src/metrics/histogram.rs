@@ -144,10 +144,12 @@ impl Histogram {
 
     /// p50, p95 and p99 in milliseconds, as `spool stats` shows them.
     pub fn percentiles(&self) -> Percentiles {
+        // Bounds to the microsecond: more digits say nothing about a bucket.
+        let q = |q| self.quantile_ms(q).map(|ms| (ms * 1000.0).round() / 1000.0);
         Percentiles {
-            p50: self.quantile_ms(0.50),
-            p95: self.quantile_ms(0.95),
-            p99: self.quantile_ms(0.99),
+            p50: q(0.50),
+            p95: q(0.95),
+            p99: q(0.99),
         }
     }
 }

@@ -12,4 +12,4 @@ pub(crate) use fold::Fold;
 pub use histogram::{BUCKETS, Histogram, Percentiles};
 pub use record::{Counter, Counts, MetricsQuery, MetricsRecord, Resolution};
 pub(crate) use record::{cells, enqueued, from_cells};
-pub use summary::{Summary, SummaryRow};
+pub use summary::{Summary, SummaryRow, summarize};

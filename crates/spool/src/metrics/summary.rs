@@ -26,7 +26,8 @@ pub struct SummaryRow {
     pub failure_rate: f64,
     /// Completed jobs per minute over the window.
     pub throughput_per_min: f64,
-    /// The age of the oldest ready job now, ms (queues only; `None` for job names).
+    /// The age of the oldest ready job now, ms (queues only: 0 when none is ready; `None` for
+    /// job names).
     pub oldest_ready_age_ms: Option<u64>,
     /// Wait from available to started, ms.
     pub wait_ms: Percentiles,
@@ -89,6 +90,9 @@ impl Summary {
                 }
             }
         }
+        for row in &mut self.queues {
+            row.oldest_ready_age_ms.get_or_insert(0);
+        }
         self.queues.sort_by(|a, b| a.name.cmp(&b.name));
         self
     }
@@ -119,4 +123,31 @@ impl SummaryRow {
             run_ms: record.run.percentiles(),
         }
     }
+}
+
+/// Reads the records of the last `window_ms` from `store` (minute records up to 48 hours,
+/// hour records beyond) and sums them, with each queue's oldest ready age as of now.
+pub async fn summarize(
+    store: &dyn crate::store::Store,
+    window_ms: i64,
+    queue: Option<&str>,
+) -> crate::store::StoreResult<Summary> {
+    let resolution = if window_ms <= super::Resolution::Minute.retention_ms().unwrap_or(0) {
+        super::Resolution::Minute
+    } else {
+        super::Resolution::Hour
+    };
+    let query = super::MetricsQuery {
+        resolution,
+        since_ms: resolution.start_of(crate::now_ms() - window_ms),
+        queue: queue.map(str::to_string),
+    };
+    let records = store.metrics(&query).await?;
+    let stats = store.stats().await?;
+    let ages = stats
+        .queues
+        .into_iter()
+        .filter(|q| queue.is_none_or(|name| name == q.name))
+        .map(|q| (q.name, q.oldest_ready_age_ms));
+    Ok(Summary::of(&records, window_ms).with_oldest_ready(ages))
 }

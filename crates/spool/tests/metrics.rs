@@ -16,9 +16,11 @@ use spool::{
     metrics::{Histogram, summarize},
 };
 
-/// What each job saw, per test location: its wait (dispatch to start) and run time.
-static SEEN: LazyLock<Mutex<HashMap<String, Vec<(Duration, Duration)>>>> =
-    LazyLock::new(Default::default);
+/// A job's wait (dispatch to start) and run time.
+type Seen = (Duration, Duration);
+
+/// What each job saw, per test location.
+static SEEN: LazyLock<Mutex<HashMap<String, Vec<Seen>>>> = LazyLock::new(Default::default);
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Timed {

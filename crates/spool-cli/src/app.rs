@@ -280,6 +280,10 @@ impl App {
             Command::Migrate => admin::migrate(connect().await?).await,
             Command::Status(a) => inspect::status(existing().await?, a).await,
             Command::Stats(a) => crate::stats::stats(existing().await?, a).await,
+            Command::Dashboard(a) => {
+                let section = file.as_ref().and_then(|f| f.dashboard.clone());
+                crate::dashboard::run(existing().await?, a, section).await
+            }
             Command::Health(a) => health::run(&url, a).await,
             Command::Jobs(a) => inspect::jobs(existing().await?, a).await,
             Command::Job(a) => inspect::job(existing().await?, a).await,

@@ -82,9 +82,13 @@ impl Cli {
         )
     }
 
-    /// `work` logs at `info` by default, the other commands at `warn`.
+    /// `work`, `supervise` and `dashboard` (its action log) log at `info` by default, the other
+    /// commands at `warn`.
     pub(crate) fn logs_info(&self) -> bool {
-        matches!(self.args.command, Command::Work(_) | Command::Supervise(_))
+        matches!(
+            self.args.command,
+            Command::Work(_) | Command::Supervise(_) | Command::Dashboard(_)
+        )
     }
 }
 
@@ -134,6 +138,8 @@ pub(crate) enum Command {
     /// What ran over a window, per queue and job: counts, throughput, failure rate, wait and
     /// run p50/p95/p99.
     Stats(crate::stats::StatsArgs),
+    /// Serve the web dashboard, Prometheus /metrics, /livez and /health.
+    Dashboard(crate::dashboard::DashboardArgs),
     /// Check the store, its workers and queues: exit 0 healthy, 1 unhealthy, 3 unreachable.
     Health(health::HealthArgs),
     /// List queued jobs.

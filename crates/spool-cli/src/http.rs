@@ -6,14 +6,8 @@
 
 use std::{net::SocketAddr, sync::Arc};
 
-use axum::{
-    Json, Router,
-    extract::State,
-    http::StatusCode,
-    response::{IntoResponse, Response},
-    routing::get,
-};
-use spool::{Store, health::HealthOptions};
+use axum::Router;
+use spool::Store;
 
 use crate::CliError;
 
@@ -31,32 +25,7 @@ pub(crate) async fn serve(addr: SocketAddr, store: Arc<dyn Store>) -> Result<(),
     Ok(())
 }
 
-/// The probes' routes.
+/// The probes' routes (shared with the dashboard).
 pub(crate) fn router(store: Arc<dyn Store>) -> Router {
-    Router::new()
-        .route("/livez", get(|| async { "ok\n" }))
-        .route("/health", get(health))
-        .with_state(store)
-}
-
-async fn health(State(store): State<Arc<dyn Store>>) -> Response {
-    match spool::health::check(&*store, &HealthOptions::default()).await {
-        Ok(report) => {
-            let status = if report.healthy {
-                StatusCode::OK
-            } else {
-                StatusCode::SERVICE_UNAVAILABLE
-            };
-            (status, Json(report)).into_response()
-        }
-        // The same shape as a report: the store check failed.
-        Err(e) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(serde_json::json!({
-                "healthy": false,
-                "checks": [{"name": "store", "ok": false, "detail": e.to_string()}],
-            })),
-        )
-            .into_response(),
-    }
+    spool_dashboard::probes::router(store)
 }

@@ -32,6 +32,7 @@ mod batches;
 mod bench;
 mod command;
 mod control;
+mod dashboard;
 mod demo;
 mod dispatch;
 mod failed;

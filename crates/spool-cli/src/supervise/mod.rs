@@ -34,7 +34,7 @@ pub(crate) use child::{Launcher, SUPERVISOR_PID, WorkerCommand};
 use notify::Notifier;
 use pool::Pool;
 use scale::Demand;
-pub(crate) use source::{File, ScheduleEntry, config_path, load, read_config};
+pub(crate) use source::{DashboardSection, File, ScheduleEntry, config_path, load, read_config};
 pub(crate) use spec::{PoolSpec, SupervisorSpec};
 
 /// How often the supervisor looks at its processes, signals and the store.

@@ -48,6 +48,35 @@ pub(crate) struct File {
     pool: Vec<PoolSection>,
     #[serde(default)]
     schedule: Vec<ScheduleSection>,
+    /// `[dashboard]`: what `spool dashboard` uses when its flags don't say.
+    #[serde(default)]
+    pub(crate) dashboard: Option<DashboardSection>,
+}
+
+/// The `[dashboard]` section.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DashboardSection {
+    /// The address to listen on (`127.0.0.1:7070` by default).
+    pub(crate) bind: Option<String>,
+    /// A file holding the token every request must carry.
+    pub(crate) token_file: Option<PathBuf>,
+    /// Hide and refuse actions.
+    pub(crate) read_only: Option<bool>,
+}
+
+impl DashboardSection {
+    /// The bind address, checked.
+    pub(crate) fn bind(&self) -> Result<Option<std::net::SocketAddr>, String> {
+        self.bind
+            .as_deref()
+            .map(|b| {
+                b.parse().map_err(|_| {
+                    format!("bind: `{b}` is not an address and port such as 127.0.0.1:7070")
+                })
+            })
+            .transpose()
+    }
 }
 
 /// A `[[schedule]]` entry: a job pushed on a cron schedule by every worker reading the file
@@ -209,6 +238,11 @@ pub(crate) fn read(path: &Path) -> Result<File, String> {
     spec(&source, &file)?;
     file.checked_schedules()
         .map_err(|(i, key, why)| format!("{}{why}", source.at("schedule", Some(i), key)))?;
+    if let Some(dashboard) = &file.dashboard {
+        dashboard
+            .bind()
+            .map_err(|why| format!("{}[dashboard] {why}", source.at("dashboard", None, "bind")))?;
+    }
     Ok(file)
 }
 
@@ -391,8 +425,8 @@ mod tests {
         let pool = "[[pool]]\nname = \"a\"\nqueues = [\"default\"]\n";
         assert!(load_text(pool).is_ok());
         assert!(load_text(&format!("url = \"sqlite://x.db\"\n{pool}")).is_ok());
-        let err = load_text(&format!("dashboard = true\n{pool}")).unwrap_err();
-        assert!(err.contains("line 1") && err.contains("dashboard"), "{err}");
+        let err = load_text(&format!("dashbord = true\n{pool}")).unwrap_err();
+        assert!(err.contains("line 1") && err.contains("dashbord"), "{err}");
         let err = load_text(&format!("{pool}colour = \"red\"\n")).unwrap_err();
         assert!(err.contains("line 4") && err.contains("colour"), "{err}");
     }

@@ -1,7 +1,11 @@
 //! A worker's metrics since its last write: one record per minute, queue and job name, kept in
 //! memory and written in one small call about once a minute (not one per job).
 
-use std::{collections::HashMap, sync::Mutex, time::Duration};
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::Mutex,
+    time::Duration,
+};
 
 use super::{Counter, MetricsRecord, Resolution};
 
@@ -9,10 +13,17 @@ use super::{Counter, MetricsRecord, Resolution};
 /// grow a worker's memory without bound.
 const MAX_PENDING: usize = 100_000;
 
-/// Metrics folded per minute, queue and job name until written.
+/// Metrics folded per queue, job name and minute until written. Nested maps so that the hot
+/// path looks names up as `&str` and allocates only for a new queue or job.
 #[derive(Debug, Default)]
 pub(crate) struct Fold {
-    records: Mutex<HashMap<(i64, String, String), MetricsRecord>>,
+    pending: Mutex<Pending>,
+}
+
+#[derive(Debug, Default)]
+struct Pending {
+    by_queue: HashMap<String, HashMap<String, BTreeMap<i64, MetricsRecord>>>,
+    len: usize,
 }
 
 impl Fold {
@@ -41,40 +52,47 @@ impl Fold {
 
     fn with(&self, now_ms: i64, queue: &str, job: &str, change: impl FnOnce(&mut MetricsRecord)) {
         let minute = Resolution::Minute.start_of(now_ms);
-        let mut records = self.records.lock().unwrap_or_else(|e| e.into_inner());
-        // Names are copied only the first time in a minute.
-        let key = (minute, queue.to_string(), job.to_string());
-        if !records.contains_key(&key) && records.len() >= MAX_PENDING {
-            return;
-        }
-        change(
-            records
-                .entry(key)
-                .or_insert_with(|| MetricsRecord::new(minute, queue, job)),
-        );
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        let Pending { by_queue, len } = &mut *pending;
+        let jobs = match by_queue.get_mut(queue) {
+            Some(jobs) => jobs,
+            None => by_queue.entry(queue.to_string()).or_default(),
+        };
+        let minutes = match jobs.get_mut(job) {
+            Some(minutes) => minutes,
+            None => jobs.entry(job.to_string()).or_default(),
+        };
+        let record = match minutes.entry(minute) {
+            std::collections::btree_map::Entry::Occupied(record) => record.into_mut(),
+            std::collections::btree_map::Entry::Vacant(_) if *len >= MAX_PENDING => return,
+            std::collections::btree_map::Entry::Vacant(slot) => {
+                *len += 1;
+                slot.insert(MetricsRecord::new(minute, queue, job))
+            }
+        };
+        change(record);
     }
 
     /// Everything folded since the last call.
     pub(crate) fn take(&self) -> Vec<MetricsRecord> {
-        let records = std::mem::take(&mut *self.records.lock().unwrap_or_else(|e| e.into_inner()));
-        records.into_values().collect()
+        let pending = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()));
+        pending
+            .by_queue
+            .into_values()
+            .flat_map(HashMap::into_values)
+            .flat_map(BTreeMap::into_values)
+            .collect()
     }
 
     /// Puts back records a write could not store, to be sent with the next one.
     pub(crate) fn put_back(&self, unsent: Vec<MetricsRecord>) {
-        let mut records = self.records.lock().unwrap_or_else(|e| e.into_inner());
         for record in unsent {
-            let key = (record.at, record.queue.clone(), record.job.clone());
-            let room = records.len() < MAX_PENDING;
-            match records.entry(key) {
-                std::collections::hash_map::Entry::Occupied(mut mine) => {
-                    mine.get_mut().merge(&record)
-                }
-                std::collections::hash_map::Entry::Vacant(slot) if room => {
-                    slot.insert(record);
-                }
-                std::collections::hash_map::Entry::Vacant(_) => {}
-            }
+            self.with(
+                record.at,
+                &record.queue.clone(),
+                &record.job.clone(),
+                |mine| mine.merge(&record),
+            );
         }
     }
 }

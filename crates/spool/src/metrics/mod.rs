@@ -11,5 +11,15 @@ mod summary;
 pub(crate) use fold::Fold;
 pub use histogram::{BUCKETS, Histogram, Percentiles};
 pub use record::{Counter, Counts, MetricsQuery, MetricsRecord, Resolution};
+// Used by the stores; a build without any store has none to use them.
+#[cfg_attr(
+    not(any(
+        feature = "sqlite",
+        feature = "postgres",
+        feature = "mysql",
+        feature = "redis"
+    )),
+    allow(unused_imports)
+)]
 pub(crate) use record::{cells, enqueued, from_cells};
 pub use summary::{Summary, SummaryRow, summarize};

@@ -36,6 +36,15 @@ pub use contract::{
 };
 pub use error::{ACCEPTED_URLS, StoreError};
 pub use new_job::NewJob;
+#[cfg_attr(
+    not(any(
+        feature = "sqlite",
+        feature = "postgres",
+        feature = "mysql",
+        feature = "redis"
+    )),
+    allow(unused_imports)
+)]
 pub(crate) use new_job::{check_batch, check_jobs};
 pub use rules::hands_on_batch_membership;
 pub use stats::*;

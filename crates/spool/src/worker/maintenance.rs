@@ -20,8 +20,19 @@ pub(crate) fn start(
     store: Arc<dyn Store>,
     config: Arc<WorkerConfig>,
     tally: Arc<Tally>,
+    worker_id: String,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
+        let capacity = i64::try_from(config.concurrency).unwrap_or(i64::MAX);
+        let note_capacity = || async {
+            if let Err(e) = store
+                .put_record(RecordKind::Capacity, &worker_id, capacity, None)
+                .await
+            {
+                tracing::debug!("recording this worker's capacity: {e}");
+            }
+        };
+        note_capacity().await;
         // Reap at a third of the lease, so a dead worker's jobs return within about
         // 1.33 leases of its last heartbeat.
         let every = (config.lease / 3).max(Duration::from_millis(100));
@@ -59,10 +70,14 @@ pub(crate) fn start(
                 if let Err(e) = store.prune_metrics(crate::now_ms()).await {
                     tracing::debug!("pruning old metrics: {e}");
                 }
+                if let Err(e) = prune_capacities(&*store).await {
+                    tracing::debug!("pruning the capacities of gone workers: {e}");
+                }
             }
             if last_metrics.elapsed() >= METRICS_EVERY {
                 last_metrics = tokio::time::Instant::now();
                 write_metrics(&*store, &tally).await;
+                note_capacity().await;
             }
             // Each queue's recent mean run time, for supervisors sizing `auto` pools.
             for (queue, micros) in tally.take_mean_runs() {
@@ -77,6 +92,20 @@ pub(crate) fn start(
             tokio::time::sleep(every.mul_f64(0.75 + fastrand::f64() / 2.0)).await;
         }
     })
+}
+
+/// Deletes the capacity records of workers that are gone (a crashed worker leaves its own).
+async fn prune_capacities(store: &dyn Store) -> crate::store::StoreResult<()> {
+    let stats = store.stats().await?;
+    let live: Vec<&str> = stats.workers.iter().map(|w| w.id.as_str()).collect();
+    for record in store.records(RecordKind::Capacity).await? {
+        if !live.contains(&record.name.as_str()) {
+            store
+                .delete_record(RecordKind::Capacity, &record.name)
+                .await?;
+        }
+    }
+    Ok(())
 }
 
 /// Writes the metrics folded since the last write; what cannot be written now is kept for the

@@ -70,7 +70,12 @@ impl Services {
             WorkerError::Config(format!("cannot start the heartbeat thread: {e}"))
         })?;
         let control = ControlWatch::start(store.clone(), info.id.clone()).await;
-        let maintenance = maintenance::start(store.clone(), config.clone(), tally.clone());
+        let maintenance = maintenance::start(
+            store.clone(),
+            config.clone(),
+            tally.clone(),
+            info.id.clone(),
+        );
         #[cfg(feature = "schedule")]
         let tickers = config
             .schedules
@@ -107,6 +112,12 @@ impl Services {
     pub(crate) async fn stop(self, store: &dyn Store, worker_id: &str) {
         self.maintenance.abort();
         maintenance::write_metrics(store, &self.tally).await;
+        if let Err(e) = store
+            .delete_record(crate::store::RecordKind::Capacity, worker_id)
+            .await
+        {
+            tracing::debug!("removing this worker's capacity record: {e}");
+        }
         #[cfg(feature = "schedule")]
         self.tickers.iter().for_each(|t| t.abort());
         let heartbeat = self.heartbeat;

@@ -56,6 +56,9 @@ pub enum RecordKind {
     Supervisor,
     /// A queue's measured mean job run time: value = microseconds, written by its workers.
     RunTime,
+    /// A live worker's capacity: name = its id, value = its concurrency (for
+    /// `spool_workers_capacity`); readers count only workers whose lease is current.
+    Capacity,
 }
 
 impl RecordKind {
@@ -64,6 +67,7 @@ impl RecordKind {
         match self {
             RecordKind::Supervisor => "supervisor",
             RecordKind::RunTime => "runtime",
+            RecordKind::Capacity => "capacity",
         }
     }
 }

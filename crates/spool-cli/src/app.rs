@@ -280,6 +280,7 @@ impl App {
             Command::Migrate => admin::migrate(connect().await?).await,
             Command::Status(a) => inspect::status(existing().await?, a).await,
             Command::Stats(a) => crate::stats::stats(existing().await?, a).await,
+            Command::Monitor(a) => crate::monitor::run(existing().await?, a).await,
             Command::Dashboard(a) => {
                 let section = file.as_ref().and_then(|f| f.dashboard.clone());
                 crate::dashboard::run(existing().await?, a, section).await

@@ -138,6 +138,8 @@ pub(crate) enum Command {
     /// What ran over a window, per queue and job: counts, throughput, failure rate, wait and
     /// run p50/p95/p99.
     Stats(crate::stats::StatsArgs),
+    /// A live terminal view of the queues, workers and failures (`--once`: print it as text).
+    Monitor(crate::monitor::MonitorArgs),
     /// Serve the web dashboard, Prometheus /metrics, /livez and /health.
     Dashboard(crate::dashboard::DashboardArgs),
     /// Check the store, its workers and queues: exit 0 healthy, 1 unhealthy, 3 unreachable.

@@ -40,6 +40,7 @@ mod health;
 mod http;
 mod inspect;
 mod install;
+mod monitor;
 mod output;
 mod schedule;
 mod stats;

@@ -219,6 +219,10 @@ impl App {
             Some(f) => f.schedules().map_err(CliError::Usage)?,
             None => Vec::new(),
         };
+        let alerts = match &file {
+            Some(f) => f.alerts().map_err(CliError::Usage)?,
+            None => Vec::new(),
+        };
         // Commands that put jobs in or run them create or upgrade Spool's tables; the others
         // (reading, administering) never create a store where a mistyped URL points, and work
         // with a read-only database role.
@@ -238,7 +242,9 @@ impl App {
                     }
                     setup.periodic.push(periodic);
                 }
-                work::run(connect().await?, registry, a, setup).await
+                let store = connect().await?;
+                crate::alerts::spawn(&store, alerts);
+                work::run(store, registry, a, setup).await
             }
             Command::Schedule(a) => schedule::run(&schedules, a),
             Command::Supervise(a) => {
@@ -254,8 +260,9 @@ impl App {
                 let launcher = supervise::Launcher::new(worker_command, global, url.clone())?;
                 let source = supervise::Source::file(path);
                 let store = connect().await?;
+                crate::alerts::spawn(&store, alerts);
                 if let Some(addr) = a.http {
-                    crate::http::serve(addr, store.clone()).await?;
+                    crate::http::serve(addr, store.clone(), None).await?;
                 }
                 supervise::run(store, &url, source, launcher).await
             }
@@ -283,7 +290,9 @@ impl App {
             Command::Monitor(a) => crate::monitor::run(existing().await?, a).await,
             Command::Dashboard(a) => {
                 let section = file.as_ref().and_then(|f| f.dashboard.clone());
-                crate::dashboard::run(existing().await?, a, section).await
+                let store = existing().await?;
+                crate::alerts::spawn(&store, alerts);
+                crate::dashboard::run(store, a, section).await
             }
             Command::Health(a) => health::run(&url, a).await,
             Command::Jobs(a) => inspect::jobs(existing().await?, a).await,

@@ -26,6 +26,7 @@ use std::process::ExitCode;
 use spool::{Registry, store::StoreError};
 
 mod admin;
+mod alerts;
 mod app;
 mod args;
 mod batches;

@@ -131,13 +131,14 @@ pub(crate) async fn run(
             a.allow_host.clone(),
         ))
     };
-    if let Some(addr) = a.http {
-        crate::http::serve(addr, store.clone()).await?;
-    }
+    let http = a.http;
     let mut config = a.config()?;
     setup.apply(&mut config);
     let max_workers = config.max_workers;
-    let worker = Worker::new(store, registry, config);
+    let worker = Worker::new(store.clone(), registry, config);
+    if let Some(addr) = http {
+        crate::http::serve(addr, store, Some(worker.counters())).await?;
+    }
     stop_on_signals(worker.shutdown_handle());
     stop_without_supervisor(worker.shutdown_handle());
     // The worker logs its own one-line summary as it stops.

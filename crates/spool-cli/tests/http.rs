@@ -1,5 +1,6 @@
 //! `--http ADDR` on `spool work` and `spool supervise`: `GET /livez` answers while the process
-//! runs, `GET /health` answers the checks of `spool health` with 200 or 503.
+//! runs, `GET /health` answers the checks of `spool health` with 200 or 503, and a worker's
+//! `GET /metrics` its own counts.
 
 mod common;
 
@@ -79,6 +80,20 @@ fn a_worker_serves_livez_and_health() {
     assert_eq!(report["healthy"], false);
     assert!(body.contains("other"), "{body}");
     assert_eq!(get(port, "/nothing").0, 404);
+    // Its own figures, under `spool_worker_*` names (the store-wide ones are the dashboard's).
+    env.ok(&["dispatch", "noop", "--queue", "mail", "--count", "3"]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (status, body) = get(port, "/metrics");
+        assert_eq!(status, 200);
+        assert!(body.contains("spool_worker_concurrency 1"), "{body}");
+        assert!(!body.contains("spool_jobs_enqueued_total"), "{body}");
+        if body.contains("spool_worker_jobs_completed_total 3") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{body}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
     signal(&worker, "TERM");
     assert!(worker.wait().unwrap().success());
 }

@@ -98,7 +98,7 @@ macro_rules! conformance_tests {
             pause_quiet_and_terminate_are_recorded, records_are_kept_by_kind_and_name,
             // The metrics part.
             metrics_add_up_per_minute_hour_and_total, pushes_count_enqueued_jobs,
-            old_metrics_are_pruned_but_totals_stay,
+            old_metrics_are_pruned_but_totals_stay, rescued_jobs_are_counted,
             // The workflow part.
             unique_until_done, unique_until_processing_and_expiry,
             follow_ups_ride_with_settlements, batch_counters_and_callbacks,

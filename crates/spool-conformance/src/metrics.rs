@@ -164,3 +164,34 @@ pub async fn old_metrics_are_pruned_but_totals_stay(fixture: &dyn Fixture) {
         .unwrap();
     assert_eq!(completed(totals), [7]);
 }
+
+/// A job the reaper returns to its queue after its worker died counts as rescued, in the same
+/// step; a poison pill that fails instead does not.
+pub async fn rescued_jobs_are_counted(fixture: &dyn Fixture) {
+    let store = fixture.store().await;
+    crate::helpers::push_default(&store, 2).await;
+    let lease = Duration::from_millis(500);
+    let dead = crate::helpers::worker(&store, "dead", lease).await;
+    let held = crate::helpers::reserve_default(&store, &dead, 2).await;
+    assert_eq!(held.len(), 2);
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    // max_recoveries 2: both come back (their first loss).
+    assert_eq!(store.reap(2).await.unwrap().recovered, 2);
+    let rescued = |records: Vec<MetricsRecord>| -> u64 {
+        records
+            .iter()
+            .filter(|r| r.queue == "default" && r.job == "noop")
+            .map(|r| r.counts.get(Counter::Rescued))
+            .sum()
+    };
+    let totals = store
+        .metrics(&query(Resolution::Total, 0, None))
+        .await
+        .unwrap();
+    assert_eq!(rescued(totals), 2);
+    let minutes = store
+        .metrics(&query(Resolution::Minute, spool::now_ms() - HOUR, None))
+        .await
+        .unwrap();
+    assert_eq!(rescued(minutes), 2);
+}

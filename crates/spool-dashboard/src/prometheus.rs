@@ -80,6 +80,21 @@ async fn render(d: &crate::Dashboard) -> Result<String, StoreError> {
 
     family(
         &mut out,
+        "spool_jobs_rescued_total",
+        "counter",
+        "Jobs returned to their queue after their worker died.",
+    );
+    let mut rescued: std::collections::BTreeMap<&str, u64> = Default::default();
+    for r in &totals {
+        *rescued.entry(&r.queue).or_default() += r.counts.get(Counter::Rescued);
+    }
+    for (queue, n) in rescued {
+        let l = format!("queue=\"{}\"", escape(queue));
+        sample(&mut out, "spool_jobs_rescued_total", &l, n);
+    }
+
+    family(
+        &mut out,
         "spool_queue_jobs",
         "gauge",
         "Jobs in each queue by state.",

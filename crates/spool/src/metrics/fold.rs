@@ -26,28 +26,30 @@ struct Pending {
     len: usize,
 }
 
+/// One attempt's figures.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Attempt {
+    /// Time from available to started, in ms (the store's clock at both ends).
+    pub(crate) wait_ms: i64,
+    /// How long the handler ran, if it ran to an end.
+    pub(crate) run: Option<Duration>,
+    /// How it ended (`None`: handed back by a shutdown).
+    pub(crate) counter: Option<Counter>,
+}
+
 impl Fold {
-    /// Counts one attempt of `job` on `queue` that started `wait_ms` after it was available
-    /// (the store's clock at both ends) and ended as `counter` (`None`: handed back).
-    pub(crate) fn note_ended(
-        &self,
-        now_ms: i64,
-        queue: &str,
-        job: &str,
-        wait_ms: i64,
-        counter: Option<Counter>,
-    ) {
+    /// Counts one attempt of `job` on `queue`, at `now_ms`: one lock, no allocation unless
+    /// the queue, job name or minute is new.
+    pub(crate) fn note(&self, now_ms: i64, queue: &str, job: &str, attempt: Attempt) {
         self.with(now_ms, queue, job, |record| {
-            record.wait.record_ms(wait_ms.max(0) as f64);
-            if let Some(counter) = counter {
+            record.wait.record_ms(attempt.wait_ms.max(0) as f64);
+            if let Some(run) = attempt.run {
+                record.run.record(run);
+            }
+            if let Some(counter) = attempt.counter {
                 record.counts.add(counter, 1);
             }
         });
-    }
-
-    /// Counts one handler run of `job` on `queue` that took `run`.
-    pub(crate) fn note_ran(&self, now_ms: i64, queue: &str, job: &str, run: Duration) {
-        self.with(now_ms, queue, job, |record| record.run.record(run));
     }
 
     fn with(&self, now_ms: i64, queue: &str, job: &str, change: impl FnOnce(&mut MetricsRecord)) {
@@ -104,10 +106,12 @@ mod tests {
     #[test]
     fn attempts_fold_per_minute_and_survive_a_failed_write() {
         let fold = Fold::default();
-        let ran = |at| {
-            fold.note_ran(at, "q", "A", Duration::from_millis(20));
-            fold.note_ended(at, "q", "A", 5, Some(Counter::Completed));
+        let attempt = Attempt {
+            wait_ms: 5,
+            run: Some(Duration::from_millis(20)),
+            counter: Some(Counter::Completed),
         };
+        let ran = |at| fold.note(at, "q", "A", attempt);
         ran(60_000);
         ran(119_999);
         ran(120_000);

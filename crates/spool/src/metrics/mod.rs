@@ -8,7 +8,7 @@ mod histogram;
 mod record;
 mod summary;
 
-pub(crate) use fold::Fold;
+pub(crate) use fold::{Attempt, Fold};
 pub use histogram::{BUCKETS, Histogram, Percentiles};
 pub use record::{Counter, Counts, MetricsQuery, MetricsRecord, Resolution};
 // Used by the stores; a build without any store has none to use them.
@@ -21,5 +21,5 @@ pub use record::{Counter, Counts, MetricsQuery, MetricsRecord, Resolution};
     )),
     allow(unused_imports)
 )]
-pub(crate) use record::{cells, enqueued, from_cells};
+pub(crate) use record::{cells, enqueued, from_cells, rescued};
 pub use summary::{Summary, SummaryRow, summarize};

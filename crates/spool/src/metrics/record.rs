@@ -266,15 +266,32 @@ pub(crate) fn enqueued<'a>(
     now_ms: i64,
     pushed: impl IntoIterator<Item = (&'a str, &'a str)>,
 ) -> Vec<MetricsRecord> {
+    counted(Counter::Enqueued, now_ms, pushed)
+}
+
+/// The rescued counts of a reap at `now_ms`: one record per queue and job name returned to
+/// its queue after its worker died.
+pub(crate) fn rescued<'a>(
+    now_ms: i64,
+    returned: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> Vec<MetricsRecord> {
+    counted(Counter::Rescued, now_ms, returned)
+}
+
+fn counted<'a>(
+    counter: Counter,
+    now_ms: i64,
+    jobs: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> Vec<MetricsRecord> {
     let mut by_name: BTreeMap<(&str, &str), u64> = BTreeMap::new();
-    for key in pushed {
+    for key in jobs {
         *by_name.entry(key).or_default() += 1;
     }
     by_name
         .into_iter()
         .map(|((queue, job), n)| {
             let mut record = MetricsRecord::new(now_ms, queue, job);
-            record.counts.add(Counter::Enqueued, n);
+            record.counts.add(counter, n);
             record
         })
         .collect()

@@ -26,7 +26,7 @@ use crate::{
     events::{Event, JobMeta},
     job::StoreLink,
     job::{JobContext, JobFailure},
-    metrics::{Counter, Fold},
+    metrics::{Attempt, Counter, Fold},
     options::Backoff,
     registry::{ErasedJob, Registry},
     retry::{self, AttemptEnd, Counters, Decision, Policy},
@@ -39,6 +39,8 @@ pub(crate) struct Tally {
     pub(crate) completed: AtomicU64,
     pub(crate) failed: AtomicU64,
     pub(crate) handed_back: AtomicU64,
+    /// Jobs running now.
+    pub(crate) running: AtomicU64,
     /// Run time per queue since the last flush: total microseconds and runs.
     run_times: Mutex<std::collections::HashMap<String, (u64, u64)>>,
     /// Metrics per minute, queue and job name since the last write.
@@ -67,6 +69,15 @@ impl Tally {
             .map(|(queue, (total, n))| (queue, i64::try_from(total / n).unwrap_or(i64::MAX)))
             .collect()
     }
+}
+
+/// What an attempt tells its metrics besides its settlement.
+#[derive(Debug, Default)]
+struct RunFacts {
+    /// Done without running: its batch was cancelled.
+    skipped: bool,
+    /// How long the handler ran, if it ran to an end.
+    ran: Option<Duration>,
 }
 
 /// Everything a job run needs from its worker.
@@ -113,6 +124,7 @@ impl Executor {
         };
         let meta = JobMeta::new(&job.id, &name, &job.queue, job.attempts);
         let events = &self.config.events;
+        self.tally.running.fetch_add(1, Ordering::Relaxed);
         events.emit(|| Event::JobProcessing { job: meta.clone() });
         // A row the store could not read as written fails with the store's reason, never
         // runs on a guess.
@@ -120,16 +132,16 @@ impl Executor {
             crate::store::unreadable::oversized(&job.envelope, self.config.max_payload)
         });
         let (queue, wait_ms) = (job.queue.clone(), job.reserved_at - job.available_at);
-        let mut skipped = false;
+        let mut facts = RunFacts::default();
         let settlement = match unreadable {
             Some(reason) => self.cannot_run(job, &meta, reason).await,
             None => {
-                self.attempt(job, envelope, &meta, shutdown, &mut skipped)
+                self.attempt(job, envelope, &meta, shutdown, &mut facts)
                     .await
             }
         };
         let counter = match &settlement {
-            Settlement::Complete { .. } if skipped => Some(Counter::Skipped),
+            Settlement::Complete { .. } if facts.skipped => Some(Counter::Skipped),
             Settlement::Complete { .. } => Some(Counter::Completed),
             Settlement::Fail { .. } => Some(Counter::Failed),
             Settlement::Release { kind, .. } => match kind {
@@ -139,9 +151,15 @@ impl Executor {
                 ReleaseKind::Shutdown => None,
             },
         };
+        self.tally.running.fetch_sub(1, Ordering::Relaxed);
+        let attempt = Attempt {
+            wait_ms,
+            run: facts.ran,
+            counter,
+        };
         self.tally
             .metrics
-            .note_ended(crate::now_ms(), &queue, &name, wait_ms, counter);
+            .note(crate::now_ms(), &queue, &name, attempt);
         events.emit(|| Event::JobAttempted { job: meta });
         let counter = match &settlement {
             Settlement::Complete { .. } => &self.tally.completed,
@@ -164,7 +182,7 @@ impl Executor {
         envelope: Result<Envelope, EnvelopeError>,
         meta: &JobMeta,
         shutdown: watch::Receiver<Shutdown>,
-        skipped: &mut bool,
+        facts: &mut RunFacts,
     ) -> Settlement {
         let envelope = match envelope {
             Ok(envelope) => envelope,
@@ -176,7 +194,7 @@ impl Executor {
         };
         if self.batch_cancelled(&envelope).await {
             tracing::info!(job_id = %job.id, "skipped: its batch was cancelled");
-            *skipped = true;
+            facts.skipped = true;
             let settled = outcome::settle(job.id, job.token, Outcome::Skipped);
             return self.tell(settled, meta, |_| {}, None).await;
         }
@@ -200,12 +218,7 @@ impl Executor {
             return self.tell(settled, meta, |_| {}, None).await;
         };
         self.tally.note_run(&job.queue, started.elapsed());
-        self.tally.metrics.note_ran(
-            crate::now_ms(),
-            &job.queue,
-            &envelope.job,
-            started.elapsed(),
-        );
+        facts.ran = Some(started.elapsed());
         let mut prepared = prepared;
         prepared.counters.now = job.reserved_at + started.elapsed().as_millis() as i64;
         self.decide(job, &envelope, prepared, end, &span, meta)

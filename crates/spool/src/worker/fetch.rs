@@ -35,9 +35,9 @@ pub(super) async fn run(worker: Worker) -> Result<WorkerExit, WorkerError> {
         config,
         shutdown,
         info,
+        tally,
     } = worker;
     let config = Arc::new(config);
-    let tally = Arc::new(Tally::default());
     let services = match Services::start(&store, &info, &config, &shutdown, &tally).await? {
         Ok(services) => services,
         Err(reason) => return Ok(exit(reason, 0, &tally)),

@@ -157,6 +157,46 @@ pub enum WorkerError {
     Store(#[from] StoreError),
 }
 
+/// A running worker's counts, from [`Worker::counters`].
+#[derive(Debug, Clone)]
+pub struct WorkerCounters {
+    tally: Arc<execute::Tally>,
+    concurrency: usize,
+}
+
+impl WorkerCounters {
+    /// Jobs completed by this worker.
+    pub fn completed(&self) -> u64 {
+        self.tally
+            .completed
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Jobs this worker failed for good.
+    pub fn failed(&self) -> u64 {
+        self.tally.failed.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Jobs handed back by a shutdown.
+    pub fn handed_back(&self) -> u64 {
+        self.tally
+            .handed_back
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Jobs running now.
+    pub fn running(&self) -> u64 {
+        self.tally
+            .running
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Jobs it runs at once at most.
+    pub fn concurrency(&self) -> usize {
+        self.concurrency
+    }
+}
+
 /// A worker process's job runner. Build it, then [`run`](Worker::run) it.
 pub struct Worker {
     store: Arc<dyn Store>,
@@ -164,6 +204,7 @@ pub struct Worker {
     config: WorkerConfig,
     shutdown: ShutdownHandle,
     info: WorkerInfo,
+    tally: Arc<execute::Tally>,
 }
 
 impl std::fmt::Debug for Worker {
@@ -195,6 +236,16 @@ impl Worker {
             config,
             shutdown: ShutdownHandle::default(),
             info,
+            tally: Arc::default(),
+        }
+    }
+
+    /// This worker's counts so far, readable while it runs (what `spool work --http` serves
+    /// at `/metrics`).
+    pub fn counters(&self) -> WorkerCounters {
+        WorkerCounters {
+            tally: self.tally.clone(),
+            concurrency: self.config.concurrency,
         }
     }
 

@@ -59,6 +59,9 @@ pub enum RecordKind {
     /// A live worker's capacity: name = its id, value = its concurrency (for
     /// `spool_workers_capacity`); readers count only workers whose lease is current.
     Capacity,
+    /// What was last posted for an `[[alert]]`: name = the alert's, value = when, info = its
+    /// state as JSON.
+    Alert,
 }
 
 impl RecordKind {
@@ -68,6 +71,7 @@ impl RecordKind {
             RecordKind::Supervisor => "supervisor",
             RecordKind::RunTime => "runtime",
             RecordKind::Capacity => "capacity",
+            RecordKind::Alert => "alert",
         }
     }
 }

@@ -20,8 +20,8 @@ use super::{
     workflow::Effects,
 };
 use crate::store::{
-    Heartbeat, NewJob, PushOutcome, QueueStore, ReapReport, ReservedJob, Settlement, Store,
-    StoreError, StoreResult, Wakeups, WorkerInfo,
+    Heartbeat, MetricsStore, NewJob, PushOutcome, QueueStore, ReapReport, ReservedJob, Settlement,
+    Store, StoreError, StoreResult, Wakeups, WorkerInfo,
 };
 
 /// Jobs per push script call: a call blocks the server while it runs, so huge batches are
@@ -482,11 +482,23 @@ impl QueueStore for RedisStore {
             ..ReapReport::default()
         };
         let mut effects = Effects::default();
+        let mut rescued: Vec<(String, String)> = Vec::new();
         for (queue, reply) in &replies {
-            let [recovered, failed, outbox, slots] = rows::fixed::<4>(reply, "reaped jobs")?;
+            let [recovered, failed, outbox, slots, names] = rows::fixed::<5>(reply, "reaped jobs")?;
             report.recovered += count(int(recovered, "recovered")?);
             report.failed += count(int(failed, "failed")?);
             effects.add(queue, outbox, slots)?;
+            for name in array(names, "rescued jobs")? {
+                rescued.push((queue.to_string(), rows::text(name, "rescued job")?));
+            }
+        }
+        if !rescued.is_empty() {
+            let names = rescued.iter().map(|(q, j)| (q.as_str(), j.as_str()));
+            let counts = crate::metrics::rescued(crate::now_ms(), names);
+            // The jobs are back on their queues already; a lost count is only a figure.
+            if let Err(e) = self.record_metrics(&counts).await {
+                tracing::debug!("cannot count the rescued jobs: {e}");
+            }
         }
         // Follow-ups left in outboxes (a crash between a settlement and its delivery, or the
         // callbacks of poison pills just failed) reach their queues now.

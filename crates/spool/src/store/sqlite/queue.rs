@@ -169,11 +169,15 @@ impl QueueStore for SqliteStore {
                 // nothing can change them before it commits.
                 let lost = conn
                     .prepare_cached(include_str!("sql/reap_lost.sql"))?
-                    .query_map([now], |row| Ok((row.get::<_, String>(0)?, row.get(1)?)))?
-                    .collect::<Result<Vec<(String, i64)>, _>>()?;
+                    .query_map([now], |row| {
+                        Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+                    })?
+                    .collect::<Result<Vec<(String, i64, String, String)>, _>>()?;
                 let mut failed = 0;
-                for (id, recoveries) in lost {
+                let mut rescued = Vec::new();
+                for (id, recoveries, queue, job) in lost {
                     if !is_poison_pill(recoveries, max_recoveries) {
+                        rescued.push((queue, job));
                         continue;
                     }
                     conn.prepare_cached(include_str!("sql/reap_poison_fail.sql"))?
@@ -188,6 +192,8 @@ impl QueueStore for SqliteStore {
                 let recovered = conn
                     .prepare_cached(include_str!("sql/reap_recover.sql"))?
                     .execute([now])?;
+                let names = rescued.iter().map(|(q, j)| (q.as_str(), j.as_str()));
+                super::metrics::add(conn, &crate::metrics::rescued(now, names))?;
                 // Slots of dead workers are free; expired unique locks go (periodic jobs leave
                 // one per tick).
                 conn.prepare_cached(include_str!("sql/reap_slots.sql"))?

@@ -26,6 +26,8 @@ struct Lost {
     id: String,
     batch_id: Option<String>,
     unique_key: Option<String>,
+    queue: String,
+    job: String,
 }
 
 /// Reaps on `conn`, inside the caller's transaction; returns the report and how many batch
@@ -95,6 +97,9 @@ pub(super) async fn reap_in(
     for chunk in recovered.chunks(ROWS_PER_STATEMENT) {
         on_jobs(conn, include_str!("../sql/reap_recover.sql"), chunk).await?;
     }
+    let names = recovered.iter().map(|j| (j.queue.as_str(), j.job.as_str()));
+    let rescued = crate::metrics::rescued(crate::now_ms(), names);
+    crate::store::mysql::metrics::add(conn, &rescued).await?;
     let removed = sqlx::query(sql(include_str!("../sql/reap_workers.sql")))
         .execute(&mut *conn)
         .await?

@@ -40,7 +40,15 @@ recovered AS (
     FROM lost
     WHERE j.seq = lost.seq AND j.worker_id = lost.worker_id AND j.token = lost.token
       AND j.recoveries + 1 < $1
-    RETURNING 1),
+    RETURNING j.queue, j.job),
+counted AS (
+    INSERT INTO {schema}.metrics (res, at, queue, job, series, bucket, n)
+    SELECT r.res, CASE WHEN r.res = 0 THEN 0 ELSE c.ms - c.ms % (r.res * 1000) END,
+           rec.queue, rec.job, 'rescued', 0, count(*)
+    FROM recovered rec, clock c, (VALUES (0), (60), (3600)) AS r (res)
+    GROUP BY 1, 2, 3, 4
+    ORDER BY r.res, 2, rec.queue COLLATE "C", rec.job COLLATE "C"
+    ON CONFLICT (res, at, queue, job, series, bucket) DO UPDATE SET n = metrics.n + excluded.n),
 removed AS (
     DELETE FROM {schema}.workers WHERE expires_at <= (SELECT ms FROM clock) RETURNING 1)
 SELECT (SELECT COUNT(*) FROM poisoned), (SELECT COUNT(*) FROM recovered),

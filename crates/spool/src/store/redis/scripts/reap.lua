@@ -1,14 +1,15 @@
 -- Reap one queue: ARGV = channel, max_recoveries, outbox chunk. The jobs of every worker whose
 -- lease in this queue expired go back to the tail (attempt refunded, recovery counted), or fail
 -- as poison pills at the max_recoveries-th loss (counted in their batch, their lock freed).
--- Returns {recovered, failed, outbox entries, slots to free}: the outbox entries are those the
--- poison pills wrote plus up to a chunk of leftovers (a settlement whose delivery never ran),
--- for the caller to deliver.
+-- Returns {recovered, failed, outbox entries, slots to free, job names recovered}: the outbox
+-- entries are those the poison pills wrote plus up to a chunk of leftovers (a settlement whose
+-- delivery never ran), for the caller to deliver; the names are for the rescued counts.
 local max_recoveries = num(ARGV[2], 'max_recoveries')
 local chunk = num(ARGV[3], 'outbox chunk')
 local now = now_ms()
 local fx = new_effects()
 local recovered, failed = 0, 0
+local names = {}
 local dead = redis.call('ZRANGEBYSCORE', K_LEASES, '-inf', now)
 if #dead > 0 then
   local is_dead = {}
@@ -37,6 +38,7 @@ if #dead > 0 then
             'recoveries', recoveries)
           redis.call('RPUSH', K_READY, id)
           recovered = recovered + 1
+          names[#names + 1] = f[6] or ''
         end
       end
       redis.call('HDEL', K_RESERVED, id)
@@ -53,4 +55,4 @@ local scan = redis.call('HSCAN', K_OUTBOX, 0, 'COUNT', chunk)
 for _, v in ipairs(scan[2]) do
   outbox[#outbox + 1] = v
 end
-return {recovered, failed, outbox, fx.slots}
+return {recovered, failed, outbox, fx.slots, names}

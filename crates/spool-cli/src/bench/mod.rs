@@ -11,6 +11,7 @@ use clap::{Args, ValueEnum};
 
 use super::CliError;
 
+mod dashboard;
 mod probe;
 mod scratch;
 mod workloads;
@@ -26,6 +27,9 @@ pub(crate) enum Workload {
     W2,
     /// 1,000 jobs sleeping 100 ms at concurrency 50; wall time against the ideal.
     W3,
+    /// A store seeded with N jobs (half pending, a quarter delayed, a quarter failed); every
+    /// dashboard API call timed (default N 100,000).
+    Dashboard,
 }
 
 #[derive(Debug, Args)]
@@ -56,12 +60,18 @@ pub(crate) struct BenchArgs {
 
 pub(crate) async fn run(url: Option<String>, a: BenchArgs) -> Result<ExitCode, CliError> {
     for run in 1..=a.runs {
+        if a.workload == Workload::Dashboard {
+            let scratch = scratch::Scratch::new(url.as_deref(), run).await?;
+            let jobs = a.jobs.unwrap_or(100_000);
+            print(&dashboard::measure(&scratch, jobs, run).await?, a.json);
+            continue;
+        }
         let spec = workloads::Spec {
             workload: a.workload,
             jobs: a.jobs.unwrap_or(match a.workload {
                 Workload::W1 => 100_000,
                 Workload::W2 => 2_000,
-                Workload::W3 => 1_000,
+                Workload::W3 | Workload::Dashboard => 1_000,
             }),
             concurrency: a.concurrency,
             job_ms: a.job_ms,

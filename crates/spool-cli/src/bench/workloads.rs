@@ -46,6 +46,7 @@ fn head(peer: &str, scratch: &Scratch, spec: &Spec) -> serde_json::Map<String, V
         Workload::W1 => "W1",
         Workload::W2 => "W2",
         Workload::W3 => "W3",
+        Workload::Dashboard => "dashboard",
     };
     let mut m = serde_json::Map::new();
     m.insert("peer".into(), json!(peer));
@@ -161,6 +162,8 @@ pub(crate) async fn measure(scratch: &Scratch, spec: &Spec) -> Result<Value, Cli
                 out.insert("worker_max_rss_mb".into(), json!(round(rss, 1)));
             }
         }
+        // Measured by `dashboard::measure`, never here.
+        Workload::Dashboard => {}
     }
     Ok(Value::Object(out))
 }

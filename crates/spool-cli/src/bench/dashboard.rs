@@ -1,0 +1,146 @@
+//! The dashboard's workload: a store seeded in bulk with a fixed mix (half pending, a quarter
+//! delayed, a quarter failed, over five queues), then every dashboard API call the pages make
+//! timed over HTTP on an idle store, 20 times each after 2 warm-ups: p50, p95 and max in ms.
+
+use std::{net::SocketAddr, time::Duration};
+
+use serde_json::{Value, json};
+use spool::{
+    Envelope, Store,
+    store::{Claim, NewJob, Settlement, WorkerInfo},
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::{epoch_s, scratch::Scratch};
+use crate::CliError;
+
+const QUEUES: [&str; 5] = ["mail", "pdf", "sync", "llm", "default"];
+const CHUNK: usize = 1000;
+const TIMED: usize = 20;
+
+/// The calls the pages make; `{id}` is a pending job's id.
+const CALLS: [(&str, &str); 11] = [
+    ("overview_hour", "/api/overview?span=hour"),
+    ("overview_week", "/api/overview?span=week"),
+    ("queues", "/api/queues"),
+    ("jobs_pending", "/api/jobs?state=pending"),
+    ("jobs_delayed", "/api/jobs?state=delayed&queue=pdf"),
+    ("jobs_failed", "/api/jobs?state=failed"),
+    ("job", "/api/jobs/{id}"),
+    ("batches", "/api/batches"),
+    ("workers", "/api/workers"),
+    ("metrics", "/metrics"),
+    ("page", "/"),
+];
+
+pub(crate) async fn measure(scratch: &Scratch, jobs: usize, run: usize) -> Result<Value, CliError> {
+    let store = &scratch.store;
+    let t0 = epoch_s();
+    let some_id = seed(store.as_ref(), jobs).await?;
+    let seed_s = epoch_s() - t0;
+
+    let router = spool_dashboard::Dashboard::new(store.clone()).router();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let server = tokio::spawn(async move { axum::serve(listener, router).await });
+    let mut calls = serde_json::Map::new();
+    for (name, path) in CALLS {
+        let path = path.replace("{id}", &some_id);
+        for _ in 0..2 {
+            get(addr, &path).await?;
+        }
+        let mut times = Vec::with_capacity(TIMED);
+        for _ in 0..TIMED {
+            let t = epoch_s();
+            get(addr, &path).await?;
+            times.push((epoch_s() - t) * 1000.0);
+        }
+        times.sort_by(f64::total_cmp);
+        let at = |q: f64| times[((q * TIMED as f64).ceil() as usize).clamp(1, TIMED) - 1];
+        calls.insert(
+            name.into(),
+            json!({"p50_ms": round(at(0.5)), "p95_ms": round(at(0.95)), "max_ms": round(at(1.0))}),
+        );
+    }
+    server.abort();
+    Ok(json!({
+        "peer": "spool", "backend": scratch.backend, "workload": "dashboard", "run": run,
+        "n": jobs, "seed_s": round(seed_s), "calls": calls,
+    }))
+}
+
+fn round(x: f64) -> f64 {
+    (x * 10.0).round() / 10.0
+}
+
+/// Seeds `n` jobs: a quarter failed (pushed, claimed and failed in 1,000-job batches), then
+/// half pending and a quarter delayed by an hour. Returns a pending job's id.
+async fn seed(store: &dyn Store, n: usize) -> Result<String, CliError> {
+    let job = |i: usize, delay: Duration| {
+        let queue = QUEUES[i % QUEUES.len()];
+        let payload = json!({"document": i, "customer": format!("c-{}", i % 997)});
+        NewJob::new(&Envelope::new("noop", queue, payload), delay).expect("encodes")
+    };
+    let failing = n / 4;
+    let worker = WorkerInfo {
+        id: format!("bench-seed-{}", std::process::id()),
+        host: "bench".into(),
+        pid: std::process::id(),
+        queues: QUEUES.iter().map(|q| q.to_string()).collect(),
+    };
+    store
+        .register_worker(&worker, Duration::from_secs(3600))
+        .await?;
+    let mut done = 0;
+    while done < failing {
+        let batch: Vec<NewJob> = (done..(done + CHUNK).min(failing))
+            .map(|i| job(i, Duration::ZERO))
+            .collect();
+        store.push(&batch).await?;
+        let claimed = store
+            .reserve(Claim::new(&worker.id, &worker.queues, batch.len()))
+            .await?;
+        let fails: Vec<Settlement> = claimed
+            .iter()
+            .map(|j| Settlement::fail(&j.id, j.token, "seeded failure".into(), vec![]))
+            .collect();
+        store.settle(&worker.id, &fails).await?;
+        done += batch.len();
+    }
+    store.deregister_worker(&worker.id).await?;
+    let mut some_id = String::new();
+    let rest = n - failing;
+    let mut i = 0;
+    while i < rest {
+        let batch: Vec<NewJob> = (i..(i + CHUNK).min(rest))
+            .map(|k| {
+                let delay = if k % 3 == 2 {
+                    Duration::from_secs(3600)
+                } else {
+                    Duration::ZERO
+                };
+                job(failing + k, delay)
+            })
+            .collect();
+        if some_id.is_empty() {
+            some_id = batch[0].id.clone();
+        }
+        store.push(&batch).await?;
+        i += batch.len();
+    }
+    Ok(some_id)
+}
+
+/// One GET over HTTP/1.0, the body read to the end; an answer other than 200 is an error.
+async fn get(addr: SocketAddr, path: &str) -> Result<(), CliError> {
+    let mut stream = tokio::net::TcpStream::connect(addr).await?;
+    let request = format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n");
+    stream.write_all(request.as_bytes()).await?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await?;
+    if !response.starts_with(b"HTTP/1.0 200") && !response.starts_with(b"HTTP/1.1 200") {
+        let head = String::from_utf8_lossy(&response[..response.len().min(200)]).to_string();
+        return Err(CliError::Usage(format!("GET {path} answered: {head}")));
+    }
+    Ok(())
+}

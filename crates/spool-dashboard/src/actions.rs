@@ -78,6 +78,7 @@ macro_rules! action {
                 return Ok(refused);
             }
             let changed: serde_json::Value = $body;
+            $d.counts.invalidate().await;
             Ok(done(&who, $label, &$target, changed))
         }
     };

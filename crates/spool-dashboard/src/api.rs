@@ -10,8 +10,8 @@ use axum::{
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use spool::{
-    metrics::{Summary, summarize},
-    store::{FailedFilter, JobFilter, JobState, RecordKind, Stats, StoreError},
+    metrics::{MetricsQuery, Summary},
+    store::{FailedFilter, JobFilter, JobState, RecordKind, StoreError},
 };
 
 use crate::{
@@ -90,8 +90,23 @@ pub(crate) async fn overview_of(
     query: &OverviewQuery,
 ) -> Result<Overview, StoreError> {
     let store = &*dashboard.store;
-    let stats = stats(dashboard).await?;
-    let summary = summarize(store, query.span.ms(), query.queue.as_deref()).await?;
+    let counts = dashboard.counts.get(store).await?;
+    let stats = &counts.stats;
+    let window = query.span.ms();
+    let resolution = query.span.resolution();
+    let records = store
+        .metrics(&MetricsQuery {
+            resolution,
+            since_ms: resolution.start_of(spool::now_ms() - window),
+            queue: query.queue.clone(),
+        })
+        .await?;
+    let ages = stats
+        .queues
+        .iter()
+        .filter(|q| query.queue.as_ref().is_none_or(|name| *name == q.name))
+        .map(|q| (q.name.clone(), q.oldest_ready_age_ms));
+    let summary = Summary::of(&records, window).with_oldest_ready(ages);
     let sum = |f: fn(&spool::store::QueueStats) -> u64| stats.queues.iter().map(f).sum();
     let totals = Totals {
         pending: sum(|q| q.pending),
@@ -108,7 +123,7 @@ pub(crate) async fn overview_of(
         now: spool::now_ms(),
         totals,
         summary,
-        series: series(store, query.span, query.queue.as_deref()).await?,
+        series: series(&records, query.span),
         read_only: dashboard.read_only,
     })
 }
@@ -117,39 +132,27 @@ async fn overview(State(d): State<Shared>, Query(query): Query<OverviewQuery>) -
     Ok(Json(overview_of(&d, &query).await?).into_response())
 }
 
-/// The store's counts with the paused marks filled in.
-pub(crate) async fn stats(dashboard: &crate::Dashboard) -> Result<Stats, StoreError> {
-    let store = &*dashboard.store;
-    let stats = store.stats().await?;
-    Ok(stats.with_control(&store.control().await?))
-}
-
 async fn queues(State(d): State<Shared>) -> ApiResult {
-    let stats = stats(&d).await?;
-    let mut rows = Vec::new();
-    for q in &stats.queues {
-        let failed = failed_on(&*d.store, &q.name).await?;
-        let workers = stats
-            .workers
-            .iter()
-            .filter(|w| w.queues.contains(&q.name))
-            .count();
-        rows.push(json!({
-            "name": q.name, "pending": q.pending, "delayed": q.delayed, "reserved": q.reserved,
-            "failed": failed, "oldest_ready_age_ms": q.oldest_ready_age_ms, "paused": q.paused,
-            "workers": workers,
-        }));
-    }
+    let counts = d.counts.get(&*d.store).await?;
+    let stats = &counts.stats;
+    let rows: Vec<Value> = stats
+        .queues
+        .iter()
+        .map(|q| {
+            let workers = stats
+                .workers
+                .iter()
+                .filter(|w| w.queues.contains(&q.name))
+                .count();
+            json!({
+                "name": q.name, "pending": q.pending, "delayed": q.delayed,
+                "reserved": q.reserved, "failed": counts.failed.get(&q.name).copied().unwrap_or(0),
+                "oldest_ready_age_ms": q.oldest_ready_age_ms, "paused": q.paused,
+                "workers": workers,
+            })
+        })
+        .collect();
     Ok(Json(json!({ "queues": rows })).into_response())
-}
-
-/// How many failed records `queue` has.
-pub(crate) async fn failed_on(store: &dyn spool::Store, queue: &str) -> Result<u64, StoreError> {
-    let filter = FailedFilter {
-        queue: Some(queue.to_string()),
-        limit: Some(1),
-    };
-    Ok(store.failed_jobs(&filter).await?.1)
 }
 
 #[derive(Debug, Deserialize)]
@@ -278,7 +281,8 @@ async fn batch(State(d): State<Shared>, Path(id): Path<String>) -> ApiResult {
 }
 
 async fn workers(State(d): State<Shared>) -> ApiResult {
-    let stats = d.store.stats().await?;
+    let counts = d.counts.get(&*d.store).await?;
+    let stats = &counts.stats;
     let now = spool::now_ms();
     let supervisors: Vec<Value> = d
         .store

@@ -25,6 +25,7 @@ mod actions;
 mod api;
 mod assets;
 mod auth;
+mod counts;
 mod live;
 pub mod probes;
 mod prometheus;
@@ -36,6 +37,7 @@ pub struct Dashboard {
     store: Arc<dyn Store>,
     read_only: bool,
     token: Option<String>,
+    counts: Arc<counts::Counts>,
 }
 
 impl std::fmt::Debug for Dashboard {
@@ -55,6 +57,7 @@ impl Dashboard {
             store,
             read_only: false,
             token: None,
+            counts: Arc::default(),
         }
     }
 

@@ -33,7 +33,8 @@ async fn render(d: &crate::Dashboard) -> Result<String, StoreError> {
             queue: None,
         })
         .await?;
-    let stats = crate::api::stats(d).await?;
+    let counts = d.counts.get(store).await?;
+    let stats = &counts.stats;
     let mut out = String::new();
 
     family(
@@ -100,7 +101,7 @@ async fn render(d: &crate::Dashboard) -> Result<String, StoreError> {
         "Jobs in each queue by state.",
     );
     for q in &stats.queues {
-        let failed = crate::api::failed_on(store, &q.name).await?;
+        let failed = counts.failed.get(&q.name).copied().unwrap_or(0);
         for (state, n) in [
             ("pending", q.pending),
             ("delayed", q.delayed),

@@ -2,11 +2,7 @@
 //! hour (per minute), day (per 10 minutes) or week (per hour), every step present.
 
 use serde::{Deserialize, Serialize};
-use spool::{
-    Store,
-    metrics::{MetricsQuery, MetricsRecord, Resolution},
-    store::StoreResult,
-};
+use spool::metrics::{Counter, MetricsRecord, Resolution};
 
 /// A chart's span.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
@@ -36,6 +32,11 @@ impl Span {
     pub(crate) fn ms(self) -> i64 {
         self.shape().2
     }
+
+    /// The records its chart reads.
+    pub(crate) fn resolution(self) -> Resolution {
+        self.shape().0
+    }
 }
 
 /// One step of a chart.
@@ -49,43 +50,27 @@ pub(crate) struct Point {
     run_p95_ms: Option<f64>,
 }
 
-/// The chart of `span` up to now, for one queue or all.
-pub(crate) async fn series(
-    store: &dyn Store,
-    span: Span,
-    queue: Option<&str>,
-) -> StoreResult<Vec<Point>> {
-    let (resolution, step, len) = span.shape();
+/// The chart of `span` up to now from `records` (minute records, hour records for a week).
+pub(crate) fn series(records: &[MetricsRecord], span: Span) -> Vec<Point> {
+    let (_, step, len) = span.shape();
     let now = spool::now_ms();
     let first = (now - len) - (now - len).rem_euclid(step) + step;
-    let records = store
-        .metrics(&MetricsQuery {
-            resolution,
-            since_ms: resolution.start_of(first),
-            queue: queue.map(str::to_string),
-        })
-        .await?;
     let steps = ((now - first) / step + 1) as usize;
     let mut sums = vec![MetricsRecord::default(); steps];
-    for record in &records {
+    for record in records {
         let i = (record.at.max(first) - first) / step;
         if let Some(sum) = sums.get_mut(i as usize) {
             sum.merge(record);
         }
     }
-    Ok(sums
-        .into_iter()
+    sums.into_iter()
         .enumerate()
-        .map(|(i, sum)| {
-            let p = |h: &spool::metrics::Histogram| h.percentiles().p95;
-            Point {
-                at: first + i as i64 * step,
-                completed: sum.counts.get(spool::metrics::Counter::Completed)
-                    + sum.counts.get(spool::metrics::Counter::Skipped),
-                failed: sum.counts.get(spool::metrics::Counter::Failed),
-                wait_p95_ms: p(&sum.wait),
-                run_p95_ms: p(&sum.run),
-            }
+        .map(|(i, sum)| Point {
+            at: first + i as i64 * step,
+            completed: sum.counts.get(Counter::Completed) + sum.counts.get(Counter::Skipped),
+            failed: sum.counts.get(Counter::Failed),
+            wait_p95_ms: sum.wait.percentiles().p95,
+            run_p95_ms: sum.run.percentiles().p95,
         })
-        .collect())
+        .collect()
 }

@@ -1,13 +1,14 @@
 //! The dashboard's workload: a store seeded in bulk with a fixed mix (half pending, a quarter
 //! delayed, a quarter failed, over five queues), then every dashboard API call the pages make
-//! timed over HTTP on an idle store, 20 times each after 2 warm-ups: p50, p95 and max in ms.
+//! timed over HTTP on an idle store, 20 times each after 2 warm-ups: p50, p95 and max in ms;
+//! and what one refresh of the dashboard's counts snapshot costs.
 
 use std::{net::SocketAddr, time::Duration};
 
 use serde_json::{Value, json};
 use spool::{
     Envelope, Store,
-    store::{Claim, NewJob, Settlement, WorkerInfo},
+    store::{Claim, FailedFilter, NewJob, Settlement, WorkerInfo},
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -63,9 +64,26 @@ pub(crate) async fn measure(scratch: &Scratch, jobs: usize, run: usize) -> Resul
         );
     }
     server.abort();
+    // What refreshing the dashboard's counts snapshot costs (at most once a second, whatever
+    // the traffic): the store's stats and each queue's failed count.
+    let mut reads = Vec::new();
+    for _ in 0..5 {
+        let t = epoch_s();
+        let stats = store.stats().await?;
+        for q in &stats.queues {
+            let filter = FailedFilter {
+                queue: Some(q.name.clone()),
+                limit: Some(1),
+            };
+            store.failed_jobs(&filter).await?;
+        }
+        reads.push((epoch_s() - t) * 1000.0);
+    }
+    reads.sort_by(f64::total_cmp);
     Ok(json!({
         "peer": "spool", "backend": scratch.backend, "workload": "dashboard", "run": run,
         "n": jobs, "seed_s": round(seed_s), "calls": calls,
+        "counts_refresh_ms": {"p50_ms": round(reads[2]), "max_ms": round(reads[4])},
     }))
 }
 

@@ -12,3 +12,7 @@ CREATE TABLE IF NOT EXISTS spool_metrics (
     n      INTEGER NOT NULL,
     PRIMARY KEY (res, at, queue, job, series, bucket)
 ) WITHOUT ROWID;
+
+-- The failed store by queue, newest first: per-queue listings and counts (the dashboard's)
+-- read the index, not the records.
+CREATE INDEX IF NOT EXISTS spool_failed_queue ON spool_failed (queue, failed_at);

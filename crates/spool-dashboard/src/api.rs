@@ -190,14 +190,32 @@ async fn jobs(State(d): State<Shared>, Query(q): Query<JobsQuery>) -> ApiResult 
                 .into_response());
         }
     };
-    let jobs = d
-        .store
-        .jobs(&JobFilter {
+    // Queue by queue, then merged: each queue's listing walks its own index, where one
+    // listing over every queue orders the whole table (0.5 s at 10 million jobs).
+    let queues = match (queue, state) {
+        (Some(queue), _) => vec![Some(queue)],
+        (None, Some(_)) => {
+            let counts = d.counts.get(&*d.store).await?;
+            counts
+                .stats
+                .queues
+                .iter()
+                .map(|q| Some(q.name.clone()))
+                .collect()
+        }
+        (None, None) => vec![None],
+    };
+    let mut jobs = Vec::new();
+    for queue in queues {
+        let filter = JobFilter {
             queue,
             state,
             limit: Some(limit),
-        })
-        .await?;
+        };
+        jobs.extend(d.store.jobs(&filter).await?);
+    }
+    jobs.sort_by(|a, b| (a.available_at, &a.id).cmp(&(b.available_at, &b.id)));
+    jobs.truncate(limit as usize);
     let now = spool::now_ms();
     let rows: Vec<Value> = jobs
         .iter()

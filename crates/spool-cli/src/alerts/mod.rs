@@ -5,6 +5,7 @@
 //! alert is kept in the store, so a firing alert is posted at most once per 5 minutes and once
 //! more when it clears, whichever process evaluates.
 
+mod config;
 // Without an HTTP client the configuration refuses alerts, so the rules go unused.
 #[cfg_attr(not(feature = "http"), allow(dead_code))]
 mod rule;
@@ -17,6 +18,7 @@ use std::sync::Arc;
 
 use spool::Store;
 
+pub(crate) use config::{AlertSection, check};
 pub(crate) use rule::Alert;
 
 /// Starts evaluating `alerts` in the background (nothing when there are none).

@@ -90,7 +90,7 @@ pub(crate) async fn overview_of(
     query: &OverviewQuery,
 ) -> Result<Overview, StoreError> {
     let store = &*dashboard.store;
-    let counts = dashboard.counts.get(store).await?;
+    let counts = dashboard.counts.get(&dashboard.store).await?;
     let stats = &counts.stats;
     let window = query.span.ms();
     let resolution = query.span.resolution();
@@ -133,7 +133,7 @@ async fn overview(State(d): State<Shared>, Query(query): Query<OverviewQuery>) -
 }
 
 async fn queues(State(d): State<Shared>) -> ApiResult {
-    let counts = d.counts.get(&*d.store).await?;
+    let counts = d.counts.get(&d.store).await?;
     let stats = &counts.stats;
     let rows: Vec<Value> = stats
         .queues
@@ -195,7 +195,7 @@ async fn jobs(State(d): State<Shared>, Query(q): Query<JobsQuery>) -> ApiResult 
     let queues = match (queue, state) {
         (Some(queue), _) => vec![Some(queue)],
         (None, Some(_)) => {
-            let counts = d.counts.get(&*d.store).await?;
+            let counts = d.counts.get(&d.store).await?;
             counts
                 .stats
                 .queues
@@ -299,7 +299,7 @@ async fn batch(State(d): State<Shared>, Path(id): Path<String>) -> ApiResult {
 }
 
 async fn workers(State(d): State<Shared>) -> ApiResult {
-    let counts = d.counts.get(&*d.store).await?;
+    let counts = d.counts.get(&d.store).await?;
     let stats = &counts.stats;
     let now = spool::now_ms();
     let supervisors: Vec<Value> = d

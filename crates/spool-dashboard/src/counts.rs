@@ -1,10 +1,18 @@
 //! The store's counts, read at most once a second however many pages, streams and scrapes
 //! ask: the counts scan the store (each backend counts its rows), so every request computing
-//! them would load the store with every open tab. One snapshot serves all requests for a
-//! second; concurrent requests for a stale one wait for a single read (no stampede). The
-//! live stream sends every 2 seconds, so pages are never staler than that.
+//! them would load the store with every open tab. A request is answered from the last
+//! snapshot; a stale one is refreshed in the background by one task (no stampede), so no
+//! request waits for a refresh except the very first, and the one right after an action
+//! (which must show its effect).
 
-use std::{collections::BTreeMap, sync::Arc, time::Duration};
+use std::{
+    collections::BTreeMap,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
 
 use spool::{
     Store,
@@ -12,7 +20,7 @@ use spool::{
 };
 use tokio::{sync::Mutex, time::Instant};
 
-/// How long a snapshot serves.
+/// How long a snapshot is fresh.
 const FRESH: Duration = Duration::from_secs(1);
 
 /// The counts every page reads.
@@ -28,20 +36,39 @@ pub(crate) struct Snapshot {
 #[derive(Debug, Default)]
 pub(crate) struct Counts {
     last: Mutex<Option<(Instant, Arc<Snapshot>)>>,
+    refreshing: AtomicBool,
 }
 
 impl Counts {
-    /// A snapshot at most a second old.
-    pub(crate) async fn get(&self, store: &dyn Store) -> Result<Arc<Snapshot>, StoreError> {
+    /// The last snapshot (refreshed in the background when older than a second), or a new
+    /// one when there is none.
+    pub(crate) async fn get(
+        self: &Arc<Self>,
+        store: &Arc<dyn Store>,
+    ) -> Result<Arc<Snapshot>, StoreError> {
         let mut last = self.last.lock().await;
-        if let Some((at, snapshot)) = &*last
-            && at.elapsed() < FRESH
-        {
-            return Ok(snapshot.clone());
+        match &*last {
+            Some((at, snapshot)) => {
+                if at.elapsed() >= FRESH && !self.refreshing.swap(true, Ordering::AcqRel) {
+                    let (counts, store) = (self.clone(), store.clone());
+                    tokio::spawn(async move {
+                        match read(&*store).await {
+                            Ok(fresh) => {
+                                *counts.last.lock().await = Some((Instant::now(), Arc::new(fresh)));
+                            }
+                            Err(e) => tracing::debug!("dashboard: cannot refresh the counts: {e}"),
+                        }
+                        counts.refreshing.store(false, Ordering::Release);
+                    });
+                }
+                Ok(snapshot.clone())
+            }
+            None => {
+                let snapshot = Arc::new(read(&**store).await?);
+                *last = Some((Instant::now(), snapshot.clone()));
+                Ok(snapshot)
+            }
         }
-        let snapshot = Arc::new(read(store).await?);
-        *last = Some((Instant::now(), snapshot.clone()));
-        Ok(snapshot)
     }
 
     /// Forgets the snapshot, so that the page an action reloads shows its effect.

@@ -33,7 +33,7 @@ async fn render(d: &crate::Dashboard) -> Result<String, StoreError> {
             queue: None,
         })
         .await?;
-    let counts = d.counts.get(store).await?;
+    let counts = d.counts.get(&d.store).await?;
     let stats = &counts.stats;
     let mut out = String::new();
 

@@ -24,38 +24,22 @@ pub(crate) struct Fold {
 struct Pending {
     by_queue: HashMap<String, HashMap<String, BTreeMap<i64, MetricsRecord>>>,
     len: usize,
+    /// Run time per queue since the last mean was taken: total microseconds and runs (what
+    /// supervisors size `auto` pools by, taken more often than the records are written).
+    runs: HashMap<String, (u64, u64)>,
 }
 
-/// One attempt's figures.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Attempt {
-    /// Time from available to started, in ms (the store's clock at both ends).
-    pub(crate) wait_ms: i64,
-    /// How long the handler ran, if it ran to an end.
-    pub(crate) run: Option<Duration>,
-    /// How it ended (`None`: handed back by a shutdown).
-    pub(crate) counter: Option<Counter>,
-}
-
-impl Fold {
-    /// Counts one attempt of `job` on `queue`, at `now_ms`: one lock, no allocation unless
-    /// the queue, job name or minute is new.
-    pub(crate) fn note(&self, now_ms: i64, queue: &str, job: &str, attempt: Attempt) {
-        self.with(now_ms, queue, job, |record| {
-            record.wait.record_ms(attempt.wait_ms.max(0) as f64);
-            if let Some(run) = attempt.run {
-                record.run.record(run);
-            }
-            if let Some(counter) = attempt.counter {
-                record.counts.add(counter, 1);
-            }
-        });
-    }
-
-    fn with(&self, now_ms: i64, queue: &str, job: &str, change: impl FnOnce(&mut MetricsRecord)) {
+impl Pending {
+    /// Applies `change` to the record of `job` on `queue` for the minute of `now_ms`.
+    fn with(
+        &mut self,
+        now_ms: i64,
+        queue: &str,
+        job: &str,
+        change: impl FnOnce(&mut MetricsRecord),
+    ) {
         let minute = Resolution::Minute.start_of(now_ms);
-        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-        let Pending { by_queue, len } = &mut *pending;
+        let Pending { by_queue, len, .. } = self;
         let jobs = match by_queue.get_mut(queue) {
             Some(jobs) => jobs,
             None => by_queue.entry(queue.to_string()).or_default(),
@@ -74,12 +58,60 @@ impl Fold {
         };
         change(record);
     }
+}
 
-    /// Everything folded since the last call.
+/// One attempt's figures.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Attempt {
+    /// Time from available to started, in ms (the store's clock at both ends).
+    pub(crate) wait_ms: i64,
+    /// How long the handler ran, if it ran to an end.
+    pub(crate) run: Option<Duration>,
+    /// How it ended (`None`: handed back by a shutdown).
+    pub(crate) counter: Option<Counter>,
+}
+
+impl Fold {
+    /// Counts one attempt of `job` on `queue`, at `now_ms`: one lock, no allocation unless
+    /// the queue, job name or minute is new.
+    pub(crate) fn note(&self, now_ms: i64, queue: &str, job: &str, attempt: Attempt) {
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(run) = attempt.run {
+            let micros = u64::try_from(run.as_micros()).unwrap_or(u64::MAX);
+            let runs = &mut pending.runs;
+            let (total, n) = match runs.get_mut(queue) {
+                Some(sum) => sum,
+                None => runs.entry(queue.to_string()).or_default(),
+            };
+            *total = total.saturating_add(micros);
+            *n += 1;
+        }
+        pending.with(now_ms, queue, job, |record| {
+            record.wait.record_ms(attempt.wait_ms.max(0) as f64);
+            if let Some(run) = attempt.run {
+                record.run.record(run);
+            }
+            if let Some(counter) = attempt.counter {
+                record.counts.add(counter, 1);
+            }
+        });
+    }
+
+    /// Each queue's mean run time since the last call, in microseconds.
+    pub(crate) fn take_mean_runs(&self) -> Vec<(String, i64)> {
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        std::mem::take(&mut pending.runs)
+            .into_iter()
+            .filter(|(_, (_, n))| *n > 0)
+            .map(|(queue, (total, n))| (queue, i64::try_from(total / n).unwrap_or(i64::MAX)))
+            .collect()
+    }
+
+    /// Everything folded since the last call (the run-time sums stay for their own taker).
     pub(crate) fn take(&self) -> Vec<MetricsRecord> {
-        let pending = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()));
-        pending
-            .by_queue
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        pending.len = 0;
+        std::mem::take(&mut pending.by_queue)
             .into_values()
             .flat_map(HashMap::into_values)
             .flat_map(BTreeMap::into_values)
@@ -88,13 +120,11 @@ impl Fold {
 
     /// Puts back records a write could not store, to be sent with the next one.
     pub(crate) fn put_back(&self, unsent: Vec<MetricsRecord>) {
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
         for record in unsent {
-            self.with(
-                record.at,
-                &record.queue.clone(),
-                &record.job.clone(),
-                |mine| mine.merge(&record),
-            );
+            pending.with(record.at, &record.queue, &record.job, |mine| {
+                mine.merge(&record)
+            });
         }
     }
 }
@@ -126,5 +156,21 @@ mod tests {
         let again = fold.take();
         let total: u64 = again.iter().map(|r| r.counts.get(Counter::Completed)).sum();
         assert_eq!(total, 4);
+    }
+
+    #[test]
+    fn mean_run_times_are_taken_apart_from_the_records() {
+        let fold = Fold::default();
+        for ms in [10, 30] {
+            let attempt = Attempt {
+                wait_ms: 0,
+                run: Some(Duration::from_millis(ms)),
+                counter: Some(Counter::Completed),
+            };
+            fold.note(0, "q", "A", attempt);
+        }
+        assert_eq!(fold.take().len(), 1);
+        assert_eq!(fold.take_mean_runs(), [("q".to_string(), 20_000)]);
+        assert!(fold.take_mean_runs().is_empty());
     }
 }

@@ -41,34 +41,9 @@ pub(crate) struct Tally {
     pub(crate) handed_back: AtomicU64,
     /// Jobs running now.
     pub(crate) running: AtomicU64,
-    /// Run time per queue since the last flush: total microseconds and runs.
-    run_times: Mutex<std::collections::HashMap<String, (u64, u64)>>,
-    /// Metrics per minute, queue and job name since the last write.
+    /// Metrics per minute, queue and job name since the last write, and each queue's run
+    /// times since the last mean was taken.
     pub(crate) metrics: Fold,
-}
-
-impl Tally {
-    /// Counts one job run on `queue` that took `elapsed`.
-    pub(crate) fn note_run(&self, queue: &str, elapsed: Duration) {
-        let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
-        let mut runs = self.run_times.lock().unwrap_or_else(|e| e.into_inner());
-        // The queue's name is copied only the first time since the last flush.
-        if let Some((total, n)) = runs.get_mut(queue) {
-            *total = total.saturating_add(micros);
-            *n += 1;
-        } else {
-            runs.insert(queue.to_string(), (micros, 1));
-        }
-    }
-
-    /// Each queue's mean run time since the last call, in microseconds.
-    pub(crate) fn take_mean_runs(&self) -> Vec<(String, i64)> {
-        let runs = std::mem::take(&mut *self.run_times.lock().unwrap_or_else(|e| e.into_inner()));
-        runs.into_iter()
-            .filter(|(_, (_, n))| *n > 0)
-            .map(|(queue, (total, n))| (queue, i64::try_from(total / n).unwrap_or(i64::MAX)))
-            .collect()
-    }
 }
 
 /// What an attempt tells its metrics besides its settlement.
@@ -217,7 +192,6 @@ impl Executor {
             let settled = outcome::settle(job.id, job.token, Outcome::HandedBack);
             return self.tell(settled, meta, |_| {}, None).await;
         };
-        self.tally.note_run(&job.queue, started.elapsed());
         facts.ran = Some(started.elapsed());
         let mut prepared = prepared;
         prepared.counters.now = job.reserved_at + started.elapsed().as_millis() as i64;

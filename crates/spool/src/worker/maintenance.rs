@@ -80,7 +80,7 @@ pub(crate) fn start(
                 note_capacity().await;
             }
             // Each queue's recent mean run time, for supervisors sizing `auto` pools.
-            for (queue, micros) in tally.take_mean_runs() {
+            for (queue, micros) in tally.metrics.take_mean_runs() {
                 if let Err(e) = store
                     .put_record(RecordKind::RunTime, &queue, micros, None)
                     .await

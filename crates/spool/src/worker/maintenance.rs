@@ -16,6 +16,9 @@ const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 /// How often a worker writes its folded metrics: one small write a minute, whatever it runs.
 const METRICS_EVERY: Duration = Duration::from_secs(60);
 
+/// How long a worker's capacity record lasts unless renewed (it is, with every metrics write).
+const CAPACITY_LASTS: Duration = Duration::from_secs(180);
+
 pub(crate) fn start(
     store: Arc<dyn Store>,
     config: Arc<WorkerConfig>,
@@ -25,8 +28,15 @@ pub(crate) fn start(
     tokio::spawn(async move {
         let capacity = i64::try_from(config.concurrency).unwrap_or(i64::MAX);
         let note_capacity = || async {
+            // Renewed with every metrics write; a crashed worker's record expires.
+            let expires = crate::now_ms() + CAPACITY_LASTS.as_millis() as i64;
             if let Err(e) = store
-                .put_record(RecordKind::Capacity, &worker_id, capacity, None)
+                .put_record(
+                    RecordKind::Capacity,
+                    &worker_id,
+                    capacity,
+                    Some(&expires.to_string()),
+                )
                 .await
             {
                 tracing::debug!("recording this worker's capacity: {e}");
@@ -94,12 +104,13 @@ pub(crate) fn start(
     })
 }
 
-/// Deletes the capacity records of workers that are gone (a crashed worker leaves its own).
+/// Deletes the expired capacity records of workers that are gone (a crashed worker leaves its
+/// own), by their expiry: no count of the store's workers or jobs needed.
 async fn prune_capacities(store: &dyn Store) -> crate::store::StoreResult<()> {
-    let stats = store.stats().await?;
-    let live: Vec<&str> = stats.workers.iter().map(|w| w.id.as_str()).collect();
+    let now = crate::now_ms();
     for record in store.records(RecordKind::Capacity).await? {
-        if !live.contains(&record.name.as_str()) {
+        let expires = record.info.as_deref().and_then(|i| i.parse::<i64>().ok());
+        if expires.is_none_or(|at| at < now) {
             store
                 .delete_record(RecordKind::Capacity, &record.name)
                 .await?;

@@ -57,7 +57,8 @@ pub enum RecordKind {
     /// A queue's measured mean job run time: value = microseconds, written by its workers.
     RunTime,
     /// A live worker's capacity: name = its id, value = its concurrency (for
-    /// `spool_workers_capacity`); readers count only workers whose lease is current.
+    /// `spool_workers_capacity`), info = when it expires unless renewed (ms since the Unix
+    /// epoch); readers count only workers whose lease is current.
     Capacity,
     /// What was last posted for an `[[alert]]`: name = the alert's, value = when, info = its
     /// state as JSON.

@@ -21,5 +21,5 @@ pub use record::{Counter, Counts, MetricsQuery, MetricsRecord, Resolution};
     )),
     allow(unused_imports)
 )]
-pub(crate) use record::{cells, enqueued, from_cells, rescued};
+pub(crate) use record::{cells, enqueued, from_cells, queued, rescued};
 pub use summary::{Summary, SummaryRow, summarize};

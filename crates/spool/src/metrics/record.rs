@@ -126,6 +126,14 @@ impl Resolution {
         }
     }
 
+    /// For each pruned resolution, its code and the period start before which its records
+    /// go, as of `now_ms`.
+    pub(crate) fn cutoffs(now_ms: i64) -> impl Iterator<Item = (i64, i64)> {
+        Resolution::ALL
+            .into_iter()
+            .filter_map(move |r| Some((r.seconds(), now_ms - r.retention_ms()?)))
+    }
+
     /// How long records of this resolution are kept, in milliseconds (`None`: for ever).
     pub fn retention_ms(self) -> Option<i64> {
         match self {
@@ -187,6 +195,16 @@ pub struct MetricsQuery {
     pub since_ms: i64,
     /// Only this queue, or every queue.
     pub queue: Option<String>,
+}
+
+impl MetricsQuery {
+    /// The first period start to read: `since_ms`, or 0 for totals (stored at 0).
+    pub(crate) fn first_period(&self) -> i64 {
+        match self.resolution {
+            Resolution::Total => 0,
+            _ => self.since_ms,
+        }
+    }
 }
 
 /// The key of one stored cell: resolution (seconds), period start, queue, job, series, bucket.
@@ -267,6 +285,17 @@ pub(crate) fn enqueued<'a>(
     pushed: impl IntoIterator<Item = (&'a str, &'a str)>,
 ) -> Vec<MetricsRecord> {
     counted(Counter::Enqueued, now_ms, pushed)
+}
+
+/// The (queue, job name) of each job a push queued (not those already queued).
+pub(crate) fn queued<'a>(
+    jobs: &'a [crate::store::NewJob],
+    outcomes: &'a [crate::store::PushOutcome],
+) -> impl Iterator<Item = (&'a str, &'a str)> {
+    jobs.iter()
+        .zip(outcomes)
+        .filter(|(_, o)| **o == crate::store::PushOutcome::Queued)
+        .map(|(j, _)| (j.queue.as_str(), j.job.as_str()))
 }
 
 /// The rescued counts of a reap at `now_ms`: one record per queue and job name returned to

@@ -28,14 +28,10 @@ impl MetricsStore for MysqlStore {
     }
 
     async fn metrics(&self, query: &MetricsQuery) -> StoreResult<Vec<MetricsRecord>> {
-        let since = match query.resolution {
-            Resolution::Total => 0,
-            _ => query.since_ms,
-        };
         let rows: Vec<(i64, String, String, String, i64, i64)> = idempotent!(&self.pool, |conn| {
             sqlx::query_as(include_str!("sql/metrics.sql"))
                 .bind(query.resolution.seconds())
-                .bind(since)
+                .bind(query.first_period())
                 .bind(query.queue.as_deref())
                 .bind(query.queue.as_deref())
                 .fetch_all(&mut *conn)
@@ -46,17 +42,15 @@ impl MetricsStore for MysqlStore {
 
     async fn prune_metrics(&self, now_ms: i64) -> StoreResult<u64> {
         let mut pruned = 0;
-        for resolution in Resolution::ALL {
-            if let Some(keep) = resolution.retention_ms() {
-                pruned += idempotent!(&self.pool, |conn| {
-                    sqlx::query(include_str!("sql/prune_metrics.sql"))
-                        .bind(resolution.seconds())
-                        .bind(now_ms - keep)
-                        .execute(&mut *conn)
-                        .await
-                })?
-                .rows_affected();
-            }
+        for (resolution, before) in Resolution::cutoffs(now_ms) {
+            pruned += idempotent!(&self.pool, |conn| {
+                sqlx::query(include_str!("sql/prune_metrics.sql"))
+                    .bind(resolution)
+                    .bind(before)
+                    .execute(&mut *conn)
+                    .await
+            })?
+            .rows_affected();
         }
         Ok(pruned)
     }

@@ -42,15 +42,11 @@ impl MetricsStore for PostgresStore {
     }
 
     async fn metrics(&self, query: &MetricsQuery) -> StoreResult<Vec<MetricsRecord>> {
-        let since = match query.resolution {
-            Resolution::Total => 0,
-            _ => query.since_ms,
-        };
         let mut conn = self.unit(&self.pool).await?;
         let rows: Vec<(i64, String, String, String, i64, i64)> = self
             .query_as(include_str!("sql/metrics.sql"))
             .bind(query.resolution.seconds() as i32)
-            .bind(since)
+            .bind(query.first_period())
             .bind(query.queue.as_deref())
             .fetch_all(&mut *conn)
             .await?;
@@ -61,16 +57,14 @@ impl MetricsStore for PostgresStore {
     async fn prune_metrics(&self, now_ms: i64) -> StoreResult<u64> {
         let mut pruned = 0;
         let mut conn = self.unit(&self.pool).await?;
-        for resolution in Resolution::ALL {
-            if let Some(keep) = resolution.retention_ms() {
-                pruned += self
-                    .query(include_str!("sql/prune_metrics.sql"))
-                    .bind(resolution.seconds() as i32)
-                    .bind(now_ms - keep)
-                    .execute(&mut *conn)
-                    .await?
-                    .rows_affected();
-            }
+        for (resolution, before) in Resolution::cutoffs(now_ms) {
+            pruned += self
+                .query(include_str!("sql/prune_metrics.sql"))
+                .bind(resolution as i32)
+                .bind(before)
+                .execute(&mut *conn)
+                .await?
+                .rows_affected();
         }
         conn.done().await?;
         Ok(pruned)

@@ -21,11 +21,7 @@ impl RedisStore {
         jobs: &[NewJob],
         outcomes: &[PushOutcome],
     ) -> StoreResult<()> {
-        let pushed = jobs
-            .iter()
-            .zip(outcomes)
-            .filter(|(_, o)| **o == PushOutcome::Queued)
-            .map(|(j, _)| (j.queue.as_str(), j.job.as_str()));
+        let pushed = metrics::queued(jobs, outcomes);
         self.record_metrics(&metrics::enqueued(crate::now_ms(), pushed))
             .await
     }

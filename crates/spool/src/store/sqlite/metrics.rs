@@ -23,14 +23,14 @@ impl MetricsStore for SqliteStore {
     async fn metrics(&self, query: &MetricsQuery) -> StoreResult<Vec<MetricsRecord>> {
         let query = query.clone();
         self.read(move |conn| {
-            let since = match query.resolution {
-                Resolution::Total => 0,
-                _ => query.since_ms,
-            };
             let mut statement = conn.prepare_cached(include_str!("sql/metrics.sql"))?;
             let rows = statement
                 .query_map(
-                    params![query.resolution.seconds(), since, query.queue],
+                    params![
+                        query.resolution.seconds(),
+                        query.first_period(),
+                        query.queue
+                    ],
                     |row| {
                         Ok((
                             row.get(0)?,
@@ -51,13 +51,10 @@ impl MetricsStore for SqliteStore {
     async fn prune_metrics(&self, now_ms: i64) -> StoreResult<u64> {
         self.write(move |conn| {
             let mut pruned = 0;
-            for resolution in Resolution::ALL {
-                if let Some(keep) = resolution.retention_ms() {
-                    pruned += conn
-                        .prepare_cached(include_str!("sql/prune_metrics.sql"))?
-                        .execute(params![resolution.seconds(), now_ms - keep])?
-                        as u64;
-                }
+            for (resolution, before) in Resolution::cutoffs(now_ms) {
+                pruned += conn
+                    .prepare_cached(include_str!("sql/prune_metrics.sql"))?
+                    .execute(params![resolution, before])? as u64;
             }
             Ok(pruned)
         })

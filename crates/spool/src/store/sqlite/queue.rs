@@ -293,11 +293,7 @@ pub(super) fn push_in(
         });
     }
     // The enqueued counts ride with the push, in its transaction.
-    let pushed = jobs
-        .iter()
-        .zip(&outcomes)
-        .filter(|(_, o)| **o == PushOutcome::Queued)
-        .map(|(j, _)| (j.queue.as_str(), j.job.as_str()));
+    let pushed = crate::metrics::queued(jobs, &outcomes);
     super::metrics::add(conn, &crate::metrics::enqueued(now, pushed))?;
     Ok(outcomes)
 }

@@ -10,7 +10,7 @@ use axum::{
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use spool::{
-    metrics::{MetricsQuery, Summary},
+    metrics::{Summary, window_records},
     store::{FailedFilter, JobFilter, JobState, RecordKind, StoreError},
 };
 
@@ -93,20 +93,8 @@ pub(crate) async fn overview_of(
     let counts = dashboard.counts.get(&dashboard.store).await?;
     let stats = &counts.stats;
     let window = query.span.ms();
-    let resolution = query.span.resolution();
-    let records = store
-        .metrics(&MetricsQuery {
-            resolution,
-            since_ms: resolution.start_of(spool::now_ms() - window),
-            queue: query.queue.clone(),
-        })
-        .await?;
-    let ages = stats
-        .queues
-        .iter()
-        .filter(|q| query.queue.as_ref().is_none_or(|name| *name == q.name))
-        .map(|q| (q.name.clone(), q.oldest_ready_age_ms));
-    let summary = Summary::of(&records, window).with_oldest_ready(ages);
+    let records = window_records(store, window, query.queue.as_deref()).await?;
+    let summary = Summary::of(&records, window).with_ages_of(stats, query.queue.as_deref());
     let sum = |f: fn(&spool::store::QueueStats) -> u64| stats.queues.iter().map(f).sum();
     let totals = Totals {
         pending: sum(|q| q.pending),

@@ -2,7 +2,7 @@
 //! hour (per minute), day (per 10 minutes) or week (per hour), every step present.
 
 use serde::{Deserialize, Serialize};
-use spool::metrics::{Counter, MetricsRecord, Resolution};
+use spool::metrics::{Counter, MetricsRecord};
 
 /// A chart's span.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
@@ -18,24 +18,19 @@ pub(crate) enum Span {
 }
 
 impl Span {
-    /// (records read, step, span) in ms.
-    fn shape(self) -> (Resolution, i64, i64) {
+    /// (step, span) in ms.
+    fn shape(self) -> (i64, i64) {
         const MINUTE: i64 = 60_000;
         match self {
-            Span::Hour => (Resolution::Minute, MINUTE, 60 * MINUTE),
-            Span::Day => (Resolution::Minute, 10 * MINUTE, 1440 * MINUTE),
-            Span::Week => (Resolution::Hour, 60 * MINUTE, 7 * 1440 * MINUTE),
+            Span::Hour => (MINUTE, 60 * MINUTE),
+            Span::Day => (10 * MINUTE, 1440 * MINUTE),
+            Span::Week => (60 * MINUTE, 7 * 1440 * MINUTE),
         }
     }
 
     /// The span in ms.
     pub(crate) fn ms(self) -> i64 {
-        self.shape().2
-    }
-
-    /// The records its chart reads.
-    pub(crate) fn resolution(self) -> Resolution {
-        self.shape().0
+        self.shape().1
     }
 }
 
@@ -50,9 +45,9 @@ pub(crate) struct Point {
     run_p95_ms: Option<f64>,
 }
 
-/// The chart of `span` up to now from `records` (minute records, hour records for a week).
+/// The chart of `span` up to now from `records` ([`spool::metrics::window_records`] of the span).
 pub(crate) fn series(records: &[MetricsRecord], span: Span) -> Vec<Point> {
-    let (_, step, len) = span.shape();
+    let (step, len) = span.shape();
     let now = spool::now_ms();
     let first = (now - len) - (now - len).rem_euclid(step) + step;
     let steps = ((now - first) / step + 1) as usize;

@@ -28,20 +28,20 @@ pub(crate) struct Alert {
     pub(crate) pool_failed: bool,
 }
 
-/// What the figures say, read once per evaluation for every alert.
+/// The store's state, read once per evaluation for every alert.
 #[derive(Debug, Clone)]
 pub(crate) struct Facts {
-    pub(crate) summary: Summary,
     pub(crate) stats: Stats,
     pub(crate) supervisors: Vec<SupervisorStatus>,
 }
 
 impl Alert {
-    /// Why it fires, one reason per breached condition and queue; empty when it does not.
-    pub(crate) fn reasons(&self, facts: &Facts) -> Vec<String> {
+    /// Why it fires on `summary` (over its window) and `facts`, one reason per breached
+    /// condition and queue; empty when it does not.
+    pub(crate) fn reasons(&self, summary: &Summary, facts: &Facts) -> Vec<String> {
         let mine = |queue: &str| self.queue.as_deref().is_none_or(|q| q == queue);
         let mut reasons = Vec::new();
-        for row in facts.summary.queues.iter().filter(|r| mine(&r.name)) {
+        for row in summary.queues.iter().filter(|r| mine(&r.name)) {
             let q = &row.name;
             if let (Some(limit), Some(p95)) = (self.wait_p95, row.wait_ms.p95)
                 && p95 > limit.as_secs_f64() * 1000.0

@@ -5,7 +5,7 @@ use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use spool::{
     Store,
-    metrics::summarize,
+    metrics::{Summary, window_records},
     store::{LimitMode, RecordKind, StoreResult},
 };
 
@@ -54,31 +54,28 @@ async fn evaluate(
     alerts: &[Alert],
     client: &super::webhook::Client,
 ) -> StoreResult<()> {
-    let stats = store.stats().await?.with_control(&store.control().await?);
-    let supervisors = crate::supervise::registry::live(store).await?;
+    let facts = Facts {
+        stats: store.stats().await?.with_control(&store.control().await?),
+        supervisors: crate::supervise::registry::live(store).await?,
+    };
     let posted: BTreeMap<String, Posted> = store
         .records(RecordKind::Alert)
         .await?
         .into_iter()
         .filter_map(|r| Some((r.name, serde_json::from_str(r.info.as_deref()?).ok()?)))
         .collect();
-    let mut summaries = BTreeMap::new();
+    // One summary per distinct window, over the counts already read.
+    let mut summaries: BTreeMap<i64, Summary> = BTreeMap::new();
     for alert in alerts {
         let window = alert.window.as_millis() as i64;
-        let summary = match summaries.get(&window) {
-            Some(summary) => Clone::clone(summary),
-            None => {
-                let summary = summarize(store, window, None).await?;
-                summaries.insert(window, summary.clone());
-                summary
-            }
-        };
-        let facts = Facts {
-            summary,
-            stats: stats.clone(),
-            supervisors: supervisors.clone(),
-        };
-        let reasons = alert.reasons(&facts);
+        if let std::collections::btree_map::Entry::Vacant(slot) = summaries.entry(window) {
+            let records = window_records(store, window, None).await?;
+            slot.insert(Summary::of(&records, window).with_ages_of(&facts.stats, None));
+        }
+    }
+    for alert in alerts {
+        let summary = &summaries[&(alert.window.as_millis() as i64)];
+        let reasons = alert.reasons(summary, &facts);
         let now = spool::now_ms();
         let Some(post) = decide(posted.get(&alert.name), !reasons.is_empty(), now) else {
             continue;

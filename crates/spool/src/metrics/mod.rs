@@ -22,4 +22,4 @@ pub use record::{Counter, Counts, MetricsQuery, MetricsRecord, Resolution};
     allow(unused_imports)
 )]
 pub(crate) use record::{cells, enqueued, from_cells, queued, rescued};
-pub use summary::{Summary, SummaryRow, summarize};
+pub use summary::{Summary, SummaryRow, summarize, window_records};

@@ -77,6 +77,16 @@ impl Summary {
         }
     }
 
+    /// [`Summary::with_oldest_ready`] from the store's counts, for `queue` or every queue.
+    pub fn with_ages_of(self, stats: &crate::store::Stats, queue: Option<&str>) -> Summary {
+        let ages = stats
+            .queues
+            .iter()
+            .filter(|q| queue.is_none_or(|name| name == q.name))
+            .map(|q| (q.name.clone(), q.oldest_ready_age_ms));
+        self.with_oldest_ready(ages)
+    }
+
     /// Fills in each queue's oldest ready age (from the store's live counts), adding a row for
     /// a queue that holds jobs but had no activity in the window.
     pub fn with_oldest_ready(mut self, ages: impl IntoIterator<Item = (String, u64)>) -> Summary {
@@ -125,13 +135,13 @@ impl SummaryRow {
     }
 }
 
-/// Reads the records of the last `window_ms` from `store` (minute records up to 48 hours,
-/// hour records beyond) and sums them, with each queue's oldest ready age as of now.
-pub async fn summarize(
+/// The records covering the last `window_ms` in `store`: minute records up to 48 hours (their
+/// retention), hour records beyond.
+pub async fn window_records(
     store: &dyn crate::store::Store,
     window_ms: i64,
     queue: Option<&str>,
-) -> crate::store::StoreResult<Summary> {
+) -> crate::store::StoreResult<Vec<MetricsRecord>> {
     let resolution = if window_ms <= super::Resolution::Minute.retention_ms().unwrap_or(0) {
         super::Resolution::Minute
     } else {
@@ -142,12 +152,17 @@ pub async fn summarize(
         since_ms: resolution.start_of(crate::now_ms() - window_ms),
         queue: queue.map(str::to_string),
     };
-    let records = store.metrics(&query).await?;
+    store.metrics(&query).await
+}
+
+/// Reads the records of the last `window_ms` from `store` and sums them, with each queue's
+/// oldest ready age as of now.
+pub async fn summarize(
+    store: &dyn crate::store::Store,
+    window_ms: i64,
+    queue: Option<&str>,
+) -> crate::store::StoreResult<Summary> {
+    let records = window_records(store, window_ms, queue).await?;
     let stats = store.stats().await?;
-    let ages = stats
-        .queues
-        .into_iter()
-        .filter(|q| queue.is_none_or(|name| name == q.name))
-        .map(|q| (q.name, q.oldest_ready_age_ms));
-    Ok(Summary::of(&records, window_ms).with_oldest_ready(ages))
+    Ok(Summary::of(&records, window_ms).with_ages_of(&stats, queue))
 }

@@ -12,7 +12,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::Env;
+use common::{Env, free_port};
 
 /// A webhook receiver: keeps every JSON body posted to it.
 fn receiver() -> (SocketAddr, Arc<Mutex<Vec<serde_json::Value>>>) {
@@ -63,11 +63,7 @@ fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
 }
 
 fn dashboard(env: &Env) -> Child {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     env.spawn(&["dashboard", "--bind", &format!("127.0.0.1:{port}")])
 }
 

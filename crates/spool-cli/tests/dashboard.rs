@@ -5,46 +5,17 @@
 mod common;
 
 use std::{
-    io::{Read, Write},
-    net::{SocketAddr, TcpListener, TcpStream},
+    net::{SocketAddr, TcpStream},
     path::{Path, PathBuf},
     process::{Child, Command},
     time::{Duration, Instant},
 };
 
-use common::Env;
-
-/// A free loopback port.
-fn free_addr() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-}
-
-/// One HTTP/1.0 request: (status, body).
-fn request(addr: SocketAddr, method: &str, path: &str, headers: &[&str]) -> (u16, String) {
-    let mut stream = TcpStream::connect(addr).expect("the dashboard listens");
-    let mut text = format!("{method} {path} HTTP/1.0\r\nHost: {addr}\r\n");
-    for header in headers {
-        text.push_str(header);
-        text.push_str("\r\n");
-    }
-    text.push_str("Content-Length: 0\r\n\r\n");
-    stream.write_all(text.as_bytes()).unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let status = response[9..12].parse().unwrap();
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    (status, body)
-}
+use common::{Env, free_port, http};
 
 /// Starts `spool dashboard` on a free port and waits until it answers.
 fn start(env: &Env, extra: &[&str], token: Option<&str>) -> (Child, SocketAddr) {
-    let addr = free_addr();
+    let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
     let bind = addr.to_string();
     let mut args = vec!["dashboard", "--bind", bind.as_str()];
     args.extend(extra);
@@ -70,17 +41,6 @@ fn stop(mut child: Child) {
     let _ = child.wait();
 }
 
-fn dispatch_lines(env: &Env, args: &[&str], lines: &str) {
-    let mut all = vec!["dispatch", "--stdin"];
-    all.extend(args);
-    let out = env.with_stdin(&all, lines);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// A store with jobs in every state: completed and failed ones on `work` (some in a
 /// batch), pending and delayed ones on `mail`, one running on `slow` (held by the returned
 /// worker process).
@@ -91,9 +51,8 @@ fn seed(env: &Env) -> Child {
     }
     lines.push_str("{\"job\":\"sleep\",\"queue\":\"work\",\"payload\":{\"ms\":30}}\n");
     lines.push_str("{\"job\":\"fail\",\"queue\":\"work\",\"tries\":1}\n");
-    dispatch_lines(env, &[], &lines);
-    dispatch_lines(
-        env,
+    env.dispatch_lines(&[], &lines);
+    env.dispatch_lines(
         &["--batch", "nightly"],
         "{\"job\":\"noop\",\"queue\":\"work\"}\n{\"job\":\"noop\",\"queue\":\"work\"}\n",
     );
@@ -204,40 +163,40 @@ fn a_token_guards_every_request_and_read_only_refuses_actions() {
     env.ok(&["dispatch", "noop", "--queue", "mail"]);
     let (dashboard, addr) = start(&env, &["--read-only"], Some("s3cret"));
     assert_eq!(
-        request(addr, "GET", "/livez", &[]).0,
+        http(addr, "GET", "/livez", &[]).0,
         200,
         "probes need no token"
     );
     for path in ["/api/overview", "/metrics", "/health", "/api/queues"] {
         assert_eq!(
-            request(addr, "GET", path, &[]).0,
+            http(addr, "GET", path, &[]).0,
             401,
             "{path} without the token"
         );
-        let wrong = request(addr, "GET", path, &["Authorization: Bearer nope"]);
+        let wrong = http(addr, "GET", path, &["Authorization: Bearer nope"]);
         assert_eq!(wrong.0, 401, "{path} with a wrong token");
     }
-    let (status, page) = request(addr, "GET", "/", &[]);
+    let (status, page) = http(addr, "GET", "/", &[]);
     assert_eq!(status, 401);
     assert!(page.contains("name=\"token\""), "the login form: {page}");
     let auth = "Authorization: Bearer s3cret";
-    let (status, body) = request(addr, "GET", "/api/queues", &[auth]);
+    let (status, body) = http(addr, "GET", "/api/queues", &[auth]);
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("\"mail\""));
-    let (status, _) = request(addr, "GET", "/", &["Cookie: spool_token=s3cret"]);
+    let (status, _) = http(addr, "GET", "/", &["Cookie: spool_token=s3cret"]);
     assert_eq!(status, 200, "the login cookie works");
     let pause = "/api/queues/mail/pause";
-    let (status, body) = request(addr, "POST", pause, &[auth, "X-Spool-Action: 1"]);
+    let (status, body) = http(addr, "POST", pause, &[auth, "X-Spool-Action: 1"]);
     assert_eq!(status, 403, "read-only: {body}");
     assert!(body.contains("read-only"));
     stop(dashboard);
 
     let (dashboard, addr) = start(&env, &[], Some("s3cret"));
-    let (status, body) = request(addr, "POST", pause, &[auth]);
+    let (status, body) = http(addr, "POST", pause, &[auth]);
     assert_eq!(status, 403, "an action without its header: {body}");
-    let (status, body) = request(addr, "POST", pause, &[auth, "X-Spool-Action: 1"]);
+    let (status, body) = http(addr, "POST", pause, &[auth, "X-Spool-Action: 1"]);
     assert_eq!(status, 200, "{body}");
-    let (_, metrics) = request(addr, "GET", "/metrics", &[auth]);
+    let (_, metrics) = http(addr, "GET", "/metrics", &[auth]);
     assert!(
         metrics.contains("spool_queue_paused{queue=\"mail\"} 1"),
         "{metrics}"

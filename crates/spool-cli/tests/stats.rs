@@ -3,16 +3,7 @@
 
 mod common;
 
-use common::{Env, drop_schema, stores};
-
-fn dispatch_lines(env: &Env, lines: &str) {
-    let out = env.with_stdin(&["dispatch", "--stdin"], lines);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
+use common::{drop_schema, stores};
 
 #[test]
 fn stats_report_counts_rates_and_percentiles_per_queue_and_job() {
@@ -23,7 +14,7 @@ fn stats_report_counts_rates_and_percentiles_per_queue_and_job() {
         }
         lines.push_str("{\"job\":\"fail\",\"queue\":\"mail\",\"tries\":1}\n");
         lines.push_str("{\"job\":\"noop\",\"queue\":\"pdf\"}\n");
-        dispatch_lines(&env, &lines);
+        env.dispatch_lines(&[], &lines);
         env.ok(&[
             "work",
             "--queue",

@@ -103,15 +103,6 @@ fn wait_until(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
     }
 }
 
-fn dispatch_lines(env: &Env, lines: &str) {
-    let out = env.with_stdin(&["dispatch", "--stdin"], lines);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 fn processed(env: &Env) -> u64 {
     status(env)["processed"].as_u64().unwrap()
 }
@@ -143,7 +134,7 @@ fn an_auto_pool_scales_up_under_a_burst_survives_kill_9_drains_and_returns_to_mi
         let lines: String = (0..2000)
             .map(|_| "{\"job\":\"sleep\",\"payload\":{\"ms\":15}}\n")
             .collect();
-        dispatch_lines(&env, &lines);
+        env.dispatch_lines(&[], &lines);
         let mut most = 0;
         let mut killed = 0;
         let started = Instant::now();
@@ -207,7 +198,7 @@ grace = "5s"
             let lines: String = (0..20)
                 .map(|_| "{\"job\":\"sleep\",\"payload\":{\"ms\":5}}\n")
                 .collect();
-            dispatch_lines(&env, &lines);
+            env.dispatch_lines(&[], &lines);
             sent += 20;
             if round == 10 {
                 env.ok(&["restart"]);
@@ -282,7 +273,7 @@ balance = "off"
 "#,
     );
     let mut sup = supervise(&env, &config);
-    dispatch_lines(&env, "{\"job\":\"sleep\",\"payload\":{\"ms\":1500}}\n");
+    env.dispatch_lines(&[], "{\"job\":\"sleep\",\"payload\":{\"ms\":1500}}\n");
     wait_until("the job running", Duration::from_secs(20), || {
         status(&env)["queues"][0]["reserved"].as_u64() == Some(1)
     });
@@ -324,7 +315,7 @@ grace = "20s"
     let lines: String = (0..4)
         .map(|_| "{\"job\":\"sleep\",\"payload\":{\"ms\":1500}}\n")
         .collect();
-    dispatch_lines(&env, &lines);
+    env.dispatch_lines(&[], &lines);
     wait_until("four jobs running", Duration::from_secs(20), || {
         status(&env)["queues"][0]["reserved"].as_u64() == Some(4)
     });
@@ -379,7 +370,7 @@ balance = "off"
     );
     let sup = supervise(&env, &config);
     let lines: String = (0..20).map(|_| "{\"job\":\"noop\"}\n").collect();
-    dispatch_lines(&env, &lines);
+    env.dispatch_lines(&[], &lines);
     wait_until("the good pool's jobs", Duration::from_secs(30), || {
         processed(&env) == 20
     });

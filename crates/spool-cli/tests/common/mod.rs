@@ -2,9 +2,11 @@
 #![allow(dead_code, missing_docs)]
 
 use std::{
-    io::Write,
+    io::{Read, Write},
+    net::{SocketAddr, TcpListener, TcpStream},
     path::PathBuf,
     process::{Child, Command, Output, Stdio},
+    time::{Duration, Instant},
 };
 
 pub(crate) struct Env {
@@ -64,6 +66,18 @@ impl Env {
             .write_all(input.as_bytes())
             .unwrap();
         child.wait_with_output().unwrap()
+    }
+
+    /// `dispatch --stdin` with `args` and one request per line of `lines`; panics if refused.
+    pub(crate) fn dispatch_lines(&self, args: &[&str], lines: &str) {
+        let mut all = vec!["dispatch", "--stdin"];
+        all.extend(args);
+        let out = self.with_stdin(&all, lines);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     pub(crate) fn spawn(&self, args: &[&str]) -> Child {
@@ -152,4 +166,46 @@ pub(crate) fn stores() -> Vec<Env> {
         );
     }
     envs
+}
+
+/// A free loopback port.
+pub(crate) fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// One HTTP request once the server listens (within 20 s): the status and the body.
+pub(crate) fn http(addr: SocketAddr, method: &str, path: &str, headers: &[&str]) -> (u16, String) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut stream = loop {
+        match TcpStream::connect(addr) {
+            Ok(s) => break s,
+            Err(e) => {
+                assert!(Instant::now() < deadline, "nothing listens on {addr}: {e}");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    };
+    let mut text = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for header in headers {
+        text.push_str(header);
+        text.push_str("\r\n");
+    }
+    text.push_str("Content-Length: 0\r\n\r\n");
+    stream.write_all(text.as_bytes()).unwrap();
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply).unwrap();
+    let status = reply
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP reply: {reply}"));
+    let body = reply
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_string();
+    (status, body)
 }

@@ -1,7 +1,8 @@
 //! The conformance suite every Spool store passes: the store contract
 //! ([`QueueStore`](spool::store::QueueStore), [`AdminStore`](spool::store::AdminStore),
 //! [`WorkflowStore`](spool::store::WorkflowStore), [`ControlStore`](spool::store::ControlStore),
-//! [`MetricsStore`](spool::store::MetricsStore)) written as tests.
+//! [`MetricsStore`](spool::store::MetricsStore), [`KeyValueStore`](spool::store::KeyValueStore))
+//! written as tests.
 //!
 //! A store, in this repository or outside it, implements [`Fixture`] (fresh locations, more
 //! handles on one, raw writes into its data) and instantiates every check as a test:
@@ -22,6 +23,7 @@ pub mod admin;
 pub mod control;
 mod fixture;
 mod helpers;
+pub mod kv;
 pub mod metrics;
 pub mod queue;
 pub mod workflow;
@@ -35,6 +37,7 @@ pub mod checks {
     pub use crate::{
         admin::*,
         control::*,
+        kv::*,
         metrics::*,
         queue::{migrations::*, settle::*, stored_values::*, unreadable::*, workers::*, *},
         workflow::{batches::*, entry::*, hot_path::*, limits::*, unique::*, *},
@@ -99,6 +102,9 @@ macro_rules! conformance_tests {
             // The metrics part.
             metrics_add_up_per_minute_hour_and_total, pushes_count_enqueued_jobs,
             old_metrics_are_pruned_but_totals_stay, rescued_jobs_are_counted,
+            // The key-value part.
+            kv_compare_and_set_holds_its_expectation, kv_racing_writers_never_lose_an_update,
+            kv_values_expire_and_prefixes_select,
             // The workflow part.
             unique_until_done, unique_until_processing_and_expiry,
             follow_ups_ride_with_settlements, batch_counters_and_callbacks,

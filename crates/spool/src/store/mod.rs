@@ -31,8 +31,8 @@ mod sql;
 pub mod sqlite;
 
 pub use contract::{
-    AdminStore, Control, ControlEpoch, ControlKind, ControlStore, MetricsStore, QueueStore, Record,
-    RecordKind, Store, WorkflowStore,
+    AdminStore, Control, ControlEpoch, ControlKind, ControlStore, KeyValueStore, KvEntry, KvExpect,
+    MAX_KV_KEY, MetricsStore, QueueStore, Record, RecordKind, Store, WorkflowStore,
 };
 pub use error::{ACCEPTED_URLS, StoreError};
 pub use new_job::NewJob;

@@ -1,6 +1,6 @@
 //! Housekeeping every worker does: return the jobs of dead workers (the reaper) and prune what
 //! would otherwise grow for ever: old failed records, kept results, finished batches and the
-//! limiter hits of idle keys and old metrics. Any worker may do it; the store makes each step
+//! limiter hits of idle keys, expired shared values and old metrics. Any worker may do it; the store makes each step
 //! atomic. It also records each queue's recent mean run time, which supervisors use to size
 //! `auto` pools, and writes the worker's metrics once a minute.
 
@@ -76,6 +76,9 @@ pub(crate) fn start(
                 }
                 if let Err(e) = store.prune_limits().await {
                     tracing::debug!("pruning expired limiter hits: {e}");
+                }
+                if let Err(e) = store.kv_prune().await {
+                    tracing::debug!("pruning expired shared values: {e}");
                 }
                 if let Err(e) = store.prune_metrics(crate::now_ms()).await {
                     tracing::debug!("pruning old metrics: {e}");

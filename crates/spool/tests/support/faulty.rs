@@ -291,3 +291,28 @@ impl s::MetricsStore for Faulty {
         self.inner.prune_metrics(now_ms).await
     }
 }
+
+#[async_trait]
+impl s::KeyValueStore for Faulty {
+    async fn kv_get(&self, key: &str) -> StoreResult<Option<s::KvEntry>> {
+        self.inner.kv_get(key).await
+    }
+    async fn kv_put(
+        &self,
+        key: &str,
+        value: &str,
+        expect: s::KvExpect,
+        ttl: Option<Duration>,
+    ) -> StoreResult<Option<i64>> {
+        self.inner.kv_put(key, value, expect, ttl).await
+    }
+    async fn kv_list(&self, prefix: &str, limit: u32) -> StoreResult<Vec<(String, s::KvEntry)>> {
+        self.inner.kv_list(prefix, limit).await
+    }
+    async fn kv_delete(&self, prefix: &str) -> StoreResult<u64> {
+        self.inner.kv_delete(prefix).await
+    }
+    async fn kv_prune(&self) -> StoreResult<u64> {
+        self.inner.kv_prune().await
+    }
+}

@@ -1,4 +1,4 @@
-//! The store contract in five parts.
+//! The store contract in six parts.
 //!
 //! - [`QueueStore`]: the worker's hot path and lease bookkeeping — push, reserve, settle,
 //!   reap, wake-ups, migrations.
@@ -7,27 +7,30 @@
 //! - [`WorkflowStore`]: batches, shared limits and slots, progress and kept results.
 //! - [`ControlStore`]: what every worker is told — paused queues, quiet, terminate.
 //! - [`MetricsStore`]: measured counts, wait and run times per minute, hour and all time.
+//! - [`KeyValueStore`]: small shared values changed by compare-and-set, optionally expiring.
 //!
 //! [`Store`] is their sum and is what every backend provides; it is implemented automatically
-//! for any type that implements the five parts, so `Arc<dyn Store>` works everywhere while
+//! for any type that implements the six parts, so `Arc<dyn Store>` works everywhere while
 //! code that needs one part can ask for just that part (`&dyn AdminStore`, ...).
 
 mod admin;
 mod control;
+pub(crate) mod kv;
 mod metrics;
 mod queue;
 mod workflow;
 
 pub use admin::AdminStore;
 pub use control::{Control, ControlEpoch, ControlKind, ControlStore, Record, RecordKind};
+pub use kv::{KeyValueStore, KvEntry, KvExpect, MAX_KV_KEY};
 pub use metrics::MetricsStore;
 pub use queue::QueueStore;
 pub use workflow::WorkflowStore;
 
-/// The whole contract every store implements: the sum of its five parts.
+/// The whole contract every store implements: the sum of its six parts.
 ///
 /// Implement [`QueueStore`], [`AdminStore`], [`WorkflowStore`], [`ControlStore`] and
-/// [`MetricsStore`]; `Store` follows.
+/// [`MetricsStore`] and [`KeyValueStore`]; `Store` follows.
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), spool::StoreError> {
@@ -37,9 +40,13 @@ pub use workflow::WorkflowStore;
 /// println!("{} queues", admin.stats().await?.queues.len());
 /// # Ok(()) }
 /// ```
-pub trait Store: QueueStore + AdminStore + WorkflowStore + ControlStore + MetricsStore {}
+pub trait Store:
+    QueueStore + AdminStore + WorkflowStore + ControlStore + MetricsStore + KeyValueStore
+{
+}
 
-impl<T: QueueStore + AdminStore + WorkflowStore + ControlStore + MetricsStore + ?Sized> Store
-    for T
+impl<
+    T: QueueStore + AdminStore + WorkflowStore + ControlStore + MetricsStore + KeyValueStore + ?Sized,
+> Store for T
 {
 }

@@ -34,6 +34,7 @@ use crate::store::sql::fnv1a;
 
 mod admin;
 mod control;
+mod kv;
 mod metrics;
 mod migrate;
 mod one_statement;

@@ -29,6 +29,7 @@ use crate::store::sql::fnv1a;
 mod admin;
 mod control;
 mod cursor;
+mod kv;
 mod metrics;
 mod migrate;
 mod one_statement;

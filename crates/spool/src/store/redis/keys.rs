@@ -82,6 +82,13 @@ impl Keys {
         format!("{}:holders", self.tagged("slot:", key))
     }
 
+    /// The key-value part's base, `{<prefix>:kv}`, passed to its scripts as `KEYS[1]`: the
+    /// index of names (`:i`, a sorted set read by lexical range) and each value's hash
+    /// (`:v:<name>`: value, version, expiry) share its slot.
+    pub(super) fn kv(&self) -> String {
+        format!("{{{}:kv}}", self.prefix)
+    }
+
     /// The hash of batch id -> the queue its record lives under (`{<prefix>}:batches`).
     pub(super) fn batches(&self) -> String {
         format!("{}:batches", self.global)

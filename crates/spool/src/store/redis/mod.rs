@@ -37,6 +37,7 @@ mod cluster;
 mod connection;
 mod control;
 mod keys;
+mod kv;
 mod leases;
 mod metrics;
 mod migrate;

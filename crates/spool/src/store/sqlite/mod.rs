@@ -25,6 +25,7 @@ use crate::{
 
 mod admin;
 mod control;
+mod kv;
 mod metrics;
 mod migrate;
 mod one_statement;

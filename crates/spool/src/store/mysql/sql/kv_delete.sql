@@ -1,0 +1,1 @@
+DELETE FROM spool_kv WHERE name >= ? AND (? IS NULL OR name < ?)

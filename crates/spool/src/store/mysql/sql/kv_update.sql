@@ -1,0 +1,1 @@
+UPDATE spool_kv SET value = ?, version = ?, expires_at = ? WHERE name = ?

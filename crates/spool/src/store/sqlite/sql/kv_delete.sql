@@ -1,0 +1,1 @@
+DELETE FROM spool_kv WHERE name >= ?1 AND (?2 IS NULL OR name < ?2)

@@ -120,6 +120,9 @@ pub(crate) struct StoreLink {
     pub(crate) token: i64,
     /// The result the handler set, written with its completion.
     pub(crate) result: Mutex<Option<String>>,
+    /// Model calls of this attempt by request hash, so the n-th identical call replays the
+    /// n-th recording.
+    pub(crate) calls: Mutex<std::collections::HashMap<String, u32>>,
 }
 
 impl fmt::Debug for StoreLink {
@@ -194,6 +197,52 @@ impl JobContext {
         crate::Spool::new(link.store.clone())
             .add_to_batch(batch_id, jobs)
             .await
+    }
+
+    /// Runs a step of a pipeline once: its output (JSON) is kept with the job, so when the job
+    /// is retried — after an error, a timeout or a killed worker — a finished step returns
+    /// its kept output instead of running again, and the job resumes after its last finished
+    /// step. Outputs are kept for 7 days and forgotten when the job completes. Run inline
+    /// (no store), the step just runs.
+    ///
+    /// ```no_run
+    /// # async fn demo(ctx: spool::JobContext) -> spool::JobResult {
+    /// let outline: String = ctx.step("analyse", || async { Ok("an outline".to_string()) }).await?;
+    /// let draft: String = ctx.step("generate", || async { Ok(format!("{outline}...")) }).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn step<T, F, Fut>(&self, name: &str, run: F) -> Result<T, JobError>
+    where
+        T: Serialize + DeserializeOwned,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, JobError>>,
+    {
+        let Some(store) = self.store() else {
+            return run().await;
+        };
+        let key = format!("step:{}:{name}", self.id);
+        let kept = store
+            .kv_get(&key)
+            .await
+            .map_err(|e| JobError::retry(format!("reading step `{name}`: {e}")))?;
+        if let Some(kept) = kept
+            && let Ok(output) = serde_json::from_str(&kept.value)
+        {
+            return Ok(output);
+        }
+        let output = run().await?;
+        let text = serde_json::to_string(&output)
+            .map_err(|e| JobError::fail(format!("step `{name}`'s output is not JSON: {e}")))?;
+        store
+            .kv_put(
+                &key,
+                &text,
+                crate::store::KvExpect::Any,
+                Some(Duration::from_secs(7 * 24 * 3600)),
+            )
+            .await
+            .map_err(|e| JobError::retry(format!("keeping step `{name}`'s output: {e}")))?;
+        Ok(output)
     }
 
     /// The result set with [`set_result`](Self::set_result), taken by the worker.

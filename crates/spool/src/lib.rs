@@ -57,6 +57,8 @@ pub mod events;
 pub mod health;
 mod job;
 pub mod limits;
+#[cfg(feature = "llm")]
+pub mod llm;
 pub mod metrics;
 pub mod middleware;
 mod options;

@@ -1,6 +1,6 @@
 //! Built-in jobs, so the `spool` binary is useful without writing Rust: `noop`, `sleep`,
-//! `fail`, `flaky`, `panic`, and the privileged `shell` and `http` (D-9: they run only on
-//! workers started with `--allow shell,http`).
+//! `fail`, `flaky`, `panic`, and the privileged `shell`, `http` and `llm` (D-9: they run only
+//! on workers started with `--allow shell,http,llm`).
 
 use std::time::Duration;
 
@@ -111,5 +111,7 @@ pub(crate) fn register_all(registry: Registry) -> Registry {
         .register_privileged::<Shell>();
     #[cfg(feature = "http")]
     let registry = registry.register_privileged::<Http>();
+    #[cfg(feature = "llm")]
+    let registry = registry.register_privileged::<crate::llm::LlmJob>();
     registry
 }

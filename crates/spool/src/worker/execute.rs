@@ -357,6 +357,7 @@ impl Executor {
                 worker_id: self.worker_id.clone(),
                 token: job.token,
                 result: Mutex::new(None),
+                calls: Mutex::default(),
             })),
         }
     }

@@ -242,6 +242,12 @@ impl App {
                     }
                     setup.periodic.push(periodic);
                 }
+                #[cfg(feature = "llm")]
+                let registry = if registry.state::<spool::llm::Llm>().is_ok() {
+                    registry
+                } else {
+                    registry.with_state(llm_client(file.as_ref())?)
+                };
                 let store = connect().await?;
                 crate::alerts::spawn(&store, alerts);
                 work::run(store, registry, a, setup).await
@@ -295,6 +301,10 @@ impl App {
                 crate::dashboard::run(store, a, section).await
             }
             Command::Health(a) => health::run(&url, a).await,
+            #[cfg(feature = "llm")]
+            Command::Llm(a) => {
+                crate::llm::run(existing().await?, llm_client(file.as_ref())?, a).await
+            }
             Command::Jobs(a) => inspect::jobs(existing().await?, a).await,
             Command::Job(a) => inspect::job(existing().await?, a).await,
             Command::Size(a) => inspect::size(existing().await?, a).await,
@@ -340,5 +350,14 @@ impl WorkerSetup {
         for configure in self.configure {
             configure(config);
         }
+    }
+}
+
+/// The language-model client the configuration file describes (or the environment's).
+#[cfg(feature = "llm")]
+fn llm_client(file: Option<&supervise::File>) -> Result<spool::llm::Llm, CliError> {
+    match file {
+        Some(file) => file.llm().map_err(CliError::Usage),
+        None => spool::llm::Llm::new(Vec::new()).map_err(|e| CliError::Usage(e.to_string())),
     }
 }

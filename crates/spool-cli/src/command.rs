@@ -142,6 +142,9 @@ pub(crate) enum Command {
     Monitor(crate::monitor::MonitorArgs),
     /// Serve the web dashboard, Prometheus /metrics, /livez and /health.
     Dashboard(crate::dashboard::DashboardArgs),
+    /// Language-model provider keys shared by every worker: `llm status`, `llm resume NAME`.
+    #[cfg(feature = "llm")]
+    Llm(crate::llm::LlmArgs),
     /// Check the store, its workers and queues: exit 0 healthy, 1 unhealthy, 3 unreachable.
     Health(health::HealthArgs),
     /// List queued jobs.

@@ -41,6 +41,8 @@ mod health;
 mod http;
 mod inspect;
 mod install;
+#[cfg(feature = "llm")]
+mod llm;
 mod monitor;
 mod output;
 mod schedule;

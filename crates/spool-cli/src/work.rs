@@ -64,7 +64,7 @@ pub(crate) struct WorkArgs {
     /// Backoff for jobs that set none, e.g. `1,5,10`.
     #[arg(long, value_parser = args::duration_list)]
     backoff: Option<args::DurationList>,
-    /// Privileged built-in jobs this worker may run: `shell`, `http`.
+    /// Privileged built-in jobs this worker may run: `shell`, `http`, `llm`.
     #[arg(long, value_parser = args::names)]
     allow: Option<args::NameList>,
     /// Limit `http` jobs to this host (repeatable; exact names). Link-local and cloud
@@ -106,9 +106,9 @@ impl WorkArgs {
             c.defaults.backoff = Some(Backoff::List(backoff));
         }
         for name in self.allow.unwrap_or_default() {
-            if !matches!(name.as_str(), "shell" | "http") {
+            if !matches!(name.as_str(), "shell" | "http" | "llm") {
                 return Err(CliError::Usage(format!(
-                    "--allow takes shell and http, not `{name}`"
+                    "--allow takes shell, http and llm, not `{name}`"
                 )));
             }
             c.allow.insert(name);

@@ -53,6 +53,20 @@ pub(crate) struct File {
     pub(crate) dashboard: Option<DashboardSection>,
     #[serde(default)]
     alert: Vec<crate::alerts::AlertSection>,
+    /// `[llm]`: the language-model providers (`[[llm.provider]]`).
+    #[cfg(feature = "llm")]
+    #[serde(default)]
+    pub(crate) llm: Option<LlmSection>,
+}
+
+/// The `[llm]` section.
+#[cfg(feature = "llm")]
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct LlmSection {
+    /// `[[llm.provider]]` entries.
+    #[serde(default)]
+    pub(crate) provider: Vec<spool::llm::ProviderConfig>,
 }
 
 /// The `[dashboard]` section.
@@ -107,6 +121,14 @@ impl File {
     /// The file's schedules, checked (cron, time zone, queue name, unique names).
     pub(crate) fn schedules(&self) -> Result<Vec<ScheduleEntry>, String> {
         self.checked_schedules().map_err(|(_, _, why)| why)
+    }
+
+    /// The file's language-model client: its `[[llm.provider]]` entries, checked (none: the
+    /// provider `OPENAI_BASE_URL` and `OPENAI_API_KEY` describe).
+    #[cfg(feature = "llm")]
+    pub(crate) fn llm(&self) -> Result<spool::llm::Llm, String> {
+        let providers = self.llm.clone().unwrap_or_default().provider;
+        spool::llm::Llm::new(providers).map_err(|e| e.to_string())
     }
 
     /// The file's alerts, checked.
@@ -256,6 +278,23 @@ pub(crate) fn read(path: &Path) -> Result<File, String> {
         dashboard
             .bind()
             .map_err(|why| format!("{}[dashboard] {why}", source.at("dashboard", None, "bind")))?;
+    }
+    #[cfg(feature = "llm")]
+    if let Some(llm) = &file.llm {
+        for (i, provider) in llm.provider.iter().enumerate() {
+            provider.check().map_err(|why| {
+                format!(
+                    "{}[[llm.provider]] {why}",
+                    source.at("llm.provider", Some(i), "name")
+                )
+            })?;
+        }
+        spool::llm::check_providers(&llm.provider).map_err(|why| {
+            format!(
+                "{}[[llm.provider]] {why}",
+                source.at("llm.provider", None, "")
+            )
+        })?;
     }
     Ok(file)
 }

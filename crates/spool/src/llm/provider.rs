@@ -249,7 +249,7 @@ mod tests {
             provider(serde_json::json!({"name": "a", "base_url": "http://x", "fallback": ["b"]}))
                 .unwrap();
         assert!(
-            check_providers(&[a.clone()])
+            check_providers(std::slice::from_ref(&a))
                 .unwrap_err()
                 .contains("fallback `b`")
         );

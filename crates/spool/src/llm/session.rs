@@ -106,10 +106,26 @@ impl LlmCall<'_> {
         {
             return Ok(answer);
         }
-        let answer = self.send(provider, &model, &request).await?;
-        self.keep(recording.as_deref(), provider, &hash, &answer)
-            .await;
-        Ok(answer)
+        // The provider, then its fallbacks while it is paused or blocked.
+        let fallbacks = provider
+            .fallback
+            .iter()
+            .filter_map(|name| self.llm.provider(Some(name)).ok());
+        let mut held = None;
+        for candidate in std::iter::once(provider).chain(fallbacks) {
+            match self.send(candidate, &model, &request).await {
+                Ok(answer) => {
+                    self.keep(recording.as_deref(), provider, &hash, &answer)
+                        .await;
+                    return Ok(answer);
+                }
+                Err(Failure::Held(e)) => {
+                    held.get_or_insert(e);
+                }
+                Err(Failure::Other(e)) => return Err(e),
+            }
+        }
+        Err(held.unwrap_or_else(|| JobError::retry("no provider could take the call")))
     }
 
     /// The name this job records the answer to `hash` under: the n-th identical request of
@@ -203,7 +219,7 @@ impl LlmCall<'_> {
         provider: &ProviderConfig,
         model: &str,
         request: &Value,
-    ) -> Result<ChatAnswer, JobError> {
+    ) -> Result<ChatAnswer, Failure> {
         let key = provider.api_key().map_err(JobError::fail)?;
         let cost = estimate(request);
         let limits = provider.limits(Some(model));
@@ -229,14 +245,16 @@ impl LlmCall<'_> {
                 .map_err(retry)?;
                 let at = match admission {
                     Ok(at) => at,
-                    Err((i64::MAX, why)) => return Err(blocked(provider, why)),
-                    Err((at, reason)) => return Err(wait_for(provider, at - now, reason)),
+                    Err((i64::MAX, why)) => return Err(Failure::Held(blocked(provider, why))),
+                    Err((at, reason)) => {
+                        return Err(Failure::Held(wait_for(provider, at - now, reason)));
+                    }
                 };
                 sleep_until(at).await;
                 // A 429 seen by another process while this call waited parks the key.
                 let state = shared::read(&**store, &pacing).await.map_err(retry)?;
                 if state.blocked.is_some() {
-                    return Err(blocked(provider, state.blocked));
+                    return Err(Failure::Held(blocked(provider, state.blocked)));
                 }
                 if state.parked_until_ms <= crate::now_ms() {
                     break;
@@ -272,30 +290,48 @@ impl LlmCall<'_> {
                     state.park(until, &reason);
                 })
                 .await?;
-                Err(wait_for(provider, wait_ms as i64, Some(reason)))
+                Err(Failure::Held(wait_for(
+                    provider,
+                    wait_ms as i64,
+                    Some(reason),
+                )))
             }
             Outcome::Quota(reason) => {
                 learn(shared, &pacing, now, &signals, limits, &|state| {
                     state.block(&reason)
                 })
                 .await?;
-                Err(blocked(provider, Some(reason)))
+                Err(Failure::Held(blocked(provider, Some(reason))))
             }
             Outcome::Config(reason) => {
                 learn(shared, &pacing, now, &signals, limits, &|state| {
                     state.refund(cost, Cost::default(), limits)
                 })
                 .await?;
-                Err(JobError::fail(reason))
+                Err(JobError::fail(reason).into())
             }
             Outcome::Transient(reason) => {
                 learn(shared, &pacing, now, &signals, limits, &|state| {
                     state.refund(cost, Cost::default(), limits)
                 })
                 .await?;
-                Err(JobError::retry(reason))
+                Err(JobError::retry(reason).into())
             }
         }
+    }
+}
+
+/// Why a provider did not answer a call.
+enum Failure {
+    /// Its key is paused past the inline wait, or blocked: a fallback provider may answer.
+    Held(JobError),
+    /// Anything else: the job's decision as is.
+    Other(JobError),
+}
+
+impl From<JobError> for Failure {
+    fn from(e: JobError) -> Failure {
+        Failure::Other(e)
     }
 }
 

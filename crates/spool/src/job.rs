@@ -122,8 +122,17 @@ pub(crate) struct StoreLink {
     pub(crate) result: Mutex<Option<String>>,
     /// Model calls of this attempt by request hash, so the n-th identical call replays the
     /// n-th recording.
+    #[cfg_attr(not(feature = "llm"), allow(dead_code))]
     pub(crate) calls: Mutex<std::collections::HashMap<String, u32>>,
+    /// For an encrypted job: the keys its kept step outputs and recorded model answers are
+    /// sealed with, like its payload.
+    #[cfg(feature = "encryption")]
+    pub(crate) sealer: Option<crate::encryption::Keyring>,
 }
+
+/// The prefix of a kept value sealed for an encrypted job.
+#[cfg(feature = "encryption")]
+const SEALED: &str = "sealed:";
 
 impl fmt::Debug for StoreLink {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -226,7 +235,8 @@ impl JobContext {
             .await
             .map_err(|e| JobError::retry(format!("reading step `{name}`: {e}")))?;
         if let Some(kept) = kept
-            && let Ok(output) = serde_json::from_str(&kept.value)
+            && let Some(plain) = self.open_kept(&kept.value)
+            && let Ok(output) = serde_json::from_str(&plain)
         {
             return Ok(output);
         }
@@ -236,13 +246,43 @@ impl JobContext {
         store
             .kv_put(
                 &key,
-                &text,
+                &self.seal_kept(&text),
                 crate::store::KvExpect::Any,
                 Some(Duration::from_secs(7 * 24 * 3600)),
             )
             .await
             .map_err(|e| JobError::retry(format!("keeping step `{name}`'s output: {e}")))?;
         Ok(output)
+    }
+
+    /// Whether what this job keeps is sealed (its payload is encrypted).
+    #[cfg_attr(not(feature = "llm"), allow(dead_code))]
+    pub(crate) fn seals(&self) -> bool {
+        #[cfg(feature = "encryption")]
+        return self.link.as_ref().is_some_and(|l| l.sealer.is_some());
+        #[cfg(not(feature = "encryption"))]
+        false
+    }
+
+    /// A value this job keeps in the store, sealed if the job is encrypted.
+    pub(crate) fn seal_kept(&self, plain: &str) -> String {
+        #[cfg(feature = "encryption")]
+        if let Some(keyring) = self.link.as_ref().and_then(|l| l.sealer.as_ref()) {
+            let sealed = crate::encryption::seal(keyring, &self.job, &self.id, plain.as_bytes());
+            return format!("{SEALED}{sealed}");
+        }
+        plain.to_string()
+    }
+
+    /// A kept value as plain text: opened if sealed (`None` if it cannot be opened, so the
+    /// step runs or the call is made again rather than trusting it).
+    pub(crate) fn open_kept(&self, stored: &str) -> Option<String> {
+        #[cfg(feature = "encryption")]
+        if let Some(sealed) = stored.strip_prefix(SEALED) {
+            let keyring = self.link.as_ref().and_then(|l| l.sealer.as_ref());
+            return crate::encryption::open(keyring, &self.job, &self.id, sealed).ok();
+        }
+        Some(stored.to_string())
     }
 
     /// The result set with [`set_result`](Self::set_result), taken by the worker.

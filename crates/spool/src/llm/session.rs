@@ -149,18 +149,24 @@ impl LlmCall<'_> {
             return Ok(None);
         };
         let mut names: Vec<String> = recording.into_iter().map(str::to_string).collect();
-        if provider.cache_ttl.is_some() {
+        let cached = provider.cache_ttl.is_some() && !self.ctx.seals();
+        if cached {
             names.push(cache_name(&provider.name, hash));
         }
         for (i, name) in names.iter().enumerate() {
             let Some(entry) = store.kv_get(name).await.map_err(retry)? else {
                 continue;
             };
-            let Ok(mut answer) = serde_json::from_str::<ChatAnswer>(&entry.value) else {
+            let from_cache = cached && i == names.len() - 1;
+            let plain = if from_cache {
+                Some(entry.value.clone())
+            } else {
+                self.ctx.open_kept(&entry.value)
+            };
+            let Some(Ok(mut answer)) = plain.map(|p| serde_json::from_str::<ChatAnswer>(&p)) else {
                 continue;
             };
             answer.replayed = true;
-            let from_cache = i == names.len() - 1 && provider.cache_ttl.is_some();
             if from_cache {
                 let key = provider.name.clone();
                 shared::update(&**store, &key, |s| {
@@ -170,8 +176,9 @@ impl LlmCall<'_> {
                 .await
                 .map_err(retry)?;
                 if let Some(recording) = recording {
+                    let kept = self.ctx.seal_kept(&entry.value);
                     let _ = store
-                        .kv_put(recording, &entry.value, KvExpect::Any, Some(RECORDING_TTL))
+                        .kv_put(recording, &kept, KvExpect::Any, Some(RECORDING_TTL))
                         .await;
                 }
             }
@@ -196,12 +203,17 @@ impl LlmCall<'_> {
         };
         if let Some(recording) = recording
             && let Err(e) = store
-                .kv_put(recording, &text, KvExpect::Any, Some(RECORDING_TTL))
+                .kv_put(
+                    recording,
+                    &self.ctx.seal_kept(&text),
+                    KvExpect::Any,
+                    Some(RECORDING_TTL),
+                )
                 .await
         {
             tracing::warn!("recording a paid llm answer failed (a retry would pay again): {e}");
         }
-        if let Some(ttl) = provider.cache_ttl {
+        if let Some(ttl) = provider.cache_ttl.filter(|_| !self.ctx.seals()) {
             let _ = store
                 .kv_put(
                     &cache_name(&provider.name, hash),

@@ -358,6 +358,11 @@ impl Executor {
                 token: job.token,
                 result: Mutex::new(None),
                 calls: Mutex::default(),
+                #[cfg(feature = "encryption")]
+                sealer: match envelope.payload {
+                    Payload::Encrypted(_) => self.keyring.clone(),
+                    Payload::Plain(_) => None,
+                },
             })),
         }
     }

@@ -179,6 +179,17 @@ pub(crate) fn free_port() -> u16 {
 
 /// One HTTP request once the server listens (within 20 s): the status and the body.
 pub(crate) fn http(addr: SocketAddr, method: &str, path: &str, headers: &[&str]) -> (u16, String) {
+    http_with_body(addr, method, path, headers, "")
+}
+
+/// [`http`] with a request body.
+pub(crate) fn http_with_body(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[&str],
+    body: &str,
+) -> (u16, String) {
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut stream = loop {
         match TcpStream::connect(addr) {
@@ -194,7 +205,7 @@ pub(crate) fn http(addr: SocketAddr, method: &str, path: &str, headers: &[&str])
         text.push_str(header);
         text.push_str("\r\n");
     }
-    text.push_str("Content-Length: 0\r\n\r\n");
+    text.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
     stream.write_all(text.as_bytes()).unwrap();
     let mut reply = String::new();
     stream.read_to_string(&mut reply).unwrap();

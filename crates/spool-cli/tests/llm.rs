@@ -29,7 +29,14 @@ impl Mock {
     fn start(flags: &[&str]) -> Mock {
         let log = tempfile::tempdir().unwrap().keep().join("mock-llm.jsonl");
         let mut child = Command::new(env!("CARGO_BIN_EXE_spool"))
-            .args(["mock-llm", "--bind", "127.0.0.1:0", "--api-key", KEY, "--log"])
+            .args([
+                "mock-llm",
+                "--bind",
+                "127.0.0.1:0",
+                "--api-key",
+                KEY,
+                "--log",
+            ])
             .arg(&log)
             .args(flags)
             .stdout(Stdio::piped())
@@ -74,7 +81,12 @@ impl Mock {
             .filter(|l| !l.trim().is_empty())
             .map(|l| serde_json::from_str(l).unwrap())
             .collect();
-        all.sort_by(|a, b| a["at_ms"].as_f64().partial_cmp(&b["at_ms"].as_f64()).unwrap());
+        all.sort_by(|a, b| {
+            a["at_ms"]
+                .as_f64()
+                .partial_cmp(&b["at_ms"].as_f64())
+                .unwrap()
+        });
         all
     }
 }
@@ -125,7 +137,10 @@ fn wait_for(env: &Env, done: u64, failed: u64) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let status = env.json(&["status", "--json"]);
-        let (p, f) = (status["processed"].as_u64().unwrap(), status["failed"].as_u64().unwrap());
+        let (p, f) = (
+            status["processed"].as_u64().unwrap(),
+            status["failed"].as_u64().unwrap(),
+        );
         if p >= done + failed && f >= failed {
             assert_eq!((p - f, f), (done, failed), "{status}");
             return;
@@ -156,7 +171,9 @@ fn a_429_parks_the_key_for_every_worker_process_and_uses_no_try() {
         {"rate_limited": {"retry_after_ms": 1200}},
         {"rate_limited": {"retry_after_ms": 1200}}
     ]));
-    let lines: String = (0..40).map(|n| request_line(n, "gpt-test") + "\n").collect();
+    let lines: String = (0..40)
+        .map(|n| request_line(n, "gpt-test") + "\n")
+        .collect();
     env.dispatch_lines(&[], &lines);
     // Three processes; with one try each, a 429 that used a try would fail its job.
     let workers: Vec<Child> = (0..3)
@@ -180,14 +197,20 @@ fn a_429_parks_the_key_for_every_worker_process_and_uses_no_try() {
             .filter(|t| *t > at + 25.0 && *t < until - 1.0)
             .map(|t| t - at)
             .collect();
-        assert!(early.is_empty(), "requests {early:?} ms after a 429 that said {until} ms");
+        assert!(
+            early.is_empty(),
+            "requests {early:?} ms after a 429 that said {until} ms"
+        );
     }
     let answered = requests.iter().filter(|r| r["status"] == 200).count();
     assert_eq!(answered, 40, "every job paid for exactly one answer");
     let status = env.json(&["llm", "status", "--json"]);
     let key = &status["providers"][0];
     assert_eq!(key["key"], "mock");
-    assert_eq!(key["state"]["http_429"].as_u64(), Some(limited.len() as u64));
+    assert_eq!(
+        key["state"]["http_429"].as_u64(),
+        Some(limited.len() as u64)
+    );
     assert_eq!(key["state"]["requests_today"], 40);
     assert!(!status.to_string().contains(KEY));
 }
@@ -198,13 +221,23 @@ fn a_spent_quota_fails_at_once_and_blocks_the_key_until_resumed() {
     let env = env_for(&mock, "");
     mock.script(json!([{"insufficient_quota": null}]));
     env.dispatch_lines(&["--json"], &(request_line(1, "gpt-test") + "\n"));
-    env.ok(&["work", "--allow", "llm", "--stop-when-empty", "--tries", "3"]);
+    env.ok(&[
+        "work",
+        "--allow",
+        "llm",
+        "--stop-when-empty",
+        "--tries",
+        "3",
+    ]);
     // A spent quota is no reason to retry: the job failed on its first try.
     let failed = env.json(&["failed", "--json"]);
     let record = &failed["failed"][0];
     assert_eq!(record["attempts"], 1, "{failed}");
     let error = record["error"].as_str().unwrap();
-    assert!(error.contains("insufficient_quota") && error.contains("spool llm resume mock"), "{error}");
+    assert!(
+        error.contains("insufficient_quota") && error.contains("spool llm resume mock"),
+        "{error}"
+    );
     let status = env.json(&["llm", "status", "--json"]);
     assert!(status["providers"][0]["blocked"].is_string(), "{status}");
 
@@ -215,7 +248,11 @@ fn a_spent_quota_fails_at_once_and_blocks_the_key_until_resumed() {
         .env("MOCK_KEY", KEY)
         .output()
         .unwrap();
-    assert_eq!(mock.requests().len(), before, "nothing is sent on a blocked key");
+    assert_eq!(
+        mock.requests().len(),
+        before,
+        "nothing is sent on a blocked key"
+    );
     assert_eq!(env.json(&["failed", "--json"])["total"], 2);
 
     let resumed = env.ok(&["llm", "resume", "mock"]);
@@ -246,7 +283,14 @@ fn configuration_errors_fail_at_once_naming_the_reason() {
     .join("\n");
     env.dispatch_lines(&[], &lines);
     let out = env
-        .cmd(&["work", "--allow", "llm", "--stop-when-empty", "--tries", "5"])
+        .cmd(&[
+            "work",
+            "--allow",
+            "llm",
+            "--stop-when-empty",
+            "--tries",
+            "5",
+        ])
         .env("MOCK_KEY", KEY)
         .output()
         .unwrap();
@@ -257,27 +301,57 @@ fn configuration_errors_fail_at_once_naming_the_reason() {
         .unwrap()
         .iter()
         .map(|f| {
-            assert_eq!(f["attempts"], 1, "no try is spent on a configuration error: {f}");
+            assert_eq!(
+                f["attempts"], 1,
+                "no try is spent on a configuration error: {f}"
+            );
             f["error"].as_str().unwrap().to_string()
         })
         .collect();
     errors.sort();
     assert_eq!(errors.len(), 3, "{errors:?}");
-    assert!(errors.iter().any(|e| e.contains("no provider is called `nope`")), "{errors:?}");
-    assert!(errors.iter().any(|e| e.contains("404") && e.contains("model_not_found")), "{errors:?}");
-    assert!(errors.iter().any(|e| e.contains("names no \"model\"")), "{errors:?}");
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("no provider is called `nope`")),
+        "{errors:?}"
+    );
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("404") && e.contains("model_not_found")),
+        "{errors:?}"
+    );
+    assert!(
+        errors.iter().any(|e| e.contains("names no \"model\"")),
+        "{errors:?}"
+    );
 
     // Without the key variable, the job fails naming the variable, not a value.
     env.dispatch_lines(&[], &(request_line(3, "gpt-test") + "\n"));
-    env.ok(&["work", "--allow", "llm", "--stop-when-empty", "--tries", "5"]);
+    env.ok(&[
+        "work",
+        "--allow",
+        "llm",
+        "--stop-when-empty",
+        "--tries",
+        "5",
+    ]);
     let failed = env.json(&["failed", "--json"]);
-    assert!(failed.to_string().contains("MOCK_KEY is not set"), "{failed}");
+    assert!(
+        failed.to_string().contains("MOCK_KEY is not set"),
+        "{failed}"
+    );
     assert!(!failed.to_string().contains(KEY));
 
     // And without --allow llm the job is refused, as shell and http are.
     env.dispatch_lines(&[], &(request_line(4, "gpt-test") + "\n"));
     env.ok(&["work", "--stop-when-empty"]);
-    assert!(env.json(&["failed", "--json"]).to_string().contains("--allow llm"));
+    assert!(
+        env.json(&["failed", "--json"])
+            .to_string()
+            .contains("--allow llm")
+    );
 }
 
 #[test]
@@ -293,7 +367,11 @@ fn identical_requests_are_answered_from_the_shared_cache() {
             .unwrap();
         assert!(out.status.success());
     }
-    assert_eq!(mock.requests().len(), 1, "the second job was answered from the cache");
+    assert_eq!(
+        mock.requests().len(),
+        1,
+        "the second job was answered from the cache"
+    );
     let status = env.json(&["llm", "status", "--json"]);
     assert_eq!(status["providers"][0]["state"]["cache_hits"], 1, "{status}");
 }
@@ -303,11 +381,25 @@ fn answers_that_are_not_json_are_retried() {
     let mock = Mock::start(&[]);
     let env = env_for(&mock, "");
     mock.script(json!(["not_json"]));
-    let out = env.json(&["dispatch", "llm", "--json", "--payload",
-        &json!({"model": "gpt-test", "messages": [{"role": "user", "content": "hi"}]}).to_string()]);
+    let out = env.json(&[
+        "dispatch",
+        "llm",
+        "--json",
+        "--payload",
+        &json!({"model": "gpt-test", "messages": [{"role": "user", "content": "hi"}]}).to_string(),
+    ]);
     let id = out["id"].as_str().unwrap().to_string();
     let worker = env
-        .cmd(&["work", "--allow", "llm", "--stop-when-empty", "--tries", "2", "--backoff", "0"])
+        .cmd(&[
+            "work",
+            "--allow",
+            "llm",
+            "--stop-when-empty",
+            "--tries",
+            "2",
+            "--backoff",
+            "0",
+        ])
         .env("MOCK_KEY", KEY)
         .output()
         .unwrap();
@@ -315,6 +407,11 @@ fn answers_that_are_not_json_are_retried() {
     assert_eq!(env.json(&["failed", "--json"])["total"], 0);
     let job = env.json(&["job", &id, "--json"]);
     assert_eq!(job["state"], "completed", "{job}");
-    assert!(job["result"]["content"].as_str().is_some_and(|c| !c.is_empty()), "{job}");
+    assert!(
+        job["result"]["content"]
+            .as_str()
+            .is_some_and(|c| !c.is_empty()),
+        "{job}"
+    );
     assert_eq!(mock.requests().len(), 2);
 }

@@ -3,9 +3,11 @@
 //!
 //! Pacing is a generic cell rate algorithm per limit (requests, tokens, input and output
 //! tokens): each admitted call moves that limit's next free instant on by its cost over the
-//! rate, so calls leave evenly spaced at 98 % of the limit whatever process sends them. A
-//! call's send instant is the latest of the limits' next free instants, a 429's pause, and
-//! now. After a 429 the rate restarts at half and climbs back to full over five seconds.
+//! rate (98 % of the limit), whatever process sends it. A call goes once every limit's
+//! reservations still outstanding, its own included, fit in the burst a provider allows at
+//! its per-second grain (90 % of a second's worth), and not before a 429's pause ends: so an
+//! idle key answers a burst at once and a busy one is paced evenly. After a 429 the rate
+//! restarts at half and climbs back to full over five seconds.
 
 use serde::{Deserialize, Serialize};
 
@@ -13,6 +15,10 @@ use super::{headers::Signals, provider::Limits};
 
 /// The share of each limit Spool paces at: room for clock skew and network jitter.
 const HEADROOM: f64 = 0.98;
+
+/// The burst a provider allows at its per-second grain (a second's worth of each limit),
+/// less a tenth for safety: reservations outstanding beyond now never exceed it.
+const BURST_MS: f64 = 900.0;
 
 /// How long the rate takes to climb back to full after a 429's pause.
 const RAMP_MS: f64 = 5_000.0;
@@ -105,25 +111,32 @@ impl KeyState {
             return Admission::Blocked(reason.clone());
         }
         let limits = self.effective(configured);
-        let start = [
-            now as f64,
-            self.parked_until_ms as f64,
-            pick(limits.rpm, self.next_request_ms),
-            pick(limits.tpm, self.next_token_ms),
-            pick(limits.itpm, self.next_input_ms),
-            pick(limits.otpm, self.next_output_ms),
-        ]
-        .into_iter()
-        .fold(f64::MIN, f64::max);
-        let speed = self.ramp(start);
-        let step = |limit: Option<u64>, units: u64| match limit {
-            Some(per_minute) => units as f64 * 60_000.0 / (per_minute as f64 * HEADROOM * speed),
-            None => 0.0,
+        let earliest = (now.max(self.parked_until_ms)) as f64;
+        let speed = self.ramp(earliest);
+        let dims = [
+            (limits.rpm, 1, self.next_request_ms),
+            (limits.tpm, cost.total(), self.next_token_ms),
+            (limits.itpm, cost.input, self.next_input_ms),
+            (limits.otpm, cost.output, self.next_output_ms),
+        ];
+        // A call may go once its limits' outstanding reservations, itself included, fit in
+        // the burst; one larger than the burst goes when nothing is outstanding.
+        let start = dims
+            .iter()
+            .filter_map(|(limit, units, next)| {
+                let spend = spend_ms(*limit, *units, speed)?;
+                Some(next - (BURST_MS - spend).max(0.0))
+            })
+            .fold(earliest, f64::max);
+        let mut advance = |limit: Option<u64>, units: u64, next: &mut f64| {
+            if let Some(spend) = spend_ms(limit, units, speed) {
+                *next = next.max(start) + spend;
+            }
         };
-        self.next_request_ms = start + step(limits.rpm, 1);
-        self.next_token_ms = start + step(limits.tpm, cost.total());
-        self.next_input_ms = start + step(limits.itpm, cost.input);
-        self.next_output_ms = start + step(limits.otpm, cost.output);
+        advance(limits.rpm, 1, &mut self.next_request_ms);
+        advance(limits.tpm, cost.total(), &mut self.next_token_ms);
+        advance(limits.itpm, cost.input, &mut self.next_input_ms);
+        advance(limits.otpm, cost.output, &mut self.next_output_ms);
         Admission::At(start.ceil() as i64)
     }
 
@@ -204,12 +217,16 @@ impl KeyState {
         if signals.remaining_requests == Some(0)
             && let Some(reset) = signals.reset_requests_ms
         {
-            self.next_request_ms = self.next_request_ms.max((now + reset as i64) as f64);
+            self.next_request_ms = self
+                .next_request_ms
+                .max((now + reset as i64) as f64 + BURST_MS);
         }
         if signals.remaining_tokens == Some(0)
             && let Some(reset) = signals.reset_tokens_ms
         {
-            self.next_token_ms = self.next_token_ms.max((now + reset as i64) as f64);
+            self.next_token_ms = self
+                .next_token_ms
+                .max((now + reset as i64) as f64 + BURST_MS);
         }
         if signals.remaining_requests.is_some() {
             self.remaining_requests = signals.remaining_requests;
@@ -226,6 +243,16 @@ impl KeyState {
         if until > self.parked_until_ms {
             self.parked_until_ms = until;
             self.ramp_from_ms = until;
+        }
+        // The provider's bucket is spent: no burst on resuming, calls restart one by one.
+        let full = until as f64 + BURST_MS;
+        for next in [
+            &mut self.next_request_ms,
+            &mut self.next_token_ms,
+            &mut self.next_input_ms,
+            &mut self.next_output_ms,
+        ] {
+            *next = next.max(full);
         }
         self.park_reason = Some(reason.to_string());
     }
@@ -246,9 +273,10 @@ impl KeyState {
     }
 }
 
-/// A limit's next free instant, or nothing when there is no such limit.
-fn pick(limit: Option<u64>, next: f64) -> f64 {
-    if limit.is_some() { next } else { f64::MIN }
+/// How long `units` of a per-minute `limit` take at `speed` (share of the paced rate), in
+/// ms; `None` without a limit.
+fn spend_ms(limit: Option<u64>, units: u64, speed: f64) -> Option<f64> {
+    limit.map(|per_minute| units as f64 * 60_000.0 / (per_minute as f64 * HEADROOM * speed))
 }
 
 #[cfg(test)]
@@ -269,21 +297,59 @@ mod tests {
         }
     }
 
+    /// A provider's bucket at the per-second grain: capacity a second's worth, refilled
+    /// continuously; true if a call of `units` at `at` (ms) passes.
+    struct Bucket {
+        per_ms: f64,
+        capacity: f64,
+        level: f64,
+        at: f64,
+    }
+
+    impl Bucket {
+        fn new(per_minute: u64) -> Bucket {
+            let capacity = per_minute as f64 / 60.0;
+            Bucket {
+                per_ms: capacity / 1000.0,
+                capacity,
+                level: capacity,
+                at: 0.0,
+            }
+        }
+        fn take(&mut self, at: i64, units: f64) -> bool {
+            let at = at as f64;
+            self.level = (self.level + (at - self.at) * self.per_ms).min(self.capacity);
+            self.at = at;
+            let pass = self.level >= units.min(self.capacity) - 1e-9;
+            if pass {
+                self.level -= units;
+            }
+            pass
+        }
+    }
+
     #[test]
-    fn calls_are_spaced_at_just_under_the_limit() {
+    fn calls_burst_a_second_then_keep_just_under_the_limit() {
         let mut state = KeyState::default();
+        let mut provider = Bucket::new(6000);
         let cost = Cost {
             input: 10,
             output: 10,
         };
-        let sends: Vec<i64> = (0..100)
-            .map(|_| at(state.admit(1_000, cost, RPM_6000)))
+        let sends: Vec<i64> = (0..2000)
+            .map(|_| at(state.admit(0, cost, RPM_6000)))
             .collect();
-        assert_eq!(sends[0], 1_000);
-        // 6,000 a minute at 98 %: one every 10.2 ms; 100 calls span about a second.
-        let span = sends[99] - sends[0];
-        assert!((1_000..=1_020).contains(&span), "{span}");
-        assert!(sends.windows(2).all(|w| w[1] - w[0] >= 10));
+        for (i, send) in sends.iter().enumerate() {
+            assert!(
+                provider.take(*send, 1.0),
+                "call {i} at {send} ms would get a 429"
+            );
+        }
+        // The first ~90 go at once (the provider's per-second burst), then one every 10.2 ms.
+        assert_eq!(sends[0], 0);
+        assert!(sends[80] == 0, "{}", sends[80]);
+        let rate = 1000.0 / (sends[1999] - sends[999]) as f64 * 60_000.0;
+        assert!((6000.0 * 0.97..6000.0).contains(&rate), "{rate} a minute");
     }
 
     #[test]
@@ -323,7 +389,10 @@ mod tests {
         let mut state = KeyState::default();
         state.park(5_000, "Rate limit reached");
         let first = at(state.admit(1_000, Cost::default(), RPM_6000));
-        assert_eq!(first, 5_000, "nothing before the named instant");
+        assert!(
+            (5_000..=5_025).contains(&first),
+            "nothing before the named instant: {first}"
+        );
         let second = at(state.admit(1_000, Cost::default(), RPM_6000));
         assert!(
             second - first >= 20,

@@ -128,7 +128,7 @@ impl KeyState {
                 Some(next - (BURST_MS - spend).max(0.0))
             })
             .fold(earliest, f64::max);
-        let mut advance = |limit: Option<u64>, units: u64, next: &mut f64| {
+        let advance = |limit: Option<u64>, units: u64, next: &mut f64| {
             if let Some(spend) = spend_ms(limit, units, speed) {
                 *next = next.max(start) + spend;
             }

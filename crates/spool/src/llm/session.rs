@@ -113,12 +113,13 @@ impl LlmCall<'_> {
             .filter_map(|name| self.llm.provider(Some(name)).ok());
         let mut held = None;
         for candidate in std::iter::once(provider).chain(fallbacks) {
-            match self.send(candidate, &model, &request).await {
-                Ok(answer) => {
-                    self.keep(recording.as_deref(), provider, &hash, &answer)
-                        .await;
-                    return Ok(answer);
-                }
+            let keep = Keep {
+                recording: recording.as_deref(),
+                provider,
+                hash: &hash,
+            };
+            match self.send(candidate, &model, &request, keep).await {
+                Ok(answer) => return Ok(answer),
                 Err(Failure::Held(e)) => {
                     held.get_or_insert(e);
                 }
@@ -225,12 +226,14 @@ impl LlmCall<'_> {
         }
     }
 
-    /// Waits for the key's turn and sends.
+    /// Waits for the key's turn, sends, and records a paid answer (before anything else, so
+    /// a worker killed right after leaves the answer recorded).
     async fn send(
         &self,
         provider: &ProviderConfig,
         model: &str,
         request: &Value,
+        keep: Keep<'_>,
     ) -> Result<ChatAnswer, Failure> {
         let key = provider.api_key().map_err(JobError::fail)?;
         let cost = estimate(request);
@@ -279,11 +282,7 @@ impl LlmCall<'_> {
         let shared = store.as_deref();
         match outcome {
             Outcome::Answer(reply) => {
-                learn(shared, &pacing, now, &signals, limits, &|state| {
-                    state.settle(now, cost, reply.used, limits)
-                })
-                .await?;
-                Ok(ChatAnswer {
+                let answer = ChatAnswer {
                     provider: provider.name.clone(),
                     model: model.to_string(),
                     content: reply.body["choices"][0]["message"]["content"]
@@ -293,7 +292,14 @@ impl LlmCall<'_> {
                     usage: reply.used,
                     response: reply.body,
                     replayed: false,
+                };
+                self.keep(keep.recording, keep.provider, keep.hash, &answer)
+                    .await;
+                learn(shared, &pacing, now, &signals, limits, &|state| {
+                    state.settle(now, cost, reply.used, limits)
                 })
+                .await?;
+                Ok(answer)
             }
             Outcome::Pause { wait_ms, reason } => {
                 let until = now + wait_ms as i64;
@@ -331,6 +337,15 @@ impl LlmCall<'_> {
             }
         }
     }
+}
+
+/// Where a paid answer is recorded: the job's recording and the cache of the provider the
+/// call named (whichever provider answered).
+#[derive(Clone, Copy)]
+struct Keep<'a> {
+    recording: Option<&'a str>,
+    provider: &'a ProviderConfig,
+    hash: &'a str,
 }
 
 /// Why a provider did not answer a call.

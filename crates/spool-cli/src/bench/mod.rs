@@ -12,6 +12,8 @@ use clap::{Args, ValueEnum};
 use super::CliError;
 
 mod dashboard;
+#[cfg(feature = "llm")]
+mod llm;
 mod probe;
 mod scratch;
 mod workloads;
@@ -30,6 +32,8 @@ pub(crate) enum Workload {
     /// A store seeded with N jobs (half pending, a quarter delayed, a quarter failed); every
     /// dashboard API call timed (default N 100,000).
     Dashboard,
+    /// The seeds' LLM workload against `spool mock-llm` (`--scenario seed|binding|resume|chaos`).
+    Llm,
 }
 
 #[derive(Debug, Args)]
@@ -56,10 +60,24 @@ pub(crate) struct BenchArgs {
     /// straight on the store, no worker), reported as peer `spool-baseline`.
     #[arg(long)]
     baseline: bool,
+    /// LLM only: which scenario (`seed`, `binding`, `resume`, `chaos`; default all).
+    #[cfg(feature = "llm")]
+    #[arg(long)]
+    scenario: Option<String>,
 }
 
 pub(crate) async fn run(url: Option<String>, a: BenchArgs) -> Result<ExitCode, CliError> {
     for run in 1..=a.runs {
+        if a.workload == Workload::Llm {
+            #[cfg(feature = "llm")]
+            for line in llm::measure(url.as_deref(), a.scenario.as_deref(), run).await? {
+                print(&line, a.json);
+            }
+            #[cfg(not(feature = "llm"))]
+            return Err(CliError::Usage("this build has no llm feature".into()));
+            #[cfg(feature = "llm")]
+            continue;
+        }
         if a.workload == Workload::Dashboard {
             let scratch = scratch::Scratch::new(url.as_deref(), run).await?;
             let jobs = a.jobs.unwrap_or(100_000);
@@ -71,7 +89,7 @@ pub(crate) async fn run(url: Option<String>, a: BenchArgs) -> Result<ExitCode, C
             jobs: a.jobs.unwrap_or(match a.workload {
                 Workload::W1 => 100_000,
                 Workload::W2 => 2_000,
-                Workload::W3 | Workload::Dashboard => 1_000,
+                Workload::W3 | Workload::Dashboard | Workload::Llm => 1_000,
             }),
             concurrency: a.concurrency,
             job_ms: a.job_ms,

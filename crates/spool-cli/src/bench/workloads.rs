@@ -47,6 +47,7 @@ fn head(peer: &str, scratch: &Scratch, spec: &Spec) -> serde_json::Map<String, V
         Workload::W2 => "W2",
         Workload::W3 => "W3",
         Workload::Dashboard => "dashboard",
+        Workload::Llm => "LLM",
     };
     let mut m = serde_json::Map::new();
     m.insert("peer".into(), json!(peer));
@@ -163,7 +164,8 @@ pub(crate) async fn measure(scratch: &Scratch, spec: &Spec) -> Result<Value, Cli
             }
         }
         // Measured by `dashboard::measure`, never here.
-        Workload::Dashboard => {}
+        // Measured by their own modules.
+        Workload::Dashboard | Workload::Llm => {}
     }
     Ok(Value::Object(out))
 }

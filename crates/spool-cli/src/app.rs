@@ -302,6 +302,8 @@ impl App {
             }
             Command::Health(a) => health::run(&url, a).await,
             #[cfg(feature = "llm")]
+            Command::MockLlm(a) => crate::mock_llm::run(a).await,
+            #[cfg(feature = "llm")]
             Command::Llm(a) => {
                 crate::llm::run(existing().await?, llm_client(file.as_ref())?, a).await
             }

@@ -145,6 +145,9 @@ pub(crate) enum Command {
     /// Language-model provider keys shared by every worker: `llm status`, `llm resume NAME`.
     #[cfg(feature = "llm")]
     Llm(crate::llm::LlmArgs),
+    /// An offline OpenAI-compatible server with real rate limits, for tests and demos.
+    #[cfg(feature = "llm")]
+    MockLlm(crate::mock_llm::MockLlmArgs),
     /// Check the store, its workers and queues: exit 0 healthy, 1 unhealthy, 3 unreachable.
     Health(health::HealthArgs),
     /// List queued jobs.

@@ -88,7 +88,7 @@ fn token(file: Option<PathBuf>) -> Result<Option<String>, CliError> {
 }
 
 /// Resolves on SIGTERM or Ctrl-C.
-async fn stopped() {
+pub(crate) async fn stopped() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {

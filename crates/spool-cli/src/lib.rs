@@ -43,6 +43,8 @@ mod inspect;
 mod install;
 #[cfg(feature = "llm")]
 mod llm;
+#[cfg(feature = "llm")]
+mod mock_llm;
 mod monitor;
 mod output;
 mod schedule;

@@ -221,14 +221,19 @@ fn a_spent_quota_fails_at_once_and_blocks_the_key_until_resumed() {
     let env = env_for(&mock, "");
     mock.script(json!([{"insufficient_quota": null}]));
     env.dispatch_lines(&["--json"], &(request_line(1, "gpt-test") + "\n"));
-    env.ok(&[
-        "work",
-        "--allow",
-        "llm",
-        "--stop-when-empty",
-        "--tries",
-        "3",
-    ]);
+    let out = env
+        .cmd(&[
+            "work",
+            "--allow",
+            "llm",
+            "--stop-when-empty",
+            "--tries",
+            "3",
+        ])
+        .env("MOCK_KEY", KEY)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
     // A spent quota is no reason to retry: the job failed on its first try.
     let failed = env.json(&["failed", "--json"]);
     let record = &failed["failed"][0];
@@ -394,7 +399,7 @@ fn answers_that_are_not_json_are_retried() {
             "work",
             "--allow",
             "llm",
-            "--stop-when-empty",
+            "--until-done",
             "--tries",
             "2",
             "--backoff",

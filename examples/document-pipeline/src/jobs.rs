@@ -1,162 +1,164 @@
-//! The pipeline's jobs.
+//! The two steps of a document, chained: analyse (an outline), then generate (the text from
+//! the outline). Each calls the model through `ctx.llm()`, under the provider's limits shared
+//! by every worker; a retried step replays the answer it already paid for.
 
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use spool::{
-    Job, JobContext, JobError, JobOptions, JobResult, Spool, Unique,
-    middleware::{Middleware, RateLimited},
-};
+use serde_json::json;
+use spool::{Backoff, Job, JobContext, JobError, JobFailure, JobOptions, JobResult};
 
-/// Where generated documents are written.
-pub(crate) const OUT_DIR: &str = "pipeline-out";
+use crate::documents::{self, Document};
 
-/// Stores the uploaded documents (here: records that they arrived).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct Upload {
-    /// Document ids.
-    pub documents: Vec<u64>,
+/// The model the documents are written with (`PIPELINE_MODEL`).
+pub(crate) fn model() -> String {
+    std::env::var("PIPELINE_MODEL").unwrap_or_else(|_| "gpt-4o-mini".into())
 }
 
-/// Works out what each document needs.
+/// Step 1: an outline of the document.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Analyse {
-    /// Document ids.
-    pub documents: Vec<u64>,
+    pub(crate) document: String,
 }
 
-/// Estimates the cost before spending it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct Estimate {
-    /// Document ids.
-    pub documents: Vec<u64>,
-}
-
-/// Fans the documents out as one batch of [`Generate`] jobs.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct GenerateAll {
-    /// Document ids.
-    pub documents: Vec<u64>,
-}
-
-/// Generates one document with the language model.
+/// Step 2: the document, written from its outline.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Generate {
-    /// The document.
-    pub document: u64,
+    pub(crate) document: String,
 }
 
-/// Tells someone how it went (here: prints it).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct Notify {
-    /// What to say.
-    pub message: String,
-}
-
-impl Job for Upload {
-    const NAME: &'static str = "pipeline.upload";
-    async fn handle(self, ctx: JobContext) -> JobResult {
-        ctx.set_result(&serde_json::json!({ "uploaded": self.documents.len() }))?;
-        Ok(())
+/// Seed 000's retries, scaled from seconds to tenths of a second so the demo runs in
+/// seconds: `[30, 60, 120]` works as written in production.
+fn options() -> JobOptions {
+    JobOptions {
+        tries: Some(4),
+        backoff: Some(Backoff::List(vec![
+            Duration::from_millis(300),
+            Duration::from_millis(600),
+            Duration::from_millis(1200),
+        ])),
+        timeout: Some(Duration::from_secs(180)),
+        ..JobOptions::default()
     }
+}
+
+fn store(ctx: &JobContext) -> Result<std::sync::Arc<dyn spool::Store>, JobError> {
+    ctx.store()
+        .cloned()
+        .ok_or_else(|| JobError::fail("the pipeline's jobs run under a worker"))
+}
+
+async fn mark(ctx: &JobContext, id: &str, change: impl Fn(&mut Document)) -> JobResult {
+    documents::update(&store(ctx)?, id, change)
+        .await
+        .map_err(|e| JobError::retry(format!("updating document {id}: {e}")))
 }
 
 impl Job for Analyse {
     const NAME: &'static str = "pipeline.analyse";
-    async fn handle(self, ctx: JobContext) -> JobResult {
-        for (i, _) in self.documents.iter().enumerate() {
-            let percent = ((i + 1) * 100 / self.documents.len().max(1)) as u8;
-            ctx.progress(percent, None).await?;
-        }
-        Ok(())
-    }
-}
 
-impl Job for Estimate {
-    const NAME: &'static str = "pipeline.estimate";
-    async fn handle(self, ctx: JobContext) -> JobResult {
-        // One model call per document, about 1,500 tokens each.
-        ctx.set_result(&serde_json::json!({ "calls": self.documents.len(), "tokens": self.documents.len() * 1500 }))?;
-        Ok(())
+    fn queue(&self) -> &str {
+        "documents"
     }
-}
 
-impl Job for GenerateAll {
-    const NAME: &'static str = "pipeline.generate_all";
+    fn options(&self) -> JobOptions {
+        options()
+    }
+
     async fn handle(self, ctx: JobContext) -> JobResult {
-        let store = ctx
-            .store()
-            .ok_or_else(|| JobError::fail("runs under a worker"))?
-            .clone();
-        let spool = Spool::new(store);
-        spool
-            .batch(format!("generate {} documents", self.documents.len()))
-            .jobs(self.documents.iter().map(|&document| Generate { document }))
-            .map_err(JobError::fail)?
-            .allow_failures()
-            .finally(Notify {
-                message: "all documents generated".into(),
-            })
-            .map_err(JobError::fail)?
-            .on_queue(ctx.queue())
-            .dispatch()
+        let attempt = ctx.attempt();
+        mark(&ctx, &self.document, |d| {
+            d.state = "analysing".into();
+            d.attempts = attempt;
+            d.progress = 10;
+        })
+        .await?;
+        let doc = documents::load(&store(&ctx)?, &self.document)
             .await
-            .map_err(JobError::retry)?;
-        Ok(())
+            .map_err(JobError::retry)?
+            .ok_or_else(|| JobError::fail(format!("no document {}", self.document)))?;
+        let answer = ctx
+            .llm()
+            .chat(json!({
+                "model": model(),
+                "messages": [
+                    {"role": "system", "content": "You plan technical documents."},
+                    {"role": "user", "content": format!("Outline a document titled \"{}\" in five headings.", doc.title)},
+                ],
+                "max_tokens": 150,
+            }))
+            .await?;
+        mark(&ctx, &self.document, |d| {
+            d.outline = Some(answer.content.clone());
+            d.progress = 50;
+        })
+        .await
+    }
+
+    async fn failed(self, ctx: JobContext, error: &JobFailure) {
+        let message = error.error.clone();
+        let _ = mark(&ctx, &self.document, |d| {
+            d.state = "failed".into();
+            d.error = Some(message.clone());
+        })
+        .await;
     }
 }
 
 impl Job for Generate {
     const NAME: &'static str = "pipeline.generate";
 
+    fn queue(&self) -> &str {
+        "documents"
+    }
+
     fn options(&self) -> JobOptions {
-        JobOptions {
-            tries: Some(5),
-            timeout: Some(Duration::from_secs(180)),
-            // One generation per document at a time, even if dispatched twice.
-            unique: Some(
-                Unique::new(format!("document:{}", self.document))
-                    .for_at_most(Duration::from_secs(3600)),
-            ),
-            ..JobOptions::default()
-        }
-    }
-
-    fn middleware(&self) -> Vec<Box<dyn Middleware>> {
-        // The provider's limit, shared by every worker on every machine.
-        vec![Box::new(RateLimited::new(
-            "llm",
-            60,
-            Duration::from_secs(60),
-        ))]
+        options()
     }
 
     async fn handle(self, ctx: JobContext) -> JobResult {
-        ctx.progress(10, Some("asking the model".to_string()))
+        let attempt = ctx.attempt();
+        mark(&ctx, &self.document, |d| {
+            d.state = "generating".into();
+            d.attempts = attempt;
+            d.progress = 60;
+        })
+        .await?;
+        let doc = documents::load(&store(&ctx)?, &self.document)
+            .await
+            .map_err(JobError::retry)?
+            .ok_or_else(|| JobError::fail(format!("no document {}", self.document)))?;
+        let answer = ctx
+            .llm()
+            .chat(json!({
+                "model": model(),
+                "messages": [
+                    {"role": "system", "content": "You write clear technical documents."},
+                    {"role": "user", "content": format!(
+                        "Write the document \"{}\" from this outline:\n{}",
+                        doc.title,
+                        doc.outline.unwrap_or_default()
+                    )},
+                ],
+                "max_tokens": 600,
+            }))
             .await?;
-        // The app's one client, registered with the worker (`Registry::with_state`).
-        let llm = ctx.state::<crate::llm::Llm>()?;
-        let text = llm
-            .complete(&format!(
-                "Write a one-page summary of document {}.",
-                self.document
-            ))
-            .await?;
-        let path = format!("{OUT_DIR}/document-{}.md", self.document);
-        tokio::fs::write(&path, &text).await?;
-        ctx.set_result(&serde_json::json!({ "path": path, "bytes": text.len() }))?;
-        Ok(())
+        let now = spool::now_ms();
+        mark(&ctx, &self.document, |d| {
+            d.state = "done".into();
+            d.progress = 100;
+            d.result = Some(answer.content.clone());
+            d.finished_ms = Some(now);
+        })
+        .await
     }
-}
 
-impl Job for Notify {
-    const NAME: &'static str = "pipeline.notify";
-    async fn handle(self, ctx: JobContext) -> JobResult {
-        // A batch callback knows its batch.
-        match ctx.batch_id() {
-            Some(batch) => println!("notify: {} (batch {batch})", self.message),
-            None => println!("notify: {}", self.message),
-        }
-        Ok(())
+    async fn failed(self, ctx: JobContext, error: &JobFailure) {
+        let message = error.error.clone();
+        let _ = mark(&ctx, &self.document, |d| {
+            d.state = "failed".into();
+            d.error = Some(message.clone());
+        })
+        .await;
     }
 }

@@ -92,7 +92,7 @@ pub struct LoggedRequest {
     pub max_tokens: Option<u64>,
     /// Completion tokens of the answer (0 unless answered 200).
     pub completion_tokens: u64,
-    /// The HTTP status answered.
+    /// The HTTP status answered (499: the client went away before the answer was sent).
     pub status: u16,
     /// The error code answered, if any.
     pub code: Option<String>,

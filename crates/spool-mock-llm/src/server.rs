@@ -197,7 +197,14 @@ async fn chat(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes
         authorized: true,
         retry_after_ms: None,
     };
+    // A client that goes away while its answer is being made (killed, timed out) still
+    // cost the provider: the guard logs it as 499 if the answer is never sent.
+    let mut guard = Unanswered {
+        shared: shared.clone(),
+        entry: Some(entry.clone()),
+    };
     let answer = answer(&shared, &headers, parsed, &mut entry).await;
+    guard.entry = None;
     let mut response = match answer {
         Answer::Json(status, body, wait) => {
             entry.status = status.as_u16();
@@ -224,6 +231,22 @@ async fn chat(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes
     response.headers_mut().extend(shared.rate_headers(now_ms()));
     shared.record(entry);
     response
+}
+
+/// Logs a request whose handler was dropped before it answered.
+struct Unanswered {
+    shared: Arc<Shared>,
+    entry: Option<LoggedRequest>,
+}
+
+impl Drop for Unanswered {
+    fn drop(&mut self) {
+        if let Some(mut entry) = self.entry.take() {
+            entry.status = 499;
+            entry.code = Some("client_closed_request".into());
+            self.shared.record(entry);
+        }
+    }
 }
 
 enum Answer {

@@ -106,10 +106,9 @@ fn round(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
 }
 
+/// Dispatches every job in one round trip, so workers see them together.
 async fn dispatch(spool: &Spool, jobs: Vec<LlmJob>) -> Result<(), CliError> {
-    for job in jobs {
-        spool.dispatch(job).on_queue(QUEUE).await?;
-    }
+    spool.dispatch_many(jobs).await?;
     Ok(())
 }
 
@@ -355,6 +354,16 @@ async fn chaos(url: Option<&str>, run: usize) -> Result<Value, CliError> {
     // A recording written more than once is an answer that was paid for again.
     let recordings = scratch.store.kv_list("llm:call:", 1_000_000).await?;
     let paid_twice = recordings.iter().filter(|(_, e)| e.version > 1).count();
+    // Calls cut off by a kill (the provider made the answer; nobody received it), and
+    // requests answered more than once (recorded or not).
+    let cut_off = requests.iter().filter(|r| r["status"] == 499).count();
+    let mut answered: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for r in requests.iter().filter(|r| r["status"] == 200) {
+        *answered
+            .entry(r["request_hash"].as_str().unwrap_or_default())
+            .or_default() += 1;
+    }
+    let answered_twice = answered.values().filter(|n| **n > 1).count();
     Ok(line(
         &scratch,
         run,
@@ -366,6 +375,7 @@ async fn chaos(url: Option<&str>, run: usize) -> Result<Value, CliError> {
             "http_429": limited(&requests), "tries_used_by_429": null,
             "kills": kills, "documents_lost": documents as u64 - done.processed.min(n) / 2,
             "failed_jobs": done.failed, "paid_twice": paid_twice,
+        "cut_off_by_kills": cut_off, "answered_twice": answered_twice,
             "requests": requests.len(), "recordings": recordings.len(),
         }),
     ))

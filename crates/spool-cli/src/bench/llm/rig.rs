@@ -15,8 +15,8 @@ use tokio::{
 
 use crate::CliError;
 
-/// The queue the bench's llm jobs go to.
-pub(super) const QUEUE: &str = "llm";
+/// The queue the bench's llm jobs go to: the built-in job's own.
+pub(super) const QUEUE: &str = spool::DEFAULT_QUEUE;
 
 /// A running `spool mock-llm`.
 pub(super) struct Mock {
@@ -135,6 +135,14 @@ impl Workers {
 
     /// Starts one more worker process.
     pub(super) fn spawn(&mut self) -> Result<(), CliError> {
+        // `SPOOL_BENCH_LOGS=DIR` keeps each worker's log there (for looking into a run).
+        let logs = std::env::var_os("SPOOL_BENCH_LOGS").map(PathBuf::from);
+        let stderr = match &logs {
+            Some(dir) => Stdio::from(std::fs::File::create(
+                dir.join(format!("worker-{}.log", fastrand::u32(..))),
+            )?),
+            None => Stdio::null(),
+        };
         let child = Command::new(std::env::current_exe()?)
             .arg("--url")
             .arg(&self.url)
@@ -143,9 +151,9 @@ impl Workers {
             .args(["work", "--allow", "llm", "--queue", QUEUE, "--tries", "1"])
             .args(["--lease", "2s", "--concurrency"])
             .arg(self.concurrency.to_string())
-            .env("SPOOL_LOG", "error")
+            .env("SPOOL_LOG", if logs.is_some() { "debug" } else { "error" })
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(stderr)
             .kill_on_drop(true)
             .spawn()?;
         self.children.push(child);

@@ -150,6 +150,18 @@ fn wait_for(env: &Env, done: u64, failed: u64) {
     }
 }
 
+/// Runs a worker with the key until it stops (its flags say when); panics if it fails.
+fn work_once(env: &Env, flags: &[&str]) {
+    let mut args = vec!["work", "--allow", "llm"];
+    args.extend(flags);
+    let out = env.cmd(&args).env("MOCK_KEY", KEY).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// Stops the workers; their output.
 fn stop(children: Vec<Child>) -> String {
     let mut output = String::new();
@@ -221,19 +233,7 @@ fn a_spent_quota_fails_at_once_and_blocks_the_key_until_resumed() {
     let env = env_for(&mock, "");
     mock.script(json!([{"insufficient_quota": null}]));
     env.dispatch_lines(&["--json"], &(request_line(1, "gpt-test") + "\n"));
-    let out = env
-        .cmd(&[
-            "work",
-            "--allow",
-            "llm",
-            "--stop-when-empty",
-            "--tries",
-            "3",
-        ])
-        .env("MOCK_KEY", KEY)
-        .output()
-        .unwrap();
-    assert!(out.status.success());
+    work_once(&env, &["--stop-when-empty", "--tries", "3"]);
     // A spent quota is no reason to retry: the job failed on its first try.
     let failed = env.json(&["failed", "--json"]);
     let record = &failed["failed"][0];
@@ -249,10 +249,7 @@ fn a_spent_quota_fails_at_once_and_blocks_the_key_until_resumed() {
     // While blocked, a job fails without a request reaching the provider.
     let before = mock.requests().len();
     env.dispatch_lines(&[], &(request_line(2, "gpt-test") + "\n"));
-    env.cmd(&["work", "--allow", "llm", "--stop-when-empty"])
-        .env("MOCK_KEY", KEY)
-        .output()
-        .unwrap();
+    work_once(&env, &["--stop-when-empty"]);
     assert_eq!(
         mock.requests().len(),
         before,
@@ -263,12 +260,7 @@ fn a_spent_quota_fails_at_once_and_blocks_the_key_until_resumed() {
     let resumed = env.ok(&["llm", "resume", "mock"]);
     assert!(resumed.contains("resumed: mock"), "{resumed}");
     env.ok(&["retry", "all"]);
-    let out = env
-        .cmd(&["work", "--allow", "llm", "--stop-when-empty"])
-        .env("MOCK_KEY", KEY)
-        .output()
-        .unwrap();
-    assert!(out.status.success());
+    work_once(&env, &["--stop-when-empty"]);
     assert_eq!(env.json(&["failed", "--json"])["total"], 0);
 }
 
@@ -287,19 +279,7 @@ fn configuration_errors_fail_at_once_naming_the_reason() {
     ]
     .join("\n");
     env.dispatch_lines(&[], &lines);
-    let out = env
-        .cmd(&[
-            "work",
-            "--allow",
-            "llm",
-            "--stop-when-empty",
-            "--tries",
-            "5",
-        ])
-        .env("MOCK_KEY", KEY)
-        .output()
-        .unwrap();
-    assert!(out.status.success());
+    work_once(&env, &["--stop-when-empty", "--tries", "5"]);
     let failed = env.json(&["failed", "--json"]);
     let mut errors: Vec<String> = failed["failed"]
         .as_array()
@@ -365,12 +345,7 @@ fn identical_requests_are_answered_from_the_shared_cache() {
     let env = env_for(&mock, "cache_ttl = \"1h\"\n");
     for _ in 0..2 {
         env.dispatch_lines(&[], &(request_line(7, "gpt-test") + "\n"));
-        let out = env
-            .cmd(&["work", "--allow", "llm", "--stop-when-empty"])
-            .env("MOCK_KEY", KEY)
-            .output()
-            .unwrap();
-        assert!(out.status.success());
+        work_once(&env, &["--stop-when-empty"]);
     }
     assert_eq!(
         mock.requests().len(),
@@ -394,21 +369,7 @@ fn answers_that_are_not_json_are_retried() {
         &json!({"model": "gpt-test", "messages": [{"role": "user", "content": "hi"}]}).to_string(),
     ]);
     let id = out["id"].as_str().unwrap().to_string();
-    let worker = env
-        .cmd(&[
-            "work",
-            "--allow",
-            "llm",
-            "--until-done",
-            "--tries",
-            "2",
-            "--backoff",
-            "0",
-        ])
-        .env("MOCK_KEY", KEY)
-        .output()
-        .unwrap();
-    assert!(worker.status.success());
+    work_once(&env, &["--until-done", "--tries", "2", "--backoff", "0"]);
     assert_eq!(env.json(&["failed", "--json"])["total"], 0);
     let job = env.json(&["job", &id, "--json"]);
     assert_eq!(job["state"], "completed", "{job}");

@@ -21,7 +21,7 @@ use spool::{Spool, llm::LlmJob};
 
 use super::scratch::Scratch;
 use crate::CliError;
-use rig::{Mock, QUEUE, Workers, at};
+use rig::{QUEUE, Rig, Setup, at};
 
 /// The seed's model call, scaled: 45 s → 450 ms.
 const SEED_LATENCY_MS: u64 = 450;
@@ -112,39 +112,31 @@ async fn dispatch(spool: &Spool, jobs: Vec<LlmJob>) -> Result<(), CliError> {
     Ok(())
 }
 
-/// Seed 000's table: `n` documents, one 450 ms call each, on `workers` processes of one job.
+/// Seed 000's table: `n` documents, one 450 ms call each, on `workers` processes of one job,
+/// after one warm-up call per process (connections and statements ready, as in a running
+/// deployment).
 async fn seed(url: Option<&str>, run: usize, n: usize, workers: usize) -> Result<Value, CliError> {
-    let scratch = Scratch::new(url, run).await?;
-    let dir = tempfile::tempdir()?;
-    let rpm = 6_000;
-    let mock = Mock::start(
-        dir.path(),
-        &flags(&[
-            ("--latency", format!("{SEED_LATENCY_MS}ms")),
-            ("--rpm", rpm.to_string()),
-        ]),
-    )
-    .await?;
-    let config = rig::config(dir.path(), &mock, rpm, None)?;
-    let mut pool = Workers::new(&scratch.url, &config, 1);
-    for _ in 0..workers {
-        pool.spawn()?;
-    }
-    rig::wait_workers(&*scratch.store, workers).await?;
-    let spool = Spool::new(scratch.store.clone());
+    let setup = Setup {
+        latency: "450ms",
+        rpm: 6_000,
+        tpm: None,
+        workers,
+        concurrency: 1,
+    };
+    let rig = Rig::start(url, run, &setup).await?;
+    let store = rig.scratch.store.clone();
+    let warm = workers as u64;
+    let warm_up = (0..warm).map(|i| request(&format!("warm-up {i}"), 50, 10));
+    dispatch(&rig.spool, warm_up.collect()).await?;
+    rig::wait_done(&*store, warm, Duration::from_secs(120)).await?;
+    let warmed = rig.mock.requests().len();
     let started = std::time::Instant::now();
-    dispatch(
-        &spool,
-        (0..n)
-            .map(|i| request(&format!("document {i}"), 400, 200))
-            .collect(),
-    )
-    .await?;
-    let (_, failed) = rig::wait_done(&*scratch.store, n as u64, Duration::from_secs(120)).await?;
+    let documents = (0..n).map(|i| request(&format!("document {i}"), 400, 200));
+    dispatch(&rig.spool, documents.collect()).await?;
+    let (_, failed) = rig::wait_done(&*store, warm + n as u64, Duration::from_secs(120)).await?;
     let wall = started.elapsed().as_secs_f64();
-    pool.stop().await;
-    let requests = mock.requests();
-    mock.stop().await;
+    let (scratch, mut requests) = rig.finish().await;
+    let requests = requests.split_off(warmed.min(requests.len()));
     let ideal = n.div_ceil(workers) as f64 * SEED_LATENCY_MS as f64 / 1000.0;
     Ok(line(
         &scratch,
@@ -153,39 +145,24 @@ async fn seed(url: Option<&str>, run: usize, n: usize, workers: usize) -> Result
         json!({
             "workers": workers, "concurrency": 1, "n": n,
             "wall_s": round(wall), "ideal_s": round(ideal), "ratio": round(wall / ideal),
-            "achieved_rpm": null, "limit_rpm": rpm,
+            "achieved_rpm": null, "limit_rpm": setup.rpm,
             "http_429": limited(&requests), "tries_used_by_429": failed,
         }),
     ))
 }
 
-fn flags(pairs: &[(&str, String)]) -> Vec<String> {
-    pairs
-        .iter()
-        .flat_map(|(k, v)| [k.to_string(), v.clone()])
-        .collect()
-}
-
 /// 1,000 calls of varied sizes at a binding requests limit, with a tokens limit too.
 async fn binding(url: Option<&str>, run: usize) -> Result<Value, CliError> {
-    let (n, workers, concurrency, rpm, tpm) = (1_000, 4, 16, 3_000, 2_400_000);
-    let scratch = Scratch::new(url, run).await?;
-    let dir = tempfile::tempdir()?;
-    let mock = Mock::start(
-        dir.path(),
-        &flags(&[
-            ("--latency", "200ms..600ms".into()),
-            ("--rpm", rpm.to_string()),
-            ("--tpm", tpm.to_string()),
-        ]),
-    )
-    .await?;
-    let config = rig::config(dir.path(), &mock, rpm, Some(tpm))?;
-    let mut pool = Workers::new(&scratch.url, &config, concurrency);
-    for _ in 0..workers {
-        pool.spawn()?;
-    }
-    rig::wait_workers(&*scratch.store, workers).await?;
+    let n = 1_000;
+    let setup = Setup {
+        latency: "200ms..600ms",
+        rpm: 3_000,
+        tpm: Some(2_400_000),
+        workers: 4,
+        concurrency: 16,
+    };
+    let (rpm, tpm) = (setup.rpm, setup.tpm.unwrap_or(u64::MAX));
+    let rig = Rig::start(url, run, &setup).await?;
     let mut rng = fastrand::Rng::with_seed(run as u64);
     let jobs = (0..n)
         .map(|i| {
@@ -196,14 +173,12 @@ async fn binding(url: Option<&str>, run: usize) -> Result<Value, CliError> {
             )
         })
         .collect();
-    let spool = Spool::new(scratch.store.clone());
     let started = std::time::Instant::now();
-    dispatch(&spool, jobs).await?;
-    let (_, failed) = rig::wait_done(&*scratch.store, n as u64, Duration::from_secs(300)).await?;
+    dispatch(&rig.spool, jobs).await?;
+    let store = rig.scratch.store.clone();
+    let (_, failed) = rig::wait_done(&*store, n as u64, Duration::from_secs(300)).await?;
     let wall = started.elapsed().as_secs_f64();
-    pool.stop().await;
-    let requests = mock.requests();
-    mock.stop().await;
+    let (scratch, requests) = rig.finish().await;
     let answered: Vec<&Value> = requests.iter().filter(|r| r["status"] == 200).collect();
     let tokens: u64 = answered
         .iter()
@@ -219,7 +194,7 @@ async fn binding(url: Option<&str>, run: usize) -> Result<Value, CliError> {
         run,
         "binding",
         json!({
-            "workers": workers, "concurrency": concurrency, "n": n,
+            "workers": setup.workers, "concurrency": setup.concurrency, "n": n,
             "wall_s": round(wall), "ideal_s": round(ideal), "ratio": round(wall / ideal),
             "achieved_rpm": achieved.round(), "limit_rpm": rpm,
             "achieved_tpm": (tokens as f64 / span_ms.max(1.0) * 60_000.0).round(), "limit_tpm": tpm,
@@ -232,42 +207,27 @@ async fn binding(url: Option<&str>, run: usize) -> Result<Value, CliError> {
 
 /// 429s with a 1 s wait injected one at a time while four processes work.
 async fn resume(url: Option<&str>, run: usize) -> Result<Value, CliError> {
-    let (n, workers, concurrency, rpm, injections, wait_ms) = (1_500, 4, 8, 6_000, 5, 1_000.0);
-    let scratch = Scratch::new(url, run).await?;
-    let dir = tempfile::tempdir()?;
-    let mock = Mock::start(
-        dir.path(),
-        &flags(&[
-            ("--latency", "40ms..120ms".into()),
-            ("--rpm", rpm.to_string()),
-        ]),
-    )
-    .await?;
-    let config = rig::config(dir.path(), &mock, rpm, None)?;
-    let mut pool = Workers::new(&scratch.url, &config, concurrency);
-    for _ in 0..workers {
-        pool.spawn()?;
-    }
-    rig::wait_workers(&*scratch.store, workers).await?;
-    let spool = Spool::new(scratch.store.clone());
+    let (n, injections, wait_ms) = (1_500, 5, 1_000.0);
+    let setup = Setup {
+        latency: "40ms..120ms",
+        rpm: 6_000,
+        tpm: None,
+        workers: 4,
+        concurrency: 8,
+    };
+    let rig = Rig::start(url, run, &setup).await?;
     let started = std::time::Instant::now();
-    dispatch(
-        &spool,
-        (0..n)
-            .map(|i| request(&format!("call {i}"), 300, 100))
-            .collect(),
-    )
-    .await?;
+    let calls = (0..n).map(|i| request(&format!("call {i}"), 300, 100));
+    dispatch(&rig.spool, calls.collect()).await?;
     for _ in 0..injections {
         tokio::time::sleep(Duration::from_millis(1_500)).await;
-        mock.script(&json!([{"rate_limited": {"retry_after_ms": wait_ms as u64}}]))
-            .await?;
+        let script = json!([{"rate_limited": {"retry_after_ms": wait_ms as u64}}]);
+        rig.mock.script(&script).await?;
     }
-    let (_, failed) = rig::wait_done(&*scratch.store, n as u64, Duration::from_secs(300)).await?;
+    let store = rig.scratch.store.clone();
+    let (_, failed) = rig::wait_done(&*store, n as u64, Duration::from_secs(300)).await?;
     let wall = started.elapsed().as_secs_f64();
-    pool.stop().await;
-    let requests = mock.requests();
-    mock.stop().await;
+    let (scratch, requests) = rig.finish().await;
     let (mut early, mut lags) = (0, Vec::new());
     for limited in requests.iter().filter(|r| r["status"] == 429) {
         let t = at(limited);
@@ -286,14 +246,15 @@ async fn resume(url: Option<&str>, run: usize) -> Result<Value, CliError> {
     let p99 = lags
         .get((lags.len() * 99).div_ceil(100).saturating_sub(1))
         .copied();
+    let ideal = n as f64 * 60.0 / setup.rpm as f64 + injections as f64 * wait_ms / 1000.0;
     Ok(line(
         &scratch,
         run,
         "resume",
         json!({
-            "workers": workers, "concurrency": concurrency, "n": n,
-            "wall_s": round(wall), "ideal_s": round(n as f64 * 60.0 / rpm as f64 + injections as f64 * wait_ms / 1000.0),
-            "achieved_rpm": null, "limit_rpm": rpm,
+            "workers": setup.workers, "concurrency": setup.concurrency, "n": n,
+            "wall_s": round(wall), "ideal_s": round(ideal),
+            "achieved_rpm": null, "limit_rpm": setup.rpm,
             "http_429": limited(&requests), "tries_used_by_429": failed,
             "early_requests": early, "resume_lag_p99_ms": p99.map(|p| p.round()),
             "resume_lags_ms": lags.iter().map(|l| l.round()).collect::<Vec<_>>(),
@@ -303,27 +264,18 @@ async fn resume(url: Option<&str>, run: usize) -> Result<Value, CliError> {
 
 /// A 500-document analyse → generate pipeline while workers are killed with SIGKILL.
 async fn chaos(url: Option<&str>, run: usize) -> Result<Value, CliError> {
-    let (documents, workers, concurrency, rpm) = (500, 4, 16, 6_000);
-    let scratch = Scratch::new(url, run).await?;
-    let dir = tempfile::tempdir()?;
-    let mock = Mock::start(
-        dir.path(),
-        &flags(&[
-            ("--latency", "300ms..600ms".into()),
-            ("--rpm", rpm.to_string()),
-        ]),
-    )
-    .await?;
-    let config = rig::config(dir.path(), &mock, rpm, None)?;
-    let mut pool = Workers::new(&scratch.url, &config, concurrency);
-    for _ in 0..workers {
-        pool.spawn()?;
-    }
-    rig::wait_workers(&*scratch.store, workers).await?;
-    let spool = Spool::new(scratch.store.clone());
+    let documents = 500;
+    let setup = Setup {
+        latency: "300ms..600ms",
+        rpm: 6_000,
+        tpm: None,
+        workers: 4,
+        concurrency: 16,
+    };
+    let mut rig = Rig::start(url, run, &setup).await?;
     let started = std::time::Instant::now();
     for d in 0..documents {
-        spool
+        rig.spool
             .chain()
             .then(request(&format!("analyse document {d}"), 600, 150))?
             .then(request(&format!("generate document {d}"), 900, 300))?
@@ -334,7 +286,7 @@ async fn chaos(url: Option<&str>, run: usize) -> Result<Value, CliError> {
     let n = 2 * documents as u64;
     let mut kills = 0;
     let done = loop {
-        let stats = scratch.store.stats().await?;
+        let stats = rig.scratch.store.stats().await?;
         if stats.processed + stats.failed >= n {
             break stats;
         }
@@ -344,13 +296,11 @@ async fn chaos(url: Option<&str>, run: usize) -> Result<Value, CliError> {
             ));
         }
         tokio::time::sleep(Duration::from_secs(2)).await;
-        pool.kill_one().await?;
+        rig.pool.kill_one().await?;
         kills += 1;
     };
     let wall = started.elapsed().as_secs_f64();
-    pool.stop().await;
-    let requests = mock.requests();
-    mock.stop().await;
+    let (scratch, requests) = rig.finish().await;
     // A recording written more than once is an answer that was paid for again.
     let recordings = scratch.store.kv_list("llm:call:", 1_000_000).await?;
     let paid_twice = recordings.iter().filter(|(_, e)| e.version > 1).count();
@@ -369,13 +319,13 @@ async fn chaos(url: Option<&str>, run: usize) -> Result<Value, CliError> {
         run,
         "chaos",
         json!({
-            "workers": workers, "concurrency": concurrency, "n": n,
+            "workers": setup.workers, "concurrency": setup.concurrency, "n": n,
             "wall_s": round(wall), "ideal_s": null,
-            "achieved_rpm": null, "limit_rpm": rpm,
+            "achieved_rpm": null, "limit_rpm": setup.rpm,
             "http_429": limited(&requests), "tries_used_by_429": null,
             "kills": kills, "documents_lost": documents as u64 - done.processed.min(n) / 2,
             "failed_jobs": done.failed, "paid_twice": paid_twice,
-        "cut_off_by_kills": cut_off, "answered_twice": answered_twice,
+            "cut_off_by_kills": cut_off, "answered_twice": answered_twice,
             "requests": requests.len(), "recordings": recordings.len(),
         }),
     ))

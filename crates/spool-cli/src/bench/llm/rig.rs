@@ -13,7 +13,67 @@ use tokio::{
     process::{Child, Command},
 };
 
+use super::super::scratch::Scratch;
 use crate::CliError;
+
+/// What one scenario runs on: the mock's answer delay and limits (the configuration names
+/// the same limits), and the worker processes.
+pub(super) struct Setup {
+    pub(super) latency: &'static str,
+    pub(super) rpm: u64,
+    pub(super) tpm: Option<u64>,
+    pub(super) workers: usize,
+    pub(super) concurrency: usize,
+}
+
+/// A scratch store, a mock, a configuration naming it, and worker processes, started.
+pub(super) struct Rig {
+    pub(super) scratch: Scratch,
+    pub(super) mock: Mock,
+    pub(super) pool: Workers,
+    pub(super) spool: spool::Spool,
+    _dir: tempfile::TempDir,
+}
+
+impl Rig {
+    /// Starts everything and waits until the workers have registered.
+    pub(super) async fn start(
+        url: Option<&str>,
+        run: usize,
+        setup: &Setup,
+    ) -> Result<Rig, CliError> {
+        let scratch = Scratch::new(url, run).await?;
+        let dir = tempfile::tempdir()?;
+        let mut flags = vec!["--latency".to_string(), setup.latency.to_string()];
+        flags.extend(["--rpm".to_string(), setup.rpm.to_string()]);
+        if let Some(tpm) = setup.tpm {
+            flags.extend(["--tpm".to_string(), tpm.to_string()]);
+        }
+        let mock = Mock::start(dir.path(), &flags).await?;
+        let config = config(dir.path(), &mock, setup.rpm, setup.tpm)?;
+        let mut pool = Workers::new(&scratch.url, &config, setup.concurrency);
+        for _ in 0..setup.workers {
+            pool.spawn()?;
+        }
+        wait_workers(&*scratch.store, setup.workers).await?;
+        let spool = spool::Spool::new(scratch.store.clone());
+        Ok(Rig {
+            scratch,
+            mock,
+            pool,
+            spool,
+            _dir: dir,
+        })
+    }
+
+    /// Stops the workers and the mock; the store and what the mock logged.
+    pub(super) async fn finish(self) -> (Scratch, Vec<Value>) {
+        self.pool.stop().await;
+        let requests = self.mock.requests();
+        self.mock.stop().await;
+        (self.scratch, requests)
+    }
+}
 
 /// The queue the bench's llm jobs go to: the built-in job's own.
 pub(super) const QUEUE: &str = spool::DEFAULT_QUEUE;
@@ -97,12 +157,7 @@ pub(super) fn at(request: &Value) -> f64 {
 }
 
 /// Writes a configuration naming provider `mock` at `mock` with these limits.
-pub(super) fn config(
-    dir: &Path,
-    mock: &Mock,
-    rpm: u64,
-    tpm: Option<u64>,
-) -> Result<PathBuf, CliError> {
+fn config(dir: &Path, mock: &Mock, rpm: u64, tpm: Option<u64>) -> Result<PathBuf, CliError> {
     let path = dir.join(format!("spool-{}.toml", fastrand::u32(..)));
     let mut text = format!(
         "[[llm.provider]]\nname = \"mock\"\nbase_url = \"{}\"\nrpm = {rpm}\n",
@@ -205,7 +260,7 @@ pub(super) async fn wait_done(
 }
 
 /// Waits until `n` workers are registered.
-pub(super) async fn wait_workers(store: &dyn spool::Store, n: usize) -> Result<(), CliError> {
+async fn wait_workers(store: &dyn spool::Store, n: usize) -> Result<(), CliError> {
     for _ in 0..600 {
         if store.stats().await?.workers.len() >= n {
             return Ok(());

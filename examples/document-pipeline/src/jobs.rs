@@ -54,6 +54,35 @@ async fn mark(ctx: &JobContext, id: &str, change: impl Fn(&mut Document)) -> Job
         .map_err(|e| JobError::retry(format!("updating document {id}: {e}")))
 }
 
+/// Marks the document as in `state` at this attempt; the document.
+async fn begin(
+    ctx: &JobContext,
+    id: &str,
+    state: &str,
+    progress: u8,
+) -> Result<Document, JobError> {
+    let attempt = ctx.attempt();
+    mark(ctx, id, |d| {
+        d.state = state.to_string();
+        d.attempts = attempt;
+        d.progress = progress;
+    })
+    .await?;
+    documents::load(&store(ctx)?, id)
+        .await
+        .map_err(JobError::retry)?
+        .ok_or_else(|| JobError::fail(format!("no document {id}")))
+}
+
+/// Marks the document failed, with the step's error.
+async fn failed(ctx: &JobContext, id: &str, error: &JobFailure) {
+    let _ = mark(ctx, id, |d| {
+        d.state = "failed".into();
+        d.error = Some(error.error.clone());
+    })
+    .await;
+}
+
 impl Job for Analyse {
     const NAME: &'static str = "pipeline.analyse";
 
@@ -66,17 +95,7 @@ impl Job for Analyse {
     }
 
     async fn handle(self, ctx: JobContext) -> JobResult {
-        let attempt = ctx.attempt();
-        mark(&ctx, &self.document, |d| {
-            d.state = "analysing".into();
-            d.attempts = attempt;
-            d.progress = 10;
-        })
-        .await?;
-        let doc = documents::load(&store(&ctx)?, &self.document)
-            .await
-            .map_err(JobError::retry)?
-            .ok_or_else(|| JobError::fail(format!("no document {}", self.document)))?;
+        let doc = begin(&ctx, &self.document, "analysing", 10).await?;
         let answer = ctx
             .llm()
             .chat(json!({
@@ -96,12 +115,7 @@ impl Job for Analyse {
     }
 
     async fn failed(self, ctx: JobContext, error: &JobFailure) {
-        let message = error.error.clone();
-        let _ = mark(&ctx, &self.document, |d| {
-            d.state = "failed".into();
-            d.error = Some(message.clone());
-        })
-        .await;
+        failed(&ctx, &self.document, error).await;
     }
 }
 
@@ -117,17 +131,7 @@ impl Job for Generate {
     }
 
     async fn handle(self, ctx: JobContext) -> JobResult {
-        let attempt = ctx.attempt();
-        mark(&ctx, &self.document, |d| {
-            d.state = "generating".into();
-            d.attempts = attempt;
-            d.progress = 60;
-        })
-        .await?;
-        let doc = documents::load(&store(&ctx)?, &self.document)
-            .await
-            .map_err(JobError::retry)?
-            .ok_or_else(|| JobError::fail(format!("no document {}", self.document)))?;
+        let doc = begin(&ctx, &self.document, "generating", 60).await?;
         let answer = ctx
             .llm()
             .chat(json!({
@@ -154,11 +158,6 @@ impl Job for Generate {
     }
 
     async fn failed(self, ctx: JobContext, error: &JobFailure) {
-        let message = error.error.clone();
-        let _ = mark(&ctx, &self.document, |d| {
-            d.state = "failed".into();
-            d.error = Some(message.clone());
-        })
-        .await;
+        failed(&ctx, &self.document, error).await;
     }
 }

@@ -265,6 +265,10 @@ impl LlmCall<'_> {
                         return Err(Failure::Held(wait_for(provider, at - now, reason)));
                     }
                 };
+                if at <= now {
+                    // Admitted for now, on the state just read: nothing to wait for.
+                    break;
+                }
                 sleep_until(at).await;
                 // A 429 seen by another process while this call waited parks the key.
                 let state = shared::read(&**store, &pacing).await.map_err(retry)?;

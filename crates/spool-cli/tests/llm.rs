@@ -381,3 +381,21 @@ fn answers_that_are_not_json_are_retried() {
     );
     assert_eq!(mock.requests().len(), 2);
 }
+
+#[test]
+fn shell_jobs_do_not_see_the_provider_keys() {
+    let mock = Mock::start(&[]);
+    let env = env_for(&mock, "");
+    let line = json!({"job": "shell", "tries": 1, "payload": {"cmd": "echo \"k=$MOCK_KEY o=$OPENAI_API_KEY\"; exit 1"}});
+    env.dispatch_lines(&[], &format!("{line}\n"));
+    let out = env
+        .cmd(&["work", "--allow", "shell", "--stop-when-empty"])
+        .env("MOCK_KEY", KEY)
+        .env("OPENAI_API_KEY", KEY)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let failed = env.json(&["failed", "--json"]).to_string();
+    assert!(failed.contains("k= o="), "{failed}");
+    assert!(!failed.contains(KEY), "{failed}");
+}

@@ -40,6 +40,11 @@ impl Job for Shell {
                 command.env_remove(name);
             }
         }
+        // Nor the language-model providers' keys the worker calls with.
+        #[cfg(feature = "llm")]
+        for name in provider_key_vars(&ctx) {
+            command.env_remove(name);
+        }
         // What Spool tells the command, set after the secrets are taken out.
         command.envs(context_env(&ctx));
         let shown = shorten(&self.cmd);
@@ -120,4 +125,15 @@ fn context_env(ctx: &JobContext) -> Vec<(&'static str, String)> {
         env.push(("SPOOL_FAILED_JOB_ID", failed.to_string()));
     }
     env
+}
+
+/// The environment variables holding the configured language-model providers' keys (and
+/// `OPENAI_API_KEY`, the default provider's).
+#[cfg(feature = "llm")]
+fn provider_key_vars(ctx: &JobContext) -> Vec<String> {
+    let mut names = vec!["OPENAI_API_KEY".to_string()];
+    if let Ok(llm) = ctx.state::<crate::llm::Llm>() {
+        names.extend(llm.providers().iter().filter_map(|p| p.api_key_env.clone()));
+    }
+    names
 }

@@ -14,6 +14,7 @@ use super::{
     sql, sql_with,
 };
 use crate::store::{
+    CompletedJob, JobSearch, Page, StoreError,
     AdminStore, ExpiredWorker, FailedFilter, FailedJob, JobFilter, JobInfo, QueueStats,
     RetrySelector, Stats, StoreResult, WorkerStatus, sql::rows,
 };
@@ -112,6 +113,18 @@ impl AdminStore for MysqlStore {
             rows::job_info,
         )
         .await
+    }
+
+    async fn search_jobs(&self, _search: &JobSearch) -> StoreResult<Page<JobInfo>> {
+        Err(StoreError::Invalid("TODO".into()))
+    }
+
+    async fn completed_jobs(&self, _search: &JobSearch) -> StoreResult<Page<CompletedJob>> {
+        Err(StoreError::Invalid("TODO".into()))
+    }
+
+    async fn prune_completed(&self, _age: Duration) -> StoreResult<u64> {
+        Ok(0)
     }
 
     async fn delete_job(&self, id: &str) -> StoreResult<bool> {

@@ -259,7 +259,7 @@ impl WorkflowStore for MysqlStore {
     async fn job_result(&self, id: &str) -> StoreResult<Option<CompletedJob>> {
         self.row_by_id(
             include_str!("sql/job_result.sql"),
-            rows::RESULT_COLUMNS,
+            rows::COMPLETED_COLUMNS,
             id,
             rows::completed_job,
         )

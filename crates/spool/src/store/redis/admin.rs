@@ -14,8 +14,9 @@ use super::{
     scripts,
 };
 use crate::store::{
+    CompletedJob, JobSearch, Page, StoreError,
     AdminStore, ExpiredWorker, FailedFilter, FailedJob, JobFilter, JobInfo, JobState, QueueStats,
-    RetrySelector, Stats, StoreError, StoreResult, WorkerStatus,
+    RetrySelector, Stats, StoreResult, WorkerStatus,
 };
 
 #[async_trait]
@@ -161,6 +162,18 @@ impl AdminStore for RedisStore {
             }
         }
         Ok(None)
+    }
+
+    async fn search_jobs(&self, _search: &JobSearch) -> StoreResult<Page<JobInfo>> {
+        Err(StoreError::Invalid("TODO".into()))
+    }
+
+    async fn completed_jobs(&self, _search: &JobSearch) -> StoreResult<Page<CompletedJob>> {
+        Err(StoreError::Invalid("TODO".into()))
+    }
+
+    async fn prune_completed(&self, _age: Duration) -> StoreResult<u64> {
+        Ok(0)
     }
 
     async fn delete_job(&self, id: &str) -> StoreResult<bool> {

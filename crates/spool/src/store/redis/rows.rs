@@ -242,6 +242,7 @@ pub(super) fn job_info(value: &Value, queue: &str, now: i64) -> StoreResult<(Job
                 })
             })
             .transpose()?,
+        tags: Vec::new(),
     };
     Ok((info, int(seq, "seq")?))
 }
@@ -262,6 +263,7 @@ pub(super) fn failed_job(value: &Value) -> StoreResult<(FailedJob, i64)> {
         attempts: counter(attempts, "attempts")?,
         failed_at: rfc3339_ms(failed_at),
         envelope,
+        tags: Vec::new(),
     };
     Ok((record, failed_at))
 }

@@ -309,9 +309,14 @@ impl WorkflowStore for RedisStore {
                 queue: text(queue, "queue")?,
                 job: text(job, "job name")?,
                 batch_id: opt_text(batch, "batch id")?,
+                has_result: result.is_some(),
                 result: result
                     .map(|r| serde_json::from_str(&r).unwrap_or(serde_json::Value::String(r))),
                 completed_at: rfc3339_ms(completed_at),
+                tags: Vec::new(),
+                attempts: 0,
+                enqueued_at: None,
+                started_at: None,
             }));
         }
         Ok(None)

@@ -11,7 +11,7 @@ use crate::store::{
     CompletedJob, JobInfo, JobSearch, Page, StoreResult,
     rules::offset_ms,
     sql::{
-        search::{self, Arg, Clock, Decode, Fetch, Statement, Templates},
+        search::{self, Arg, Decode, Fetch, Statement, Templates},
     },
 };
 
@@ -25,7 +25,7 @@ const TEMPLATES: Templates = Templates {
     completed: include_str!("sql/completed_jobs.sql"),
     completed_all: include_str!("sql/completed_jobs_all.sql"),
     completed_tagged: include_str!("sql/completed_jobs_tagged.sql"),
-    clock: Clock::With("WITH clock AS MATERIALIZED (SELECT {schema}.now_ms() AS ms)"),
+    clock: "WITH clock AS MATERIALIZED (SELECT {schema}.now_ms() AS ms)",
 };
 
 /// Rows one slice of a prune deletes at most.

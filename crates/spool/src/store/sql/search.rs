@@ -1,5 +1,6 @@
 //! Searches on the SQL server stores, written once: which statements a search runs, in which
-//! order, and how their rows become a page. Each store gives its statement texts
+//! order, and how their rows become a page. A position is compared as `a >= ? AND (a, b) > (?,
+//! ?)`: the first term is what lets every server walk the index from there. Each store gives its statement texts
 //! ([`Templates`], with `?` for every argument) and runs them ([`Fetch`]); the rules are those
 //! of `store/search.rs`: walk an index from the cursor, read at most the search window of
 //! candidates, check the filters no index serves on those rows only.
@@ -64,32 +65,19 @@ pub(crate) struct Templates {
     pub(crate) completed_all: &'static str,
     /// The completed records with a tag older than a position.
     pub(crate) completed_tagged: &'static str,
-    /// What makes `clock.ms` readable in a statement of its own (a `WITH` clause, or a
-    /// derived table to join).
-    pub(crate) clock: Clock,
+    /// The `WITH` clause that makes the store's clock readable as `clock.ms` (a source reads
+    /// it as `(SELECT ms FROM clock)`).
+    pub(crate) clock: &'static str,
 }
 
-/// How a statement reads the store's clock as `clock.ms`.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Clock {
-    /// Put this `WITH` clause first.
-    With(&'static str),
-    /// Put this derived table (`(SELECT ...) AS clock`) in the `FROM` clause.
-    Join(&'static str),
-}
-
-impl Clock {
-    /// `SELECT <columns> FROM (<source>) AS s ORDER BY <order> LIMIT 1 OFFSET ?`, reading
-    /// `clock.ms` where the source does.
-    fn window_end(self, source: &str, columns: &str, order: &str) -> String {
-        match self {
-            Clock::With(with) => format!(
-                "{with} SELECT {columns} FROM ({source}) AS s ORDER BY {order} LIMIT 1 OFFSET ?"
-            ),
-            Clock::Join(table) => format!(
-                "SELECT {columns} FROM ({source}) AS s, {table} ORDER BY {order} LIMIT 1 OFFSET ?"
-            ),
-        }
+impl Templates {
+    /// The window's last candidate of `source`: `SELECT <columns> FROM (<source>) AS s ORDER
+    /// BY <order> LIMIT 1 OFFSET ?`, reading the clock where the source does.
+    fn window_end(&self, source: &str, columns: &str, order: &str) -> String {
+        format!(
+            "{} SELECT {columns} FROM ({source}) AS s ORDER BY {order} LIMIT 1 OFFSET ?",
+            self.clock
+        )
     }
 }
 
@@ -131,19 +119,24 @@ pub(crate) async fn search_jobs(
             }
         };
         let state = match search.state {
-            Some(JobState::Pending) => " AND available_at <= clock.ms",
-            Some(JobState::Delayed) => " AND available_at > clock.ms",
+            Some(JobState::Pending) => " AND available_at <= (SELECT ms FROM clock)",
+            Some(JobState::Delayed) => " AND available_at > (SELECT ms FROM clock)",
             _ => "",
         };
         let source = uncommented(sql.waiting).replace("{state}", state);
         for queue in queues {
-            let args = vec![Arg::Text(queue), Arg::Int(after.0), Arg::Int(after.1)];
+            let args = vec![
+                Arg::Text(queue),
+                Arg::Int(after.0),
+                Arg::Int(after.0),
+                Arg::Int(after.1),
+            ];
             parts.push(queued_part(fetch, sql, search, &source, args, true).await?);
         }
     }
     if matches!(search.state, None | Some(JobState::Reserved)) {
         let mut source = uncommented(sql.reserved);
-        let mut args = vec![Arg::Int(after.0), Arg::Int(after.1)];
+        let mut args = vec![Arg::Int(after.0), Arg::Int(after.0), Arg::Int(after.1)];
         if let Some(queue) = &search.queue {
             source.push_str(" AND queue = ?");
             args.push(Arg::Text(queue.clone()));
@@ -193,9 +186,7 @@ async fn queued_part(
         items.last().map(|(_, key)| *key)
     } else if windowed && search.filters() {
         source_args.push(Arg::Int(window as i64 - 1));
-        let text = sql
-            .clock
-            .window_end(source, "s.available_at, s.seq", "s.available_at, s.seq");
+        let text = sql.window_end(source, "s.available_at, s.seq", "s.available_at, s.seq");
         let end = fetch
             .fetch(
                 Statement {
@@ -261,7 +252,7 @@ async fn tagged_jobs(
     let mut text = uncommented(sql.jobs).replace("{source}", &tagged);
     let mut args = source_args.clone();
     push_job_filters(&mut text, &mut args, search, false);
-    text.push_str(" ORDER BY w.key LIMIT ?");
+    text.push_str(" ORDER BY w.pos LIMIT ?");
     args.push(Arg::Int(limit as i64));
     let items = fetch
         .fetch(Statement { text, args }, |row| rows::job_info(row))
@@ -271,7 +262,7 @@ async fn tagged_jobs(
     } else {
         let mut end_args = source_args;
         end_args.push(Arg::Int(SEARCH_WINDOW as i64 - 1));
-        let text = sql.clock.window_end(&tagged, "s.key", "s.key");
+        let text = sql.window_end(&tagged, "s.pos", "s.pos");
         let end = fetch
             .fetch(
                 Statement {
@@ -318,7 +309,11 @@ pub(crate) async fn completed_jobs(
         }
         None => sql.completed_all,
     });
-    source_args.extend([Arg::Int(after.at), Arg::Text(after.id.clone())]);
+    source_args.extend([
+        Arg::Int(after.at),
+        Arg::Int(after.at),
+        Arg::Text(after.id.clone()),
+    ]);
     let filtered = search.queue.is_some() || search.job.is_some() || search.batch_id.is_some();
     let window = if filtered { SEARCH_WINDOW } else { limit };
     source_args.push(Arg::Int(window as i64));

@@ -181,7 +181,7 @@ fn tagged_jobs(
     let (filters, filter_args) = job_filters(search, false, now);
     sql.push_str(&filters);
     args.extend(filter_args);
-    sql.push_str(" ORDER BY w.key LIMIT ?");
+    sql.push_str(" ORDER BY w.pos LIMIT ?");
     args.push(Value::Integer(limit as i64));
     let items = conn
         .prepare_cached(&sql)?
@@ -190,7 +190,7 @@ fn tagged_jobs(
     let next = if items.len() >= limit {
         items.last().map(|j| j.id.clone())
     } else {
-        let end = format!("SELECT key FROM ({source}) ORDER BY key LIMIT 1 OFFSET ?");
+        let end = format!("SELECT pos FROM ({source}) ORDER BY pos LIMIT 1 OFFSET ?");
         let mut end_args = source_args.to_vec();
         end_args.push(Value::Integer(SEARCH_WINDOW as i64));
         end_args.push(Value::Integer(SEARCH_WINDOW as i64 - 1));

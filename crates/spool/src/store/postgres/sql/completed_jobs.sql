@@ -4,7 +4,7 @@
 -- Rust.
 SELECT c.id, c.queue, c.job, c.batch_id, c.tags, c.attempts, c.enqueued_at, c.started_at,
        c.completed_at,
-       (EXISTS (SELECT 1 FROM {schema}.results r WHERE r.id = c.id))::int8, NULL::text
+       (EXISTS (SELECT 1 FROM {schema}.results r WHERE r.id = c.id))::int::int8, NULL::text
 FROM ({source}) AS w
 JOIN {schema}.completed c ON c.id = w.id AND c.completed_at = w.completed_at
 WHERE true

@@ -3,7 +3,7 @@
 SELECT id, queue, job, batch_id, tags, attempts, enqueued_at, started_at, completed_at, has_result, result
 FROM (
     SELECT c.id, c.queue, c.job, c.batch_id, c.tags, c.attempts, c.enqueued_at, c.started_at,
-           c.completed_at, (r.id IS NOT NULL)::int8 AS has_result, r.result
+           c.completed_at, (r.id IS NOT NULL)::int::int8 AS has_result, r.result
     FROM {schema}.completed c LEFT JOIN {schema}.results r ON r.id = c.id
     WHERE c.id = $1
     UNION ALL

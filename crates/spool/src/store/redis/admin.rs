@@ -164,16 +164,16 @@ impl AdminStore for RedisStore {
         Ok(None)
     }
 
-    async fn search_jobs(&self, _search: &JobSearch) -> StoreResult<Page<JobInfo>> {
-        Err(StoreError::Invalid("TODO".into()))
+    async fn search_jobs(&self, search: &JobSearch) -> StoreResult<Page<JobInfo>> {
+        self.search_queued(search).await
     }
 
-    async fn completed_jobs(&self, _search: &JobSearch) -> StoreResult<Page<CompletedJob>> {
-        Err(StoreError::Invalid("TODO".into()))
+    async fn completed_jobs(&self, search: &JobSearch) -> StoreResult<Page<CompletedJob>> {
+        self.search_completed(search).await
     }
 
-    async fn prune_completed(&self, _age: Duration) -> StoreResult<u64> {
-        Ok(0)
+    async fn prune_completed(&self, age: Duration) -> StoreResult<u64> {
+        self.prune_history(age).await
     }
 
     async fn delete_job(&self, id: &str) -> StoreResult<bool> {

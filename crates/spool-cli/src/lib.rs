@@ -41,6 +41,7 @@ mod health;
 mod http;
 mod inspect;
 mod install;
+mod jobs;
 mod monitor;
 mod output;
 mod schedule;

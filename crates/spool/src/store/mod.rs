@@ -49,6 +49,15 @@ pub use new_job::NewJob;
 pub(crate) use new_job::{check_batch, check_jobs, distinct as distinct_tags, tags_of_column};
 pub use rules::hands_on_batch_membership;
 pub use search::{JobSearch, MAX_PAGE, Page, SEARCH_WINDOW};
+#[cfg_attr(
+    not(any(
+        feature = "sqlite",
+        feature = "postgres",
+        feature = "mysql",
+        feature = "redis"
+    )),
+    allow(unused_imports)
+)]
 pub(crate) use search::{CompletedKey, Part, bad_cursor, merge, uncommented};
 pub use stats::*;
 pub use types::*;

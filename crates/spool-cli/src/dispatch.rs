@@ -521,6 +521,9 @@ mod tests {
         );
         assert!(parse_line("not json").is_err());
         let err = parse_line(r#"{"job":"x","tags":["a,b"]}"#).unwrap_err();
-        assert!(err.contains("`tags`") && err.contains(spool::limits::TAG_RULE), "{err}");
+        assert!(
+            err.contains("`tags`") && err.contains(spool::limits::TAG_RULE),
+            "{err}"
+        );
     }
 }

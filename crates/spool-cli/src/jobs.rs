@@ -226,7 +226,15 @@ pub(crate) async fn jobs(store: Arc<dyn Store>, a: JobsArgs) -> Result<ExitCode,
         return Ok(ExitCode::SUCCESS);
     }
     output::table_of(
-        &["ID", "QUEUE", "JOB", "STATE", "ATTEMPTS", "TAGS", "LAST ERROR"],
+        &[
+            "ID",
+            "QUEUE",
+            "JOB",
+            "STATE",
+            "ATTEMPTS",
+            "TAGS",
+            "LAST ERROR",
+        ],
         &jobs,
         |j| {
             vec![
@@ -379,7 +387,6 @@ fn completed(done: &CompletedJob, json: bool) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-
 /// Prints a page of the completed history.
 fn print_completed(page: &Page<CompletedJob>, json: bool) {
     if json {
@@ -424,9 +431,9 @@ fn print_completed(page: &Page<CompletedJob>, json: bool) {
 /// page came back empty.
 fn print_next(next: Option<&str>, empty: bool, searched: bool) {
     match next {
-        Some(next) if empty => eprintln!(
-            "nothing found in the part searched; search on with --after {next}"
-        ),
+        Some(next) if empty => {
+            eprintln!("nothing found in the part searched; search on with --after {next}")
+        }
         Some(next) => eprintln!("more: --after {next}"),
         None if empty && searched => eprintln!("nothing found"),
         None => {}

@@ -34,10 +34,7 @@ fn tagged(name: &str, queue: &str, tags: &[&str]) -> NewJob {
 }
 
 /// Every page of `search`, followed by cursor; panics past 1,000 pages.
-async fn all_pages<T>(
-    search: &JobSearch,
-    page: impl AsyncFn(&JobSearch) -> Page<T>,
-) -> Vec<T> {
+async fn all_pages<T>(search: &JobSearch, page: impl AsyncFn(&JobSearch) -> Page<T>) -> Vec<T> {
     let mut search = search.clone();
     let mut out = Vec::new();
     for _ in 0..1_000 {
@@ -184,7 +181,11 @@ pub async fn tags_are_kept_and_searchable(fixture: &dyn Fixture) {
         let store = store.clone();
         async move { queued(&store, &by_tag("nightly")).await.len() }
     };
-    assert_eq!(nightly(&store).await, 4, "a failed job leaves the tag's search");
+    assert_eq!(
+        nightly(&store).await,
+        4,
+        "a failed job leaves the tag's search"
+    );
     let retried = store
         .retry_failed(&RetrySelector::Ids(vec![held.id.clone()]))
         .await
@@ -196,9 +197,17 @@ pub async fn tags_are_kept_and_searchable(fixture: &dyn Fixture) {
         ["tenant:7", "nightly"]
     );
     assert!(store.delete_job(&jobs[1].id).await.unwrap());
-    assert_eq!(nightly(&store).await, 4, "a deleted job leaves the tag's search");
+    assert_eq!(
+        nightly(&store).await,
+        4,
+        "a deleted job leaves the tag's search"
+    );
     assert_eq!(store.clear("mail").await.unwrap(), 5);
-    assert_eq!(nightly(&store).await, 1, "cleared jobs leave the tag's search");
+    assert_eq!(
+        nightly(&store).await,
+        1,
+        "cleared jobs leave the tag's search"
+    );
 }
 
 /// Every completed job leaves a short record (id, queue, job, batch, tags, attempts and its
@@ -262,10 +271,16 @@ pub async fn completed_jobs_leave_a_history(fixture: &dyn Fixture) {
     );
     assert_eq!(record.tags, ["tenant:7"]);
     assert!(record.enqueued_at.is_some() && record.started_at.is_some());
-    assert!(record.enqueued_at <= record.started_at && record.started_at.as_ref() <= Some(&record.completed_at));
+    assert!(
+        record.enqueued_at <= record.started_at
+            && record.started_at.as_ref() <= Some(&record.completed_at)
+    );
     assert!(record.result.is_none() && !record.has_result);
     let kept = all.iter().find(|c| c.id == with_result.id).expect("listed");
-    assert!(kept.has_result && kept.result.is_none(), "listings leave results out");
+    assert!(
+        kept.has_result && kept.result.is_none(),
+        "listings leave results out"
+    );
 
     for limit in [1, 3] {
         let paged = completed(
@@ -303,10 +318,18 @@ pub async fn completed_jobs_leave_a_history(fixture: &dyn Fixture) {
     );
 
     // By id: the record, with the result when one is kept.
-    let one = store.job_result(&plain.id).await.unwrap().expect("recorded");
+    let one = store
+        .job_result(&plain.id)
+        .await
+        .unwrap()
+        .expect("recorded");
     assert_eq!((one.attempts, one.result.clone()), (1, None));
     assert!(!one.has_result);
-    let one = store.job_result(&with_result.id).await.unwrap().expect("kept");
+    let one = store
+        .job_result(&with_result.id)
+        .await
+        .unwrap()
+        .expect("kept");
     assert_eq!(one.result, Some(serde_json::json!({"rows": 3})));
     assert!(one.has_result);
     assert_eq!(one.tags, ["tenant:8"]);
@@ -314,7 +337,10 @@ pub async fn completed_jobs_leave_a_history(fixture: &dyn Fixture) {
     // Pruning the history leaves kept results (and only them) readable by id.
     tokio::time::sleep(Duration::from_millis(5)).await;
     assert_eq!(
-        store.prune_completed(Duration::from_secs(3600)).await.unwrap(),
+        store
+            .prune_completed(Duration::from_secs(3600))
+            .await
+            .unwrap(),
         0
     );
     assert_eq!(store.prune_completed(Duration::ZERO).await.unwrap(), 4);
@@ -325,7 +351,11 @@ pub async fn completed_jobs_leave_a_history(fixture: &dyn Fixture) {
             .is_empty()
     );
     assert!(store.job_result(&plain.id).await.unwrap().is_none());
-    let left = store.job_result(&with_result.id).await.unwrap().expect("its result stays");
+    let left = store
+        .job_result(&with_result.id)
+        .await
+        .unwrap()
+        .expect("its result stays");
     assert_eq!(left.result, Some(serde_json::json!({"rows": 3})));
     assert!(store.job_result("nope").await.unwrap().is_none());
 }
@@ -348,7 +378,10 @@ pub async fn searches_stop_at_their_window(fixture: &dyn Fixture) {
         ..JobSearch::default()
     };
     let first = store.search_jobs(&search).await.unwrap();
-    assert!(first.items.is_empty(), "the window ends before the rare job");
+    assert!(
+        first.items.is_empty(),
+        "the window ends before the rare job"
+    );
     assert!(first.next.is_some(), "a short page says where to search on");
     let found = queued(&store, &search).await;
     assert_eq!(ids(found.iter().map(|j| &j.id)), [rare.id.clone()]);

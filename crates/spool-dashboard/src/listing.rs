@@ -31,7 +31,9 @@ pub(crate) struct JobsQuery {
 
 /// An empty parameter (a blank search box) means none.
 fn given(value: Option<String>) -> Option<String> {
-    value.map(|v| v.trim().to_string()).filter(|v| !v.is_empty())
+    value
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
 }
 
 pub(crate) async fn jobs(State(d): State<Shared>, Query(q): Query<JobsQuery>) -> ApiResult {

@@ -21,7 +21,8 @@ pub const MAX_TAGS: usize = 16;
 pub const MAX_TAG_LEN: usize = 64;
 
 /// The tag rule, as every refusal states it.
-pub const TAG_RULE: &str = "a job has at most 16 tags, each 1-64 bytes with no comma and no control character";
+pub const TAG_RULE: &str =
+    "a job has at most 16 tags, each 1-64 bytes with no comma and no control character";
 
 /// The queue-name rule, as every refusal states it.
 pub const QUEUE_NAME_RULE: &str = "a queue name is 1-128 characters of ASCII letters, digits and `. _ : - /`, starting with a letter or digit";
@@ -155,11 +156,7 @@ pub fn check_tags(job: &str, tags: &[String]) -> Result<(), InvalidJob> {
             return Err(refuse("an empty tag".into()));
         }
         if tag.len() > MAX_TAG_LEN {
-            return Err(refuse(format!(
-                "tag {} is {} bytes",
-                shown(tag),
-                tag.len()
-            )));
+            return Err(refuse(format!("tag {} is {} bytes", shown(tag), tag.len())));
         }
         if tag.contains(',') || tag.chars().any(char::is_control) {
             return Err(refuse(format!("tag {}", shown(tag))));
@@ -269,7 +266,10 @@ mod tests {
         ] {
             let err = check_tags("report", &bad).unwrap_err().to_string();
             assert!(err.contains(says), "{err}");
-            assert!(err.contains("job `report`") && err.contains(TAG_RULE), "{err}");
+            assert!(
+                err.contains("job `report`") && err.contains(TAG_RULE),
+                "{err}"
+            );
         }
     }
 }

@@ -105,7 +105,11 @@ async fn seed(store: &dyn Store, n: usize) -> Result<String, CliError> {
     let job = |i: usize, delay: Duration| {
         let queue = QUEUES[i % QUEUES.len()];
         let payload = json!({"document": i, "customer": format!("c-{}", i % 997)});
-        let name = if i % 10_000 == 5_000 { "report" } else { "noop" };
+        let name = if i % 10_000 == 5_000 {
+            "report"
+        } else {
+            "noop"
+        };
         let mut envelope = Envelope::new(name, queue, payload);
         if i % 100 == 0 {
             envelope.tags = vec![format!("t-{}", (i / 100) % 50)];

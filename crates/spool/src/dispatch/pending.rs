@@ -154,9 +154,9 @@ impl<'a, J: Job> IntoFuture for PendingDispatch<'a, J> {
             }
             let queue = self.queue.unwrap_or_else(|| self.job.queue().to_string());
             let options = self.options.or(&self.job.options());
-            let mut envelope =
-                self.spool
-                    .unsealed_envelope(&self.job, queue, options, self.id, self.trace)?;
+            let mut envelope = self
+                .spool
+                .unsealed_envelope(&self.job, queue, options, self.id, self.trace)?;
             envelope.tags = crate::store::distinct_tags(&self.tags);
             // Sealed last, once the envelope is final: the id is bound into the sealed data.
             let envelope = self.spool.seal_if(envelope, J::ENCRYPTED)?;

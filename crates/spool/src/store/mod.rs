@@ -48,7 +48,6 @@ pub use new_job::NewJob;
 )]
 pub(crate) use new_job::{check_batch, check_jobs, distinct as distinct_tags, tags_of_column};
 pub use rules::hands_on_batch_membership;
-pub use search::{JobSearch, MAX_PAGE, Page, SEARCH_WINDOW};
 #[cfg_attr(
     not(any(
         feature = "sqlite",
@@ -59,6 +58,7 @@ pub use search::{JobSearch, MAX_PAGE, Page, SEARCH_WINDOW};
     allow(unused_imports)
 )]
 pub(crate) use search::{CompletedKey, Part, bad_cursor, merge, uncommented};
+pub use search::{JobSearch, MAX_PAGE, Page, SEARCH_WINDOW};
 pub use stats::*;
 pub use types::*;
 pub use wakeup::{WakeupSignal, Wakeups};

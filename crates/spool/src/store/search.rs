@@ -70,10 +70,7 @@ impl JobSearch {
     pub fn matches(&self, queue: &str, job: &str, batch_id: Option<&str>, tags: &[String]) -> bool {
         self.queue.as_deref().is_none_or(|q| q == queue)
             && self.job.as_deref().is_none_or(|j| j == job)
-            && self
-                .batch_id
-                .as_deref()
-                .is_none_or(|b| batch_id == Some(b))
+            && self.batch_id.as_deref().is_none_or(|b| batch_id == Some(b))
             && self.tag.as_ref().is_none_or(|t| tags.contains(t))
     }
 }
@@ -226,7 +223,11 @@ mod tests {
     #[test]
     fn merged_pages_hold_only_what_every_source_examined() {
         // The second source stopped at 5: 7 and 9 of the first wait for the next page.
-        let (items, next) = merge(vec![part(&[1, 7, 9], None), part(&[2, 5], Some(5))], 10, |i| *i);
+        let (items, next) = merge(
+            vec![part(&[1, 7, 9], None), part(&[2, 5], Some(5))],
+            10,
+            |i| *i,
+        );
         assert_eq!((items, next), (vec![1, 2, 5], Some(5)));
         // A full page ends at its last item.
         let (items, next) = merge(vec![part(&[1, 3], None), part(&[2, 4], None)], 3, |i| *i);
@@ -251,7 +252,9 @@ mod tests {
             id: "c".into(),
         };
         assert!(newer < older && same_ms < older);
-        let back = CompletedKey::parse(Some("10:b:with:colons")).unwrap().unwrap();
+        let back = CompletedKey::parse(Some("10:b:with:colons"))
+            .unwrap()
+            .unwrap();
         assert_eq!(back.id, "b:with:colons");
         assert_eq!(
             CompletedKey::parse(Some(&older.cursor())).unwrap(),

@@ -151,10 +151,7 @@ impl AdminStore for Faulty {
     async fn search_jobs(&self, search: &s::JobSearch) -> StoreResult<s::Page<s::JobInfo>> {
         self.inner.search_jobs(search).await
     }
-    async fn completed_jobs(
-        &self,
-        search: &s::JobSearch,
-    ) -> StoreResult<s::Page<s::CompletedJob>> {
+    async fn completed_jobs(&self, search: &s::JobSearch) -> StoreResult<s::Page<s::CompletedJob>> {
         self.inner.completed_jobs(search).await
     }
     async fn prune_completed(&self, age: Duration) -> StoreResult<u64> {

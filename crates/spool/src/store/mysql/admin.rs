@@ -14,9 +14,8 @@ use super::{
     sql, sql_with,
 };
 use crate::store::{
-    CompletedJob, JobSearch, Page,
-    AdminStore, ExpiredWorker, FailedFilter, FailedJob, JobFilter, JobInfo, QueueStats,
-    RetrySelector, Stats, StoreResult, WorkerStatus, sql::rows,
+    AdminStore, CompletedJob, ExpiredWorker, FailedFilter, FailedJob, JobFilter, JobInfo,
+    JobSearch, Page, QueueStats, RetrySelector, Stats, StoreResult, WorkerStatus, sql::rows,
 };
 
 mod retry_failed;

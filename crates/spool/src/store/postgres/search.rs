@@ -10,9 +10,7 @@ use super::{PostgresStore, pooler::Unit};
 use crate::store::{
     CompletedJob, JobInfo, JobSearch, Page, StoreResult,
     rules::offset_ms,
-    sql::{
-        search::{self, Arg, Decode, Fetch, Statement, Templates},
-    },
+    sql::search::{self, Arg, Decode, Fetch, Statement, Templates},
 };
 
 /// The statements a search runs.

@@ -14,9 +14,9 @@ use super::{
     scripts,
 };
 use crate::store::{
-    CompletedJob, JobSearch, Page, StoreError,
-    AdminStore, ExpiredWorker, FailedFilter, FailedJob, JobFilter, JobInfo, JobState, QueueStats,
-    RetrySelector, Stats, StoreResult, WorkerStatus,
+    AdminStore, CompletedJob, ExpiredWorker, FailedFilter, FailedJob, JobFilter, JobInfo,
+    JobSearch, JobState, Page, QueueStats, RetrySelector, Stats, StoreError, StoreResult,
+    WorkerStatus,
 };
 
 #[async_trait]

@@ -45,11 +45,13 @@ impl Position {
         let segment = parts.next()?.to_string();
         let offset = parts.next()?.parse().ok()?;
         let queue = parts.next()?.to_string();
-        ["r", "d", "h"].contains(&segment.as_str()).then_some(Position {
-            queue,
-            segment,
-            offset,
-        })
+        ["r", "d", "h"]
+            .contains(&segment.as_str())
+            .then_some(Position {
+                queue,
+                segment,
+                offset,
+            })
     }
 }
 
@@ -231,9 +233,7 @@ impl RedisStore {
         let args = [offset_ms(age).to_string(), DELETE_CHUNK.to_string()];
         let mut total = 0;
         for queue in self.all_queues().await? {
-            total += self
-                .drain(&scripts::COMPLETED_PRUNE, &queue, &args)
-                .await?;
+            total += self.drain(&scripts::COMPLETED_PRUNE, &queue, &args).await?;
         }
         Ok(total)
     }
@@ -262,7 +262,8 @@ impl RedisStore {
             }))
             .await?;
         for ((queue, kept), result) in queues.iter().zip(&records).zip(&results) {
-            let [r_queue, r_job, r_batch, r_result, r_at] = rows::fixed::<5>(result, "kept result")?;
+            let [r_queue, r_job, r_batch, r_result, r_at] =
+                rows::fixed::<5>(result, "kept result")?;
             let result_at = opt_int(r_at, "completed_at")?;
             let value = opt_text(r_result, "result")?
                 .filter(|_| result_at.is_some())
@@ -304,15 +305,27 @@ mod tests {
             offset: 42,
         };
         let back = Position::parse(&p.cursor()).unwrap();
-        assert_eq!((back.queue.as_str(), back.segment.as_str(), back.offset), ("tenant:7/mail", "d", 42));
+        assert_eq!(
+            (back.queue.as_str(), back.segment.as_str(), back.offset),
+            ("tenant:7/mail", "d", 42)
+        );
         assert!(Position::parse("r:x:1:q").is_none());
         assert!(Position::parse("a:1:2").is_none());
     }
 
     #[test]
     fn records_read_as_settle_wrote_them() {
-        let job = record("j1", "mail", r#"["send","b1","t1,t2",2,1000,2000,3000]"#, true).unwrap();
-        assert_eq!((job.job.as_str(), job.batch_id.as_deref()), ("send", Some("b1")));
+        let job = record(
+            "j1",
+            "mail",
+            r#"["send","b1","t1,t2",2,1000,2000,3000]"#,
+            true,
+        )
+        .unwrap();
+        assert_eq!(
+            (job.job.as_str(), job.batch_id.as_deref()),
+            ("send", Some("b1"))
+        );
         assert_eq!((job.tags.len(), job.attempts, job.has_result), (2, 2, true));
         assert!(job.started_at.is_some());
         let bare = record("j2", "mail", r#"["send","","",1,1000,"",3000]"#, false).unwrap();

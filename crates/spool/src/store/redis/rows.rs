@@ -250,8 +250,17 @@ pub(super) fn job_info(value: &Value, queue: &str, now: i64) -> StoreResult<(Job
 
 /// A failed record, with its `failed_at` in ms for ordering.
 pub(super) fn failed_job(value: &Value) -> StoreResult<(FailedJob, i64)> {
-    let [id, queue, job, envelope, error, causes, attempts, failed_at, tags] =
-        fixed::<9>(value, "failed record")?;
+    let [
+        id,
+        queue,
+        job,
+        envelope,
+        error,
+        causes,
+        attempts,
+        failed_at,
+        tags,
+    ] = fixed::<9>(value, "failed record")?;
     let causes = opt_text(causes, "causes")?.unwrap_or_else(|| "[]".into());
     let failed_at = int(failed_at, "failed_at")?;
     let envelope = self::envelope(envelope)?.0;

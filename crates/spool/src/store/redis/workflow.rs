@@ -42,8 +42,7 @@ use async_trait::async_trait;
 use redis::Value;
 
 use super::{
-    DELETE_CHUNK, RedisStore,
-    lock,
+    DELETE_CHUNK, RedisStore, lock,
     rows::{self, array, batch_records, int, text},
     scripts,
 };

@@ -43,7 +43,8 @@ pub(super) fn search_jobs(
             Some(JobState::Delayed) => " AND available_at > ?",
             _ => "",
         };
-        let source = uncommented(include_str!("sql/search_jobs_waiting.sql")).replace("{state}", state);
+        let source =
+            uncommented(include_str!("sql/search_jobs_waiting.sql")).replace("{state}", state);
         for queue in queues {
             let mut args = vec![Value::Text(queue)];
             if !state.is_empty() {

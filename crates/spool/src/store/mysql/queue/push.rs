@@ -193,9 +193,13 @@ pub(in crate::store::mysql) async fn untag_jobs(
     ids: &[&str],
 ) -> Result<(), sqlx::Error> {
     for chunk in ids.chunks(ROWS_PER_STATEMENT) {
-        in_list(include_str!("../sql/untag_jobs.sql"), "ids", chunk.iter().copied())
-            .execute(&mut *conn)
-            .await?;
+        in_list(
+            include_str!("../sql/untag_jobs.sql"),
+            "ids",
+            chunk.iter().copied(),
+        )
+        .execute(&mut *conn)
+        .await?;
     }
     Ok(())
 }

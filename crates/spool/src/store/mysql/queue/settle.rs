@@ -217,9 +217,13 @@ async fn settle_each(
     }
     for chunk in completed.chunks(ROWS_PER_STATEMENT) {
         // Every completed job's history record, from its row, before the row goes.
-        in_list(include_str!("../sql/keep_completed.sql"), "seqs", chunk.iter().copied())
-            .execute(&mut *conn)
-            .await?;
+        in_list(
+            include_str!("../sql/keep_completed.sql"),
+            "seqs",
+            chunk.iter().copied(),
+        )
+        .execute(&mut *conn)
+        .await?;
         delete(conn, chunk).await?;
     }
     for chunk in released.chunks(ROWS_PER_STATEMENT) {

@@ -55,25 +55,33 @@ impl Position {
     }
 }
 
-/// A completed record as `settle` keeps it: `[job, batch, tags, attempts, enqueued_at,
-/// started_at, completed_at]`, `''` for none.
-fn record(id: &str, queue: &str, json: &str, has_result: bool) -> StoreResult<CompletedJob> {
-    let bad = || StoreError::Other(format!("malformed completed record of {id}: {json}"));
-    let fields: Vec<serde_json::Value> = serde_json::from_str(json).map_err(|_| bad())?;
-    let [job, batch, tags, attempts, enqueued, started, completed] =
-        <[serde_json::Value; 7]>::try_from(fields).map_err(|_| bad())?;
-    let text = |v: &serde_json::Value| v.as_str().filter(|s| !s.is_empty()).map(str::to_owned);
-    let ms = |v: &serde_json::Value| v.as_i64().filter(|ms| *ms > 0);
+/// A completed record as the settle script keeps it (`history_record` in `queue.lua`):
+/// `attempts,enqueued_at,started_at,completed_at,<job bytes>,<batch bytes>,tags,` then the job
+/// name and the batch id.
+fn record(id: &str, queue: &str, stored: &str, has_result: bool) -> StoreResult<CompletedJob> {
+    let bad = || StoreError::Other(format!("malformed completed record of {id}: {stored}"));
+    let mut fields = stored.splitn(8, ',');
+    let mut next = || fields.next().ok_or_else(bad);
+    let [attempts, enqueued, started, completed, job_len, batch_len, tags] =
+        [next()?, next()?, next()?, next()?, next()?, next()?, next()?];
+    let rest = next()?;
+    let ms = |text: &str| text.parse::<i64>().ok().filter(|ms| *ms > 0);
+    let len = |text: &str| text.parse::<usize>().map_err(|_| bad());
+    let (job_len, batch_len) = (len(job_len)?, len(batch_len)?);
+    let job = rest.get(..job_len).ok_or_else(bad)?;
+    let batch = rest.get(job_len..job_len + batch_len).ok_or_else(bad)?;
     Ok(CompletedJob {
         id: id.to_string(),
         queue: queue.to_string(),
-        job: text(&job).unwrap_or_default(),
-        batch_id: text(&batch),
-        tags: tags_of_column(text(&tags).as_deref()),
-        attempts: u32::try_from(attempts.as_i64().unwrap_or(0).max(0)).unwrap_or(u32::MAX),
-        enqueued_at: ms(&enqueued).map(rfc3339_ms),
-        started_at: ms(&started).map(rfc3339_ms),
-        completed_at: rfc3339_ms(ms(&completed).ok_or_else(bad)?),
+        job: job.to_string(),
+        batch_id: (!batch.is_empty()).then(|| batch.to_string()),
+        tags: tags_of_column(Some(tags)),
+        attempts: attempts
+            .parse::<u32>()
+            .unwrap_or_default(),
+        enqueued_at: ms(enqueued).map(rfc3339_ms),
+        started_at: ms(started).map(rfc3339_ms),
+        completed_at: rfc3339_ms(ms(completed).ok_or_else(bad)?),
         has_result,
         result: None,
     })
@@ -315,21 +323,22 @@ mod tests {
 
     #[test]
     fn records_read_as_settle_wrote_them() {
-        let job = record(
-            "j1",
-            "mail",
-            r#"["send","b1","t1,t2",2,1000,2000,3000]"#,
-            true,
-        )
-        .unwrap();
+        let job = record("j1", "mail", "2,1000,2000,3000,4,2,t1,sendb1", true).unwrap();
         assert_eq!(
             (job.job.as_str(), job.batch_id.as_deref()),
             ("send", Some("b1"))
         );
-        assert_eq!((job.tags.len(), job.attempts, job.has_result), (2, 2, true));
+        assert_eq!((job.tags.len(), job.attempts, job.has_result), (1, 2, true));
         assert!(job.started_at.is_some());
-        let bare = record("j2", "mail", r#"["send","","",1,1000,"",3000]"#, false).unwrap();
+        // The job name and batch id may hold commas: their lengths say where they end.
+        let odd = record("j1", "mail", "2,1000,2000,3000,6,5,t1,se,n,db,1,2", false).unwrap();
+        assert_eq!(
+            (odd.job.as_str(), odd.batch_id.as_deref()),
+            ("se,n,d", Some("b,1,2"))
+        );
+        let bare = record("j2", "mail", "1,1000,,3000,4,0,,send", false).unwrap();
         assert!(bare.batch_id.is_none() && bare.tags.is_empty() && bare.started_at.is_none());
-        assert!(record("j3", "mail", "[1,2]", false).is_err());
+        assert!(record("j3", "mail", "1,2", false).is_err());
+        assert!(record("j4", "mail", "1,1000,,3000,9,0,,send", false).is_err());
     }
 }

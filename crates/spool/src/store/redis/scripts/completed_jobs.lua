@@ -28,13 +28,14 @@ while true do
   local records = #ids > 0 and redis.call('HMGET', K_DONE_REC, unpack(ids)) or {}
   for n, id in ipairs(ids) do
     examined = examined + 1
-    local ok, r = pcall(cjson.decode, records[n] or '')
-    if ok and type(r) == 'table' then
-      if (want_job == '' or r[1] == want_job) and (want_batch == '' or r[2] == want_batch)
-          and (want_tag == '' or has_tag(r[3], want_tag)) then
-        found = found + 1
-        out[#out + 1] = {id, records[n], redis.call('EXISTS', result_key(id))}
-      end
+    local job, batch, tags = nil, nil, nil
+    if records[n] then
+      job, batch, tags = record_names(records[n])
+    end
+    if job and (want_job == '' or job == want_job) and (want_batch == '' or batch == want_batch)
+        and (want_tag == '' or has_tag(tags, want_tag)) then
+      found = found + 1
+      out[#out + 1] = {id, records[n], redis.call('EXISTS', result_key(id))}
     end
     if found >= limit or examined >= window then
       out[1] = string.format('%d', scores[n])

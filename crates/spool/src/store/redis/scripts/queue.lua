@@ -347,11 +347,24 @@ end
 local WORKFLOW_FIELDS = {'batch', 'ukey', 'hold', 'slots', 'job', 'attempts', 'created_at',
   'reserved_at', 'tags'}
 
--- A completed job's history record: [job, batch, tags, attempts, enqueued_at, started_at,
--- completed_at] ('' for none), from the fields settle read with its fence (`f`).
-local function history_record(f, batch, now)
-  return cjson.encode({f[8] or '', batch or '', f[12] or '', tonumber(f[9]) or 0,
-    tonumber(f[10]) or 0, tonumber(f[11]) or '', now})
+-- A completed job's history record, from the fields settle read with its fence (`f`), as one
+-- string (every completion writes one, so no JSON encoding): `attempts,enqueued_at,started_at,
+-- completed_at,<bytes of the job name>,<bytes of the batch id>,tags,` then the job name and
+-- the batch id, whose lengths say where each ends (either may hold commas; tags never do).
+local function history_record(f, batch, now_s)
+  local job, b = f[8] or '', batch or ''
+  return (f[9] or '0') .. ',' .. (f[10] or '0') .. ',' .. (f[11] or '') .. ',' .. now_s .. ','
+    .. #job .. ',' .. #b .. ',' .. (f[12] or '') .. ',' .. job .. b
+end
+
+-- The job name, batch id and tags of a record `history_record` wrote; nil if malformed.
+local function record_names(r)
+  local jl, bl, tags, rest = r:match('^[^,]*,[^,]*,[^,]*,[^,]*,(%d+),(%d+),([^,]*),(.*)$')
+  if not jl then
+    return nil
+  end
+  jl = tonumber(jl)
+  return rest:sub(1, jl), rest:sub(jl + 1, jl + tonumber(bl)), tags
 end
 
 -- Claims up to `limit` ready jobs for `worker`, oldest first. Returns one array per job:
@@ -438,6 +451,7 @@ local function settle(worker, first, now)
   -- History records and their index entries, written after the loop (one command each).
   local records = {}
   local done_at = {}
+  local now_s = string.format('%d', now)
   local fx = new_effects()
   -- Completed jobs are deleted after the loop: a repeat in the same batch must not match.
   local gone = {}
@@ -482,8 +496,8 @@ local function settle(worker, first, now)
         gone[id] = true
         -- Every completion leaves its short record, in this script: no round trip more.
         records[#records + 1] = id
-        records[#records + 1] = history_record(fence, w[1], now)
-        done_at[#done_at + 1] = now
+        records[#records + 1] = history_record(fence, w[1], now_s)
+        done_at[#done_at + 1] = now_s
         done_at[#done_at + 1] = id
       end
       i = kind == 'c' and i + 3 or follow_at + follow_n * (JOB_FIELDS + 1)

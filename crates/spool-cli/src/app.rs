@@ -9,7 +9,7 @@ use spool::{Periodic, Registry, WorkerConfig, events::Events};
 use crate::{
     CliError, admin, batches, bench,
     command::{Cli, CliArgs, Command},
-    control, demo, dispatch, failed, health, inspect, install, output, schedule,
+    control, demo, dispatch, failed, health, inspect, install, jobs, output, schedule,
     supervise::{self, WorkerCommand},
     work,
 };
@@ -250,7 +250,8 @@ impl App {
                 };
                 let store = connect().await?;
                 crate::alerts::spawn(&store, alerts);
-                work::run(store, registry, a, setup).await
+                let history = file.as_ref().and_then(|f| f.history_retention);
+                work::run(store, registry, a, setup, history).await
             }
             Command::Schedule(a) => schedule::run(&schedules, a),
             Command::Supervise(a) => {
@@ -307,8 +308,8 @@ impl App {
             Command::Llm(a) => {
                 crate::llm::run(existing().await?, llm_client(file.as_ref())?, a).await
             }
-            Command::Jobs(a) => inspect::jobs(existing().await?, a).await,
-            Command::Job(a) => inspect::job(existing().await?, a).await,
+            Command::Jobs(a) => jobs::jobs(existing().await?, a).await,
+            Command::Job(a) => jobs::job(existing().await?, a).await,
             Command::Size(a) => inspect::size(existing().await?, a).await,
             Command::Clear(a) => admin::clear(existing().await?, a).await,
             Command::Restart => admin::restart(existing().await?).await,

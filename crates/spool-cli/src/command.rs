@@ -5,7 +5,7 @@ use clap::{
 };
 
 use crate::{
-    admin, batches, bench, control, demo, dispatch, failed, health, inspect, install,
+    admin, batches, bench, control, demo, dispatch, failed, health, inspect, install, jobs,
     output::LogFormat, schedule, supervise, work,
 };
 
@@ -151,9 +151,9 @@ pub(crate) enum Command {
     /// Check the store, its workers and queues: exit 0 healthy, 1 unhealthy, 3 unreachable.
     Health(health::HealthArgs),
     /// List queued jobs.
-    Jobs(inspect::JobsArgs),
+    Jobs(jobs::JobsArgs),
     /// Show, delete or run now one queued job.
-    Job(inspect::JobArgs),
+    Job(jobs::JobArgs),
     /// Number of jobs (pending + delayed + reserved) per queue.
     Size(inspect::SizeArgs),
     /// Delete the pending and delayed jobs of a queue.

@@ -57,10 +57,14 @@ pub(crate) struct DispatchArgs {
     /// Let the unique lock expire after this long even if still held.
     #[arg(long, value_parser = args::duration, requires = "unique_key")]
     unique_for: Option<Duration>,
+    /// Tag the job (repeatable, at most 16, each 1-64 bytes without commas): `spool jobs
+    /// --tag`, the completed history and the dashboard find it by its tags.
+    #[arg(long = "tag", value_name = "TAG")]
+    tags: Vec<String>,
     /// Read one request per line from stdin (each line carries its own options): {"job": .., "payload": .., "queue": ..,
-    /// "delay": .., "at": .., "tries": .., "backoff": .., "timeout": .., "id": .., "unique_key": .., "unique_for": ..};
-    /// a line {"chain": [request, ...], "catch": request} dispatches a chain.
-    #[arg(long, conflicts_with_all = ["payload", "queue", "delay", "at", "tries", "backoff", "timeout", "id", "count", "unique_key", "unique_for"])]
+    /// "delay": .., "at": .., "tries": .., "backoff": .., "timeout": .., "id": .., "unique_key": .., "unique_for": ..,
+    /// "tags": [..]}; a line {"chain": [request, ...], "catch": request} dispatches a chain.
+    #[arg(long, conflicts_with_all = ["payload", "queue", "delay", "at", "tries", "backoff", "timeout", "id", "count", "unique_key", "unique_for", "tags"])]
     stdin: bool,
     /// Dispatch every job as one batch with this name.
     #[arg(long)]
@@ -108,6 +112,8 @@ struct Request {
     unique_key: Option<String>,
     #[serde(default)]
     unique_for: Option<DurationValue>,
+    #[serde(default)]
+    tags: Vec<String>,
 }
 
 /// Tells a chain line from a job line (an untagged enum cannot hold raw payloads).
@@ -291,6 +297,7 @@ fn from_flags(a: &DispatchArgs) -> Result<Vec<(Envelope, Duration)>, String> {
     }
     let payload = RawValue::from_string(a.payload.clone())
         .map_err(|e| format!("--payload is not valid JSON: {e}"))?;
+    let tags = checked_tags(&job, &a.tags).map_err(|e| format!("--tag: {e}"))?;
     let delay = match a.at {
         Some(at) => args::until(at),
         None => a.delay.unwrap_or_default(),
@@ -308,13 +315,14 @@ fn from_flags(a: &DispatchArgs) -> Result<Vec<(Envelope, Duration)>, String> {
     };
     Ok((0..a.count)
         .map(|_| {
-            let envelope = envelope(
+            let mut envelope = envelope(
                 &job,
                 &a.queue,
                 payload.clone(),
                 options.clone(),
                 a.id.clone(),
             );
+            envelope.tags = tags.clone();
             (envelope, delay)
         })
         .collect())
@@ -442,7 +450,22 @@ fn parse_request(r: Request) -> Result<(Envelope, Duration), String> {
     if queue.is_empty() {
         return Err("`queue` is empty".into());
     }
-    Ok((envelope(&r.job, &queue, payload, options, r.id), delay))
+    let tags = checked_tags(&r.job, &r.tags).map_err(|e| format!("`tags`: {e}"))?;
+    let mut envelope = envelope(&r.job, &queue, payload, options, r.id);
+    envelope.tags = tags;
+    Ok((envelope, delay))
+}
+
+/// `tags` without repeats, checked against the tag rule.
+fn checked_tags(job: &str, tags: &[String]) -> Result<Vec<String>, String> {
+    let mut out: Vec<String> = Vec::with_capacity(tags.len());
+    for tag in tags {
+        if !out.contains(tag) {
+            out.push(tag.clone());
+        }
+    }
+    spool::limits::check_tags(job, &out).map_err(|e| e.to_string())?;
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -470,6 +493,8 @@ mod tests {
             ]))
         );
         assert_eq!(e.options.timeout, Some(Duration::from_secs(30)));
+        let (e, _) = parse_line(r#"{"job":"x","tags":["a","b","a"]}"#).unwrap();
+        assert_eq!(e.tags, ["a", "b"]);
     }
 
     #[test]
@@ -495,5 +520,10 @@ mod tests {
                 .contains("invalid duration")
         );
         assert!(parse_line("not json").is_err());
+        let err = parse_line(r#"{"job":"x","tags":["a,b"]}"#).unwrap_err();
+        assert!(
+            err.contains("`tags`") && err.contains(spool::limits::TAG_RULE),
+            "{err}"
+        );
     }
 }

@@ -117,6 +117,9 @@ async fn show(store: Arc<dyn Store>, id: &str, json: bool) -> Result<ExitCode, C
         ("failed at", f.failed_at.clone()),
         ("error", f.error.clone()),
     ];
+    if !f.tags.is_empty() {
+        rows.push(("tags", f.tags.join(", ")));
+    }
     rows.extend(
         f.causes
             .iter()

@@ -41,6 +41,7 @@ mod health;
 mod http;
 mod inspect;
 mod install;
+mod jobs;
 #[cfg(feature = "llm")]
 mod llm;
 #[cfg(feature = "llm")]

@@ -75,10 +75,16 @@ pub(crate) struct WorkArgs {
     /// A job whose worker died this many times fails.
     #[arg(long, default_value_t = 3)]
     max_recoveries: u32,
+    /// How long every completed job's short record is kept (`spool jobs --completed`, the
+    /// dashboard); `history_retention` in spool.toml when not given, else 1h.
+    #[arg(long, value_parser = args::duration, value_name = "DURATION")]
+    history_retention: Option<Duration>,
 }
 
 impl WorkArgs {
-    fn config(self) -> Result<WorkerConfig, CliError> {
+    /// The worker's configuration; `history_retention` is the configuration file's, used when
+    /// the flag does not say.
+    fn config(self, history_retention: Option<Duration>) -> Result<WorkerConfig, CliError> {
         let mut c = WorkerConfig {
             queues: self.queue,
             concurrency: self.concurrency,
@@ -94,6 +100,10 @@ impl WorkArgs {
             sleep: self.sleep,
             rest: self.rest,
             max_recoveries: self.max_recoveries,
+            history_retention: self
+                .history_retention
+                .or(history_retention)
+                .unwrap_or(spool::worker::DEFAULT_HISTORY_RETENTION),
             ..WorkerConfig::default()
         };
         if let Some(tries) = self.tries {
@@ -122,6 +132,7 @@ pub(crate) async fn run(
     registry: Registry,
     a: WorkArgs,
     setup: WorkerSetup,
+    history_retention: Option<Duration>,
 ) -> Result<ExitCode, CliError> {
     #[cfg(feature = "http")]
     let registry = if a.allow_host.is_empty() {
@@ -132,7 +143,7 @@ pub(crate) async fn run(
         ))
     };
     let http = a.http;
-    let mut config = a.config()?;
+    let mut config = a.config(history_retention)?;
     setup.apply(&mut config);
     let max_workers = config.max_workers;
     let worker = Worker::new(store.clone(), registry, config);

@@ -42,8 +42,8 @@ fn stop(mut child: Child) {
 }
 
 /// A store with jobs in every state: completed and failed ones on `work` (some in a
-/// batch), pending and delayed ones on `mail`, one running on `slow` (held by the returned
-/// worker process).
+/// batch, one tagged `tenant:7`), pending and delayed ones on `mail` (one tagged `tenant:7`),
+/// one running on `slow` (held by the returned worker process).
 fn seed(env: &Env) -> Child {
     let mut lines = String::new();
     for _ in 0..5 {
@@ -51,6 +51,7 @@ fn seed(env: &Env) -> Child {
     }
     lines.push_str("{\"job\":\"sleep\",\"queue\":\"work\",\"payload\":{\"ms\":30}}\n");
     lines.push_str("{\"job\":\"fail\",\"queue\":\"work\",\"tries\":1}\n");
+    lines.push_str("{\"job\":\"noop\",\"queue\":\"work\",\"tags\":[\"tenant:7\"]}\n");
     env.dispatch_lines(&[], &lines);
     env.dispatch_lines(
         &["--batch", "nightly"],
@@ -58,6 +59,7 @@ fn seed(env: &Env) -> Child {
     );
     env.ok(&["work", "--queue", "work", "--until-done"]);
     env.ok(&["dispatch", "noop", "--queue", "mail", "--count", "3"]);
+    env.ok(&["dispatch", "noop", "--queue", "mail", "--tag", "tenant:7"]);
     env.ok(&["dispatch", "noop", "--queue", "mail", "--delay", "1h"]);
     env.ok(&[
         "dispatch",
@@ -119,6 +121,13 @@ fn the_dashboard_in_a_real_browser_matches_stats_retries_and_pauses() {
     let worker = seed(&env);
     let failed = env.json(&["failed", "--json"]);
     let failed_id = failed["failed"][0]["id"].as_str().unwrap().to_string();
+    let tagged = |state: &str| {
+        let page = env.json(&["jobs", "--state", state, "--tag", "tenant:7", "--json"]);
+        let jobs = page["jobs"].as_array().unwrap().clone();
+        assert_eq!(jobs.len(), 1, "one {state} job tagged tenant:7: {page}");
+        jobs[0]["id"].as_str().unwrap().to_string()
+    };
+    let (completed_id, pending_id) = (tagged("completed"), tagged("pending"));
     let stats = env.ok(&["stats", "--json"]);
     let stats_file = env.dir.join("stats.json");
     std::fs::write(&stats_file, stats).unwrap();
@@ -131,6 +140,9 @@ fn the_dashboard_in_a_real_browser_matches_stats_retries_and_pauses() {
         .env("STATS_FILE", &stats_file)
         .env("FAILED_ID", &failed_id)
         .env("PAUSE_QUEUE", "mail")
+        .env("TAG", "tenant:7")
+        .env("COMPLETED_ID", &completed_id)
+        .env("PENDING_TAGGED_ID", &pending_id)
         .env("SHOT_DIR", &shots)
         .output()
         .unwrap();

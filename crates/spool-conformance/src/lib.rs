@@ -23,6 +23,7 @@ pub mod admin;
 pub mod control;
 mod fixture;
 mod helpers;
+pub mod history;
 pub mod kv;
 pub mod metrics;
 pub mod queue;
@@ -37,6 +38,7 @@ pub mod checks {
     pub use crate::{
         admin::*,
         control::*,
+        history::*,
         kv::*,
         metrics::*,
         queue::{migrations::*, settle::*, stored_values::*, unreadable::*, workers::*, *},
@@ -97,6 +99,9 @@ macro_rules! conformance_tests {
             // The admin part.
             failed_store_keeps_records, retry_requeues_failed_jobs,
             inspection_and_job_commands, restart_epoch_moves_forward,
+            // Tags and the completed history.
+            tags_are_kept_and_searchable, completed_jobs_leave_a_history,
+            searches_stop_at_their_window, tags_that_break_the_rule_are_refused,
             // The control part.
             pause_quiet_and_terminate_are_recorded, records_are_kept_by_kind_and_name,
             // The metrics part.

@@ -135,25 +135,66 @@ async function pageQueues() {
     table(["Queue", { label: "Pending", num: 1 }, { label: "Delayed", num: 1 }, { label: "Running", num: 1 }, { label: "Failed", num: 1 }, { label: "Oldest ready", num: 1 }, { label: "Workers", num: 1 }, ""], rows, "No queues yet."));
 }
 
+// The search a jobs page shows: its state tab, queue, one search field and the cursor.
+function jobsHash(st, queue, by, term, after) {
+  const p = new URLSearchParams({ state: st });
+  if (queue) p.set("queue", queue);
+  if (by && term) { p.set("by", by); p.set("q", term); }
+  if (after) p.set("after", after);
+  return `#/jobs?${p}`;
+}
+
 async function pageJobs(params) {
   const st = params.get("state") || "pending";
   const queue = params.get("queue") || "";
-  const qs = new URLSearchParams({ state: st, limit: "200" });
+  const by = params.get("by") || "tag";
+  const term = params.get("q") || "";
+  const after = params.get("after") || "";
+  const qs = new URLSearchParams({ state: st, limit: "100" });
   if (queue) qs.set("queue", queue);
-  const { jobs } = await api(`api/jobs?${qs}`);
-  const tabs = ["pending", "delayed", "reserved", "failed"].map((s) => {
-    const p = new URLSearchParams({ state: s }); if (queue) p.set("queue", queue);
-    return h("a", { href: `#/jobs?${p}`, class: s === st ? "active" : null, "data-state": s }, s === "reserved" ? "running" : s);
-  });
+  if (term && by !== "id") qs.set(by, term);
+  if (after) qs.set("after", after);
+  const { jobs, next } = await api(`api/jobs?${qs}`);
+  const tabs = ["pending", "delayed", "reserved", "failed", "completed"].map((s) =>
+    h("a", { href: jobsHash(s, queue, by, term), class: s === st ? "active" : null, "data-state": s }, s === "reserved" ? "running" : s));
+  const choices = [["tag", "Tag"], ["job", "Job name"], ["batch", "Batch"], ["id", "Id"]];
+  const select = h("select", { id: "job-search-by", "aria-label": "Search by" },
+    choices.map(([v, label]) => h("option", { value: v, selected: v === by }, label)));
+  const input = h("input", { id: "job-search", value: term, placeholder: "Search…", "aria-label": "Search" });
+  const search = h("form", { class: "toolbar", onsubmit: (e) => {
+    e.preventDefault();
+    const value = input.value.trim();
+    if (select.value === "id" && value) location.hash = `#/job/${encodeURIComponent(value)}`;
+    else location.hash = jobsHash(st, queue, select.value, value);
+  } }, select, " ", input, " ", h("button", { type: "submit" }, "Search"),
+    term || after ? [" ", h("a", { href: jobsHash(st, queue) }, "clear")] : null);
   const link = (j) => h("a", { href: `#/job/${encodeURIComponent(j.id)}` }, h("code", {}, j.id));
-  const rows = jobs.map((j) => st === "failed"
-    ? h("tr", { "data-id": j.id }, h("td", {}, link(j)), h("td", {}, j.queue), h("td", {}, j.job), h("td", { class: "num" }, j.attempts), h("td", {}, time(j.failed_at)), h("td", { class: "bad" }, j.error),
-      h("td", {}, actionButton("Retry job", `api/failed/${encodeURIComponent(j.id)}/retry`), " ", actionButton("Forget job", `api/failed/${encodeURIComponent(j.id)}/forget`, true)))
-    : h("tr", { "data-id": j.id }, h("td", {}, link(j)), h("td", {}, j.queue), h("td", {}, j.job), h("td", { class: "num" }, j.attempts),
+  const tags = (j) => h("td", { "data-tags": (j.tags || []).join(",") }, (j.tags || []).map((t) => h("span", { class: "pill" }, t)));
+  let heads, rows;
+  if (st === "failed") {
+    heads = ["Id", "Queue", "Job", "Tags", { label: "Attempts", num: 1 }, "Failed at", "Error", ""];
+    rows = jobs.map((j) => h("tr", { "data-id": j.id }, h("td", {}, link(j)), h("td", {}, j.queue), h("td", {}, j.job), tags(j), h("td", { class: "num" }, j.attempts), h("td", {}, time(j.failed_at)), h("td", { class: "bad" }, j.error),
+      h("td", {}, actionButton("Retry job", `api/failed/${encodeURIComponent(j.id)}/retry`), " ", actionButton("Forget job", `api/failed/${encodeURIComponent(j.id)}/forget`, true))));
+  } else if (st === "completed") {
+    heads = ["Id", "Queue", "Job", "Tags", { label: "Attempts", num: 1 }, "Completed at", "Result"];
+    rows = jobs.map((j) => h("tr", { "data-id": j.id }, h("td", {}, link(j)), h("td", {}, j.queue), h("td", {}, j.job), tags(j), h("td", { class: "num" }, j.attempts), h("td", {}, time(j.completed_at)),
+      h("td", {}, j.has_result ? h("a", { href: `#/job/${encodeURIComponent(j.id)}`, "data-result": "kept" }, "kept") : "–")));
+  } else {
+    heads = ["Id", "Queue", "Job", "Tags", { label: "Attempts", num: 1 }, st === "reserved" ? "Running" : "Available at", "Last error", ""];
+    rows = jobs.map((j) => h("tr", { "data-id": j.id }, h("td", {}, link(j)), h("td", {}, j.queue), h("td", {}, j.job), tags(j), h("td", { class: "num" }, j.attempts),
       h("td", {}, st === "reserved" ? `running for ${ms(j.running_for_ms)}` : time(j.available_at)), h("td", { class: "bad" }, j.last_error || ""),
       h("td", {}, st === "reserved" ? null : [actionButton("Run now", `api/jobs/${encodeURIComponent(j.id)}/run-now`), " ", actionButton("Delete job", `api/jobs/${encodeURIComponent(j.id)}/delete`, true)])));
-  const heads = st === "failed" ? ["Id", "Queue", "Job", { label: "Attempts", num: 1 }, "Failed at", "Error", ""] : ["Id", "Queue", "Job", { label: "Attempts", num: 1 }, st === "reserved" ? "Running" : "Available at", "Last error", ""];
-  main.replaceChildren(h("h1", {}, queue ? `Jobs on ${queue}` : "Jobs"), h("div", { class: "tabs" }, tabs), table(heads, rows, `No ${st} jobs.`));
+  }
+  // Keyset paging: the store says where the next page starts. A short page with more to see
+  // means the search looked at as much as one request may and stopped there.
+  const older = st === "completed" ? "Older" : "More";
+  const pager = next
+    ? h("p", {}, jobs.length ? null : h("span", { class: "muted" }, "Nothing found in the part searched. "),
+      h("a", { href: jobsHash(st, queue, by, term, next), "data-more": true, class: "button" }, jobs.length ? `${older} →` : `Search ${older.toLowerCase()} →`))
+    : null;
+  const empty = term ? `No ${st} jobs with ${by} “${term}”.` : `No ${st} jobs.`;
+  main.replaceChildren(...[h("h1", {}, queue ? `Jobs on ${queue}` : "Jobs"), h("div", { class: "tabs" }, tabs), search,
+    jobs.length || !next ? table(heads, rows, empty) : null, pager].filter(Boolean));
 }
 
 async function pageJob(id) {
@@ -163,6 +204,8 @@ async function pageJob(id) {
   add("Id", h("code", {}, j.id)); add("State", j.state); add("Queue", j.queue); add("Job", j.job);
   add("Attempts", j.attempts); add("Recoveries", j.recoveries); add("Deferrals", j.deferrals);
   add("Available at", j.available_at && time(j.available_at)); add("Worker", j.worker);
+  add("Tags", j.tags && j.tags.length ? j.tags.join(", ") : null);
+  add("Enqueued at", j.enqueued_at && time(j.enqueued_at)); add("Started at", j.started_at && time(j.started_at));
   add("Failed at", j.failed_at && time(j.failed_at)); add("Completed at", j.completed_at && time(j.completed_at));
   add("Error", j.error || j.last_error);
   if (j.causes && j.causes.length) add("Caused by", h("ol", {}, j.causes.map((c) => h("li", {}, c))));
@@ -173,7 +216,7 @@ async function pageJob(id) {
   main.replaceChildren(h("h1", {}, `Job ${j.job || ""}`), h("div", { class: "toolbar" }, actions), h("dl", {}, rows),
     j.payload !== undefined ? [h("h2", {}, "Payload"), h("pre", {}, JSON.stringify(j.payload, null, 2))] : null,
     j.options ? [h("h2", {}, "Options"), h("pre", {}, JSON.stringify(j.options, null, 2))] : null,
-    j.result !== undefined ? [h("h2", {}, "Result"), h("pre", {}, JSON.stringify(j.result, null, 2))] : null);
+    j.result !== undefined && j.result !== null ? [h("h2", {}, "Result"), h("pre", {}, JSON.stringify(j.result, null, 2))] : null);
 }
 
 async function pageBatches() {

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use spool::{
     metrics::{Summary, window_records},
-    store::{FailedFilter, JobFilter, JobState, RecordKind, StoreError},
+    store::{RecordKind, StoreError},
 };
 
 use crate::{
@@ -20,13 +20,13 @@ use crate::{
 };
 
 /// How many rows a listing returns at most.
-const MAX_ROWS: u32 = 500;
+pub(crate) const MAX_ROWS: u32 = 500;
 
 pub(crate) fn routes() -> Router<Shared> {
     Router::new()
         .route("/api/overview", get(overview))
         .route("/api/queues", get(queues))
-        .route("/api/jobs", get(jobs))
+        .route("/api/jobs", get(crate::listing::jobs))
         .route("/api/jobs/{id}", get(job))
         .route("/api/batches", get(batches))
         .route("/api/batches/{id}", get(batch))
@@ -44,11 +44,12 @@ impl From<StoreError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({ "error": self.0.to_string() })),
-        )
-            .into_response()
+        // A request the store refuses (a cursor it did not write) is the caller's mistake.
+        let status = match self.0 {
+            StoreError::Invalid(_) => StatusCode::BAD_REQUEST,
+            _ => StatusCode::SERVICE_UNAVAILABLE,
+        };
+        (status, Json(json!({ "error": self.0.to_string() }))).into_response()
     }
 }
 
@@ -143,82 +144,6 @@ async fn queues(State(d): State<Shared>) -> ApiResult {
     Ok(Json(json!({ "queues": rows })).into_response())
 }
 
-#[derive(Debug, Deserialize)]
-struct JobsQuery {
-    state: Option<String>,
-    queue: Option<String>,
-    limit: Option<u32>,
-}
-
-async fn jobs(State(d): State<Shared>, Query(q): Query<JobsQuery>) -> ApiResult {
-    let limit = q.limit.unwrap_or(100).min(MAX_ROWS);
-    let queue = q.queue.filter(|q| !q.is_empty());
-    if q.state.as_deref() == Some("failed") {
-        let (failed, total) = d
-            .store
-            .failed_jobs(&FailedFilter {
-                queue,
-                limit: Some(limit),
-            })
-            .await?;
-        return Ok(Json(json!({ "jobs": failed, "total": total })).into_response());
-    }
-    let state = match q.state.as_deref() {
-        None | Some("") => None,
-        Some("pending") => Some(JobState::Pending),
-        Some("delayed") => Some(JobState::Delayed),
-        Some("reserved") => Some(JobState::Reserved),
-        Some(other) => {
-            return Ok((
-                StatusCode::BAD_REQUEST,
-                Json(json!({ "error": format!(
-                    "unknown state `{other}`: use pending, delayed, reserved or failed"
-                )})),
-            )
-                .into_response());
-        }
-    };
-    // Queue by queue, then merged: each queue's listing walks its own index, where one
-    // listing over every queue orders the whole table (0.5 s at 10 million jobs).
-    let queues = match (queue, state) {
-        (Some(queue), _) => vec![Some(queue)],
-        (None, Some(_)) => {
-            let counts = d.counts.get(&d.store).await?;
-            counts
-                .stats
-                .queues
-                .iter()
-                .map(|q| Some(q.name.clone()))
-                .collect()
-        }
-        (None, None) => vec![None],
-    };
-    let mut jobs = Vec::new();
-    for queue in queues {
-        let filter = JobFilter {
-            queue,
-            state,
-            limit: Some(limit),
-        };
-        jobs.extend(d.store.jobs(&filter).await?);
-    }
-    jobs.sort_by(|a, b| (a.available_at, &a.id).cmp(&(b.available_at, &b.id)));
-    jobs.truncate(limit as usize);
-    let now = spool::now_ms();
-    let rows: Vec<Value> = jobs
-        .iter()
-        .map(|j| {
-            json!({
-                "id": j.id, "queue": j.queue, "job": j.job, "state": j.state,
-                "attempts": j.attempts, "recoveries": j.recoveries, "deferrals": j.deferrals,
-                "last_error": j.last_error, "available_at": j.available_at, "worker": j.worker,
-                "running_for_ms": j.reserved_at.map(|at| (now - at).max(0)),
-            })
-        })
-        .collect();
-    Ok(Json(json!({ "jobs": rows })).into_response())
-}
-
 /// A stored envelope's payload, never an encrypted job's plaintext (the store holds only its
 /// sealed form, which is shown as `{"encrypted": true}`).
 fn payload_of(envelope: &str) -> Value {
@@ -244,7 +169,7 @@ async fn job(State(d): State<Shared>, Path(id): Path<String>) -> ApiResult {
             "kind": "queued", "id": j.id, "queue": j.queue, "job": j.job, "state": j.state,
             "attempts": j.attempts, "recoveries": j.recoveries, "deferrals": j.deferrals,
             "last_error": j.last_error, "available_at": j.available_at, "worker": j.worker,
-            "reserved_at": j.reserved_at, "progress": j.progress,
+            "reserved_at": j.reserved_at, "progress": j.progress, "tags": j.tags,
             "payload": payload_of(&j.envelope), "options": options_of(&j.envelope),
         }))
         .into_response());
@@ -253,7 +178,7 @@ async fn job(State(d): State<Shared>, Path(id): Path<String>) -> ApiResult {
         return Ok(Json(json!({
             "kind": "failed", "id": f.id, "queue": f.queue, "job": f.job, "state": "failed",
             "attempts": f.attempts, "error": f.error, "causes": f.causes,
-            "failed_at": f.failed_at, "payload": payload_of(&f.envelope),
+            "failed_at": f.failed_at, "tags": f.tags, "payload": payload_of(&f.envelope),
             "options": options_of(&f.envelope),
         }))
         .into_response());
@@ -266,7 +191,7 @@ async fn job(State(d): State<Shared>, Path(id): Path<String>) -> ApiResult {
     }
     Ok((
         StatusCode::NOT_FOUND,
-        Json(json!({ "error": format!("no job `{id}`: not queued, not failed, and no kept result") })),
+        Json(json!({ "error": format!("no job `{id}`: not queued, not failed, and not completed within the history's retention") })),
     )
         .into_response())
 }

@@ -26,6 +26,7 @@ mod api;
 mod assets;
 mod auth;
 mod counts;
+mod listing;
 mod live;
 pub mod probes;
 mod prometheus;

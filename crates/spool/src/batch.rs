@@ -55,6 +55,7 @@ pub struct Batch<'a> {
     /// per job. Kept unsealed (with whether its type is encrypted) until that id is known.
     progress: Option<(Envelope, bool)>,
     queue: Option<String>,
+    tags: Vec<String>,
 }
 
 /// What dispatching a batch did.
@@ -80,6 +81,7 @@ impl Spool {
             callbacks: [None, None, None],
             progress: None,
             queue: None,
+            tags: Vec::new(),
         }
     }
 
@@ -164,6 +166,17 @@ impl Batch<'_> {
     /// Runs every job of the batch on this queue.
     pub fn on_queue(mut self, queue: impl Into<String>) -> Self {
         self.queue = Some(queue.into());
+        self
+    }
+
+    /// Tags every job of the batch (see [`PendingDispatch::tags`](crate::PendingDispatch::tags));
+    /// a job's own tags are kept. The batch id is searchable without tagging.
+    pub fn tags<I, S>(mut self, tags: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.tags.extend(tags.into_iter().map(Into::into));
         self
     }
 
@@ -261,6 +274,10 @@ impl Batch<'_> {
         for mut envelope in std::mem::take(&mut self.jobs) {
             if let Some(queue) = &self.queue {
                 envelope.queue = queue.clone();
+            }
+            if !self.tags.is_empty() {
+                envelope.tags.extend(self.tags.iter().cloned());
+                envelope.tags = crate::store::distinct_tags(&envelope.tags);
             }
             self.join(&mut envelope, progress.as_ref())?;
             requests.push((envelope, Duration::ZERO));

@@ -60,6 +60,9 @@ pub struct Envelope {
     /// job that failed and why). Written when the callback is created, never into its payload,
     /// which stays the dispatcher's (D-8).
     pub context: Option<CallbackContext>,
+    /// The dispatcher's tags (`PendingDispatch::tags`): labels to find the job by in listings
+    /// and the completed history. Stored in the clear, like the job's name: never a secret.
+    pub tags: Vec<String>,
 }
 
 /// What a batch callback or a chain's catch job is called about: the envelope's `context`.
@@ -161,6 +164,8 @@ struct Wire {
     chain: Option<Box<ChainRest>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     context: Option<CallbackContext>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    tags: Vec<String>,
 }
 
 impl TryFrom<Wire> for Envelope {
@@ -187,6 +192,7 @@ impl TryFrom<Wire> for Envelope {
             batch_progress: w.batch_progress,
             chain: w.chain,
             context: w.context,
+            tags: w.tags,
         })
     }
 }
@@ -212,6 +218,7 @@ impl From<Envelope> for Wire {
             batch_progress: e.batch_progress,
             chain: e.chain,
             context: e.context,
+            tags: e.tags,
         }
     }
 }
@@ -267,6 +274,7 @@ impl Envelope {
             batch_progress: None,
             chain: None,
             context: None,
+            tags: Vec::new(),
         }
     }
 

@@ -15,6 +15,15 @@ pub const MAX_ID_LEN: usize = 255;
 /// Longest unique key, in characters (the SQL stores' lock column holds 512).
 pub const MAX_UNIQUE_KEY_LEN: usize = 512;
 
+/// Most tags on one job.
+pub const MAX_TAGS: usize = 16;
+/// Longest tag, in bytes.
+pub const MAX_TAG_LEN: usize = 64;
+
+/// The tag rule, as every refusal states it.
+pub const TAG_RULE: &str =
+    "a job has at most 16 tags, each 1-64 bytes with no comma and no control character";
+
 /// The queue-name rule, as every refusal states it.
 pub const QUEUE_NAME_RULE: &str = "a queue name is 1-128 characters of ASCII letters, digits and `. _ : - /`, starting with a letter or digit";
 
@@ -33,6 +42,14 @@ pub enum InvalidJob {
         len: usize,
         /// The longest allowed.
         max: usize,
+    },
+    /// A tag breaks [`TAG_RULE`], or there are too many.
+    #[error("invalid tags on job `{job}`: {problem}; {TAG_RULE}")]
+    Tags {
+        /// Job name.
+        job: String,
+        /// What is wrong: which tag, and how.
+        problem: String,
     },
     /// The encoded job is larger than the payload limit.
     #[error(
@@ -118,6 +135,36 @@ pub fn check_names(
     Ok(())
 }
 
+/// Checks a job's tags against [`TAG_RULE`]; `job` names the job in the refusal.
+///
+/// ```
+/// use spool::limits::check_tags;
+/// assert!(check_tags("report", &["tenant:7".to_string(), "nightly".to_string()]).is_ok());
+/// assert!(check_tags("report", &["a,b".to_string()]).is_err());
+/// assert!(check_tags("report", &[String::new()]).is_err());
+/// ```
+pub fn check_tags(job: &str, tags: &[String]) -> Result<(), InvalidJob> {
+    let refuse = |problem: String| InvalidJob::Tags {
+        job: job.to_string(),
+        problem,
+    };
+    if tags.len() > MAX_TAGS {
+        return Err(refuse(format!("{} tags given", tags.len())));
+    }
+    for tag in tags {
+        if tag.is_empty() {
+            return Err(refuse("an empty tag".into()));
+        }
+        if tag.len() > MAX_TAG_LEN {
+            return Err(refuse(format!("tag {} is {} bytes", shown(tag), tag.len())));
+        }
+        if tag.contains(',') || tag.chars().any(char::is_control) {
+            return Err(refuse(format!("tag {}", shown(tag))));
+        }
+    }
+    Ok(())
+}
+
 /// Checks an envelope's names, and those of every job it carries for later (a chain's links
 /// and catch job, a batch's progress callback), like the head's.
 pub fn check_envelope(envelope: &Envelope) -> Result<(), InvalidJob> {
@@ -128,6 +175,7 @@ pub fn check_envelope(envelope: &Envelope) -> Result<(), InvalidJob> {
         envelope.batch_id.as_deref(),
         envelope.options.unique.as_ref().map(|u| u.key.as_str()),
     )?;
+    check_tags(&envelope.job, &envelope.tags)?;
     if let Some(progress) = envelope.batch_progress.as_deref() {
         check_envelope(progress)?;
         check_len(
@@ -202,5 +250,26 @@ mod tests {
         );
         let err = check_queue(&"x".repeat(5000)).unwrap_err().to_string();
         assert!(err.len() < 400, "long names are cut: {err}");
+    }
+
+    #[test]
+    fn tags_follow_the_rule() {
+        let tags = |list: &[&str]| list.iter().map(|t| t.to_string()).collect::<Vec<_>>();
+        assert!(check_tags("j", &tags(&["tenant:7", "é", &"a".repeat(64)])).is_ok());
+        assert!(check_tags("j", &tags(&["x"; 16])).is_ok());
+        for (bad, says) in [
+            (tags(&["x"; 17]), "17 tags given"),
+            (tags(&[""]), "an empty tag"),
+            (tags(&["a,b"]), "tag \"a,b\""),
+            (tags(&["new\nline"]), "tag \"new\\nline\""),
+            (tags(&[&"é".repeat(33)]), "66 bytes"),
+        ] {
+            let err = check_tags("report", &bad).unwrap_err().to_string();
+            assert!(err.contains(says), "{err}");
+            assert!(
+                err.contains("job `report`") && err.contains(TAG_RULE),
+                "{err}"
+            );
+        }
     }
 }

@@ -603,6 +603,11 @@ async fn idle_empty_queues_leave_the_queue_list_until_pushed_again() {
             .unwrap(),
         0
     );
+    // A queue's completed records keep it listed (so searches and pruning reach them) until
+    // they are pruned.
+    assert_eq!(store.unlist_idle_queues(Duration::ZERO).await.unwrap(), 0);
+    tokio::time::sleep(Duration::from_millis(2)).await;
+    assert_eq!(store.prune_completed(Duration::ZERO).await.unwrap(), 1);
     assert_eq!(store.unlist_idle_queues(Duration::ZERO).await.unwrap(), 1);
     assert_eq!(
         listed().await,

@@ -276,6 +276,7 @@ async fn bad_input_ends_in_the_failed_store_with_a_precise_reason() {
         retry_for: None,
         batch_id: None,
         unique: None,
+        tags: Vec::new(),
         max_payload: spool::DEFAULT_MAX_PAYLOAD_BYTES,
     };
     let unknown = spool::Envelope::new("no_such_job", "default", serde_json::json!({}));

@@ -1,7 +1,9 @@
 //! The dashboard's workload: a store seeded in bulk with a fixed mix (half pending, a quarter
-//! delayed, a quarter failed, over five queues), then every dashboard API call the pages make
-//! timed over HTTP on an idle store, 20 times each after 2 warm-ups: p50, p95 and max in ms;
-//! and what one refresh of the dashboard's counts snapshot costs.
+//! delayed, a quarter failed, over five queues) and as many completed jobs' records again as
+//! failed ones; one job in 100 tagged `t-0` .. `t-49`, one in 10,000 named `report`. Then every
+//! dashboard API call the pages make (searches by tag and by a rare job name included) timed
+//! over HTTP on an idle store, 20 times each after 2 warm-ups: p50, p95 and max in ms; and what
+//! one refresh of the dashboard's counts snapshot costs.
 
 use std::{net::SocketAddr, time::Duration};
 
@@ -20,13 +22,18 @@ const CHUNK: usize = 1000;
 const TIMED: usize = 20;
 
 /// The calls the pages make; `{id}` is a pending job's id.
-const CALLS: [(&str, &str); 11] = [
+const CALLS: [(&str, &str); 16] = [
     ("overview_hour", "/api/overview?span=hour"),
     ("overview_week", "/api/overview?span=week"),
     ("queues", "/api/queues"),
     ("jobs_pending", "/api/jobs?state=pending"),
     ("jobs_delayed", "/api/jobs?state=delayed&queue=pdf"),
     ("jobs_failed", "/api/jobs?state=failed"),
+    ("jobs_completed", "/api/jobs?state=completed"),
+    ("completed_by_tag", "/api/jobs?state=completed&tag=t-7"),
+    ("completed_by_job", "/api/jobs?state=completed&job=report"),
+    ("pending_by_tag", "/api/jobs?state=pending&tag=t-7"),
+    ("pending_by_job", "/api/jobs?state=pending&job=report"),
     ("job", "/api/jobs/{id}"),
     ("batches", "/api/batches"),
     ("workers", "/api/workers"),
@@ -91,13 +98,23 @@ fn round(x: f64) -> f64 {
     (x * 10.0).round() / 10.0
 }
 
-/// Seeds `n` jobs: a quarter failed (pushed, claimed and failed in 1,000-job batches), then
-/// half pending and a quarter delayed by an hour. Returns a pending job's id.
+/// Seeds `n` jobs: a quarter failed and as many completed (pushed, claimed and settled in
+/// 1,000-job batches), then half pending and a quarter delayed by an hour. Returns a pending
+/// job's id.
 async fn seed(store: &dyn Store, n: usize) -> Result<String, CliError> {
     let job = |i: usize, delay: Duration| {
         let queue = QUEUES[i % QUEUES.len()];
         let payload = json!({"document": i, "customer": format!("c-{}", i % 997)});
-        NewJob::new(&Envelope::new("noop", queue, payload), delay).expect("encodes")
+        let name = if i % 10_000 == 5_000 {
+            "report"
+        } else {
+            "noop"
+        };
+        let mut envelope = Envelope::new(name, queue, payload);
+        if i % 100 == 0 {
+            envelope.tags = vec![format!("t-{}", (i / 100) % 50)];
+        }
+        NewJob::new(&envelope, delay).expect("encodes")
     };
     let failing = n / 4;
     let worker = WorkerInfo {
@@ -123,6 +140,23 @@ async fn seed(store: &dyn Store, n: usize) -> Result<String, CliError> {
             .map(|j| Settlement::fail(&j.id, j.token, "seeded failure".into(), vec![]))
             .collect();
         store.settle(&worker.id, &fails).await?;
+        done += batch.len();
+    }
+    // As many completed jobs, kept as the history's short records.
+    done = 0;
+    while done < failing {
+        let batch: Vec<NewJob> = (done..(done + CHUNK).min(failing))
+            .map(|i| job(n + i, Duration::ZERO))
+            .collect();
+        store.push(&batch).await?;
+        let claimed = store
+            .reserve(Claim::new(&worker.id, &worker.queues, batch.len()))
+            .await?;
+        let completions: Vec<Settlement> = claimed
+            .iter()
+            .map(|j| Settlement::complete(&j.id, j.token))
+            .collect();
+        store.settle(&worker.id, &completions).await?;
         done += batch.len();
     }
     store.deregister_worker(&worker.id).await?;

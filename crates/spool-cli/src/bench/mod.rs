@@ -29,8 +29,9 @@ pub(crate) enum Workload {
     W2,
     /// 1,000 jobs sleeping 100 ms at concurrency 50; wall time against the ideal.
     W3,
-    /// A store seeded with N jobs (half pending, a quarter delayed, a quarter failed); every
-    /// dashboard API call timed (default N 100,000).
+    /// A store seeded with N jobs (half pending, a quarter delayed, a quarter failed) and N/4
+    /// completed jobs' records, 1 % tagged; every dashboard API call timed (default N
+    /// 100,000).
     Dashboard,
     /// The seeds' LLM workload against `spool mock-llm` (`--scenario seed|binding|resume|chaos`).
     Llm,

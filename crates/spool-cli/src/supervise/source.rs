@@ -42,6 +42,10 @@ pub(crate) struct File {
     pub(crate) url: Option<String>,
     /// The log format, used when neither `--log-format` nor `SPOOL_LOG_FORMAT` is given.
     pub(crate) log_format: Option<crate::output::LogFormat>,
+    /// How long `spool work` keeps completed jobs' records, when `--history-retention` does
+    /// not say.
+    #[serde(default, deserialize_with = "optional_duration")]
+    pub(crate) history_retention: Option<std::time::Duration>,
     #[serde(default)]
     supervisor: Option<SupervisorSection>,
     #[serde(default)]
@@ -67,6 +71,17 @@ pub(crate) struct LlmSection {
     /// `[[llm.provider]]` entries.
     #[serde(default)]
     pub(crate) provider: Vec<spool::llm::ProviderConfig>,
+}
+
+/// A duration written as on the command line (`90s`, `1h`), refused with the parser's reason
+/// (the TOML error then names the line).
+fn optional_duration<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<std::time::Duration>, D::Error> {
+    let text = String::deserialize(d)?;
+    spool::parse_duration(&text)
+        .map(Some)
+        .map_err(serde::de::Error::custom)
 }
 
 /// The `[dashboard]` section.

@@ -1,9 +1,11 @@
 // Drives the dashboard in headless Chromium as an operator would: checks the overview's
-// numbers against `spool stats --json`, retries a failed job, pauses a queue, visits every
-// page, and saves screenshots. Fails if a page logs a JavaScript error.
+// numbers against `spool stats --json`, retries a failed job, pauses a queue, searches jobs by
+// tag among the pending and the completed ones, visits every page, and saves screenshots.
+// Fails if a page logs a JavaScript error.
 //
 // Run by tests/dashboard.rs with: DASHBOARD_URL, STATS_FILE (the stats JSON), FAILED_ID,
-// PAUSE_QUEUE, SHOT_DIR, CHROMIUM (default /usr/bin/chromium).
+// PAUSE_QUEUE, TAG, COMPLETED_ID and PENDING_TAGGED_ID (the completed and the pending job with
+// that tag), SHOT_DIR, CHROMIUM (default /usr/bin/chromium).
 import { chromium } from "playwright-core";
 import { readFileSync, mkdirSync } from "node:fs";
 
@@ -16,6 +18,9 @@ const url = env("DASHBOARD_URL");
 const stats = JSON.parse(readFileSync(env("STATS_FILE"), "utf8"));
 const failedId = env("FAILED_ID");
 const pauseQueue = env("PAUSE_QUEUE");
+const tag = env("TAG");
+const completedId = env("COMPLETED_ID");
+const pendingTaggedId = env("PENDING_TAGGED_ID");
 const shots = env("SHOT_DIR");
 mkdirSync(shots, { recursive: true });
 
@@ -63,6 +68,29 @@ try {
   await page.waitForSelector("main dl");
   check((await page.textContent("main dl")).includes(failedId), "the job page names the job");
   await page.screenshot({ path: `${shots}/job.png`, fullPage: true });
+
+  // Jobs: search by tag on the completed tab (the form), then on the pending tab (the tab keeps
+  // the search); each finds its one tagged job.
+  await page.goto(`${url}#/jobs?state=completed`);
+  await page.waitForSelector("#job-search");
+  await page.selectOption("#job-search-by", "tag");
+  await page.fill("#job-search", tag);
+  await page.click('main form button[type="submit"]');
+  await page.waitForSelector(`tr[data-id="${completedId}"]`, { timeout: 10000 });
+  const completedRows = await page.locator("main tbody tr").count();
+  check(completedRows === 1, `completed jobs tagged ${tag}: ${completedRows} rows`);
+  const tags = await page.getAttribute(`tr[data-id="${completedId}"] td[data-tags]`, "data-tags");
+  check(tags === tag, `the completed job's tags: ${tags}`);
+  await page.screenshot({ path: `${shots}/completed.png`, fullPage: true });
+  await page.click('a[data-state="pending"]');
+  await page.waitForSelector(`tr[data-id="${pendingTaggedId}"]`, { timeout: 10000 });
+  const pendingRows = await page.locator("main tbody tr").count();
+  check(pendingRows === 1, `pending jobs tagged ${tag}: ${pendingRows} rows`);
+  // The completed job's own page shows its record.
+  await page.goto(`${url}#/job/${encodeURIComponent(completedId)}`);
+  await page.waitForSelector("main dl");
+  const record = await page.textContent("main dl");
+  check(record.includes("completed") && record.includes(tag), `the completed job's page: ${record}`);
 
   // Queues: pause one.
   await page.goto(`${url}#/queues`);

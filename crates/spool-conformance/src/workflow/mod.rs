@@ -32,7 +32,7 @@ fn callback(queue: &str) -> NewJob {
     new_job(queue, Duration::ZERO)
 }
 
-fn complete_with(
+pub(crate) fn complete_with(
     id: &str,
     token: i64,
     follow_ups: Vec<NewJob>,
@@ -91,5 +91,13 @@ pub async fn progress_and_results(fixture: &dyn Fixture) {
     assert!(store.job_result("nope").await.unwrap().is_none());
     tokio::time::sleep(Duration::from_millis(5)).await;
     assert_eq!(store.prune_results(Duration::ZERO).await.unwrap(), 1);
+    // The result is gone; the job's short record stays for the history's retention.
+    let record = store
+        .job_result(&id)
+        .await
+        .unwrap()
+        .expect("its history record");
+    assert!(record.result.is_none() && !record.has_result);
+    store.prune_completed(Duration::ZERO).await.unwrap();
     assert!(store.job_result(&id).await.unwrap().is_none());
 }

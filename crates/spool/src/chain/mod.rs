@@ -49,6 +49,7 @@ pub struct Chain<'a> {
     catch: Option<Envelope>,
     queue: Option<String>,
     delay: Duration,
+    tags: Vec<String>,
 }
 
 /// One step of a chain.
@@ -71,6 +72,7 @@ impl Spool {
             catch: None,
             queue: None,
             delay: Duration::ZERO,
+            tags: Vec::new(),
         }
     }
 }
@@ -106,6 +108,17 @@ impl Chain<'_> {
     /// Runs every link (and the catch job) on this queue.
     pub fn on_queue(mut self, queue: impl Into<String>) -> Self {
         self.queue = Some(queue.into());
+        self
+    }
+
+    /// Tags every link and the catch job (see
+    /// [`PendingDispatch::tags`](crate::PendingDispatch::tags)); a job's own tags are kept.
+    pub fn tags<I, S>(mut self, tags: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.tags.extend(tags.into_iter().map(Into::into));
         self
     }
 
@@ -205,9 +218,14 @@ impl Chain<'_> {
         Ok(head)
     }
 
+    /// A link or catch job with the chain's queue and tags.
     fn with_queue(&self, mut envelope: Envelope) -> Envelope {
         if let Some(queue) = &self.queue {
             envelope.queue = queue.clone();
+        }
+        if !self.tags.is_empty() {
+            envelope.tags.extend(self.tags.iter().cloned());
+            envelope.tags = crate::store::distinct_tags(&envelope.tags);
         }
         envelope
     }

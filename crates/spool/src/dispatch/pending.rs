@@ -24,6 +24,7 @@ pub struct PendingDispatch<'a, J: Job> {
     id: Option<String>,
     enabled: bool,
     trace: Option<TraceContext>,
+    tags: Vec<String>,
 }
 
 impl<J: Job> std::fmt::Debug for PendingDispatch<'_, J> {
@@ -49,6 +50,7 @@ impl<'a, J: Job> PendingDispatch<'a, J> {
             id: None,
             enabled: true,
             trace: None,
+            tags: Vec::new(),
         }
     }
 
@@ -109,6 +111,29 @@ impl<'a, J: Job> PendingDispatch<'a, J> {
     pub fn unless(self, condition: bool) -> Self {
         self.when(!condition)
     }
+    /// Tags the job: labels that `spool jobs --tag`, the completed history and the dashboard
+    /// find it by (its job name, queue and batch are searchable without tagging). At most 16,
+    /// each 1-64 bytes without commas or control characters ([`crate::limits::TAG_RULE`]); a
+    /// dispatch breaking the rule is refused. Repeats are dropped; calling it again adds more.
+    ///
+    /// ```no_run
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(Serialize, Deserialize)] struct Report { id: u64 }
+    /// # impl spool::Job for Report {
+    /// #     const NAME: &'static str = "report";
+    /// #     async fn handle(self, _: spool::JobContext) -> spool::JobResult { Ok(()) }
+    /// # }
+    /// # async fn demo(spool: spool::Spool) -> Result<(), spool::DispatchError> {
+    /// spool.dispatch(Report { id: 7 }).tags(["tenant:42", "nightly"]).await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn tags<I, S>(self, tags: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.set(|d| d.tags.extend(tags.into_iter().map(Into::into)))
+    }
     /// Carries the caller's W3C trace context.
     pub fn trace(self, trace: TraceContext) -> Self {
         self.set(|d| d.trace = Some(trace))
@@ -129,9 +154,12 @@ impl<'a, J: Job> IntoFuture for PendingDispatch<'a, J> {
             }
             let queue = self.queue.unwrap_or_else(|| self.job.queue().to_string());
             let options = self.options.or(&self.job.options());
-            let envelope = self
+            let mut envelope = self
                 .spool
-                .envelope(&self.job, queue, options, self.id, self.trace)?;
+                .unsealed_envelope(&self.job, queue, options, self.id, self.trace)?;
+            envelope.tags = crate::store::distinct_tags(&self.tags);
+            // Sealed last, once the envelope is final: the id is bound into the sealed data.
+            let envelope = self.spool.seal_if(envelope, J::ENCRYPTED)?;
             let mut out = self
                 .spool
                 .dispatch_envelopes(vec![(envelope, self.delay)])

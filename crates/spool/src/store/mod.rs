@@ -12,6 +12,7 @@ mod contract;
 mod error;
 mod new_job;
 pub(crate) mod rules;
+mod search;
 mod stats;
 mod types;
 pub(crate) mod unreadable;
@@ -45,8 +46,19 @@ pub use new_job::NewJob;
     )),
     allow(unused_imports)
 )]
-pub(crate) use new_job::{check_batch, check_jobs};
+pub(crate) use new_job::{check_batch, check_jobs, distinct as distinct_tags, tags_of_column};
 pub use rules::hands_on_batch_membership;
+#[cfg_attr(
+    not(any(
+        feature = "sqlite",
+        feature = "postgres",
+        feature = "mysql",
+        feature = "redis"
+    )),
+    allow(unused_imports)
+)]
+pub(crate) use search::{CompletedKey, Part, bad_cursor, merge, uncommented};
+pub use search::{JobSearch, MAX_PAGE, Page, SEARCH_WINDOW};
 pub use stats::*;
 pub use types::*;
 pub use wakeup::{WakeupSignal, Wakeups};

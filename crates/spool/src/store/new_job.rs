@@ -28,6 +28,9 @@ pub struct NewJob {
     pub batch_id: Option<String>,
     /// Its unique lock (from the envelope's options), taken atomically with the push.
     pub unique: Option<Unique>,
+    /// The dispatcher's tags (from the envelope), without repeats: kept in a column (and an
+    /// index of their own) so listings and the completed history can be searched by tag.
+    pub tags: Vec<String>,
     /// The largest encoded envelope a store accepts for this job, in bytes: the dispatcher's
     /// limit ([`NewJob::new`] sets the default 256 KiB).
     pub max_payload: usize,
@@ -75,6 +78,7 @@ impl NewJob {
                 .clone()
                 .filter(|_| !envelope.batch_callback),
             unique: envelope.options.unique.clone(),
+            tags: distinct(&envelope.tags),
             max_payload: usize::MAX,
         })
     }
@@ -89,8 +93,40 @@ impl NewJob {
             self.batch_id.as_deref(),
             self.unique.as_ref().map(|u| u.key.as_str()),
         )?;
+        limits::check_tags(&self.job, &self.tags)?;
         limits::check_size(&self.job, &self.envelope, self.max_payload)
     }
+
+    /// The tags as one column value: joined by commas (which no tag holds), `None` when there
+    /// are none.
+    pub fn tags_column(&self) -> Option<String> {
+        tags_column(&self.tags)
+    }
+}
+
+/// Tags as one stored text: joined by commas (which [`limits::check_tags`] keeps out of every
+/// tag), `None` for none.
+fn tags_column(tags: &[String]) -> Option<String> {
+    (!tags.is_empty()).then(|| tags.join(","))
+}
+
+/// The tags [`tags_column`] stored; empty for none.
+pub(crate) fn tags_of_column(column: Option<&str>) -> Vec<String> {
+    match column {
+        Some(text) if !text.is_empty() => text.split(',').map(str::to_owned).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// `tags` in order without repeats.
+pub(crate) fn distinct(tags: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::with_capacity(tags.len());
+    for tag in tags {
+        if !out.contains(tag) {
+            out.push(tag.clone());
+        }
+    }
+    out
 }
 
 /// Checks every job of a push ([`NewJob::check`]); a store refuses the whole push if one fails.

@@ -203,6 +203,8 @@ struct StoredCallback {
     envelope: String,
     delay_ms: i64,
     retry_for_ms: Option<i64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    tags: Vec<String>,
 }
 
 /// Encodes a batch callback for its column.
@@ -216,6 +218,7 @@ pub(crate) fn encode_callback(job: Option<&NewJob>) -> Option<String> {
             envelope: j.envelope.clone(),
             delay_ms: offset_ms(j.delay),
             retry_for_ms: j.retry_for.map(offset_ms),
+            tags: j.tags.clone(),
         })
         .expect("plain data encodes")
     })
@@ -235,6 +238,7 @@ pub(crate) fn decode_callback(json: &str) -> Option<NewJob> {
         retry_for: c.retry_for_ms.map(duration_ms),
         batch_id: None,
         unique: None,
+        tags: c.tags,
         // Checked when the batch was dispatched.
         max_payload: usize::MAX,
     })

@@ -309,6 +309,9 @@ pub struct JobInfo {
     /// Progress the handler reported, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub progress: Option<Progress>,
+    /// The dispatcher's tags.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
     /// Why the job cannot run as stored (an envelope that is not UTF-8 text, not JSON, or
     /// past the size limit), when it cannot: a worker fails it with this reason.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -325,8 +328,10 @@ pub struct Progress {
     pub message: Option<String>,
 }
 
-/// A completed job's kept result (see [`crate::store::WorkflowStore::job_result`]).
-#[derive(Debug, Clone, Serialize)]
+/// A completed job's short record: kept for every completed job for the history's retention
+/// (see [`crate::store::AdminStore::completed_jobs`]), and with its result while that is kept
+/// (see [`crate::store::WorkflowStore::job_result`]). Never its payload.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CompletedJob {
     /// Job id.
     pub id: String,
@@ -337,10 +342,26 @@ pub struct CompletedJob {
     /// The batch it belonged to.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub batch_id: Option<String>,
-    /// The result the handler stored (JSON), if any.
-    pub result: Option<serde_json::Value>,
+    /// The dispatcher's tags.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    /// Attempts it took, the completing one included (0 when only its result is left: the
+    /// history record was pruned first, or written before Spool kept a history).
+    pub attempts: u32,
+    /// When it was dispatched, RFC 3339 (`None` when only its result is left).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enqueued_at: Option<String>,
+    /// When its completing attempt started, RFC 3339 (`None` when only its result is left).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<String>,
     /// When it completed, RFC 3339.
     pub completed_at: String,
+    /// Whether the handler stored a result that is still kept.
+    pub has_result: bool,
+    /// The result the handler stored (JSON): given by
+    /// [`job_result`](crate::store::WorkflowStore::job_result), never in listings (read it by
+    /// id).
+    pub result: Option<serde_json::Value>,
 }
 
 /// Which queued jobs to list.
@@ -371,6 +392,9 @@ pub struct FailedJob {
     pub attempts: u32,
     /// When it failed, RFC 3339.
     pub failed_at: String,
+    /// The dispatcher's tags.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
     /// The envelope as stored (for `failed show`).
     #[serde(skip)]
     pub envelope: String,

@@ -1,5 +1,6 @@
 //! Housekeeping every worker does: return the jobs of dead workers (the reaper) and prune what
-//! would otherwise grow for ever: old failed records, kept results, finished batches and the
+//! would otherwise grow for ever: old failed records, kept results, completed jobs' records
+//! (every minute), finished batches and the
 //! limiter hits of idle keys, expired shared values and old metrics. Any worker may do it; the store makes each step
 //! atomic. It also records each queue's recent mean run time, which supervisors use to size
 //! `auto` pools, and writes the worker's metrics once a minute.
@@ -12,6 +13,10 @@ use super::{WorkerConfig, execute::Tally};
 use crate::store::{BatchPrune, RecordKind, Store};
 
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
+/// How often completed jobs' records are pruned: they come with every completion, so an hour's
+/// worth would be a large delete, and the history would hold up to twice its retention.
+const HISTORY_PRUNE_EVERY: Duration = Duration::from_secs(60);
 
 /// How often a worker writes its folded metrics: one small write a minute, whatever it runs.
 const METRICS_EVERY: Duration = Duration::from_secs(60);
@@ -47,6 +52,7 @@ pub(crate) fn start(
         // 1.33 leases of its last heartbeat.
         let every = (config.lease / 3).max(Duration::from_millis(100));
         let mut last_prune: Option<tokio::time::Instant> = None;
+        let mut last_history_prune: Option<tokio::time::Instant> = None;
         let mut last_metrics = tokio::time::Instant::now();
         loop {
             match store.reap(config.max_recoveries).await {
@@ -57,6 +63,12 @@ pub(crate) fn start(
                 ),
                 Ok(_) => {}
                 Err(e) => tracing::debug!("reaper: {e}"),
+            }
+            if last_history_prune.is_none_or(|t| t.elapsed() >= HISTORY_PRUNE_EVERY) {
+                last_history_prune = Some(tokio::time::Instant::now());
+                if let Err(e) = store.prune_completed(config.history_retention).await {
+                    tracing::debug!("pruning completed jobs' records: {e}");
+                }
             }
             if last_prune.is_none_or(|t| t.elapsed() >= PRUNE_EVERY) {
                 last_prune = Some(tokio::time::Instant::now());

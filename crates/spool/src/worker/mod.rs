@@ -83,6 +83,13 @@ pub struct WorkerConfig {
     pub failed_retention: Duration,
     /// Results that completed jobs stored are kept this long. Default 24 hours.
     pub result_retention: Duration,
+    /// Every completed job's short record (id, job, queue, tags, batch, attempts and times;
+    /// never its payload) is kept this long, for `spool jobs --completed`, the dashboard and
+    /// [`AdminStore::completed_jobs`](crate::store::AdminStore::completed_jobs); a kept result
+    /// stays for `result_retention` either way. Pruned by the worker's maintenance every
+    /// minute. Default 1 hour (`spool work --history-retention`, `history_retention` in
+    /// `spool.toml`).
+    pub history_retention: Duration,
     /// Finished (and cancelled) batches are pruned by the worker's maintenance this long after
     /// they finished, like their failed records. Unfinished batches are never pruned by workers
     /// (`spool prune-batches --unfinished` does that). Default 7 days.
@@ -99,6 +106,10 @@ pub struct WorkerConfig {
     #[cfg(feature = "encryption")]
     pub keyring: Option<Keyring>,
 }
+
+/// How long completed jobs' short records are kept unless configured
+/// ([`WorkerConfig::history_retention`]): one hour.
+pub const DEFAULT_HISTORY_RETENTION: Duration = Duration::from_secs(3600);
 
 impl Default for WorkerConfig {
     fn default() -> Self {
@@ -123,6 +134,7 @@ impl Default for WorkerConfig {
             allow: HashSet::new(),
             failed_retention: Duration::from_secs(7 * 24 * 3600),
             result_retention: Duration::from_secs(24 * 3600),
+            history_retention: DEFAULT_HISTORY_RETENTION,
             batch_retention: Duration::from_secs(7 * 24 * 3600),
             #[cfg(feature = "schedule")]
             schedules: Vec::new(),

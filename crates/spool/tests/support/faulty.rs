@@ -148,6 +148,15 @@ impl AdminStore for Faulty {
     async fn job(&self, id: &str) -> StoreResult<Option<s::JobInfo>> {
         self.inner.job(id).await
     }
+    async fn search_jobs(&self, search: &s::JobSearch) -> StoreResult<s::Page<s::JobInfo>> {
+        self.inner.search_jobs(search).await
+    }
+    async fn completed_jobs(&self, search: &s::JobSearch) -> StoreResult<s::Page<s::CompletedJob>> {
+        self.inner.completed_jobs(search).await
+    }
+    async fn prune_completed(&self, age: Duration) -> StoreResult<u64> {
+        self.inner.prune_completed(age).await
+    }
     async fn delete_job(&self, id: &str) -> StoreResult<bool> {
         self.inner.delete_job(id).await
     }

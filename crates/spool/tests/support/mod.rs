@@ -48,7 +48,7 @@ pub(crate) use redis::{
 pub(crate) use sqlite::{SQLITE_FILE, sqlite, sqlite_store};
 
 /// The schema version this build's SQL stores migrate to.
-const SCHEMA_VERSION: i64 = 6;
+const SCHEMA_VERSION: i64 = 7;
 /// The key layout version this build's Redis store migrates to.
 const REDIS_LAYOUT_VERSION: i64 = 3;
 

@@ -18,6 +18,28 @@ pub trait AdminStore: Send + Sync + 'static {
     /// One queued job.
     async fn job(&self, id: &str) -> StoreResult<Option<JobInfo>>;
 
+    /// Queued jobs matching `search`, a page at a time (pass a page's `next` as the next
+    /// search's `after`). With a tag, the tag's own index is walked, in dispatch order (job
+    /// id order on Redis, which has no tag index: there it is a filter like the others).
+    /// Otherwise jobs come in listing order, oldest available first (Redis: queue by queue,
+    /// each in its list's order), and a job name or batch is checked on each candidate: at
+    /// most [`SEARCH_WINDOW`] per call, so a page may be short, or empty, with a `next` to
+    /// search further from.
+    async fn search_jobs(&self, search: &JobSearch) -> StoreResult<Page<JobInfo>>;
+
+    /// Completed records matching `search` (queue, job name, tag, batch; its state is
+    /// ignored), newest first, a page at a time, without their results (`has_result` says
+    /// whether [`job_result`](crate::store::WorkflowStore::job_result) has one). A tag is
+    /// looked up in its index on the SQL stores; a job name, queue or batch (and on Redis a
+    /// tag) is checked on each record, at most [`SEARCH_WINDOW`] per call (per queue on
+    /// Redis), so a page may be short, or empty, with a `next` to search older records from.
+    async fn completed_jobs(&self, search: &JobSearch) -> StoreResult<Page<CompletedJob>>;
+
+    /// Deletes completed records older than `age`, whatever their results (which stay for
+    /// their own retention, see [`prune_results`](crate::store::WorkflowStore::prune_results));
+    /// returns the count. Deletes in slices, so a large backlog never holds a long lock.
+    async fn prune_completed(&self, age: Duration) -> StoreResult<u64>;
+
     /// Deletes a queued job that no worker holds; false if there is none.
     async fn delete_job(&self, id: &str) -> StoreResult<bool>;
 

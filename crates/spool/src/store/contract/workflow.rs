@@ -59,10 +59,14 @@ pub trait WorkflowStore: Send + Sync + 'static {
     /// longer holds it.
     async fn set_progress(&self, held: Held<'_>, progress: &Progress) -> StoreResult<bool>;
 
-    /// A completed job's kept record and result, while its retention lasts.
+    /// A completed job's record, with its result if one is kept: while its history record
+    /// (see [`AdminStore::completed_jobs`](crate::store::AdminStore::completed_jobs)) or its
+    /// result lasts, whichever is longer.
     async fn job_result(&self, id: &str) -> StoreResult<Option<CompletedJob>>;
 
-    /// Deletes kept results older than `age`; returns the count.
+    /// Deletes kept results older than `age` (not the history records, see
+    /// [`AdminStore::prune_completed`](crate::store::AdminStore::prune_completed)); returns the
+    /// count.
     async fn prune_results(&self, age: Duration) -> StoreResult<u64>;
 
     /// The id of the job holding the unique lock `key` for `queue` (locks are per queue on

@@ -14,8 +14,8 @@ use super::{
     sql, sql_with,
 };
 use crate::store::{
-    AdminStore, ExpiredWorker, FailedFilter, FailedJob, JobFilter, JobInfo, QueueStats,
-    RetrySelector, Stats, StoreResult, WorkerStatus, sql::rows,
+    AdminStore, CompletedJob, ExpiredWorker, FailedFilter, FailedJob, JobFilter, JobInfo,
+    JobSearch, Page, QueueStats, RetrySelector, Stats, StoreResult, WorkerStatus, sql::rows,
 };
 
 mod retry_failed;
@@ -114,6 +114,18 @@ impl AdminStore for MysqlStore {
         .await
     }
 
+    async fn search_jobs(&self, search: &JobSearch) -> StoreResult<Page<JobInfo>> {
+        self.search_queued(search).await
+    }
+
+    async fn completed_jobs(&self, search: &JobSearch) -> StoreResult<Page<CompletedJob>> {
+        self.search_completed(search).await
+    }
+
+    async fn prune_completed(&self, age: Duration) -> StoreResult<u64> {
+        self.prune_history(age).await
+    }
+
     async fn delete_job(&self, id: &str) -> StoreResult<bool> {
         let n = in_transaction!(&self.pool, Begin::Write, |conn| {
             let n = sqlx::query(include_str!("sql/delete_job.sql"))
@@ -123,8 +135,12 @@ impl AdminStore for MysqlStore {
                 .rows_affected();
             if n > 0 {
                 // An operator's delete frees the job's unique lock (one held until expiry
-                // stays).
+                // stays), and drops it from the tag index.
                 sqlx::query(include_str!("sql/delete_job_locks.sql"))
+                    .bind(id)
+                    .execute(&mut *conn)
+                    .await?;
+                sqlx::query(include_str!("sql/delete_job_tags.sql"))
                     .bind(id)
                     .execute(&mut *conn)
                     .await?;
@@ -155,6 +171,10 @@ impl AdminStore for MysqlStore {
             // Like a delete, clearing frees the unique locks of the jobs (not those held until
             // expiry).
             sqlx::query(include_str!("sql/clear_locks.sql"))
+                .bind(queue)
+                .execute(&mut *conn)
+                .await?;
+            sqlx::query(include_str!("sql/clear_tags.sql"))
                 .bind(queue)
                 .execute(&mut *conn)
                 .await?;

@@ -11,7 +11,7 @@ use super::{COUNTER_SLOTS, MysqlStore, fnv1a, sql};
 use crate::store::{StoreError, StoreResult};
 
 /// The schema version this build writes and reads.
-pub(super) const SCHEMA_VERSION: i64 = 6;
+pub(super) const SCHEMA_VERSION: i64 = 7;
 /// Errors of a schema-changing statement that finds its change already made: a duplicate
 /// column (1060) or index (1061). Versions 2 and 3 are run again after a crash half-way through it
 /// (MySQL commits around every DDL statement), and MySQL 8, unlike MariaDB, has no
@@ -120,6 +120,10 @@ async fn migrate_locked(conn: &mut MySqlConnection) -> StoreResult<()> {
     if current < 6 {
         run_again_safe(conn, include_str!("sql/schema_v6.sql")).await?;
         record(conn, 6).await?;
+    }
+    if current < 7 {
+        run_again_safe(conn, include_str!("sql/schema_v7.sql")).await?;
+        record(conn, 7).await?;
     }
     Ok(())
 }

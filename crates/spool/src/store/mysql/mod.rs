@@ -41,6 +41,7 @@ mod one_statement;
 mod queue;
 mod retry;
 mod rows;
+mod search;
 mod wakeups;
 mod workflow;
 

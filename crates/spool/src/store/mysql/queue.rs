@@ -25,7 +25,7 @@ mod reap;
 mod reserve;
 mod settle;
 
-pub(super) use push::{existing_ids, push_in};
+pub(super) use push::{existing_ids, push_in, tag_jobs, untag_jobs};
 
 #[async_trait]
 impl QueueStore for MysqlStore {

@@ -257,13 +257,19 @@ impl WorkflowStore for MysqlStore {
     }
 
     async fn job_result(&self, id: &str) -> StoreResult<Option<CompletedJob>> {
-        self.row_by_id(
-            include_str!("sql/job_result.sql"),
-            rows::RESULT_COLUMNS,
-            id,
-            rows::completed_job,
-        )
-        .await
+        idempotent!(&self.pool, |conn| {
+            let statement = sql_with(
+                include_str!("sql/job_result.sql"),
+                &[("columns", rows::COMPLETED_COLUMNS)],
+            );
+            let row = sqlx::query(statement)
+                .bind(id)
+                .bind(id)
+                .bind(id)
+                .fetch_optional(conn)
+                .await?;
+            row.as_ref().map(rows::completed_job).transpose()
+        })
     }
 
     async fn prune_results(&self, age: Duration) -> StoreResult<u64> {

@@ -10,12 +10,12 @@ use sqlx::{Postgres, QueryBuilder};
 
 use super::{PostgresStore, fenced_ids};
 use crate::store::{
-    AdminStore, ExpiredWorker, FailedFilter, FailedJob, JobFilter, JobInfo, QueueStats,
-    RetrySelector, Stats, StoreResult, WorkerStatus, sql::rows,
+    AdminStore, CompletedJob, ExpiredWorker, FailedFilter, FailedJob, JobFilter, JobInfo,
+    JobSearch, Page, QueueStats, RetrySelector, Stats, StoreResult, WorkerStatus, sql::rows,
 };
 
 /// A read-only transaction on one snapshot, so that the counts of a listing agree.
-const SNAPSHOT: &str = include_str!("sql/begin_snapshot.sql");
+pub(super) const SNAPSHOT: &str = include_str!("sql/begin_snapshot.sql");
 
 #[async_trait]
 impl AdminStore for PostgresStore {
@@ -107,6 +107,18 @@ impl AdminStore for PostgresStore {
     async fn job(&self, id: &str) -> StoreResult<Option<JobInfo>> {
         self.row_by_id(include_str!("sql/job.sql"), id, rows::job_info)
             .await
+    }
+
+    async fn search_jobs(&self, search: &JobSearch) -> StoreResult<Page<JobInfo>> {
+        self.search_queued(search).await
+    }
+
+    async fn completed_jobs(&self, search: &JobSearch) -> StoreResult<Page<CompletedJob>> {
+        self.search_completed(search).await
+    }
+
+    async fn prune_completed(&self, age: Duration) -> StoreResult<u64> {
+        self.prune_history(age).await
     }
 
     async fn delete_job(&self, id: &str) -> StoreResult<bool> {

@@ -8,13 +8,14 @@ use crate::store::rules::{check_existing_schema, check_schema_version};
 
 /// The migrations in order: each one's version and its script (run as one multi-statement
 /// batch, with `{schema}` replaced like every other statement).
-const MIGRATIONS: [(i64, &str); 6] = [
+const MIGRATIONS: [(i64, &str); 7] = [
     (1, include_str!("sql/schema.sql")),
     (2, include_str!("sql/schema_v2.sql")),
     (3, include_str!("sql/schema_v3.sql")),
     (4, include_str!("sql/schema_v4.sql")),
     (5, include_str!("sql/schema_v5.sql")),
     (6, include_str!("sql/schema_v6.sql")),
+    (7, include_str!("sql/schema_v7.sql")),
 ];
 
 /// The schema version this build creates and understands: the last migration's.

@@ -35,6 +35,7 @@ mod migrate;
 mod one_statement;
 pub(crate) mod pooler;
 mod queue;
+mod search;
 mod wakeups;
 mod workflow;
 
@@ -365,7 +366,7 @@ mod tests {
             (include_str!("sql/failed_jobs.sql"), rows::FAILED_COLUMNS),
             (include_str!("sql/failed_job.sql"), rows::FAILED_COLUMNS),
             (include_str!("sql/batches.sql"), rows::BATCH_COLUMNS),
-            (include_str!("sql/job_result.sql"), rows::RESULT_COLUMNS),
+            (include_str!("sql/job_result.sql"), rows::COMPLETED_COLUMNS),
         ] {
             let (statement, columns) = (words(statement), words(columns));
             assert!(

@@ -330,6 +330,7 @@ impl PostgresStore {
             .iter()
             .map(|j| j.unique.as_ref().and_then(|u| u.ttl).map(offset_ms))
             .collect();
+        let tags: Vec<Option<String>> = jobs.iter().map(NewJob::tags_column).collect();
         // One statement, so one round trip, for the whole batch. Locks first: the earliest job
         // of each key in the batch tries to take it (DISTINCT ON), inserting it or replacing an
         // expired holder; a live holder is left alone and its row locked, so a concurrent pusher
@@ -350,6 +351,7 @@ impl PostgresStore {
             .bind(&untils)
             .bind(&ttls)
             .bind(&self.channel)
+            .bind(&tags)
             .fetch_all(&mut *conn)
             .await?;
         Ok(push_outcomes(&ids, &fenced_ids(inserted)))

@@ -14,8 +14,9 @@ use super::{
     scripts,
 };
 use crate::store::{
-    AdminStore, ExpiredWorker, FailedFilter, FailedJob, JobFilter, JobInfo, JobState, QueueStats,
-    RetrySelector, Stats, StoreError, StoreResult, WorkerStatus,
+    AdminStore, CompletedJob, ExpiredWorker, FailedFilter, FailedJob, JobFilter, JobInfo,
+    JobSearch, JobState, Page, QueueStats, RetrySelector, Stats, StoreError, StoreResult,
+    WorkerStatus,
 };
 
 #[async_trait]
@@ -161,6 +162,18 @@ impl AdminStore for RedisStore {
             }
         }
         Ok(None)
+    }
+
+    async fn search_jobs(&self, search: &JobSearch) -> StoreResult<Page<JobInfo>> {
+        self.search_queued(search).await
+    }
+
+    async fn completed_jobs(&self, search: &JobSearch) -> StoreResult<Page<CompletedJob>> {
+        self.search_completed(search).await
+    }
+
+    async fn prune_completed(&self, age: Duration) -> StoreResult<u64> {
+        self.prune_history(age).await
     }
 
     async fn delete_job(&self, id: &str) -> StoreResult<bool> {

@@ -104,6 +104,12 @@ impl Keys {
         format!("{base}:result:{id}")
     }
 
+    /// A queue's completed records (id -> short record), given the queue's base; their ids by
+    /// completion time are in `:done`.
+    pub(super) fn done_records(base: &str) -> String {
+        format!("{base}:done:rec")
+    }
+
     /// The set of queue names that have ever had a job.
     pub(super) fn queues(&self) -> String {
         format!("{}:queues", self.global)

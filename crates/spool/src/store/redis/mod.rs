@@ -36,6 +36,7 @@ mod admin;
 mod cluster;
 mod connection;
 mod control;
+mod history;
 mod keys;
 mod kv;
 mod leases;

@@ -31,7 +31,7 @@ const PUSH_CHUNK: usize = 1000;
 const OUTBOX_CHUNK: usize = 1000;
 
 /// Appends a job's push fields in the layout `queue.lua`'s `spec_at` reads: id, job name,
-/// envelope, delay, retry window, batch id, unique key, until, lock ttl.
+/// envelope, delay, retry window, batch id, unique key, until, lock ttl, tags.
 pub(super) fn push_args(call: &mut ScriptInvocation<'_>, job: &NewJob) {
     call.arg(&job.id)
         .arg(&job.job)
@@ -52,6 +52,7 @@ pub(super) fn push_args(call: &mut ScriptInvocation<'_>, job: &NewJob) {
         ),
         None => call.arg("").arg("").arg(""),
     };
+    call.arg(job.tags_column().unwrap_or_default());
 }
 
 /// Appends follow-ups: their count, then each one's queue and push fields.

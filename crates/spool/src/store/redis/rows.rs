@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::store::rules::job_state;
 use crate::store::{
     BatchInfo, FailedJob, JobInfo, Progress, ReservedJob, StoreError, StoreResult, rfc3339_ms,
-    unreadable,
+    tags_of_column, unreadable,
 };
 
 /// A worker's registration as stored (the scripts add `started_at`).
@@ -195,7 +195,8 @@ pub(super) fn job_info(value: &Value, queue: &str, now: i64) -> StoreResult<(Job
         progress,
         progress_message,
         reserved_at,
-    ] = fixed::<13>(value, "job")?;
+        tags,
+    ] = fixed::<14>(value, "job")?;
     let worker = opt_text(worker, "worker")?;
     let (envelope, mut unreadable) = self::envelope(envelope)?;
     let available_at = time(available_at, "available_at").unwrap_or_else(|why| {
@@ -242,14 +243,24 @@ pub(super) fn job_info(value: &Value, queue: &str, now: i64) -> StoreResult<(Job
                 })
             })
             .transpose()?,
+        tags: tags_of_column(opt_text(tags, "tags")?.as_deref()),
     };
     Ok((info, int(seq, "seq")?))
 }
 
 /// A failed record, with its `failed_at` in ms for ordering.
 pub(super) fn failed_job(value: &Value) -> StoreResult<(FailedJob, i64)> {
-    let [id, queue, job, envelope, error, causes, attempts, failed_at] =
-        fixed::<8>(value, "failed record")?;
+    let [
+        id,
+        queue,
+        job,
+        envelope,
+        error,
+        causes,
+        attempts,
+        failed_at,
+        tags,
+    ] = fixed::<9>(value, "failed record")?;
     let causes = opt_text(causes, "causes")?.unwrap_or_else(|| "[]".into());
     let failed_at = int(failed_at, "failed_at")?;
     let envelope = self::envelope(envelope)?.0;
@@ -262,6 +273,7 @@ pub(super) fn failed_job(value: &Value) -> StoreResult<(FailedJob, i64)> {
         attempts: counter(attempts, "attempts")?,
         failed_at: rfc3339_ms(failed_at),
         envelope,
+        tags: tags_of_column(opt_text(tags, "tags")?.as_deref()),
     };
     Ok((record, failed_at))
 }

@@ -89,13 +89,16 @@ pub(super) static BATCH_PRUNE: LazyLock<Script> = queue_script!("prune_batches.l
 pub(super) static PROGRESS: LazyLock<Script> = queue_script!("set_progress.lua");
 pub(super) static SLOT_NOTE: LazyLock<Script> = queue_script!("slot_note.lua");
 pub(super) static RESULT_PRUNE: LazyLock<Script> = queue_script!("prune_results.lua");
+pub(super) static SEARCH: LazyLock<Script> = queue_script!("search_jobs.lua");
+pub(super) static COMPLETED: LazyLock<Script> = queue_script!("completed_jobs.lua");
+pub(super) static COMPLETED_PRUNE: LazyLock<Script> = queue_script!("prune_completed.lua");
 pub(super) static LIVE_WORKERS: LazyLock<Script> = global_script!("live_workers.lua");
 pub(super) static LIMIT: LazyLock<Script> = keyed_script!("limit.lua");
 pub(super) static SLOT_ACQUIRE: LazyLock<Script> = keyed_script!("acquire_slot.lua");
 pub(super) static SLOT_RELEASE: LazyLock<Script> = keyed_script!("slot_release.lua");
 
 /// Every script, for loading them all up front.
-pub(super) fn all() -> [&'static Script; 37] {
+pub(super) fn all() -> [&'static Script; 40] {
     [
         &PUSH,
         &RESERVE,
@@ -130,6 +133,9 @@ pub(super) fn all() -> [&'static Script; 37] {
         &PROGRESS,
         &SLOT_NOTE,
         &RESULT_PRUNE,
+        &SEARCH,
+        &COMPLETED,
+        &COMPLETED_PRUNE,
         &LIVE_WORKERS,
         &LIMIT,
         &SLOT_ACQUIRE,

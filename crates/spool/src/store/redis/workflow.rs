@@ -42,15 +42,13 @@ use async_trait::async_trait;
 use redis::Value;
 
 use super::{
-    DELETE_CHUNK, RedisStore,
-    keys::Keys,
-    lock,
-    rows::{self, array, batch_records, int, opt_int, opt_text, text},
+    DELETE_CHUNK, RedisStore, lock,
+    rows::{self, array, batch_records, int, text},
     scripts,
 };
 use crate::store::{
     BatchInfo, BatchPrune, CompletedJob, LimitMode, LimitState, NewBatch, NewJob, Progress,
-    PushOutcome, SlotRequest, StoreError, StoreResult, WorkflowStore, rfc3339_ms,
+    PushOutcome, SlotRequest, StoreError, StoreResult, WorkflowStore,
 };
 
 mod batches;
@@ -285,36 +283,7 @@ impl WorkflowStore for RedisStore {
     }
 
     async fn job_result(&self, id: &str) -> StoreResult<Option<CompletedJob>> {
-        let queues = self.all_queues().await?;
-        if queues.is_empty() {
-            return Ok(None);
-        }
-        let replies: Vec<Value> = self
-            .each(queues.iter().map(|queue| {
-                let mut fields = redis::cmd("HMGET");
-                fields
-                    .arg(Keys::result(&self.keys.queue(queue), id))
-                    .arg(&["queue", "job", "batch", "result", "completed_at"][..]);
-                fields
-            }))
-            .await?;
-        for reply in &replies {
-            let [queue, job, batch, result, completed_at] = rows::fixed::<5>(reply, "kept result")?;
-            let Some(completed_at) = opt_int(completed_at, "completed_at")? else {
-                continue;
-            };
-            let result = opt_text(result, "result")?;
-            return Ok(Some(CompletedJob {
-                id: id.to_string(),
-                queue: text(queue, "queue")?,
-                job: text(job, "job name")?,
-                batch_id: opt_text(batch, "batch id")?,
-                result: result
-                    .map(|r| serde_json::from_str(&r).unwrap_or(serde_json::Value::String(r))),
-                completed_at: rfc3339_ms(completed_at),
-            }));
-        }
-        Ok(None)
+        self.completed_job(id).await
     }
 
     async fn prune_results(&self, age: Duration) -> StoreResult<u64> {

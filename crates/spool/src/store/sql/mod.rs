@@ -4,6 +4,7 @@
 pub(crate) mod job_filter;
 pub(crate) mod outcomes;
 pub(crate) mod rows;
+pub(crate) mod search;
 
 /// 64-bit FNV-1a: a stable hash (unlike std's), so every process derives the same value (lock
 /// names and keys, counter slots).

@@ -15,7 +15,8 @@ use crate::store::{
 pub(crate) const RESERVED_COLUMNS: &str = "id, queue, envelope, token, attempts, recoveries, \
      deferrals, exceptions, retry_until, last_error, reserved_at, available_at, seq";
 
-/// Columns a job listing selects, in this order (followed by the store's "now").
+/// Columns a job listing selects, in this order (followed by the store's "now", `reserved_at`
+/// and `tags`).
 #[cfg_attr(not(feature = "mysql"), allow(dead_code))]
 pub(crate) const JOB_COLUMNS: &str = "id, queue, job, worker_id, available_at, attempts, recoveries, \
      deferrals, last_error, envelope, progress, progress_message";
@@ -23,7 +24,7 @@ pub(crate) const JOB_COLUMNS: &str = "id, queue, job, worker_id, available_at, a
 /// Columns a failed listing selects, in this order.
 #[cfg_attr(not(feature = "mysql"), allow(dead_code))]
 pub(crate) const FAILED_COLUMNS: &str =
-    "id, queue, job, envelope, error, causes, attempts, failed_at";
+    "id, queue, job, envelope, error, causes, attempts, failed_at, tags";
 
 /// A row of either SQL server, read by column position. Both servers return the text, BIGINT
 /// and boolean columns the decoders here read in forms their drivers decode alike, so one
@@ -96,7 +97,7 @@ pub(crate) fn reserved(row: &impl ServerRow) -> Result<(ReservedJob, i64), sqlx:
 }
 
 /// Decodes a row of [`JOB_COLUMNS`] followed by the store's now (ms).
-pub(crate) fn job_info(row: &impl ServerRow) -> Result<JobInfo, sqlx::Error> {
+pub(crate) fn job_info(row: &(impl ServerRow + ?Sized)) -> Result<JobInfo, sqlx::Error> {
     let worker: Option<String> = row.opt_text(3)?;
     let available_at: i64 = row.int(4)?;
     let now: i64 = row.int(12)?;
@@ -131,11 +132,12 @@ pub(crate) fn job_info(row: &impl ServerRow) -> Result<JobInfo, sqlx::Error> {
                 })
             })
             .transpose()?,
+        tags: crate::store::tags_of_column(row.opt_text(14)?.as_deref()),
     })
 }
 
 /// Decodes a row of [`FAILED_COLUMNS`].
-pub(crate) fn failed_job(row: &impl ServerRow) -> Result<FailedJob, sqlx::Error> {
+pub(crate) fn failed_job(row: &(impl ServerRow + ?Sized)) -> Result<FailedJob, sqlx::Error> {
     let envelope = row.text(3)?;
     let causes: String = row.text(5)?;
     Ok(FailedJob {
@@ -147,6 +149,7 @@ pub(crate) fn failed_job(row: &impl ServerRow) -> Result<FailedJob, sqlx::Error>
         causes: serde_json::from_str(&causes).unwrap_or_else(|_| vec![causes]),
         attempts: count(row.int(6)?),
         failed_at: rfc3339_ms(row.int(7)?),
+        tags: crate::store::tags_of_column(row.opt_text(8)?.as_deref()),
     })
 }
 
@@ -184,21 +187,27 @@ pub(crate) fn batch_info_with(
     })
 }
 
-/// Columns a kept result selects, in this order.
+/// Columns a completed record selects, in this order (`has_result` as a BIGINT 0 or 1).
 #[cfg_attr(not(feature = "mysql"), allow(dead_code))]
-pub(crate) const RESULT_COLUMNS: &str = "id, queue, job, batch_id, result, completed_at";
+pub(crate) const COMPLETED_COLUMNS: &str = "id, queue, job, batch_id, tags, attempts, \
+     enqueued_at, started_at, completed_at, has_result, result";
 
-/// Decodes a row of [`RESULT_COLUMNS`]. A result that is not JSON (the store keeps what the
+/// Decodes a row of [`COMPLETED_COLUMNS`]. A result that is not JSON (the store keeps what the
 /// handler gave) comes back as a JSON string.
-pub(crate) fn completed_job(row: &impl ServerRow) -> Result<CompletedJob, sqlx::Error> {
-    let result: Option<String> = row.opt_text(4)?;
+pub(crate) fn completed_job(row: &(impl ServerRow + ?Sized)) -> Result<CompletedJob, sqlx::Error> {
+    let result: Option<String> = row.opt_text(10)?;
     Ok(CompletedJob {
         id: row.text(0)?,
         queue: row.text(1)?,
         job: row.text(2)?,
         batch_id: row.opt_text(3)?,
+        tags: crate::store::tags_of_column(row.opt_text(4)?.as_deref()),
+        attempts: count(row.int(5)?),
+        enqueued_at: row.opt_int(6)?.map(rfc3339_ms),
+        started_at: row.opt_int(7)?.map(rfc3339_ms),
+        completed_at: rfc3339_ms(row.int(8)?),
+        has_result: row.int(9)? != 0,
         result: result.map(|r| serde_json::from_str(&r).unwrap_or(serde_json::Value::String(r))),
-        completed_at: rfc3339_ms(row.int(5)?),
     })
 }
 

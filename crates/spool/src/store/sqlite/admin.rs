@@ -6,14 +6,18 @@ use std::time::Duration;
 use async_trait::async_trait;
 use rusqlite::{OptionalExtension, params, params_from_iter, types::Value};
 
-use super::{SqliteStore, rows};
+use super::{SqliteStore, queue, rows, search};
 use crate::{
     envelope::now_ms,
     store::{
-        AdminStore, ExpiredWorker, FailedFilter, FailedJob, JobFilter, JobInfo, JobState,
-        QueueStats, RetrySelector, Stats, StoreResult, rules::count,
+        AdminStore, CompletedJob, ExpiredWorker, FailedFilter, FailedJob, JobFilter, JobInfo,
+        JobSearch, JobState, Page, QueueStats, RetrySelector, Stats, StoreResult,
+        rules::{count, offset_ms},
     },
 };
+
+/// Rows one slice of a prune deletes at most.
+const PRUNE_SLICE: i64 = 5_000;
 
 #[async_trait]
 impl AdminStore for SqliteStore {
@@ -115,19 +119,61 @@ impl AdminStore for SqliteStore {
         .await
     }
 
+    async fn search_jobs(&self, search: &JobSearch) -> StoreResult<Page<JobInfo>> {
+        let search = search.clone();
+        self.read(move |conn| search::search_jobs(conn, &search, now_ms()))
+            .await
+    }
+
+    async fn completed_jobs(&self, search: &JobSearch) -> StoreResult<Page<CompletedJob>> {
+        let search = search.clone();
+        self.read(move |conn| search::completed_jobs(conn, &search))
+            .await
+    }
+
+    async fn prune_completed(&self, age: Duration) -> StoreResult<u64> {
+        let before = now_ms() - offset_ms(age);
+        let mut pruned = 0;
+        // Slice by slice, each its own short write, so workers settling meanwhile wait for
+        // one slice at most.
+        for (statement, counts) in [
+            (include_str!("sql/prune_completed.sql"), true),
+            (include_str!("sql/prune_completed_tags.sql"), false),
+        ] {
+            loop {
+                let n = self
+                    .write_one(move |conn| {
+                        Ok(conn
+                            .prepare_cached(statement)?
+                            .execute(params![before, PRUNE_SLICE])?)
+                    })
+                    .await?;
+                if counts {
+                    pruned += n as u64;
+                }
+                if (n as i64) < PRUNE_SLICE {
+                    break;
+                }
+            }
+        }
+        Ok(pruned)
+    }
+
     async fn delete_job(&self, id: &str) -> StoreResult<bool> {
         let id = id.to_string();
         self.write(move |conn| {
-            let deleted = conn
+            let deleted: Option<Option<String>> = conn
                 .prepare_cached(include_str!("sql/delete_job.sql"))?
-                .execute([&id])?
-                > 0;
-            if deleted {
-                // Its locks go with it, except the ones held until they expire.
-                conn.prepare_cached(include_str!("sql/delete_job_locks.sql"))?
-                    .execute([&id])?;
-            }
-            Ok(deleted)
+                .query_row([&id], |row| row.get(0))
+                .optional()?;
+            let Some(tags) = deleted else {
+                return Ok(false);
+            };
+            queue::untag_job(conn, &id, tags.as_deref())?;
+            // Its locks go with it, except the ones held until they expire.
+            conn.prepare_cached(include_str!("sql/delete_job_locks.sql"))?
+                .execute([&id])?;
+            Ok(true)
         })
         .await
     }
@@ -152,6 +198,8 @@ impl AdminStore for SqliteStore {
         let queue = queue.to_string();
         self.write(move |conn| {
             conn.prepare_cached(include_str!("sql/clear_locks.sql"))?
+                .execute([&queue])?;
+            conn.prepare_cached(include_str!("sql/clear_tags.sql"))?
                 .execute([&queue])?;
             Ok(conn
                 .prepare_cached(include_str!("sql/clear.sql"))?
@@ -199,19 +247,25 @@ impl AdminStore for SqliteStore {
                 let retried = conn
                     .prepare_cached(include_str!("sql/retry_failed.sql"))?
                     .query_map(params![now_ms(), all, queue, ids, batch], |row| {
-                        Ok((row.get::<_, String>(0)?, row.get::<_, Option<String>>(1)?))
+                        Ok((
+                            row.get::<_, String>(0)?,
+                            row.get::<_, Option<String>>(1)?,
+                            row.get::<_, Option<String>>(2)?,
+                        ))
                     })?
                     .collect::<Result<Vec<_>, _>>()?;
                 let mut forget = conn.prepare_cached(include_str!("sql/forget_failed.sql"))?;
                 let mut uncount =
                     conn.prepare_cached(include_str!("sql/retry_failed_uncount.sql"))?;
-                for (id, batch_id) in &retried {
+                for (id, batch_id, tags) in &retried {
                     forget.execute([id])?;
+                    let tags = crate::store::tags_of_column(tags.as_deref());
+                    queue::tag_job(conn, id, &tags)?;
                     if let Some(batch_id) = batch_id {
                         uncount.execute(params![batch_id, id])?;
                     }
                 }
-                Ok(retried.into_iter().map(|(id, _)| id).collect::<Vec<_>>())
+                Ok(retried.into_iter().map(|(id, ..)| id).collect::<Vec<_>>())
             })
             .await?;
         if !retried.is_empty() {

@@ -10,7 +10,7 @@ use crate::{
 };
 
 /// The schema version this build writes and reads.
-const SCHEMA_VERSION: i64 = 6;
+const SCHEMA_VERSION: i64 = 7;
 
 /// The schema files, in version order: entry `i` brings the schema to version `i + 1`.
 const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [
@@ -20,6 +20,7 @@ const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [
     include_str!("sql/schema_v4.sql"),
     include_str!("sql/schema_v5.sql"),
     include_str!("sql/schema_v6.sql"),
+    include_str!("sql/schema_v7.sql"),
 ];
 
 /// Brings the schema to [`SCHEMA_VERSION`] inside the caller's transaction; refuses a database

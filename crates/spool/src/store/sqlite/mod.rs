@@ -31,6 +31,7 @@ mod migrate;
 mod one_statement;
 mod queue;
 mod rows;
+mod search;
 mod thread;
 mod wakeups;
 mod workflow;

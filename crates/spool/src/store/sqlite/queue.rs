@@ -283,8 +283,12 @@ pub(super) fn push_in(
             job.retry_for.map(|d| now + offset_ms(d)),
             now,
             job.batch_id,
-            unique_key
+            unique_key,
+            job.tags_column()
         ])?;
+        if n > 0 {
+            tag_job(conn, &job.id, &job.tags)?;
+        }
         // A repeated id within one batch is already queued after its first row.
         outcomes.push(if n > 0 {
             PushOutcome::Queued
@@ -296,6 +300,27 @@ pub(super) fn push_in(
     let pushed = crate::metrics::queued(jobs, &outcomes);
     super::metrics::add(conn, &crate::metrics::enqueued(now, pushed))?;
     Ok(outcomes)
+}
+
+/// Indexes a queued job under each of its tags (nothing for an untagged job).
+pub(super) fn tag_job(conn: &Connection, id: &str, tags: &[String]) -> StoreResult<()> {
+    if tags.is_empty() {
+        return Ok(());
+    }
+    let mut insert = conn.prepare_cached(include_str!("sql/tag_job.sql"))?;
+    for tag in tags {
+        insert.execute(params![tag, id])?;
+    }
+    Ok(())
+}
+
+/// Drops a job that leaves the queue from the tag index, if it has tags (`tags`: its column).
+pub(super) fn untag_job(conn: &Connection, id: &str, tags: Option<&str>) -> StoreResult<()> {
+    if tags.is_some_and(|t| !t.is_empty()) {
+        conn.prepare_cached(include_str!("sql/untag_job.sql"))?
+            .execute([id])?;
+    }
+    Ok(())
 }
 
 /// Reserves on `conn` (inside the caller's transaction, or autocommit), queue by queue.

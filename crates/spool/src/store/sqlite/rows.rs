@@ -154,9 +154,16 @@ pub(super) struct Settled {
     pub(super) job: String,
     pub(super) batch_id: Option<String>,
     pub(super) unique_key: Option<String>,
+    /// The tags column, comma-joined.
+    pub(super) tags: Option<String>,
+    pub(super) attempts: i64,
+    pub(super) created_at: i64,
+    pub(super) reserved_at: Option<i64>,
 }
 
-/// Decodes a row a settling `DELETE` returns (`settle_delete.sql`, `reap_poison.sql`).
+/// Decodes a row a settling `DELETE` returns (`settle_delete.sql`, `reap_poison.sql`). What
+/// only the history record needs (counters, times) reads leniently: a value another program
+/// wrote in another form must not stop the settlement.
 pub(super) fn settled(row: &Row<'_>) -> rusqlite::Result<Settled> {
     Ok(Settled {
         id: row.get(0)?,
@@ -164,6 +171,10 @@ pub(super) fn settled(row: &Row<'_>) -> rusqlite::Result<Settled> {
         job: row.get(2)?,
         batch_id: row.get(3)?,
         unique_key: row.get(4)?,
+        tags: row.get(5).unwrap_or(None),
+        attempts: time(row, 6, "attempts")?.unwrap_or(0),
+        created_at: time(row, 7, "created_at")?.unwrap_or(0),
+        reserved_at: time(row, 8, "reserved_at")?.ok(),
     })
 }
 
@@ -222,6 +233,7 @@ pub(super) fn job_info(row: &Row<'_>) -> rusqlite::Result<JobInfo> {
             percent: p.clamp(0, 100) as u8,
             message: row.get(11).ok().flatten(),
         }),
+        tags: crate::store::tags_of_column(row.get::<_, Option<String>>(14)?.as_deref()),
         unreadable,
     })
 }
@@ -239,6 +251,7 @@ pub(super) fn failed_job(row: &Row<'_>) -> rusqlite::Result<FailedJob> {
         causes: serde_json::from_str(&causes).unwrap_or_else(|_| vec![causes]),
         attempts: count(row.get(6)?),
         failed_at: rfc3339_ms(row.get(7)?),
+        tags: crate::store::tags_of_column(row.get::<_, Option<String>>(8)?.as_deref()),
     })
 }
 
@@ -280,16 +293,22 @@ pub(super) fn batch_info(row: &Row<'_>) -> rusqlite::Result<BatchInfo> {
     })
 }
 
-/// Decodes a row of `job_result.sql`. A result that is not JSON (the store keeps what the
-/// handler gave) comes back as a JSON string.
+/// Decodes a row of `job_result.sql` or `completed_jobs.sql`: id, queue, job, batch, tags,
+/// attempts, enqueued, started, completed, whether a result is kept, the result. A result that
+/// is not JSON (the store keeps what the handler gave) comes back as a JSON string.
 pub(super) fn completed_job(row: &Row<'_>) -> rusqlite::Result<CompletedJob> {
-    let result: Option<String> = row.get(4)?;
+    let result: Option<String> = row.get(10)?;
     Ok(CompletedJob {
         id: row.get(0)?,
         queue: row.get(1)?,
         job: row.get(2)?,
         batch_id: row.get(3)?,
+        tags: crate::store::tags_of_column(row.get::<_, Option<String>>(4)?.as_deref()),
+        attempts: count(row.get(5)?),
+        enqueued_at: row.get::<_, Option<i64>>(6)?.map(rfc3339_ms),
+        started_at: row.get::<_, Option<i64>>(7)?.map(rfc3339_ms),
+        completed_at: rfc3339_ms(row.get(8)?),
+        has_result: row.get(9)?,
         result: result.map(|r| serde_json::from_str(&r).unwrap_or(serde_json::Value::String(r))),
-        completed_at: rfc3339_ms(row.get(5)?),
     })
 }

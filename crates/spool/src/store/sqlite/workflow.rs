@@ -7,7 +7,11 @@ use std::time::Duration;
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{SqliteStore, queue::push_in, rows};
+use super::{
+    SqliteStore,
+    queue::{push_in, untag_job},
+    rows,
+};
 use crate::{
     envelope::now_ms,
     store::{
@@ -275,20 +279,21 @@ pub(super) fn after_settle(
             .execute(params![key, row.id])?;
     }
     release_slots(conn, &row.id)?;
+    untag_job(conn, &row.id, row.tags.as_deref())?;
     let failed = matches!(end, End::Failed);
-    if let End::Completed {
-        result: Some(result),
-    } = end
-    {
-        conn.prepare_cached(include_str!("sql/keep_result.sql"))?
-            .execute(params![
-                row.id,
-                row.queue,
-                row.job,
-                row.batch_id,
-                result,
-                now
-            ])?;
+    if let End::Completed { result } = end {
+        keep_completed(conn, row, now)?;
+        if let Some(result) = result {
+            conn.prepare_cached(include_str!("sql/keep_result.sql"))?
+                .execute(params![
+                    row.id,
+                    row.queue,
+                    row.job,
+                    row.batch_id,
+                    result,
+                    now
+                ])?;
+        }
     }
     // A chain link in a batch hands its membership to its next link (the rule every store
     // shares, written once in `store/types.rs`); a failed link ends the chain and is counted.
@@ -299,6 +304,30 @@ pub(super) fn after_settle(
     }
     if !follow_ups.is_empty() {
         push_in(conn, follow_ups, now)?;
+    }
+    Ok(())
+}
+
+/// Writes a completed job's history record, and indexes it under its tags.
+fn keep_completed(conn: &Connection, row: &rows::Settled, now: i64) -> StoreResult<()> {
+    conn.prepare_cached(include_str!("sql/keep_completed.sql"))?
+        .execute(params![
+            row.id,
+            row.queue,
+            row.job,
+            row.batch_id,
+            row.tags,
+            row.attempts,
+            row.created_at,
+            row.reserved_at,
+            now
+        ])?;
+    let tags = crate::store::tags_of_column(row.tags.as_deref());
+    if !tags.is_empty() {
+        let mut insert = conn.prepare_cached(include_str!("sql/tag_completed.sql"))?;
+        for tag in tags {
+            insert.execute(params![tag, now, row.id])?;
+        }
     }
     Ok(())
 }
@@ -379,11 +408,16 @@ fn encode_callback(job: &Option<NewJob>) -> Option<String> {
         .map(|j| serde_json::json!([j.id, j.queue, j.job, j.envelope]).to_string())
 }
 
-/// The callback job [`encode_callback`] stored; `None` if it does not decode.
+/// The callback job [`encode_callback`] stored; `None` if it does not decode. Its tags are
+/// its envelope's.
 fn decode_callback(json: &str) -> Option<NewJob> {
     let (id, queue, job, envelope): (String, String, String, String) =
         serde_json::from_str(json).ok()?;
+    let tags = crate::Envelope::decode(&envelope)
+        .map(|e| crate::store::distinct_tags(&e.tags))
+        .unwrap_or_default();
     Some(NewJob {
+        tags,
         id,
         queue,
         job,

@@ -6,7 +6,10 @@ use sqlx::{MySqlConnection, Row};
 
 use crate::store::RetrySelector;
 use crate::store::mysql::{
-    ROWS_PER_STATEMENT, in_list, list, queue::existing_ids, sql_with, values, workflow::batches,
+    ROWS_PER_STATEMENT, in_list, list,
+    queue::{existing_ids, tag_jobs},
+    sql_with, values,
+    workflow::batches,
 };
 
 /// A failed record to put back.
@@ -17,6 +20,7 @@ struct Requeued {
     envelope: String,
     window_ms: Option<i64>,
     batch_id: Option<String>,
+    tags: Option<String>,
 }
 
 /// Puts the selected failed jobs back on their queues, oldest failure first, with fresh
@@ -62,6 +66,7 @@ pub(super) async fn requeue(
             queue: row.try_get(1)?,
             job: row.try_get(2)?,
             batch_id: row.try_get(4)?,
+            tags: row.try_get(5)?,
             window_ms: retry_window_ms(&envelope),
             envelope,
         });
@@ -83,12 +88,25 @@ pub(super) async fn requeue(
                 .bind(&f.envelope)
                 .bind(f.window_ms)
                 .bind(MAX_OFFSET_MS)
-                .bind(&f.batch_id);
+                .bind(&f.batch_id)
+                .bind(&f.tags);
             forget = forget.bind(&f.id);
         }
         insert.execute(&mut *conn).await?;
         forget.execute(&mut *conn).await?;
     }
+    // Retried jobs are indexed under their tags again.
+    let tags: Vec<(&str, &str)> = back
+        .iter()
+        .flat_map(|f| {
+            f.tags
+                .as_deref()
+                .into_iter()
+                .flat_map(|t| t.split(',').filter(|t| !t.is_empty()))
+                .map(|tag| (tag, f.id.as_str()))
+        })
+        .collect();
+    tag_jobs(conn, &tags).await?;
     let in_batches: Vec<(&str, &str)> = back
         .iter()
         .filter_map(|f| Some((f.id.as_str(), f.batch_id.as_deref()?)))

@@ -6,7 +6,9 @@ use std::collections::{BTreeSet, HashSet};
 
 use sqlx::{MySqlConnection, Row};
 
-use crate::store::mysql::{MysqlStore, ROWS_PER_STATEMENT, in_list, list, sql_with, values};
+use crate::store::mysql::{
+    MysqlStore, ROWS_PER_STATEMENT, in_list, list, sql_with, tuples, values,
+};
 use crate::store::{NewJob, PushOutcome, StoreResult, sql::outcomes::push_outcomes};
 
 /// Envelope bytes per insert statement, well under the servers' default packet limits
@@ -67,6 +69,11 @@ pub(in crate::store::mysql) async fn push_in(
     for chunk in chunks(&fresh) {
         insert(conn, chunk, batch).await?;
     }
+    let tags: Vec<(&str, &str)> = fresh
+        .iter()
+        .flat_map(|j| j.tags.iter().map(|t| (t.as_str(), j.id.as_str())))
+        .collect();
+    tag_jobs(conn, &tags).await?;
     // The enqueued counts ride with the push, in its transaction.
     let pushed = fresh.iter().map(|j| (j.queue.as_str(), j.job.as_str()));
     let counts = crate::metrics::enqueued(crate::now_ms(), pushed);
@@ -159,6 +166,44 @@ pub(in crate::store::mysql) async fn existing_ids(
     Ok(existing)
 }
 
+/// Indexes queued jobs under their tags: `(tag, job id)` pairs (none for untagged jobs, and
+/// then no statement). Shared with `retry_failed`.
+pub(in crate::store::mysql) async fn tag_jobs(
+    conn: &mut MySqlConnection,
+    tags: &[(&str, &str)],
+) -> Result<(), sqlx::Error> {
+    for chunk in tags.chunks(ROWS_PER_STATEMENT) {
+        let statement = sql_with(
+            include_str!("../sql/tag_jobs.sql"),
+            &[("rows", &tuples(chunk.len(), 2))],
+        );
+        let mut query = sqlx::query(statement);
+        for (tag, id) in chunk {
+            query = query.bind(*tag).bind(*id);
+        }
+        query.execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// Drops jobs that leave the queue from the tag index (no statement for none). Shared with the
+/// settlements and the reaper.
+pub(in crate::store::mysql) async fn untag_jobs(
+    conn: &mut MySqlConnection,
+    ids: &[&str],
+) -> Result<(), sqlx::Error> {
+    for chunk in ids.chunks(ROWS_PER_STATEMENT) {
+        in_list(
+            include_str!("../sql/untag_jobs.sql"),
+            "ids",
+            chunk.iter().copied(),
+        )
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
 /// One multi-row insert; `{now}` is read once per statement, so the batch shares one instant.
 async fn insert(
     conn: &mut MySqlConnection,
@@ -175,7 +220,8 @@ async fn insert(
             .bind(offset_ms(job.delay))
             .bind(job.retry_for.map(offset_ms))
             .bind(batch.or(job.batch_id.as_deref()))
-            .bind(job.unique.as_ref().map(|u| u.key.as_str()));
+            .bind(job.unique.as_ref().map(|u| u.key.as_str()))
+            .bind(job.tags_column());
     }
     query.execute(&mut *conn).await?;
     Ok(())

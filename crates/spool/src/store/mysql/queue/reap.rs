@@ -28,6 +28,7 @@ struct Lost {
     unique_key: Option<String>,
     queue: String,
     job: String,
+    tagged: bool,
 }
 
 /// Reaps on `conn`, inside the caller's transaction; returns the report and how many batch
@@ -82,6 +83,12 @@ pub(super) async fn reap_in(
         .filter_map(|job| Some((job.unique_key.as_deref()?, job.id.as_str())))
         .collect();
     job_state::release_locks(conn, &locks, "done").await?;
+    let tagged: Vec<&str> = poisoned
+        .iter()
+        .filter(|job| job.tagged)
+        .map(|job| job.id.as_str())
+        .collect();
+    super::untag_jobs(conn, &tagged).await?;
     let ended: Vec<Ended> = poisoned
         .iter()
         .filter_map(|job| {

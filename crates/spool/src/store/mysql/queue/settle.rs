@@ -17,7 +17,7 @@ use sqlx::MySqlConnection;
 
 use super::push::push_in;
 use crate::store::mysql::{
-    ROWS_PER_STATEMENT, list,
+    ROWS_PER_STATEMENT, in_list, list,
     retry::TxError,
     sql_with, tuples,
     workflow::{
@@ -96,23 +96,30 @@ async fn complete_all(
     // falls short and the general path takes over. The row's own columns say so, and InnoDB
     // re-reads a row it waited for before deciding, so a slot taken just before (which marks
     // the row) is seen.
-    let statement = sql_with(
+    // Their history records first, from the same rows (MySQL has no DELETE ... RETURNING): a
+    // statement more, in the same transaction, which a shortfall rolls back with the rest.
+    let parts = [
+        ("ids", list(settlements.len())),
+        ("pairs", tuples(settlements.len(), 2)),
+    ];
+    let parts: Vec<(&str, &str)> = parts.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut deleted = 0;
+    for template in [
+        include_str!("../sql/settle_fast_history.sql"),
         include_str!("../sql/settle_fast.sql"),
-        &[
-            ("ids", &list(settlements.len())),
-            ("pairs", &tuples(settlements.len(), 2)),
-        ],
-    );
-    let mut query = sqlx::query(statement).bind(worker_id);
-    for s in settlements {
-        query = query.bind(s.id());
-    }
-    for s in settlements {
-        if let Settlement::Complete { id, token, .. } = s {
-            query = query.bind(id).bind(*token);
+    ] {
+        let mut query = sqlx::query(sql_with(template, &parts)).bind(worker_id);
+        for s in settlements {
+            query = query.bind(s.id());
         }
+        for s in settlements {
+            if let Settlement::Complete { id, token, .. } = s {
+                query = query.bind(id).bind(*token);
+            }
+        }
+        deleted = query.execute(&mut *conn).await?.rows_affected();
     }
-    Ok(query.execute(&mut *conn).await?.rows_affected())
+    Ok(deleted)
 }
 
 /// A job the settling worker holds, as locked by [`held_rows`].
@@ -125,6 +132,8 @@ struct Held {
     batch_id: Option<String>,
     unique_key: Option<String>,
     took_slot: bool,
+    /// The tags column, comma-joined.
+    tags: Option<String>,
 }
 
 /// The general path: lock the batch's rows, match tokens, then one statement per kind, and
@@ -207,6 +216,14 @@ async fn settle_each(
         }
     }
     for chunk in completed.chunks(ROWS_PER_STATEMENT) {
+        // Every completed job's history record, from its row, before the row goes.
+        in_list(
+            include_str!("../sql/keep_completed.sql"),
+            "seqs",
+            chunk.iter().copied(),
+        )
+        .execute(&mut *conn)
+        .await?;
         delete(conn, chunk).await?;
     }
     for chunk in released.chunks(ROWS_PER_STATEMENT) {
@@ -238,6 +255,10 @@ struct Effects<'a> {
     ended: Vec<Ended>,
     /// Follow-ups of the applied completions and failures, in input order.
     follow_ups: Vec<NewJob>,
+    /// Tagged jobs that ended: they leave the tag index.
+    untagged: Vec<&'a str>,
+    /// `(tag, id)` of the tagged jobs that completed, for the history's tag index.
+    completed_tags: Vec<(&'a str, &'a str)>,
 }
 
 impl<'a> Effects<'a> {
@@ -246,6 +267,13 @@ impl<'a> Effects<'a> {
     fn ended(&mut self, id: &'a str, row: &'a Held, failed: bool, passes_on: bool) {
         if let Some(key) = &row.unique_key {
             self.locks.push((key, id));
+        }
+        if let Some(tags) = row.tags.as_deref().filter(|t| !t.is_empty()) {
+            self.untagged.push(id);
+            if !failed {
+                self.completed_tags
+                    .extend(tags.split(',').map(|tag| (tag, id)));
+            }
         }
         if let Some(batch_id) = row.batch_id.as_ref().filter(|_| !passes_on) {
             self.ended.push(Ended {
@@ -262,6 +290,8 @@ impl<'a> Effects<'a> {
         job_state::release_locks(conn, &self.locks, "done").await?;
         job_state::free_slots(conn, &self.slot_holders).await?;
         job_state::keep_results(conn, &self.results).await?;
+        super::untag_jobs(conn, &self.untagged).await?;
+        job_state::tag_completed(conn, &self.completed_tags).await?;
         let fired = batches::count_in_batches(conn, &self.ended).await?;
         let pushed = push_in(conn, &self.follow_ups, None)
             .await?

@@ -1,2 +1,2 @@
-SELECT {columns}, {now}, reserved_at
+SELECT {columns}, {now}, reserved_at, tags
 FROM spool_jobs WHERE id = ?

@@ -1,3 +1,3 @@
 INSERT INTO spool_jobs (id, queue, job, envelope, available_at, retry_until, created_at,
-                        batch_id, unique_key)
-VALUES (?, ?, ?, ?, {now} + ?, {now} + ?, {now}, ?, ?)
+                        batch_id, unique_key, tags)
+VALUES (?, ?, ?, ?, {now} + ?, {now} + ?, {now}, ?, ?, ?)

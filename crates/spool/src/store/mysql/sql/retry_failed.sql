@@ -1,3 +1,3 @@
 INSERT INTO spool_jobs (id, queue, job, envelope, available_at, retry_until, created_at,
-                        batch_id)
-VALUES (?, ?, ?, ?, {now}, {now} + LEAST(?, ?), {now}, ?)
+                        batch_id, tags)
+VALUES (?, ?, ?, ?, {now}, {now} + LEAST(?, ?), {now}, ?, ?)

@@ -1,3 +1,3 @@
-SELECT id, queue, job, envelope, batch_id FROM spool_failed
+SELECT id, queue, job, envelope, batch_id, tags FROM spool_failed
 WHERE (? IS NULL OR queue = ?)
 ORDER BY failed_at, id FOR UPDATE

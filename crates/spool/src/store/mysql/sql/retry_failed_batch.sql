@@ -1,2 +1,2 @@
-SELECT id, queue, job, envelope, batch_id FROM spool_failed WHERE batch_id = ?
+SELECT id, queue, job, envelope, batch_id, tags FROM spool_failed WHERE batch_id = ?
 ORDER BY failed_at, id FOR UPDATE

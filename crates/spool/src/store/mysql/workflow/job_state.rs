@@ -51,6 +51,25 @@ pub(in crate::store::mysql) async fn free_slots(
     Ok(())
 }
 
+/// Indexes completed jobs' history records under their tags: `(tag, id)` pairs, completed
+/// now (no statement for none).
+pub(in crate::store::mysql) async fn tag_completed(
+    conn: &mut MySqlConnection,
+    tags: &[(&str, &str)],
+) -> Result<(), sqlx::Error> {
+    for chunk in tags.chunks(ROWS_PER_STATEMENT) {
+        // The file holds the first row of the derived table; the others follow it.
+        let more = " UNION ALL SELECT ?, ?".repeat(chunk.len() - 1);
+        let statement = sql_with(include_str!("../sql/tag_completed.sql"), &[("more", &more)]);
+        let mut query = sqlx::query(statement);
+        for (tag, id) in chunk {
+            query = query.bind(*tag).bind(*id);
+        }
+        query.execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
 /// A completed job's result, to keep.
 #[derive(Debug)]
 pub(in crate::store::mysql) struct KeptResult<'a> {

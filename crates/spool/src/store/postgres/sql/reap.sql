@@ -9,18 +9,22 @@ poisoned AS (
     WHERE j.seq = lost.seq AND j.worker_id = lost.worker_id AND j.token = lost.token
       AND j.recoveries + 1 >= $1
     RETURNING j.id, j.queue, j.job, j.envelope, j.attempts, j.recoveries, j.last_error,
-              j.batch_id, j.unique_key),
+              j.batch_id, j.unique_key, j.tags),
 recorded AS (
     INSERT INTO {schema}.failed (id, queue, job, envelope, error, causes, attempts, failed_at,
-                                 batch_id)
+                                 batch_id, tags)
     SELECT id, queue, job, envelope,
            'worker lost ' || (recoveries + 1) || ' times while running this job',
            json_build_array(COALESCE(last_error, 'no error recorded before the losses'))::text,
-           attempts, (SELECT ms FROM clock), batch_id
+           attempts, (SELECT ms FROM clock), batch_id, tags
     FROM poisoned
     ON CONFLICT (id) DO UPDATE SET error = excluded.error, causes = excluded.causes,
         attempts = excluded.attempts, failed_at = excluded.failed_at,
-        batch_id = excluded.batch_id),
+        batch_id = excluded.batch_id, tags = excluded.tags),
+untagged AS (
+    DELETE FROM {schema}.job_tags t USING poisoned p
+    WHERE p.tags IS NOT NULL AND t.tag = ANY (string_to_array(p.tags, ','))
+      AND t.job_id = p.id),
 unlocked AS (
     DELETE FROM {schema}.locks l USING poisoned p
     WHERE p.unique_key IS NOT NULL AND l.key = p.unique_key AND l.owner = p.id

@@ -10,11 +10,32 @@ done AS (
     DELETE FROM {schema}.jobs j USING settled d
     WHERE j.id = d.id AND j.worker_id = $2 AND j.token = d.token
       AND j.batch_id IS NULL AND NOT (SELECT found FROM in_batch)
-    RETURNING j.id, j.unique_key),
+    RETURNING j.id, j.unique_key, j.queue, j.job, j.tags, j.attempts, j.created_at,
+              j.reserved_at),
 counted AS (
     INSERT INTO {schema}.meta (name, value)
     SELECT 'processed', COUNT(*) FROM done HAVING COUNT(*) > 0
     ON CONFLICT (name) DO UPDATE SET value = meta.value + excluded.value),
+history AS (
+    -- Every completion leaves its short record, in this statement: no round trip more.
+    INSERT INTO {schema}.completed (id, queue, job, tags, attempts, enqueued_at, started_at,
+                                    completed_at)
+    SELECT id, queue, job, tags, attempts, created_at, reserved_at, (SELECT ms FROM clock)
+    FROM done
+    ON CONFLICT (id) DO UPDATE SET queue = excluded.queue, job = excluded.job,
+        batch_id = NULL, tags = excluded.tags, attempts = excluded.attempts,
+        enqueued_at = excluded.enqueued_at, started_at = excluded.started_at,
+        completed_at = excluded.completed_at),
+history_tags AS (
+    INSERT INTO {schema}.completed_tags (tag, completed_at, id)
+    SELECT t.tag, (SELECT ms FROM clock), done.id
+    FROM done, unnest(string_to_array(done.tags, ',')) AS t (tag)
+    WHERE done.tags IS NOT NULL
+    ON CONFLICT DO NOTHING),
+untagged AS (
+    DELETE FROM {schema}.job_tags t USING done
+    WHERE done.tags IS NOT NULL AND t.tag = ANY (string_to_array(done.tags, ','))
+      AND t.job_id = done.id),
 done_unlocked AS (
     DELETE FROM {schema}.locks l USING done s
     WHERE s.unique_key IS NOT NULL AND l.key = s.unique_key AND l.owner = s.id

@@ -4,17 +4,21 @@ gone AS (
     USING json_to_recordset($1::json) AS d (id text, token bigint, error text, causes text)
     WHERE j.id = d.id AND j.worker_id = $2 AND j.token = d.token
     RETURNING j.id, j.token, j.queue, j.job, j.envelope, j.attempts, j.batch_id,
-              j.unique_key, d.error, d.causes),
+              j.unique_key, j.tags, d.error, d.causes),
 recorded AS (
     INSERT INTO {schema}.failed (id, queue, job, envelope, error, causes, attempts,
-                                 failed_at, batch_id)
+                                 failed_at, batch_id, tags)
     SELECT id, queue, job, envelope, error, causes, attempts, (SELECT ms FROM clock),
-           batch_id
+           batch_id, tags
     FROM gone
     ON CONFLICT (id) DO UPDATE SET queue = excluded.queue, job = excluded.job,
         envelope = excluded.envelope, error = excluded.error,
         causes = excluded.causes, attempts = excluded.attempts,
-        failed_at = excluded.failed_at, batch_id = excluded.batch_id),
+        failed_at = excluded.failed_at, batch_id = excluded.batch_id, tags = excluded.tags),
+untagged AS (
+    DELETE FROM {schema}.job_tags t USING gone
+    WHERE gone.tags IS NOT NULL AND t.tag = ANY (string_to_array(gone.tags, ','))
+      AND t.job_id = gone.id),
 unlocked AS (
     DELETE FROM {schema}.locks l USING gone s
     WHERE s.unique_key IS NOT NULL AND l.key = s.unique_key AND l.owner = s.id

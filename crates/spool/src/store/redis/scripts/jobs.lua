@@ -1,7 +1,7 @@
 -- Jobs of one queue for listings: ARGV = channel, state ('' for all, pending, delayed,
 -- reserved), limit, then optionally ids to look up instead. Returns {now, jobs...}, each job
 -- {id, job, worker, available_at, attempts, recoveries, deferrals, last_error, envelope, seq,
--- progress, progress message}.
+-- progress, progress message, reserved_at, tags}.
 local state, limit = ARGV[2], num(ARGV[3], 'limit')
 local now = now_ms()
 local ids = {}
@@ -29,11 +29,12 @@ end
 local out = {now}
 for _, id in ipairs(ids) do
   local f = redis.call('HMGET', job_key(id), 'job', 'worker', 'available_at', 'attempts',
-    'recoveries', 'deferrals', 'last_error', 'seq', 'progress', 'progress_message', 'reserved_at')
+    'recoveries', 'deferrals', 'last_error', 'seq', 'progress', 'progress_message', 'reserved_at',
+    'tags')
   if f[1] then
     out[#out + 1] = {id, f[1], f[2], f[3], f[4], f[5], f[6], f[7],
       redis.call('HGET', K_ENV, id) or '', f[8], f[9] or false, f[10] or false,
-      f[11] or false}
+      f[11] or false, f[12] or ''}
   end
 end
 return out

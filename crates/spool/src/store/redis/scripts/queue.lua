@@ -11,7 +11,8 @@
 --
 -- Workflow state lives under the same tag (see `redis/workflow.rs`): unique locks
 -- (`:lock:<key>`), the batches whose jobs were dispatched here (`:batch:<id>`, listed in
--- `:batches`), kept results (`:result:<id>`, listed in `:results`), and the outbox of
+-- `:batches`), kept results (`:result:<id>`, listed in `:results`), the completed history
+-- (`:done`, ids by completion time, and `:done:rec`, id -> short record), and the outbox of
 -- follow-ups bound for other queues (`:outbox`, id -> job), which the caller delivers after
 -- the script.
 
@@ -26,6 +27,8 @@ local K_FAILED = base .. ':failed'
 local K_ENV = base .. ':env'
 local K_OUTBOX = base .. ':outbox'
 local K_RESULTS = base .. ':results'
+local K_DONE = base .. ':done'
+local K_DONE_REC = base .. ':done:rec'
 local K_BATCHES = base .. ':batches'
 -- When the queue was last pushed to: set while it is in `{<prefix>}:queues`.
 local K_LISTED = base .. ':listed'
@@ -101,9 +104,14 @@ local function move_to_failed(id, key, fields, err, causes, now)
   redis.call('HSET', failed_key(id),
     'queue', fields.queue, 'job', fields.job, 'envelope', redis.call('HGET', K_ENV, id) or '',
     'error', err, 'causes', causes, 'attempts', fields.attempts, 'failed_at', now)
-  local batch = redis.call('HGET', key, 'batch')
-  if batch then
-    redis.call('HSET', failed_key(id), 'batch', batch)
+  local extra = redis.call('HMGET', key, 'batch', 'tags')
+  if extra[1] then
+    redis.call('HSET', failed_key(id), 'batch', extra[1])
+  end
+  if extra[2] then
+    redis.call('HSET', failed_key(id), 'tags', extra[2])
+  else
+    redis.call('HDEL', failed_key(id), 'tags')
   end
   redis.call('ZADD', K_FAILED, now, id)
   redis.call('DEL', key)
@@ -113,20 +121,25 @@ end
 
 -- Fields per job in a push (after the queue, which a push names once and a follow-up per job):
 -- id, job name, envelope, delay_ms, retry_for_ms, batch id, unique key, unique until,
--- unique ttl_ms ('' for none in the last five).
-local JOB_FIELDS = 9
+-- unique ttl_ms, tags (comma-joined) ('' for none in the last six).
+local JOB_FIELDS = 10
 
--- The job spec at ARGV-like `args[i..i+8]`, bound for `queue`.
+-- The job spec at ARGV-like `args[i..i+9]`, bound for `queue`.
 local function spec_at(args, i, queue)
   return {queue = queue, id = args[i], job = args[i + 1], envelope = args[i + 2],
     delay = args[i + 3], retry_for = args[i + 4], batch = args[i + 5], ukey = args[i + 6],
-    hold = args[i + 7], ttl = args[i + 8]}
+    hold = args[i + 7], ttl = args[i + 8], tags = args[i + 9]}
 end
 
--- The spec as an outbox entry: the queue followed by the nine push fields.
+-- The spec as an outbox entry: the queue followed by the push fields. Without tags it is the
+-- entry builds before tags wrote (and read), so a worker of either build delivers it.
 local function encode_spec(s)
-  return cjson.encode({s.queue, s.id, s.job, s.envelope, s.delay, s.retry_for, s.batch,
-    s.ukey, s.hold, s.ttl})
+  local entry = {s.queue, s.id, s.job, s.envelope, s.delay, s.retry_for, s.batch, s.ukey,
+    s.hold, s.ttl}
+  if s.tags ~= '' then
+    entry[#entry + 1] = s.tags
+  end
+  return cjson.encode(entry)
 end
 
 -- Stores one job unless its id exists here or its unique lock is held: returns 1 (queued) or
@@ -160,6 +173,9 @@ local function insert_job(s, seq, now, acc)
   end
   if s.ukey ~= '' then
     redis.call('HSET', key, 'ukey', s.ukey, 'hold', s.hold)
+  end
+  if s.tags ~= '' then
+    redis.call('HSET', key, 'tags', s.tags)
   end
   if acc then
     acc.envelopes[#acc.envelopes + 1] = s.id
@@ -243,7 +259,7 @@ local function fire(bkey, which, here, now, fx)
     return
   end
   route_job({queue = cb[2], id = cb[1], job = cb[3], envelope = cb[4], delay = '0',
-    retry_for = '', batch = '', ukey = '', hold = '', ttl = ''}, here, now, fx)
+    retry_for = '', batch = '', ukey = '', hold = '', ttl = '', tags = ''}, here, now, fx)
 end
 
 -- Counts a finished job in its batch and pushes the callbacks that became due, each once:
@@ -326,8 +342,30 @@ local function job_ended(id, key, token, w, failed, result, now, fx)
   end
 end
 
--- The workflow fields every settlement reads with its fence.
-local WORKFLOW_FIELDS = {'batch', 'ukey', 'hold', 'slots'}
+-- The workflow fields every settlement reads with its fence, then what a completed job's
+-- history record keeps.
+local WORKFLOW_FIELDS = {'batch', 'ukey', 'hold', 'slots', 'job', 'attempts', 'created_at',
+  'reserved_at', 'tags'}
+
+-- A completed job's history record, from the fields settle read with its fence (`f`), as one
+-- string (every completion writes one, so no JSON encoding): `attempts,enqueued_at,started_at,
+-- completed_at,<bytes of the job name>,<bytes of the batch id>,tags,` then the job name and
+-- the batch id, whose lengths say where each ends (either may hold commas; tags never do).
+local function history_record(f, batch, now_s)
+  local job, b = f[8] or '', batch or ''
+  return (f[9] or '0') .. ',' .. (f[10] or '0') .. ',' .. (f[11] or '') .. ',' .. now_s .. ','
+    .. #job .. ',' .. #b .. ',' .. (f[12] or '') .. ',' .. job .. b
+end
+
+-- The job name, batch id and tags of a record `history_record` wrote; nil if malformed.
+local function record_names(r)
+  local jl, bl, tags, rest = r:match('^[^,]*,[^,]*,[^,]*,[^,]*,(%d+),(%d+),([^,]*),(.*)$')
+  if not jl then
+    return nil
+  end
+  jl = tonumber(jl)
+  return rest:sub(1, jl), rest:sub(jl + 1, jl + tonumber(bl)), tags
+end
 
 -- Claims up to `limit` ready jobs for `worker`, oldest first. Returns one array per job:
 -- id, envelope, token, attempts, recoveries, deferrals, exceptions, retry_until, last_error,
@@ -410,6 +448,10 @@ end
 local function settle(worker, first, now)
   local applied = {}
   local completed = {}
+  -- History records and their index entries, written after the loop (one command each).
+  local records = {}
+  local done_at = {}
+  local now_s = string.format('%d', now)
   local fx = new_effects()
   -- Completed jobs are deleted after the loop: a repeat in the same batch must not match.
   local gone = {}
@@ -452,6 +494,11 @@ local function settle(worker, first, now)
         job_ended(id, key, token, counted, false, result, now, fx)
         completed[#completed + 1] = id
         gone[id] = true
+        -- Every completion leaves its short record, in this script: no round trip more.
+        records[#records + 1] = id
+        records[#records + 1] = history_record(fence, w[1], now_s)
+        done_at[#done_at + 1] = now_s
+        done_at[#done_at + 1] = id
       end
       i = kind == 'c' and i + 3 or follow_at + follow_n * (JOB_FIELDS + 1)
     elseif kind == 'r' then
@@ -510,6 +557,26 @@ local function settle(worker, first, now)
     batched('HDEL', K_ENV, completed)
     batched('HDEL', K_RESERVED, completed)
     redis.call('INCRBY', K_PROCESSED, #completed)
+    batched('HSET', K_DONE_REC, records)
+    batched('ZADD', K_DONE, done_at)
   end
   return applied, fx
+end
+
+-- Whether `a` sorts before `b` byte by byte, as Redis orders members (Lua's `<` follows the
+-- server's locale).
+local function bytes_before(a, b)
+  local n = math.min(#a, #b)
+  for i = 1, n do
+    local x, y = a:byte(i), b:byte(i)
+    if x ~= y then
+      return x < y
+    end
+  end
+  return #a < #b
+end
+
+-- Whether a comma-joined tag list holds `tag`.
+local function has_tag(tags, tag)
+  return tags ~= nil and (',' .. tags .. ','):find(',' .. tag .. ',', 1, true) ~= nil
 end

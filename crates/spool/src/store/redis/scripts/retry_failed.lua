@@ -80,7 +80,7 @@ for _, c in ipairs(candidates) do
   local id = c[1]
   local key = job_key(id)
   local record = failed_key(id)
-  local f = redis.call('HMGET', record, 'queue', 'job', 'envelope', 'batch')
+  local f = redis.call('HMGET', record, 'queue', 'job', 'envelope', 'batch', 'tags')
   if f[1] and redis.call('EXISTS', key) == 0 then
     local seq = redis.call('INCR', K_SEQ)
     redis.call('HSET', key, 'queue', f[1], 'job', f[2], 'seq', seq, 'available_at', now,
@@ -93,6 +93,9 @@ for _, c in ipairs(candidates) do
     if f[4] then
       redis.call('HSET', key, 'batch', f[4])
       uncount(f[4], id)
+    end
+    if f[5] then
+      redis.call('HSET', key, 'tags', f[5])
     end
     redis.call('HSET', K_ENV, id, f[3] or '')
     redis.call('RPUSH', K_READY, id)

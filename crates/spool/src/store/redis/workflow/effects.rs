@@ -85,7 +85,9 @@ impl RedisStore {
         let mut broken = Vec::new();
         for (source, id, entry) in entries {
             match serde_json::from_str::<Vec<String>>(entry) {
-                Ok(mut fields) if fields.len() == 10 => {
+                // An entry without tags (all that builds before tags wrote) has ten fields.
+                Ok(mut fields) if fields.len() == 10 || fields.len() == 11 => {
+                    fields.resize(11, String::new());
                     let queue = fields.remove(0);
                     match targets.iter_mut().find(|(q, _)| *q == queue) {
                         Some((_, jobs)) => jobs.push(fields),

@@ -1,1 +1,1 @@
-DELETE FROM spool_jobs WHERE id = ?1 AND worker_id IS NULL
+DELETE FROM spool_jobs WHERE id = ?1 AND worker_id IS NULL RETURNING tags

@@ -1,1 +1,10 @@
-SELECT id, queue, job, batch_id, result, completed_at FROM spool_results WHERE id = ?1
+-- A completed job by id: its history record with its result if one is kept, or, once the
+-- record is pruned, what is left with the result.
+SELECT c.id, c.queue, c.job, c.batch_id, c.tags, c.attempts, c.enqueued_at, c.started_at,
+       c.completed_at, r.id IS NOT NULL, r.result
+FROM spool_completed c LEFT JOIN spool_results r ON r.id = c.id
+WHERE c.id = ?1
+UNION ALL
+SELECT r.id, r.queue, r.job, r.batch_id, NULL, 0, NULL, NULL, r.completed_at, 1, r.result
+FROM spool_results r
+WHERE r.id = ?1 AND NOT EXISTS (SELECT 1 FROM spool_completed c WHERE c.id = ?1)

@@ -1,0 +1,8 @@
+-- Queued jobs a search found, as `jobs.sql` lists them plus `seq`: `{source}` is replaced by
+-- the candidates (`seq`, `available_at`, `pos`: at most the search window of them, from an
+-- index), and the filters, the order and the limit are appended in Rust. The first `?` is the
+-- store's now.
+SELECT j.id, j.queue, j.job, j.worker_id, j.available_at, j.attempts, j.recoveries, j.deferrals,
+       j.last_error, j.envelope, j.progress, j.progress_message, ?, j.reserved_at, j.tags, j.seq
+FROM ({source}) AS w JOIN spool_jobs j ON j.seq = w.seq
+WHERE 1 = 1

@@ -1,0 +1,3 @@
+-- Candidates: the reserved jobs (as many as workers run at once) after a position.
+SELECT seq, available_at, id AS pos FROM spool_jobs
+WHERE worker_id IS NOT NULL AND (available_at, seq) > (?, ?)

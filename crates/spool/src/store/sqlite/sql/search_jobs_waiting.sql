@@ -1,0 +1,5 @@
+-- Candidates: the waiting jobs of one queue after a position, in listing order, on the claim
+-- index. `{state}` narrows to pending or delayed jobs.
+SELECT seq, available_at, id AS pos FROM spool_jobs INDEXED BY spool_jobs_ready
+WHERE queue = ? AND worker_id IS NULL{state} AND (available_at, seq) > (?, ?)
+ORDER BY available_at, seq LIMIT ?

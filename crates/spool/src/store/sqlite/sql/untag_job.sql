@@ -1,0 +1,1 @@
+DELETE FROM spool_job_tags WHERE job_id = ?1

@@ -130,7 +130,7 @@ pub async fn tags_are_kept_and_searchable(fixture: &dyn Fixture) {
     };
     assert_eq!(
         ids(queued(&store, &delayed_only).await.iter().map(|j| &j.id)),
-        [delayed.id.clone()]
+        std::slice::from_ref(&delayed.id)
     );
     assert!(queued(&store, &by_tag("no-such-tag")).await.is_empty());
 
@@ -171,7 +171,7 @@ pub async fn tags_are_kept_and_searchable(fixture: &dyn Fixture) {
     };
     assert_eq!(
         ids(queued(&store, &reserved).await.iter().map(|j| &j.id)),
-        [held.id.clone()]
+        std::slice::from_ref(&held.id)
     );
     let fail = Settlement::fail(held.id.clone(), held.token, "boom".into(), vec![]);
     assert_eq!(store.settle(&w, &[fail]).await.unwrap(), [true]);
@@ -190,7 +190,7 @@ pub async fn tags_are_kept_and_searchable(fixture: &dyn Fixture) {
         .retry_failed(&RetrySelector::Ids(vec![held.id.clone()]))
         .await
         .unwrap();
-    assert_eq!(retried, [held.id.clone()]);
+    assert_eq!(retried, std::slice::from_ref(&held.id));
     assert_eq!(nightly(&store).await, 5, "a retried job is found again");
     assert_eq!(
         store.job(&held.id).await.unwrap().expect("queued").tags,
@@ -310,7 +310,10 @@ pub async fn completed_jobs_leave_a_history(fixture: &dyn Fixture) {
         sorted(ids([&tagged_job.id, &other_queue.id]))
     );
     let found = completed(&store, &search(Some("tenant:7"), None, Some("mail"))).await;
-    assert_eq!(ids(found.iter().map(|c| &c.id)), [other_queue.id.clone()]);
+    assert_eq!(
+        ids(found.iter().map(|c| &c.id)),
+        std::slice::from_ref(&other_queue.id)
+    );
     let found = completed(&store, &search(None, Some("send"), Some("default"))).await;
     assert_eq!(
         sorted(ids(found.iter().map(|c| &c.id))),
@@ -384,7 +387,10 @@ pub async fn searches_stop_at_their_window(fixture: &dyn Fixture) {
     );
     assert!(first.next.is_some(), "a short page says where to search on");
     let found = queued(&store, &search).await;
-    assert_eq!(ids(found.iter().map(|j| &j.id)), [rare.id.clone()]);
+    assert_eq!(
+        ids(found.iter().map(|j| &j.id)),
+        std::slice::from_ref(&rare.id)
+    );
     let bad = JobSearch {
         after: Some("not a cursor".into()),
         ..search

@@ -111,7 +111,7 @@ async fn seed(store: &dyn Store, n: usize) -> Result<String, CliError> {
             "noop"
         };
         let mut envelope = Envelope::new(name, queue, payload);
-        if i % 100 == 0 {
+        if i.is_multiple_of(100) {
             envelope.tags = vec![format!("t-{}", (i / 100) % 50)];
         }
         NewJob::new(&envelope, delay).expect("encodes")

@@ -62,8 +62,23 @@ fn record(id: &str, queue: &str, stored: &str, has_result: bool) -> StoreResult<
     let bad = || StoreError::Other(format!("malformed completed record of {id}: {stored}"));
     let mut fields = stored.splitn(8, ',');
     let mut next = || fields.next().ok_or_else(bad);
-    let [attempts, enqueued, started, completed, job_len, batch_len, tags] =
-        [next()?, next()?, next()?, next()?, next()?, next()?, next()?];
+    let [
+        attempts,
+        enqueued,
+        started,
+        completed,
+        job_len,
+        batch_len,
+        tags,
+    ] = [
+        next()?,
+        next()?,
+        next()?,
+        next()?,
+        next()?,
+        next()?,
+        next()?,
+    ];
     let rest = next()?;
     let ms = |text: &str| text.parse::<i64>().ok().filter(|ms| *ms > 0);
     let len = |text: &str| text.parse::<usize>().map_err(|_| bad());
@@ -76,9 +91,7 @@ fn record(id: &str, queue: &str, stored: &str, has_result: bool) -> StoreResult<
         job: job.to_string(),
         batch_id: (!batch.is_empty()).then(|| batch.to_string()),
         tags: tags_of_column(Some(tags)),
-        attempts: attempts
-            .parse::<u32>()
-            .unwrap_or_default(),
+        attempts: attempts.parse::<u32>().unwrap_or_default(),
         enqueued_at: ms(enqueued).map(rfc3339_ms),
         started_at: ms(started).map(rfc3339_ms),
         completed_at: rfc3339_ms(ms(completed).ok_or_else(bad)?),

@@ -125,16 +125,13 @@ fn not_found_says_error_and_exits_1() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.starts_with("error: "), "{args:?}: {err}");
     }
-    // A completed job without a kept result is not queued, failed or kept: say why.
+    // A completed job without a kept result is still found, in the completed history.
     let id = env.ok(&["dispatch", "noop"]).trim().to_string();
     env.ok(&["work", "--until-done"]);
-    let out = env.run(&["job", &id]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        text(&out).contains("completed jobs are kept only with a result"),
-        "{}",
-        text(&out)
-    );
+    let out = env.run(&["job", &id, "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let shown: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(shown["state"], "completed", "{shown}");
 }
 
 #[test]

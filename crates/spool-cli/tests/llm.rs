@@ -201,12 +201,13 @@ fn a_429_parks_the_key_for_every_worker_process_and_uses_no_try() {
     for r429 in &limited {
         let at = r429["at_ms"].as_f64().unwrap();
         let until = at + r429["retry_after_ms"].as_f64().unwrap();
-        // Requests already on the wire when the 429 was answered may still land; after
-        // that (the pause is recorded within milliseconds) none may arrive before `until`.
+        // Requests already on their way when the 429 was answered may still land; after
+        // that (the pause is recorded within milliseconds, 50 ms allowed for a loaded
+        // machine) none may arrive before `until`.
         let early: Vec<f64> = requests
             .iter()
             .map(|r| r["at_ms"].as_f64().unwrap())
-            .filter(|t| *t > at + 25.0 && *t < until - 1.0)
+            .filter(|t| *t > at + 50.0 && *t < until - 1.0)
             .map(|t| t - at)
             .collect();
         assert!(

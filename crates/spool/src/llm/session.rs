@@ -265,12 +265,9 @@ impl LlmCall<'_> {
                         return Err(Failure::Held(wait_for(provider, at - now, reason)));
                     }
                 };
-                if at <= now {
-                    // Admitted for now, on the state just read: nothing to wait for.
-                    break;
-                }
                 sleep_until(at).await;
-                // A 429 seen by another process while this call waited parks the key.
+                // A 429 another process saw since the admission parks the key: read it again
+                // right before sending, so nothing goes out once a pause is recorded.
                 let state = shared::read(&**store, &pacing).await.map_err(retry)?;
                 if state.blocked.is_some() {
                     return Err(Failure::Held(blocked(provider, state.blocked)));

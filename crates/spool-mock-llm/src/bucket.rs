@@ -85,7 +85,8 @@ mod tests {
         assert_eq!(b.wait_ms(1.0, 10.0), 0.0);
         assert_eq!(b.remaining(10.0), 60);
         b.give(50.0, 10.0);
-        assert_eq!(b.reset_ms(10.0), 0.0);
+        // 51 of 100: 49 to refill at 0.1 a millisecond.
+        assert!((b.reset_ms(10.0) - 490.0).abs() < 1e-6);
     }
 
     #[test]

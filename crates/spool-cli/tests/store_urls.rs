@@ -239,10 +239,7 @@ async fn postgres_read_only_commands_need_a_migrated_schema_and_accept_encoded_p
             .next()
             .unwrap()
     );
-    sqlx::raw_sql(sqlx::AssertSqlSafe(setup))
-        .execute(&mut admin)
-        .await
-        .unwrap();
+    grant(&mut admin, &setup).await;
     let role_url = with_param(
         &with_userinfo(&admin_url, &format!("{role}:{PASSWORD_ENCODED}")),
         &format!("spool_schema={schema}"),
@@ -468,10 +465,7 @@ async fn a_worker_stops_with_the_cause_when_the_store_refuses_it() {
         .next()
         .unwrap();
     let grant = format!("CREATE ROLE {role} LOGIN; GRANT CREATE ON DATABASE {db} TO {role};");
-    sqlx::raw_sql(sqlx::AssertSqlSafe(grant))
-        .execute(&mut admin)
-        .await
-        .unwrap();
+    self::grant(&mut admin, &grant).await;
     let role_url = with_param(
         &with_userinfo(&admin_url, &role),
         &format!("spool_schema={schema}"),
@@ -516,4 +510,22 @@ async fn a_worker_stops_with_the_cause_when_the_store_refuses_it() {
         err.contains("stopping: store misconfigured") && err.contains("permission denied"),
         "{err}"
     );
+}
+
+/// Runs a `CREATE ROLE ...; GRANT ...` script. Concurrent GRANTs on one database (other tests,
+/// other runs) can collide in the catalog ("tuple concurrently updated"), which rolls the
+/// whole script back; that is the server's, so it is tried again.
+async fn grant(admin: &mut sqlx::PgConnection, script: &str) {
+    for attempt in 1.. {
+        match sqlx::raw_sql(sqlx::AssertSqlSafe(script.to_string()))
+            .execute(&mut *admin)
+            .await
+        {
+            Ok(_) => return,
+            Err(e) if attempt < 5 && e.to_string().contains("concurrently updated") => {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
 }

@@ -5,7 +5,10 @@ use crate::store::Held;
 use std::{
     fmt,
     future::Future,
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
     time::Duration,
 };
 
@@ -124,10 +127,28 @@ pub(crate) struct StoreLink {
     /// n-th recording.
     #[cfg_attr(not(feature = "llm"), allow(dead_code))]
     pub(crate) calls: Mutex<std::collections::HashMap<String, u32>>,
+    /// Whether the attempt read or wrote kept records (step outputs, recorded model answers):
+    /// the worker deletes them once the job's completion is written.
+    pub(crate) kept: AtomicBool,
     /// For an encrypted job: the keys its kept step outputs and recorded model answers are
     /// sealed with, like its payload.
     #[cfg(feature = "encryption")]
     pub(crate) sealer: Option<crate::encryption::Keyring>,
+}
+
+/// Where a job's step outputs are kept: `step:<job id>:<step name>`.
+const STEP_PREFIX: &str = "step:";
+
+/// Where a job's recorded model answers are kept: `llm:call:<job id>:<hash>:<n>`.
+#[cfg_attr(not(feature = "llm"), allow(dead_code))]
+pub(crate) const RECORDING_PREFIX: &str = "llm:call:";
+
+/// The key prefixes of everything job `id` keeps in the store while it runs.
+pub(crate) fn kept_prefixes(id: &str) -> [String; 2] {
+    [
+        format!("{STEP_PREFIX}{id}:"),
+        format!("{RECORDING_PREFIX}{id}:"),
+    ]
 }
 
 /// The prefix of a kept value sealed for an encrypted job.
@@ -229,7 +250,8 @@ impl JobContext {
         let Some(store) = self.store() else {
             return run().await;
         };
-        let key = format!("step:{}:{name}", self.id);
+        let key = format!("{STEP_PREFIX}{}:{name}", self.id);
+        self.note_kept();
         let kept = store
             .kv_get(&key)
             .await
@@ -253,6 +275,20 @@ impl JobContext {
             .await
             .map_err(|e| JobError::retry(format!("keeping step `{name}`'s output: {e}")))?;
         Ok(output)
+    }
+
+    /// Notes that the attempt keeps records in the store (see [`StoreLink::kept`]).
+    pub(crate) fn note_kept(&self) {
+        if let Some(link) = &self.link {
+            link.kept.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether the attempt kept records in the store (see [`StoreLink::kept`]).
+    pub(crate) fn kept_records(&self) -> bool {
+        self.link
+            .as_ref()
+            .is_some_and(|link| link.kept.load(Ordering::Relaxed))
     }
 
     /// Whether what this job keeps is sealed (its payload is encrypted).

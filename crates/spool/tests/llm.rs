@@ -1,6 +1,6 @@
 //! `ctx.llm()` and `ctx.step()` through a real worker on SQLite against the offline mock: a
-//! retried job replays the calls it paid for and the steps it finished, and an encrypted
-//! job's recordings are sealed like its payload.
+//! retried job replays the calls it paid for and the steps it finished (and they are deleted
+//! once it completes), and an encrypted job's recordings are sealed like its payload.
 #![cfg(all(feature = "sqlite", feature = "llm", feature = "encryption"))]
 
 use std::{
@@ -79,7 +79,9 @@ impl Job for SecretPipeline {
         .options()
     }
     async fn handle(self, ctx: JobContext) -> JobResult {
-        pipeline(&ctx, &self.title).await
+        pipeline(&ctx, &self.title).await?;
+        // A failed job keeps its records for an operator's `spool retry`.
+        Err(JobError::fail("kept for a retry"))
     }
 }
 
@@ -135,6 +137,13 @@ async fn a_retried_job_replays_its_paid_calls_and_finished_steps() {
         "the finished step did not run again"
     );
     assert_eq!(mock.requests().len(), 2, "two calls paid for, none twice");
+    for prefix in ["llm:call:", "step:"] {
+        assert_eq!(
+            store.kv_list(prefix, 10).await.unwrap(),
+            Vec::new(),
+            "a completed job's records are deleted once its completion is written"
+        );
+    }
     mock.shutdown().await;
 }
 
@@ -154,7 +163,7 @@ async fn an_encrypted_jobs_recordings_and_steps_are_sealed() {
         .run()
         .await
         .unwrap();
-    assert_eq!(store.stats().await.unwrap().failed, 0);
+    assert_eq!(store.stats().await.unwrap().failed, 1);
     assert_eq!(mock.requests().len(), 2, "replayed from sealed recordings");
     let kept: Vec<_> = [
         store.kv_list("llm:call:", 10).await.unwrap(),

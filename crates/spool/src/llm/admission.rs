@@ -79,6 +79,10 @@ pub struct KeyState {
     pub http_429: u64,
     /// Calls answered from the shared cache.
     pub cache_hits: u64,
+    /// Answers paid for although the job had a recording of them (a retry that should have
+    /// replayed; 0 unless a worker died between paying and recording, or a store write was
+    /// lost).
+    pub paid_again: u64,
 }
 
 /// What [`KeyState::admit`] decides.

@@ -15,9 +15,10 @@ use super::{
     provider::{Limits, ProviderConfig},
     shared::{self, Step},
 };
-use crate::{JobContext, JobError, store::KvExpect};
+use crate::{JobContext, JobError, job::RECORDING_PREFIX, store::KvExpect};
 
-/// How long a job's recorded answers are kept (its retries and `spool retry` reuse them).
+/// How long a job's recorded answers are kept at most (its retries and `spool retry` reuse
+/// them; the worker deletes them once the job's completion is written).
 const RECORDING_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// A model's answer.
@@ -136,7 +137,7 @@ impl LlmCall<'_> {
         let mut calls = link.calls.lock().unwrap_or_else(|p| p.into_inner());
         let n = calls.entry(hash.to_string()).or_insert(0);
         *n += 1;
-        Some(format!("llm:call:{}:{hash}:{n}", self.ctx.id))
+        Some(format!("{RECORDING_PREFIX}{}:{hash}:{n}", self.ctx.id))
     }
 
     /// A recorded or cached answer, if there is one.
@@ -168,6 +169,7 @@ impl LlmCall<'_> {
                 continue;
             };
             answer.replayed = true;
+            self.ctx.note_kept();
             if from_cache {
                 let key = provider.name.clone();
                 shared::update(&**store, &key, |s| {
@@ -188,11 +190,14 @@ impl LlmCall<'_> {
         Ok(None)
     }
 
-    /// Records a paid answer with the job (and in the shared cache).
+    /// Records a paid answer with the job (and in the shared cache). A recording already
+    /// there (outside a [`fresh`](Self::fresh) call) means an answer the job had was paid for
+    /// again: it is counted on the provider key as `paid_again`.
     async fn keep(
         &self,
         recording: Option<&str>,
         provider: &ProviderConfig,
+        pacing: &str,
         hash: &str,
         answer: &ChatAnswer,
     ) {
@@ -202,17 +207,30 @@ impl LlmCall<'_> {
         let Ok(text) = serde_json::to_string(answer) else {
             return;
         };
-        if let Some(recording) = recording
-            && let Err(e) = store
-                .kv_put(
-                    recording,
-                    &self.ctx.seal_kept(&text),
-                    KvExpect::Any,
-                    Some(RECORDING_TTL),
-                )
-                .await
-        {
-            tracing::warn!("recording a paid llm answer failed (a retry would pay again): {e}");
+        if let Some(recording) = recording {
+            self.ctx.note_kept();
+            let value = self.ctx.seal_kept(&text);
+            let expect = if self.fresh {
+                KvExpect::Any
+            } else {
+                KvExpect::Absent
+            };
+            let put = |expect| store.kv_put(recording, &value, expect, Some(RECORDING_TTL));
+            let written = match put(expect).await {
+                Ok(None) => {
+                    tracing::warn!(recording, "a recorded llm answer was paid for again");
+                    let _ = shared::update(&**store, pacing, |s| {
+                        s.paid_again += 1;
+                        Step::Write(())
+                    })
+                    .await;
+                    put(KvExpect::Any).await
+                }
+                other => other,
+            };
+            if let Err(e) = written {
+                tracing::warn!("recording a paid llm answer failed (a retry would pay again): {e}");
+            }
         }
         if let Some(ttl) = provider.cache_ttl.filter(|_| !self.ctx.seals()) {
             let _ = store
@@ -265,9 +283,14 @@ impl LlmCall<'_> {
                         return Err(Failure::Held(wait_for(provider, at - now, reason)));
                     }
                 };
+                if at <= crate::now_ms() {
+                    // Admitted for now: the admission itself saw the key's latest state.
+                    break;
+                }
                 sleep_until(at).await;
-                // A 429 another process saw since the admission parks the key: read it again
-                // right before sending, so nothing goes out once a pause is recorded.
+                // A 429 another process saw while this call waited for its turn parks the
+                // key: read it again right before sending, so nothing goes out once a pause
+                // is recorded.
                 let state = shared::read(&**store, &pacing).await.map_err(retry)?;
                 if state.blocked.is_some() {
                     return Err(Failure::Held(blocked(provider, state.blocked)));
@@ -294,7 +317,7 @@ impl LlmCall<'_> {
                     response: reply.body,
                     replayed: false,
                 };
-                self.keep(keep.recording, keep.provider, keep.hash, &answer)
+                self.keep(keep.recording, keep.provider, &pacing, keep.hash, &answer)
                     .await;
                 learn(shared, &pacing, now, &signals, limits, &|state| {
                     state.settle(now, cost, reply.used, limits)

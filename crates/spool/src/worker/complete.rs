@@ -5,10 +5,15 @@
 //! [`Settlements`] is the one place that writes settlements to the store: with a reservation,
 //! alone in a round that reserves nothing, and what is left when the worker stops.
 
+use std::sync::Arc;
+
 use crate::store::{Claim, StoreError};
 use tokio::sync::{mpsc, watch};
 
-use super::lifecycle::{Shutdown, reconnect_delay};
+use super::{
+    lifecycle::{Shutdown, reconnect_delay},
+    records::KeptRecords,
+};
 use crate::store::{QueueStore, ReservedJob, Settlement, StoreResult};
 
 /// Longest store error quoted in the failed record of a job whose settlement was refused.
@@ -19,15 +24,18 @@ pub(crate) struct Settlements {
     tx: mpsc::UnboundedSender<Settlement>,
     rx: mpsc::UnboundedReceiver<Settlement>,
     pending: Vec<Settlement>,
+    /// Told of every settlement written, so completed jobs' kept records go.
+    records: Arc<KeptRecords>,
 }
 
 impl Settlements {
-    pub(crate) fn new() -> Settlements {
+    pub(crate) fn new(records: Arc<KeptRecords>) -> Settlements {
         let (tx, rx) = mpsc::unbounded_channel();
         Settlements {
             tx,
             rx,
             pending: Vec::new(),
+            records,
         }
     }
 
@@ -117,7 +125,11 @@ impl Settlements {
                 .settle(worker_id, std::slice::from_ref(&settlement))
                 .await
             {
-                Ok(applied) => dropped_unless_applied(&settlement, &applied),
+                Ok(applied) => {
+                    dropped_unless_applied(&settlement, &applied);
+                    self.records
+                        .settled(settlement.id(), applied.first() == Some(&true));
+                }
                 Err(e) if e.is_unavailable() => {
                     self.pending.push(settlement);
                     self.pending.extend(rest);
@@ -140,6 +152,7 @@ impl Settlements {
     fn written(&mut self, applied: &[bool]) {
         for (settlement, ok) in self.pending.iter().zip(applied) {
             dropped_unless_applied(settlement, std::slice::from_ref(ok));
+            self.records.settled(settlement.id(), *ok);
         }
         self.pending.clear();
     }
@@ -161,6 +174,16 @@ impl Settlements {
         shutdown: &mut watch::Receiver<Shutdown>,
     ) {
         self.collect();
+        self.flush_pending(store, worker_id, shutdown).await;
+        self.records.finish().await;
+    }
+
+    async fn flush_pending(
+        &mut self,
+        store: &dyn QueueStore,
+        worker_id: &str,
+        shutdown: &mut watch::Receiver<Shutdown>,
+    ) {
         if self.pending.is_empty() {
             return;
         }

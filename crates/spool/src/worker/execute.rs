@@ -18,6 +18,7 @@ use super::{
     WorkerConfig,
     lifecycle::{Shutdown, reached},
     outcome::{self, Ending, Notice, Outcome, Settled},
+    records::KeptRecords,
 };
 #[cfg(feature = "encryption")]
 use crate::encryption::{DecryptError, Keyring};
@@ -65,6 +66,8 @@ pub(crate) struct Executor {
     /// For handlers and middleware: progress, results, limits, batches.
     store: Arc<dyn Store>,
     worker_id: String,
+    /// Completed jobs' kept records, deleted once their completion is written.
+    records: Arc<KeptRecords>,
 }
 
 impl Executor {
@@ -74,10 +77,12 @@ impl Executor {
         tally: Arc<Tally>,
         store: Arc<dyn Store>,
         worker_id: String,
+        records: Arc<KeptRecords>,
     ) -> Self {
         Executor {
             store,
             worker_id,
+            records,
             registry,
             #[cfg(feature = "encryption")]
             keyring: config.keyring.clone(),
@@ -220,7 +225,12 @@ impl Executor {
         let ending = Ending::of(&end);
         let decision = retry::decide(&policy, counters, end);
         let (result, hook) = match &decision {
-            Decision::Complete => (ctx.take_result(), None),
+            Decision::Complete => {
+                if ctx.kept_records() {
+                    self.records.completed(&job.id);
+                }
+                (ctx.take_result(), None)
+            }
             Decision::Fail { error, causes } => {
                 let hook = FailedHook {
                     handler: &handler,
@@ -358,6 +368,7 @@ impl Executor {
                 token: job.token,
                 result: Mutex::new(None),
                 calls: Mutex::default(),
+                kept: Default::default(),
                 #[cfg(feature = "encryption")]
                 sealer: match envelope.payload {
                     Payload::Encrypted(_) => self.keyring.clone(),

@@ -21,6 +21,7 @@ use super::{
     execute::{Executor, Tally},
     heartbeat::Lease,
     lifecycle::{self, ExitReason, Shutdown, Standing, WorkerExit, reached, reconnect_delay},
+    records::KeptRecords,
     services::Services,
 };
 use crate::{
@@ -42,12 +43,14 @@ pub(super) async fn run(worker: Worker) -> Result<WorkerExit, WorkerError> {
         Ok(services) => services,
         Err(reason) => return Ok(exit(reason, 0, &tally)),
     };
+    let records = KeptRecords::new(store.clone());
     let executor = Executor::new(
         registry,
         config.clone(),
         tally.clone(),
         store.clone(),
         info.id.clone(),
+        records.clone(),
     );
     let mut fetcher = Fetcher {
         wakeups: store.wakeups(),
@@ -55,7 +58,7 @@ pub(super) async fn run(worker: Worker) -> Result<WorkerExit, WorkerError> {
         restart: services.restart(),
         control: services.control(),
         lease: services.lease(),
-        settlements: Settlements::new(),
+        settlements: Settlements::new(records),
         executor: Arc::new(executor),
         slots: Arc::new(Semaphore::new(config.concurrency)),
         running: JoinSet::new(),

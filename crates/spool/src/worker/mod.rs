@@ -28,6 +28,7 @@ mod heartbeat;
 mod lifecycle;
 mod maintenance;
 mod outcome;
+mod records;
 mod services;
 mod workflow;
 

@@ -17,7 +17,10 @@ mod rig;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use spool::{Spool, llm::LlmJob};
+use spool::{
+    Spool,
+    llm::{Llm, LlmJob},
+};
 
 use super::scratch::Scratch;
 use crate::CliError;
@@ -301,9 +304,16 @@ async fn chaos(url: Option<&str>, run: usize) -> Result<Value, CliError> {
     };
     let wall = started.elapsed().as_secs_f64();
     let (scratch, requests) = rig.finish().await;
-    // A recording written more than once is an answer that was paid for again.
+    // Workers count an answer paid for although the job had recorded it, on the provider key
+    // (completed jobs' recordings are deleted, so the count is where the evidence stays).
+    let paid_twice: u64 = Llm::new(Vec::new())
+        .map_err(|e| CliError::Usage(e.to_string()))?
+        .status(&*scratch.store)
+        .await?
+        .iter()
+        .map(|key| key.state.paid_again)
+        .sum();
     let recordings = scratch.store.kv_list("llm:call:", 1_000_000).await?;
-    let paid_twice = recordings.iter().filter(|(_, e)| e.version > 1).count();
     // Calls cut off by a kill (the provider made the answer; nobody received it), and
     // requests answered more than once (recorded or not).
     let cut_off = requests.iter().filter(|r| r["status"] == 499).count();

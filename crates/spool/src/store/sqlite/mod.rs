@@ -24,6 +24,7 @@ use crate::{
 };
 
 mod admin;
+mod busy;
 mod control;
 mod kv;
 mod metrics;

@@ -6,7 +6,6 @@
 use std::{
     path::{Path, PathBuf},
     sync::mpsc,
-    time::Duration,
 };
 
 use rusqlite::{Connection, OpenFlags};
@@ -107,7 +106,7 @@ impl DbThread {
 }
 
 /// Opens a connection with Spool's settings: WAL (the creating writer sets it), a busy
-/// timeout, a statement cache.
+/// handler that naps briefly (`busy.rs`), a statement cache.
 fn open_connection(path: &Path, mode: OpenMode) -> StoreResult<Connection> {
     let flags = match mode {
         OpenMode::ReadOnly => OpenFlags::SQLITE_OPEN_READ_ONLY,
@@ -115,7 +114,7 @@ fn open_connection(path: &Path, mode: OpenMode) -> StoreResult<Connection> {
         OpenMode::Create => OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
     } | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(path, flags).map_err(|e| cannot_open(path, mode, e))?;
-    conn.busy_timeout(Duration::from_secs(10))?;
+    conn.busy_handler(Some(super::busy::on_busy))?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     if mode == OpenMode::Create {
         let _mode: String =

@@ -134,6 +134,7 @@ async fn seed(url: Option<&str>, run: usize, n: usize, workers: usize) -> Result
     rig::wait_done(&*store, warm, Duration::from_secs(120)).await?;
     let warmed = rig.mock.requests().len();
     let started = std::time::Instant::now();
+    let started_ms = spool::now_ms() as f64;
     let documents = (0..n).map(|i| request(&format!("document {i}"), 400, 200));
     dispatch(&rig.spool, documents.collect()).await?;
     let (_, failed) = rig::wait_done(&*store, warm + n as u64, Duration::from_secs(120)).await?;
@@ -141,6 +142,10 @@ async fn seed(url: Option<&str>, run: usize, n: usize, workers: usize) -> Result
     let (scratch, mut requests) = rig.finish().await;
     let requests = requests.split_off(warmed.min(requests.len()));
     let ideal = n.div_ceil(workers) as f64 * SEED_LATENCY_MS as f64 / 1000.0;
+    // When the calls reached the provider, after the dispatch: the rest of the wall time is
+    // the model's latency and the completion being written and seen.
+    let sent: Vec<f64> = requests.iter().map(|r| at(r) - started_ms).collect();
+    let sent_ms = |pick: fn(f64, f64) -> f64| sent.iter().copied().reduce(pick).map(round);
     Ok(line(
         &scratch,
         run,
@@ -150,6 +155,7 @@ async fn seed(url: Option<&str>, run: usize, n: usize, workers: usize) -> Result
             "wall_s": round(wall), "ideal_s": round(ideal), "ratio": round(wall / ideal),
             "achieved_rpm": null, "limit_rpm": setup.rpm,
             "http_429": limited(&requests), "tries_used_by_429": failed,
+            "first_sent_ms": sent_ms(f64::min), "last_sent_ms": sent_ms(f64::max),
         }),
     ))
 }

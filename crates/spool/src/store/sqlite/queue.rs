@@ -116,6 +116,9 @@ impl QueueStore for SqliteStore {
     }
 
     async fn reserve(&self, claim: Claim<'_>) -> StoreResult<Vec<ReservedJob>> {
+        if !self.any_ready(claim.queues).await? {
+            return Ok(Vec::new());
+        }
         let worker_id = claim.worker_id.to_string();
         let queues = claim.queues.to_vec();
         let limit = claim.limit;
@@ -137,7 +140,7 @@ impl QueueStore for SqliteStore {
         claim: Claim<'_>,
     ) -> StoreResult<(Vec<bool>, Vec<ReservedJob>)> {
         let limit = claim.limit;
-        if settlements.is_empty() && limit == 0 {
+        if settlements.is_empty() && (limit == 0 || !self.any_ready(claim.queues).await?) {
             return Ok((Vec::new(), Vec::new()));
         }
         let worker_id = claim.worker_id.to_string();
@@ -505,4 +508,25 @@ fn restart_epoch_in(conn: &Connection) -> StoreResult<i64> {
         .query_row([], |row| row.get(0))
         .optional()?;
     Ok(epoch.unwrap_or(0))
+}
+
+impl SqliteStore {
+    /// Whether any of `queues` has a job to claim, read without the write lock. Every write
+    /// of any process wakes every idle worker on the file; most of them find nothing, and
+    /// finding nothing this way keeps them from queueing for the one writer behind the
+    /// workers that do have work. A job pushed right after this read wakes them again.
+    async fn any_ready(&self, queues: &[String]) -> StoreResult<bool> {
+        let queues = queues.to_vec();
+        self.read(move |conn| {
+            let mut ready = conn.prepare_cached(include_str!("sql/any_ready.sql"))?;
+            let now = now_ms();
+            for queue in &queues {
+                if ready.query_row(params![queue, now], |row| row.get::<_, bool>(0))? {
+                    return Ok(true);
+                }
+            }
+            Ok(false)
+        })
+        .await
+    }
 }

@@ -2,6 +2,8 @@
 
 use serde::Serialize;
 
+use crate::telemetry::Telemetry;
+
 /// Prints one JSON document on stdout.
 pub(crate) fn json<T: Serialize>(value: &T) {
     println!(
@@ -95,9 +97,9 @@ pub(crate) fn one_line(text: &str, max: usize) -> String {
 }
 
 /// Logs go to stderr; `SPOOL_LOG` or `RUST_LOG` pick the level (`info` for long-running
-/// commands, `warn` otherwise).
-pub(crate) fn init_logging(long_running: bool, format: LogFormat) {
-    use tracing_subscriber::EnvFilter;
+/// commands, `warn` otherwise). The same level picks the spans `telemetry` exports.
+pub(crate) fn init_logging(long_running: bool, format: LogFormat, telemetry: &Telemetry) {
+    use tracing_subscriber::{EnvFilter, layer::SubscriberExt, util::SubscriberInitExt};
     // Third-party crates speak only when something is wrong: sqlx's slow-statement and
     // slow-acquire lines are noise from a busy worker whose statements are known.
     let default = if long_running {
@@ -120,9 +122,17 @@ pub(crate) fn init_logging(long_running: bool, format: LogFormat) {
     let _ = match format {
         LogFormat::Text => logs
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .finish()
+            .with(telemetry.layer())
             .try_init(),
-        // The job's span (queue, job, id, attempt, elapsed) as fields of each line's `span`.
-        LogFormat::Json => logs.json().with_ansi(false).try_init(),
+        // The job's span (queue, job, id, attempt, elapsed, trace_id, parent_span_id) as
+        // fields of each line's `span`.
+        LogFormat::Json => logs
+            .json()
+            .with_ansi(false)
+            .finish()
+            .with(telemetry.layer())
+            .try_init(),
     };
 }
 

@@ -12,10 +12,15 @@ use opentelemetry_sdk::{
     trace::{SdkTracer, SdkTracerProvider},
 };
 use tracing_opentelemetry::OpenTelemetryLayer;
+use tracing_subscriber::{EnvFilter, Layer as _, filter::Filtered};
 
 const ENDPOINT: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
 const TRACES_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT";
 const METRICS_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT";
+
+/// The spans exported: as the default log level of `work`, and never the exporter's own
+/// (`opentelemetry*` targets).
+const SPANS: &str = "info,sqlx=warn,hyper=warn,reqwest=warn,opentelemetry=off";
 
 /// How long the last spans and figures may take to leave at exit.
 const SHUTDOWN: Duration = Duration::from_secs(5);
@@ -98,13 +103,20 @@ impl Telemetry {
         telemetry
     }
 
-    /// The `tracing` layer that turns spans into OpenTelemetry spans, when spans are exported.
-    pub(crate) fn layer<S>(&self) -> Option<OpenTelemetryLayer<S, SdkTracer>>
+    /// The `tracing` layer that turns spans into OpenTelemetry spans, when spans are exported:
+    /// those at `info` and above, whatever the log level.
+    pub(crate) fn layer<S>(
+        &self,
+    ) -> Option<Filtered<OpenTelemetryLayer<S, SdkTracer>, EnvFilter, S>>
     where
         S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
     {
         let tracer = self.tracer.as_ref()?.tracer("spool");
-        Some(tracing_opentelemetry::layer().with_tracer(tracer))
+        Some(
+            tracing_opentelemetry::layer()
+                .with_tracer(tracer)
+                .with_filter(EnvFilter::new(SPANS)),
+        )
     }
 
     /// Logs what went wrong while building the exporters (call once logging is set up).

@@ -107,6 +107,11 @@ pub struct MiddlewareDoctests;
 #[doc = include_str!("../../../README.md")]
 pub struct ReadmeDoctests;
 
+/// `docs/tracing.md`'s examples, compiled as doc-tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/tracing.md")]
+pub struct TracingDoctests;
+
 /// `docs/events.md`'s examples, compiled as doc-tests.
 #[cfg(doctest)]
 #[doc = include_str!("../../../docs/events.md")]

@@ -11,6 +11,7 @@ use crate::{
     command::{Cli, CliArgs, Command},
     control, demo, dispatch, failed, health, inspect, install, jobs, output, schedule,
     supervise::{self, WorkerCommand},
+    telemetry::Telemetry,
     work,
 };
 
@@ -186,17 +187,27 @@ impl App {
                 return ExitCode::from(2);
             }
         };
+        // Exporters only for the long-running commands, and only with Spool's own logging: an
+        // app with its own subscriber has its own OpenTelemetry set-up, if any.
+        let telemetry = if self.logging && cli.logs_info() {
+            Telemetry::from_env()
+        } else {
+            Telemetry::none()
+        };
         if self.logging {
             let format = cli.log_format(file.as_ref().and_then(|f| f.log_format));
-            output::init_logging(cli.logs_info(), format);
+            output::init_logging(cli.logs_info(), format, &telemetry);
+            telemetry.report();
         }
-        match self.execute(cli, file).await {
+        let code = match self.execute(cli, file).await {
             Ok(code) => code,
             Err(e) => {
                 eprintln!("error: {e}");
                 ExitCode::FAILURE
             }
-        }
+        };
+        telemetry.shutdown().await;
+        code
     }
 
     async fn execute(self, cli: Cli, file: Option<supervise::File>) -> Result<ExitCode, CliError> {

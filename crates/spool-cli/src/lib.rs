@@ -52,6 +52,7 @@ mod schedule;
 mod stats;
 mod stuck;
 mod supervise;
+mod telemetry;
 mod work;
 
 pub use app::App;

@@ -2,6 +2,8 @@
 
 use serde::Serialize;
 
+use crate::telemetry::Telemetry;
+
 /// Prints one JSON document on stdout.
 pub(crate) fn json<T: Serialize>(value: &T) {
     println!(
@@ -95,9 +97,12 @@ pub(crate) fn one_line(text: &str, max: usize) -> String {
 }
 
 /// Logs go to stderr; `SPOOL_LOG` or `RUST_LOG` pick the level (`info` for long-running
-/// commands, `warn` otherwise).
-pub(crate) fn init_logging(long_running: bool, format: LogFormat) {
-    use tracing_subscriber::EnvFilter;
+/// commands, `warn` otherwise). Exported spans have their own filter (`telemetry`): quieter
+/// logs keep the traces.
+pub(crate) fn init_logging(long_running: bool, format: LogFormat, telemetry: &Telemetry) {
+    use tracing_subscriber::{
+        EnvFilter, Layer, layer::SubscriberExt, registry::Registry, util::SubscriberInitExt,
+    };
     // Third-party crates speak only when something is wrong: sqlx's slow-statement and
     // slow-acquire lines are noise from a busy worker whose statements are known.
     let default = if long_running {
@@ -109,21 +114,26 @@ pub(crate) fn init_logging(long_running: bool, format: LogFormat) {
         .or_else(|_| std::env::var("RUST_LOG"))
         .unwrap_or_else(|_| default.to_string());
     let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new(default));
-    let logs = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let logs = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         // A write that fails (the reader of stderr went away) is dropped: the default reports
         // it with `eprint!`, which panics on a closed stderr, inside whatever task logged —
         // a worker's job stayed reserved under its lease for good.
         .log_internal_errors(false)
         .with_target(false);
-    let _ = match format {
+    let logs: Box<dyn Layer<Registry> + Send + Sync> = match format {
         LogFormat::Text => logs
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-            .try_init(),
-        // The job's span (queue, job, id, attempt, elapsed) as fields of each line's `span`.
-        LogFormat::Json => logs.json().with_ansi(false).try_init(),
+            .with_filter(filter)
+            .boxed(),
+        // The job's span (queue, job, id, attempt, elapsed, trace_id, parent_span_id) as
+        // fields of each line's `span`.
+        LogFormat::Json => logs.json().with_ansi(false).with_filter(filter).boxed(),
     };
+    let _ = tracing_subscriber::registry()
+        .with(logs)
+        .with(telemetry.layer())
+        .try_init();
 }
 
 /// How log lines are written on stderr.

@@ -150,6 +150,8 @@ pub(crate) async fn run(
     if let Some(addr) = http {
         crate::http::serve(addr, store, Some(worker.counters())).await?;
     }
+    // Read by the meter provider while the worker runs (a no-op one without an exporter).
+    let _instruments = crate::telemetry::observe_worker(worker.counters());
     stop_on_signals(worker.shutdown_handle());
     stop_without_supervisor(worker.shutdown_handle());
     // The worker logs its own one-line summary as it stops.

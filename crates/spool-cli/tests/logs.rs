@@ -99,6 +99,67 @@ fn json_logs_are_one_object_per_line_from_the_flag_or_the_environment() {
     assert_eq!(bad.status.code(), Some(2));
 }
 
+/// A job dispatched with a W3C trace context logs under its dispatcher's trace: the trace id
+/// and the dispatcher's span id are fields of the `job` span, in text and JSON lines alike.
+#[test]
+fn a_traced_jobs_lines_carry_the_dispatchers_trace_id() {
+    let env = Env::new();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let dispatch = || {
+        runtime.block_on(async {
+            let store = spool::connect(&env.url).await.unwrap();
+            spool::Spool::new(store)
+                .dispatch(spool::builtin::Noop {})
+                .trace(spool::TraceContext {
+                    traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into(),
+                    tracestate: None,
+                })
+                .await
+                .unwrap();
+        })
+    };
+    dispatch();
+    let out = env
+        .cmd(&[
+            "work",
+            "--until-done",
+            "--sleep",
+            "50ms",
+            "--log-format",
+            "json",
+        ])
+        .env("SPOOL_LOG", "info")
+        .output()
+        .unwrap();
+    let logs = String::from_utf8(out.stderr).unwrap();
+    let processed: Value = logs
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|l| l["fields"]["message"] == "processed")
+        .unwrap_or_else(|| panic!("no processed line: {logs}"));
+    assert_eq!(
+        processed["span"]["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736",
+        "{logs}"
+    );
+    assert_eq!(
+        processed["span"]["parent_span_id"], "00f067aa0ba902b7",
+        "{logs}"
+    );
+    dispatch();
+    let text = work_logs(&env, "info", &[]);
+    let line = text
+        .lines()
+        .find(|l| l.contains("processed") && l.contains("job=noop"))
+        .unwrap_or_else(|| panic!("no processed line: {text}"));
+    assert!(
+        line.contains("trace_id=4bf92f3577b34da6a3ce929d0e0e4736 parent_span_id=00f067aa0ba902b7"),
+        "{line}"
+    );
+}
+
 /// A worker whose stderr reader went away (a log shipper that died, a test harness that
 /// exited) still runs its jobs: failed log writes are dropped, never a panic in the task that
 /// logged, which left the job reserved under a live lease for good.

@@ -397,7 +397,8 @@ impl Spool {
             envelope.id = id;
         }
         envelope.options = options;
-        envelope.trace = trace;
+        // The caller's context, else the current span's (with the `otel` feature).
+        envelope.trace = trace.or_else(crate::trace::current);
         Ok(envelope)
     }
 }

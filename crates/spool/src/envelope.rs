@@ -224,6 +224,9 @@ impl From<Envelope> for Wire {
 }
 
 /// W3C trace context carried so a job's span can join the dispatcher's trace.
+///
+/// The worker parses `traceparent` ([`TraceParent`](crate::TraceParent)) and records
+/// `trace_id` and `parent_span_id` on the job's span; a malformed value is ignored.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct TraceContext {
     /// The `traceparent` header value.

@@ -70,6 +70,7 @@ mod schedule;
 mod state;
 pub mod store;
 pub mod testing;
+mod trace;
 pub mod worker;
 
 pub use after_commit::AfterCommit;
@@ -88,6 +89,7 @@ pub use registry::Registry;
 pub use schedule::{Periodic, ScheduleError};
 pub use state::MissingState;
 pub use store::{Store, StoreError, connect};
+pub use trace::{TraceParent, TraceParentError};
 pub use worker::{Worker, WorkerConfig, WorkerError, WorkerExit};
 
 /// `docs/workflows.md`, compiled as doc-tests so it stays true.
@@ -104,6 +106,11 @@ pub struct MiddlewareDoctests;
 #[cfg(doctest)]
 #[doc = include_str!("../../../README.md")]
 pub struct ReadmeDoctests;
+
+/// `docs/tracing.md`'s examples, compiled as doc-tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/tracing.md")]
+pub struct TracingDoctests;
 
 /// `docs/events.md`'s examples, compiled as doc-tests.
 #[cfg(doctest)]

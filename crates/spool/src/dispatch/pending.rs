@@ -134,7 +134,9 @@ impl<'a, J: Job> PendingDispatch<'a, J> {
     {
         self.set(|d| d.tags.extend(tags.into_iter().map(Into::into)))
     }
-    /// Carries the caller's W3C trace context.
+    /// Carries the caller's W3C trace context: the worker records its trace id and span id on
+    /// the job's span (and, with the `otel` feature, makes that span a child of the caller's).
+    /// With the `otel` feature, a dispatch without it carries the current span's context.
     pub fn trace(self, trace: TraceContext) -> Self {
         self.set(|d| d.trace = Some(trace))
     }

@@ -185,7 +185,10 @@ impl Executor {
             id = %job.id,
             attempt = job.attempts,
             elapsed_ms = tracing::field::Empty,
+            trace_id = tracing::field::Empty,
+            parent_span_id = tracing::field::Empty,
         );
+        crate::trace::join(&span, envelope.trace.as_ref());
         let started = Instant::now();
         let run = prepared
             .handler

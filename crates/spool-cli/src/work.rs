@@ -146,6 +146,8 @@ pub(crate) async fn run(
     let mut config = a.config(history_retention)?;
     setup.apply(&mut config);
     let max_workers = config.max_workers;
+    #[cfg(feature = "llm")]
+    let llm = registry.state::<spool::llm::Llm>().ok().cloned();
     let worker = Worker::new(store.clone(), registry, config);
     if let Some(addr) = http {
         crate::http::serve(addr, store, Some(worker.counters())).await?;
@@ -156,6 +158,10 @@ pub(crate) async fn run(
     stop_without_supervisor(worker.shutdown_handle());
     // The worker logs its own one-line summary as it stops.
     let exit = worker.run().await?;
+    #[cfg(feature = "llm")]
+    if let Some(llm) = llm {
+        llm.flush().await;
+    }
     if exit.reason == spool::worker::ExitReason::Crowded {
         println!(
             "not started: {} live worker(s) already serve these queues (--max-workers)",

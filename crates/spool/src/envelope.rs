@@ -137,6 +137,11 @@ impl Payload {
     }
 }
 
+/// A field that is present, whatever its JSON (`null` included).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Box<RawValue>>, D::Error> {
+    Box::<RawValue>::deserialize(d).map(Some)
+}
+
 /// The envelope as serialized: `payload` and `payload_enc` are two optional fields, exactly one
 /// of which must be present.
 #[derive(Serialize, Deserialize)]
@@ -145,7 +150,12 @@ struct Wire {
     id: String,
     job: String,
     queue: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    // `null` is a payload (a unit struct's), not an absent one.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present"
+    )]
     payload: Option<Box<RawValue>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     payload_enc: Option<String>,
@@ -338,6 +348,16 @@ mod tests {
             Envelope::decode(future),
             Err(EnvelopeError::Version(9))
         ));
+        let unit = r#"{"v":1,"id":"a","job":"j","queue":"q","payload":null,"created_at":0}"#;
+        let unit = Envelope::decode(unit).expect("a unit struct's payload is null");
+        assert_eq!(unit.payload.plain(), Some("null"));
+        assert_eq!(
+            Envelope::decode(&unit.encode().unwrap())
+                .unwrap()
+                .payload
+                .plain(),
+            Some("null")
+        );
         let neither = r#"{"v":1,"id":"a","job":"j","queue":"q","created_at":0}"#;
         let err = Envelope::decode(neither).unwrap_err();
         assert!(err.to_string().contains("missing field `payload`"), "{err}");

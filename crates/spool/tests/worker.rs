@@ -112,7 +112,24 @@ async fn store() -> Arc<dyn Store> {
 }
 
 fn registry() -> Registry {
-    Registry::with_builtins().register::<Probe>()
+    Registry::with_builtins()
+        .register::<Probe>()
+        .register::<Ping>()
+}
+
+/// A job with no fields: its payload is JSON `null`.
+#[derive(Debug, Serialize, Deserialize)]
+struct Ping;
+
+static PINGS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+impl Job for Ping {
+    const NAME: &'static str = "ping";
+
+    async fn handle(self, _ctx: JobContext) -> JobResult {
+        PINGS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
+    }
 }
 
 fn config() -> WorkerConfig {
@@ -734,4 +751,18 @@ async fn workers_record_each_queue_s_mean_run_time() {
         (30_000..10_000_000).contains(&mean),
         "mean run time {mean} µs for 30 ms sleeps"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_without_fields_runs() {
+    let store = store().await;
+    Spool::new(store.clone()).dispatch(Ping).await.unwrap();
+    work(&store, until_done()).await;
+    let stats = store.stats().await.unwrap();
+    assert_eq!(
+        (stats.processed, stats.failed),
+        (1, 0),
+        "a null payload is a payload"
+    );
+    assert_eq!(PINGS.load(std::sync::atomic::Ordering::SeqCst), 1);
 }

@@ -44,6 +44,7 @@
 //! ```
 
 pub mod admission;
+mod background;
 mod call;
 mod estimate;
 mod headers;
@@ -53,7 +54,10 @@ mod session;
 mod shared;
 mod status;
 
-use std::{sync::OnceLock, time::Duration};
+use std::{
+    sync::{Arc, OnceLock},
+    time::Duration,
+};
 
 pub use admission::{Cost, KeyState};
 pub use estimate::DEFAULT_MAX_TOKENS;
@@ -70,6 +74,8 @@ pub struct Llm {
     providers: Vec<ProviderConfig>,
     http: reqwest::Client,
     max_inline_wait: Duration,
+    /// Usage writes that calls' jobs did not wait for.
+    background: Arc<background::Background>,
 }
 
 /// A provider configuration Spool cannot use.
@@ -94,6 +100,7 @@ impl Llm {
             providers,
             http,
             max_inline_wait: Duration::from_secs(1),
+            background: Arc::default(),
         })
     }
 
@@ -115,6 +122,13 @@ impl Llm {
     pub fn with_max_inline_wait(mut self, wait: Duration) -> Self {
         self.max_inline_wait = wait;
         self
+    }
+
+    /// Waits (at most 5 s) for the shared-state writes that calls' jobs did not wait for:
+    /// what each answer used and taught about its key. A worker process calls it before it
+    /// exits (`spool work` does), so the key's use today is complete.
+    pub async fn flush(&self) {
+        self.background.finish(Duration::from_secs(5)).await;
     }
 
     /// The configured providers.

@@ -319,10 +319,20 @@ impl LlmCall<'_> {
                 };
                 self.keep(keep.recording, keep.provider, &pacing, keep.hash, &answer)
                     .await;
-                learn(shared, &pacing, now, &signals, limits, &|state| {
-                    state.settle(now, cost, reply.used, limits)
-                })
-                .await?;
+                if let Some(store) = store {
+                    let used = reply.used;
+                    self.llm.background.spawn(async move {
+                        // After the job's own writes (its recording, its completion), and
+                        // spread, so answers that arrive together do not queue on the key.
+                        tokio::time::sleep(Duration::from_millis(fastrand::u64(20..120))).await;
+                        let settle = |state: &mut KeyState| state.settle(now, cost, used, limits);
+                        if let Err(e) =
+                            learn(Some(&*store), &pacing, now, &signals, limits, &settle).await
+                        {
+                            tracing::warn!(key = pacing, "writing an llm call's usage: {e:?}");
+                        }
+                    });
+                }
                 Ok(answer)
             }
             Outcome::Pause { wait_ms, reason } => {

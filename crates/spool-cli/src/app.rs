@@ -251,6 +251,12 @@ impl App {
                             entry.name, entry.job
                         )));
                     }
+                    // Encrypted job types (`shell`, `http`) are sealed as their dispatches are.
+                    let periodic = if registry.is_encrypted(&entry.job) {
+                        periodic.sealed()
+                    } else {
+                        periodic
+                    };
                     setup.periodic.push(periodic);
                 }
                 #[cfg(feature = "llm")]

@@ -246,6 +246,30 @@ fn bad_schedules_are_refused_at_start_naming_the_entry() {
     );
 }
 
+/// A schedule of a job that is not encrypted needs no key: its ticks are pushed in the clear.
+#[test]
+fn a_schedule_of_a_plain_job_fires_without_a_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("spool.toml"),
+        "url = \"sqlite://t.db\"\n\n[[schedule]]\nname = \"beat\"\ncron = \"* * * * * *\"\njob = \"noop\"\n",
+    )
+    .unwrap();
+    run_ok(spool(d, &["work", "--sleep", "50ms", "--max-time", "2500ms"]).env_remove("SPOOL_KEY"));
+    let out = spool(d, &["stats", "--json"]).output().unwrap();
+    let stats: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let noop = stats["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["name"] == "noop")
+        .unwrap_or_else(|| panic!("the schedule ran noop: {stats}"))
+        .clone();
+    assert!(noop["completed"].as_u64().unwrap() >= 1, "{noop}");
+    assert_eq!(noop["failed"], 0, "{noop}");
+}
+
 /// Two workers read the same file: each tick of the schedule is pushed once between them.
 #[test]
 fn a_schedule_from_the_file_fires_once_per_tick_across_two_workers() {

@@ -41,9 +41,13 @@ fn stop(mut child: Child) {
     let _ = child.wait();
 }
 
+/// The periodic job the seeded worker runs.
+const SCHEDULE: &str = "hourly-digest";
+
 /// A store with jobs in every state: completed and failed ones on `work` (some in a
 /// batch, one tagged `tenant:7`), pending and delayed ones on `mail` (one tagged `tenant:7`),
-/// one running on `slow` (held by the returned worker process).
+/// one running on `slow` (held by the returned worker process, which also runs the schedule
+/// [`SCHEDULE`]).
 fn seed(env: &Env) -> Child {
     let mut lines = String::new();
     for _ in 0..5 {
@@ -69,6 +73,14 @@ fn seed(env: &Env) -> Child {
         "--payload",
         "{\"ms\":600000}",
     ]);
+    // The worker also runs a periodic job: the schedules page lists what it publishes.
+    std::fs::write(
+        env.dir.join("spool.toml"),
+        format!(
+            "[[schedule]]\nname = \"{SCHEDULE}\"\ncron = \"0 * * * *\"\njob = \"noop\"\nqueue = \"mail\"\n"
+        ),
+    )
+    .unwrap();
     let worker = env.spawn(&["work", "--queue", "slow"]);
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
@@ -143,6 +155,7 @@ fn the_dashboard_in_a_real_browser_matches_stats_retries_and_pauses() {
         .env("TAG", "tenant:7")
         .env("COMPLETED_ID", &completed_id)
         .env("PENDING_TAGGED_ID", &pending_id)
+        .env("SCHEDULE", SCHEDULE)
         .env("SHOT_DIR", &shots)
         .output()
         .unwrap();

@@ -238,6 +238,19 @@ async function pageWorkers() {
     h("h2", {}, "Supervisors"), table(["Id", "Host", "Pools"], sup, "No supervisors."));
 }
 
+async function pageSchedules() {
+  const { schedules } = await api("api/schedules");
+  const now = Date.now();
+  const when = (t) => (t == null ? "–" : `${time(t)} (${t >= now ? "in " + ms(t - now) : ms(now - t) + " ago"})`);
+  const rows = schedules.map((s) => h("tr", { "data-schedule": s.name },
+    h("td", {}, s.name), h("td", {}, h("code", {}, s.cron)), h("td", {}, s.timezone || "UTC"), h("td", {}, s.job), h("td", {}, s.queue),
+    h("td", { class: "next-run" }, when(s.next_run_ms)),
+    h("td", {}, s.last_run_ms == null ? "–" : h("a", { href: `#/job/${encodeURIComponent(`cron:${s.name}:${s.last_run_ms}`)}` }, when(s.last_run_ms))),
+    h("td", {}, h("code", {}, s.worker))));
+  main.replaceChildren(h("h1", {}, "Schedules"),
+    table(["Name", "Cron", "Zone", "Job", "Queue", "Next run", "Last run", "Published by"], rows, "No live worker runs a schedule."));
+}
+
 // --- live overview ------------------------------------------------------------------------
 
 function setLive(on) { document.getElementById("live").className = on ? "on" : "off"; }
@@ -291,6 +304,7 @@ async function route() {
     else if (page === "job") await pageJob(decodeURIComponent(path.slice(4)));
     else if (page === "batches") await pageBatches();
     else if (page === "workers") await pageWorkers();
+    else if (page === "schedules") await pageSchedules();
     else main.replaceChildren(h("p", {}, "No such page."));
   } catch (e) {
     main.replaceChildren(h("p", { class: "bad" }, `Cannot load this page: ${e.message}`));

@@ -31,6 +31,7 @@ pub(crate) fn routes() -> Router<Shared> {
         .route("/api/batches", get(batches))
         .route("/api/batches/{id}", get(batch))
         .route("/api/workers", get(workers))
+        .route("/api/schedules", get(schedules))
 }
 
 /// A store error as the API answers it: 503 with the message.
@@ -236,4 +237,11 @@ async fn workers(State(d): State<Shared>) -> ApiResult {
         "supervisors": supervisors,
     }))
     .into_response())
+}
+
+/// The periodic jobs live workers run, with their next and last runs (as the workers
+/// publish them: `spool::published_schedules`).
+async fn schedules(State(d): State<Shared>) -> ApiResult {
+    let schedules = spool::published_schedules(&*d.store).await?;
+    Ok(Json(json!({ "schedules": schedules })).into_response())
 }

@@ -67,6 +67,7 @@ mod registry;
 mod retry;
 #[cfg(feature = "schedule")]
 mod schedule;
+mod schedule_record;
 mod state;
 pub mod store;
 pub mod testing;
@@ -87,6 +88,7 @@ pub use options::{Backoff, JobOptions, Unique, UniqueUntil};
 pub use registry::Registry;
 #[cfg(feature = "schedule")]
 pub use schedule::{Periodic, ScheduleError};
+pub use schedule_record::{ScheduleRecord, published_schedules};
 pub use state::MissingState;
 pub use store::{Store, StoreError, connect};
 pub use trace::{TraceParent, TraceParentError};

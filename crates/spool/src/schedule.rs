@@ -20,6 +20,7 @@ use crate::{
     envelope::Envelope,
     job::Job,
     options::UniqueUntil,
+    schedule_record::{REFRESH, ScheduleRecord},
 };
 
 /// How long a tick's lock lasts: longer than any clock skew between workers.
@@ -119,10 +120,10 @@ impl Periodic {
         let name = name.into();
         let cron = parse(&name, expression)?;
         let (job, queue) = (job.to_string(), queue.to_string());
-        let make = move |spool: &Spool, id: String| {
+        let make = move |_: &Spool, id: String| {
             let mut envelope = Envelope::new(&job, &queue, payload.clone());
             envelope.id = id;
-            spool.seal_envelope(envelope)
+            Ok(envelope)
         };
         Ok(Periodic {
             name,
@@ -130,6 +131,17 @@ impl Periodic {
             zone: None,
             make: Arc::new(make),
         })
+    }
+
+    /// Seals each tick's payload with the `SPOOL_KEY` keys, for a job type registered as
+    /// encrypted ([`Registry::is_encrypted`](crate::Registry::is_encrypted)); a schedule from
+    /// [`Periodic::from_job_name`] is plain otherwise. Ticks fail (with a warning) while no key
+    /// is set.
+    pub fn sealed(mut self) -> Periodic {
+        let plain = self.make.clone();
+        self.make =
+            Arc::new(move |spool: &Spool, id: String| spool.seal_envelope(plain(spool, id)?));
+        self
     }
 
     /// Reads the expression in the IANA time zone `zone` (`Europe/Kyiv`) instead of UTC, so
@@ -223,9 +235,11 @@ impl std::fmt::Debug for Periodic {
     }
 }
 
-/// Runs one schedule's ticker until aborted.
-pub(crate) async fn run(spool: Spool, periodic: Periodic) {
+/// Runs one schedule's ticker until aborted, publishing its record (next and last run) for
+/// dashboards as it goes.
+pub(crate) async fn run(spool: Spool, periodic: Periodic, worker: String) {
     let mut after = Utc::now();
+    let mut last: Option<DateTime<Utc>> = None;
     loop {
         let Some(mut tick) = periodic.next_after(after) else {
             tracing::warn!(
@@ -234,13 +248,22 @@ pub(crate) async fn run(spool: Spool, periodic: Periodic) {
             );
             return;
         };
-        let wait = (tick - Utc::now()).to_std().unwrap_or_default();
-        tokio::time::sleep(wait).await;
+        // Wait for the tick, publishing the record now and every `REFRESH` meanwhile.
+        loop {
+            periodic.publish(&spool, &worker, Some(tick), last).await;
+            let wait = (tick - Utc::now()).to_std().unwrap_or_default();
+            if wait <= REFRESH {
+                tokio::time::sleep(wait).await;
+                break;
+            }
+            tokio::time::sleep(REFRESH).await;
+        }
         // Woke up late past later ticks: fire only the latest (no burst of missed ticks).
         while let Some(next) = periodic.next_after(tick).filter(|n| *n <= Utc::now()) {
             tick = next;
         }
         after = tick;
+        last = Some(tick);
         let pushed = match periodic.tick_envelope(&spool, tick) {
             Ok(envelope) => {
                 spool
@@ -259,6 +282,42 @@ pub(crate) async fn run(spool: Spool, periodic: Periodic) {
             Err(e) => {
                 tracing::warn!(schedule = periodic.name(), tick = %tick, "cannot push the tick's job: {e}")
             }
+        }
+    }
+}
+
+impl Periodic {
+    /// Writes the schedule's record; a store error only delays it to the next refresh.
+    async fn publish(
+        &self,
+        spool: &Spool,
+        worker: &str,
+        next: Option<DateTime<Utc>>,
+        last: Option<DateTime<Utc>>,
+    ) {
+        let Some(store) = spool.store() else {
+            return;
+        };
+        // The job and queue a tick pushes, read off a tick's envelope.
+        let Ok(sample) = (self.make)(spool, format!("cron:{}:sample", self.name)) else {
+            return;
+        };
+        let record = ScheduleRecord {
+            name: self.name.clone(),
+            cron: self.expression(),
+            timezone: self.zone().map(str::to_string),
+            job: sample.job,
+            queue: sample.queue,
+            next_run_ms: next.map(|t| t.timestamp_millis()),
+            last_run_ms: last.map(|t| t.timestamp_millis()),
+            worker: worker.to_string(),
+            seen_ms: crate::now_ms(),
+        };
+        if let Err(e) = record.publish(&*store).await {
+            tracing::debug!(
+                schedule = self.name,
+                "publishing the schedule's record: {e}"
+            );
         }
     }
 }

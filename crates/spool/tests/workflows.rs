@@ -548,6 +548,18 @@ async fn each_schedule_tick_fires_once_across_workers(fresh: &support::Fresh) {
     );
     let failed = store.stats().await.unwrap().failed;
     assert_eq!(failed, 0);
+    // The workers published the schedule for dashboards, with its last and next runs.
+    let published = spool::published_schedules(&*store).await.unwrap();
+    let tick = published
+        .iter()
+        .find(|s| s.name == "tick")
+        .unwrap_or_else(|| panic!("the schedule is published: {published:?}"));
+    assert_eq!(
+        (tick.cron.as_str(), tick.queue.as_str()),
+        ("* * * * * *", "default")
+    );
+    let (last, next) = (tick.last_run_ms.unwrap(), tick.next_run_ms.unwrap());
+    assert!(next > last, "the next run {next} follows the last {last}");
 }
 
 async fn a_batch_inside_a_chain_holds_the_chain_until_it_is_done(fresh: &support::Fresh) {

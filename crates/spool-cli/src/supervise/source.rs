@@ -172,7 +172,8 @@ impl File {
                 .map_err(|e| fail("queue", format!("queue: {e}")))?;
             let payload = match &s.payload {
                 Some(p) => serde_json::to_value(p).map_err(|e| fail("payload", e.to_string()))?,
-                None => serde_json::Value::Null,
+                // As `spool dispatch` without `--payload`.
+                None => serde_json::json!({}),
             };
             // Periodic's errors already name the schedule.
             let mut periodic =

@@ -100,6 +100,14 @@ try {
   await page.locator(`tr[data-queue="${pauseQueue}"] .pill.paused`).waitFor({ timeout: 10000 });
   await page.screenshot({ path: `${shots}/queues.png`, fullPage: true });
 
+  // The schedule the worker runs, with its next run ahead.
+  await page.goto(`${url}#/schedules`);
+  const schedule = page.locator(`tr[data-schedule="${process.env.SCHEDULE}"]`);
+  await schedule.waitFor({ timeout: 10000 });
+  const next = await schedule.locator(".next-run").textContent();
+  if (!/\(in /.test(next)) problems.push(`the schedule's next run is not ahead: ${next}`);
+  await page.screenshot({ path: `${shots}/schedules.png`, fullPage: true });
+
   for (const name of ["batches", "workers", "jobs"]) {
     await page.goto(`${url}#/${name}`);
     await page.waitForSelector("main h1");

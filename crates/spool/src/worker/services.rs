@@ -80,7 +80,10 @@ impl Services {
         let tickers = config
             .schedules
             .iter()
-            .map(|p| tokio::spawn(crate::schedule::run(ticker_spool(store, config), p.clone())))
+            .map(|p| {
+                let spool = ticker_spool(store, config);
+                tokio::spawn(crate::schedule::run(spool, p.clone(), info.id.clone()))
+            })
             .collect();
         Ok(Ok(Services {
             heartbeat,

@@ -4,6 +4,7 @@
 use std::{process::ExitCode, sync::Arc, time::Duration};
 
 use clap::Args;
+use serde::Serialize;
 use spool::{
     Store,
     metrics::{Percentiles, SummaryRow, summarize},
@@ -45,8 +46,12 @@ fn parse_window(text: &str) -> Result<Window, String> {
 pub(crate) async fn stats(store: Arc<dyn Store>, a: StatsArgs) -> Result<ExitCode, CliError> {
     let window_ms = a.since.1.as_millis() as i64;
     let summary = summarize(store.as_ref(), window_ms, a.queue.as_deref()).await?;
+    let llm = llm_usage(store.as_ref()).await?;
     if a.json {
-        output::json(&summary);
+        output::json(&Stats {
+            summary: &summary,
+            llm,
+        });
         return Ok(ExitCode::SUCCESS);
     }
     println!("Last {}:", a.since.0);
@@ -58,7 +63,61 @@ pub(crate) async fn stats(store: Arc<dyn Store>, a: StatsArgs) -> Result<ExitCod
     if summary.queues.is_empty() {
         println!("(nothing ran or waits in this window)");
     }
+    if !llm.is_empty() {
+        println!();
+        println!(
+            "{:<24} {:>9} {:>12} {:>6} {:>6} {:>10}",
+            "LLM KEY (TODAY, UTC)", "REQUESTS", "TOKENS", "429S", "CACHED", "PAID AGAIN"
+        );
+        for k in &llm {
+            println!(
+                "{:<24} {:>9} {:>12} {:>6} {:>6} {:>10}",
+                k.key, k.requests_today, k.tokens_today, k.http_429, k.cache_hits, k.paid_again
+            );
+        }
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `stats --json`: the summary, and each provider key's use of model calls today.
+#[derive(Serialize)]
+struct Stats<'a> {
+    #[serde(flatten)]
+    summary: &'a spool::metrics::Summary,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    llm: Vec<LlmUsage>,
+}
+
+/// One provider key's model calls today (UTC), from the shared state workers keep.
+#[derive(Serialize)]
+struct LlmUsage {
+    key: String,
+    requests_today: u64,
+    tokens_today: u64,
+    http_429: u64,
+    cache_hits: u64,
+    paid_again: u64,
+}
+
+#[cfg(feature = "llm")]
+async fn llm_usage(store: &dyn Store) -> Result<Vec<LlmUsage>, CliError> {
+    Ok(spool::llm::usage(store)
+        .await?
+        .into_iter()
+        .map(|(key, s)| LlmUsage {
+            key,
+            requests_today: s.requests_today,
+            tokens_today: s.tokens_today,
+            http_429: s.http_429,
+            cache_hits: s.cache_hits,
+            paid_again: s.paid_again,
+        })
+        .collect())
+}
+
+#[cfg(not(feature = "llm"))]
+async fn llm_usage(_: &dyn Store) -> Result<Vec<LlmUsage>, CliError> {
+    Ok(Vec::new())
 }
 
 fn print_rows(kind: &str, rows: &[SummaryRow]) {

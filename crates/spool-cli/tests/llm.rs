@@ -355,6 +355,14 @@ fn identical_requests_are_answered_from_the_shared_cache() {
     );
     let status = env.json(&["llm", "status", "--json"]);
     assert_eq!(status["providers"][0]["state"]["cache_hits"], 1, "{status}");
+    // `spool stats` reports the key's use today: one call paid, one answered from the cache.
+    let stats = env.json(&["stats", "--json"]);
+    let key = &stats["llm"][0];
+    assert_eq!(
+        (&key["requests_today"], &key["cache_hits"], &key["paid_again"]),
+        (&json!(1), &json!(1), &json!(0)),
+        "{stats}"
+    );
 }
 
 #[test]

@@ -192,14 +192,20 @@ impl KeyState {
 
     /// Counts calls and tokens in today's figures.
     pub(crate) fn count(&mut self, now: i64, requests: u64, tokens: u64) {
+        self.roll_day(now);
+        self.requests_today += requests;
+        self.tokens_today += tokens;
+    }
+
+    /// Starts today's figures afresh if they count an earlier day (a key idle since then
+    /// still holds them).
+    pub(crate) fn roll_day(&mut self, now: i64) {
         let day = now.div_euclid(DAY_MS);
         if day != self.day {
             self.day = day;
             self.requests_today = 0;
             self.tokens_today = 0;
         }
-        self.requests_today += requests;
-        self.tokens_today += tokens;
     }
 
     /// Learns from an answer's headers: limits only ever go down, and a window the provider

@@ -64,7 +64,7 @@ pub use estimate::DEFAULT_MAX_TOKENS;
 pub use job::LlmJob;
 pub use provider::{DEFAULT_PROVIDER, Limits, OPENAI_BASE_URL, ProviderConfig, check_providers};
 pub use session::{ChatAnswer, LlmCall};
-pub use status::KeyStatus;
+pub use status::{KeyStatus, usage};
 
 /// The model client every job shares: the configured providers and one HTTP connection pool.
 /// Register it as app state (`Registry::with_state(Llm::new(providers)?)`); jobs in a

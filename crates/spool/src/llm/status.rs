@@ -29,6 +29,17 @@ pub struct KeyStatus {
     pub state: KeyState,
 }
 
+/// The stored state of every provider key that has one, today's figures as of now; no
+/// provider configuration needed (what `spool stats` shows of model calls).
+pub async fn usage(store: &dyn Store) -> Result<Vec<(String, KeyState)>, StoreError> {
+    let now = crate::now_ms();
+    let mut stored = shared::all(store).await?;
+    for (_, state) in &mut stored {
+        state.roll_day(now);
+    }
+    Ok(stored)
+}
+
 impl Llm {
     /// The status of every configured provider key and of every key with a stored state.
     pub async fn status(&self, store: &dyn Store) -> Result<Vec<KeyStatus>, StoreError> {
@@ -46,7 +57,8 @@ impl Llm {
         let now = crate::now_ms();
         Ok(stored
             .into_iter()
-            .map(|(key, state)| {
+            .map(|(key, mut state)| {
+                state.roll_day(now);
                 let (provider, model) = match key.split_once('/') {
                     Some((p, m)) => (p.to_string(), Some(m)),
                     None => (key.clone(), None),

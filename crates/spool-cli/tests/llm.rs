@@ -359,7 +359,11 @@ fn identical_requests_are_answered_from_the_shared_cache() {
     let stats = env.json(&["stats", "--json"]);
     let key = &stats["llm"][0];
     assert_eq!(
-        (&key["requests_today"], &key["cache_hits"], &key["paid_again"]),
+        (
+            &key["requests_today"],
+            &key["cache_hits"],
+            &key["paid_again"]
+        ),
         (&json!(1), &json!(1), &json!(0)),
         "{stats}"
     );

@@ -1,6 +1,7 @@
 //! `ctx.llm()` and `ctx.step()` through a real worker on SQLite against the offline mock: a
 //! retried job replays the calls it paid for and the steps it finished (and they are deleted
-//! once it completes), and an encrypted job's recordings are sealed like its payload.
+//! once it completes), an encrypted job's recordings are sealed like its payload, and a worker
+//! process killed with SIGKILL after paying leaves calls the next worker replays.
 #![cfg(all(feature = "sqlite", feature = "llm", feature = "encryption"))]
 
 use std::{
@@ -178,5 +179,127 @@ async fn an_encrypted_jobs_recordings_and_steps_are_sealed() {
             "{name}"
         );
     }
+    mock.shutdown().await;
+}
+
+/// Set in a copy of this test binary started as a worker process: the store's path, the
+/// mock's URL, and whether the job hangs after paying for both of its calls.
+const CHILD_STORE: &str = "SPOOL_LLM_CHILD_STORE";
+const CHILD_MOCK: &str = "SPOOL_LLM_CHILD_MOCK";
+const CHILD_HANG: &str = "SPOOL_LLM_CHILD_HANG";
+
+/// Two paid calls, then (in the first worker process) a hang until it is killed.
+#[derive(Debug, Serialize, Deserialize)]
+struct TwoCalls {
+    title: String,
+}
+
+impl Job for TwoCalls {
+    const NAME: &'static str = "two_calls";
+    async fn handle(self, ctx: JobContext) -> JobResult {
+        for part in ["outline", "draft"] {
+            ctx.llm()
+                .chat(json!({"model": "gpt-test", "messages": [{"role": "user", "content": format!("{part} of {}", self.title)}], "max_tokens": 20}))
+                .await?;
+        }
+        if std::env::var(CHILD_HANG).is_ok() {
+            tokio::time::sleep(Duration::from_secs(600)).await;
+        }
+        Ok(())
+    }
+}
+
+/// The worker process the kill test starts (a no-op when run as a test of its own).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn child_worker_process() {
+    let (Ok(path), Ok(mock)) = (std::env::var(CHILD_STORE), std::env::var(CHILD_MOCK)) else {
+        return;
+    };
+    let store = spool::connect(&format!("sqlite://{path}")).await.unwrap();
+    let mut provider = ProviderConfig::from_env();
+    provider.name = "mock".into();
+    provider.base_url = mock;
+    provider.api_key_env = None;
+    let registry = Registry::new()
+        .register::<TwoCalls>()
+        .with_state(Llm::new(vec![provider]).unwrap());
+    let config = WorkerConfig {
+        lease: Duration::from_secs(1),
+        sleep: Duration::from_millis(20),
+        max_time: Some(Duration::from_secs(60)),
+        ..WorkerConfig::default()
+    };
+    Worker::new(store, registry, config).run().await.unwrap();
+}
+
+/// A worker process killed with SIGKILL after paying for a job's two calls: the worker that
+/// takes the job over replays both from the recordings, and the provider sees no request
+/// again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_workers_paid_calls_are_replayed_not_sent_again() {
+    let (mock, _llm, store, dir) = setup().await;
+    let path = dir.path().join("llm.db");
+    Spool::new(store.clone())
+        .dispatch(TwoCalls {
+            title: "the report".into(),
+        })
+        .await
+        .unwrap();
+    let start = |hang: bool| {
+        let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
+        cmd.args(["--exact", "child_worker_process", "--nocapture"])
+            .env(CHILD_STORE, &path)
+            .env(CHILD_MOCK, mock.base_url())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        if hang {
+            cmd.env(CHILD_HANG, "1");
+        }
+        cmd.spawn().unwrap()
+    };
+    let until = |what: &str, mut done: Box<dyn FnMut() -> bool + '_>| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while !done() {
+            assert!(std::time::Instant::now() < deadline, "timed out: {what}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    let mut first = start(true);
+    let recordings = || {
+        let store = store.clone();
+        tokio::task::block_in_place(|| {
+            tokio::runtime::Handle::current()
+                .block_on(store.kv_list("llm:call:", 10))
+                .unwrap()
+                .len()
+        })
+    };
+    until("both calls recorded", Box::new(|| recordings() == 2));
+    first.kill().unwrap();
+    first.wait().unwrap();
+    assert_eq!(mock.requests().len(), 2);
+
+    let mut second = start(false);
+    let processed = || {
+        let store = store.clone();
+        tokio::task::block_in_place(|| {
+            tokio::runtime::Handle::current()
+                .block_on(store.stats())
+                .unwrap()
+                .processed
+        })
+    };
+    until(
+        "the job completed in the second worker",
+        Box::new(|| processed() == 1),
+    );
+    second.kill().unwrap();
+    second.wait().unwrap();
+    assert_eq!(
+        mock.requests().len(),
+        2,
+        "the second worker replayed both paid calls and sent nothing"
+    );
+    assert_eq!(store.stats().await.unwrap().failed, 0);
     mock.shutdown().await;
 }

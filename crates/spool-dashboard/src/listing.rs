@@ -84,15 +84,23 @@ pub(crate) async fn jobs(State(d): State<Shared>, Query(q): Query<JobsQuery>) ->
     Ok(Json(json!({ "jobs": rows, "next": page.next })).into_response())
 }
 
-/// The newest failed records (at most a page), narrowed to a job name or tag among them.
+/// The newest failed records (at most a page), narrowed to a job name or tag among them. The
+/// total comes from the counts snapshot (every record counted at most once a second, not on
+/// every call); a queue it has no count for (no queued jobs) is counted now.
 async fn failed(d: &Shared, search: JobSearch) -> ApiResult {
-    let (mut records, total) = d
-        .store
-        .failed_jobs(&FailedFilter {
-            queue: search.queue.clone(),
-            limit: search.limit,
-        })
-        .await?;
+    let filter = FailedFilter {
+        queue: search.queue.clone(),
+        limit: search.limit,
+    };
+    let counts = d.counts.get(&d.store).await?;
+    let known = match &search.queue {
+        None => Some(counts.stats.failed),
+        Some(queue) => counts.failed.get(queue).copied(),
+    };
+    let (mut records, total) = match known {
+        Some(total) => (d.store.failed_page(&filter).await?, total),
+        None => d.store.failed_jobs(&filter).await?,
+    };
     records.retain(|f| {
         search.job.as_ref().is_none_or(|j| *j == f.job)
             && search.tag.as_ref().is_none_or(|t| f.tags.contains(t))

@@ -19,6 +19,9 @@ use crate::CliError;
 
 const QUEUES: [&str; 5] = ["mail", "pdf", "sync", "llm", "default"];
 const CHUNK: usize = 1000;
+/// PostgreSQL's seeding batch: records written in bulk, pushes of 10,000 jobs.
+#[cfg(feature = "postgres")]
+const BULK: usize = 10_000;
 const TIMED: usize = 20;
 
 /// The calls the pages make; `{id}` is a pending job's id.
@@ -44,7 +47,7 @@ const CALLS: [(&str, &str); 16] = [
 pub(crate) async fn measure(scratch: &Scratch, jobs: usize, run: usize) -> Result<Value, CliError> {
     let store = &scratch.store;
     let t0 = epoch_s();
-    let some_id = seed(store.as_ref(), jobs).await?;
+    let some_id = seed(store.as_ref(), jobs, scratch.postgres_url.as_deref()).await?;
     let seed_s = epoch_s() - t0;
 
     let router = spool_dashboard::Dashboard::new(store.clone()).router();
@@ -99,24 +102,35 @@ fn round(x: f64) -> f64 {
 }
 
 /// Seeds `n` jobs: a quarter failed and as many completed (pushed, claimed and settled in
-/// 1,000-job batches), then half pending and a quarter delayed by an hour. Returns a pending
-/// job's id.
-async fn seed(store: &dyn Store, n: usize) -> Result<String, CliError> {
-    let job = |i: usize, delay: Duration| {
-        let queue = QUEUES[i % QUEUES.len()];
-        let payload = json!({"document": i, "customer": format!("c-{}", i % 997)});
-        let name = if i % 10_000 == 5_000 {
-            "report"
-        } else {
-            "noop"
-        };
-        let mut envelope = Envelope::new(name, queue, payload);
-        if i.is_multiple_of(100) {
-            envelope.tags = vec![format!("t-{}", (i / 100) % 50)];
-        }
-        NewJob::new(&envelope, delay).expect("encodes")
-    };
+/// 1,000-job batches; on PostgreSQL, whose `postgres_url` is given, their records written in
+/// bulk: [`super::seed_pg`]), then half pending and a quarter delayed by an hour. Returns a
+/// pending job's id.
+async fn seed(store: &dyn Store, n: usize, postgres_url: Option<&str>) -> Result<String, CliError> {
     let failing = n / 4;
+    #[cfg(feature = "postgres")]
+    if let Some(url) = postgres_url {
+        let mut records = super::seed_pg::Records::connect(url, super::scratch::PG_SCHEMA).await?;
+        let mut done = 0;
+        while done < failing {
+            let batch: Vec<NewJob> = (done..(done + BULK).min(failing))
+                .map(|i| job(i, Duration::ZERO))
+                .collect();
+            records.failed(&batch).await?;
+            done += batch.len();
+        }
+        done = 0;
+        while done < failing {
+            let batch: Vec<NewJob> = (done..(done + BULK).min(failing))
+                .map(|i| job(n + i, Duration::ZERO))
+                .collect();
+            records.completed(&batch).await?;
+            done += batch.len();
+        }
+        records.finish().await?;
+        return push_waiting(store, n, failing, BULK).await;
+    }
+    #[cfg(not(feature = "postgres"))]
+    let _ = postgres_url;
     let worker = WorkerInfo {
         id: format!("bench-seed-{}", std::process::id()),
         host: "bench".into(),
@@ -160,11 +174,39 @@ async fn seed(store: &dyn Store, n: usize) -> Result<String, CliError> {
         done += batch.len();
     }
     store.deregister_worker(&worker.id).await?;
+    push_waiting(store, n, failing, CHUNK).await
+}
+
+/// The seeded job `i`: on one of five queues, named `report` once in 10,000, tagged once in
+/// 100.
+fn job(i: usize, delay: Duration) -> NewJob {
+    let queue = QUEUES[i % QUEUES.len()];
+    let payload = json!({"document": i, "customer": format!("c-{}", i % 997)});
+    let name = if i % 10_000 == 5_000 {
+        "report"
+    } else {
+        "noop"
+    };
+    let mut envelope = Envelope::new(name, queue, payload);
+    if i.is_multiple_of(100) {
+        envelope.tags = vec![format!("t-{}", (i / 100) % 50)];
+    }
+    NewJob::new(&envelope, delay).expect("encodes")
+}
+
+/// Pushes the `n - failing` waiting jobs in batches of `chunk`, one in three delayed by an hour;
+/// returns the first one's id.
+async fn push_waiting(
+    store: &dyn Store,
+    n: usize,
+    failing: usize,
+    chunk: usize,
+) -> Result<String, CliError> {
     let mut some_id = String::new();
     let rest = n - failing;
     let mut i = 0;
     while i < rest {
-        let batch: Vec<NewJob> = (i..(i + CHUNK).min(rest))
+        let batch: Vec<NewJob> = (i..(i + chunk).min(rest))
             .map(|k| {
                 let delay = if k % 3 == 2 {
                     Duration::from_secs(3600)

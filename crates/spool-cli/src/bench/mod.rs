@@ -16,6 +16,8 @@ mod dashboard;
 mod llm;
 mod probe;
 mod scratch;
+#[cfg(feature = "postgres")]
+mod seed_pg;
 mod workloads;
 
 pub(crate) use probe::{BenchWorkerArgs, run_worker};

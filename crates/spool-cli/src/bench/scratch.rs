@@ -16,11 +16,17 @@ pub(crate) struct Scratch {
     pub(crate) url: String,
     pub(crate) store: Arc<dyn Store>,
     pub(crate) backend: &'static str,
+    /// PostgreSQL only: the URL as given (without `spool_schema`), whose [`PG_SCHEMA`] holds
+    /// the store; the dashboard bench seeds its records there in bulk.
+    pub(crate) postgres_url: Option<String>,
     _dir: Option<tempfile::TempDir>,
 }
 
 impl Scratch {
     pub(crate) async fn new(url: Option<&str>, run: usize) -> Result<Scratch, CliError> {
+        let postgres_url = url
+            .filter(|u| spool::store::backend_for_url(u).ok() == Some("postgres"))
+            .map(str::to_string);
         let (url, dir) = match url {
             None => {
                 let dir = tempfile::Builder::new().prefix("spool-bench-").tempdir()?;
@@ -45,6 +51,7 @@ impl Scratch {
             url,
             store,
             backend,
+            postgres_url,
             _dir: dir,
         })
     }
@@ -76,12 +83,14 @@ fn sqlite_scratch(url: &str) -> Result<String, CliError> {
     Ok(url.to_string())
 }
 
+/// The PostgreSQL bench's schema.
+pub(crate) const PG_SCHEMA: &str = "spool_bench";
+
 #[cfg(feature = "postgres")]
 async fn postgres_scratch(url: &str) -> Result<String, CliError> {
-    const SCHEMA: &str = "spool_bench";
-    spool::store::postgres::PostgresStore::drop_schema(url, SCHEMA).await?;
+    spool::store::postgres::PostgresStore::drop_schema(url, PG_SCHEMA).await?;
     let sep = if url.contains('?') { '&' } else { '?' };
-    Ok(format!("{url}{sep}spool_schema={SCHEMA}"))
+    Ok(format!("{url}{sep}spool_schema={PG_SCHEMA}"))
 }
 
 #[cfg(not(feature = "postgres"))]

@@ -45,6 +45,17 @@ pub async fn failed_store_keeps_records(fixture: &dyn Fixture) {
         .await
         .unwrap();
     assert_eq!((mail.len(), total), (1, 1));
+    // A page without its total holds the same records, in the same order.
+    let ids = |records: &[spool::store::FailedJob]| -> Vec<String> {
+        records.iter().map(|r| r.id.clone()).collect()
+    };
+    let page = store.failed_page(&FailedFilter::default()).await.unwrap();
+    assert_eq!(ids(&page), ids(&all));
+    let one = FailedFilter {
+        queue: Some("mail".into()),
+        limit: Some(1),
+    };
+    assert_eq!(ids(&store.failed_page(&one).await.unwrap()), ids(&mail));
     let record = store.failed_job(&a.id).await.unwrap().expect("recorded");
     assert_eq!(record.error, "boom mail");
     assert_eq!(record.causes, ["inner", "root"]);

@@ -134,6 +134,27 @@ impl SqliteStore {
             .await
     }
 
+    /// [`write`](Self::write), but only when `worth` (run first, in autocommit, without the
+    /// write lock) says so; `skipped` otherwise.
+    async fn write_if<R: Send + 'static>(
+        &self,
+        worth: impl FnOnce(&Connection) -> StoreResult<bool> + Send + 'static,
+        skipped: R,
+        op: impl FnOnce(&Connection) -> StoreResult<R> + Send + 'static,
+    ) -> StoreResult<R> {
+        self.writer
+            .run(move |conn| {
+                if !worth(conn)? {
+                    return Ok(skipped);
+                }
+                conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
+                let out = op(conn)?;
+                conn.prepare_cached("COMMIT")?.execute([])?;
+                Ok(out)
+            })
+            .await
+    }
+
     /// Runs one statement's worth of work in autocommit mode on the writer thread.
     async fn write_one<R: Send + 'static>(
         &self,

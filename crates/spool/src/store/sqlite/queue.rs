@@ -116,14 +116,16 @@ impl QueueStore for SqliteStore {
     }
 
     async fn reserve(&self, claim: Claim<'_>) -> StoreResult<Vec<ReservedJob>> {
-        if !self.any_ready(claim.queues).await? {
-            return Ok(Vec::new());
-        }
         let worker_id = claim.worker_id.to_string();
         let queues = claim.queues.to_vec();
         let limit = claim.limit;
-        self.write(move |conn| reserve_in(conn, &worker_id, &queues, limit))
-            .await
+        let look = queues.clone();
+        self.write_if(
+            move |conn| any_ready(conn, &look),
+            Vec::new(),
+            move |conn| reserve_in(conn, &worker_id, &queues, limit),
+        )
+        .await
     }
 
     async fn settle(&self, worker_id: &str, settlements: &[Settlement]) -> StoreResult<Vec<bool>> {
@@ -140,22 +142,28 @@ impl QueueStore for SqliteStore {
         claim: Claim<'_>,
     ) -> StoreResult<(Vec<bool>, Vec<ReservedJob>)> {
         let limit = claim.limit;
-        if settlements.is_empty() && (limit == 0 || !self.any_ready(claim.queues).await?) {
+        if settlements.is_empty() && limit == 0 {
             return Ok((Vec::new(), Vec::new()));
         }
         let worker_id = claim.worker_id.to_string();
         let settlements = rules::storable(settlements).into_owned();
         let queues = claim.queues.to_vec();
+        let look = (settlements.is_empty()).then(|| queues.clone());
         let (applied, released, jobs) = self
-            .write(move |conn| {
-                let (applied, released) = if settlements.is_empty() {
-                    (Vec::new(), false)
-                } else {
-                    settle_in(conn, &worker_id, &settlements)?
-                };
-                let jobs = reserve_in(conn, &worker_id, &queues, limit)?;
-                Ok((applied, released, jobs))
-            })
+            .write_if(
+                // Nothing to settle: take the write lock only if there is a job to claim.
+                move |conn| look.map_or(Ok(true), |queues| any_ready(conn, &queues)),
+                (Vec::new(), false, Vec::new()),
+                move |conn| {
+                    let (applied, released) = if settlements.is_empty() {
+                        (Vec::new(), false)
+                    } else {
+                        settle_in(conn, &worker_id, &settlements)?
+                    };
+                    let jobs = reserve_in(conn, &worker_id, &queues, limit)?;
+                    Ok((applied, released, jobs))
+                },
+            )
             .await?;
         if released {
             self.wakeup.notify();
@@ -510,23 +518,18 @@ fn restart_epoch_in(conn: &Connection) -> StoreResult<i64> {
     Ok(epoch.unwrap_or(0))
 }
 
-impl SqliteStore {
-    /// Whether any of `queues` has a job to claim, read without the write lock. Every write
-    /// of any process wakes every idle worker on the file; most of them find nothing, and
-    /// finding nothing this way keeps them from queueing for the one writer behind the
-    /// workers that do have work. A job pushed right after this read wakes them again.
-    async fn any_ready(&self, queues: &[String]) -> StoreResult<bool> {
-        let queues = queues.to_vec();
-        self.read(move |conn| {
-            let mut ready = conn.prepare_cached(include_str!("sql/any_ready.sql"))?;
-            let now = now_ms();
-            for queue in &queues {
-                if ready.query_row(params![queue, now], |row| row.get::<_, bool>(0))? {
-                    return Ok(true);
-                }
-            }
-            Ok(false)
-        })
-        .await
+/// Whether any of `queues` has a job to claim, read on `conn` outside a transaction (without
+/// the write lock). Every write of any process wakes every idle worker on the file; most of
+/// them find nothing, and finding nothing this way keeps them from queueing for the one
+/// writer behind the workers that do have work. A job pushed right after this read wakes
+/// them again.
+fn any_ready(conn: &Connection, queues: &[String]) -> StoreResult<bool> {
+    let mut ready = conn.prepare_cached(include_str!("sql/any_ready.sql"))?;
+    let now = now_ms();
+    for queue in queues {
+        if ready.query_row(params![queue, now], |row| row.get::<_, bool>(0))? {
+            return Ok(true);
+        }
     }
+    Ok(false)
 }

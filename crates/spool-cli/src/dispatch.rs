@@ -15,7 +15,7 @@ use serde_json::value::RawValue;
 use super::{CliError, args, output};
 use spool::{
     Backoff, ChainLink, ChainRest, DispatchOutcome, DispatchStatus, Envelope, JobOptions, Registry,
-    Spool, Store, Unique, UniqueUntil,
+    Spool, Store, TraceContext, Unique, UniqueUntil,
 };
 
 #[derive(Debug, Args)]
@@ -82,9 +82,22 @@ pub(crate) struct DispatchArgs {
     /// A request pushed once every job of the batch has run.
     #[arg(long, requires = "batch")]
     finally: Option<String>,
+    /// The W3C trace context the jobs join (`00-TRACEID-SPANID-FLAGS`): their workers' log
+    /// lines carry its trace id, and OpenTelemetry makes their spans its children. Without it,
+    /// `TRACEPARENT` from the environment (as tools that carry a trace into child processes set
+    /// it), ignored with a warning if malformed.
+    #[arg(long, value_parser = traceparent)]
+    traceparent: Option<String>,
     /// Print JSON.
     #[arg(long)]
     json: bool,
+}
+
+/// A `--traceparent` that follows the W3C rules, as given.
+fn traceparent(text: &str) -> Result<String, String> {
+    spool::TraceParent::parse(text)
+        .map(|_| text.trim().to_string())
+        .map_err(|e| format!("not a W3C traceparent (00-TRACEID-SPANID-FLAGS): {e}"))
 }
 
 /// One `--stdin` line.
@@ -188,6 +201,21 @@ pub(crate) async fn run(
     } else {
         from_flags(&a).map_err(CliError::Usage)?
     };
+    let mut requests = requests;
+    let inherited = || {
+        let text = std::env::var("TRACEPARENT").ok()?;
+        traceparent(&text)
+            .map_err(|e| eprintln!("warning: TRACEPARENT ignored: {e}"))
+            .ok()
+    };
+    if let Some(traceparent) = a.traceparent.clone().or_else(inherited) {
+        for (envelope, _) in &mut requests {
+            envelope.trace = Some(TraceContext {
+                traceparent: traceparent.clone(),
+                tracestate: None,
+            });
+        }
+    }
     let queues: Vec<String> = requests.iter().map(|(e, _)| e.queue.clone()).collect();
     let spool = Spool::new(store);
     let seal = |envelope: Envelope| {

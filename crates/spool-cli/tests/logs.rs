@@ -200,3 +200,51 @@ fn a_closed_stderr_does_not_stop_the_worker() {
     let _ = worker.wait();
     assert_eq!(processed, 3, "the worker ran its jobs with a closed stderr");
 }
+
+/// `spool dispatch --traceparent` (or `TRACEPARENT` in its environment) puts the jobs under
+/// that trace; a value that is not a W3C traceparent is refused and nothing is enqueued.
+#[test]
+fn dispatch_takes_a_traceparent_from_its_flag_or_environment() {
+    let env = Env::new();
+    let bad = env.run(&["dispatch", "noop", "--traceparent", "00-zz-00-01"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("not a W3C traceparent"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+    let flag = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let from_env = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    env.ok(&["dispatch", "noop", "--traceparent", flag]);
+    let out = env
+        .cmd(&["dispatch", "noop"])
+        .env("TRACEPARENT", from_env)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    // A malformed inherited one is ignored with a warning: the dispatch still happens.
+    let out = env
+        .cmd(&["dispatch", "noop"])
+        .env("TRACEPARENT", "garbage")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("TRACEPARENT ignored"));
+    let out = env
+        .cmd(&["work", "--until-done", "--sleep", "50ms"])
+        .env("SPOOL_LOG", "info")
+        .output()
+        .unwrap();
+    let logs = String::from_utf8(out.stderr).unwrap();
+    for (trace, span) in [
+        ("4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"),
+        ("0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331"),
+    ] {
+        assert!(
+            logs.lines().any(|l| l.contains("processed")
+                && l.contains(&format!("trace_id={trace} parent_span_id={span}"))),
+            "{logs}"
+        );
+    }
+    assert_eq!(env.json(&["status", "--json"])["processed"], 3);
+}

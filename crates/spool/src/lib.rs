@@ -45,6 +45,7 @@
 )]
 
 mod after_commit;
+mod background;
 mod batch;
 pub mod builtin;
 mod chain;

@@ -239,7 +239,7 @@ impl std::fmt::Debug for Periodic {
 /// dashboards as it goes.
 pub(crate) async fn run(spool: Spool, periodic: Periodic, worker: String) {
     let mut after = Utc::now();
-    let mut last: Option<DateTime<Utc>> = None;
+    let mut record = periodic.record(&spool, worker);
     loop {
         let Some(mut tick) = periodic.next_after(after) else {
             tracing::warn!(
@@ -250,7 +250,9 @@ pub(crate) async fn run(spool: Spool, periodic: Periodic, worker: String) {
         };
         // Wait for the tick, publishing the record now and every `REFRESH` meanwhile.
         loop {
-            periodic.publish(&spool, &worker, Some(tick), last).await;
+            if let Some((store, record)) = &mut record {
+                record.publish(&**store, tick.timestamp_millis()).await;
+            }
             let wait = (tick - Utc::now()).to_std().unwrap_or_default();
             if wait <= REFRESH {
                 tokio::time::sleep(wait).await;
@@ -263,7 +265,9 @@ pub(crate) async fn run(spool: Spool, periodic: Periodic, worker: String) {
             tick = next;
         }
         after = tick;
-        last = Some(tick);
+        if let Some((_, record)) = &mut record {
+            record.last_run_ms = Some(tick.timestamp_millis());
+        }
         let pushed = match periodic.tick_envelope(&spool, tick) {
             Ok(envelope) => {
                 spool
@@ -287,37 +291,27 @@ pub(crate) async fn run(spool: Spool, periodic: Periodic, worker: String) {
 }
 
 impl Periodic {
-    /// Writes the schedule's record; a store error only delays it to the next refresh.
-    async fn publish(
+    /// The record a worker running this schedule publishes, and the store it goes to (`None`
+    /// without a store, or if a tick's job cannot be built).
+    fn record(
         &self,
         spool: &Spool,
-        worker: &str,
-        next: Option<DateTime<Utc>>,
-        last: Option<DateTime<Utc>>,
-    ) {
-        let Some(store) = spool.store() else {
-            return;
-        };
+        worker: String,
+    ) -> Option<(Arc<dyn crate::Store>, ScheduleRecord)> {
+        let store = spool.store()?;
         // The job and queue a tick pushes, read off a tick's envelope.
-        let Ok(sample) = (self.make)(spool, format!("cron:{}:sample", self.name)) else {
-            return;
-        };
+        let sample = (self.make)(spool, format!("cron:{}:sample", self.name)).ok()?;
         let record = ScheduleRecord {
             name: self.name.clone(),
             cron: self.expression(),
             timezone: self.zone().map(str::to_string),
             job: sample.job,
             queue: sample.queue,
-            next_run_ms: next.map(|t| t.timestamp_millis()),
-            last_run_ms: last.map(|t| t.timestamp_millis()),
-            worker: worker.to_string(),
-            seen_ms: crate::now_ms(),
+            next_run_ms: None,
+            last_run_ms: None,
+            worker,
+            seen_ms: 0,
         };
-        if let Err(e) = record.publish(&*store).await {
-            tracing::debug!(
-                schedule = self.name,
-                "publishing the schedule's record: {e}"
-            );
-        }
+        Some((store, record))
     }
 }

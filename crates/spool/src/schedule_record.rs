@@ -46,13 +46,20 @@ pub struct ScheduleRecord {
 }
 
 impl ScheduleRecord {
+    /// Writes the record with its next run (last writer wins: every worker running the
+    /// schedule agrees on it); a store error only delays it to the next refresh.
     #[cfg_attr(not(feature = "schedule"), allow(dead_code))]
-    /// Writes the record (last writer wins: every worker running the schedule agrees on it).
-    pub(crate) async fn publish(&self, store: &dyn Store) -> StoreResult<()> {
+    pub(crate) async fn publish(&mut self, store: &dyn Store, next_run_ms: i64) {
+        self.next_run_ms = Some(next_run_ms);
+        self.seen_ms = crate::now_ms();
         let value = serde_json::to_string(self).expect("a schedule record is JSON");
         let key = format!("{PREFIX}{}", self.name);
-        store.kv_put(&key, &value, KvExpect::Any, Some(TTL)).await?;
-        Ok(())
+        if let Err(e) = store.kv_put(&key, &value, KvExpect::Any, Some(TTL)).await {
+            tracing::debug!(
+                schedule = self.name,
+                "publishing the schedule's record: {e}"
+            );
+        }
     }
 }
 

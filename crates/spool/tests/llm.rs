@@ -232,6 +232,15 @@ async fn child_worker_process() {
     Worker::new(store, registry, config).run().await.unwrap();
 }
 
+/// Polls `done` every 20 ms until it holds, for at most 30 s.
+async fn until<F: Future<Output = bool>>(what: &str, mut done: impl FnMut() -> F) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !done().await {
+        assert!(std::time::Instant::now() < deadline, "timed out: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// A worker process killed with SIGKILL after paying for a job's two calls: the worker that
 /// takes the job over replays both from the recordings, and the provider sees no request
 /// again.
@@ -257,42 +266,20 @@ async fn a_killed_workers_paid_calls_are_replayed_not_sent_again() {
         }
         cmd.spawn().unwrap()
     };
-    let until = |what: &str, mut done: Box<dyn FnMut() -> bool + '_>| {
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        while !done() {
-            assert!(std::time::Instant::now() < deadline, "timed out: {what}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    };
     let mut first = start(true);
-    let recordings = || {
-        let store = store.clone();
-        tokio::task::block_in_place(|| {
-            tokio::runtime::Handle::current()
-                .block_on(store.kv_list("llm:call:", 10))
-                .unwrap()
-                .len()
-        })
-    };
-    until("both calls recorded", Box::new(|| recordings() == 2));
+    until("both calls recorded", || async {
+        store.kv_list("llm:call:", 10).await.unwrap().len() == 2
+    })
+    .await;
     first.kill().unwrap();
     first.wait().unwrap();
     assert_eq!(mock.requests().len(), 2);
 
     let mut second = start(false);
-    let processed = || {
-        let store = store.clone();
-        tokio::task::block_in_place(|| {
-            tokio::runtime::Handle::current()
-                .block_on(store.stats())
-                .unwrap()
-                .processed
-        })
-    };
-    until(
-        "the job completed in the second worker",
-        Box::new(|| processed() == 1),
-    );
+    until("the job completed in the second worker", || async {
+        store.stats().await.unwrap().processed == 1
+    })
+    .await;
     second.kill().unwrap();
     second.wait().unwrap();
     assert_eq!(

@@ -44,7 +44,6 @@
 //! ```
 
 pub mod admission;
-mod background;
 mod call;
 mod estimate;
 mod headers;
@@ -75,7 +74,7 @@ pub struct Llm {
     http: reqwest::Client,
     max_inline_wait: Duration,
     /// Usage writes that calls' jobs did not wait for.
-    background: Arc<background::Background>,
+    background: Arc<crate::background::Background>,
 }
 
 /// A provider configuration Spool cannot use.

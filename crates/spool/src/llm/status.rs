@@ -43,7 +43,7 @@ pub async fn usage(store: &dyn Store) -> Result<Vec<(String, KeyState)>, StoreEr
 impl Llm {
     /// The status of every configured provider key and of every key with a stored state.
     pub async fn status(&self, store: &dyn Store) -> Result<Vec<KeyStatus>, StoreError> {
-        let mut stored = shared::all(store).await?;
+        let mut stored = usage(store).await?;
         for provider in &self.providers {
             let keys = std::iter::once(provider.name.clone())
                 .chain(provider.models.keys().map(|m| provider.pacing_key(m)));
@@ -57,8 +57,7 @@ impl Llm {
         let now = crate::now_ms();
         Ok(stored
             .into_iter()
-            .map(|(key, mut state)| {
-                state.roll_day(now);
+            .map(|(key, state)| {
                 let (provider, model) = match key.split_once('/') {
                     Some((p, m)) => (p.to_string(), Some(m)),
                     None => (key.clone(), None),

@@ -8,9 +8,7 @@ use std::{
     time::Duration,
 };
 
-use tokio::task::JoinSet;
-
-use crate::{job::kept_prefixes, store::Store};
+use crate::{background::Background, job::kept_prefixes, store::Store};
 
 /// How long a stopping worker waits for its last deletions (what is left expires by itself).
 const STOP_WAIT: Duration = Duration::from_secs(5);
@@ -19,7 +17,7 @@ const STOP_WAIT: Duration = Duration::from_secs(5);
 pub(crate) struct KeptRecords {
     store: Arc<dyn Store>,
     completed: Mutex<HashSet<String>>,
-    deleting: Mutex<JoinSet<()>>,
+    deleting: Background,
 }
 
 impl KeptRecords {
@@ -27,7 +25,7 @@ impl KeptRecords {
         Arc::new(KeptRecords {
             store,
             completed: Mutex::default(),
-            deleting: Mutex::new(JoinSet::new()),
+            deleting: Background::default(),
         })
     }
 
@@ -46,9 +44,7 @@ impl KeptRecords {
         }
         let store = self.store.clone();
         let prefixes = kept_prefixes(id);
-        let mut deleting = lock(&self.deleting);
-        while deleting.try_join_next().is_some() {}
-        deleting.spawn(async move {
+        self.deleting.spawn(async move {
             for prefix in prefixes {
                 if let Err(e) = store.kv_delete(&prefix).await {
                     // They expire by themselves; nothing is lost by leaving them.
@@ -60,11 +56,7 @@ impl KeptRecords {
 
     /// Waits a little for the deletions under way (the worker is stopping).
     pub(crate) async fn finish(&self) {
-        let mut deleting = std::mem::take(&mut *lock(&self.deleting));
-        let _ = tokio::time::timeout(STOP_WAIT, async {
-            while deleting.join_next().await.is_some() {}
-        })
-        .await;
+        self.deleting.finish(STOP_WAIT).await;
     }
 }
 

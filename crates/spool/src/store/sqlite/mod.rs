@@ -120,18 +120,7 @@ impl SqliteStore {
         &self,
         op: impl FnOnce(&Connection) -> StoreResult<R> + Send + 'static,
     ) -> StoreResult<R> {
-        self.writer
-            .run(move |conn| {
-                // Cached statements, not `Connection::transaction`, which parses both every
-                // time. A transaction left open by an error or panic is rolled back by the
-                // connection thread before its next operation. Transaction control stays here,
-                // beside the thread that owns the connection, rather than in `sql/`.
-                conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
-                let out = op(conn)?;
-                conn.prepare_cached("COMMIT")?.execute([])?;
-                Ok(out)
-            })
-            .await
+        self.writer.run(move |conn| immediate(conn, op)).await
     }
 
     /// [`write`](Self::write), but only when `worth` (run first, in autocommit, without the
@@ -147,10 +136,7 @@ impl SqliteStore {
                 if !worth(conn)? {
                     return Ok(skipped);
                 }
-                conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
-                let out = op(conn)?;
-                conn.prepare_cached("COMMIT")?.execute([])?;
-                Ok(out)
+                immediate(conn, op)
             })
             .await
     }
@@ -170,6 +156,21 @@ impl SqliteStore {
     ) -> StoreResult<R> {
         self.reader.run(move |conn| op(conn)).await
     }
+}
+
+/// Runs `op` in one `BEGIN IMMEDIATE` transaction on `conn` (the writer's connection).
+fn immediate<R>(
+    conn: &Connection,
+    op: impl FnOnce(&Connection) -> StoreResult<R>,
+) -> StoreResult<R> {
+    // Cached statements, not `Connection::transaction`, which parses both every time. A
+    // transaction left open by an error or panic is rolled back by the connection thread
+    // before its next operation. Transaction control stays here, beside the thread that owns
+    // the connection, rather than in `sql/`.
+    conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
+    let out = op(conn)?;
+    conn.prepare_cached("COMMIT")?.execute([])?;
+    Ok(out)
 }
 
 /// The file a SQLite URL names: `sqlite://PATH` (`sqlite:///abs/path` or

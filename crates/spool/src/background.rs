@@ -1,8 +1,6 @@
-//! Writes a call's job does not wait for: what an answer taught about its key (the usage
-//! correction, the headers' limits). Answers that arrive together would otherwise queue
-//! their jobs behind one another's compare-and-set on the same key; the admission of the
-//! next call does not need them to be exact (it reserved the estimate, which is never
-//! less than what the call may use).
+//! Store writes nobody waits for, kept track of so a stopping process can let them finish:
+//! an LLM answer's usage (`llm/session.rs`), a completed job's kept records
+//! (`worker/records.rs`).
 
 use std::{future::Future, sync::Mutex, time::Duration};
 
